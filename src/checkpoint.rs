@@ -1,0 +1,926 @@
+//! The sled-backed checkpoint: which landing files (and byte offsets) are processed, which bronze files each batch
+//! committed, the in-flight batch intent, the dedup state and the fixed CSV schemas.
+//!
+//! # Key layout (one sled tree, so that one `apply_batch` is one atomic commit)
+//! ```text
+//! meta/schema_version                 -> "1"
+//! file/<dataset>/<landing path>       -> FileValue   (one per landing file, latest state)
+//! batch/<dataset>/<id: 20 digits>     -> BatchValue  (one per committed batch)
+//! pending/<dataset>                   -> IntentValue (the batch being written, if any)
+//! schema/<dataset>                    -> SchemaValue (CSV column types, fixed after the first file)
+//! wm/<dataset>                        -> i64 BE, newest event time seen (µs since epoch, UTC)
+//! dedup/<dataset>/<key hash: 16 B>    -> i64 BE, event time of the first record with that key
+//! dexp/<dataset>/<day: 4 B>/<hash>    -> empty (expiry index of dedup keys by UTC day)
+//! ```
+//! Values are JSON with an explicit version tag (`{"v":"1",...}`), so the format can change without breaking
+//! existing stores; [`SCHEMA_VERSION`] is written once and checked on open.
+//!
+//! # Durability
+//! sled flushes in the background every 500 ms; every mutating method here calls `flush()` before returning, so
+//! a method that returned `Ok` survives a crash. [`CheckpointStore::commit`] writes everything a batch changes
+//! in one atomic `apply_batch`.
+//!
+//! # One writer
+//! [`CheckpointStore::open`] takes an exclusive `flock` on `<dir>/LOCK` (and writes its PID there); a second
+//! writer gets [`CheckpointError::Locked`] naming that PID. Readers use [`CheckpointStore::open_snapshot`], which
+//! copies the store when it is locked and never touches the live files.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The on-disk format version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Checkpoint errors. Any of them stops the process (the checkpoint is the source of truth).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Another process holds the checkpoint.
+    #[error("checkpoint {dir} is locked by another lander process (pid {pid}); stop it first or use another --checkpoint")]
+    Locked {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The PID written in the lock file by the holder (`unknown` when unreadable).
+        pid: String,
+    },
+    /// The store was written by a newer, incompatible lander.
+    #[error(
+        "checkpoint {dir} has schema version {found}, this lander reads version {SCHEMA_VERSION}"
+    )]
+    Version {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The version found.
+        found: String,
+    },
+    /// sled failed.
+    #[error("checkpoint store {dir}: {source}")]
+    Sled {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The sled error.
+        source: sled::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("checkpoint {dir}: corrupt value at key {key}: {message}")]
+    Corrupt {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Filesystem error on the checkpoint directory.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, CheckpointError>;
+
+/// The state of one landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum FileStatus {
+    /// Fully processed.
+    Ok,
+    /// Processed up to `bytes_consumed`; a growing file whose tail may still come.
+    Partial,
+    /// Could not be processed (e.g. truncated gzip); the file itself was copied to the quarantine.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FileStatus {
+    /// Short name used by `checkpoint list --status`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Partial => "partial",
+            FileStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Everything known about one processed landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRecord {
+    /// Dataset.
+    pub dataset: String,
+    /// Path relative to the landing root (`<dataset>/...`).
+    pub path: String,
+    /// Size in bytes when last processed.
+    pub size: u64,
+    /// Modification time when last processed.
+    pub modified: DateTime<Utc>,
+    /// Content fingerprint: xxh3 of the first KiB and of the last KiB, hex.
+    pub fingerprint: String,
+    /// xxh3 of the first KiB alone, hex (detects appends vs replacements).
+    pub head_hash: String,
+    /// Bytes of the file consumed (a growing file continues from here).
+    pub bytes_consumed: u64,
+    /// Lines (NDJSON) or records (CSV) consumed, for line numbers of appended data.
+    pub lines_consumed: u64,
+    /// Records written to bronze.
+    pub records_ok: u64,
+    /// Records sent to quarantine.
+    pub records_quarantined: u64,
+    /// Records dropped as duplicates.
+    pub records_duplicate: u64,
+    /// Batches that read this file, oldest first.
+    pub batches: Vec<u64>,
+    /// How many times a new version (replaced content) was ingested.
+    pub versions: u32,
+    /// Status.
+    pub status: FileStatus,
+    /// When the last batch reading it committed.
+    pub processed_at: DateTime<Utc>,
+}
+
+/// One input of a batch: a byte range of a landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchInput {
+    /// Path relative to landing.
+    pub path: String,
+    /// First byte read.
+    pub start: u64,
+    /// One past the last byte read.
+    pub end: u64,
+    /// Records written.
+    pub records_ok: u64,
+    /// Records quarantined.
+    pub records_quarantined: u64,
+    /// Duplicates dropped.
+    pub records_duplicate: u64,
+}
+
+/// One Parquet file a batch published.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputFile {
+    /// Path relative to the bronze root.
+    pub path: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A committed batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchRecord {
+    /// Batch id, increasing per dataset from 1.
+    pub id: u64,
+    /// Dataset.
+    pub dataset: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it committed.
+    pub committed_at: DateTime<Utc>,
+    /// Inputs.
+    pub inputs: Vec<BatchInput>,
+    /// Bronze data files (and quarantine files) published.
+    pub outputs: Vec<OutputFile>,
+    /// Rows written to bronze.
+    pub rows: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Oldest event time written (µs since epoch, UTC).
+    pub min_event_time: Option<i64>,
+    /// Newest event time written (µs since epoch, UTC).
+    pub max_event_time: Option<i64>,
+}
+
+/// The phase of an in-flight batch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum IntentState {
+    /// Parts are being written under staging names; nothing is published.
+    Writing,
+    /// All parts are durable under staging names and are being renamed to their final names.
+    Publishing,
+}
+
+/// The batch being written: enough to undo it after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchIntent {
+    /// Batch id.
+    pub id: u64,
+    /// Dataset.
+    pub dataset: String,
+    /// Phase.
+    pub state: IntentState,
+    /// Staging prefix (relative to bronze) holding this batch's parts.
+    pub staging_prefix: String,
+    /// Final paths (relative to bronze) that the batch publishes; filled when entering `Publishing`.
+    pub finals: Vec<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// A fixed CSV schema: ordered (bronze column name, header name, type).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredSchema {
+    /// Columns in file order.
+    pub columns: Vec<StoredColumn>,
+}
+
+/// One column of a [`StoredSchema`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredColumn {
+    /// Name in the source header.
+    pub source: String,
+    /// Name in bronze.
+    pub name: String,
+    /// Type (`int64`, `decimal(12,2)`, ...).
+    pub ty: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum FileValue {
+    #[serde(rename = "1")]
+    V1(FileRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum BatchValue {
+    #[serde(rename = "1")]
+    V1(BatchRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum IntentValue {
+    #[serde(rename = "1")]
+    V1(BatchIntent),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum SchemaValue {
+    #[serde(rename = "1")]
+    V1(StoredSchema),
+}
+
+/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`].
+#[derive(Debug, Clone)]
+pub struct BatchCommit {
+    /// The batch.
+    pub batch: BatchRecord,
+    /// New state of every file the batch read.
+    pub files: Vec<FileRecord>,
+    /// New dedup keys: (key hash, event time µs).
+    pub new_keys: Vec<(u128, i64)>,
+    /// Schema to fix, when this batch inferred it.
+    pub schema: Option<StoredSchema>,
+    /// Dedup horizon for pruning.
+    pub horizon: Duration,
+}
+
+/// Summary numbers of the dedup state of one dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct DedupStats {
+    /// Keys remembered.
+    pub keys: u64,
+    /// Newest event time seen (µs).
+    pub watermark: Option<i64>,
+}
+
+/// The checkpoint store. Cheap to clone (sled handles are `Arc`s).
+#[derive(Clone)]
+pub struct CheckpointStore {
+    db: sled::Db,
+    dir: PathBuf,
+    // Held for the life of the store: dropping it releases the flock.
+    _lock: Option<std::sync::Arc<File>>,
+    snapshot: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Tries an exclusive, non-blocking flock on `<dir>/LOCK`; returns the file (lock held) or the holder's PID.
+fn try_lock(dir: &Path) -> Result<std::result::Result<File, String>> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("LOCK");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        let pid = pid.trim();
+        return Ok(Err(if pid.is_empty() {
+            "unknown".into()
+        } else {
+            pid.to_string()
+        }));
+    }
+    file.set_len(0).map_err(io_err(&path))?;
+    file.rewind().map_err(io_err(&path))?;
+    write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
+    file.sync_all().map_err(io_err(&path))?;
+    Ok(Ok(file))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn day_key(micros: i64) -> [u8; 4] {
+    let day = micros.div_euclid(MICROS_PER_DAY) as i32;
+    ((day as u32) ^ 0x8000_0000).to_be_bytes()
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) the store in `dir` for writing, taking the single-writer lock.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Locked`] when another process holds it; [`CheckpointError::Version`] for a store of
+    /// another format version; [`CheckpointError::Sled`]/[`CheckpointError::Io`] otherwise.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock = match try_lock(dir)? {
+            Ok(f) => f,
+            Err(pid) => {
+                return Err(CheckpointError::Locked {
+                    dir: dir.to_path_buf(),
+                    pid,
+                })
+            }
+        };
+        let mut store = Self::open_db(dir, &dir.join("sled"))?;
+        store._lock = Some(std::sync::Arc::new(lock));
+        Ok(store)
+    }
+
+    /// Opens the store for reading while a daemon may be running: when the lock is free, the live store is
+    /// opened (and locked for the duration); when it is held, the store is copied to a temporary directory and
+    /// the copy is opened, so the running daemon is never disturbed. `is_snapshot()` tells which.
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::open`], except `Locked`.
+    pub fn open_snapshot(dir: &Path) -> Result<Self> {
+        if !dir.join("sled").exists() {
+            return Err(CheckpointError::Io {
+                path: dir.join("sled"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no checkpoint store here",
+                ),
+            });
+        }
+        match Self::open(dir) {
+            Err(CheckpointError::Locked { .. }) => {
+                let tmp = tempfile::tempdir().map_err(io_err(dir))?;
+                let copy = tmp.path().join("sled");
+                copy_dir(&dir.join("sled"), &copy).map_err(io_err(dir))?;
+                let mut store = Self::open_db(dir, &copy)?;
+                store.snapshot = Some(std::sync::Arc::new(tmp));
+                Ok(store)
+            }
+            other => other,
+        }
+    }
+
+    fn open_db(dir: &Path, sled_dir: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(sled_dir)
+            .open()
+            .map_err(|source| CheckpointError::Sled {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        let store = Self {
+            db,
+            dir: dir.to_path_buf(),
+            _lock: None,
+            snapshot: None,
+        };
+        match store.get_raw("meta/schema_version")? {
+            None => {
+                store.put_raw("meta/schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+                store.flush()?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string().as_bytes() => {}
+            Some(v) => {
+                return Err(CheckpointError::Version {
+                    dir: dir.to_path_buf(),
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    /// Whether this is a read-only copy of a store locked by a running daemon.
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn sled_err(&self) -> impl FnOnce(sled::Error) -> CheckpointError + '_ {
+        move |source| CheckpointError::Sled {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn get_raw(&self, key: &str) -> Result<Option<sled::IVec>> {
+        self.db.get(key.as_bytes()).map_err(self.sled_err())
+    }
+
+    fn put_raw(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.db
+            .insert(key.as_bytes(), value)
+            .map_err(self.sled_err())?;
+        Ok(())
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, key: &[u8], value: &[u8]) -> Result<T> {
+        serde_json::from_slice(value).map_err(|e| CheckpointError::Corrupt {
+            dir: self.dir.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+        serde_json::to_vec(value).expect("checkpoint values are plain data and always serialize")
+    }
+
+    /// Makes every previous write durable.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(self.sled_err())?;
+        Ok(())
+    }
+
+    /// The record of one landing file.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn file(&self, dataset: &str, path: &str) -> Result<Option<FileRecord>> {
+        let key = format!("file/{dataset}/{path}");
+        match self.get_raw(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let FileValue::V1(r) = self.decode(key.as_bytes(), &v)?;
+                Ok(Some(r))
+            }
+        }
+    }
+
+    /// All file records of `dataset` (or of every dataset), in key order.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn files(&self, dataset: Option<&str>) -> Result<Vec<FileRecord>> {
+        let prefix = match dataset {
+            Some(d) => format!("file/{d}/"),
+            None => "file/".to_string(),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.map_err(self.sled_err())?;
+            let FileValue::V1(r) = self.decode(&k, &v)?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// All committed batches of `dataset` (or of every dataset), oldest first per dataset.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn batches(&self, dataset: Option<&str>) -> Result<Vec<BatchRecord>> {
+        let prefix = match dataset {
+            Some(d) => format!("batch/{d}/"),
+            None => "batch/".to_string(),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.map_err(self.sled_err())?;
+            let BatchValue::V1(r) = self.decode(&k, &v)?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// One committed batch.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn batch(&self, dataset: &str, id: u64) -> Result<Option<BatchRecord>> {
+        let key = format!("batch/{dataset}/{id:020}");
+        match self.get_raw(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let BatchValue::V1(r) = self.decode(key.as_bytes(), &v)?;
+                Ok(Some(r))
+            }
+        }
+    }
+
+    /// The id the next batch of `dataset` gets: one more than the last committed one.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn next_batch_id(&self, dataset: &str) -> Result<u64> {
+        let prefix = format!("batch/{dataset}/");
+        match self.db.scan_prefix(prefix.as_bytes()).next_back() {
+            None => Ok(1),
+            Some(kv) => {
+                let (k, _) = kv.map_err(self.sled_err())?;
+                let id = std::str::from_utf8(&k[prefix.len()..])
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| CheckpointError::Corrupt {
+                        dir: self.dir.clone(),
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        message: "batch key is not a number".into(),
+                    })?;
+                Ok(id + 1)
+            }
+        }
+    }
+
+    /// Datasets that have any state, sorted.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn datasets(&self) -> Result<Vec<String>> {
+        let mut set = std::collections::BTreeSet::new();
+        for prefix in ["file/", "batch/", "pending/", "schema/"] {
+            for kv in self.db.scan_prefix(prefix.as_bytes()) {
+                let (k, _) = kv.map_err(self.sled_err())?;
+                let rest = &k[prefix.len()..];
+                let end = rest.iter().position(|b| *b == b'/').unwrap_or(rest.len());
+                set.insert(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// The in-flight batch of `dataset`, if a previous run was interrupted (or this one is writing).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn intent(&self, dataset: &str) -> Result<Option<BatchIntent>> {
+        let key = format!("pending/{dataset}");
+        match self.get_raw(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let IntentValue::V1(r) = self.decode(key.as_bytes(), &v)?;
+                Ok(Some(r))
+            }
+        }
+    }
+
+    /// Durably records the in-flight batch (before any part is written, and again before publishing).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn write_intent(&self, intent: &BatchIntent) -> Result<()> {
+        let key = format!("pending/{}", intent.dataset);
+        self.put_raw(&key, &Self::encode(&IntentValue::V1(intent.clone())))?;
+        self.flush()
+    }
+
+    /// Durably forgets the in-flight batch of `dataset` (after it was rolled back).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn clear_intent(&self, dataset: &str) -> Result<()> {
+        self.db
+            .remove(format!("pending/{dataset}").as_bytes())
+            .map_err(self.sled_err())?;
+        self.flush()
+    }
+
+    /// The fixed schema of a CSV dataset.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn schema(&self, dataset: &str) -> Result<Option<StoredSchema>> {
+        let key = format!("schema/{dataset}");
+        match self.get_raw(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let SchemaValue::V1(r) = self.decode(key.as_bytes(), &v)?;
+                Ok(Some(r))
+            }
+        }
+    }
+
+    fn dedup_key(dataset: &str, key: u128) -> Vec<u8> {
+        let mut k = format!("dedup/{dataset}/").into_bytes();
+        k.extend_from_slice(&key.to_be_bytes());
+        k
+    }
+
+    /// Whether a committed batch of `dataset` already wrote a record with this key (within the horizon).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn dedup_contains(&self, dataset: &str, key: u128) -> Result<bool> {
+        self.db
+            .contains_key(Self::dedup_key(dataset, key))
+            .map_err(self.sled_err())
+    }
+
+    /// Dedup state size and watermark of `dataset`.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn dedup_stats(&self, dataset: &str) -> Result<DedupStats> {
+        let keys = self
+            .db
+            .scan_prefix(format!("dedup/{dataset}/").as_bytes())
+            .count() as u64;
+        let watermark = self
+            .get_raw(&format!("wm/{dataset}"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes);
+        Ok(DedupStats { keys, watermark })
+    }
+
+    /// Applies one batch atomically and durably: file records, batch record, dedup keys (then prunes keys older
+    /// than the watermark minus the horizon), the schema, and removes the intent.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`]: the batch is then not committed.
+    pub fn commit(&self, commit: &BatchCommit) -> Result<()> {
+        let ds = &commit.batch.dataset;
+        let mut b = sled::Batch::default();
+        for f in &commit.files {
+            b.insert(
+                format!("file/{ds}/{}", f.path).as_bytes(),
+                Self::encode(&FileValue::V1(f.clone())),
+            );
+        }
+        b.insert(
+            format!("batch/{ds}/{:020}", commit.batch.id).as_bytes(),
+            Self::encode(&BatchValue::V1(commit.batch.clone())),
+        );
+        if let Some(s) = &commit.schema {
+            b.insert(
+                format!("schema/{ds}").as_bytes(),
+                Self::encode(&SchemaValue::V1(s.clone())),
+            );
+        }
+        let old_wm = self.dedup_stats_watermark(ds)?;
+        let mut wm = old_wm;
+        for (key, t) in &commit.new_keys {
+            b.insert(Self::dedup_key(ds, *key), &t.to_be_bytes()[..]);
+            let mut e = format!("dexp/{ds}/").into_bytes();
+            e.extend_from_slice(&day_key(*t));
+            e.extend_from_slice(&key.to_be_bytes());
+            b.insert(e, &[][..]);
+            wm = Some(wm.map_or(*t, |w| w.max(*t)));
+        }
+        if let Some(max) = commit.batch.max_event_time {
+            wm = Some(wm.map_or(max, |w| w.max(max)));
+        }
+        if let Some(w) = wm {
+            b.insert(format!("wm/{ds}").as_bytes(), &w.to_be_bytes()[..]);
+            // Prune whole UTC days that lie entirely before watermark - horizon.
+            let horizon = i64::try_from(commit.horizon.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = w.saturating_sub(horizon);
+            let lo = format!("dexp/{ds}/").into_bytes();
+            let mut hi = lo.clone();
+            hi.extend_from_slice(&day_key(cutoff));
+            let new: std::collections::HashSet<u128> =
+                commit.new_keys.iter().map(|(k, _)| *k).collect();
+            for kv in self.db.range(lo.clone()..hi) {
+                let (k, _) = kv.map_err(self.sled_err())?;
+                let hash = <[u8; 16]>::try_from(&k[k.len() - 16..])
+                    .expect("dexp keys end in a 16-byte hash");
+                let hash = u128::from_be_bytes(hash);
+                b.remove(k);
+                if !new.contains(&hash) {
+                    b.remove(Self::dedup_key(ds, hash));
+                }
+            }
+            // Keys of this batch that are already older than the cutoff are not kept either.
+            for (key, t) in &commit.new_keys {
+                if *t < cutoff.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY {
+                    let mut e = format!("dexp/{ds}/").into_bytes();
+                    e.extend_from_slice(&day_key(*t));
+                    e.extend_from_slice(&key.to_be_bytes());
+                    b.remove(e);
+                    b.remove(Self::dedup_key(ds, *key));
+                }
+            }
+        }
+        b.remove(format!("pending/{ds}").as_bytes());
+        self.db.apply_batch(b).map_err(self.sled_err())?;
+        self.flush()
+    }
+
+    fn dedup_stats_watermark(&self, ds: &str) -> Result<Option<i64>> {
+        Ok(self
+            .get_raw(&format!("wm/{ds}"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes))
+    }
+
+    /// Forgets file records so those files are ingested again (dedup keeps bronze free of duplicates). Returns
+    /// the records removed. `dataset = None` with `path = None` forgets every file of every dataset.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn reset_files(
+        &self,
+        dataset: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<Vec<FileRecord>> {
+        let targets: Vec<FileRecord> = self
+            .files(dataset)?
+            .into_iter()
+            .filter(|f| path.is_none_or(|p| f.path == p))
+            .collect();
+        let mut b = sled::Batch::default();
+        for f in &targets {
+            b.remove(format!("file/{}/{}", f.dataset, f.path).as_bytes());
+        }
+        self.db.apply_batch(b).map_err(self.sled_err())?;
+        self.flush()?;
+        Ok(targets)
+    }
+
+    /// Every key and value, for `checkpoint export` (values as stored, keys as UTF-8 or hex).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn export(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.db.iter() {
+            let (k, v) = kv.map_err(self.sled_err())?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the whole content with `entries` (from `export`), atomically.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for kv in self.db.iter() {
+            let (k, _) = kv.map_err(self.sled_err())?;
+            b.remove(k);
+        }
+        for (k, v) in entries {
+            b.insert(k.as_slice(), v.as_slice());
+        }
+        self.db.apply_batch(b).map_err(self.sled_err())?;
+        self.flush()
+    }
+
+    /// Size of the store on disk in bytes.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(self.sled_err())
+    }
+
+    /// Per-dataset count summaries (files, rows, ...), computed from the records.
+    ///
+    /// # Errors
+    /// As [`CheckpointStore::files`].
+    pub fn totals(&self) -> Result<BTreeMap<String, (u64, u64)>> {
+        let mut m = BTreeMap::new();
+        for f in self.files(None)? {
+            let e = m.entry(f.dataset.clone()).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += f.records_ok;
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ds: &str, id: u64, max: Option<i64>) -> BatchRecord {
+        BatchRecord {
+            id,
+            dataset: ds.into(),
+            started_at: Utc::now(),
+            committed_at: Utc::now(),
+            inputs: vec![],
+            outputs: vec![],
+            rows: 0,
+            duplicates: 0,
+            quarantined: 0,
+            min_event_time: None,
+            max_event_time: max,
+        }
+    }
+
+    #[test]
+    fn commit_is_visible_after_reopen_and_ids_increase() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = CheckpointStore::open(dir.path()).expect("open");
+            assert_eq!(s.next_batch_id("g").expect("id"), 1);
+            s.commit(&BatchCommit {
+                batch: batch("g", 1, Some(10 * MICROS_PER_DAY)),
+                files: vec![],
+                new_keys: vec![(7, 10 * MICROS_PER_DAY), (8, MICROS_PER_DAY)],
+                schema: None,
+                horizon: Duration::from_secs(7 * 86400),
+            })
+            .expect("commit");
+        }
+        let s = CheckpointStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.next_batch_id("g").expect("id"), 2);
+        assert!(s.dedup_contains("g", 7).expect("get"));
+        // Day 1 is more than 7 days before day 10: pruned at once.
+        assert!(!s.dedup_contains("g", 8).expect("get"));
+        assert_eq!(s.dedup_stats("g").expect("stats").keys, 1);
+    }
+
+    #[test]
+    fn second_writer_is_refused_with_pid_and_snapshot_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = CheckpointStore::open(dir.path()).expect("open");
+        s.commit(&BatchCommit {
+            batch: batch("g", 1, None),
+            files: vec![],
+            new_keys: vec![],
+            schema: None,
+            horizon: Duration::from_secs(1),
+        })
+        .expect("commit");
+        // flock is per open file description, so a second open in the same process conflicts too.
+        match CheckpointStore::open(dir.path()) {
+            Err(CheckpointError::Locked { pid, .. }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        let snap = CheckpointStore::open_snapshot(dir.path()).expect("snapshot");
+        assert!(snap.is_snapshot());
+        assert_eq!(snap.batches(Some("g")).expect("batches").len(), 1);
+    }
+
+    #[test]
+    fn day_keys_sort_like_days() {
+        assert!(day_key(-MICROS_PER_DAY) < day_key(0));
+        assert!(day_key(0) < day_key(MICROS_PER_DAY));
+    }
+}

@@ -1,0 +1,303 @@
+//! The command-line interface: `lander run | checkpoint | fetch | generate`.
+//!
+//! One function per subcommand; errors carry `anyhow` context naming the user-level action, and
+//! [`exit_code`] maps them to 0 (ok), 1 (runtime failure) or 2 (usage/configuration error).
+
+pub mod checkpoint;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::{parse_duration, Config};
+use crate::modes::{self, Context, RunMode};
+use crate::store::StoreLocation;
+
+/// lander: land GH Archive and CSV files into deduplicated, partitioned bronze Parquet, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "lander", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest landing into bronze (modes: once, available-now, micro-batch, continuous).
+    Run(RunArgs),
+    /// Inspect, verify and repair the checkpoint.
+    #[command(subcommand)]
+    Checkpoint(checkpoint::CheckpointCommand),
+    /// Download GH Archive hours or other files into landing.
+    #[command(subcommand)]
+    Fetch(crate::fetch::FetchCommand),
+    /// Generate synthetic data into landing.
+    #[command(subcommand)]
+    Generate(crate::fetch::GenerateCommand),
+}
+
+/// Options shared by commands that open the pipeline's locations.
+#[derive(Debug, Clone, Args)]
+pub struct LocationArgs {
+    /// Config file (TOML). Default: ./lander.toml when it exists.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Landing zone: directory or URL [default: layers/landing].
+    #[arg(long)]
+    pub landing: Option<String>,
+    /// Bronze layer: directory or URL [default: layers/bronze].
+    #[arg(long)]
+    pub bronze: Option<String>,
+    /// Checkpoint directory (sled store and lock) [default: checkpoints].
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `lander run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// How to schedule batches.
+    #[arg(long, value_enum, default_value_t = RunMode::Once)]
+    pub mode: RunMode,
+    /// Locations and config.
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Only these datasets (repeatable) [default: all configured].
+    #[arg(long = "dataset", short = 'd')]
+    pub datasets: Vec<String>,
+    /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub settle_time: Option<std::time::Duration>,
+    /// Dedup horizon behind the newest event time [default: 7d].
+    #[arg(long, value_parser = parse_duration)]
+    pub dedup_horizon: Option<std::time::Duration>,
+    /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
+    #[arg(long)]
+    pub max_files_per_batch: Option<usize>,
+    /// Max input bytes per batch [default: 1073741824].
+    #[arg(long)]
+    pub max_bytes_per_batch: Option<u64>,
+    /// Micro-batch interval, e.g. 10s, 1m [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<std::time::Duration>,
+    /// Continuous: wait this long for more events before cutting a batch [default: 50ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub max_batch_delay: Option<std::time::Duration>,
+    /// Full listing of landing as a safety net for lost events [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub poll_interval: Option<std::time::Duration>,
+    /// Files decoded in parallel [default: number of CPUs].
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// After commit: off, delete, or archive:<dir> (relative to landing) [default: off].
+    #[arg(long)]
+    pub clean_source: Option<String>,
+    /// On a new checkpoint, ignore files older than this, e.g. 7d.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_file_age: Option<std::time::Duration>,
+    /// Process the newest files first.
+    #[arg(long)]
+    pub latest_first: bool,
+    /// Roll to a new Parquet part beyond this many bytes [default: 268435456].
+    #[arg(long)]
+    pub target_file_bytes: Option<u64>,
+}
+
+/// Loads the config file and applies the location overrides.
+///
+/// # Errors
+/// Config errors (exit code 2).
+pub fn load_config(loc: &LocationArgs) -> anyhow::Result<Config> {
+    let mut config =
+        Config::load(loc.config.as_deref()).context("while loading the configuration")?;
+    if let Some(v) = &loc.landing {
+        config.landing = v.clone();
+    }
+    if let Some(v) = &loc.bronze {
+        config.bronze = v.clone();
+    }
+    if let Some(v) = &loc.checkpoint {
+        config.checkpoint = v.clone();
+    }
+    Ok(config)
+}
+
+fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = a.$f.clone() { config.$f = v; } )* };
+    }
+    set!(
+        settle_time,
+        dedup_horizon,
+        max_files_per_batch,
+        max_bytes_per_batch,
+        interval,
+        max_batch_delay,
+        poll_interval,
+        parallelism,
+        clean_source,
+        target_file_bytes
+    );
+    if a.max_file_age.is_some() {
+        config.max_file_age = a.max_file_age;
+    }
+    if a.latest_first {
+        config.latest_first = true;
+    }
+}
+
+/// Installs SIGINT/SIGTERM handling: the first signal cancels `token` (finish or abandon the current batch,
+/// flush, exit 0); a second one exits at once (recovery on the next start makes that safe).
+pub fn install_signal_handlers(token: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("could not install signal handlers");
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            count += 1;
+            if count == 1 {
+                tracing::info!("shutdown requested: finishing or abandoning the current batch (signal again to exit at once)");
+                token.cancel();
+            } else {
+                tracing::warn!(
+                    "second signal: exiting now; the next start rolls back any unfinished batch"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Runs the parsed command.
+///
+/// # Errors
+/// Any failure, with context; see [`exit_code`].
+pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run_pipeline(args, cancel).await,
+        Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
+        Command::Fetch(cmd) => {
+            install_signal_handlers(cancel.clone());
+            let summary = crate::fetch::run_fetch(cmd, cancel)
+                .await
+                .context("while fetching into landing")?;
+            println!("{summary}");
+            if summary.failed > 0 {
+                anyhow::bail!("{} download(s) failed", summary.failed);
+            }
+            Ok(())
+        }
+        Command::Generate(cmd) => {
+            install_signal_handlers(cancel.clone());
+            crate::fetch::run_generate(cmd, cancel)
+                .await
+                .context("while generating data")?;
+            Ok(())
+        }
+    }
+}
+
+async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+    let mut config = load_config(&args.locations)?;
+    apply_run_overrides(&mut config, &args);
+    config
+        .validate()
+        .context("while validating the configuration")?;
+    let landing = StoreLocation::open(&config.landing).context("while opening landing")?;
+    let bronze = StoreLocation::open(&config.bronze).context("while opening bronze")?;
+    let checkpoint = {
+        let dir = config.checkpoint.clone();
+        tokio::task::spawn_blocking(move || CheckpointStore::open(&dir))
+            .await
+            .expect("opening the checkpoint does not panic")
+            .context("while opening the checkpoint")?
+    };
+    install_signal_handlers(cancel.clone());
+    let ctx = Context {
+        decode_slots: Arc::new(tokio::sync::Semaphore::new(config.parallelism)),
+        config: Arc::new(config),
+        landing,
+        bronze,
+        checkpoint,
+        cancel,
+    };
+    let datasets = modes::datasets_in_landing(&ctx, &args.datasets)
+        .await
+        .context("while listing landing")?;
+    tracing::info!(
+        mode = ?args.mode,
+        landing = %ctx.landing.display,
+        bronze = %ctx.bronze.display,
+        checkpoint = %ctx.checkpoint.dir().display(),
+        datasets = %datasets.join(","),
+        "lander starting"
+    );
+    let summary = modes::run(ctx.clone(), args.mode, datasets)
+        .await
+        .context("while ingesting")?;
+    ctx.checkpoint
+        .flush()
+        .context("while flushing the checkpoint")?;
+    for b in &summary.batches {
+        println!("{b}");
+    }
+    if summary.batches.is_empty() {
+        println!("nothing new to ingest in {}", ctx.landing.display);
+    }
+    if !summary.batches.is_empty() {
+        let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+        println!(
+            "bronze: {} ({} rows written in this run)",
+            ctx.bronze.describe(""),
+            rows
+        );
+    }
+    Ok(())
+}
+
+/// Maps an error chain to the process exit code: 2 for configuration/usage errors, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+            return 2;
+        }
+        if let Some(crate::Error::Config(_)) = cause.downcast_ref::<crate::Error>() {
+            return 2;
+        }
+    }
+    1
+}

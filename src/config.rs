@@ -1,0 +1,407 @@
+//! Configuration: `lander.toml` merged with command-line overrides.
+//!
+//! Takes in an optional TOML file (every key is documented in the README and on the field below) and produces a
+//! validated [`Config`]. Precedence, lowest first: built-in defaults, the TOML file, CLI flags. Two datasets are
+//! built in (`gharchive`, `sales`); a `[datasets.NAME]` table overrides or adds one. The first directory level of
+//! landing names the dataset.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration errors: all map to exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Landing zone: a local directory or URL. Default `layers/landing`.
+    pub landing: String,
+    /// Bronze layer: a local directory or URL. Default `layers/bronze`.
+    pub bronze: String,
+    /// Checkpoint directory (local; holds the sled store and the lock file). Default `checkpoints`.
+    pub checkpoint: PathBuf,
+    /// A file whose size or mtime changed less than this long ago is not ready yet, unless it was renamed into
+    /// place. Default `1s`.
+    #[serde(with = "duration_str")]
+    pub settle_time: Duration,
+    /// Dedup horizon: a key is remembered while its event time is within this span of the newest event time seen
+    /// in the dataset. Default `7d`.
+    #[serde(with = "duration_str")]
+    pub dedup_horizon: Duration,
+    /// Upper bound on files per batch (available-now, micro-batch, continuous). Default 1000 (no bound in `once`).
+    pub max_files_per_batch: usize,
+    /// Upper bound on input bytes per batch, in bytes. Default 1 GiB (no bound in `once`).
+    pub max_bytes_per_batch: u64,
+    /// Micro-batch trigger interval. Default `10s`.
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    /// Continuous mode: how long to wait for more events before cutting a batch. Default `50ms`.
+    #[serde(with = "duration_str")]
+    pub max_batch_delay: Duration,
+    /// Continuous/micro-batch: full listing of landing as a safety net for lost events. Default `5s`.
+    #[serde(with = "duration_str")]
+    pub poll_interval: Duration,
+    /// Roll to a new Parquet part when one exceeds this many bytes. Default 256 MiB.
+    pub target_file_bytes: u64,
+    /// Rows per Parquet row group (upper bound). Default 65536.
+    pub row_group_rows: usize,
+    /// Files decoded in parallel. Default: number of CPUs.
+    pub parallelism: usize,
+    /// What to do with a landing file after its batch committed: `off`, `delete` or `archive:<dir>`. Default `off`.
+    pub clean_source: String,
+    /// Ignore files older than this on the first start of a new checkpoint. Default: none.
+    #[serde(with = "opt_duration_str")]
+    pub max_file_age: Option<Duration>,
+    /// Process the newest files first. Default false.
+    pub latest_first: bool,
+    /// Datasets by name (= first directory level in landing).
+    pub datasets: BTreeMap<String, DatasetConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            landing: "layers/landing".into(),
+            bronze: "layers/bronze".into(),
+            checkpoint: PathBuf::from("checkpoints"),
+            settle_time: Duration::from_secs(1),
+            dedup_horizon: Duration::from_secs(7 * 24 * 3600),
+            max_files_per_batch: 1000,
+            max_bytes_per_batch: 1 << 30,
+            interval: Duration::from_secs(10),
+            max_batch_delay: Duration::from_millis(50),
+            poll_interval: Duration::from_secs(5),
+            target_file_bytes: 256 << 20,
+            row_group_rows: 65_536,
+            parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            clean_source: "off".into(),
+            max_file_age: None,
+            latest_first: false,
+            datasets: BTreeMap::new(),
+        }
+    }
+}
+
+/// One dataset: how its files are decoded and deduplicated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "format", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DatasetConfig {
+    /// GH Archive hourly files: gzip (or plain) NDJSON in Events-API or Timeline-API shape.
+    Gharchive {},
+    /// Delimited text.
+    Csv(CsvOptions),
+}
+
+/// How a CSV dataset is read and typed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvOptions {
+    /// Field delimiter (one ASCII character). Default `,`.
+    pub delimiter: char,
+    /// Quote character (one ASCII character). Default `"`.
+    pub quote: char,
+    /// Whether the first line is a header. Default true. Without one, columns are named `c1`, `c2`, ...
+    pub has_header: bool,
+    /// Text encoding: `utf-8` (a BOM is stripped), `latin-1` or `windows-1252`. Default `utf-8`.
+    pub encoding: String,
+    /// Key column(s) for dedup. Empty: a hash of the whole row. Names as in the header.
+    pub key: Vec<String>,
+    /// Event-time column (partitions the output). Names as in the header. Required.
+    pub event_time: String,
+    /// chrono formats tried in order for timestamp columns. Default `["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d"]`.
+    pub timestamp_formats: Vec<String>,
+    /// Time zone of timestamps without an offset: `UTC`, an IANA name (`Europe/Madrid`) or `+02:00`. Default `UTC`.
+    pub timezone: String,
+    /// Declared column types by header name: `string`, `int64`, `float64`, `bool`, `timestamp`, `date`,
+    /// `decimal(P,S)`. Columns not declared are inferred from the first file (`infer_rows` rows) once; the
+    /// resulting schema is stored in the checkpoint and fixed from then on.
+    pub columns: BTreeMap<String, String>,
+    /// Rows sampled for type inference. Default 1000.
+    pub infer_rows: usize,
+    /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
+    /// accept them. Default true.
+    pub normalize_names: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            quote: '"',
+            has_header: true,
+            encoding: "utf-8".into(),
+            key: Vec::new(),
+            event_time: String::new(),
+            timestamp_formats: vec![
+                "%Y-%m-%d %H:%M:%S".into(),
+                "%Y-%m-%dT%H:%M:%S%.f%:z".into(),
+                "%Y-%m-%d".into(),
+            ],
+            timezone: "UTC".into(),
+            columns: BTreeMap::new(),
+            infer_rows: 1000,
+            normalize_names: true,
+        }
+    }
+}
+
+/// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
+pub fn builtin_sales() -> DatasetConfig {
+    let columns = [
+        ("transaction_id", "int64"),
+        ("timestamp", "timestamp"),
+        ("customer_id", "int64"),
+        ("product_id", "int64"),
+        ("category", "string"),
+        ("quantity", "int64"),
+        ("unit_price", "decimal(12,2)"),
+        ("total", "decimal(14,2)"),
+        ("payment_method", "string"),
+        ("status", "string"),
+    ];
+    DatasetConfig::Csv(CsvOptions {
+        key: vec!["transaction_id".into()],
+        event_time: "timestamp".into(),
+        columns: columns
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..CsvOptions::default()
+    })
+}
+
+impl Config {
+    /// Loads `path` (TOML) over the defaults. When `path` is `None`, `./lander.toml` is used if it exists.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] / [`ConfigError::Parse`] for an unreadable or malformed file.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("lander.toml"), false),
+        };
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        config
+            .datasets
+            .entry("gharchive".into())
+            .or_insert(DatasetConfig::Gharchive {});
+        config
+            .datasets
+            .entry("sales".into())
+            .or_insert_with(builtin_sales);
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot: non-zero sizes, CSV options.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_files_per_batch == 0 {
+            return bad("max_files_per_batch must be at least 1".into());
+        }
+        if self.max_bytes_per_batch == 0 {
+            return bad("max_bytes_per_batch must be at least 1".into());
+        }
+        if self.parallelism == 0 {
+            return bad("parallelism must be at least 1".into());
+        }
+        if self.row_group_rows == 0 {
+            return bad("row_group_rows must be at least 1".into());
+        }
+        if self.interval.is_zero() {
+            return bad("interval must be greater than 0".into());
+        }
+        self.clean_source_action()?;
+        for (name, ds) in &self.datasets {
+            if name.is_empty() || name.starts_with(['.', '_']) || name.contains('/') {
+                return bad(format!(
+                    "dataset name {name:?} is not a valid directory name"
+                ));
+            }
+            if let DatasetConfig::Csv(o) = ds {
+                if !o.delimiter.is_ascii() || !o.quote.is_ascii() {
+                    return bad(format!(
+                        "datasets.{name}: delimiter and quote must be ASCII"
+                    ));
+                }
+                if o.event_time.is_empty() {
+                    return bad(format!("datasets.{name}: event_time (the column that partitions bronze) is required"));
+                }
+                if !matches!(
+                    o.encoding.to_ascii_lowercase().as_str(),
+                    "utf-8"
+                        | "utf8"
+                        | "latin-1"
+                        | "latin1"
+                        | "iso-8859-1"
+                        | "windows-1252"
+                        | "cp1252"
+                ) {
+                    return bad(format!(
+                        "datasets.{name}: encoding {:?} is not one of utf-8, latin-1, windows-1252",
+                        o.encoding
+                    ));
+                }
+                if o.timestamp_formats.is_empty() {
+                    return bad(format!(
+                        "datasets.{name}: timestamp_formats must not be empty"
+                    ));
+                }
+                crate::decode::csv::parse_timezone(&o.timezone)
+                    .map_err(|e| ConfigError::Invalid(format!("datasets.{name}: {e}")))?;
+                for (col, ty) in &o.columns {
+                    crate::decode::csv::ColumnType::parse(ty).map_err(|e| {
+                        ConfigError::Invalid(format!("datasets.{name}.columns.{col}: {e}"))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed `clean_source` setting.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for anything but `off`, `delete`, `archive:<dir>`.
+    pub fn clean_source_action(&self) -> Result<CleanSource, ConfigError> {
+        match self.clean_source.as_str() {
+            "off" => Ok(CleanSource::Off),
+            "delete" => Ok(CleanSource::Delete),
+            s => match s.strip_prefix("archive:") {
+                Some(dir) if !dir.is_empty() => Ok(CleanSource::Archive(dir.to_string())),
+                _ => Err(ConfigError::Invalid(format!(
+                    "clean_source {s:?} must be off, delete or archive:<dir>"
+                ))),
+            },
+        }
+    }
+}
+
+/// What happens to a landing file after its batch committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanSource {
+    /// Leave it.
+    Off,
+    /// Delete it.
+    Delete,
+    /// Move it below this directory (a path relative to the landing root), keeping its relative path.
+    Archive(String),
+}
+
+/// Parses durations like `10s`, `1m`, `7d`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let text = r#"
+            landing = "in"
+            settle_time = "250ms"
+            dedup_horizon = "2d"
+            [datasets.superstore]
+            format = "csv"
+            key = ["Row ID"]
+            event_time = "Order Date"
+            timestamp_formats = ["%m/%d/%Y"]
+            [datasets.superstore.columns]
+            "Postal Code" = "string"
+        "#;
+        let mut c: Config = toml::from_str(text).expect("parse");
+        c.datasets
+            .entry("sales".into())
+            .or_insert_with(builtin_sales);
+        c.validate().expect("valid");
+        assert_eq!(c.settle_time, Duration::from_millis(250));
+        assert_eq!(c.dedup_horizon, Duration::from_secs(2 * 86400));
+        match &c.datasets["superstore"] {
+            DatasetConfig::Csv(o) => {
+                assert_eq!(o.key, vec!["Row ID".to_string()]);
+                assert_eq!(o.delimiter, ',');
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<Config>("landingg = 'x'").is_err());
+        let c = Config {
+            clean_source: "archive:".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

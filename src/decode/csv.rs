@@ -1,0 +1,1041 @@
+//! Delimited text (CSV and friends) to typed Arrow columns, configured per dataset (no code per file).
+//!
+//! Handles a configurable delimiter and quote, an optional header, UTF-8 (a BOM is skipped) or
+//! Latin-1/Windows-1252 text (decoded per field, so byte offsets stay those of the file), CRLF or LF line ends,
+//! quoted delimiters and newlines, several timestamp formats and a time zone for timestamps without an offset.
+//!
+//! Column types are declared in the config or inferred once from the first file ([`infer_schema`]); the result
+//! is a [`StoredSchema`] that the checkpoint keeps, so later files cannot silently change the types. A file
+//! whose header does not match fails as a whole ([`DecodeError::Header`]); a row that does not fit (wrong field
+//! count, unparseable value, missing key or event time, invalid text) goes to the quarantine with its exact bytes.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::{BufRead, Read};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::compute::kernels::cast_utils::parse_decimal;
+use arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+use super::{
+    key_hash, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
+    LineSource, QuarantineRecord, CHUNK_ROWS,
+};
+use crate::checkpoint::{StoredColumn, StoredSchema};
+use crate::config::CsvOptions;
+
+/// A column type of a CSV dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// UTF-8 text.
+    String,
+    /// 64-bit integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// `true/false`, `yes/no`, `1/0`.
+    Bool,
+    /// Timestamp (µs, UTC) parsed with the dataset's formats and time zone.
+    Timestamp,
+    /// Calendar date parsed with the dataset's formats.
+    Date,
+    /// Decimal with precision and scale.
+    Decimal(u8, i8),
+}
+
+impl ColumnType {
+    /// Parses `string`, `int64`, `float64`, `bool`, `timestamp`, `date`, `decimal(P,S)`.
+    ///
+    /// # Errors
+    /// A message naming the accepted types.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        Ok(match t.as_str() {
+            "string" | "utf8" | "text" => Self::String,
+            "int64" | "int" | "integer" | "bigint" => Self::Int64,
+            "float64" | "float" | "double" => Self::Float64,
+            "bool" | "boolean" => Self::Bool,
+            "timestamp" => Self::Timestamp,
+            "date" => Self::Date,
+            _ => {
+                let inner = t
+                    .strip_prefix("decimal(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| format!("unknown column type {s:?} (string, int64, float64, bool, timestamp, date, decimal(P,S))"))?;
+                let (p, sc) = inner
+                    .split_once(',')
+                    .ok_or_else(|| format!("decimal needs (P,S): {s:?}"))?;
+                let p: u8 = p
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad decimal precision in {s:?}"))?;
+                let sc: i8 = sc
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad decimal scale in {s:?}"))?;
+                if p == 0 || p > 38 || sc < 0 || sc as u8 > p {
+                    return Err(format!(
+                        "decimal precision must be 1..=38 and 0 <= scale <= precision: {s:?}"
+                    ));
+                }
+                Self::Decimal(p, sc)
+            }
+        })
+    }
+
+    /// The canonical name (inverse of [`ColumnType::parse`]).
+    pub fn name(&self) -> String {
+        match self {
+            Self::String => "string".into(),
+            Self::Int64 => "int64".into(),
+            Self::Float64 => "float64".into(),
+            Self::Bool => "bool".into(),
+            Self::Timestamp => "timestamp".into(),
+            Self::Date => "date".into(),
+            Self::Decimal(p, s) => format!("decimal({p},{s})"),
+        }
+    }
+
+    fn data_type(&self) -> DataType {
+        match self {
+            Self::String => DataType::Utf8,
+            Self::Int64 => DataType::Int64,
+            Self::Float64 => DataType::Float64,
+            Self::Bool => DataType::Boolean,
+            Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Self::Date => DataType::Date32,
+            Self::Decimal(p, s) => DataType::Decimal128(*p, *s),
+        }
+    }
+}
+
+/// A time zone for timestamps without an offset.
+#[derive(Debug, Clone, Copy)]
+pub enum Zone {
+    /// UTC.
+    Utc,
+    /// A fixed offset.
+    Fixed(FixedOffset),
+    /// An IANA zone (DST-aware; an ambiguous local time takes the earlier instant).
+    Named(chrono_tz::Tz),
+}
+
+/// Parses `UTC`, `+02:00`/`-0800`, or an IANA name.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_timezone(s: &str) -> Result<Zone, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" {
+        return Ok(Zone::Utc);
+    }
+    if t.starts_with(['+', '-']) {
+        let probe = format!("2000-01-01T00:00:00{t}");
+        return DateTime::parse_from_str(&probe, "%Y-%m-%dT%H:%M:%S%z")
+            .or_else(|_| DateTime::parse_from_str(&probe, "%Y-%m-%dT%H:%M:%S%:z"))
+            .map(|d| Zone::Fixed(*d.offset()))
+            .map_err(|_| format!("invalid UTC offset {s:?} (use e.g. +02:00)"));
+    }
+    t.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+        format!("unknown time zone {s:?} (use UTC, +02:00 or an IANA name like Europe/Madrid)")
+    })
+}
+
+fn localize(zone: Zone, naive: NaiveDateTime) -> Option<i64> {
+    match zone {
+        Zone::Utc => Some(naive.and_utc().timestamp_micros()),
+        Zone::Fixed(o) => o
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|d| d.timestamp_micros()),
+        Zone::Named(tz) => tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|d| d.timestamp_micros()),
+    }
+}
+
+/// Parses a timestamp with the first matching format; µs since epoch, UTC.
+pub fn parse_timestamp(s: &str, formats: &[String], zone: Zone) -> Option<i64> {
+    for f in formats {
+        if f.contains("%z") || f.contains("%:z") || f.contains("%#z") {
+            if let Ok(d) = DateTime::parse_from_str(s, f) {
+                return Some(d.with_timezone(&Utc).timestamp_micros());
+            }
+        } else if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
+            return localize(zone, n);
+        } else if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            return localize(zone, d.and_hms_opt(0, 0, 0)?);
+        }
+    }
+    None
+}
+
+fn parse_date(s: &str, formats: &[String]) -> Option<i32> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    for f in formats {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            return i32::try_from((d - epoch).num_days()).ok();
+        }
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
+            return i32::try_from((n.date() - epoch).num_days()).ok();
+        }
+    }
+    None
+}
+
+/// `Order Date` -> `order_date`: lower snake case, safe for Spark, Hive and DuckDB.
+pub fn normalize_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+enum Text {
+    Utf8,
+    Windows1252,
+}
+
+impl Text {
+    fn from_options(o: &CsvOptions) -> Self {
+        match o.encoding.to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Text::Utf8,
+            _ => Text::Windows1252,
+        }
+    }
+
+    fn decode<'a>(&self, b: &'a [u8]) -> Option<Cow<'a, str>> {
+        match self {
+            Text::Utf8 => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+            // encoding_rs maps the Latin-1 label to Windows-1252 (the WHATWG superset); it never fails.
+            Text::Windows1252 => Some(encoding_rs::WINDOWS_1252.decode_without_bom_handling(b).0),
+        }
+    }
+}
+
+/// Records every byte the CSV parser reads, so that a rejected record is quarantined with its exact bytes.
+struct Recorder<R> {
+    inner: R,
+    tape: Rc<RefCell<Tape>>,
+}
+
+#[derive(Default)]
+struct Tape {
+    /// Stream offset of `data[0]`.
+    base: u64,
+    data: Vec<u8>,
+}
+
+impl Tape {
+    fn slice(&self, start: u64, end: u64) -> &[u8] {
+        let s = (start.saturating_sub(self.base)) as usize;
+        let e = ((end.saturating_sub(self.base)) as usize).min(self.data.len());
+        &self.data[s.min(e)..e]
+    }
+
+    fn discard_before(&mut self, pos: u64) {
+        let n = (pos.saturating_sub(self.base) as usize).min(self.data.len());
+        self.data.drain(..n);
+        self.base += n as u64;
+    }
+}
+
+impl<R: Read> Read for Recorder<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.tape.borrow_mut().data.extend_from_slice(&out[..n]);
+        Ok(n)
+    }
+}
+
+struct RawRecord {
+    fields: csv::ByteRecord,
+    raw: Vec<u8>,
+    /// Absolute offset (file or decompressed stream).
+    offset: u64,
+    line: u64,
+}
+
+/// Streams records with exact raw bytes, offsets and line numbers.
+struct RecordStream {
+    reader: csv::Reader<Recorder<Box<dyn BufRead + Send>>>,
+    tape: Rc<RefCell<Tape>>,
+    base_offset: u64,
+    base_line: u64,
+    is_final: bool,
+    path: String,
+    gzip: bool,
+    end_offset: u64,
+    end_line: u64,
+}
+
+impl RecordStream {
+    fn new(lines: LineSource, options: &CsvOptions, skip_bom: bool) -> Result<Self, DecodeError> {
+        let path = lines.path().to_string();
+        let gzip = lines.is_gzip();
+        let (mut inner, mut offset, line, is_final) = lines.into_parts();
+        if skip_bom {
+            let head = inner
+                .fill_buf()
+                .map_err(|e| map_stream_error(gzip, &path, offset, e))?;
+            if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                inner.consume(3);
+                offset += 3;
+            }
+        }
+        let tape = Rc::new(RefCell::new(Tape::default()));
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(options.delimiter as u8)
+            .quote(options.quote as u8)
+            .buffer_capacity(256 * 1024)
+            .from_reader(Recorder {
+                inner,
+                tape: tape.clone(),
+            });
+        Ok(Self {
+            reader,
+            tape,
+            base_offset: offset,
+            base_line: line,
+            is_final,
+            path,
+            gzip,
+            end_offset: offset,
+            end_line: line,
+        })
+    }
+
+    fn map_err(&self, e: csv::Error) -> DecodeError {
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => map_stream_error(self.gzip, &self.path, self.end_offset, io),
+            other => DecodeError::Read {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!("{other:?}")),
+            },
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<RawRecord>, DecodeError> {
+        let mut fields = csv::ByteRecord::new();
+        loop {
+            let more = self
+                .reader
+                .read_byte_record(&mut fields)
+                .map_err(|e| self.map_err(e))?;
+            if !more {
+                return Ok(None);
+            }
+            let start = fields.position().map(|p| p.byte()).unwrap_or(0);
+            let start_line = fields.position().map(|p| p.line()).unwrap_or(1);
+            let end_pos = self.reader.position().clone();
+            let end = end_pos.byte();
+            let mut raw = self.tape.borrow().slice(start, end).to_vec();
+            let terminated = raw.last() == Some(&b'\n') || raw.last() == Some(&b'\r');
+            if !terminated && !self.is_final {
+                // Partial last record of a growing file: not consumed.
+                return Ok(None);
+            }
+            self.tape.borrow_mut().discard_before(end);
+            while matches!(raw.last(), Some(b'\n' | b'\r')) {
+                raw.pop();
+            }
+            self.end_offset = self.base_offset + end;
+            self.end_line = self.base_line + end_pos.line() - 1;
+            if raw.is_empty() {
+                continue; // blank line
+            }
+            return Ok(Some(RawRecord {
+                fields,
+                raw,
+                offset: self.base_offset + start,
+                line: self.base_line + start_line,
+            }));
+        }
+    }
+}
+
+/// Reads the header and up to `options.infer_rows` records of a first file and fixes the schema: declared
+/// types win, the event-time column is a timestamp, other columns get the narrowest type every sampled value
+/// fits (`int64` unless a value has a leading zero, `float64`, `bool`, `timestamp`, else `string`).
+///
+/// # Errors
+/// [`DecodeError`] when the stream cannot be read or has no header.
+pub fn infer_schema(
+    lines: LineSource,
+    options: &CsvOptions,
+    dataset: &str,
+) -> Result<StoredSchema, DecodeError> {
+    let path = lines.path().to_string();
+    let text = Text::from_options(options);
+    let mut stream = RecordStream::new(lines, options, true)?;
+    let header_err = |reason: String| DecodeError::Header {
+        path: path.clone(),
+        dataset: dataset.to_string(),
+        reason,
+    };
+    let header: Vec<String> = if options.has_header {
+        let rec = stream
+            .next()?
+            .ok_or_else(|| header_err("the file is empty (no header)".into()))?;
+        rec.fields
+            .iter()
+            .map(|f| text.decode(f).map(|s| s.trim().to_string()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                header_err("header is not valid text in the configured encoding".into())
+            })?
+    } else {
+        Vec::new()
+    };
+    let mut samples: Vec<Vec<String>> = Vec::new();
+    while samples.len() < options.infer_rows {
+        match stream.next()? {
+            None => break,
+            Some(r) => samples.push(
+                r.fields
+                    .iter()
+                    .map(|f| text.decode(f).unwrap_or_default().into_owned())
+                    .collect(),
+            ),
+        }
+    }
+    let header = if options.has_header {
+        header
+    } else {
+        let n = samples.first().map(|r| r.len()).unwrap_or(0);
+        (1..=n).map(|i| format!("c{i}")).collect()
+    };
+    if !header.iter().any(|h| *h == options.event_time) {
+        return Err(header_err(format!(
+            "event_time column {:?} is not in the header {header:?}",
+            options.event_time
+        )));
+    }
+    for k in &options.key {
+        if !header.contains(k) {
+            return Err(header_err(format!(
+                "key column {k:?} is not in the header {header:?}"
+            )));
+        }
+    }
+    let zone = parse_timezone(&options.timezone).map_err(header_err)?;
+    let mut used = std::collections::HashSet::new();
+    let mut columns = Vec::with_capacity(header.len());
+    for (i, h) in header.iter().enumerate() {
+        let ty = if *h == options.event_time {
+            ColumnType::Timestamp
+        } else if let Some(t) = options.columns.get(h) {
+            ColumnType::parse(t).map_err(header_err)?
+        } else {
+            infer_type(
+                samples.iter().filter_map(|r| r.get(i)).map(|s| s.trim()),
+                options,
+                zone,
+            )
+        };
+        let mut name = if options.normalize_names {
+            normalize_name(h)
+        } else {
+            h.clone()
+        };
+        if name.is_empty() {
+            name = format!("c{}", i + 1);
+        }
+        let mut unique = name.clone();
+        let mut n = 2;
+        while !used.insert(unique.clone()) {
+            unique = format!("{name}_{n}");
+            n += 1;
+        }
+        columns.push(StoredColumn {
+            source: h.clone(),
+            name: unique,
+            ty: ty.name(),
+        });
+    }
+    Ok(StoredSchema { columns })
+}
+
+fn infer_type<'a>(
+    values: impl Iterator<Item = &'a str> + Clone,
+    options: &CsvOptions,
+    zone: Zone,
+) -> ColumnType {
+    let non_empty = values.filter(|v| !v.is_empty());
+    if non_empty.clone().next().is_none() {
+        return ColumnType::String;
+    }
+    let leading_zero = |v: &str| {
+        let d = v.trim_start_matches(['-', '+']);
+        d.len() > 1 && d.starts_with('0') && !d.starts_with("0.")
+    };
+    if non_empty
+        .clone()
+        .all(|v| v.parse::<i64>().is_ok() && !leading_zero(v))
+    {
+        return ColumnType::Int64;
+    }
+    let numeric = |v: &str| {
+        v.bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+            && v.parse::<f64>().is_ok()
+    };
+    if non_empty.clone().all(|v| numeric(v) && !leading_zero(v)) {
+        return ColumnType::Float64;
+    }
+    if non_empty.clone().all(|v| parse_bool(v).is_some()) {
+        return ColumnType::Bool;
+    }
+    if non_empty
+        .clone()
+        .all(|v| parse_timestamp(v, &options.timestamp_formats, zone).is_some())
+    {
+        return ColumnType::Timestamp;
+    }
+    ColumnType::String
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "t" => Some(true),
+        "false" | "no" | "n" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+enum Builder {
+    Str(StringBuilder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Dec(Decimal128Builder),
+}
+
+enum Value<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Ts(i64),
+    Date(i32),
+    Dec(i128),
+}
+
+/// A CSV decoder for one dataset with its fixed schema.
+#[derive(Debug)]
+pub struct CsvDecoder {
+    dataset: String,
+    options: CsvOptions,
+    columns: Vec<(StoredColumn, ColumnType)>,
+    schema: SchemaRef,
+    time_index: usize,
+    key_indices: Vec<usize>,
+    zone: Zone,
+}
+
+impl CsvDecoder {
+    /// Builds the decoder from the fixed schema.
+    ///
+    /// # Errors
+    /// [`DecodeError::Header`] when the stored schema is inconsistent with the options.
+    pub fn new(
+        dataset: &str,
+        options: &CsvOptions,
+        stored: &StoredSchema,
+    ) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError::Header {
+            path: "(schema)".into(),
+            dataset: dataset.to_string(),
+            reason,
+        };
+        let mut columns = Vec::new();
+        let mut fields = Vec::new();
+        for c in &stored.columns {
+            let ty = ColumnType::parse(&c.ty).map_err(err)?;
+            fields.push(Field::new(&c.name, ty.data_type(), true));
+            columns.push((c.clone(), ty));
+        }
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        fields.push(Field::new("_source_file", DataType::Utf8, false));
+        fields.push(Field::new("_source_line", DataType::Int64, false));
+        fields.push(Field::new("_source_offset", DataType::Int64, false));
+        fields.push(Field::new("_ingested_at", ts, false));
+        let find = |name: &str| columns.iter().position(|(c, _)| c.source == name);
+        let time_index = find(&options.event_time).ok_or_else(|| {
+            err(format!(
+                "event_time column {:?} is not in the schema",
+                options.event_time
+            ))
+        })?;
+        let key_indices = options
+            .key
+            .iter()
+            .map(|k| find(k).ok_or_else(|| err(format!("key column {k:?} is not in the schema"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            dataset: dataset.to_string(),
+            options: options.clone(),
+            columns,
+            schema: Arc::new(Schema::new(fields)),
+            time_index,
+            key_indices,
+            zone: parse_timezone(&options.timezone).map_err(err)?,
+        })
+    }
+
+    /// The bronze schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn builders(&self) -> Vec<Builder> {
+        self.columns
+            .iter()
+            .map(|(_, t)| match t {
+                ColumnType::String => {
+                    Builder::Str(StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 16))
+                }
+                ColumnType::Int64 => Builder::I64(Int64Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Float64 => Builder::F64(Float64Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Timestamp => Builder::Ts(
+                    TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC"),
+                ),
+                ColumnType::Date => Builder::Date(Date32Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Decimal(p, s) => Builder::Dec(
+                    Decimal128Builder::with_capacity(CHUNK_ROWS)
+                        .with_precision_and_scale(*p, *s)
+                        .expect("precision and scale were validated when parsing the type"),
+                ),
+            })
+            .collect()
+    }
+
+    fn parse_value<'a>(&self, ty: ColumnType, s: Cow<'a, str>) -> Result<Value<'a>, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Ok(match ty {
+                ColumnType::String => Value::Str(s),
+                _ => Value::Null,
+            });
+        }
+        let bad = |what: &str| format!("invalid {what} {t:?}");
+        Ok(match ty {
+            ColumnType::String => Value::Str(s),
+            ColumnType::Int64 => Value::I64(t.parse().map_err(|_| bad("int64"))?),
+            ColumnType::Float64 => Value::F64(t.parse().map_err(|_| bad("float64"))?),
+            ColumnType::Bool => Value::Bool(parse_bool(t).ok_or_else(|| bad("bool"))?),
+            ColumnType::Timestamp => Value::Ts(
+                parse_timestamp(t, &self.options.timestamp_formats, self.zone)
+                    .ok_or_else(|| bad("timestamp"))?,
+            ),
+            ColumnType::Date => Value::Date(
+                parse_date(t, &self.options.timestamp_formats).ok_or_else(|| bad("date"))?,
+            ),
+            ColumnType::Decimal(p, sc) => Value::Dec(
+                parse_decimal::<Decimal128Type>(t, p, sc)
+                    .map_err(|_| bad(&format!("decimal({p},{sc})")))?,
+            ),
+        })
+    }
+
+    /// Decodes the CSV stream; see the module docs for what is quarantined.
+    ///
+    /// # Errors
+    /// File-level failures only (see [`DecodeError`]).
+    pub fn decode(
+        &self,
+        lines: LineSource,
+        input: &DecodeInput,
+        emit: &mut dyn FnMut(DecodeItem) -> bool,
+    ) -> Result<DecodeEnd, DecodeError> {
+        let text = Text::from_options(&self.options);
+        let at_start = input.gzip || input.start_offset == 0;
+        let mut stream = RecordStream::new(lines, &self.options, at_start)?;
+        let header_err = |reason: String| DecodeError::Header {
+            path: input.path.clone(),
+            dataset: self.dataset.clone(),
+            reason,
+        };
+        // mapping[i] = field index in this file of schema column i.
+        let mapping: Vec<usize> = if at_start && self.options.has_header {
+            let Some(rec) = stream.next()? else {
+                return Ok(DecodeEnd {
+                    end_offset: stream.end_offset,
+                    end_line: stream.end_line,
+                });
+            };
+            let header: Vec<String> = rec
+                .fields
+                .iter()
+                .map(|f| text.decode(f).map(|s| s.trim().to_string()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    header_err("header is not valid text in the configured encoding".into())
+                })?;
+            let mut mapping = Vec::with_capacity(self.columns.len());
+            for (c, _) in &self.columns {
+                let i = header.iter().position(|h| *h == c.source).ok_or_else(|| {
+                    header_err(format!(
+                        "column {:?} is missing from the header {header:?}",
+                        c.source
+                    ))
+                })?;
+                mapping.push(i);
+            }
+            if let Some(extra) = header
+                .iter()
+                .find(|h| !self.columns.iter().any(|(c, _)| c.source == **h))
+            {
+                return Err(header_err(format!(
+                    "unexpected column {extra:?} (the dataset's schema is fixed; declare a new dataset or reset it)"
+                )));
+            }
+            mapping
+        } else {
+            (0..self.columns.len()).collect()
+        };
+        let ncols = self.columns.len();
+        let mut builders = self.builders();
+        let mut meta_file = StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 32);
+        let mut meta_line = Int64Builder::with_capacity(CHUNK_ROWS);
+        let mut meta_offset = Int64Builder::with_capacity(CHUNK_ROWS);
+        let mut meta_ingested =
+            TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC");
+        let mut keys: Vec<u128> = Vec::with_capacity(CHUNK_ROWS);
+        let mut bad = Vec::new();
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
+        let mut key_buf = Vec::new();
+        let cancelled = || DecodeError::Cancelled {
+            path: input.path.clone(),
+        };
+        while let Some(rec) = stream.next()? {
+            values.clear();
+            let result: Result<(), String> = (|| {
+                if rec.fields.len() != ncols {
+                    return Err(format!(
+                        "expected {ncols} fields, found {}",
+                        rec.fields.len()
+                    ));
+                }
+                for (i, (c, ty)) in self.columns.iter().enumerate() {
+                    let raw = &rec.fields[mapping[i]];
+                    let s = text
+                        .decode(raw)
+                        .ok_or_else(|| format!("column {:?}: invalid {}", c.source, "UTF-8"))?;
+                    let v = self
+                        .parse_value(*ty, Cow::Owned(s.into_owned()))
+                        .map_err(|e| format!("column {:?}: {e}", c.source))?;
+                    values.push(v);
+                }
+                if matches!(values[self.time_index], Value::Null) {
+                    return Err(format!(
+                        "missing event time in column {:?}",
+                        self.options.event_time
+                    ));
+                }
+                key_buf.clear();
+                if self.key_indices.is_empty() {
+                    key_buf.extend_from_slice(&rec.raw);
+                } else {
+                    for &k in &self.key_indices {
+                        let f = rec.fields[mapping[k]].trim_ascii();
+                        if f.is_empty() {
+                            return Err(format!(
+                                "missing key column {:?}",
+                                self.columns[k].0.source
+                            ));
+                        }
+                        key_buf.extend_from_slice(f);
+                        key_buf.push(0x1f);
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(reason) = result {
+                bad.push(QuarantineRecord {
+                    source_file: input.path.clone(),
+                    line: rec.line,
+                    offset: rec.offset,
+                    reason,
+                    raw: rec.raw,
+                });
+                continue;
+            }
+            for (b, v) in builders.iter_mut().zip(values.drain(..)) {
+                match (b, v) {
+                    (Builder::Str(b), Value::Str(s)) => b.append_value(s),
+                    (Builder::I64(b), Value::I64(x)) => b.append_value(x),
+                    (Builder::F64(b), Value::F64(x)) => b.append_value(x),
+                    (Builder::Bool(b), Value::Bool(x)) => b.append_value(x),
+                    (Builder::Ts(b), Value::Ts(x)) => b.append_value(x),
+                    (Builder::Date(b), Value::Date(x)) => b.append_value(x),
+                    (Builder::Dec(b), Value::Dec(x)) => b.append_value(x),
+                    (Builder::Str(b), _) => b.append_null(),
+                    (Builder::I64(b), _) => b.append_null(),
+                    (Builder::F64(b), _) => b.append_null(),
+                    (Builder::Bool(b), _) => b.append_null(),
+                    (Builder::Ts(b), _) => b.append_null(),
+                    (Builder::Date(b), _) => b.append_null(),
+                    (Builder::Dec(b), _) => b.append_null(),
+                }
+            }
+            meta_file.append_value(&input.path);
+            meta_line.append_value(rec.line as i64);
+            meta_offset.append_value(rec.offset as i64);
+            meta_ingested.append_value(input.ingested_at);
+            keys.push(key_hash(b"csv", &key_buf));
+            if keys.len() >= CHUNK_ROWS {
+                let d = self.finish(
+                    &mut builders,
+                    &mut meta_file,
+                    &mut meta_line,
+                    &mut meta_offset,
+                    &mut meta_ingested,
+                    &mut keys,
+                );
+                if !emit(DecodeItem::Rows(d)) {
+                    return Err(cancelled());
+                }
+            }
+        }
+        if !keys.is_empty() {
+            let d = self.finish(
+                &mut builders,
+                &mut meta_file,
+                &mut meta_line,
+                &mut meta_offset,
+                &mut meta_ingested,
+                &mut keys,
+            );
+            if !emit(DecodeItem::Rows(d)) {
+                return Err(cancelled());
+            }
+        }
+        if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
+            return Err(cancelled());
+        }
+        Ok(DecodeEnd {
+            end_offset: stream.end_offset,
+            end_line: stream.end_line,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        builders: &mut [Builder],
+        file: &mut StringBuilder,
+        line: &mut Int64Builder,
+        offset: &mut Int64Builder,
+        ingested: &mut TimestampMicrosecondBuilder,
+        keys: &mut Vec<u128>,
+    ) -> Decoded {
+        let mut cols: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Str(b) => Arc::new(b.finish()),
+                    Builder::I64(b) => Arc::new(b.finish()),
+                    Builder::F64(b) => Arc::new(b.finish()),
+                    Builder::Bool(b) => Arc::new(b.finish()),
+                    Builder::Ts(b) => Arc::new(b.finish()),
+                    Builder::Date(b) => Arc::new(b.finish()),
+                    Builder::Dec(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        cols.push(Arc::new(file.finish()));
+        cols.push(Arc::new(line.finish()));
+        cols.push(Arc::new(offset.finish()));
+        cols.push(Arc::new(ingested.finish()));
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");
+        Decoded {
+            batch,
+            keys: std::mem::take(keys),
+            time_column: self.time_index,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    fn input(path: &str) -> DecodeInput {
+        DecodeInput {
+            path: path.into(),
+            start_offset: 0,
+            start_line: 0,
+            gzip: false,
+            is_final: true,
+            ingested_at: 0,
+        }
+    }
+
+    fn run(
+        data: &[u8],
+        opts: &CsvOptions,
+        is_final: bool,
+    ) -> (Vec<Decoded>, Vec<QuarantineRecord>, DecodeEnd) {
+        let mut inp = input("ds/a.csv");
+        inp.is_final = is_final;
+        let schema = infer_schema(
+            LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+            opts,
+            "ds",
+        )
+        .expect("infer");
+        let dec = CsvDecoder::new("ds", opts, &schema).expect("decoder");
+        let mut rows = Vec::new();
+        let mut bad = Vec::new();
+        let end = dec
+            .decode(
+                LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+                &inp,
+                &mut |item| {
+                    match item {
+                        DecodeItem::Rows(d) => rows.push(d),
+                        DecodeItem::Quarantine(q) => bad.extend(q),
+                    }
+                    true
+                },
+            )
+            .expect("decode");
+        (rows, bad, end)
+    }
+
+    fn opts() -> CsvOptions {
+        CsvOptions {
+            key: vec!["Row ID".into()],
+            event_time: "Order Date".into(),
+            timestamp_formats: vec!["%m/%d/%Y".into()],
+            ..CsvOptions::default()
+        }
+    }
+
+    #[test]
+    fn bom_crlf_quoted_commas_and_us_dates() {
+        let data = b"\xEF\xBB\xBFRow ID,Order Date,Name,Postal Code,Sales\r\n1,11/8/2018,\"Smith, Jo\",04101,2.5\r\n2,1/2/2019,Ann,90036,3\r\n";
+        let (rows, bad, end) = run(data, &opts(), true);
+        assert!(bad.is_empty(), "{bad:?}");
+        let b = &rows[0].batch;
+        assert_eq!(b.num_rows(), 2);
+        let names: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            &names[..5],
+            &["row_id", "order_date", "name", "postal_code", "sales"]
+        );
+        assert_eq!(b.column(2).as_string::<i32>().value(0), "Smith, Jo");
+        // Leading zero keeps postal codes as text.
+        assert_eq!(b.column(3).data_type(), &DataType::Utf8);
+        assert_eq!(b.column(4).data_type(), &DataType::Float64);
+        let t = b
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(
+            t.value(0),
+            parse_timestamp(
+                "2018-11-08 00:00:00",
+                &["%Y-%m-%d %H:%M:%S".into()],
+                Zone::Utc
+            )
+            .expect("t")
+        );
+        // Offsets point past the BOM; the header is line 1.
+        let off = b
+            .column(b.num_columns() - 2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(off.value(0), 3 + 43);
+        assert_eq!(end.end_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn bad_rows_are_quarantined_with_raw_bytes() {
+        let data = b"Row ID,Order Date,Qty\n1,1/1/2020,5\n2,notadate,6\n3,1/3/2020\n,1/4/2020,7\n4,1/5/2020,8\n";
+        let mut o = opts();
+        o.columns.insert("Qty".into(), "int64".into());
+        let (rows, bad, _) = run(data, &o, true);
+        assert_eq!(rows.iter().map(|d| d.batch.num_rows()).sum::<usize>(), 2);
+        assert_eq!(bad.len(), 3);
+        assert_eq!(bad[0].raw, b"2,notadate,6");
+        assert_eq!(bad[0].line, 3);
+        assert!(bad[0].reason.contains("timestamp"), "{}", bad[0].reason);
+        assert!(bad[1].reason.contains("expected 3 fields"));
+        assert!(bad[2].reason.contains("missing key"));
+    }
+
+    #[test]
+    fn partial_last_line_waits_unless_final() {
+        let data = b"Row ID,Order Date\n1,1/1/2020\n2,1/2/20";
+        let (rows, _, end) = run(data, &opts(), false);
+        assert_eq!(rows[0].batch.num_rows(), 1);
+        assert_eq!(end.end_offset, 28);
+        let (rows, _, end) = run(data, &opts(), true);
+        assert_eq!(rows[0].batch.num_rows(), 2);
+        assert_eq!(end.end_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn latin1_fields_decode() {
+        let data = b"id;when;city\n1;2020-01-01 10:00:00;M\xe1laga\n";
+        let o = CsvOptions {
+            delimiter: ';',
+            encoding: "latin-1".into(),
+            key: vec!["id".into()],
+            event_time: "when".into(),
+            ..CsvOptions::default()
+        };
+        let (rows, bad, _) = run(data, &o, true);
+        assert!(bad.is_empty());
+        assert_eq!(
+            rows[0].batch.column(2).as_string::<i32>().value(0),
+            "Málaga"
+        );
+        assert!(rows[0].batch.column(0).is_valid(0));
+    }
+
+    #[test]
+    fn types_and_zones_parse() {
+        assert_eq!(
+            ColumnType::parse("decimal(12,2)"),
+            Ok(ColumnType::Decimal(12, 2))
+        );
+        assert!(ColumnType::parse("decimal(40,2)").is_err());
+        assert!(parse_timezone("Europe/Madrid").is_ok());
+        assert!(parse_timezone("+02:00").is_ok());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+        let f = vec!["%Y-%m-%d %H:%M:%S".to_string()];
+        let madrid = parse_timezone("Europe/Madrid").expect("tz");
+        assert_eq!(
+            parse_timestamp("2020-01-01 01:00:00", &f, madrid),
+            parse_timestamp("2020-01-01 00:00:00", &f, Zone::Utc)
+        );
+        assert_eq!(normalize_name(" Sub-Category "), "sub_category");
+    }
+}

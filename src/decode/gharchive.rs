@@ -1,0 +1,432 @@
+//! GH Archive NDJSON (one event per line) to the bronze `gharchive` schema.
+//!
+//! Two source shapes are normalised into one schema:
+//! - Events API (GH Archive 2011 re-export, 2012, 2015 onwards): `id`, `actor{id,login}`, `repo{id,name}`,
+//!   `org{id,login}`, `created_at` in UTC (`...Z`).
+//! - Timeline API (GH Archive until the end of 2014): no `id`, `actor` is the login string (with
+//!   `actor_attributes{login}`), `repository{id,name,owner,organization}`, `created_at` with a local offset
+//!   (`2013-02-15T00:00:02-08:00`), converted here to UTC.
+//!
+//! `payload` is kept as the exact JSON text of the source (lossless). Events without an `id` get the key
+//! `h:<xxh3-128 of the line>` so the same event ingested twice dedups.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{
+    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, LineSource,
+    QuarantineRecord, CHUNK_ROWS,
+};
+
+/// Index of `created_at` in [`schema`].
+pub const TIME_COLUMN: usize = 3;
+
+/// The bronze schema of the `gharchive` dataset.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Utf8, true),
+                Field::new("event_key", DataType::Utf8, false),
+                Field::new("type", DataType::Utf8, false),
+                Field::new("created_at", ts.clone(), false),
+                Field::new("actor_id", DataType::Int64, true),
+                Field::new("actor_login", DataType::Utf8, true),
+                Field::new("repo_id", DataType::Int64, true),
+                Field::new("repo_name", DataType::Utf8, true),
+                Field::new("org_id", DataType::Int64, true),
+                Field::new("org_login", DataType::Utf8, true),
+                Field::new("public", DataType::Boolean, true),
+                Field::new("payload", DataType::Utf8, true),
+                Field::new("_source_file", DataType::Utf8, false),
+                Field::new("_source_line", DataType::Int64, false),
+                Field::new("_source_offset", DataType::Int64, false),
+                Field::new("_ingested_at", ts, false),
+            ]))
+        })
+        .clone()
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    actor_attributes: Option<Named<'a>>,
+    #[serde(borrow, default)]
+    repo: Option<Named<'a>>,
+    #[serde(borrow, default)]
+    repository: Option<Repository<'a>>,
+    #[serde(borrow, default)]
+    org: Option<Named<'a>>,
+    #[serde(default)]
+    public: Option<bool>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct Named<'a> {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(borrow, default)]
+    login: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Repository<'a> {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    owner: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    organization: Option<Cow<'a, str>>,
+}
+
+/// One event in the normalised shape.
+#[derive(Debug, PartialEq)]
+pub struct Normalized<'a> {
+    /// Source id, if the event has one.
+    pub id: Option<Cow<'a, str>>,
+    /// Event type.
+    pub kind: Cow<'a, str>,
+    /// Event time, µs since epoch, UTC.
+    pub created_at: i64,
+    /// Actor id.
+    pub actor_id: Option<i64>,
+    /// Actor login.
+    pub actor_login: Option<Cow<'a, str>>,
+    /// Repository id.
+    pub repo_id: Option<i64>,
+    /// `owner/name`.
+    pub repo_name: Option<Cow<'a, str>>,
+    /// Organisation id.
+    pub org_id: Option<i64>,
+    /// Organisation login.
+    pub org_login: Option<Cow<'a, str>>,
+    /// Public flag.
+    pub public: Option<bool>,
+    /// Raw payload JSON text.
+    pub payload: Option<&'a str>,
+}
+
+/// Parses a GH Archive `created_at` to µs since epoch, UTC.
+pub fn parse_time(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y/%m/%d %H:%M:%S %z"))
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+/// Parses and normalises one line. `Err` carries the quarantine reason.
+pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
+    let ev: Event<'_> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let kind = ev.kind.ok_or("missing field \"type\"")?;
+    let created_raw = ev.created_at.ok_or("missing field \"created_at\"")?;
+    let created_at = parse_time(&created_raw)
+        .ok_or_else(|| format!("unparseable created_at {created_raw:?}"))?;
+    let id = match ev.id {
+        None => None,
+        Some(raw) => {
+            let text = raw.get();
+            if let Some(stripped) = text.strip_prefix('"') {
+                // A JSON string id; ids never contain escapes, but decode properly if they do.
+                if stripped.contains('\\') {
+                    Some(Cow::Owned(
+                        serde_json::from_str::<String>(text)
+                            .map_err(|e| format!("invalid id: {e}"))?,
+                    ))
+                } else {
+                    Some(Cow::Borrowed(stripped.trim_end_matches('"')))
+                }
+            } else if text == "null" {
+                None
+            } else {
+                Some(Cow::Borrowed(text))
+            }
+        }
+    };
+    let (actor_id, actor_login) = match ev.actor {
+        None => (None, ev.actor_attributes.and_then(|a| a.login)),
+        Some(raw) if raw.get().starts_with('{') => {
+            let a: Named<'_> =
+                serde_json::from_str(raw.get()).map_err(|e| format!("invalid actor: {e}"))?;
+            (a.id, a.login)
+        }
+        Some(raw) if raw.get().starts_with('"') => {
+            let login: Cow<'_, str> =
+                serde_json::from_str(raw.get()).map_err(|e| format!("invalid actor: {e}"))?;
+            (None, Some(login))
+        }
+        Some(_) => (None, ev.actor_attributes.and_then(|a| a.login)),
+    };
+    let (repo_id, repo_name, repo_org) = match (ev.repo, ev.repository) {
+        (Some(r), _) => (r.id, r.name, None),
+        (None, Some(r)) => {
+            let name = match (r.owner, r.name) {
+                (Some(o), Some(n)) => Some(Cow::Owned(format!("{o}/{n}"))),
+                (None, n) => n,
+                (Some(_), None) => None,
+            };
+            (r.id, name, r.organization)
+        }
+        (None, None) => (None, None, None),
+    };
+    let (org_id, org_login) = match ev.org {
+        Some(o) => (o.id, o.login),
+        None => (None, repo_org),
+    };
+    Ok(Normalized {
+        id,
+        kind,
+        created_at,
+        actor_id,
+        actor_login,
+        repo_id,
+        repo_name,
+        org_id,
+        org_login,
+        public: ev.public,
+        payload: ev.payload.map(|p| p.get()),
+    })
+}
+
+struct Builders {
+    id: StringBuilder,
+    event_key: StringBuilder,
+    kind: StringBuilder,
+    created_at: TimestampMicrosecondBuilder,
+    actor_id: Int64Builder,
+    actor_login: StringBuilder,
+    repo_id: Int64Builder,
+    repo_name: StringBuilder,
+    org_id: Int64Builder,
+    org_login: StringBuilder,
+    public: BooleanBuilder,
+    payload: StringBuilder,
+    source_file: StringBuilder,
+    source_line: Int64Builder,
+    source_offset: Int64Builder,
+    ingested_at: TimestampMicrosecondBuilder,
+    keys: Vec<u128>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let ts = || TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC");
+        let s = || StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 16);
+        Self {
+            id: s(),
+            event_key: s(),
+            kind: s(),
+            created_at: ts(),
+            actor_id: Int64Builder::with_capacity(CHUNK_ROWS),
+            actor_login: s(),
+            repo_id: Int64Builder::with_capacity(CHUNK_ROWS),
+            repo_name: s(),
+            org_id: Int64Builder::with_capacity(CHUNK_ROWS),
+            org_login: s(),
+            public: BooleanBuilder::with_capacity(CHUNK_ROWS),
+            payload: StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 1024),
+            source_file: s(),
+            source_line: Int64Builder::with_capacity(CHUNK_ROWS),
+            source_offset: Int64Builder::with_capacity(CHUNK_ROWS),
+            ingested_at: ts(),
+            keys: Vec::with_capacity(CHUNK_ROWS),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn push(
+        &mut self,
+        ev: &Normalized<'_>,
+        line: &[u8],
+        src: &str,
+        line_no: u64,
+        offset: u64,
+        ingested: i64,
+    ) {
+        match &ev.id {
+            Some(id) => {
+                self.id.append_value(id);
+                self.event_key.append_value(id);
+                self.keys.push(key_hash(b"id", id.as_bytes()));
+            }
+            None => {
+                let h = key_hash(b"content", line.trim_ascii());
+                self.id.append_null();
+                self.event_key.append_value(format!("h:{h:032x}"));
+                self.keys.push(h);
+            }
+        }
+        self.kind.append_value(&ev.kind);
+        self.created_at.append_value(ev.created_at);
+        self.actor_id.append_option(ev.actor_id);
+        self.actor_login.append_option(ev.actor_login.as_deref());
+        self.repo_id.append_option(ev.repo_id);
+        self.repo_name.append_option(ev.repo_name.as_deref());
+        self.org_id.append_option(ev.org_id);
+        self.org_login.append_option(ev.org_login.as_deref());
+        self.public.append_option(ev.public);
+        self.payload.append_option(ev.payload);
+        self.source_file.append_value(src);
+        self.source_line.append_value(line_no as i64);
+        self.source_offset.append_value(offset as i64);
+        self.ingested_at.append_value(ingested);
+    }
+
+    fn finish(&mut self) -> Decoded {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.event_key.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.created_at.finish()),
+            Arc::new(self.actor_id.finish()),
+            Arc::new(self.actor_login.finish()),
+            Arc::new(self.repo_id.finish()),
+            Arc::new(self.repo_name.finish()),
+            Arc::new(self.org_id.finish()),
+            Arc::new(self.org_login.finish()),
+            Arc::new(self.public.finish()),
+            Arc::new(self.payload.finish()),
+            Arc::new(self.source_file.finish()),
+            Arc::new(self.source_line.finish()),
+            Arc::new(self.source_offset.finish()),
+            Arc::new(self.ingested_at.finish()),
+        ];
+        let batch =
+            RecordBatch::try_new(schema(), columns).expect("builders match the gharchive schema");
+        Decoded {
+            batch,
+            keys: std::mem::take(&mut self.keys),
+            time_column: TIME_COLUMN,
+        }
+    }
+}
+
+/// Decodes NDJSON lines from `lines`.
+///
+/// # Errors
+/// File-level failures of the stream (see [`DecodeError`]); [`DecodeError::Cancelled`] when `emit` says stop.
+pub fn decode(
+    lines: &mut LineSource,
+    input: &DecodeInput,
+    emit: &mut dyn FnMut(DecodeItem) -> bool,
+) -> Result<DecodeEnd, DecodeError> {
+    let mut b = Builders::new();
+    let mut bad = Vec::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let cancelled = || DecodeError::Cancelled {
+        path: input.path.clone(),
+    };
+    while let Some((offset, line_no)) = lines.next_line(&mut buf)? {
+        if buf.trim_ascii().is_empty() {
+            continue;
+        }
+        match normalize(&buf) {
+            Ok(ev) => b.push(&ev, &buf, &input.path, line_no, offset, input.ingested_at),
+            Err(reason) => bad.push(QuarantineRecord {
+                source_file: input.path.clone(),
+                line: line_no,
+                offset,
+                reason,
+                raw: buf.clone(),
+            }),
+        }
+        if b.len() >= CHUNK_ROWS && !emit(DecodeItem::Rows(b.finish())) {
+            return Err(cancelled());
+        }
+    }
+    if b.len() > 0 && !emit(DecodeItem::Rows(b.finish())) {
+        return Err(cancelled());
+    }
+    if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
+        return Err(cancelled());
+    }
+    Ok(DecodeEnd {
+        end_offset: lines.offset,
+        end_line: lines.line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_api_shape() {
+        let line = br#"{"id":"2489368070","type":"PushEvent","actor":{"id":9152315,"login":"davidjhulse"},"repo":{"id":28635890,"name":"davidjhulse/davesbingrewardsbot"},"payload":{"a": [1, 2]},"public":true,"created_at":"2015-01-01T00:00:00Z","org":{"id":5,"login":"o"}}"#;
+        let n = normalize(line).expect("ok");
+        assert_eq!(n.id.as_deref(), Some("2489368070"));
+        assert_eq!(n.actor_id, Some(9152315));
+        assert_eq!(
+            n.repo_name.as_deref(),
+            Some("davidjhulse/davesbingrewardsbot")
+        );
+        assert_eq!(n.org_login.as_deref(), Some("o"));
+        assert_eq!(n.payload, Some(r#"{"a": [1, 2]}"#));
+        assert_eq!(n.created_at, 1_420_070_400_000_000);
+    }
+
+    #[test]
+    fn timeline_shape_converts_to_utc() {
+        let line = br#"{"created_at":"2013-02-15T00:00:39-08:00","payload":{},"public":true,"type":"PushEvent","actor":"wlteo","actor_attributes":{"login":"wlteo"},"repository":{"id":8213224,"name":"first_app","owner":"wlteo","organization":"acme"}}"#;
+        let n = normalize(line).expect("ok");
+        assert_eq!(n.id, None);
+        assert_eq!(n.actor_login.as_deref(), Some("wlteo"));
+        assert_eq!(n.repo_name.as_deref(), Some("wlteo/first_app"));
+        assert_eq!(n.org_login.as_deref(), Some("acme"));
+        // 00:00:39 at -08:00 is 08:00:39 UTC.
+        assert_eq!(n.created_at, parse_time("2013-02-15T08:00:39Z").expect("t"));
+    }
+
+    #[test]
+    fn bad_lines_have_reasons() {
+        assert!(normalize(b"{not json")
+            .unwrap_err()
+            .contains("invalid JSON"));
+        assert!(normalize(br#"{"type":"X"}"#)
+            .unwrap_err()
+            .contains("created_at"));
+        assert!(normalize(br#"{"type":"X","created_at":"yesterday"}"#)
+            .unwrap_err()
+            .contains("unparseable"));
+        assert!(normalize(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn numeric_and_null_ids() {
+        let n =
+            normalize(br#"{"id":42,"type":"X","created_at":"2015-01-01T00:00:00Z"}"#).expect("ok");
+        assert_eq!(n.id.as_deref(), Some("42"));
+        let n = normalize(
+            br#"{"id":null,"type":"X","created_at":"2015-01-01T00:00:00Z","actor":null}"#,
+        )
+        .expect("ok");
+        assert_eq!(n.id, None);
+    }
+}

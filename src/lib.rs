@@ -1,0 +1,57 @@
+//! lander: an incremental file-landing ingestion daemon.
+//!
+//! It discovers files that land in a *landing* zone (GH Archive hourly gzip NDJSON, sales CSVs, any CSV declared in
+//! `lander.toml`), decodes them to Arrow, drops duplicate records, and writes zstd Parquet partitioned by each
+//! record's UTC event date (`year=YYYY/month=MM/day=DD`) into a *bronze* layer, recording in a sled checkpoint what
+//! was processed so that every record lands exactly once across restarts and crashes.
+//!
+//! # Layout
+//! Modules in pipeline order (data flows one way):
+//! - [`store`]: landing/bronze locations behind `object_store` (local by default).
+//! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, synthetic sales).
+//! - [`source`]: listing landing, readiness rules, fingerprints, watching for new files.
+//! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records.
+//! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one).
+//! - [`sink`]: split by UTC day and write Parquet parts under staging names.
+//! - [`checkpoint`]: the sled store of processed files, committed batches and dedup state.
+//! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol.
+//! - [`config`]: `lander.toml` plus CLI overrides.
+//! - [`cli`]: the command-line interface.
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod dedup;
+pub mod fetch;
+pub mod modes;
+pub mod sink;
+pub mod source;
+pub mod store;
+
+/// Top-level error: one variant per module error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Storage location error.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Configuration error.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Checkpoint error.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Decode error (file-level).
+    #[error(transparent)]
+    Decode(#[from] decode::DecodeError),
+    /// Sink error.
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    /// Source (listing) error.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// Fetch error.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
+}

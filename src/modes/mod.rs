@@ -1,0 +1,313 @@
+//! The scheduler: the four run modes. Only this module composes the stages and decides the commit order
+//! (see [`batch`] for the commit protocol).
+//!
+//! - `once`: everything new, one batch per dataset, then exit (backfills).
+//! - `available-now`: everything new at start, in bounded batches each committed on its own, then exit; files
+//!   that land during the run are left for the next run (like Spark's `Trigger.AvailableNow`).
+//! - `micro-batch`: every `interval`, one bounded batch of what is new, forever. A batch longer than the
+//!   interval is followed at once by the next (no pile-up), and this is logged.
+//! - `continuous`: notify events on landing (local) plus a periodic listing (every backend) lead to small
+//!   batches, coalesced for `max_batch_delay`; growing plain files are tailed line by line.
+//!
+//! Datasets run as independent tasks: a slow dataset does not hold the others back. Shutdown (the
+//! cancellation token) is checked between batches; a batch in progress is finished or abandoned by
+//! [`batch::run_batch`].
+
+pub mod batch;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::source::listing::{split_batches, PlanOptions};
+use crate::source::{plan_dataset, SourceError};
+use crate::Error;
+pub use batch::{BatchReport, Context};
+
+/// How `lander run` schedules batches.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// Everything new as one batch per dataset, then exit.
+    Once,
+    /// Everything new at start in bounded batches, then exit.
+    AvailableNow,
+    /// A bounded batch every `--interval`, forever.
+    MicroBatch,
+    /// React to each new file or appended bytes with low latency, forever.
+    Continuous,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    /// Committed batches.
+    pub batches: Vec<BatchReport>,
+    /// Datasets that had nothing new (in `once`/`available-now`).
+    pub idle_datasets: Vec<String>,
+}
+
+/// Datasets to process: the configured ones that have a directory in landing (or all configured ones when
+/// `only` is empty and landing has none of them yet). Directories without a configured dataset are logged.
+///
+/// # Errors
+/// [`SourceError::List`].
+pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<String>, Error> {
+    let listing = ctx
+        .landing
+        .store
+        .list_with_delimiter(Some(&ctx.landing.prefix))
+        .await
+        .map_err(|source| SourceError::List {
+            prefix: String::new(),
+            source,
+        })?;
+    let present: BTreeSet<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| ctx.landing.relative(p))
+        .filter(|d| !crate::source::is_ignored_name(d))
+        .collect();
+    for d in &present {
+        if !ctx.config.datasets.contains_key(d) {
+            tracing::warn!(dataset = %d, "landing has a directory with no dataset configured for it; skipped (declare [datasets.{d}] in lander.toml)");
+        }
+    }
+    let mut out: Vec<String> = ctx
+        .config
+        .datasets
+        .keys()
+        .filter(|d| only.is_empty() || only.contains(d))
+        .cloned()
+        .collect();
+    for d in only {
+        if !ctx.config.datasets.contains_key(d) {
+            return Err(crate::config::ConfigError::Invalid(format!(
+                "--dataset {d}: no such dataset is configured"
+            ))
+            .into());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn plan_options(config: &Config) -> PlanOptions {
+    PlanOptions {
+        settle_time: config.settle_time,
+        max_file_age: config.max_file_age,
+        latest_first: config.latest_first,
+        now: Utc::now(),
+    }
+}
+
+/// Runs `mode` over `datasets` until done (`once`, `available-now`) or until `ctx.cancel` fires.
+///
+/// # Errors
+/// The first fatal error of any dataset (sink, checkpoint, listing).
+pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<RunSummary, Error> {
+    for ds in &datasets {
+        batch::recover(&ctx, ds).await?;
+    }
+    if mode == RunMode::Continuous {
+        return continuous::run(ctx, datasets).await;
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for ds in datasets {
+        let ctx = ctx.clone();
+        set.spawn(async move {
+            let r = match mode {
+                RunMode::Once => run_once(&ctx, &ds).await,
+                RunMode::AvailableNow => run_available_now(&ctx, &ds).await,
+                RunMode::MicroBatch => run_micro_batch(&ctx, &ds).await,
+                RunMode::Continuous => unreachable!("handled above"),
+            };
+            (ds, r)
+        });
+    }
+    let mut summary = RunSummary::default();
+    let mut first_err = None;
+    while let Some(joined) = set.join_next().await {
+        let (ds, r) = joined.expect("dataset tasks do not panic");
+        match r {
+            Ok(reports) if reports.is_empty() => summary.idle_datasets.push(ds),
+            Ok(reports) => summary.batches.extend(reports),
+            Err(e) => {
+                tracing::error!(dataset = %ds, error = %e, "dataset stopped");
+                ctx.cancel.cancel();
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    summary.idle_datasets.sort();
+    summary
+        .batches
+        .sort_by(|a, b| (&a.dataset, a.id).cmp(&(&b.dataset, b.id)));
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+    let files = plan_dataset(
+        &ctx.landing,
+        &ctx.checkpoint,
+        ds,
+        &plan_options(&ctx.config),
+    )
+    .await?;
+    if files.is_empty() || ctx.cancel.is_cancelled() {
+        return Ok(Vec::new());
+    }
+    tracing::info!(
+        dataset = ds,
+        files = files.len(),
+        "ingesting everything new as one batch"
+    );
+    Ok(batch::run_batch(ctx, ds, files)
+        .await?
+        .into_iter()
+        .inspect(log_report)
+        .collect())
+}
+
+async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+    let files = plan_dataset(
+        &ctx.landing,
+        &ctx.checkpoint,
+        ds,
+        &plan_options(&ctx.config),
+    )
+    .await?;
+    let batches = split_batches(
+        files,
+        ctx.config.max_files_per_batch,
+        ctx.config.max_bytes_per_batch,
+    );
+    let total = batches.len();
+    let mut out = Vec::new();
+    for (i, files) in batches.into_iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            tracing::info!(
+                dataset = ds,
+                done = i,
+                total,
+                "shutdown: stopping between batches"
+            );
+            break;
+        }
+        tracing::info!(
+            dataset = ds,
+            batch = i + 1,
+            of = total,
+            files = files.len(),
+            "available-now batch"
+        );
+        if let Some(r) = batch::run_batch(ctx, ds, files).await? {
+            log_report(&r);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+    let interval = ctx.config.interval;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut out = Vec::new();
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let started = tokio::time::Instant::now();
+        let files = plan_dataset(
+            &ctx.landing,
+            &ctx.checkpoint,
+            ds,
+            &plan_options(&ctx.config),
+        )
+        .await?;
+        let Some(first) = split_batches(
+            files,
+            ctx.config.max_files_per_batch,
+            ctx.config.max_bytes_per_batch,
+        )
+        .into_iter()
+        .next() else {
+            tracing::debug!(dataset = ds, "micro-batch: nothing new");
+            continue;
+        };
+        if let Some(r) = batch::run_batch(ctx, ds, first).await? {
+            log_report(&r);
+            out.push(r);
+        }
+        let took = started.elapsed();
+        if took > interval {
+            tracing::warn!(dataset = ds, took = ?took, interval = ?interval, "micro-batch took longer than the interval; the next one starts now");
+        }
+    }
+    Ok(out)
+}
+
+fn log_report(r: &BatchReport) {
+    tracing::info!(
+        dataset = %r.dataset,
+        batch = r.id,
+        files = r.files,
+        rows = r.rows,
+        duplicates = r.duplicates,
+        quarantined = r.quarantined,
+        failed_files = r.failed_files,
+        parts = r.parts,
+        bytes = r.bytes,
+        secs = r.elapsed.as_secs_f64(),
+        "batch committed"
+    );
+}
+
+pub mod continuous {
+    //! Continuous mode: event-driven small batches (see the module above).
+    use super::*;
+
+    /// Runs until cancelled.
+    ///
+    /// # Errors
+    /// Fatal errors of any dataset.
+    pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
+        let mut summary = RunSummary::default();
+        let poll = ctx.config.poll_interval.min(Duration::from_secs(3600));
+        loop {
+            for ds in &datasets {
+                let files = plan_dataset(
+                    &ctx.landing,
+                    &ctx.checkpoint,
+                    ds,
+                    &plan_options(&ctx.config),
+                )
+                .await?;
+                for files in split_batches(
+                    files,
+                    ctx.config.max_files_per_batch,
+                    ctx.config.max_bytes_per_batch,
+                ) {
+                    if let Some(r) = batch::run_batch(&ctx, ds, files).await? {
+                        log_report(&r);
+                        summary.batches.push(r);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+        Ok(summary)
+    }
+}

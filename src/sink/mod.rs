@@ -1,0 +1,40 @@
+//! Sink: partitioned, zstd-compressed Parquet parts written under staging names, published by rename.
+//!
+//! - [`partition`] splits batches by UTC day (pure).
+//! - [`parquet`] encodes Parquet (synchronously, on a blocking thread) and uploads the bytes to staging objects
+//!   through `object_store` (asynchronously), then publishes them.
+
+pub mod parquet;
+pub mod partition;
+
+pub use self::parquet::{PartEvent, PartWriter, WrittenFile};
+pub use partition::{split_by_day, PartitionKey};
+
+/// Sink failures: writing bronze failed. These stop the process (after the batch is abandoned).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Parquet encoding failed.
+    #[error("failed to encode parquet for {path}: {source}")]
+    Encode {
+        /// Final path of the part.
+        path: String,
+        /// The error.
+        source: ::parquet::errors::ParquetError,
+    },
+    /// The object store failed.
+    #[error("failed to {action} {path}: {source}")]
+    Store {
+        /// What was attempted (`upload`, `rename`, `delete`, `list`).
+        action: &'static str,
+        /// The object path.
+        path: String,
+        /// The error.
+        source: object_store::Error,
+    },
+    /// The encoder thread went away.
+    #[error("the parquet writer of batch {batch} stopped unexpectedly")]
+    Aborted {
+        /// Batch id.
+        batch: u64,
+    },
+}

@@ -1,0 +1,577 @@
+//! Parquet encoding and the staged upload/publish of parts.
+//!
+//! [`PartWriter`] (synchronous, runs on a blocking thread) encodes rows per partition into zstd Parquet and hands
+//! out [`PartEvent`]s: open a part, bytes of a part, close a part. [`upload_parts`] (async) streams those bytes
+//! into multipart uploads at *staging* names. [`publish`] renames staged parts to their final names.
+//!
+//! # Names (deterministic per batch)
+//! - staging: `_staging/<dataset>/b<batch>/part-b<batch>-<seq>.parquet`
+//! - final: `<dataset>/year=YYYY/month=MM/day=DD/part-b<batch>-<seq>.parquet`
+//! - quarantine: `_quarantine/<dataset>/part-b<batch>-q.parquet`
+//!
+//! Readers never look under `_staging/` (Spark and Hive skip `_` paths; a glob on `<dataset>/**` does not reach
+//! it), so a part becomes visible only when renamed to its final name.
+//!
+//! # Atomicity of `publish` per backend
+//! - local filesystem: `rename(2)` of the file, then the directory is fsynced (the store is opened
+//!   `with_fsync`): each part appears atomically and durably. A batch with several parts appears part by part;
+//!   the checkpoint commit after the last rename is what makes the batch count, and recovery on start removes the
+//!   published parts of a batch that did not commit.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tokio::sync::mpsc;
+
+use super::{PartitionKey, SinkError};
+use crate::decode::QuarantineRecord;
+use crate::store::StoreLocation;
+
+/// Bytes of encoded Parquet accumulated before they are handed to the uploader: one multipart chunk.
+pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
+
+/// Upper bound of a row group's in-memory size before it is flushed, whatever its row count: keeps memory per
+/// open partition bounded for wide rows (GH Archive payloads).
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
+
+/// Multipart chunks of one part that may be in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// A staged Parquet part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenFile {
+    /// Staging path (relative to bronze).
+    pub staging: String,
+    /// Final path (relative to bronze).
+    pub final_path: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// What the encoder asks the uploader to do.
+#[derive(Debug)]
+pub enum PartEvent {
+    /// Start the upload of part `seq` at `staging`.
+    Open {
+        /// Part sequence number within the batch.
+        seq: u32,
+        /// Staging path.
+        staging: String,
+    },
+    /// Append bytes to part `seq`.
+    Data {
+        /// Part.
+        seq: u32,
+        /// Encoded bytes.
+        bytes: Bytes,
+    },
+    /// Part `seq` is complete.
+    Close {
+        /// Part.
+        seq: u32,
+        /// Its description.
+        file: WrittenFile,
+    },
+}
+
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .expect("parquet buffer lock is never poisoned"),
+        )
+    }
+
+    fn len(&self) -> usize {
+        self.0
+            .lock()
+            .expect("parquet buffer lock is never poisoned")
+            .len()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("parquet buffer lock is never poisoned")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct OpenPart {
+    seq: u32,
+    writer: ArrowWriter<SharedBuf>,
+    buf: SharedBuf,
+    rows: u64,
+    uploaded: u64,
+    staging: String,
+    final_path: String,
+}
+
+/// The writer properties of every bronze part: zstd, bounded row groups, lander as `created_by`.
+pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
+        ))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .set_created_by(format!("lander {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Encodes one batch's rows into Parquet parts, one open part per partition, rolling to a new part when one
+/// reaches `target_file_bytes`.
+pub struct PartWriter {
+    dataset: String,
+    batch_id: u64,
+    schema: SchemaRef,
+    props: WriterProperties,
+    target_file_bytes: u64,
+    open: HashMap<PartitionKey, OpenPart>,
+    next_seq: u32,
+}
+
+impl PartWriter {
+    /// A writer for batch `batch_id` of `dataset`.
+    pub fn new(
+        dataset: &str,
+        batch_id: u64,
+        schema: SchemaRef,
+        row_group_rows: usize,
+        target_file_bytes: u64,
+    ) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            batch_id,
+            schema,
+            props: writer_properties(row_group_rows),
+            target_file_bytes,
+            open: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// The staging directory of a batch (relative to bronze).
+    pub fn staging_prefix(dataset: &str, batch_id: u64) -> String {
+        format!("_staging/{dataset}/b{batch_id:08}")
+    }
+
+    /// Appends `batch` (all rows in partition `key`).
+    ///
+    /// # Errors
+    /// [`SinkError::Encode`].
+    pub fn write(
+        &mut self,
+        key: PartitionKey,
+        batch: &RecordBatch,
+        events: &mut Vec<PartEvent>,
+    ) -> Result<(), SinkError> {
+        if !self.open.contains_key(&key) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let name = format!("part-b{:08}-{seq:04}.parquet", self.batch_id);
+            let staging = format!(
+                "{}/{name}",
+                Self::staging_prefix(&self.dataset, self.batch_id)
+            );
+            let final_path = format!("{}/{}/{name}", self.dataset, key.path());
+            let buf = SharedBuf::default();
+            let writer =
+                ArrowWriter::try_new(buf.clone(), self.schema.clone(), Some(self.props.clone()))
+                    .map_err(|source| SinkError::Encode {
+                        path: final_path.clone(),
+                        source,
+                    })?;
+            events.push(PartEvent::Open {
+                seq,
+                staging: staging.clone(),
+            });
+            self.open.insert(
+                key,
+                OpenPart {
+                    seq,
+                    writer,
+                    buf,
+                    rows: 0,
+                    uploaded: 0,
+                    staging,
+                    final_path,
+                },
+            );
+        }
+        let part = self.open.get_mut(&key).expect("inserted above");
+        part.writer
+            .write(batch)
+            .map_err(|source| SinkError::Encode {
+                path: part.final_path.clone(),
+                source,
+            })?;
+        part.rows += batch.num_rows() as u64;
+        if part.buf.len() >= UPLOAD_CHUNK_BYTES {
+            let bytes = part.buf.take();
+            part.uploaded += bytes.len() as u64;
+            events.push(PartEvent::Data {
+                seq: part.seq,
+                bytes: Bytes::from(bytes),
+            });
+        }
+        if part.uploaded + part.buf.len() as u64 + part.writer.in_progress_size() as u64
+            >= self.target_file_bytes
+        {
+            let part = self.open.remove(&key).expect("present");
+            Self::close(part, events)?;
+        }
+        Ok(())
+    }
+
+    fn close(mut part: OpenPart, events: &mut Vec<PartEvent>) -> Result<(), SinkError> {
+        part.writer.finish().map_err(|source| SinkError::Encode {
+            path: part.final_path.clone(),
+            source,
+        })?;
+        let bytes = part.buf.take();
+        let total = part.uploaded + bytes.len() as u64;
+        if !bytes.is_empty() {
+            events.push(PartEvent::Data {
+                seq: part.seq,
+                bytes: Bytes::from(bytes),
+            });
+        }
+        events.push(PartEvent::Close {
+            seq: part.seq,
+            file: WrittenFile {
+                staging: part.staging,
+                final_path: part.final_path,
+                rows: part.rows,
+                bytes: total,
+            },
+        });
+        Ok(())
+    }
+
+    /// Closes every open part (in partition order).
+    ///
+    /// # Errors
+    /// [`SinkError::Encode`].
+    pub fn finish(mut self, events: &mut Vec<PartEvent>) -> Result<(), SinkError> {
+        let mut parts: Vec<_> = self.open.drain().collect();
+        parts.sort_by_key(|(k, p)| (*k, p.seq));
+        for (_, p) in parts {
+            Self::close(p, events)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the uploads described by `events` until the channel closes; returns the staged parts in `seq` order.
+///
+/// # Errors
+/// [`SinkError::Store`] when an upload fails (the batch must then be rolled back).
+pub async fn upload_parts(
+    bronze: &StoreLocation,
+    mut events: mpsc::Receiver<PartEvent>,
+) -> Result<Vec<WrittenFile>, SinkError> {
+    let mut uploads: HashMap<u32, (String, WriteMultipart)> = HashMap::new();
+    let mut done = Vec::new();
+    while let Some(ev) = events.recv().await {
+        match ev {
+            PartEvent::Open { seq, staging } => {
+                let path = bronze.path(&staging);
+                let upload =
+                    bronze
+                        .store
+                        .put_multipart(&path)
+                        .await
+                        .map_err(|source| SinkError::Store {
+                            action: "upload",
+                            path: staging.clone(),
+                            source,
+                        })?;
+                uploads.insert(
+                    seq,
+                    (
+                        staging,
+                        WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK_BYTES),
+                    ),
+                );
+            }
+            PartEvent::Data { seq, bytes } => {
+                let (staging, w) = uploads
+                    .get_mut(&seq)
+                    .expect("a part is opened before data is sent");
+                w.wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|source| SinkError::Store {
+                        action: "upload",
+                        path: staging.clone(),
+                        source,
+                    })?;
+                w.put(bytes);
+            }
+            PartEvent::Close { seq, file } => {
+                let (staging, w) = uploads
+                    .remove(&seq)
+                    .expect("a part is opened before it is closed");
+                w.finish().await.map_err(|source| SinkError::Store {
+                    action: "upload",
+                    path: staging,
+                    source,
+                })?;
+                done.push((seq, file));
+            }
+        }
+    }
+    for (_, (_, w)) in uploads.drain() {
+        w.abort().await.ok();
+    }
+    done.sort_by_key(|(s, _)| *s);
+    Ok(done.into_iter().map(|(_, f)| f).collect())
+}
+
+/// Writes a small object at a staging path in one `put` (quarantine parts).
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub async fn put_staged(
+    bronze: &StoreLocation,
+    staging: &str,
+    bytes: Bytes,
+) -> Result<(), SinkError> {
+    bronze
+        .store
+        .put(&bronze.path(staging), bytes.into())
+        .await
+        .map_err(|source| SinkError::Store {
+            action: "upload",
+            path: staging.to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Renames each staged part to its final name (overwriting a leftover of an interrupted run of the same batch).
+///
+/// # Errors
+/// [`SinkError::Store`]; parts already renamed stay renamed (recovery removes them if the batch does not commit).
+pub async fn publish(bronze: &StoreLocation, files: &[WrittenFile]) -> Result<(), SinkError> {
+    for f in files {
+        bronze
+            .store
+            .rename(&bronze.path(&f.staging), &bronze.path(&f.final_path))
+            .await
+            .map_err(|source| SinkError::Store {
+                action: "rename",
+                path: f.staging.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Deletes every object below `prefix` (relative to bronze). Missing objects are fine.
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub async fn delete_prefix(bronze: &StoreLocation, prefix: &str) -> Result<usize, SinkError> {
+    let p = bronze.path(prefix);
+    let mut list = bronze.store.list(Some(&p));
+    let mut n = 0;
+    while let Some(meta) = list.next().await {
+        let meta = match meta {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(source) => {
+                return Err(SinkError::Store {
+                    action: "list",
+                    path: prefix.to_string(),
+                    source,
+                })
+            }
+        };
+        delete(bronze, &meta.location).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Deletes one object; a missing one is fine.
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub async fn delete(
+    bronze: &StoreLocation,
+    path: &object_store::path::Path,
+) -> Result<(), SinkError> {
+    match bronze.store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(source) => Err(SinkError::Store {
+            action: "delete",
+            path: path.to_string(),
+            source,
+        }),
+    }
+}
+
+/// The schema of quarantine parts.
+pub fn quarantine_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Binary, false),
+        Field::new("raw_text", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Int64, false),
+        Field::new("quarantined_at", ts, false),
+    ]))
+}
+
+/// Encodes quarantined records into one Parquet file: `raw` keeps the exact bytes, `raw_text` is a lossy UTF-8
+/// rendering for people.
+///
+/// # Errors
+/// [`SinkError::Encode`].
+pub fn encode_quarantine(
+    records: &[QuarantineRecord],
+    batch_id: u64,
+    now: i64,
+    path: &str,
+) -> Result<Bytes, SinkError> {
+    let n = records.len();
+    let mut file = StringBuilder::with_capacity(n, n * 32);
+    let mut line = Int64Builder::with_capacity(n);
+    let mut offset = Int64Builder::with_capacity(n);
+    let mut reason = StringBuilder::with_capacity(n, n * 32);
+    let mut raw = BinaryBuilder::with_capacity(n, n * 256);
+    let mut text = StringBuilder::with_capacity(n, n * 256);
+    let mut batch = Int64Builder::with_capacity(n);
+    let mut at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for r in records {
+        file.append_value(&r.source_file);
+        line.append_value(r.line as i64);
+        offset.append_value(r.offset as i64);
+        reason.append_value(&r.reason);
+        raw.append_value(&r.raw);
+        text.append_value(String::from_utf8_lossy(&r.raw));
+        batch.append_value(batch_id as i64);
+        at.append_value(now);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(file.finish()),
+        Arc::new(line.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(raw.finish()),
+        Arc::new(text.finish()),
+        Arc::new(batch.finish()),
+        Arc::new(at.finish()),
+    ];
+    let enc = |source| SinkError::Encode {
+        path: path.to_string(),
+        source,
+    };
+    let rb = RecordBatch::try_new(quarantine_schema(), cols)
+        .expect("builders match the quarantine schema");
+    let mut w = ArrowWriter::try_new(Vec::new(), rb.schema(), Some(writer_properties(65_536)))
+        .map_err(enc)?;
+    w.write(&rb).map_err(enc)?;
+    Ok(Bytes::from(w.into_inner().map_err(enc)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    #[test]
+    fn parts_roll_over_and_decode_back() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let mut w = PartWriter::new("ds", 7, schema.clone(), 1000, 1);
+        let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])
+            .expect("batch");
+        let mut ev = Vec::new();
+        let k = PartitionKey { days: 0 };
+        w.write(k, &b, &mut ev).expect("write");
+        w.write(k, &b, &mut ev).expect("write");
+        w.finish(&mut ev).expect("finish");
+        // target_file_bytes = 1: every write closes its part.
+        let closes: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                PartEvent::Close { file, .. } => Some(file.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closes.len(), 2);
+        assert_eq!(
+            closes[1].final_path,
+            "ds/year=1970/month=01/day=01/part-b00000007-0001.parquet"
+        );
+        assert_eq!(
+            closes[0].staging,
+            "_staging/ds/b00000007/part-b00000007-0000.parquet"
+        );
+        let data: Vec<u8> = ev
+            .iter()
+            .take_while(|e| !matches!(e, PartEvent::Close { .. }))
+            .filter_map(|e| match e {
+                PartEvent::Data { bytes, .. } => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let r = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(data))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let rows: usize = r.map(|b| b.expect("batch").num_rows()).sum();
+        assert_eq!(rows, 3);
+    }
+
+    #[test]
+    fn quarantine_keeps_raw_bytes() {
+        let rec = QuarantineRecord {
+            source_file: "g/a.json".into(),
+            line: 3,
+            offset: 10,
+            reason: "invalid JSON".into(),
+            raw: vec![0xff, b'{'],
+        };
+        let bytes = encode_quarantine(&[rec], 1, 0, "q").expect("encode");
+        let r = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let b = r.into_iter().next().expect("one").expect("batch");
+        use arrow::array::AsArray;
+        assert_eq!(b.column(4).as_binary::<i32>().value(0), &[0xff, b'{']);
+    }
+}

@@ -1,0 +1,286 @@
+//! Listing landing and deciding what is new.
+//!
+//! Layout contract: `<landing>/<dataset>/**/<file>`; the first directory level names the dataset. Ignored
+//! (never read): names starting with `.` or `_`, and names ending in `.tmp`, `._COPYING_`, `.part`,
+//! `.inprogress`, or containing `#` followed by digits (object_store's own staging names).
+//!
+//! Readiness: a gzip file is read only when its size and mtime have been stable for `settle_time` (a gzip
+//! stream is only decodable when complete). A plain file (NDJSON/CSV) that changed less than `settle_time` ago
+//! is read up to its last complete line only (`is_final = false`); once settled, its end also ends its last
+//! line.
+//!
+//! Against the checkpoint: a file with no record is new; a plain file whose head is unchanged and that grew is
+//! read from the bytes already consumed (an append); a file whose content fingerprint changed otherwise is a
+//! new version and is read again from the start (dedup keeps bronze free of duplicates); anything else is done.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use object_store::path::Path;
+
+use super::fingerprint::fingerprint;
+use super::SourceError;
+use crate::checkpoint::{CheckpointStore, FileRecord, FileStatus};
+use crate::store::StoreLocation;
+
+/// Why a file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Never seen.
+    New,
+    /// Same head, more bytes: read the tail.
+    Appended,
+    /// Content replaced under the same path.
+    Replaced,
+}
+
+/// A landing file (or its unread tail) to process.
+#[derive(Debug, Clone)]
+pub struct LandingFile {
+    /// Dataset (first directory level).
+    pub dataset: String,
+    /// Path relative to the landing root.
+    pub path: String,
+    /// Object-store location.
+    pub location: Path,
+    /// Size at listing time; reading stops there.
+    pub size: u64,
+    /// Modification time at listing time.
+    pub modified: DateTime<Utc>,
+    /// Content fingerprint.
+    pub fingerprint: String,
+    /// Head hash.
+    pub head_hash: String,
+    /// Whether it is gzip (read whole).
+    pub gzip: bool,
+    /// Where reading starts.
+    pub start_offset: u64,
+    /// Lines already consumed before `start_offset`.
+    pub start_line: u64,
+    /// Whether the end of the listed size ends the last record.
+    pub is_final: bool,
+    /// The checkpoint record, if any.
+    pub prior: Option<FileRecord>,
+    /// Why it is read.
+    pub change: Change,
+}
+
+impl LandingFile {
+    /// Bytes this file contributes to a batch.
+    pub fn pending_bytes(&self) -> u64 {
+        self.size - self.start_offset
+    }
+}
+
+/// Whether a file name (last path segment) is a temporary or hidden name that must never be read.
+pub fn is_ignored_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('_')
+        || name.ends_with(".tmp")
+        || name.ends_with("._COPYING_")
+        || name.ends_with(".part")
+        || name.ends_with(".inprogress")
+        || name
+            .rsplit_once('#')
+            .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether any segment of a relative path is ignored (a hidden directory hides its files too).
+pub fn is_ignored_path(rel: &str) -> bool {
+    rel.split('/').any(is_ignored_name)
+}
+
+/// Options of one planning pass.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Settle time.
+    pub settle_time: Duration,
+    /// Ignore files older than this when the dataset has no checkpoint state yet.
+    pub max_file_age: Option<Duration>,
+    /// Newest first (else oldest first by path).
+    pub latest_first: bool,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Lists `<landing>/<dataset>/` and returns what to read, in processing order (by path, or newest first).
+///
+/// Files that vanish while being listed or fingerprinted are skipped with a log line.
+///
+/// # Errors
+/// [`SourceError::List`] when listing fails; [`SourceError::Checkpoint`].
+pub async fn plan_dataset(
+    landing: &StoreLocation,
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+    opts: &PlanOptions,
+) -> Result<Vec<LandingFile>, SourceError> {
+    let prefix = landing.path(dataset);
+    let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
+    let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
+    let mut list = landing.store.list(Some(&prefix));
+    let mut out = Vec::new();
+    let mut not_ready = 0usize;
+    while let Some(meta) = list.next().await {
+        let meta = match meta {
+            Ok(m) => m,
+            // A file deleted between the directory read and its stat.
+            Err(object_store::Error::NotFound { path, .. }) => {
+                tracing::info!(%path, "file vanished while listing; skipped");
+                continue;
+            }
+            Err(source) => {
+                return Err(SourceError::List {
+                    prefix: dataset.to_string(),
+                    source,
+                })
+            }
+        };
+        let Some(rel) = landing.relative(&meta.location) else {
+            continue;
+        };
+        if is_ignored_path(&rel) || !rel.contains('/') {
+            continue;
+        }
+        let settled = meta.last_modified + settle <= opts.now;
+        let prior = checkpoint.file(dataset, &rel)?;
+        if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
+            if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
+                tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
+                continue;
+            }
+        }
+        // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
+        // last line was held back and which has now settled: its end now ends that line.
+        if let Some(p) = &prior {
+            let untouched = p.size == meta.size && p.modified == meta.last_modified;
+            let tail_now_final =
+                p.status == FileStatus::Partial && settled && p.bytes_consumed < meta.size;
+            if untouched && !tail_now_final {
+                continue;
+            }
+        }
+        let fp = match fingerprint(landing, &meta.location, &rel, meta.size).await {
+            Ok(fp) => fp,
+            Err(SourceError::Read {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => {
+                tracing::info!(path = %rel, "file vanished before it was read; skipped");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let gzip = fp.gzip || rel.ends_with(".gz");
+        if gzip && !settled {
+            not_ready += 1;
+            continue;
+        }
+        let (change, start_offset, start_line) = match &prior {
+            None => (Change::New, 0, 0),
+            Some(p) if gzip && p.fingerprint == fp.fingerprint => continue,
+            Some(p)
+                if !gzip
+                    && p.head_hash == fp.head_hash
+                    && meta.size >= p.bytes_consumed
+                    && p.bytes_consumed > 0 =>
+            {
+                if meta.size == p.bytes_consumed && !(settled && p.status == FileStatus::Partial) {
+                    continue;
+                }
+                (Change::Appended, p.bytes_consumed, p.lines_consumed)
+            }
+            Some(_) if !settled => {
+                // Rewritten in place and still changing: wait until it settles.
+                not_ready += 1;
+                continue;
+            }
+            Some(_) => {
+                tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
+                (Change::Replaced, 0, 0)
+            }
+        };
+        out.push(LandingFile {
+            dataset: dataset.to_string(),
+            path: rel,
+            location: meta.location,
+            size: meta.size,
+            modified: meta.last_modified,
+            fingerprint: fp.fingerprint,
+            head_hash: fp.head_hash,
+            gzip,
+            start_offset,
+            start_line,
+            is_final: settled,
+            prior,
+            change,
+        });
+    }
+    if not_ready > 0 {
+        tracing::debug!(
+            dataset,
+            files = not_ready,
+            "files not settled yet; they will be read later"
+        );
+    }
+    if opts.latest_first {
+        out.sort_by(|a, b| {
+            b.modified
+                .cmp(&a.modified)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+    } else {
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    Ok(out)
+}
+
+/// Splits files into batches of at most `max_files` files and `max_bytes` pending bytes (a single larger file
+/// makes a batch of its own).
+pub fn split_batches(
+    files: Vec<LandingFile>,
+    max_files: usize,
+    max_bytes: u64,
+) -> Vec<Vec<LandingFile>> {
+    let mut out: Vec<Vec<LandingFile>> = Vec::new();
+    let mut cur: Vec<LandingFile> = Vec::new();
+    let mut bytes = 0u64;
+    for f in files {
+        let b = f.pending_bytes();
+        if !cur.is_empty() && (cur.len() >= max_files || bytes + b > max_bytes) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        bytes += b;
+        cur.push(f);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_names() {
+        for n in [
+            ".x.json.gz",
+            "_SUCCESS",
+            "a.json.gz.tmp",
+            "a.csv._COPYING_",
+            "a.part",
+            "a#12",
+        ] {
+            assert!(is_ignored_name(n), "{n}");
+        }
+        for n in ["2015-01-01-0.json.gz", "sales.csv", "a#b"] {
+            assert!(!is_ignored_name(n), "{n}");
+        }
+        assert!(is_ignored_path("sales/_tmp/x.csv"));
+        assert!(!is_ignored_path("sales/2024/x.csv"));
+    }
+}

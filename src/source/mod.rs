@@ -1,0 +1,37 @@
+//! Source: what is in landing and what of it is new.
+//!
+//! - [`listing`] lists landing through `object_store`, applies the readiness rules and compares each file with
+//!   its checkpoint record to decide what to read (a new file, the appended tail of a growing one, or a new
+//!   version of a replaced one).
+//! - [`fingerprint`] identifies file contents without reading whole files.
+//! - [`watch`] turns filesystem events (local) and periodic listings (any backend) into wake-ups.
+
+pub mod fingerprint;
+pub mod listing;
+pub mod watch;
+
+pub use listing::{is_ignored_name, plan_dataset, Change, LandingFile};
+
+/// Listing and reading failures of landing.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Listing failed.
+    #[error("failed to list {prefix} in landing: {source}")]
+    List {
+        /// The prefix listed.
+        prefix: String,
+        /// The error.
+        source: object_store::Error,
+    },
+    /// Reading (a range of) a file failed.
+    #[error("failed to read {path} in landing: {source}")]
+    Read {
+        /// Landing path.
+        path: String,
+        /// The error.
+        source: object_store::Error,
+    },
+    /// The checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+}

@@ -1,0 +1,1 @@
+//! Watching landing (work in progress).
