@@ -851,6 +851,23 @@ impl CheckpointStore {
     }
 }
 
+// Read-only helpers for `lander checkpoint` (src/cli/checkpoint.rs).
+impl CheckpointStore {
+    /// Whether `dir` holds a checkpoint store, i.e. a run (or an import) has created one there. Does not open
+    /// or lock anything.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("sled").is_dir()
+    }
+
+    /// The PID written in `<dir>/LOCK` by the process that holds (or last held) the single-writer lock, when
+    /// the file is readable and not empty. Reading it does not take the lock.
+    pub fn lock_holder(dir: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(dir.join("LOCK")).ok()?;
+        let pid = text.trim();
+        (!pid.is_empty()).then(|| pid.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

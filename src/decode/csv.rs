@@ -338,6 +338,15 @@ impl RecordStream {
                 .read_byte_record(&mut fields)
                 .map_err(|e| self.map_err(e))?;
             if !more {
+                // At the end: bytes after the last record are consumed when they are only line terminators (the
+                // `\n` of a final CRLF belongs to the record before it) or when the stream is final.
+                let tape = self.tape.borrow();
+                let last_end = self.end_offset - self.base_offset;
+                let total = tape.base + tape.data.len() as u64;
+                let rest = tape.slice(last_end, total);
+                if self.is_final || rest.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                    self.end_offset = self.base_offset + total;
+                }
                 return Ok(None);
             }
             let start = fields.position().map(|p| p.byte()).unwrap_or(0);
@@ -354,6 +363,10 @@ impl RecordStream {
             while matches!(raw.last(), Some(b'\n' | b'\r')) {
                 raw.pop();
             }
+            // With CRLF the parser ends a record at `\r`; the `\n` then opens the next record's span.
+            let lead = raw.iter().take_while(|b| matches!(b, b'\n' | b'\r')).count();
+            raw.drain(..lead);
+            let start = start + lead as u64;
             self.end_offset = self.base_offset + end;
             self.end_line = self.base_line + end_pos.line() - 1;
             if raw.is_empty() {
@@ -971,7 +984,7 @@ mod tests {
         let off = b
             .column(b.num_columns() - 2)
             .as_primitive::<arrow::datatypes::Int64Type>();
-        assert_eq!(off.value(0), 3 + 43);
+        assert_eq!(off.value(0), 3 + 42);
         assert_eq!(end.end_offset, data.len() as u64);
     }
 
@@ -995,7 +1008,7 @@ mod tests {
         let data = b"Row ID,Order Date\n1,1/1/2020\n2,1/2/20";
         let (rows, _, end) = run(data, &opts(), false);
         assert_eq!(rows[0].batch.num_rows(), 1);
-        assert_eq!(end.end_offset, 28);
+        assert_eq!(end.end_offset, 29);
         let (rows, _, end) = run(data, &opts(), true);
         assert_eq!(rows[0].batch.num_rows(), 2);
         assert_eq!(end.end_offset, data.len() as u64);

@@ -1,0 +1,212 @@
+//! Test harness: a temp workdir per test, the real `lander` binary, and readers for what it wrote.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// `../shared/data` (read-only; never copied into the repository).
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+/// One of the five GH Archive sample files.
+pub fn gharchive(name: &str) -> PathBuf {
+    shared_data().join("gharchive").join(name)
+}
+
+/// All five GH Archive sample names.
+pub const GHARCHIVE_FILES: [&str; 5] = [
+    "2011-02-15-0.json.gz",
+    "2012-02-15-0.json.gz",
+    "2013-02-15-0.json.gz",
+    "2015-01-01-0.json.gz",
+    "2015-01-01-1.json.gz",
+];
+
+/// The lander binary under test.
+pub fn lander_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lander")
+}
+
+/// A per-test working directory with `landing/`, `bronze/` and `state/` (the checkpoint).
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("landing")).expect("mkdir");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn landing(&self) -> PathBuf {
+        self.path().join("landing")
+    }
+
+    pub fn bronze(&self) -> PathBuf {
+        self.path().join("bronze")
+    }
+
+    pub fn checkpoint(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    /// Copies a file into `landing/<dataset>/<name>` through a temp name + rename, like a well-behaved writer.
+    pub fn land(&self, src: &Path, dataset: &str, name: &str) -> PathBuf {
+        let dest = self.landing().join(dataset).join(name);
+        let dir = dest.parent().expect("has a parent").to_path_buf();
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let tmp = dir.join(format!(".{}.tmp", dest.file_name().expect("name").to_string_lossy()));
+        std::fs::copy(src, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        std::fs::rename(&tmp, &dest).expect("rename");
+        dest
+    }
+
+    /// Writes bytes into `landing/<dataset>/<name>` (temp name + rename).
+    pub fn land_bytes(&self, dataset: &str, name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = self.landing().join(dataset);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).expect("write");
+        let dest = dir.join(name);
+        std::fs::rename(&tmp, &dest).expect("rename");
+        dest
+    }
+
+    /// A `lander` command in this workdir (no arguments yet).
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(lander_bin());
+        c.current_dir(self.path()).env("RUST_LOG", "lander=info");
+        c
+    }
+
+    /// The standard location flags.
+    pub fn location_args(&self) -> Vec<String> {
+        vec![
+            "--landing".into(),
+            self.landing().display().to_string(),
+            "--bronze".into(),
+            self.bronze().display().to_string(),
+            "--checkpoint".into(),
+            self.checkpoint().display().to_string(),
+        ]
+    }
+
+    /// Runs `lander <args>`; returns the output whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn lander")
+    }
+
+    /// Runs `lander <args>` and panics with everything useful unless it exits 0; returns stdout.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args, self.path());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `lander run --mode once` with the workdir's locations, settle time 0 and `extra` flags.
+    pub fn run_once(&self, extra: &[&str]) -> String {
+        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "once".into(), "--settle-time".into(), "0s".into()];
+        args.extend(self.location_args());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_ok(&refs)
+    }
+}
+
+pub fn assert_success(out: &Output, args: &[&str], cwd: &Path) {
+    if !out.status.success() {
+        panic!(
+            "lander {:?} failed in {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}",
+            args,
+            cwd.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every `*.parquet` file below `dir`, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Reads one Parquet file back with the `parquet` crate.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap_or_else(|e| panic!("parquet {}: {e}", path.display()))
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
+}
+
+/// Row count of every Parquet file below `dir`, by path relative to `dir`.
+pub fn rows_by_file(dir: &Path) -> BTreeMap<String, usize> {
+    parquet_files(dir)
+        .into_iter()
+        .map(|p| {
+            let n = read_parquet(&p).iter().map(|b| b.num_rows()).sum();
+            (p.strip_prefix(dir).expect("below").display().to_string(), n)
+        })
+        .collect()
+}
+
+/// Total rows in all Parquet files below `dir`.
+pub fn count_rows(dir: &Path) -> usize {
+    rows_by_file(dir).values().sum()
+}
+
+/// All values of a string column over every Parquet file below `dir`.
+pub fn string_column(dir: &Path, column: &str) -> Vec<Option<String>> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for p in parquet_files(dir) {
+        for b in read_parquet(&p) {
+            let c = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column} in {}", p.display()));
+            let c = c.as_string::<i32>();
+            for i in 0..c.len() {
+                out.push(c.is_valid(i).then(|| c.value(i).to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Polls `f` every 50 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
