@@ -272,19 +272,28 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
     ctx.checkpoint
         .flush()
         .context("while flushing the checkpoint")?;
-    for b in &summary.batches {
-        println!("{b}");
-    }
-    if summary.batches.is_empty() {
-        println!("nothing new to ingest in {}", ctx.landing.display);
-    }
-    if !summary.batches.is_empty() {
-        let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
-        println!(
-            "bronze: {} ({} rows written in this run)",
-            ctx.bronze.describe(""),
-            rows
-        );
+    let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    match args.mode {
+        RunMode::Once | RunMode::AvailableNow => {
+            for b in &summary.batches {
+                println!("{b}");
+            }
+            if summary.batches.is_empty() {
+                println!("nothing new to ingest in {}", ctx.landing.display);
+            } else {
+                println!(
+                    "bronze: {} ({rows} rows written in this run)",
+                    ctx.bronze.describe("")
+                );
+            }
+        }
+        RunMode::MicroBatch | RunMode::Continuous => {
+            println!(
+                "stopped: {} batch(es) committed, {rows} rows written to {}",
+                summary.batches.len(),
+                ctx.bronze.describe("")
+            );
+        }
     }
     Ok(())
 }

@@ -364,7 +364,10 @@ impl RecordStream {
                 raw.pop();
             }
             // With CRLF the parser ends a record at `\r`; the `\n` then opens the next record's span.
-            let lead = raw.iter().take_while(|b| matches!(b, b'\n' | b'\r')).count();
+            let lead = raw
+                .iter()
+                .take_while(|b| matches!(b, b'\n' | b'\r'))
+                .count();
             raw.drain(..lead);
             let start = start + lead as u64;
             self.end_offset = self.base_offset + end;
@@ -433,7 +436,7 @@ pub fn infer_schema(
         let n = samples.first().map(|r| r.len()).unwrap_or(0);
         (1..=n).map(|i| format!("c{i}")).collect()
     };
-    if !header.iter().any(|h| *h == options.event_time) {
+    if !header.contains(&options.event_time) {
         return Err(header_err(format!(
             "event_time column {:?} is not in the header {header:?}",
             options.event_time

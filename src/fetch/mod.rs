@@ -1,41 +1,435 @@
-//! Fetch (TEMPORARY STUB so the crate compiles; the fetch helper replaces this whole file).
-/// Fetch errors.
+//! Fetch: the side entrance that only *writes into* landing.
+//!
+//! Takes a command (`fetch gharchive`, `fetch url`, `fetch s3`, `generate sales`) and produces files under
+//! `<landing>/<dataset>/<name>`. It shares the object-store helpers ([`crate::store`]) with the pipeline, not its
+//! state.
+//!
+//! Guarantees:
+//! - **Atomic publication.** Every file is streamed to a temporary name that the landing watcher ignores (a name
+//!   starting with `.` and ending in `.tmp`; the local store's own staging suffix `#<n>` is appended to that), verified
+//!   (gzip files are fully decoded, CRC and length checked), and only then moved to its final name with a
+//!   no-clobber rename. A partial file is never visible under a final name, even after a crash.
+//! - **Idempotent and resumable.** A file already in landing under its final name is skipped without a request. A
+//!   download that was interrupted keeps its temporary file and resumes with an HTTP `Range` request when the server
+//!   supports it (restarting from zero otherwise).
+//! - **Confined.** Names from URLs or from the server (`Content-Disposition`) are sanitized and can never leave
+//!   `<landing>/<dataset>/`.
+//! - **Per-file severity.** One file failing, missing or not yet published never stops the others; the
+//!   [`FetchSummary`] counts each outcome and the CLI exits non-zero when `failed > 0`.
+
+pub mod generate;
+pub mod gharchive;
+mod http;
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use generate::{SalesArgs, SalesSummary};
+pub use gharchive::GharchiveArgs;
+
+use crate::store::{StoreError, StoreLocation};
+
+/// Default landing location of every fetch and generate command.
+pub const DEFAULT_LANDING: &str = "layers/landing";
+
+/// Errors of the fetch and generate commands.
+///
+/// Per-file conditions (a failed download, a refused name) are reported in the [`FetchSummary`] and logged; only
+/// conditions that stop the whole command (bad arguments, unusable landing) are returned from [`run_fetch`] and
+/// [`run_generate`].
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {}
-/// Stub.
+pub enum FetchError {
+    /// The landing location could not be opened.
+    #[error("cannot open landing {landing}: {source}")]
+    Landing {
+        /// The landing location as given.
+        landing: String,
+        /// The underlying error.
+        source: StoreError,
+    },
+    /// A command-line value is invalid.
+    #[error("invalid {name} {value:?}: {reason}")]
+    InvalidArgument {
+        /// The option (e.g. `--from`).
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A URL cannot be fetched (unparsable or not http/https).
+    #[error("invalid url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file name taken from a URL or from the server would be unsafe or useless in landing.
+    #[error("refusing file name {name:?} from {url}: {reason}")]
+    UnsafeName {
+        /// The name as received (after percent-decoding).
+        name: String,
+        /// Where the name came from.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Neither the URL nor the server gave a file name.
+    #[error("cannot name the file downloaded from {url}: the url has no last path segment and the server sent no Content-Disposition file name")]
+    NoFileName {
+        /// The URL.
+        url: String,
+    },
+    /// Two URLs of one command would land under the same name.
+    #[error("{url} would land as {name}, which {other} already lands as")]
+    DuplicateName {
+        /// The final name.
+        name: String,
+        /// The URL refused.
+        url: String,
+        /// The earlier URL with the same name.
+        other: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the http client: {source}")]
+    Client {
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// A request failed without a usable response: connect error, timeout, reset or truncated body.
+    #[error("request to {url} failed: {source}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status.
+    #[error("{url} answered http {status}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The server answered 404 or 410.
+    #[error("{url} does not exist (http {status})")]
+    NotFound {
+        /// The URL.
+        url: String,
+        /// 404 or 410.
+        status: u16,
+    },
+    /// The body ended before the announced length.
+    #[error("download of {url} truncated: received {received_bytes} of {expected_bytes} bytes")]
+    Truncated {
+        /// The URL.
+        url: String,
+        /// The length announced by the server.
+        expected_bytes: u64,
+        /// The bytes received, including a resumed prefix.
+        received_bytes: u64,
+    },
+    /// A resumed request came back with a range that does not continue the partial file.
+    #[error("{url} answered a range request with unusable Content-Range {value:?} (wanted bytes from {wanted})")]
+    BadContentRange {
+        /// The URL.
+        url: String,
+        /// The header value.
+        value: String,
+        /// The first byte requested.
+        wanted: u64,
+    },
+    /// A gzip file failed verification (bad CRC or length, truncated or not gzip at all).
+    #[error("downloaded {url} is not a valid gzip file: {source}")]
+    CorruptGzip {
+        /// The URL.
+        url: String,
+        /// The decoder's error.
+        source: std::io::Error,
+    },
+    /// A file is larger than `--max-file-bytes`.
+    #[error("{url} is larger than the limit of {limit_bytes} bytes (at least {size_bytes} bytes)")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The configured limit.
+        limit_bytes: u64,
+        /// The size announced or received so far.
+        size_bytes: u64,
+    },
+    /// Every attempt failed with a retryable error.
+    #[error("giving up on {url} after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// The URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<FetchError>,
+    },
+    /// Reading or writing landing failed.
+    #[error("cannot {action} {location}: {source}")]
+    ObjectStore {
+        /// What was being done (`write`, `rename`, ...).
+        action: &'static str,
+        /// The object location.
+        location: String,
+        /// The underlying error.
+        source: object_store::Error,
+    },
+    /// A file of the same name already exists where `generate` wants to publish.
+    #[error("refusing to overwrite {location}: choose another --seed or --prefix")]
+    AlreadyExists {
+        /// The object location.
+        location: String,
+    },
+    /// A background task (gzip verification, row generation) panicked or was cancelled.
+    #[error("background task for {what} failed: {source}")]
+    Task {
+        /// What the task did.
+        what: String,
+        /// The join error.
+        source: tokio::task::JoinError,
+    },
+    /// `fetch s3` in a build without the S3 backend.
+    #[error("cannot fetch {url}: the S3 backend is not compiled into this build of lander (fetch over http(s) with `lander fetch url`, or copy the files into landing)")]
+    S3Unsupported {
+        /// The S3 URL as given.
+        url: String,
+    },
+}
+
+/// `lander fetch`: download files into landing.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum FetchCommand {
-    /// Stub.
-    Gharchive,
+    /// Download GH Archive hourly files (YYYY-MM-DD-H.json.gz, one per UTC hour) into <landing>/gharchive/.
+    ///
+    /// Files already in landing are skipped, so the command can be rerun safely. Hours that the archive does not
+    /// have (404 for an hour older than 48h) are reported as missing; a 404 for a more recent hour means "not
+    /// published yet" and is reported as pending (or, with --follow, retried every --poll-interval).
+    Gharchive(GharchiveArgs),
+    /// Download arbitrary http(s) files into <landing>/<dataset>/, named after the URL's last path segment.
+    Url(UrlArgs),
+    /// Copy objects from an S3 bucket/prefix into <landing>/<dataset>/ (needs a build with the S3 backend).
+    S3(S3Args),
 }
-/// Stub.
+
+/// `lander generate`: write synthetic data into landing.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum GenerateCommand {
-    /// Stub.
-    Sales,
+    /// Write synthetic sales transactions in the transacciones_ventas.csv schema into <landing>/<dataset>/.
+    ///
+    /// Deterministic for a given --seed. A share of rows repeat an earlier transaction (an identical row, to
+    /// exercise dedup) and a share are malformed (to exercise the quarantine). The last output line reports the
+    /// files written and the valid/duplicate/malformed row counts.
+    Sales(SalesArgs),
 }
-/// Stub.
-#[derive(Debug, Default)]
+
+/// Download options shared by every `fetch` subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DownloadArgs {
+    /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/<name>.
+    #[arg(long, default_value = DEFAULT_LANDING)]
+    pub landing: String,
+    /// Number of files downloaded in parallel.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Retries per file after the first attempt, on connect errors, timeouts, HTTP 408/429/5xx, truncated bodies
+    /// and corrupt gzip data.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// First delay of the exponential backoff between retries; it doubles per retry (with jitter) up to 1 minute.
+    /// A Retry-After header from the server takes precedence.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+    /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
+    /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+    #[arg(long, default_value = "4GiB", value_parser = http::parse_byte_size)]
+    pub max_file_bytes: u64,
+    /// Time allowed to establish a connection (TCP and TLS).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Abort a request when the server sends nothing for this long (the attempt is then retried).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Arguments of `lander fetch url`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UrlArgs {
+    /// http(s) URLs to download. Each file is named after the URL's last path segment (percent-decoded and
+    /// sanitized), or after the server's Content-Disposition file name when the URL has none.
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Prefer the server's Content-Disposition file name over the URL's last segment (like curl -J). Such files are
+    /// only found to be in landing already after a request.
+    #[arg(long)]
+    pub remote_header_name: bool,
+    /// Dataset directory under landing (e.g. sales).
+    #[arg(long)]
+    pub dataset: String,
+    /// Download options.
+    #[command(flatten)]
+    pub download: DownloadArgs,
+}
+
+/// Arguments of `lander fetch s3`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct S3Args {
+    /// Bucket and prefix to copy, as s3://bucket/prefix.
+    #[arg(value_name = "S3_URL")]
+    pub url: String,
+    /// Dataset directory under landing (e.g. sales).
+    #[arg(long)]
+    pub dataset: String,
+    /// Landing zone: a local directory or file:// URL.
+    #[arg(long, default_value = DEFAULT_LANDING)]
+    pub landing: String,
+}
+
+/// What a fetch did, per file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FetchSummary {
-    /// Stub.
+    /// Files downloaded, verified and published into landing.
+    pub fetched: usize,
+    /// Files not downloaded because they are already in landing.
+    pub skipped: usize,
+    /// Files the server does not have (GH Archive: 404 for an hour older than 48h; the archive has real gaps).
+    pub missing: usize,
+    /// Files not available yet (GH Archive: 404 for a recent hour, or an hour that has not ended) or not attempted
+    /// because the fetch was interrupted; a later run fetches them.
+    pub pending: usize,
+    /// Files that could not be fetched (after retries) or were refused (unsafe name, too large).
     pub failed: usize,
+    /// Bytes published by this run (fetched files only).
+    pub bytes: u64,
 }
-impl std::fmt::Display for FetchSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stub")
+
+impl FetchSummary {
+    /// Total number of files this summary accounts for.
+    pub fn files(&self) -> usize {
+        self.fetched + self.skipped + self.missing + self.pending + self.failed
     }
 }
-/// Stub.
-pub async fn run_fetch(
-    _c: FetchCommand,
-    _t: tokio_util::sync::CancellationToken,
-) -> Result<FetchSummary, FetchError> {
-    Ok(FetchSummary::default())
+
+impl fmt::Display for FetchSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fetched {} ({}), skipped {}, missing {}, pending {}, failed {}",
+            self.fetched,
+            indicatif::HumanBytes(self.bytes),
+            self.skipped,
+            self.missing,
+            self.pending,
+            self.failed
+        )
+    }
 }
-/// Stub.
+
+/// Runs a `lander fetch` subcommand until every file is resolved (or, with `fetch gharchive --follow`, until
+/// `cancel` fires).
+///
+/// Cancelling stops new requests; downloads in flight keep their partial temporary file for a later resume and are
+/// counted as pending.
+///
+/// # Errors
+/// Only conditions that stop the whole command: invalid arguments, an unusable landing location, an HTTP client
+/// that cannot be built, and [`FetchError::S3Unsupported`]. Per-file problems are counted in the summary.
+pub async fn run_fetch(
+    cmd: FetchCommand,
+    cancel: CancellationToken,
+) -> Result<FetchSummary, FetchError> {
+    match cmd {
+        FetchCommand::Gharchive(args) => gharchive::run(args, cancel).await,
+        FetchCommand::Url(args) => http::run_urls(args, cancel).await,
+        FetchCommand::S3(args) => Err(FetchError::S3Unsupported { url: args.url }),
+    }
+}
+
+/// Runs a `lander generate` subcommand and prints one line per run with the files written and the row counts.
+///
+/// # Errors
+/// Invalid arguments, an unusable landing location, a failed write, or a file name that already exists.
 pub async fn run_generate(
-    _c: GenerateCommand,
-    _t: tokio_util::sync::CancellationToken,
+    cmd: GenerateCommand,
+    cancel: CancellationToken,
 ) -> Result<(), FetchError> {
-    Ok(())
+    match cmd {
+        GenerateCommand::Sales(args) => {
+            let summary = generate::generate_sales(&args, cancel).await?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+/// Opens `landing` off the reactor (opening a local directory creates and canonicalizes it).
+async fn open_landing(landing: &str) -> Result<StoreLocation, FetchError> {
+    let owned = landing.to_string();
+    let result = tokio::task::spawn_blocking(move || StoreLocation::open(&owned))
+        .await
+        .map_err(|source| FetchError::Task {
+            what: format!("opening {landing}"),
+            source,
+        })?;
+    result.map_err(|source| FetchError::Landing {
+        landing: landing.to_string(),
+        source,
+    })
+}
+
+/// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
+fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
+    match http::sanitize_file_name(dataset, "--dataset") {
+        Ok(clean) if clean == dataset => Ok(()),
+        Ok(clean) => Err(FetchError::InvalidArgument {
+            name: "--dataset",
+            value: dataset.to_string(),
+            reason: format!("must be a plain directory name such as {clean:?}"),
+        }),
+        Err(FetchError::UnsafeName { reason, .. }) => Err(FetchError::InvalidArgument {
+            name: "--dataset",
+            value: dataset.to_string(),
+            reason,
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_display_is_one_line() {
+        let s = FetchSummary {
+            fetched: 2,
+            skipped: 1,
+            missing: 1,
+            pending: 0,
+            failed: 3,
+            bytes: 2048,
+        };
+        assert_eq!(
+            s.to_string(),
+            "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
+        );
+        assert_eq!(s.files(), 7);
+    }
+
+    #[test]
+    fn dataset_must_be_a_plain_name() {
+        assert!(validate_dataset("sales").is_ok());
+        assert!(validate_dataset("gh_archive-2015").is_ok());
+        assert!(validate_dataset("../x").is_err());
+        assert!(validate_dataset("a/b").is_err());
+        assert!(validate_dataset(".hidden").is_err());
+        assert!(validate_dataset("with space").is_err());
+        assert!(validate_dataset("").is_err());
+    }
 }

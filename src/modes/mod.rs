@@ -14,9 +14,9 @@
 //! [`batch::run_batch`].
 
 pub mod batch;
+pub mod continuous;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use chrono::Utc;
 
@@ -96,7 +96,7 @@ pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<S
     Ok(out)
 }
 
-fn plan_options(config: &Config) -> PlanOptions {
+pub(crate) fn plan_options(config: &Config) -> PlanOptions {
     PlanOptions {
         settle_time: config.settle_time,
         max_file_age: config.max_file_age,
@@ -256,7 +256,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
     Ok(out)
 }
 
-fn log_report(r: &BatchReport) {
+pub(crate) fn log_report(r: &BatchReport) {
     tracing::info!(
         dataset = %r.dataset,
         batch = r.id,
@@ -270,44 +270,4 @@ fn log_report(r: &BatchReport) {
         secs = r.elapsed.as_secs_f64(),
         "batch committed"
     );
-}
-
-pub mod continuous {
-    //! Continuous mode: event-driven small batches (see the module above).
-    use super::*;
-
-    /// Runs until cancelled.
-    ///
-    /// # Errors
-    /// Fatal errors of any dataset.
-    pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
-        let mut summary = RunSummary::default();
-        let poll = ctx.config.poll_interval.min(Duration::from_secs(3600));
-        loop {
-            for ds in &datasets {
-                let files = plan_dataset(
-                    &ctx.landing,
-                    &ctx.checkpoint,
-                    ds,
-                    &plan_options(&ctx.config),
-                )
-                .await?;
-                for files in split_batches(
-                    files,
-                    ctx.config.max_files_per_batch,
-                    ctx.config.max_bytes_per_batch,
-                ) {
-                    if let Some(r) = batch::run_batch(&ctx, ds, files).await? {
-                        log_report(&r);
-                        summary.batches.push(r);
-                    }
-                }
-            }
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => break,
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
-        Ok(summary)
-    }
 }

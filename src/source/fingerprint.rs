@@ -22,6 +22,17 @@ pub struct FileFingerprint {
     pub head_hash: String,
     /// Whether the content starts with the gzip magic bytes.
     pub gzip: bool,
+    /// The first `min(size, FINGERPRINT_BYTES)` bytes.
+    pub head: bytes::Bytes,
+}
+
+impl FileFingerprint {
+    /// The head hash over the first `len` bytes only: compares with a record made when the file was `len` bytes
+    /// long (a small file that has grown since).
+    pub fn head_hash_of_prefix(&self, len: u64) -> String {
+        let n = (len as usize).min(self.head.len());
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&self.head[..n]))
+    }
 }
 
 /// Computes the fingerprint of the first `size` bytes of `location` (two small range reads).
@@ -62,7 +73,9 @@ pub async fn fingerprint(
     } else {
         bytes::Bytes::new()
     };
-    Ok(of_parts(&head, &tail, size))
+    let mut fp = of_parts(&head, &tail, size);
+    fp.head = head;
+    Ok(fp)
 }
 
 /// The fingerprint of a file given its head and tail bytes.
@@ -76,6 +89,7 @@ pub fn of_parts(head: &[u8], tail: &[u8], size: u64) -> FileFingerprint {
         fingerprint: format!("{:016x}", h.digest()),
         head_hash: format!("{head_hash:016x}"),
         gzip: head.starts_with(&[0x1f, 0x8b]),
+        head: bytes::Bytes::copy_from_slice(head),
     }
 }
 

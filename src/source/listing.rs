@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
 
 use super::fingerprint::fingerprint;
 use super::SourceError;
@@ -104,6 +105,120 @@ pub struct PlanOptions {
     pub now: DateTime<Utc>,
 }
 
+/// The result of planning: what to read now, and what to look at again once it has settled.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Files (or tails) to read, in processing order.
+    pub files: Vec<LandingFile>,
+    /// Relative paths of files that are not ready yet (not settled).
+    pub not_ready: Vec<String>,
+}
+
+enum Verdict {
+    Read(Box<LandingFile>),
+    NotReady,
+    Skip,
+}
+
+/// Decides what to do with one listed object.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate(
+    landing: &StoreLocation,
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+    meta: object_store::ObjectMeta,
+    rel: String,
+    renamed_in: bool,
+    fresh_checkpoint: bool,
+    opts: &PlanOptions,
+) -> Result<Verdict, SourceError> {
+    let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
+    // A file renamed into place is complete by the writer's own protocol: no need to wait for it to settle.
+    let settled = renamed_in || meta.last_modified + settle <= opts.now;
+    let prior = checkpoint.file(dataset, &rel)?;
+    if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
+        if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
+            tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
+            return Ok(Verdict::Skip);
+        }
+    }
+    // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
+    // last line was held back and which has now settled: its end now ends that line.
+    if let Some(p) = &prior {
+        let untouched = p.size == meta.size && p.modified == meta.last_modified;
+        let tail_now_final =
+            p.status == FileStatus::Partial && settled && p.bytes_consumed < meta.size;
+        if untouched && !tail_now_final {
+            return Ok(Verdict::Skip);
+        }
+    }
+    let fp = match fingerprint(landing, &meta.location, &rel, meta.size).await {
+        Ok(fp) => fp,
+        Err(SourceError::Read {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }) => {
+            tracing::info!(path = %rel, "file vanished before it was read; skipped");
+            return Ok(Verdict::Skip);
+        }
+        Err(e) => return Err(e),
+    };
+    let gzip = fp.gzip || rel.ends_with(".gz");
+    if gzip && !settled {
+        return Ok(Verdict::NotReady);
+    }
+    let (change, start_offset, start_line) = match &prior {
+        None => (Change::New, 0, 0),
+        Some(p) if gzip && p.fingerprint == fp.fingerprint => return Ok(Verdict::Skip),
+        Some(p)
+            if !gzip
+                && p.head_hash == fp.head_hash_of_prefix(p.size)
+                && meta.size >= p.bytes_consumed
+                && p.bytes_consumed > 0 =>
+        {
+            if meta.size == p.bytes_consumed && !(settled && p.status == FileStatus::Partial) {
+                return Ok(Verdict::Skip);
+            }
+            (Change::Appended, p.bytes_consumed, p.lines_consumed)
+        }
+        Some(_) if !settled => {
+            // Rewritten in place and still changing: wait until it settles.
+            return Ok(Verdict::NotReady);
+        }
+        Some(_) => {
+            tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
+            (Change::Replaced, 0, 0)
+        }
+    };
+    Ok(Verdict::Read(Box::new(LandingFile {
+        dataset: dataset.to_string(),
+        path: rel,
+        location: meta.location,
+        size: meta.size,
+        modified: meta.last_modified,
+        fingerprint: fp.fingerprint,
+        head_hash: fp.head_hash,
+        gzip,
+        start_offset,
+        start_line,
+        is_final: settled,
+        prior,
+        change,
+    })))
+}
+
+fn order(plan: &mut Plan, opts: &PlanOptions) {
+    if opts.latest_first {
+        plan.files.sort_by(|a, b| {
+            b.modified
+                .cmp(&a.modified)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+    } else {
+        plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+}
+
 /// Lists `<landing>/<dataset>/` and returns what to read, in processing order (by path, or newest first).
 ///
 /// Files that vanish while being listed or fingerprinted are skipped with a log line.
@@ -116,12 +231,25 @@ pub async fn plan_dataset(
     dataset: &str,
     opts: &PlanOptions,
 ) -> Result<Vec<LandingFile>, SourceError> {
+    Ok(plan_listing(landing, checkpoint, dataset, opts)
+        .await?
+        .files)
+}
+
+/// [`plan_dataset`] with the paths that are not ready yet.
+///
+/// # Errors
+/// As [`plan_dataset`].
+pub async fn plan_listing(
+    landing: &StoreLocation,
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+    opts: &PlanOptions,
+) -> Result<Plan, SourceError> {
     let prefix = landing.path(dataset);
     let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
-    let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
     let mut list = landing.store.list(Some(&prefix));
-    let mut out = Vec::new();
-    let mut not_ready = 0usize;
+    let mut plan = Plan::default();
     while let Some(meta) = list.next().await {
         let meta = match meta {
             Ok(m) => m,
@@ -143,97 +271,93 @@ pub async fn plan_dataset(
         if is_ignored_path(&rel) || !rel.contains('/') {
             continue;
         }
-        let settled = meta.last_modified + settle <= opts.now;
-        let prior = checkpoint.file(dataset, &rel)?;
-        if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
-            if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
-                tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
-                continue;
-            }
+        match evaluate(
+            landing,
+            checkpoint,
+            dataset,
+            meta,
+            rel.clone(),
+            false,
+            fresh_checkpoint,
+            opts,
+        )
+        .await?
+        {
+            Verdict::Read(f) => plan.files.push(*f),
+            Verdict::NotReady => plan.not_ready.push(rel),
+            Verdict::Skip => {}
         }
-        // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
-        // last line was held back and which has now settled: its end now ends that line.
-        if let Some(p) = &prior {
-            let untouched = p.size == meta.size && p.modified == meta.last_modified;
-            let tail_now_final =
-                p.status == FileStatus::Partial && settled && p.bytes_consumed < meta.size;
-            if untouched && !tail_now_final {
-                continue;
-            }
-        }
-        let fp = match fingerprint(landing, &meta.location, &rel, meta.size).await {
-            Ok(fp) => fp,
-            Err(SourceError::Read {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }) => {
-                tracing::info!(path = %rel, "file vanished before it was read; skipped");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let gzip = fp.gzip || rel.ends_with(".gz");
-        if gzip && !settled {
-            not_ready += 1;
-            continue;
-        }
-        let (change, start_offset, start_line) = match &prior {
-            None => (Change::New, 0, 0),
-            Some(p) if gzip && p.fingerprint == fp.fingerprint => continue,
-            Some(p)
-                if !gzip
-                    && p.head_hash == fp.head_hash
-                    && meta.size >= p.bytes_consumed
-                    && p.bytes_consumed > 0 =>
-            {
-                if meta.size == p.bytes_consumed && !(settled && p.status == FileStatus::Partial) {
-                    continue;
-                }
-                (Change::Appended, p.bytes_consumed, p.lines_consumed)
-            }
-            Some(_) if !settled => {
-                // Rewritten in place and still changing: wait until it settles.
-                not_ready += 1;
-                continue;
-            }
-            Some(_) => {
-                tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
-                (Change::Replaced, 0, 0)
-            }
-        };
-        out.push(LandingFile {
-            dataset: dataset.to_string(),
-            path: rel,
-            location: meta.location,
-            size: meta.size,
-            modified: meta.last_modified,
-            fingerprint: fp.fingerprint,
-            head_hash: fp.head_hash,
-            gzip,
-            start_offset,
-            start_line,
-            is_final: settled,
-            prior,
-            change,
-        });
     }
-    if not_ready > 0 {
+    if !plan.not_ready.is_empty() {
         tracing::debug!(
             dataset,
-            files = not_ready,
+            files = plan.not_ready.len(),
             "files not settled yet; they will be read later"
         );
     }
-    if opts.latest_first {
-        out.sort_by(|a, b| {
-            b.modified
-                .cmp(&a.modified)
-                .then_with(|| a.path.cmp(&b.path))
-        });
-    } else {
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+    order(&mut plan, opts);
+    Ok(plan)
+}
+
+/// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that
+/// were renamed into place (ready at once). Paths that do not exist (any more) are skipped.
+///
+/// # Errors
+/// [`SourceError::Read`] for store failures other than not-found; [`SourceError::Checkpoint`].
+pub async fn plan_paths(
+    landing: &StoreLocation,
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+    paths: &std::collections::BTreeSet<String>,
+    renamed_in: &std::collections::BTreeSet<String>,
+    opts: &PlanOptions,
+) -> Result<Plan, SourceError> {
+    let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
+    let mut plan = Plan::default();
+    for rel in paths {
+        if is_ignored_path(rel) || !rel.starts_with(&format!("{dataset}/")) {
+            continue;
+        }
+        let location = landing.path(rel);
+        let meta = match landing.store.head(&location).await {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            // A directory (new dataset or sub-directory): its files get their own events or the next listing.
+            Err(_)
+                if landing
+                    .local_root
+                    .as_ref()
+                    .is_some_and(|r| r.join(rel).is_dir()) =>
+            {
+                continue
+            }
+            Err(source) => {
+                return Err(SourceError::Read {
+                    path: rel.clone(),
+                    source,
+                })
+            }
+        };
+        let renamed = renamed_in.contains(rel);
+        match evaluate(
+            landing,
+            checkpoint,
+            dataset,
+            meta,
+            rel.clone(),
+            renamed,
+            fresh_checkpoint,
+            opts,
+        )
+        .await?
+        {
+            Verdict::Read(f) => plan.files.push(*f),
+            Verdict::NotReady => plan.not_ready.push(rel.clone()),
+            Verdict::Skip => {}
+        }
     }
-    Ok(out)
+    order(&mut plan, opts);
+    Ok(plan)
 }
 
 /// Splits files into batches of at most `max_files` files and `max_bytes` pending bytes (a single larger file

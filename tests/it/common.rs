@@ -66,7 +66,10 @@ impl Workdir {
         let dest = self.landing().join(dataset).join(name);
         let dir = dest.parent().expect("has a parent").to_path_buf();
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let tmp = dir.join(format!(".{}.tmp", dest.file_name().expect("name").to_string_lossy()));
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            dest.file_name().expect("name").to_string_lossy()
+        ));
         std::fs::copy(src, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
         std::fs::rename(&tmp, &dest).expect("rename");
         dest
@@ -116,7 +119,13 @@ impl Workdir {
 
     /// `lander run --mode once` with the workdir's locations, settle time 0 and `extra` flags.
     pub fn run_once(&self, extra: &[&str]) -> String {
-        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "once".into(), "--settle-time".into(), "0s".into()];
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--mode".into(),
+            "once".into(),
+            "--settle-time".into(),
+            "0s".into(),
+        ];
         args.extend(self.location_args());
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -189,7 +198,9 @@ pub fn string_column(dir: &Path, column: &str) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for p in parquet_files(dir) {
         for b in read_parquet(&p) {
-            let c = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column} in {}", p.display()));
+            let c = b
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("no column {column} in {}", p.display()));
             let c = c.as_string::<i32>();
             for i in 0..c.len() {
                 out.push(c.is_valid(i).then(|| c.value(i).to_string()));

@@ -1,4 +1,7 @@
 //! Integration tests: one binary, one module per user-visible behaviour. They run the real `lander` binary.
 
+mod checkpoint_cmd;
 mod common;
+mod fetch;
+mod modes;
 mod run_once;

@@ -1,0 +1,195 @@
+//! Continuous mode: event-driven small batches with tailing of growing files.
+//!
+//! One task per dataset, so a slow or failing dataset does not hold the others back. Each task wakes up on
+//! (a) filesystem events routed to it by path, (b) a periodic full listing (`poll_interval`, the safety net for
+//! lost events and the only source on backends without events), (c) a re-check of files that were not ready
+//! (not settled, or a growing file whose partial last line was held back). A wake-up is coalesced with those
+//! that follow: for a short quiet gap when idle (low latency), for up to `max_batch_delay` when batches follow
+//! each other closely (fewer, larger Parquet parts under load).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use super::{batch, log_report, plan_options, BatchReport, Context, RunSummary};
+use crate::source::listing::{plan_listing, plan_paths, split_batches};
+use crate::source::watch::{watch, WatchEvent};
+use crate::Error;
+
+/// When idle, a wake-up waits this long for further events of the same write (a rename or a close often
+/// produces several) before the batch starts.
+pub const QUIET_GAP: Duration = Duration::from_millis(10);
+
+/// Wake-ups queued per dataset.
+const WAKE_CHANNEL_CAPACITY: usize = 4096;
+
+#[derive(Debug)]
+enum Wake {
+    Path(WatchEvent),
+    ListAll,
+}
+
+/// Runs until `ctx.cancel` fires or a dataset fails fatally.
+///
+/// # Errors
+/// The first fatal error of a dataset (the others are then stopped too).
+pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
+    let mut watcher = watch(&ctx.landing);
+    let mut senders: HashMap<String, mpsc::Sender<Wake>> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for ds in &datasets {
+        let (tx, rx) = mpsc::channel(WAKE_CHANNEL_CAPACITY);
+        senders.insert(ds.clone(), tx);
+        let ctx = ctx.clone();
+        let ds = ds.clone();
+        tasks.spawn(async move {
+            let r = dataset_loop(&ctx, &ds, rx).await;
+            (ds, r)
+        });
+    }
+    tracing::info!(datasets = %datasets.join(","), events = watcher.is_active(), "continuous mode: watching landing");
+    let mut summary = RunSummary::default();
+    let mut first_err = None;
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            ev = watcher.events.recv(), if watcher.is_active() => {
+                let Some(ev) = ev else { break };
+                let ds = ev.rel.split('/').next().unwrap_or_default().to_string();
+                if let Some(tx) = senders.get(&ds) {
+                    // A new dataset directory: list it (its files may predate the watch on it).
+                    let wake = if ev.rel.contains('/') { Wake::Path(ev) } else { Wake::ListAll };
+                    if tx.try_send(wake).is_err() {
+                        let _ = tx.try_send(Wake::ListAll);
+                    }
+                }
+                if watcher.overflowed() {
+                    tracing::warn!("filesystem events were dropped; listing every dataset");
+                    for tx in senders.values() {
+                        let _ = tx.try_send(Wake::ListAll);
+                    }
+                }
+            }
+            Some(joined) = tasks.join_next() => {
+                let (ds, r) = joined.expect("dataset tasks do not panic");
+                match r {
+                    Ok(reports) => summary.batches.extend(reports),
+                    Err(e) => {
+                        tracing::error!(dataset = %ds, error = %e, "dataset stopped; stopping the others");
+                        first_err = Some(e);
+                        ctx.cancel.cancel();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    drop(senders);
+    while let Some(joined) = tasks.join_next().await {
+        let (ds, r) = joined.expect("dataset tasks do not panic");
+        match r {
+            Ok(reports) => summary.batches.extend(reports),
+            Err(e) => {
+                tracing::error!(dataset = %ds, error = %e, "dataset stopped");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+async fn dataset_loop(
+    ctx: &Context,
+    ds: &str,
+    mut rx: mpsc::Receiver<Wake>,
+) -> Result<Vec<BatchReport>, Error> {
+    let mut reports = Vec::new();
+    let mut poll = tokio::time::interval(ctx.config.poll_interval.max(Duration::from_millis(10)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut recheck_at = far();
+    let mut recheck: BTreeSet<String> = BTreeSet::new();
+    let mut last_batch_end: Option<Instant> = None;
+    let recheck_delay = ctx.config.settle_time + Duration::from_millis(20);
+    loop {
+        let mut paths = BTreeSet::new();
+        let mut renamed = BTreeSet::new();
+        let mut full = false;
+        let add = |w: Wake,
+                   full: &mut bool,
+                   paths: &mut BTreeSet<String>,
+                   renamed: &mut BTreeSet<String>| match w {
+            Wake::ListAll => *full = true,
+            Wake::Path(e) => {
+                if e.renamed_in {
+                    renamed.insert(e.rel.clone());
+                }
+                paths.insert(e.rel);
+            }
+        };
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            _ = poll.tick() => full = true,
+            _ = sleep_until(recheck_at) => {
+                paths.append(&mut recheck);
+                recheck_at = far();
+            }
+            w = rx.recv() => match w {
+                None => break,
+                Some(w) => add(w, &mut full, &mut paths, &mut renamed),
+            },
+        }
+        // Coalesce what follows: a quiet gap when idle, the whole max_batch_delay when busy.
+        let busy = last_batch_end.is_some_and(|t| t.elapsed() < ctx.config.max_batch_delay * 4);
+        let hard_deadline = Instant::now() + ctx.config.max_batch_delay;
+        loop {
+            let deadline = if busy {
+                hard_deadline
+            } else {
+                hard_deadline.min(Instant::now() + QUIET_GAP)
+            };
+            match timeout_at(deadline, rx.recv()).await {
+                Ok(Some(w)) => add(w, &mut full, &mut paths, &mut renamed),
+                _ => break,
+            }
+        }
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        let opts = plan_options(&ctx.config);
+        let plan = if full {
+            plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?
+        } else {
+            plan_paths(&ctx.landing, &ctx.checkpoint, ds, &paths, &renamed, &opts).await?
+        };
+        for p in plan.not_ready {
+            recheck.insert(p);
+        }
+        for f in plan.files.iter().filter(|f| !f.is_final && !f.gzip) {
+            recheck.insert(f.path.clone());
+        }
+        if !recheck.is_empty() {
+            recheck_at = recheck_at.min(Instant::now() + recheck_delay);
+        }
+        for files in split_batches(
+            plan.files,
+            ctx.config.max_files_per_batch,
+            ctx.config.max_bytes_per_batch,
+        ) {
+            if ctx.cancel.is_cancelled() {
+                break;
+            }
+            if let Some(r) = batch::run_batch(ctx, ds, files).await? {
+                log_report(&r);
+                reports.push(r);
+            }
+            last_batch_end = Some(Instant::now());
+        }
+    }
+    Ok(reports)
+}

@@ -1,0 +1,291 @@
+//! The incremental modes against a live landing directory: available-now, micro-batch, continuous (rename,
+//! new dataset directory, tailing), shutdown on SIGTERM, and the single-writer lock.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A running `lander run` daemon that is killed if the test fails.
+struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(w: &Workdir, mode: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
+        args.extend(w.location_args());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(lander_bin())
+            .args(&args)
+            .current_dir(w.path())
+            .env("RUST_LOG", "lander=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn daemon");
+        Self { child: Some(child) }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGTERM, then wait (bounded); returns (status, stdout, stderr).
+    fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+        let child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let start = std::time::Instant::now();
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "shutdown took {:?}",
+            start.elapsed()
+        );
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn lines_of(name: &str, n: usize) -> Vec<Vec<u8>> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(gharchive(name)).expect("open");
+    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))
+        .split(b'\n')
+        .take(n)
+        .map(|l| l.expect("line"))
+        .collect()
+}
+
+#[test]
+fn available_now_splits_into_bounded_batches() {
+    let w = Workdir::new();
+    for f in GHARCHIVE_FILES {
+        w.land(&gharchive(f), "gharchive", f);
+    }
+    let mut args = vec![
+        "run",
+        "--mode",
+        "available-now",
+        "--max-files-per-batch",
+        "2",
+        "--settle-time",
+        "0s",
+    ];
+    let loc = w.location_args();
+    args.extend(loc.iter().map(String::as_str));
+    let out = w.run_ok(&args);
+    for id in 1..=3 {
+        assert!(
+            out.contains(&format!("gharchive: batch {id} committed")),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("batch 4"), "{out}");
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 27_693);
+    let again = w.run_ok(&args);
+    assert!(again.contains("nothing new"), "{again}");
+}
+
+#[test]
+fn micro_batch_picks_up_a_file_landed_after_start() {
+    let w = Workdir::new();
+    w.land(
+        &gharchive("2012-02-15-0.json.gz"),
+        "gharchive",
+        "2012-02-15-0.json.gz",
+    );
+    let d = Daemon::start(
+        &w,
+        "micro-batch",
+        &["--interval", "1s", "--settle-time", "0s"],
+    );
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze()) == 4074),
+        "first file not ingested"
+    );
+    let landed = std::time::Instant::now();
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze()) == 4074 + 1639),
+        "second file not ingested"
+    );
+    // Within two intervals (plus generous slack for a loaded CI machine).
+    assert!(
+        landed.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        landed.elapsed()
+    );
+    let (status, stdout, stderr) = d.stop();
+    assert!(status.success(), "{status}\n{stderr}");
+    assert!(
+        stdout.contains("stopped: 2 batch(es) committed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn continuous_renamed_file_new_dataset_dir_and_tailing() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let d = Daemon::start(
+        &w,
+        "continuous",
+        &["--settle-time", "2s", "--poll-interval", "30s"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1. A file renamed into place (gzip: needs no settle time because it was renamed in).
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
+            == 1639),
+        "renamed-in file"
+    );
+
+    // 2. A file created in a dataset directory that did not exist at start.
+    w.land_bytes(
+        "sales",
+        "new.csv",
+        b"transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status\n\
+          1,2025-10-25 19:07:27,8961,79973,Deportes,7,160.74,1125.18,Transferencia,Cancelada\n",
+    );
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze().join("sales")) == 1),
+        "new dataset dir"
+    );
+
+    // 3. A growing NDJSON file: complete lines are ingested, a half line waits.
+    let lines = lines_of("2015-01-01-0.json.gz", 6);
+    let path = w.landing().join("gharchive/stream.json");
+    let mut f = std::fs::File::create(&path).expect("create");
+    for l in &lines[..3] {
+        f.write_all(l).expect("w");
+        f.write_all(b"\n").expect("w");
+    }
+    let half = lines[3].len() / 2;
+    f.write_all(&lines[3][..half]).expect("w");
+    f.flush().expect("flush");
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
+            == 1639 + 3),
+        "first 3 lines"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        1639 + 3,
+        "the half line must wait"
+    );
+    f.write_all(&lines[3][half..]).expect("w");
+    f.write_all(b"\n").expect("w");
+    for l in &lines[4..] {
+        f.write_all(l).expect("w");
+        f.write_all(b"\n").expect("w");
+    }
+    f.flush().expect("flush");
+    assert!(
+        wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
+            == 1639 + 6),
+        "appended lines"
+    );
+    let ids = string_column(&w.bronze().join("gharchive"), "event_key");
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no duplicates while tailing");
+
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    // After a restart nothing is read twice.
+    let out = w.run_once(&[]);
+    assert!(out.contains("nothing new"), "{out}");
+}
+
+#[test]
+fn sigterm_mid_run_then_restart_finishes_without_duplicates() {
+    let w = Workdir::new();
+    for f in GHARCHIVE_FILES {
+        w.land(&gharchive(f), "gharchive", f);
+    }
+    // Copies with new names: more batches, all duplicates of the originals.
+    for f in GHARCHIVE_FILES {
+        w.land(&gharchive(f), "gharchive", &format!("copy/{f}"));
+    }
+    let d = Daemon::start(
+        &w,
+        "available-now",
+        &["--max-files-per-batch", "1", "--settle-time", "0s"],
+    );
+    assert!(
+        wait_until(DEADLINE, || !parquet_files(&w.bronze().join("gharchive"))
+            .is_empty()),
+        "first batch"
+    );
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{status}: {stderr}");
+    // Bronze equals committed batches: every row unique, even right after the stop.
+    let keys = string_column(&w.bronze().join("gharchive"), "event_key");
+    assert_eq!(
+        keys.iter().collect::<std::collections::HashSet<_>>().len(),
+        keys.len()
+    );
+    assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
+    w.run_once(&[]);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 27_693);
+    let keys = string_column(&w.bronze().join("gharchive"), "event_key");
+    assert_eq!(
+        keys.iter().collect::<std::collections::HashSet<_>>().len(),
+        27_693
+    );
+}
+
+#[test]
+fn a_second_instance_on_the_same_checkpoint_is_refused() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let d = Daemon::start(&w, "continuous", &[]);
+    let lock = w.checkpoint().join("LOCK");
+    assert!(
+        wait_until(DEADLINE, || std::fs::read_to_string(&lock)
+            .is_ok_and(|s| s.trim() == d.pid().to_string())),
+        "daemon did not take the lock"
+    );
+    let mut args = vec!["run", "--mode", "once"];
+    let loc = w.location_args();
+    args.extend(loc.iter().map(String::as_str));
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "locked by another lander process (pid {})",
+            d.pid()
+        )),
+        "{stderr}"
+    );
+    let (status, _, _) = d.stop();
+    assert!(status.success());
+}
