@@ -46,6 +46,12 @@ pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
 /// open partition bounded for wide rows (GH Archive payloads).
 pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
+/// Part uploads completed concurrently (each is a write + fsync + rename on the local store).
+const FINISH_CONCURRENCY: usize = 16;
+
+/// Renames run concurrently when publishing a batch.
+const PUBLISH_CONCURRENCY: usize = 16;
+
 /// Multipart chunks of one part that may be in flight at once.
 const UPLOAD_CONCURRENCY: usize = 4;
 
@@ -299,6 +305,7 @@ pub async fn upload_parts(
 ) -> Result<Vec<WrittenFile>, SinkError> {
     let mut uploads: HashMap<u32, (String, WriteMultipart)> = HashMap::new();
     let mut done = Vec::new();
+    let mut finishing = futures::stream::FuturesUnordered::new();
     while let Some(ev) = events.recv().await {
         match ev {
             PartEvent::Open { seq, staging } => {
@@ -338,14 +345,25 @@ pub async fn upload_parts(
                 let (staging, w) = uploads
                     .remove(&seq)
                     .expect("a part is opened before it is closed");
-                w.finish().await.map_err(|source| SinkError::Store {
-                    action: "upload",
-                    path: staging,
-                    source,
-                })?;
-                done.push((seq, file));
+                // Completing an upload is I/O bound (write, fsync, rename): overlap several of them.
+                while finishing.len() >= FINISH_CONCURRENCY {
+                    if let Some(r) = finishing.next().await {
+                        done.push(r?);
+                    }
+                }
+                finishing.push(async move {
+                    w.finish().await.map_err(|source| SinkError::Store {
+                        action: "upload",
+                        path: staging,
+                        source,
+                    })?;
+                    Ok::<_, SinkError>((seq, file))
+                });
             }
         }
+    }
+    while let Some(r) = finishing.next().await {
+        done.push(r?);
     }
     for (_, (_, w)) in uploads.drain() {
         w.abort().await.ok();
@@ -380,16 +398,30 @@ pub async fn put_staged(
 /// # Errors
 /// [`SinkError::Store`]; parts already renamed stay renamed (recovery removes them if the batch does not commit).
 pub async fn publish(bronze: &StoreLocation, files: &[WrittenFile]) -> Result<(), SinkError> {
-    for f in files {
-        bronze
-            .store
-            .rename(&bronze.path(&f.staging), &bronze.path(&f.final_path))
-            .await
-            .map_err(|source| SinkError::Store {
-                action: "rename",
-                path: f.staging.clone(),
-                source,
-            })?;
+    let jobs: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let store = bronze.store.clone();
+            let (from, to, name) = (
+                bronze.path(&f.staging),
+                bronze.path(&f.final_path),
+                f.staging.clone(),
+            );
+            async move {
+                store
+                    .rename(&from, &to)
+                    .await
+                    .map_err(|source| SinkError::Store {
+                        action: "rename",
+                        path: name,
+                        source,
+                    })
+            }
+        })
+        .collect();
+    let mut renames = futures::stream::iter(jobs).buffer_unordered(PUBLISH_CONCURRENCY);
+    while let Some(r) = renames.next().await {
+        r?;
     }
     Ok(())
 }
