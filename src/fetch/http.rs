@@ -454,6 +454,8 @@ pub(crate) struct Downloader {
     max_file_bytes: u64,
     concurrency: usize,
     progress: Progress,
+    /// Landing paths (`<dataset>/<name>`) the checkpoint records as processed.
+    ingested: std::collections::HashSet<String>,
 }
 
 impl Downloader {
@@ -470,7 +472,22 @@ impl Downloader {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|source| FetchError::Client { source })?;
+        let ingested = match &args.checkpoint {
+            Some(dir) if dir.join("sled").exists() => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(
+                    move || -> Result<_, crate::checkpoint::CheckpointError> {
+                        let store = crate::checkpoint::CheckpointStore::open_snapshot(&dir)?;
+                        Ok(store.files(None)?.into_iter().map(|f| f.path).collect())
+                    },
+                )
+                .await
+                .expect("reading the checkpoint does not panic")?
+            }
+            _ => std::collections::HashSet::new(),
+        };
         Ok(Self {
+            ingested,
             client,
             landing,
             policy: RetryPolicy {
@@ -581,9 +598,9 @@ impl Downloader {
         }
     }
 
-    /// Whether `<dataset>/<name>` is already in landing (or already ingested, see [`recorded_as_ingested`]).
+    /// Whether `<dataset>/<name>` is already in landing (or recorded in the checkpoint given with `--checkpoint`).
     async fn already_present(&self, dataset: &str, name: &str) -> Result<bool, FetchError> {
-        if recorded_as_ingested(dataset, name) {
+        if self.ingested.contains(&format!("{dataset}/{name}")) {
             return Ok(true);
         }
         let location = self.landing.path(&format!("{dataset}/{name}"));
@@ -1024,15 +1041,6 @@ impl Downloader {
     pub(crate) fn finish(&self) {
         self.progress.finish();
     }
-}
-
-/// Hook for the checkpoint check: whether `<dataset>/<name>` was already ingested (and possibly removed from
-/// landing since), so it must not be fetched again.
-///
-/// Always `false` for now: TODO(#6) consult the checkpoint once `fetch` can read it without contending with a
-/// running `lander run` for the sled lock.
-fn recorded_as_ingested(_dataset: &str, _name: &str) -> bool {
-    false
 }
 
 /// `.<name>.tmp`, or `.url-<hash>.tmp` when the name comes from the server.

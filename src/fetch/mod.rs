@@ -41,6 +41,9 @@ pub const DEFAULT_LANDING: &str = "layers/landing";
 /// [`run_generate`].
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The checkpoint given with `--checkpoint` could not be read.
+    #[error("cannot read the checkpoint to skip ingested files: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The landing location could not be opened.
     #[error("cannot open landing {landing}: {source}")]
     Landing {
@@ -256,6 +259,11 @@ pub struct DownloadArgs {
     /// Abort a request when the server sends nothing for this long (the attempt is then retried).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Checkpoint of the `lander run` that ingests this landing: files it already recorded are not downloaded
+    /// again (useful with `--clean-source`, which removes them from landing). Read through a snapshot, so a
+    /// running daemon is not disturbed. Skipped when the directory holds no checkpoint.
+    #[arg(long)]
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `lander fetch url`.

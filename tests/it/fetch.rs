@@ -1019,4 +1019,60 @@ async fn binary_fetch_gharchive_lands_a_range() {
         2,
         "the 502 was retried"
     );
+
+    // Ingest what was fetched, deleting the sources after commit: bronze holds exactly the two hours' events.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lander"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run lander");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&[
+        "run",
+        "--mode",
+        "once",
+        "--settle-time",
+        "0s",
+        "--landing",
+        "landing",
+        "--bronze",
+        "bronze",
+        "--checkpoint",
+        "state",
+        "--clean-source",
+        "delete",
+    ]);
+    assert!(out.contains("2 file(s), 15129 rows written"), "{out}");
+    assert!(
+        names(&landing.join("gharchive")).is_empty(),
+        "sources deleted after commit"
+    );
+    // A second fetch that knows the checkpoint downloads nothing, although landing is empty now.
+    let before = server.requests(&format!("/{HOUR0}")).len();
+    let out = run(&[
+        "fetch",
+        "gharchive",
+        "--from",
+        "2015-01-01T00",
+        "--to",
+        "2015-01-01T01",
+        "--base-url",
+        &server.base_url(),
+        "--landing",
+        "landing",
+        "--checkpoint",
+        "state",
+    ]);
+    assert!(
+        out.contains("fetched 0") && out.contains("skipped 2"),
+        "{out}"
+    );
+    assert_eq!(server.requests(&format!("/{HOUR0}")).len(), before);
 }
