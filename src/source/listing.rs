@@ -114,6 +114,16 @@ pub struct Plan {
     pub not_ready: Vec<String>,
 }
 
+impl Plan {
+    fn add(&mut self, verdict: Verdict, rel: String) {
+        match verdict {
+            Verdict::Read(f) => self.files.push(*f),
+            Verdict::NotReady => self.not_ready.push(rel),
+            Verdict::Skip => {}
+        }
+    }
+}
+
 enum Verdict {
     Read(Box<LandingFile>),
     NotReady,
@@ -271,7 +281,7 @@ pub async fn plan_listing(
         if is_ignored_path(&rel) || !rel.contains('/') {
             continue;
         }
-        match evaluate(
+        let verdict = evaluate(
             landing,
             checkpoint,
             dataset,
@@ -281,12 +291,8 @@ pub async fn plan_listing(
             fresh_checkpoint,
             opts,
         )
-        .await?
-        {
-            Verdict::Read(f) => plan.files.push(*f),
-            Verdict::NotReady => plan.not_ready.push(rel),
-            Verdict::Skip => {}
-        }
+        .await?;
+        plan.add(verdict, rel.clone());
     }
     if !plan.not_ready.is_empty() {
         tracing::debug!(
@@ -339,7 +345,7 @@ pub async fn plan_paths(
             }
         };
         let renamed = renamed_in.contains(rel);
-        match evaluate(
+        let verdict = evaluate(
             landing,
             checkpoint,
             dataset,
@@ -349,12 +355,8 @@ pub async fn plan_paths(
             fresh_checkpoint,
             opts,
         )
-        .await?
-        {
-            Verdict::Read(f) => plan.files.push(*f),
-            Verdict::NotReady => plan.not_ready.push(rel.clone()),
-            Verdict::Skip => {}
-        }
+        .await?;
+        plan.add(verdict, rel.clone());
     }
     order(&mut plan, opts);
     Ok(plan)
