@@ -39,19 +39,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Dedup keys written or pruned per sled batch: large single batches make sled's memory grow with the batch.
-const DEDUP_CHUNK_KEYS: usize = 20_000;
-
-/// sled page cache: the checkpoint is small and mostly written; sled's 1 GiB default is far more than needed.
-const SLED_CACHE_BYTES: u64 = 64 << 20;
-
-/// The batch id in a dedup value (`time ‖ batch`), or `None` for an untagged value.
-fn dedup_value_batch(v: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(v.get(8..16)?)
-        .ok()
-        .map(u64::from_be_bytes)
-}
-
 /// Checkpoint errors. Any of them stops the process (the checkpoint is the source of truth).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -290,14 +277,15 @@ enum SchemaValue {
     V1(StoredSchema),
 }
 
-/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`] (its
-/// dedup keys were staged before, see [`CheckpointStore::stage_dedup_keys`]).
+/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`].
 #[derive(Debug, Clone)]
 pub struct BatchCommit {
     /// The batch.
     pub batch: BatchRecord,
     /// New state of every file the batch read.
     pub files: Vec<FileRecord>,
+    /// New dedup keys: (key hash, event time µs).
+    pub new_keys: Vec<(u128, i64)>,
     /// Schema to fix, when this batch inferred it.
     pub schema: Option<StoredSchema>,
     /// Dedup horizon for pruning.
@@ -441,7 +429,6 @@ impl CheckpointStore {
     fn open_db(dir: &Path, sled_dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(sled_dir)
-            .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|source| CheckpointError::Sled {
                 dir: dir.to_path_buf(),
@@ -682,82 +669,13 @@ impl CheckpointStore {
     }
 
     /// Whether a committed batch of `dataset` already wrote a record with this key (within the horizon).
-    /// `current_batch` is the batch being staged: keys tagged with it (or a later id) belong to no committed
-    /// batch yet and do not count.
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn dedup_contains(&self, dataset: &str, key: u128, current_batch: u64) -> Result<bool> {
-        let v = self
-            .db
-            .get(Self::dedup_key(dataset, key))
-            .map_err(self.sled_err())?;
-        Ok(match v {
-            None => false,
-            Some(v) => dedup_value_batch(&v).is_none_or(|b| b < current_batch),
-        })
-    }
-
-    /// Writes the dedup keys of batch `batch_id` (tagged with it) in bounded chunks, before the batch commits.
-    /// Until the commit they do not count as seen (see [`CheckpointStore::dedup_contains`]); a batch that never
-    /// commits has them removed by [`CheckpointStore::forget_uncommitted_keys`]. Keeping them out of the atomic
-    /// commit keeps that commit small, whatever the number of new records.
-    ///
-    /// # Errors
-    /// [`CheckpointError::Sled`].
-    pub fn stage_dedup_keys(
-        &self,
-        dataset: &str,
-        batch_id: u64,
-        keys: &[(u128, i64)],
-    ) -> Result<()> {
-        for chunk in keys.chunks(DEDUP_CHUNK_KEYS) {
-            let mut b = sled::Batch::default();
-            for (key, t) in chunk {
-                let mut v = [0u8; 16];
-                v[..8].copy_from_slice(&t.to_be_bytes());
-                v[8..].copy_from_slice(&batch_id.to_be_bytes());
-                b.insert(Self::dedup_key(dataset, *key), &v[..]);
-                b.insert(Self::dexp_key(dataset, *t, *key), &[][..]);
-            }
-            self.db.apply_batch(b).map_err(self.sled_err())?;
-        }
-        Ok(())
-    }
-
-    /// Removes dedup keys tagged with batch `from_batch` or later (a batch that did not commit). Scans the
-    /// dataset's dedup state: only called when recovering from an interrupted batch.
-    ///
-    /// # Errors
-    /// [`CheckpointError::Sled`].
-    pub fn forget_uncommitted_keys(&self, dataset: &str, from_batch: u64) -> Result<usize> {
-        let mut b = sled::Batch::default();
-        let mut n = 0;
-        for kv in self.db.scan_prefix(format!("dedup/{dataset}/").as_bytes()) {
-            let (k, v) = kv.map_err(self.sled_err())?;
-            if dedup_value_batch(&v).is_some_and(|id| id >= from_batch) {
-                let hash = u128::from_be_bytes(
-                    <[u8; 16]>::try_from(&k[k.len() - 16..])
-                        .expect("dedup keys end in a 16-byte hash"),
-                );
-                let t = i64::from_be_bytes(
-                    <[u8; 8]>::try_from(&v[..8]).expect("dedup values start with a time"),
-                );
-                b.remove(k);
-                b.remove(Self::dexp_key(dataset, t, hash));
-                n += 1;
-            }
-        }
-        self.db.apply_batch(b).map_err(self.sled_err())?;
-        self.flush()?;
-        Ok(n)
-    }
-
-    fn dexp_key(dataset: &str, t: i64, key: u128) -> Vec<u8> {
-        let mut e = format!("dexp/{dataset}/").into_bytes();
-        e.extend_from_slice(&day_key(t));
-        e.extend_from_slice(&key.to_be_bytes());
-        e
+    pub fn dedup_contains(&self, dataset: &str, key: u128) -> Result<bool> {
+        self.db
+            .contains_key(Self::dedup_key(dataset, key))
+            .map_err(self.sled_err())
     }
 
     /// Dedup state size and watermark of `dataset`.
@@ -800,47 +718,53 @@ impl CheckpointStore {
                 Self::encode(&SchemaValue::V1(s.clone())),
             );
         }
-        let mut wm = self.dedup_stats_watermark(ds)?;
+        let old_wm = self.dedup_stats_watermark(ds)?;
+        let mut wm = old_wm;
+        for (key, t) in &commit.new_keys {
+            b.insert(Self::dedup_key(ds, *key), &t.to_be_bytes()[..]);
+            let mut e = format!("dexp/{ds}/").into_bytes();
+            e.extend_from_slice(&day_key(*t));
+            e.extend_from_slice(&key.to_be_bytes());
+            b.insert(e, &[][..]);
+            wm = Some(wm.map_or(*t, |w| w.max(*t)));
+        }
         if let Some(max) = commit.batch.max_event_time {
             wm = Some(wm.map_or(max, |w| w.max(max)));
         }
         if let Some(w) = wm {
             b.insert(format!("wm/{ds}").as_bytes(), &w.to_be_bytes()[..]);
-        }
-        b.remove(format!("pending/{ds}").as_bytes());
-        self.db.apply_batch(b).map_err(self.sled_err())?;
-        self.flush()?;
-        // Pruning only forgets state, so it runs after the commit, in bounded chunks; a crash in between leaves
-        // a few expired keys for the next commit to prune.
-        if let Some(w) = wm {
-            self.prune_dedup(ds, w, commit.horizon)?;
-        }
-        Ok(())
-    }
-
-    /// Forgets dedup keys of whole UTC days before `watermark - horizon`.
-    fn prune_dedup(&self, ds: &str, watermark: i64, horizon: Duration) -> Result<()> {
-        let horizon = i64::try_from(horizon.as_micros()).unwrap_or(i64::MAX);
-        let cutoff = watermark.saturating_sub(horizon);
-        let lo = format!("dexp/{ds}/").into_bytes();
-        let mut hi = lo.clone();
-        hi.extend_from_slice(&day_key(cutoff));
-        loop {
-            let mut b = sled::Batch::default();
-            let mut n = 0;
-            for kv in self.db.range(lo.clone()..hi.clone()).take(DEDUP_CHUNK_KEYS) {
+            // Prune whole UTC days that lie entirely before watermark - horizon.
+            let horizon = i64::try_from(commit.horizon.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = w.saturating_sub(horizon);
+            let lo = format!("dexp/{ds}/").into_bytes();
+            let mut hi = lo.clone();
+            hi.extend_from_slice(&day_key(cutoff));
+            let new: std::collections::HashSet<u128> =
+                commit.new_keys.iter().map(|(k, _)| *k).collect();
+            for kv in self.db.range(lo.clone()..hi) {
                 let (k, _) = kv.map_err(self.sled_err())?;
                 let hash = <[u8; 16]>::try_from(&k[k.len() - 16..])
                     .expect("dexp keys end in a 16-byte hash");
-                b.remove(Self::dedup_key(ds, u128::from_be_bytes(hash)));
+                let hash = u128::from_be_bytes(hash);
                 b.remove(k);
-                n += 1;
+                if !new.contains(&hash) {
+                    b.remove(Self::dedup_key(ds, hash));
+                }
             }
-            if n == 0 {
-                return self.flush();
+            // Keys of this batch that are already older than the cutoff are not kept either.
+            for (key, t) in &commit.new_keys {
+                if *t < cutoff.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY {
+                    let mut e = format!("dexp/{ds}/").into_bytes();
+                    e.extend_from_slice(&day_key(*t));
+                    e.extend_from_slice(&key.to_be_bytes());
+                    b.remove(e);
+                    b.remove(Self::dedup_key(ds, *key));
+                }
             }
-            self.db.apply_batch(b).map_err(self.sled_err())?;
         }
+        b.remove(format!("pending/{ds}").as_bytes());
+        self.db.apply_batch(b).map_err(self.sled_err())?;
+        self.flush()
     }
 
     fn dedup_stats_watermark(&self, ds: &str) -> Result<Option<i64>> {
@@ -970,14 +894,10 @@ mod tests {
         {
             let s = CheckpointStore::open(dir.path()).expect("open");
             assert_eq!(s.next_batch_id("g").expect("id"), 1);
-            s.stage_dedup_keys("g", 1, &[(7, 10 * MICROS_PER_DAY), (8, MICROS_PER_DAY)])
-                .expect("stage");
-            // Staged keys of the batch being written do not count for it, only for later batches.
-            assert!(!s.dedup_contains("g", 7, 1).expect("get"));
-            assert!(s.dedup_contains("g", 7, 2).expect("get"));
             s.commit(&BatchCommit {
                 batch: batch("g", 1, Some(10 * MICROS_PER_DAY)),
                 files: vec![],
+                new_keys: vec![(7, 10 * MICROS_PER_DAY), (8, MICROS_PER_DAY)],
                 schema: None,
                 horizon: Duration::from_secs(7 * 86400),
             })
@@ -985,16 +905,10 @@ mod tests {
         }
         let s = CheckpointStore::open(dir.path()).expect("reopen");
         assert_eq!(s.next_batch_id("g").expect("id"), 2);
-        assert!(s.dedup_contains("g", 7, 2).expect("get"));
+        assert!(s.dedup_contains("g", 7).expect("get"));
         // Day 1 is more than 7 days before day 10: pruned at once.
-        assert!(!s.dedup_contains("g", 8, 2).expect("get"));
+        assert!(!s.dedup_contains("g", 8).expect("get"));
         assert_eq!(s.dedup_stats("g").expect("stats").keys, 1);
-        // Keys of a batch that never committed are forgotten on recovery.
-        s.stage_dedup_keys("g", 2, &[(9, 10 * MICROS_PER_DAY)])
-            .expect("stage");
-        assert_eq!(s.forget_uncommitted_keys("g", 2).expect("forget"), 1);
-        assert!(!s.dedup_contains("g", 9, 3).expect("get"));
-        assert!(s.dedup_contains("g", 7, 3).expect("get"));
     }
 
     #[test]
@@ -1004,6 +918,7 @@ mod tests {
         s.commit(&BatchCommit {
             batch: batch("g", 1, None),
             files: vec![],
+            new_keys: vec![],
             schema: None,
             horizon: Duration::from_secs(1),
         })

@@ -157,12 +157,7 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
     if let Some(intent) = intent {
         let cp = ctx.checkpoint.clone();
         let ds = dataset.to_string();
-        let id = intent.id;
-        blocking(move || {
-            cp.forget_uncommitted_keys(&ds, id)?;
-            cp.clear_intent(&ds)
-        })
-        .await?;
+        blocking(move || cp.clear_intent(&ds)).await?;
         tracing::warn!(
             dataset,
             batch = intent.id,
@@ -459,13 +454,6 @@ pub async fn run_batch(
             bytes: n,
         });
     }
-    // Dedup keys go in before the publish, tagged with this batch: they count only once it commits.
-    {
-        let cp = ctx.checkpoint.clone();
-        let ds = dataset.to_string();
-        let keys = staged.new_keys;
-        blocking(move || cp.stage_dedup_keys(&ds, id, &keys)).await?;
-    }
     failpoint("staged");
 
     // Publishing: from here on the batch is finished even on shutdown.
@@ -567,6 +555,7 @@ pub async fn run_batch(
     let commit = BatchCommit {
         batch,
         files: records,
+        new_keys: staged.new_keys,
         schema: schema_to_store,
         horizon: ctx.config.dedup_horizon,
     };
@@ -753,7 +742,7 @@ async fn stage(
                     match rx.blocking_recv() {
                         Some(FileMsg::Item(DecodeItem::Rows(d))) => {
                             let out = deduper
-                                .dedup(d, |k| cp.dedup_contains(&ds, k, id))
+                                .dedup(d, |k| cp.dedup_contains(&ds, k))
                                 .map_err(|e| AttemptError::Fatal(e.into()))?;
                             outcomes[i].duplicates += out.duplicates;
                             outcomes[i].ok += out.batch.num_rows() as u64;
