@@ -25,7 +25,6 @@
 //! writer gets [`CheckpointError::Locked`] naming that PID. Readers use [`CheckpointStore::open_snapshot`], which
 //! copies the store when it is locked and never touches the live files.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -834,20 +833,6 @@ impl CheckpointStore {
     /// [`CheckpointError::Sled`].
     pub fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(self.sled_err())
-    }
-
-    /// Per-dataset count summaries (files, rows, ...), computed from the records.
-    ///
-    /// # Errors
-    /// As [`CheckpointStore::files`].
-    pub fn totals(&self) -> Result<BTreeMap<String, (u64, u64)>> {
-        let mut m = BTreeMap::new();
-        for f in self.files(None)? {
-            let e = m.entry(f.dataset.clone()).or_insert((0, 0));
-            e.0 += 1;
-            e.1 += f.records_ok;
-        }
-        Ok(m)
     }
 }
 

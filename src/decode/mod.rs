@@ -301,15 +301,6 @@ pub fn map_stream_error(gzip: bool, path: &str, offset: u64, e: std::io::Error) 
     }
 }
 
-/// The end-of-file offset to record for a finished file: the compressed size for gzip (always read whole).
-pub fn end_offset(input: &DecodeInput, source_offset: u64, file_size: u64) -> u64 {
-    if input.gzip {
-        file_size
-    } else {
-        source_offset
-    }
-}
-
 /// 128-bit dedup key hash of `bytes` in the namespace `kind` (so an id and a content hash never collide).
 pub fn key_hash(kind: &[u8], bytes: &[u8]) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
