@@ -1,5 +1,9 @@
 //! The sled-backed checkpoint: which landing files (and byte offsets) are processed, which bronze files each batch
-//! committed, the in-flight batch intent, the dedup state and the fixed CSV schemas.
+//! committed, the in-flight batch intent, the dedup watermark and the fixed CSV schemas.
+//!
+//! The dedup keys themselves are not here: they live in run files beside the store (`crate::dedup::index`),
+//! because sled's memory grows with the number of keys it holds. A run file counts as committed when the batch
+//! record it names is committed here.
 //!
 //! # Key layout (one sled tree, so that one `apply_batch` is one atomic commit)
 //! ```text
@@ -9,9 +13,10 @@
 //! pending/<dataset>                   -> IntentValue (the batch being written, if any)
 //! schema/<dataset>                    -> SchemaValue (CSV column types, fixed after the first file)
 //! wm/<dataset>                        -> i64 BE, newest event time seen (µs since epoch, UTC)
-//! dedup/<dataset>/<key hash: 16 B>    -> i64 BE, event time of the first record with that key
-//! dexp/<dataset>/<day: 4 B>/<hash>    -> empty (expiry index of dedup keys by UTC day)
 //! ```
+//! Stores written by lander before the dedup index moved out also hold `dedup/<dataset>/<hash>` and
+//! `dexp/<dataset>/<day>/<hash>` keys; [`CheckpointStore::legacy_dedup_keys`] reads them once so the scheduler
+//! can move them into the index, then [`CheckpointStore::remove_legacy_dedup_keys`] deletes them.
 //! Values are JSON with an explicit version tag (`{"v":"1",...}`), so the format can change without breaking
 //! existing stores; [`SCHEMA_VERSION`] is written once and checked on open.
 //!
@@ -28,7 +33,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -283,21 +287,8 @@ pub struct BatchCommit {
     pub batch: BatchRecord,
     /// New state of every file the batch read.
     pub files: Vec<FileRecord>,
-    /// New dedup keys: (key hash, event time µs).
-    pub new_keys: Vec<(u128, i64)>,
     /// Schema to fix, when this batch inferred it.
     pub schema: Option<StoredSchema>,
-    /// Dedup horizon for pruning.
-    pub horizon: Duration,
-}
-
-/// Summary numbers of the dedup state of one dataset.
-#[derive(Debug, Clone, Serialize)]
-pub struct DedupStats {
-    /// Keys remembered.
-    pub keys: u64,
-    /// Newest event time seen (µs).
-    pub watermark: Option<i64>,
 }
 
 /// The checkpoint store. Cheap to clone (sled handles are `Arc`s).
@@ -367,11 +358,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn day_key(micros: i64) -> [u8; 4] {
-    let day = micros.div_euclid(MICROS_PER_DAY) as i32;
-    ((day as u32) ^ 0x8000_0000).to_be_bytes()
 }
 
 impl CheckpointStore {
@@ -661,40 +647,89 @@ impl CheckpointStore {
         }
     }
 
-    fn dedup_key(dataset: &str, key: u128) -> Vec<u8> {
-        let mut k = format!("dedup/{dataset}/").into_bytes();
-        k.extend_from_slice(&key.to_be_bytes());
+    /// The newest event time committed for `dataset` (µs since epoch, UTC): the dedup horizon counts back from
+    /// it.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn watermark(&self, dataset: &str) -> Result<Option<i64>> {
+        Ok(self
+            .get_raw(&format!("wm/{dataset}"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes))
+    }
+
+    /// The id of the last committed batch of `dataset` (0 when none).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
+    pub fn last_batch_id(&self, dataset: &str) -> Result<u64> {
+        Ok(self.next_batch_id(dataset)? - 1)
+    }
+
+    /// Dedup keys of `dataset` left in sled by a store of the old layout: (key hash, event time µs), from the
+    /// expiry index. Empty for stores written since the keys moved out.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`] (a malformed key).
+    pub fn legacy_dedup_keys(&self, dataset: &str) -> Result<Vec<(u128, i64)>> {
+        let prefix = format!("dexp/{dataset}/");
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = kv.map_err(self.sled_err())?;
+            let rest = &k[prefix.len()..];
+            let parsed = (rest.len() == 20).then(|| {
+                let day = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) ^ 0x8000_0000;
+                let hash = u128::from_be_bytes(rest[4..].try_into().expect("16 bytes"));
+                (hash, i64::from(day as i32) * MICROS_PER_DAY)
+            });
+            out.push(parsed.ok_or_else(|| CheckpointError::Corrupt {
+                dir: self.dir.clone(),
+                key: String::from_utf8_lossy(&k).into_owned(),
+                message: "legacy dedup expiry key is not <day: 4 B><hash: 16 B>".into(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// How many old-layout dedup keys `dataset` still has in sled (see [`CheckpointStore::legacy_dedup_keys`]).
+    pub fn legacy_dedup_key_count(&self, dataset: &str) -> usize {
+        self.db
+            .scan_prefix(format!("dexp/{dataset}/").as_bytes())
+            .count()
+    }
+
+    /// The old-layout sled key of one dedup key (`dexp/<dataset>/<day ^ 2^31: 4 B BE>/<hash: 16 B>`).
+    /// `lander checkpoint export` writes the dedup index in this form, so that an import brings the keys back
+    /// through the same migration as an old store.
+    pub fn legacy_dedup_entry(dataset: &str, day: i32, hash: u128) -> Vec<u8> {
+        let mut k = format!("dexp/{dataset}/").into_bytes();
+        k.extend_from_slice(&((day as u32) ^ 0x8000_0000).to_be_bytes());
+        k.extend_from_slice(&hash.to_be_bytes());
         k
     }
 
-    /// Whether a committed batch of `dataset` already wrote a record with this key (within the horizon).
+    /// Deletes the old-layout dedup keys of `dataset` (after they were written to the dedup index), durably.
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn dedup_contains(&self, dataset: &str, key: u128) -> Result<bool> {
-        self.db
-            .contains_key(Self::dedup_key(dataset, key))
-            .map_err(self.sled_err())
+    pub fn remove_legacy_dedup_keys(&self, dataset: &str) -> Result<usize> {
+        let mut b = sled::Batch::default();
+        let mut n = 0;
+        for prefix in [format!("dexp/{dataset}/"), format!("dedup/{dataset}/")] {
+            for kv in self.db.scan_prefix(prefix.as_bytes()) {
+                let (k, _) = kv.map_err(self.sled_err())?;
+                b.remove(k);
+                n += 1;
+            }
+        }
+        self.db.apply_batch(b).map_err(self.sled_err())?;
+        self.flush()?;
+        Ok(n)
     }
 
-    /// Dedup state size and watermark of `dataset`.
-    ///
-    /// # Errors
-    /// [`CheckpointError::Sled`].
-    pub fn dedup_stats(&self, dataset: &str) -> Result<DedupStats> {
-        let keys = self
-            .db
-            .scan_prefix(format!("dedup/{dataset}/").as_bytes())
-            .count() as u64;
-        let watermark = self
-            .get_raw(&format!("wm/{dataset}"))?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(i64::from_be_bytes);
-        Ok(DedupStats { keys, watermark })
-    }
-
-    /// Applies one batch atomically and durably: file records, batch record, dedup keys (then prunes keys older
-    /// than the watermark minus the horizon), the schema, and removes the intent.
+    /// Applies one batch atomically and durably: file records, batch record (which makes the batch's dedup run
+    /// files count), the watermark, the schema, and removes the intent.
     ///
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`]: the batch is then not committed.
@@ -717,60 +752,14 @@ impl CheckpointStore {
                 Self::encode(&SchemaValue::V1(s.clone())),
             );
         }
-        let old_wm = self.dedup_stats_watermark(ds)?;
-        let mut wm = old_wm;
-        for (key, t) in &commit.new_keys {
-            b.insert(Self::dedup_key(ds, *key), &t.to_be_bytes()[..]);
-            let mut e = format!("dexp/{ds}/").into_bytes();
-            e.extend_from_slice(&day_key(*t));
-            e.extend_from_slice(&key.to_be_bytes());
-            b.insert(e, &[][..]);
-            wm = Some(wm.map_or(*t, |w| w.max(*t)));
-        }
+        // The watermark only moves forward; the dedup index prunes behind it after this commit.
         if let Some(max) = commit.batch.max_event_time {
-            wm = Some(wm.map_or(max, |w| w.max(max)));
-        }
-        if let Some(w) = wm {
-            b.insert(format!("wm/{ds}").as_bytes(), &w.to_be_bytes()[..]);
-            // Prune whole UTC days that lie entirely before watermark - horizon.
-            let horizon = i64::try_from(commit.horizon.as_micros()).unwrap_or(i64::MAX);
-            let cutoff = w.saturating_sub(horizon);
-            let lo = format!("dexp/{ds}/").into_bytes();
-            let mut hi = lo.clone();
-            hi.extend_from_slice(&day_key(cutoff));
-            let new: std::collections::HashSet<u128> =
-                commit.new_keys.iter().map(|(k, _)| *k).collect();
-            for kv in self.db.range(lo.clone()..hi) {
-                let (k, _) = kv.map_err(self.sled_err())?;
-                let hash = <[u8; 16]>::try_from(&k[k.len() - 16..])
-                    .expect("dexp keys end in a 16-byte hash");
-                let hash = u128::from_be_bytes(hash);
-                b.remove(k);
-                if !new.contains(&hash) {
-                    b.remove(Self::dedup_key(ds, hash));
-                }
-            }
-            // Keys of this batch that are already older than the cutoff are not kept either.
-            for (key, t) in &commit.new_keys {
-                if *t < cutoff.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY {
-                    let mut e = format!("dexp/{ds}/").into_bytes();
-                    e.extend_from_slice(&day_key(*t));
-                    e.extend_from_slice(&key.to_be_bytes());
-                    b.remove(e);
-                    b.remove(Self::dedup_key(ds, *key));
-                }
-            }
+            let wm = self.watermark(ds)?.map_or(max, |w| w.max(max));
+            b.insert(format!("wm/{ds}").as_bytes(), &wm.to_be_bytes()[..]);
         }
         b.remove(format!("pending/{ds}").as_bytes());
         self.db.apply_batch(b).map_err(self.sled_err())?;
         self.flush()
-    }
-
-    fn dedup_stats_watermark(&self, ds: &str) -> Result<Option<i64>> {
-        Ok(self
-            .get_raw(&format!("wm/{ds}"))?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(i64::from_be_bytes))
     }
 
     /// Forgets file records so those files are ingested again (dedup keeps bronze free of duplicates). Returns
@@ -882,18 +871,42 @@ mod tests {
             s.commit(&BatchCommit {
                 batch: batch("g", 1, Some(10 * MICROS_PER_DAY)),
                 files: vec![],
-                new_keys: vec![(7, 10 * MICROS_PER_DAY), (8, MICROS_PER_DAY)],
                 schema: None,
-                horizon: Duration::from_secs(7 * 86400),
+            })
+            .expect("commit");
+            s.commit(&BatchCommit {
+                batch: batch("g", 2, Some(3 * MICROS_PER_DAY)),
+                files: vec![],
+                schema: None,
             })
             .expect("commit");
         }
         let s = CheckpointStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.next_batch_id("g").expect("id"), 2);
-        assert!(s.dedup_contains("g", 7).expect("get"));
-        // Day 1 is more than 7 days before day 10: pruned at once.
-        assert!(!s.dedup_contains("g", 8).expect("get"));
-        assert_eq!(s.dedup_stats("g").expect("stats").keys, 1);
+        assert_eq!(s.next_batch_id("g").expect("id"), 3);
+        assert_eq!(s.last_batch_id("g").expect("id"), 2);
+        // The watermark never moves back.
+        assert_eq!(s.watermark("g").expect("wm"), Some(10 * MICROS_PER_DAY));
+        assert_eq!(s.last_batch_id("other").expect("id"), 0);
+    }
+
+    #[test]
+    fn legacy_dedup_keys_are_read_then_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = CheckpointStore::open(dir.path()).expect("open");
+        // The layout lander wrote before the dedup index: dedup/<ds>/<hash> and dexp/<ds>/<day ^ 2^31>/<hash>.
+        for (hash, day) in [(7u128, 10i32), (8, -1)] {
+            let mut k = b"dedup/g/".to_vec();
+            k.extend_from_slice(&hash.to_be_bytes());
+            s.db.insert(k, &(i64::from(day) * MICROS_PER_DAY).to_be_bytes()[..])
+                .expect("insert");
+            s.db.insert(CheckpointStore::legacy_dedup_entry("g", day, hash), &[][..])
+                .expect("insert");
+        }
+        let mut keys = s.legacy_dedup_keys("g").expect("legacy");
+        keys.sort();
+        assert_eq!(keys, vec![(7, 10 * MICROS_PER_DAY), (8, -MICROS_PER_DAY)]);
+        assert_eq!(s.remove_legacy_dedup_keys("g").expect("remove"), 4);
+        assert!(s.legacy_dedup_keys("g").expect("legacy").is_empty());
     }
 
     #[test]
@@ -903,9 +916,7 @@ mod tests {
         s.commit(&BatchCommit {
             batch: batch("g", 1, None),
             files: vec![],
-            new_keys: vec![],
             schema: None,
-            horizon: Duration::from_secs(1),
         })
         .expect("commit");
         // flock is per open file description, so a second open in the same process conflicts too.
@@ -918,11 +929,5 @@ mod tests {
         let snap = CheckpointStore::open_snapshot(dir.path()).expect("snapshot");
         assert!(snap.is_snapshot());
         assert_eq!(snap.batches(Some("g")).expect("batches").len(), 1);
-    }
-
-    #[test]
-    fn day_keys_sort_like_days() {
-        assert!(day_key(-MICROS_PER_DAY) < day_key(0));
-        assert!(day_key(0) < day_key(MICROS_PER_DAY));
     }
 }

@@ -11,9 +11,11 @@
 //! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, synthetic sales).
 //! - [`source`]: listing landing, readiness rules, fingerprints, watching for new files.
 //! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records.
-//! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one).
+//! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one); [`dedup::index`]
+//!   keeps the committed keys in run files beside the checkpoint, with in-memory filters.
 //! - [`sink`]: split by UTC day and write Parquet parts under staging names.
-//! - [`checkpoint`]: the sled store of processed files, committed batches and dedup state.
+//! - [`checkpoint`]: the sled store of processed files, committed batches, the in-flight intent and the dedup
+//!   watermark.
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol.
 //! - [`config`]: `lander.toml` plus CLI overrides.
 //! - [`cli`]: the command-line interface.
@@ -45,6 +47,9 @@ pub enum Error {
     /// Decode error (file-level).
     #[error(transparent)]
     Decode(#[from] decode::DecodeError),
+    /// Dedup index error.
+    #[error(transparent)]
+    Dedup(#[from] dedup::index::IndexError),
     /// Sink error.
     #[error(transparent)]
     Sink(#[from] sink::SinkError),

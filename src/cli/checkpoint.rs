@@ -476,6 +476,12 @@ pub struct DatasetStatsJson {
     pub quarantine_files: u64,
     /// Dedup keys remembered.
     pub dedup_keys: u64,
+    /// Dedup run files (`<checkpoint>/dedup/<dataset>/`).
+    pub dedup_runs: u64,
+    /// Their size on disk in bytes.
+    pub dedup_bytes: u64,
+    /// Bytes of their filters, which a running lander holds in memory.
+    pub dedup_filter_bytes: u64,
     /// Newest event time seen, from which the dedup horizon counts back (RFC 3339, UTC).
     pub dedup_watermark: Option<DateTime<Utc>>,
     /// Dedup horizon from the configuration, e.g. `7days`.
@@ -941,11 +947,23 @@ async fn stats(a: StatsArgs) -> anyhow::Result<()> {
     emit(&render_stats(&doc))
 }
 
+/// The dedup index size of `ds`, read from its run files without loading or cleaning them.
+fn lander_dedup_stats(
+    store: &CheckpointStore,
+    ds: &str,
+) -> Result<crate::dedup::index::IndexStats, crate::Error> {
+    let last = store.last_batch_id(ds)?;
+    let mut stats = crate::dedup::index::open_committed(store.dir(), ds, last)?.stats();
+    // Keys an imported or old-layout store still keeps in sled, until the next run moves them into runs.
+    stats.keys += store.legacy_dedup_key_count(ds) as u64;
+    Ok(stats)
+}
+
 fn compute_stats(
     store: &CheckpointStore,
     only: Option<&str>,
     horizon: Duration,
-) -> Result<StatsJson, CheckpointError> {
+) -> Result<StatsJson, crate::Error> {
     let mut datasets = Vec::new();
     for ds in store.datasets()? {
         if only.is_some_and(|o| o != ds) {
@@ -953,7 +971,7 @@ fn compute_stats(
         }
         let files = store.files(Some(&ds))?;
         let batches = store.batches(Some(&ds))?;
-        let dedup = store.dedup_stats(&ds)?;
+        let dedup = lander_dedup_stats(store, &ds)?;
         let mut s = DatasetStatsJson {
             dataset: ds.clone(),
             files: files.len() as u64,
@@ -981,7 +999,12 @@ fn compute_stats(
             bronze_bytes: 0,
             quarantine_files: 0,
             dedup_keys: dedup.keys,
-            dedup_watermark: dedup.watermark.and_then(DateTime::from_timestamp_micros),
+            dedup_runs: dedup.runs,
+            dedup_bytes: dedup.bytes,
+            dedup_filter_bytes: dedup.filter_bytes,
+            dedup_watermark: store
+                .watermark(&ds)?
+                .and_then(DateTime::from_timestamp_micros),
             dedup_horizon: humantime::format_duration(horizon).to_string(),
             dedup_horizon_secs: horizon.as_secs(),
             in_flight_batch: store.intent(&ds)?.map(|i| i.id),
@@ -1036,7 +1059,16 @@ fn stat_cells(d: &DatasetStatsJson) -> Vec<(&'static str, String)> {
             format!("{} ({})", d.bronze_files, human_bytes(d.bronze_bytes)),
         ),
         ("quarantine files", d.quarantine_files.to_string()),
-        ("dedup keys", d.dedup_keys.to_string()),
+        (
+            "dedup keys",
+            format!(
+                "{} in {} run file(s) ({}; filters {})",
+                d.dedup_keys,
+                d.dedup_runs,
+                human_bytes(d.dedup_bytes),
+                human_bytes(d.dedup_filter_bytes)
+            ),
+        ),
         ("dedup watermark", opt_time(d.dedup_watermark)),
         ("dedup horizon", d.dedup_horizon.clone()),
         ("in-flight batch", opt_num(d.in_flight_batch)),
@@ -1729,9 +1761,26 @@ fn export_line(key: &[u8], value: &[u8]) -> ExportLine {
 async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
     let store = open_read(&config).await?;
-    let entries = blocking(move || store.export())
-        .await
-        .context("while reading the checkpoint")?;
+    let entries = blocking(move || -> Result<_, crate::Error> {
+        let mut entries = store.export()?;
+        // The dedup index lives in run files, not in sled: export its keys in the old sled layout, which an
+        // import restores and the next run moves back into runs.
+        for ds in store.datasets()? {
+            let last = store.last_batch_id(&ds)?;
+            let runs = crate::dedup::index::open_committed(store.dir(), &ds, last)?;
+            for (day, key) in runs.keys_by_day() {
+                entries.push((
+                    CheckpointStore::legacy_dedup_entry(&ds, day, key),
+                    Vec::new(),
+                ));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        Ok(entries)
+    })
+    .await
+    .context("while reading the checkpoint")?;
     let n = entries.len();
     blocking(move || -> anyhow::Result<()> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -1795,9 +1844,24 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
     .await?;
     let store = open_write(&config, "import into it").await?;
     let n = entries.len();
-    blocking(move || store.import(&entries))
-        .await
-        .context("while replacing the checkpoint content")?;
+    blocking(move || -> Result<(), crate::Error> {
+        store.import(&entries)?;
+        // The import holds the whole dedup state (as old-layout keys, see `export`): run files of the store it
+        // replaced no longer describe it.
+        let runs = store.dir().join("dedup");
+        match std::fs::remove_dir_all(&runs) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(crate::dedup::index::IndexError::Io {
+                    path: runs,
+                    source: e,
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
+    })
+    .await
+    .context("while replacing the checkpoint content")?;
     emit(&format!(
         "imported {n} key(s) into {}\n",
         config.checkpoint.display()

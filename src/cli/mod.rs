@@ -92,7 +92,7 @@ pub struct RunArgs {
     /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub settle_time: Option<std::time::Duration>,
-    /// Dedup horizon behind the newest event time [default: 7d].
+    /// Dedup horizon behind the newest event time [default: 35d].
     #[arg(long, value_parser = parse_duration)]
     pub dedup_horizon: Option<std::time::Duration>,
     /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
@@ -247,7 +247,9 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
             .context("while opening the checkpoint")?
     };
     install_signal_handlers(cancel.clone());
+    let dedup = Arc::new(crate::dedup::index::DedupIndex::new(checkpoint.dir()));
     let ctx = Context {
+        dedup,
         decode_slots: Arc::new(tokio::sync::Semaphore::new(config.parallelism)),
         config: Arc::new(config),
         landing,

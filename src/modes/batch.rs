@@ -13,9 +13,14 @@
 //!    `<dataset>/year=YYYY/month=MM/day=DD/part-b<id>-<seq>.parquet`. *Crash here:* some parts are visible but
 //!    the batch is not committed; recovery deletes every final name listed in the intent (and the staging
 //!    prefix), so bronze again equals the committed batches, and the files are read again by the next batch.
-//! 5. **Commit.** One atomic sled batch writes the file records, the batch record, the new dedup keys and the
-//!    schema, prunes expired dedup keys, removes the intent, and is flushed. From here the batch counts.
-//! 6. **Clean source** (optional): landing files are deleted or archived only after the commit.
+//! 5. **Dedup runs.** The batch's new keys are written to the dedup index (`crate::dedup::index`) as one run file
+//!    per UTC event day, named after the batch id, fsynced. *Crash here:* the runs name a batch the checkpoint
+//!    does not hold; recovery deletes them with the rest of the batch.
+//! 6. **Commit.** One atomic sled batch writes the file records, the batch record (which makes its runs count),
+//!    the watermark and the schema, removes the intent, and is flushed. From here the batch counts. Then the runs
+//!    become visible to lookups, and whole days behind the horizon are pruned (a crash before the pruning is
+//!    finished by the next start).
+//! 7. **Clean source** (optional): landing files are deleted or archived only after the commit.
 //!
 //! A file that fails as a whole while the batch is being staged (truncated or corrupt gzip, a CSV header that
 //! does not match) aborts the attempt: the staging prefix is deleted and the batch is re-run without that file,
@@ -45,6 +50,7 @@ use crate::decode::{
     csv::CsvDecoder, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, LineSource,
     QuarantineRecord,
 };
+use crate::dedup::index::{keep_from_day, DedupIndex};
 use crate::dedup::Deduper;
 use crate::sink::parquet::{
     delete, delete_prefix, encode_quarantine, publish, put_staged, upload_parts,
@@ -71,6 +77,8 @@ pub struct Context {
     pub bronze: StoreLocation,
     /// Checkpoint.
     pub checkpoint: CheckpointStore,
+    /// Committed dedup keys (run files beside the checkpoint).
+    pub dedup: Arc<DedupIndex>,
     /// Decode slots shared by all datasets (`parallelism`).
     pub decode_slots: Arc<Semaphore>,
     /// Fires on shutdown.
@@ -121,7 +129,7 @@ impl std::fmt::Display for BatchReport {
 }
 
 /// Test-only crash injection: with the `failpoints` feature, `LANDER_FAIL_AFTER=<step>` aborts the process
-/// right after `step` (`intent`, `staged`, `publishing`, `published`, `committed`).
+/// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`).
 pub fn failpoint(step: &str) {
     #[cfg(feature = "failpoints")]
     if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
@@ -154,6 +162,7 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
         }
     }
     removed += delete_prefix(&ctx.bronze, &format!("_staging/{dataset}")).await?;
+    load_dedup(ctx, dataset).await?;
     if let Some(intent) = intent {
         let cp = ctx.checkpoint.clone();
         let ds = dataset.to_string();
@@ -167,6 +176,41 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
         );
     }
     Ok(removed)
+}
+
+/// Loads the dedup index of `dataset`: moves keys an old-layout checkpoint kept in sled into run files, then
+/// opens the runs its commits reference (deleting those of an interrupted batch, an interrupted merge, and days
+/// behind the horizon).
+///
+/// # Errors
+/// Checkpoint or dedup index failures.
+pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
+    let cp = ctx.checkpoint.clone();
+    let index = ctx.dedup.clone();
+    let ds = dataset.to_string();
+    let horizon = ctx.config.dedup_horizon;
+    blocking(move || -> Result<(), Error> {
+        let last = cp.last_batch_id(&ds)?;
+        let keep = keep_from_day(cp.watermark(&ds)?, horizon);
+        let legacy = cp.legacy_dedup_keys(&ds)?;
+        if !legacy.is_empty() {
+            let mut by_day = std::collections::BTreeMap::<i32, Vec<u128>>::new();
+            for (key, t) in &legacy {
+                by_day
+                    .entry(crate::dedup::index::day_of(*t))
+                    .or_default()
+                    .push(*key);
+            }
+            // Written as runs of the last committed batch (so they count at once), then removed from sled; a
+            // crash in between only writes the same runs again on the next start.
+            index.write_batch(&ds, last, by_day)?;
+            cp.remove_legacy_dedup_keys(&ds)?;
+            tracing::info!(dataset = %ds, keys = legacy.len(), "moved dedup keys from the old checkpoint layout into the dedup index");
+        }
+        index.load(&ds, last, keep)?;
+        Ok(())
+    })
+    .await
 }
 
 enum AttemptError {
@@ -201,7 +245,7 @@ struct FileOutcome {
 struct Staged {
     outcomes: Vec<FileOutcome>,
     quarantine: Vec<QuarantineRecord>,
-    new_keys: Vec<(u128, i64)>,
+    new_keys: std::collections::BTreeMap<i32, Vec<u128>>,
     parts: Vec<WrittenFile>,
     min_time: Option<i64>,
     max_time: Option<i64>,
@@ -332,6 +376,9 @@ pub async fn run_batch(
     let started = Instant::now();
     let started_at = Utc::now();
     let ingested_at = started_at.timestamp_micros();
+    if !ctx.dedup.is_loaded(dataset) {
+        load_dedup(ctx, dataset).await?;
+    }
     let mut files = files;
     let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
     let cp = ctx.checkpoint.clone();
@@ -398,7 +445,7 @@ pub async fn run_batch(
     let staged = staged.unwrap_or(Staged {
         outcomes: Vec::new(),
         quarantine: Vec::new(),
-        new_keys: Vec::new(),
+        new_keys: Default::default(),
         parts: Vec::new(),
         min_time: None,
         max_time: None,
@@ -552,16 +599,42 @@ pub async fn run_batch(
         min_event_time: staged.min_time,
         max_event_time: staged.max_time,
     };
+    // Dedup runs: durable before the commit that makes them count. Days already behind the horizon that this
+    // batch moves the watermark to are not written at all.
+    let runs = {
+        let cp = ctx.checkpoint.clone();
+        let index = ctx.dedup.clone();
+        let ds = dataset.to_string();
+        let horizon = ctx.config.dedup_horizon;
+        let max_time = staged.max_time;
+        let mut keys = staged.new_keys;
+        blocking(move || -> Result<_, Error> {
+            let wm = match (cp.watermark(&ds)?, max_time) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            let keep = keep_from_day(wm, horizon);
+            if let Some(k) = keep {
+                keys = keys.split_off(&k);
+            }
+            Ok((index.write_batch(&ds, id, keys)?, keep))
+        })
+        .await?
+    };
+    failpoint("runs");
     let commit = BatchCommit {
         batch,
         files: records,
-        new_keys: staged.new_keys,
         schema: schema_to_store,
-        horizon: ctx.config.dedup_horizon,
     };
     let cp = ctx.checkpoint.clone();
     blocking(move || cp.commit(&commit)).await?;
     failpoint("committed");
+    {
+        let index = ctx.dedup.clone();
+        let (staged_runs, keep) = runs;
+        blocking(move || index.publish(staged_runs, keep)).await?;
+    }
 
     let report = BatchReport {
         dataset: dataset.to_string(),
@@ -712,7 +785,7 @@ async fn stage(
     // Consumer: dedup + partition + encode, in file order, on a blocking thread.
     let consumer = {
         let schema = decoder.schema();
-        let cp = ctx.checkpoint.clone();
+        let committed = ctx.dedup.snapshot(dataset);
         let cancel = ctx.cancel.clone();
         let ds = dataset.to_string();
         let n = files.len();
@@ -723,7 +796,6 @@ async fn stage(
             let mut deduper = Deduper::new();
             let mut outcomes = vec![FileOutcome::default(); n];
             let mut quarantine = Vec::new();
-            let mut new_keys = Vec::new();
             let mut events = Vec::new();
             let (mut min_time, mut max_time): (Option<i64>, Option<i64>) = (None, None);
             let send = |events: &mut Vec<PartEvent>| -> Result<(), AttemptError> {
@@ -741,9 +813,9 @@ async fn stage(
                     }
                     match rx.blocking_recv() {
                         Some(FileMsg::Item(DecodeItem::Rows(d))) => {
-                            let out = deduper
-                                .dedup(d, |k| cp.dedup_contains(&ds, k))
-                                .map_err(|e| AttemptError::Fatal(e.into()))?;
+                            let Ok(out) = deduper.dedup(d, |k, day| {
+                                Ok::<_, std::convert::Infallible>(committed.contains(k, day))
+                            });
                             outcomes[i].duplicates += out.duplicates;
                             outcomes[i].ok += out.batch.num_rows() as u64;
                             if out.batch.num_rows() == 0 {
@@ -760,7 +832,6 @@ async fn stage(
                             if let Some(m) = max(times) {
                                 max_time = Some(max_time.map_or(m, |x| x.max(m)));
                             }
-                            new_keys.extend(out.new_keys);
                             for (key, part) in split_by_day(&out.batch, tc) {
                                 writer.write(key, &part, &mut events)?;
                             }
@@ -790,7 +861,13 @@ async fn stage(
             writer.finish(&mut events)?;
             send(&mut events)?;
             drop(part_tx);
-            Ok((outcomes, quarantine, new_keys, min_time, max_time))
+            Ok((
+                outcomes,
+                quarantine,
+                deduper.into_new_keys(),
+                min_time,
+                max_time,
+            ))
         })
     };
 

@@ -1,18 +1,23 @@
 //! Dedup: drop records whose key was already written, in this batch or in a committed one.
 //!
 //! Takes in decoded chunks (rows plus one 128-bit key hash per row) in a deterministic order and a lookup into
-//! the committed dedup state; produces the chunk without duplicates plus the new keys with their event times, to
-//! be committed with the batch. The first occurrence in batch order wins, so replaying a batch keeps the same
-//! rows. Pure and synchronous.
+//! the committed dedup state ([`index`]); produces the chunk without duplicates and accumulates the batch's new
+//! keys, grouped by UTC event day, to be written to the index before the batch commits. The first occurrence in
+//! batch order wins, so replaying a batch keeps the same rows. Nothing per record is kept beyond its 16-byte
+//! key hash. [`Deduper`] is pure and synchronous; [`index`] owns the files.
 //!
 //! # Semantics (compare Spark's `dropDuplicatesWithinWatermark`)
-//! A key is remembered while its event time lies within the dataset's horizon (default 7 days) of the newest
-//! event time committed for the dataset (the watermark); older keys are pruned at commit, in whole UTC days, so
-//! state stays bounded. Unlike Spark, a record older than the watermark is not dropped as late: it is checked
-//! against what is still remembered and written if new. A duplicate whose first occurrence was pruned is written
-//! again: choose a horizon longer than the time duplicates can arrive apart.
+//! A key is remembered while its event time lies within the dataset's horizon (default 400 days, see
+//! `Config::dedup_horizon`) of the newest event time committed for the dataset (the watermark); older keys are
+//! pruned after a commit, in whole UTC days, so state stays bounded. Unlike Spark, a record older than the
+//! watermark is not dropped as late: it is checked against what is still remembered and written if new. A
+//! duplicate whose first occurrence was pruned is written again: choose a horizon longer than the time
+//! duplicates can arrive apart.
 
-use std::collections::HashSet;
+pub mod index;
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
@@ -20,24 +25,54 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 
 use crate::decode::Decoded;
+use index::day_of;
 
 /// A chunk after dedup.
 #[derive(Debug)]
 pub struct Deduped {
     /// Rows kept.
     pub batch: RecordBatch,
-    /// Keys of the kept rows with their event time (µs UTC).
-    pub new_keys: Vec<(u128, i64)>,
     /// Rows dropped.
     pub duplicates: u64,
     /// Index of the event-time column.
     pub time_column: usize,
 }
 
-/// Per-batch dedup state: the keys this batch already kept.
-#[derive(Debug, Default)]
+/// Hashes a key that is already a uniform 128-bit hash by folding it: running SipHash over it again would cost
+/// more than the lookup itself.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for non-u128 input, which this set never holds; stay correct anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, k: u128) {
+        self.0 = (k as u64) ^ ((k >> 64) as u64);
+    }
+}
+
+/// Per-batch dedup state: the keys this batch already kept, by UTC event day.
+#[derive(Default)]
 pub struct Deduper {
-    seen: HashSet<u128>,
+    seen: HashSet<u128, BuildHasherDefault<KeyHasher>>,
+    by_day: BTreeMap<i32, Vec<u128>>,
+}
+
+impl std::fmt::Debug for Deduper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deduper")
+            .field("keys", &self.seen.len())
+            .finish()
+    }
 }
 
 impl Deduper {
@@ -56,30 +91,38 @@ impl Deduper {
         self.seen.is_empty()
     }
 
-    /// Drops rows of `chunk` whose key is in this batch already or for which `committed(key)` is true.
+    /// The keys kept, by UTC event day (what [`index::DedupIndex::write_batch`] takes).
+    pub fn into_new_keys(self) -> BTreeMap<i32, Vec<u128>> {
+        self.by_day
+    }
+
+    /// Drops rows of `chunk` whose key is in this batch already or for which `committed(key, day)` is true
+    /// (`day` is the record's UTC event day, a hint for where a repeat is likely stored).
     ///
     /// # Errors
     /// Whatever `committed` returns.
     pub fn dedup<E>(
         &mut self,
         chunk: Decoded,
-        mut committed: impl FnMut(u128) -> Result<bool, E>,
+        mut committed: impl FnMut(u128, i32) -> Result<bool, E>,
     ) -> Result<Deduped, E> {
         let times = chunk
             .batch
             .column(chunk.time_column)
             .as_primitive::<TimestampMicrosecondType>();
         let mut keep = Vec::with_capacity(chunk.keys.len());
-        let mut new_keys = Vec::with_capacity(chunk.keys.len());
+        let mut kept = 0usize;
         for (i, key) in chunk.keys.iter().enumerate() {
-            let fresh = !self.seen.contains(key) && !committed(*key)?;
+            let day = day_of(times.value(i));
+            let fresh = !self.seen.contains(key) && !committed(*key, day)?;
             if fresh {
                 self.seen.insert(*key);
-                new_keys.push((*key, times.value(i)));
+                self.by_day.entry(day).or_default().push(*key);
+                kept += 1;
             }
             keep.push(fresh);
         }
-        let duplicates = (chunk.keys.len() - new_keys.len()) as u64;
+        let duplicates = (chunk.keys.len() - kept) as u64;
         let batch = if duplicates == 0 {
             chunk.batch
         } else {
@@ -88,7 +131,6 @@ impl Deduper {
         };
         Ok(Deduped {
             batch,
-            new_keys,
             duplicates,
             time_column: chunk.time_column,
         })
@@ -133,17 +175,20 @@ mod tests {
     fn drops_within_batch_and_committed_first_wins() {
         let mut d = Deduper::new();
         let out = d
-            .dedup(chunk(&[1, 2, 2, 3]), |k| Ok::<_, ()>(k == 3))
+            .dedup(chunk(&[1, 2, 2, 3]), |k, _| Ok::<_, ()>(k == 3))
             .expect("ok");
         assert_eq!(out.duplicates, 2);
-        assert_eq!(out.new_keys, vec![(1, 10), (2, 20)]);
         let ids = out
             .batch
             .column(0)
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(ids.values(), &[1, 2]);
-        let out = d.dedup(chunk(&[2, 4]), |_| Ok::<_, ()>(false)).expect("ok");
-        assert_eq!(out.new_keys, vec![(4, 40)]);
+        let out = d
+            .dedup(chunk(&[2, 4]), |_, _| Ok::<_, ()>(false))
+            .expect("ok");
+        assert_eq!(out.duplicates, 1);
         assert_eq!(d.len(), 3);
+        // Event times are tiny (µs), so every key is on day 0.
+        assert_eq!(d.into_new_keys(), BTreeMap::from([(0, vec![1, 2, 4])]));
     }
 }
