@@ -3,6 +3,7 @@
 //! One function per subcommand; errors carry `anyhow` context naming the user-level action, and
 //! [`exit_code`] maps them to 0 (ok), 1 (runtime failure) or 2 (usage/configuration error).
 
+pub mod bench_state;
 pub mod checkpoint;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Generate synthetic data into landing.
     #[command(subcommand)]
     Generate(crate::fetch::GenerateCommand),
+    /// Build a large committed dedup state in a checkpoint, for benchmarks.
+    #[command(hide = true, name = "bench-dedup-state")]
+    BenchDedupState(bench_state::BenchStateArgs),
 }
 
 /// Options shared by commands that open the pipeline's locations.
@@ -221,6 +225,9 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::BenchDedupState(a) => tokio::task::spawn_blocking(move || bench_state::run(a))
+            .await
+            .expect("the state builder does not panic"),
         Command::Generate(cmd) => {
             install_signal_handlers(cancel.clone());
             crate::fetch::run_generate(cmd, cancel)

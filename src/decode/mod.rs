@@ -24,7 +24,7 @@ use arrow::record_batch::RecordBatch;
 
 /// Rows per decoded chunk: big enough to amortise per-batch overhead in Parquet encoding, small enough that a
 /// handful of chunks in flight per file keeps memory in the tens of MB.
-pub const CHUNK_ROWS: usize = 8192;
+pub const CHUNK_ROWS: usize = 4096;
 
 /// File-level decode failures. Record-level problems never appear here: they go to the quarantine.
 #[derive(Debug, thiserror::Error)]

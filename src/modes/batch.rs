@@ -61,7 +61,7 @@ use crate::store::StoreLocation;
 use crate::Error;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
-const FILE_CHANNEL_CAPACITY: usize = 4;
+const FILE_CHANNEL_CAPACITY: usize = 2;
 
 /// Encoded-part events that may wait for the uploader.
 const PART_CHANNEL_CAPACITY: usize = 16;
@@ -207,7 +207,17 @@ pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
             cp.remove_legacy_dedup_keys(&ds)?;
             tracing::info!(dataset = %ds, keys = legacy.len(), "moved dedup keys from the old checkpoint layout into the dedup index");
         }
+        let started = Instant::now();
         index.load(&ds, last, keep)?;
+        let stats = index.snapshot(&ds).stats();
+        tracing::debug!(
+            dataset = %ds,
+            keys = stats.keys,
+            runs = stats.runs,
+            filter_bytes = stats.filter_bytes,
+            load_ms = started.elapsed().as_secs_f64() * 1e3,
+            "dedup index loaded"
+        );
         Ok(())
     })
     .await
@@ -599,6 +609,7 @@ pub async fn run_batch(
         min_event_time: staged.min_time,
         max_event_time: staged.max_time,
     };
+    let commit_started = Instant::now();
     // Dedup runs: durable before the commit that makes them count. Days already behind the horizon that this
     // batch moves the watermark to are not written at all.
     let runs = {
@@ -630,11 +641,19 @@ pub async fn run_batch(
     let cp = ctx.checkpoint.clone();
     blocking(move || cp.commit(&commit)).await?;
     failpoint("committed");
+    let run_files = runs.0.len();
     {
         let index = ctx.dedup.clone();
         let (staged_runs, keep) = runs;
         blocking(move || index.publish(staged_runs, keep)).await?;
     }
+    tracing::debug!(
+        dataset,
+        batch = id,
+        run_files,
+        commit_ms = commit_started.elapsed().as_secs_f64() * 1e3,
+        "dedup runs written, batch committed, runs published"
+    );
 
     let report = BatchReport {
         dataset: dataset.to_string(),

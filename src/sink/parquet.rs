@@ -44,7 +44,7 @@ pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
 
 /// Upper bound of a row group's in-memory size before it is flushed, whatever its row count: keeps memory per
 /// open partition bounded for wide rows (GH Archive payloads).
-pub const ROW_GROUP_BYTES: usize = 64 << 20;
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 
 /// Part uploads completed concurrently (each is a write + fsync + rename on the local store).
 const FINISH_CONCURRENCY: usize = 16;

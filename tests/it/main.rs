@@ -2,6 +2,7 @@
 
 mod checkpoint_cmd;
 mod common;
+mod dedup;
 mod fetch;
 mod modes;
 mod run_once;

@@ -8,12 +8,12 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A running `lander run` daemon that is killed if the test fails.
-struct Daemon {
+pub struct Daemon {
     child: Option<Child>,
 }
 
 impl Daemon {
-    fn start(w: &Workdir, mode: &str, extra: &[&str]) -> Self {
+    pub fn start(w: &Workdir, mode: &str, extra: &[&str]) -> Self {
         let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
         args.extend(w.location_args());
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -33,7 +33,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then wait (bounded); returns (status, stdout, stderr).
-    fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+    pub fn stop(mut self) -> (std::process::ExitStatus, String, String) {
         let child = self.child.take().expect("running");
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

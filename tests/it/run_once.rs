@@ -414,7 +414,7 @@ fn crash_after_publish_before_commit_recovers_exactly() {
         );
     }
     clean.run_once(&[]);
-    for step in ["intent", "staged", "publishing", "published"] {
+    for step in ["intent", "staged", "publishing", "published", "runs"] {
         let mut args = vec![
             "run".to_string(),
             "--mode".into(),
