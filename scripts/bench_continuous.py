@@ -3,13 +3,13 @@
 
 Starts the release binary in continuous mode on fresh temp landing/bronze/checkpoint dirs, then lands FILES small
 GH Archive files one at a time, SPACING_MS apart. Each file holds EVENTS distinct events (real 2015 GH Archive
-events from ../shared/data/gharchive with rewritten unique ids) whose `created_at` all fall on their own UTC day
-(2020-01-01 + i days), so the file's rows land in their own partition directory
-`B/gharchive/year=YYYY/month=MM/day=DD/`. A file is written to `L/gharchive/.<name>.tmp`, fsynced, and renamed
+events from ../shared/data/gharchive, reused in a cycle, with rewritten unique ids) whose `created_at` fall on one
+UTC day, 2020-01-01 + i // FILES_PER_DAY days, so the file's rows land in the partition directory
+`B/gharchive/year=YYYY/month=MM/day=DD/` of that day as one new part. A file is written to `L/gharchive/.<name>.tmp`, fsynced, and renamed
 to `<name>.json.gz` (the writer protocol lander expects; a renamed-in gzip file needs no settle wait).
 
-Latency = from just before `os.rename` to the moment a `*.parquet` file exists in that file's partition
-directory, polled every POLL_MS. lander renames a part into place only once it is durable (fsync), then commits
+Latency = from just before `os.rename` to the moment one more `*.parquet` file exists in that file's partition
+directory than before the rename, polled every POLL_MS. lander renames a part into place only once it is durable (fsync), then commits
 the checkpoint; so "visible" means "readable by a bronze reader", and the checkpoint commit follows it.
 
 Baseline, same run: the same poll loop detecting a plain file renamed into a scratch directory (write + fsync a
@@ -18,6 +18,10 @@ temp file, rename to `x.parquet`, poll), measured right before each landed file:
 Percentiles are nearest-rank over all files (none skipped). At the end lander gets SIGTERM and must exit 0.
 lander's own per-batch times are read from its JSON log ("batch committed", `secs`).
 
+Memory: lander's RSS (VmRSS of /proc/<pid>/status) is sampled every second for the whole run; the script prints
+the curve as one line per RSS_REPORT_S seconds (min/median/max of the samples in that window) and the slope of a
+least-squares line through all samples.
+
 Usage: scripts/bench_continuous.py          (no arguments; stdlib only)
 Environment:
   LANDER_BIN  binary                          [${CARGO_TARGET_DIR:-target}/release/lander]
@@ -25,6 +29,9 @@ Environment:
   EVENTS      events per file                 [50]
   SPACING_MS  time between two renames        [200]
   POLL_MS     poll period of the visibility   [2]
+  FILES_PER_DAY  files whose events share a UTC day [1]
+  RSS_REPORT_S   width of a window of the RSS curve  [60]
+A 10-minute steady stream: FILES=3000 SPACING_MS=200 FILES_PER_DAY=100.
 """
 
 import datetime as dt
@@ -38,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +56,8 @@ FILES = int(os.environ.get("FILES", "100"))
 EVENTS = int(os.environ.get("EVENTS", "50"))
 SPACING = int(os.environ.get("SPACING_MS", "200")) / 1000.0
 POLL = int(os.environ.get("POLL_MS", "2")) / 1000.0
+FILES_PER_DAY = int(os.environ.get("FILES_PER_DAY", "1"))
+RSS_REPORT_S = int(os.environ.get("RSS_REPORT_S", "60"))
 TIMEOUT = 30.0
 DAY0 = dt.date(2020, 1, 1)
 
@@ -76,6 +86,13 @@ def fmt_ms(d):
         **{k: (v * 1000 if k != "n" else v) for k, v in d.items()})
 
 
+def parquet_count(d):
+    try:
+        return sum(1 for n in os.listdir(d) if n.endswith(".parquet"))
+    except FileNotFoundError:
+        return 0
+
+
 def parquet_visible(d):
     try:
         with os.scandir(d) as it:
@@ -84,10 +101,11 @@ def parquet_visible(d):
         return False
 
 
-def wait_visible(d, t0):
-    """Polls d every POLL seconds until a *.parquet exists; returns seconds since t0 (None on timeout)."""
+def wait_visible(d, t0, before=0):
+    """Polls d every POLL seconds until more than `before` *.parquet files exist; returns seconds since t0 (None on
+    timeout)."""
     while True:
-        if parquet_visible(d):
+        if (parquet_count(d) > before) if before else parquet_visible(d):
             return time.perf_counter() - t0
         if time.perf_counter() - t0 > TIMEOUT:
             return None
@@ -104,15 +122,13 @@ def write_synced(path, data):
 def make_files():
     """FILES gzip payloads: (name, day, bytes)."""
     with gzip.open(FIXTURE, "rt", encoding="utf-8") as f:
-        events = [json.loads(line) for _, line in zip(range(FILES * EVENTS), f)]
-    if len(events) < FILES * EVENTS:
-        sys.exit(f"error: {FIXTURE} has fewer than {FILES * EVENTS} events")
+        events = [json.loads(line) for line in f]
     out = []
     for i in range(FILES):
-        day = DAY0 + dt.timedelta(days=i)
+        day = DAY0 + dt.timedelta(days=i // FILES_PER_DAY)
         lines = []
         for j in range(EVENTS):
-            ev = dict(events[i * EVENTS + j])
+            ev = dict(events[(i * EVENTS + j) % len(events)])
             ev["id"] = str(90_000_000_000 + i * 10_000 + j)
             ev["created_at"] = f"{day.isoformat()}T{j // 3600 % 24:02d}:{j // 60 % 60:02d}:{j % 60:02d}Z"
             lines.append(json.dumps(ev, separators=(",", ":")))
@@ -166,6 +182,22 @@ def main():
             if time.perf_counter() - t_start > 10:
                 sys.exit("error: lander did not report it was watching within 10 s")
             time.sleep(0.01)
+        rss = []  # (seconds since start, MiB)
+        sampling = threading.Event()
+
+        def sample():
+            t = time.perf_counter()
+            while not sampling.is_set():
+                try:
+                    with open(f"/proc/{proc.pid}/status") as f:
+                        kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                    rss.append((time.perf_counter() - t, kb / 1024))
+                except (OSError, StopIteration):
+                    pass
+                sampling.wait(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         print(f"lander up (watching) after {(time.perf_counter() - t_start) * 1000:.0f} ms; waiting 1 s more")
         time.sleep(1.0)
 
@@ -183,9 +215,10 @@ def main():
             final = os.path.join(landing, "gharchive", f"{name}.json.gz")
             part = os.path.join(bronze, "gharchive", f"year={day.year:04d}", f"month={day.month:02d}", f"day={day.day:02d}")
             write_synced(tmpname, data)
+            before = parquet_count(part)
             t0 = time.perf_counter()
             os.rename(tmpname, final)
-            l = wait_visible(part, t0)
+            l = wait_visible(part, t0, before)
             if l is None:
                 print(f"file {i} ({name}): NOT visible after {TIMEOUT:.0f} s", flush=True)
                 lat.append(TIMEOUT)
@@ -196,6 +229,8 @@ def main():
                 time.sleep(rest)
 
         timeouts = sum(1 for v in lat if v >= TIMEOUT)
+        sampling.set()
+        sampler.join()
         # Give the last commit a moment, then stop lander.
         time.sleep(0.5)
         t_term = time.perf_counter()
@@ -241,6 +276,19 @@ def main():
         print(f"targets: p50 < 100 ms: {'MET' if p50_ok else 'NOT MET'} ({s['p50'] * 1000:.1f} ms); "
               f"p99 < 500 ms: {'MET' if p99_ok else 'NOT MET'} ({s['p99'] * 1000:.1f} ms)")
         print(f"SIGTERM -> exit: {stop_ms:.0f} ms, exit code {rc} ({'ok' if rc == 0 else 'NOT 0'})")
+        if rss:
+            print(f"RSS samples (1/s): {len(rss)}; per {RSS_REPORT_S} s window: min/median/max MiB")
+            for w0 in range(0, int(rss[-1][0]) + 1, RSS_REPORT_S):
+                win = [m for t, m in rss if w0 <= t < w0 + RSS_REPORT_S]
+                if win:
+                    print(f"  {w0:>5}-{w0 + RSS_REPORT_S:<5} s: {min(win):7.1f} {statistics.median(win):7.1f} {max(win):7.1f}")
+            n = len(rss)
+            mt = sum(t for t, _ in rss) / n
+            mm = sum(m for _, m in rss) / n
+            var = sum((t - mt) ** 2 for t, _ in rss)
+            slope = sum((t - mt) * (m - mm) for t, m in rss) / var if var else 0.0
+            print(f"RSS overall: min {min(m for _, m in rss):.1f}, max {max(m for _, m in rss):.1f} MiB; "
+                  f"least-squares slope {slope * 60:.2f} MiB/min")
         if warns:
             print(f"lander warnings/errors in log: {len(warns)}")
             for w in warns[:5]:

@@ -26,6 +26,10 @@ use arrow::record_batch::RecordBatch;
 /// handful of chunks in flight per file keeps memory in the tens of MB.
 pub const CHUNK_ROWS: usize = 4096;
 
+/// Bytes of the widest column (GH Archive `payload`) after which a chunk is emitted whatever its row count: keeps
+/// chunk memory in the megabytes for wide rows and lets the builder be sized once, with no regrowth.
+pub const CHUNK_BYTES: usize = 4 << 20;
+
 /// File-level decode failures. Record-level problems never appear here: they go to the quarantine.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -139,16 +139,31 @@ struct OpenPart {
     final_path: String,
 }
 
-/// The writer properties of every bronze part: zstd, bounded row groups, lander as `created_by`.
+/// Columns written without a dictionary: (nearly) unique per row, so dictionary encoding only spends time
+/// hashing values (GH Archive payloads are kilobytes each) before it falls back to plain encoding.
+const NO_DICTIONARY_COLUMNS: [&str; 6] = [
+    "payload",
+    "id",
+    "event_key",
+    "_source_line",
+    "_source_offset",
+    "created_at",
+];
+
+/// The writer properties of every bronze part: zstd, bounded row groups, lander as `created_by`, and no
+/// dictionary for the columns in [`NO_DICTIONARY_COLUMNS`].
 pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
-        ))
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-        .set_created_by(format!("lander {}", env!("CARGO_PKG_VERSION")))
-        .build()
+    let mut b = WriterProperties::builder();
+    for c in NO_DICTIONARY_COLUMNS {
+        b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(c), false);
+    }
+    b.set_compression(Compression::ZSTD(
+        ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
+    ))
+    .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+    .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+    .set_created_by(format!("lander {}", env!("CARGO_PKG_VERSION")))
+    .build()
 }
 
 /// Encodes one batch's rows into Parquet parts, one open part per partition, rolling to a new part when one
