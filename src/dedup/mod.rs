@@ -16,8 +16,7 @@
 
 pub mod index;
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
@@ -38,39 +37,30 @@ pub struct Deduped {
     pub time_column: usize,
 }
 
-/// Hashes a key that is already a uniform 128-bit hash by folding it: running SipHash over it again would cost
-/// more than the lookup itself.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached for non-u128 input, which this set never holds; stay correct anyway.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u128(&mut self, k: u128) {
-        self.0 = (k as u64) ^ ((k >> 64) as u64);
-    }
+/// Folds a key that is already a uniform 128-bit hash to the 64-bit hash the table wants: running a hasher over it
+/// again would cost more than the lookup itself.
+fn fold(k: u128) -> u64 {
+    (k as u64) ^ ((k >> 64) as u64)
 }
 
-/// Per-batch dedup state: the keys this batch already kept, by UTC event day.
+/// Keys per segment of [`Deduper`]'s key list: appending never copies the list or doubles its memory.
+const SEGMENT_KEYS: usize = 1 << 16;
+
+/// Per-batch dedup state: the keys this batch already kept, in order, with their UTC event days (in segments of
+/// [`SEGMENT_KEYS`]), and a hash table of 4-byte indices into them. About 26 bytes a key (16 + 4 + the table's
+/// slots), so a one-million-event batch holds about 26 MB here.
 #[derive(Default)]
 pub struct Deduper {
-    seen: HashSet<u128, BuildHasherDefault<KeyHasher>>,
-    by_day: BTreeMap<i32, Vec<u128>>,
+    index: hashbrown::HashTable<u32>,
+    keys: Vec<Vec<u128>>,
+    days: Vec<Vec<i32>>,
+    len: usize,
 }
 
 impl std::fmt::Debug for Deduper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deduper")
-            .field("keys", &self.seen.len())
+            .field("keys", &self.keys.len())
             .finish()
     }
 }
@@ -83,17 +73,55 @@ impl Deduper {
 
     /// Keys kept so far in this batch.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.len
     }
 
     /// Whether no key was kept yet.
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len == 0
+    }
+
+    fn key_at(keys: &[Vec<u128>], i: u32) -> u128 {
+        let i = i as usize;
+        keys[i / SEGMENT_KEYS][i % SEGMENT_KEYS]
+    }
+
+    fn seen(&self, key: u128) -> bool {
+        self.index
+            .find(fold(key), |i| Self::key_at(&self.keys, *i) == key)
+            .is_some()
+    }
+
+    fn keep(&mut self, key: u128, day: i32) {
+        let i = u32::try_from(self.len).expect("fewer than 2^32 new keys in one batch");
+        if self.len.is_multiple_of(SEGMENT_KEYS) {
+            self.keys.push(Vec::with_capacity(SEGMENT_KEYS));
+            self.days.push(Vec::with_capacity(SEGMENT_KEYS));
+        }
+        self.keys
+            .last_mut()
+            .expect("a segment was pushed above")
+            .push(key);
+        self.days
+            .last_mut()
+            .expect("a segment was pushed above")
+            .push(day);
+        self.len += 1;
+        let keys = &self.keys;
+        self.index
+            .insert_unique(fold(key), i, |j| fold(Self::key_at(keys, *j)));
     }
 
     /// The keys kept, by UTC event day (what [`index::DedupIndex::write_batch`] takes).
     pub fn into_new_keys(self) -> BTreeMap<i32, Vec<u128>> {
-        self.by_day
+        drop(self.index);
+        let mut by_day: BTreeMap<i32, Vec<u128>> = BTreeMap::new();
+        for (keys, days) in self.keys.into_iter().zip(self.days) {
+            for (key, day) in keys.into_iter().zip(days) {
+                by_day.entry(day).or_default().push(key);
+            }
+        }
+        by_day
     }
 
     /// Drops rows of `chunk` whose key is in this batch already or for which `committed(key, day)` is true
@@ -114,10 +142,9 @@ impl Deduper {
         let mut kept = 0usize;
         for (i, key) in chunk.keys.iter().enumerate() {
             let day = day_of(times.value(i));
-            let fresh = !self.seen.contains(key) && !committed(*key, day)?;
+            let fresh = !self.seen(*key) && !committed(*key, day)?;
             if fresh {
-                self.seen.insert(*key);
-                self.by_day.entry(day).or_default().push(*key);
+                self.keep(*key, day);
                 kept += 1;
             }
             keep.push(fresh);

@@ -61,7 +61,7 @@ use crate::store::StoreLocation;
 use crate::Error;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
-const FILE_CHANNEL_CAPACITY: usize = 6;
+const FILE_CHANNEL_CAPACITY: usize = 4;
 
 /// Encoded-part events that may wait for the uploader.
 const PART_CHANNEL_CAPACITY: usize = 16;

@@ -94,33 +94,62 @@ pub enum PartEvent {
     },
 }
 
+/// Size of one segment of a part's encoded bytes: a row group flush writes tens of MB at once, and appending
+/// that to one `Vec` doubled its capacity (and briefly held both copies).
+const SEGMENT_BYTES: usize = 1 << 20;
+
+/// Encoded bytes waiting for the uploader, kept as segments of at most [`SEGMENT_BYTES`] so memory is what is
+/// buffered, not the next power of two of it.
+#[derive(Default)]
+struct Segments {
+    done: Vec<Bytes>,
+    cur: Vec<u8>,
+    len: usize,
+}
+
 #[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+struct SharedBuf(Arc<Mutex<Segments>>);
 
 impl SharedBuf {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .expect("parquet buffer lock is never poisoned"),
-        )
-    }
-
-    fn len(&self) -> usize {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Segments> {
         self.0
             .lock()
             .expect("parquet buffer lock is never poisoned")
-            .len()
+    }
+
+    /// Everything buffered, in order.
+    fn take(&self) -> Vec<Bytes> {
+        let mut s = self.lock();
+        let cur = std::mem::take(&mut s.cur);
+        if !cur.is_empty() {
+            s.done.push(Bytes::from(cur));
+        }
+        s.len = 0;
+        std::mem::take(&mut s.done)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len
     }
 }
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("parquet buffer lock is never poisoned")
-            .extend_from_slice(buf);
+        let mut s = self.lock();
+        s.len += buf.len();
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if s.cur.capacity() == 0 {
+                s.cur = Vec::with_capacity(SEGMENT_BYTES);
+            }
+            let n = rest.len().min(SEGMENT_BYTES - s.cur.len());
+            s.cur.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if s.cur.len() == SEGMENT_BYTES {
+                let full = std::mem::take(&mut s.cur);
+                s.done.push(Bytes::from(full));
+            }
+        }
         Ok(buf.len())
     }
 
@@ -255,12 +284,13 @@ impl PartWriter {
             })?;
         part.rows += batch.num_rows() as u64;
         if part.buf.len() >= UPLOAD_CHUNK_BYTES {
-            let bytes = part.buf.take();
-            part.uploaded += bytes.len() as u64;
-            events.push(PartEvent::Data {
-                seq: part.seq,
-                bytes: Bytes::from(bytes),
-            });
+            for bytes in part.buf.take() {
+                part.uploaded += bytes.len() as u64;
+                events.push(PartEvent::Data {
+                    seq: part.seq,
+                    bytes,
+                });
+            }
         }
         if part.uploaded + part.buf.len() as u64 + part.writer.in_progress_size() as u64
             >= self.target_file_bytes
@@ -276,12 +306,12 @@ impl PartWriter {
             path: part.final_path.clone(),
             source,
         })?;
-        let bytes = part.buf.take();
-        let total = part.uploaded + bytes.len() as u64;
-        if !bytes.is_empty() {
+        let mut total = part.uploaded;
+        for bytes in part.buf.take() {
+            total += bytes.len() as u64;
             events.push(PartEvent::Data {
                 seq: part.seq,
-                bytes: Bytes::from(bytes),
+                bytes,
             });
         }
         events.push(PartEvent::Close {
