@@ -48,9 +48,9 @@ run() { # $1 = landing dir, $2 = label
     /usr/bin/time -f "%e %M" -o "$scratch/time" "$lander" -v --log-format json run --mode once --landing "$1" \
         --bronze "$scratch/b" --checkpoint "$scratch/c" --settle-time 0s >"$scratch/out" 2>"$scratch/log"
     read -r wall rss <"$scratch/time"
-    load=$(grep -o '"load_ms":[0-9.]*' "$scratch/log" | head -1 | cut -d: -f2)
-    commit=$(grep -o '"commit_ms":[0-9.]*' "$scratch/log" | head -1 | cut -d: -f2)
-    rows=$(grep -o '[0-9]* rows written' "$scratch/out" | head -1 | cut -d' ' -f1)
+    load=$(grep -o '"load_ms":[0-9.]*' "$scratch/log" | head -1 | cut -d: -f2 || true)
+    commit=$(grep -o '"commit_ms":[0-9.]*' "$scratch/log" | head -1 | cut -d: -f2 || true)
+    rows=$(grep -o '[0-9]* rows written' "$scratch/out" | head -1 | cut -d' ' -f1 || true)
     printf '%-8s wall %6.2f s  peak RSS %6.1f MiB  index load %8s ms  runs+commit+publish %8s ms  rows %s\n' \
         "$2" "$wall" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "${load:-?}" "${commit:--}" "${rows:-0}"
 }

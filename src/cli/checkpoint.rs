@@ -1768,7 +1768,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         for ds in store.datasets()? {
             let last = store.last_batch_id(&ds)?;
             let runs = crate::dedup::index::open_committed(store.dir(), &ds, last)?;
-            for (day, key) in runs.keys_by_day() {
+            for (day, key) in runs.keys_by_day()? {
                 entries.push((
                     CheckpointStore::legacy_dedup_entry(&ds, day, key),
                     Vec::new(),

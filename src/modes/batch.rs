@@ -832,9 +832,9 @@ async fn stage(
                     }
                     match rx.blocking_recv() {
                         Some(FileMsg::Item(DecodeItem::Rows(d))) => {
-                            let Ok(out) = deduper.dedup(d, |k, day| {
-                                Ok::<_, std::convert::Infallible>(committed.contains(k, day))
-                            });
+                            let out = deduper
+                                .dedup(d, |k, day| committed.contains(k, day))
+                                .map_err(|e| AttemptError::Fatal(e.into()))?;
                             outcomes[i].duplicates += out.duplicates;
                             outcomes[i].ok += out.batch.num_rows() as u64;
                             if out.batch.num_rows() == 0 {
