@@ -1,6 +1,7 @@
 import java.io.File;
 import java.io.InputStream;
 import java.nio.file.Files;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
@@ -36,7 +37,17 @@ public final class Main {
             .numDataNodes(1)
             .format(true)
             .build();
-    Runtime.getRuntime().addShutdownHook(new Thread(cluster::shutdown));
+    // SIGTERM: shut down from the hook. Stdin EOF: shut down here first (a shutdown inside the JVM's own
+    // shutdown logs "Shutdown in progress" errors from the DataNode's threads).
+    AtomicBoolean stopped = new AtomicBoolean(false);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  if (stopped.compareAndSet(false, true)) {
+                    cluster.shutdown();
+                  }
+                }));
     cluster.waitActive();
     int rpc = cluster.getNameNodePort();
     int http = cluster.getNameNode().getHttpAddress().getPort();
@@ -48,6 +59,9 @@ public final class Main {
     byte[] buf = new byte[256];
     while (in.read(buf) >= 0) {
       // ignore input
+    }
+    if (stopped.compareAndSet(false, true)) {
+      cluster.shutdown();
     }
     System.exit(0);
   }
