@@ -1,7 +1,9 @@
 //! Integration tests: one binary, one module per user-visible behaviour. They run the real `lander` binary.
 
+mod backends;
 mod checkpoint_cmd;
 mod common;
+mod conformance;
 mod fetch;
 mod modes;
 mod run_once;
