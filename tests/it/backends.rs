@@ -233,6 +233,36 @@ pub fn moto() -> &'static Moto {
     })
 }
 
+/// A client of [`BUCKET`] on the shared moto server.
+pub fn s3_store() -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&moto().endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(S3_KEY)
+        .with_secret_access_key(S3_KEY)
+        .build()
+        .expect("s3 store")
+}
+
+/// The environment lander needs to reach the shared moto server (the usual `AWS_*` variables).
+pub fn s3_env() -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), moto().endpoint.clone()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), S3_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.into()),
+    ]
+}
+
+/// A fresh prefix in [`BUCKET`] for test input.
+pub fn unique_prefix(tag: &str) -> String {
+    let n = NEXT_ROOT.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}{}-{n}", std::process::id())
+}
+
 /// One test's landing and bronze on one backend, with a local workdir for the checkpoint (and, for
 /// [`Kind::Local`], for landing and bronze too).
 pub struct Target {
@@ -281,26 +311,12 @@ impl Target {
                 });
                 (Arc::new(store), url, root.clone(), vec![])
             }
-            Kind::S3 => {
-                let moto = moto();
-                let store = object_store::aws::AmazonS3Builder::new()
-                    .with_endpoint(&moto.endpoint)
-                    .with_allow_http(true)
-                    .with_region("us-east-1")
-                    .with_bucket_name(BUCKET)
-                    .with_access_key_id(S3_KEY)
-                    .with_secret_access_key(S3_KEY)
-                    .build()
-                    .expect("s3 store");
-                let env = vec![
-                    ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
-                    ("AWS_ALLOW_HTTP".into(), "true".into()),
-                    ("AWS_REGION".into(), "us-east-1".into()),
-                    ("AWS_ACCESS_KEY_ID".into(), S3_KEY.into()),
-                    ("AWS_SECRET_ACCESS_KEY".into(), S3_KEY.into()),
-                ];
-                (Arc::new(store), format!("s3://{BUCKET}"), root.clone(), env)
-            }
+            Kind::S3 => (
+                Arc::new(s3_store()),
+                format!("s3://{BUCKET}"),
+                root.clone(),
+                s3_env(),
+            ),
         };
         let join = |leaf: &str| {
             if prefix.is_empty() {

@@ -21,10 +21,16 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The first `n` data lines of `transacciones_ventas.csv` with its header (unique transaction ids).
 fn sales_slice(n: usize) -> Vec<u8> {
+    sales_lines(0, n)
+}
+
+/// The header plus data lines `skip..skip + n` of `transacciones_ventas.csv`.
+fn sales_lines(skip: usize, n: usize) -> Vec<u8> {
     let text = std::fs::read_to_string(shared_data().join("sales/transacciones_ventas.csv"))
         .expect("sales csv");
+    let mut lines = text.lines();
     let mut out = String::new();
-    for line in text.lines().take(n + 1) {
+    for line in lines.next().into_iter().chain(lines.skip(skip).take(n)) {
         out.push_str(line);
         out.push('\n');
     }
@@ -258,6 +264,66 @@ fn fetch_into_the_backend(kind: Kind) {
     assert!(t.count_rows("gharchive") > 0);
 }
 
+/// `fetch s3 s3://bucket/prefix --dataset sales --landing <backend>` copies the new objects (keeping their
+/// sub-paths, skipping hidden ones) through the staged put; a rerun copies nothing; `run` ingests them.
+fn fetch_s3_into_the_backend(kind: Kind) {
+    use object_store::ObjectStoreExt;
+    let t = Target::new(kind);
+    let src = crate::backends::unique_prefix("src");
+    let s3 = crate::backends::s3_store();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (name, bytes) in [
+        ("2025/ventas-1.csv", sales_lines(0, 100)),
+        ("ventas-2.csv", sales_lines(100, 100)),
+        ("_SUCCESS", Vec::new()),
+    ] {
+        let path = object_store::path::Path::from(format!("{src}/{name}"));
+        rt.block_on(s3.put(&path, bytes.into()))
+            .expect("put source");
+    }
+    let url = format!("s3://{}/{src}", crate::backends::BUCKET);
+    let fetch = || {
+        let args = [
+            "fetch",
+            "s3",
+            &url,
+            "--dataset",
+            "sales",
+            "--landing",
+            &t.landing_url,
+        ];
+        let out = t
+            .cmd()
+            .envs(crate::backends::s3_env())
+            .args(args)
+            .output()
+            .expect("spawn");
+        assert_success(&out, &args, t.wd.path());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = fetch();
+    assert!(
+        out.contains("fetched 2") && out.contains("skipped 0"),
+        "{out}"
+    );
+    let names: Vec<String> = t
+        .landing_objects("sales")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(names, ["sales/2025/ventas-1.csv", "sales/ventas-2.csv"]);
+    let out = fetch();
+    assert!(
+        out.contains("fetched 0") && out.contains("skipped 2"),
+        "{out}"
+    );
+    t.run_once(&[]);
+    assert_eq!(t.count_rows("sales"), 200);
+}
+
 macro_rules! conformance {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod local {
@@ -278,6 +344,7 @@ conformance!(
     crash_at_every_failpoint_recovers,
     continuous_picks_up_a_new_file,
     fetch_into_the_backend,
+    fetch_s3_into_the_backend,
 );
 
 /// An unreachable NameNode fails a run within seconds with a message naming the timeout, instead of hanging.
