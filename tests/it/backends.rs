@@ -497,6 +497,41 @@ impl Target {
             .collect()
     }
 
+    /// Writes `n` small files `landing/<dataset>/f<i>.csv`, `concurrency` at a time.
+    pub fn land_many(&self, dataset: &str, n: usize, concurrency: usize) {
+        use futures::StreamExt;
+        self.rt.block_on(async {
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    let path = self.landing_path(&format!("{dataset}/f{i:05}.csv"));
+                    let store = self.store.clone();
+                    async move {
+                        store
+                            .put(&path, Bytes::from_static(b"a,b\n1,2\n").into())
+                            .await
+                            .unwrap_or_else(|e| panic!("put {path}: {e}"))
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect::<Vec<_>>()
+                .await
+        });
+    }
+
+    /// Lists `landing/<rel>` recursively the way lander's planner does; returns (objects, elapsed).
+    pub fn time_landing_listing(&self, rel: &str) -> (usize, Duration) {
+        let prefix = self.landing_path(rel);
+        let started = Instant::now();
+        let n = self.rt.block_on(async {
+            self.store
+                .list(Some(&prefix))
+                .try_fold(0usize, |n, _| async move { Ok(n + 1) })
+                .await
+                .unwrap_or_else(|e| panic!("list {prefix}: {e}"))
+        });
+        (n, started.elapsed())
+    }
+
     /// Total rows below `bronze/<rel>`.
     pub fn count_rows(&self, rel: &str) -> usize {
         self.rows_by_file(rel).values().sum()

@@ -5,5 +5,6 @@ mod checkpoint_cmd;
 mod common;
 mod conformance;
 mod fetch;
+mod listing_cost;
 mod modes;
 mod run_once;
