@@ -28,6 +28,12 @@ use crate::common::*;
 /// The bucket every S3 test writes below (each under its own prefix).
 pub const BUCKET: &str = "lander-it";
 
+/// The environment of lander on HDFS, here and in `docker/docker-compose.yml` (`x-lander-env`).
+pub const HDFS_ENV: [(&str, &str); 2] = [
+    ("HADOOP_USER_NAME", "lander"),
+    ("LANDER_STORE_TIMEOUT", "30s"),
+];
+
 /// Dummy credentials moto accepts.
 const S3_KEY: &str = "lander-test";
 
@@ -309,7 +315,11 @@ impl Target {
                         .build()
                         .expect("hdfs store")
                 });
-                (Arc::new(store), url, root.clone(), vec![])
+                let env = HDFS_ENV
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (Arc::new(store), url, root.clone(), env)
             }
             Kind::S3 => (
                 Arc::new(s3_store()),

@@ -16,6 +16,9 @@ use crate::common::*;
 const G2011: &str = "2011-02-15-0.json.gz";
 const G2013: &str = "2013-02-15-0.json.gz";
 
+/// The flags `continuous` runs with here and in the lander service of `docker/docker-compose.yml`.
+const CONTINUOUS_FLAGS: [&str; 4] = ["--settle-time", "1s", "--poll-interval", "1s"];
+
 /// Deadline for a daemon to pick up a file.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -157,11 +160,7 @@ fn continuous_picks_up_a_new_file(kind: Kind) {
     t.land_bytes("sales", "ventas-1.csv", sales_slice(50));
     let mut args = vec!["run".to_string(), "--mode".into(), "continuous".into()];
     args.extend(t.location_args());
-    args.extend(
-        ["--settle-time", "0s", "--poll-interval", "300ms"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    args.extend(CONTINUOUS_FLAGS.iter().map(|s| s.to_string()));
     let child = t
         .cmd()
         .args(&args)
@@ -346,6 +345,58 @@ conformance!(
     fetch_into_the_backend,
     fetch_s3_into_the_backend,
 );
+
+/// The compose stack runs lander the way the HDFS tests do: `continuous` with [`CONTINUOUS_FLAGS`], landing and
+/// bronze on HDFS, the checkpoint on local disk, and the same environment (`backends::HDFS_ENV`).
+#[test]
+fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
+    let compose = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/docker-compose.yml"),
+    )
+    .expect("docker/docker-compose.yml");
+    let service = compose
+        .split("\n  lander:\n")
+        .nth(1)
+        .expect("a lander service")
+        .split("\n\n")
+        .next()
+        .expect("its block");
+    let command = service
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("command: "))
+        .expect("a command");
+    let command: Vec<String> = serde_json::from_str(command).expect("command is a flow sequence");
+    let nn = "hdfs://namenode:8020/proyecto/spark/streaming";
+    let mut expected: Vec<String> = [
+        "run",
+        "--mode",
+        "continuous",
+        "--landing",
+        &format!("{nn}/landing"),
+        "--bronze",
+        &format!("{nn}/bronze"),
+        "--checkpoint",
+        "/var/lib/lander/checkpoint",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expected.extend(CONTINUOUS_FLAGS.iter().map(|s| s.to_string()));
+    assert_eq!(command, expected);
+    let env = compose
+        .split("x-lander-env: &lander-env\n")
+        .nth(1)
+        .expect("x-lander-env")
+        .split("\n\n")
+        .next()
+        .expect("its block");
+    for (k, v) in crate::backends::HDFS_ENV {
+        assert!(
+            env.lines().any(|l| l.trim() == format!("{k}: {v}")),
+            "x-lander-env lacks {k}: {v}:\n{env}"
+        );
+    }
+}
 
 /// An unreachable NameNode fails a run within seconds with a message naming the timeout, instead of hanging.
 #[test]
