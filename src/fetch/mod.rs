@@ -204,8 +204,8 @@ pub enum FetchError {
     Source {
         /// The location as given.
         url: String,
-        /// The underlying error.
-        source: StoreError,
+        /// The underlying error (boxed: keeps `lander::Error` small).
+        source: Box<StoreError>,
     },
 }
 

@@ -42,7 +42,7 @@ pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary
     validate_dataset(&args.dataset)?;
     let source = StoreLocation::open(&args.url).map_err(|source| FetchError::Source {
         url: args.url.clone(),
-        source,
+        source: Box::new(source),
     })?;
     if source.backend != Backend::S3 {
         return Err(FetchError::InvalidUrl {
