@@ -395,6 +395,35 @@ async fn open_landing(landing: &str) -> Result<StoreLocation, FetchError> {
     })
 }
 
+/// Moves `temp` to `target` without overwriting an existing `target` (`AlreadyExists` then).
+///
+/// Uses the store's atomic no-clobber rename where it has one (local, HDFS). S3 has none (object_store answers
+/// NotSupported): check, then copy + delete; a race with a concurrent writer of the same name can only replace
+/// it with the same content, since every fetch names files after their source.
+///
+/// # Errors
+/// `AlreadyExists` when `target` exists; other store errors as they come.
+async fn rename_no_clobber(
+    landing: &StoreLocation,
+    temp: &object_store::path::Path,
+    target: &object_store::path::Path,
+) -> object_store::Result<()> {
+    use object_store::ObjectStoreExt;
+    match landing.store.rename_if_not_exists(temp, target).await {
+        Err(
+            object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. },
+        ) => match landing.store.head(target).await {
+            Ok(_) => Err(object_store::Error::AlreadyExists {
+                path: target.to_string(),
+                source: "already exists".into(),
+            }),
+            Err(object_store::Error::NotFound { .. }) => landing.store.rename(temp, target).await,
+            Err(e) => Err(e),
+        },
+        other => other,
+    }
+}
+
 /// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
 fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
     match http::sanitize_file_name(dataset, "--dataset") {

@@ -16,7 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use super::{open_landing, validate_dataset, FetchError, FetchSummary, S3Args};
+use super::{open_landing, rename_no_clobber, validate_dataset, FetchError, FetchSummary, S3Args};
 use crate::store::{Backend, StoreLocation};
 
 /// Objects copied concurrently.
@@ -169,23 +169,7 @@ async fn copy_one(
         .await
         .map_err(store_err("write", landing.describe(target)))?;
 
-    // Publish without clobbering. S3 has no such rename (object_store says NotSupported): check, then copy +
-    // delete; a race with a concurrent copy of the same object can only replace it with identical content.
-    let published = match landing.store.rename_if_not_exists(&temp, &final_path).await {
-        Err(
-            object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. },
-        ) => match landing.store.head(&final_path).await {
-            Ok(_) => Err(object_store::Error::AlreadyExists {
-                path: final_path.to_string(),
-                source: "already exists".into(),
-            }),
-            Err(object_store::Error::NotFound { .. }) => {
-                landing.store.rename(&temp, &final_path).await
-            }
-            Err(e) => Err(e),
-        },
-        other => other,
-    };
+    let published = rename_no_clobber(landing, &temp, &final_path).await;
     match published {
         Ok(()) => {
             tracing::info!(

@@ -323,6 +323,42 @@ fn fetch_s3_into_the_backend(kind: Kind) {
     assert_eq!(t.count_rows("sales"), 200);
 }
 
+/// `generate sales --landing <backend>` publishes its files through the no-clobber rename (copy + delete on S3),
+/// refuses to overwrite them on a rerun, and `run` ingests them.
+fn generate_into_the_backend(kind: Kind) {
+    let t = Target::new(kind);
+    let args = [
+        "generate",
+        "sales",
+        "--rows",
+        "300",
+        "--files",
+        "2",
+        "--seed",
+        "7",
+        "--duplicate-share",
+        "0",
+        "--landing",
+        &t.landing_url,
+    ];
+    let out = t.run_ok(&args);
+    assert!(out.contains("generated 300 rows in 2 files"), "{out}");
+    let names: Vec<String> = t
+        .landing_objects("sales")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains("/.")),
+        "no temporary left: {names:?}"
+    );
+    let again = t.run(&args);
+    assert!(!again.status.success(), "a rerun must refuse to overwrite");
+    t.run_once(&[]);
+    assert_eq!(t.count_rows("sales"), 300);
+}
+
 macro_rules! conformance {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod local {
@@ -344,6 +380,7 @@ conformance!(
     continuous_picks_up_a_new_file,
     fetch_into_the_backend,
     fetch_s3_into_the_backend,
+    generate_into_the_backend,
 );
 
 /// The compose stack runs lander the way the HDFS tests do: `continuous` with [`CONTINUOUS_FLAGS`], landing and
