@@ -34,6 +34,7 @@
 //!   both names exist, and a crash between them leaves the source behind. The sink's commit protocol copes with
 //!   that (see `sink::parquet`): sources are staging names that recovery deletes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
@@ -144,6 +145,20 @@ impl StoreLocation {
     /// directory cannot be made, [`StoreError::ObjectStore`] when the client refuses its configuration,
     /// [`StoreError::Timeout`] for a malformed `$LANDER_STORE_TIMEOUT`.
     pub fn open(location: &str) -> Result<Self, StoreError> {
+        Self::open_with(location, &BTreeMap::new())
+    }
+
+    /// [`StoreLocation::open`] with store options (`storage` in `lander.toml`), which override the environment:
+    /// object_store's S3 keys (`aws_endpoint`, `aws_region`, ...) for `s3://`, Hadoop keys (containing a `.`)
+    /// for `hdfs://`. A local location ignores them.
+    ///
+    /// # Errors
+    /// As [`StoreLocation::open`]; [`StoreError::Unsupported`] for an option that is neither an S3 key nor a
+    /// Hadoop key.
+    pub fn open_with(
+        location: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
         let Some((scheme, rest)) = location.split_once("://") else {
             return Self::open_local(location, location);
         };
@@ -151,7 +166,7 @@ impl StoreLocation {
             "file" => Self::open_local(rest, location),
             "hdfs" | "viewfs" => {
                 let (authority, path) = split_authority(rest);
-                Self::open_hdfs(scheme, authority, path, location)
+                Self::open_hdfs(scheme, authority, path, location, options)
             }
             "s3" | "s3a" => {
                 let (bucket, path) = split_authority(rest);
@@ -161,7 +176,7 @@ impl StoreLocation {
                         reason: "an S3 location needs a bucket: s3://bucket/prefix".into(),
                     });
                 }
-                Self::open_s3(bucket, path, location)
+                Self::open_s3(bucket, path, location, options)
             }
             other => Err(StoreError::Unsupported {
                 location: location.to_string(),
@@ -177,9 +192,12 @@ impl StoreLocation {
         authority: &str,
         path: &str,
         display: &str,
+        options: &BTreeMap<String, String>,
     ) -> Result<Self, StoreError> {
         let timeout = store_timeout()?;
-        let mut builder = hdfs_native_object_store::HdfsObjectStoreBuilder::new();
+        let (hadoop, _) = split_options(options, display)?;
+        let mut builder =
+            hdfs_native_object_store::HdfsObjectStoreBuilder::new().with_config(hadoop);
         // An empty authority (`hdfs:///path`) means `fs.defaultFS` from $HADOOP_CONF_DIR.
         let base = if authority.is_empty() {
             String::new()
@@ -206,15 +224,26 @@ impl StoreLocation {
         })
     }
 
-    fn open_s3(bucket: &str, path: &str, display: &str) -> Result<Self, StoreError> {
+    fn open_s3(
+        bucket: &str,
+        path: &str,
+        display: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
         let timeout = store_timeout()?;
-        let store = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(|source| StoreError::ObjectStore {
-                location: display.to_string(),
-                source,
-            })?;
+        let (_, s3) = split_options(options, display)?;
+        let mut builder = object_store::aws::AmazonS3Builder::from_env();
+        for (key, value) in s3 {
+            builder = builder.with_config(key, value);
+        }
+        let store =
+            builder
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|source| StoreError::ObjectStore {
+                    location: display.to_string(),
+                    source,
+                })?;
         Ok(Self {
             store: Arc::new(TimeoutStore::new(
                 Arc::new(store),
@@ -293,6 +322,37 @@ fn split_authority(rest: &str) -> (&str, &str) {
         Some((authority, path)) => (authority, path),
         None => (rest, ""),
     }
+}
+
+/// Splits `storage` options into Hadoop keys (with a `.`) and S3 keys.
+#[allow(clippy::type_complexity)]
+fn split_options(
+    options: &BTreeMap<String, String>,
+    display: &str,
+) -> Result<
+    (
+        Vec<(String, String)>,
+        Vec<(object_store::aws::AmazonS3ConfigKey, String)>,
+    ),
+    StoreError,
+> {
+    let mut hadoop = Vec::new();
+    let mut s3 = Vec::new();
+    for (key, value) in options {
+        if key.contains('.') {
+            hadoop.push((key.clone(), value.clone()));
+        } else if let Ok(k) = key.to_ascii_lowercase().parse() {
+            s3.push((k, value.clone()));
+        } else {
+            return Err(StoreError::Unsupported {
+                location: display.to_string(),
+                reason: format!(
+                    "storage option {key:?} is neither an S3 key (aws_endpoint, aws_region, ...) nor a Hadoop key (dfs.*, fs.*)"
+                ),
+            });
+        }
+    }
+    Ok((hadoop, s3))
 }
 
 /// The store prefix for the path part of a URL (`a/b/` -> `a/b`).

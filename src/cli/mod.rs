@@ -237,8 +237,10 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
     config
         .validate()
         .context("while validating the configuration")?;
-    let landing = StoreLocation::open(&config.landing).context("while opening landing")?;
-    let bronze = StoreLocation::open(&config.bronze).context("while opening bronze")?;
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
+    let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
+        .context("while opening bronze")?;
     let checkpoint = {
         let dir = config.checkpoint.clone();
         tokio::task::spawn_blocking(move || CheckpointStore::open(&dir))

@@ -435,6 +435,35 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
     }
 }
 
+/// S3 configured in `lander.toml` (`[storage]`) alone, with no `AWS_*` variable in lander's environment.
+#[test]
+fn s3_configured_in_lander_toml() {
+    let t = Target::new(Kind::S3);
+    t.land_bytes("sales", "ventas-1.csv", sales_slice(20));
+    let env: std::collections::HashMap<String, String> =
+        crate::backends::s3_env().into_iter().collect();
+    let config = t.wd.path().join("lander.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\naws_endpoint = \"{}\"\naws_allow_http = \"true\"\naws_region = \"us-east-1\"\n\
+             aws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\n",
+            env["AWS_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        ),
+    )
+    .expect("write lander.toml");
+    let mut args = t.once_args(&["--config"]);
+    args.push(config.display().to_string());
+    let mut cmd = t.wd.cmd();
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.args(&args).output().expect("spawn");
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_success(&out, &refs, t.wd.path());
+    assert_eq!(t.count_rows("sales"), 20);
+}
+
 /// An unreachable NameNode fails a run within seconds with a message naming the timeout, instead of hanging.
 #[test]
 fn an_unreachable_namenode_is_a_clear_error_in_seconds() {
