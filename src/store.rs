@@ -119,6 +119,15 @@ pub enum Backend {
     S3,
 }
 
+/// The backend a location string names, without opening it (no I/O, no directory created).
+pub fn backend_of(location: &str) -> Backend {
+    match location.split_once("://").map(|(scheme, _)| scheme) {
+        Some("hdfs" | "viewfs") => Backend::Hdfs,
+        Some("s3" | "s3a") => Backend::S3,
+        _ => Backend::Local,
+    }
+}
+
 /// A root inside an object store: all paths the pipeline uses are relative to `prefix`.
 #[derive(Clone, Debug)]
 pub struct StoreLocation {

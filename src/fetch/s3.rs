@@ -17,7 +17,7 @@ use object_store::{ObjectMeta, ObjectStoreExt, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
 use super::{open_landing, rename_no_clobber, validate_dataset, FetchError, FetchSummary, S3Args};
-use crate::store::{Backend, StoreLocation};
+use crate::store::{backend_of, Backend, StoreLocation};
 
 /// Objects copied concurrently.
 const COPY_CONCURRENCY: usize = 4;
@@ -40,16 +40,16 @@ enum Copied {
 /// source. Per-object failures are counted in the summary.
 pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary, FetchError> {
     validate_dataset(&args.dataset)?;
-    let source = StoreLocation::open(&args.url).map_err(|source| FetchError::Source {
-        url: args.url.clone(),
-        source: Box::new(source),
-    })?;
-    if source.backend != Backend::S3 {
+    if backend_of(&args.url) != Backend::S3 {
         return Err(FetchError::InvalidUrl {
             url: args.url,
             reason: "fetch s3 copies from s3://bucket/prefix".into(),
         });
     }
+    let source = StoreLocation::open(&args.url).map_err(|source| FetchError::Source {
+        url: args.url.clone(),
+        source: Box::new(source),
+    })?;
     let landing = open_landing(&args.landing).await?;
     let objects: Vec<ObjectMeta> = source
         .store
