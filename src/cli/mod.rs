@@ -173,15 +173,17 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
 /// Installs SIGINT/SIGTERM handling: the first signal cancels `token` (finish or abandon the current batch,
 /// flush, exit 0); a second one exits at once (recovery on the next start makes that safe).
 pub fn install_signal_handlers(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Register before returning, not inside the task: a SIGTERM that arrives before the task is first polled (a
+    // loaded machine) would otherwise kill the process with the default action instead of a clean stop.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("could not install signal handlers");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("could not install signal handlers");
-            return;
-        };
         let mut count = 0;
         loop {
             tokio::select! {
