@@ -124,6 +124,7 @@ pub fn minidfs() -> &'static MiniDfs {
     MINIDFS.get_or_init(|| {
         let started = Instant::now();
         let (classes, cp) = build_minidfs();
+        remove_stale("minidfs-");
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("minidfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
@@ -175,6 +176,24 @@ pub fn minidfs() -> &'static MiniDfs {
     })
 }
 
+/// Removes `<prefix><pid>*` entries of earlier test runs (whose process is gone) from the target's tmp dir.
+fn remove_stale(prefix: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let pid: String = pid.chars().take_while(char::is_ascii_digit).collect();
+        if !pid.is_empty() && !FsPath::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -187,6 +206,7 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         let started = Instant::now();
         let port = free_port();
+        remove_stale("moto-");
         let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(&log_dir).expect("mkdir");
         let log_path = log_dir.join(format!("moto-{}.log", std::process::id()));
