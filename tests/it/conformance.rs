@@ -464,6 +464,69 @@ fn s3_configured_in_lander_toml() {
     assert_eq!(t.count_rows("sales"), 20);
 }
 
+/// `$HADOOP_CONF_DIR` is honoured: landing named through an HA name service (`hdfs://lns/...`, resolved by
+/// `hdfs-site.xml`) and bronze through `fs.defaultFS` (`hdfs:///...`, from `core-site.xml`), on the real cluster.
+#[test]
+fn hdfs_name_service_and_default_fs_from_hadoop_conf_dir() {
+    let t = Target::new(Kind::Hdfs);
+    t.land_bytes("sales", "ventas-1.csv", sales_slice(30));
+    let port = crate::backends::minidfs().namenode_port;
+    let authority = format!("hdfs://127.0.0.1:{port}/");
+    let landing = t.landing_url.replace(&authority, "hdfs://lns/");
+    let bronze = t.bronze_url.replace(&authority, "hdfs:///");
+    assert!(landing.starts_with("hdfs://lns/") && bronze.starts_with("hdfs:///"));
+    let conf = t.wd.path().join("hadoop-conf");
+    std::fs::create_dir_all(&conf).expect("mkdir");
+    let site = |props: &[(&str, String)]| {
+        let mut x = String::from("<?xml version=\"1.0\"?>\n<configuration>\n");
+        for (k, v) in props {
+            x.push_str(&format!(
+                "  <property><name>{k}</name><value>{v}</value></property>\n"
+            ));
+        }
+        x.push_str("</configuration>\n");
+        x
+    };
+    std::fs::write(
+        conf.join("core-site.xml"),
+        site(&[("fs.defaultFS", "hdfs://lns".to_string())]),
+    )
+    .expect("core-site.xml");
+    std::fs::write(
+        conf.join("hdfs-site.xml"),
+        site(&[
+            ("dfs.nameservices", "lns".to_string()),
+            ("dfs.ha.namenodes.lns", "nn1".to_string()),
+            (
+                "dfs.namenode.rpc-address.lns.nn1",
+                format!("127.0.0.1:{port}"),
+            ),
+        ]),
+    )
+    .expect("hdfs-site.xml");
+    let args = [
+        "run",
+        "--mode",
+        "once",
+        "--settle-time",
+        "0s",
+        "--landing",
+        &landing,
+        "--bronze",
+        &bronze,
+        "--checkpoint",
+        &t.wd.checkpoint().display().to_string(),
+    ];
+    let out = t
+        .cmd()
+        .env("HADOOP_CONF_DIR", &conf)
+        .args(args)
+        .output()
+        .expect("spawn");
+    assert_success(&out, &args, t.wd.path());
+    assert_eq!(t.count_rows("sales"), 30);
+}
+
 /// An unreachable NameNode fails a run within seconds with a message naming the timeout, instead of hanging.
 #[test]
 fn an_unreachable_namenode_is_a_clear_error_in_seconds() {
