@@ -82,6 +82,12 @@ pub struct Config {
     pub max_file_age: Option<Duration>,
     /// Process the newest files first. Default false.
     pub latest_first: bool,
+    /// Options of remote landing/bronze stores, overriding the environment. For `s3://`: object_store's S3 keys
+    /// (`aws_endpoint`, `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`,
+    /// `aws_virtual_hosted_style_request`, ...). For `hdfs://`: Hadoop keys (anything with a `.`, e.g.
+    /// `dfs.ha.namenodes.ns`), as if in `hdfs-site.xml`. Default: empty (the `AWS_*` variables and
+    /// `$HADOOP_CONF_DIR` only).
+    pub storage: BTreeMap<String, String>,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
 }
@@ -107,6 +113,7 @@ impl Default for Config {
             clean_source: "off".into(),
             max_file_age: None,
             latest_first: false,
+            storage: BTreeMap::new(),
             datasets: BTreeMap::new(),
         }
     }

@@ -1123,7 +1123,8 @@ async fn pending(a: PendingArgs) -> anyhow::Result<()> {
         Some(d) => vec![d.clone()],
         None => config.datasets.keys().cloned().collect(),
     };
-    let landing = StoreLocation::open(&config.landing).context("while opening landing")?;
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
     let store = open_read(&config).await?;
     let now = Utc::now();
     let opts = |settle_time| PlanOptions {
@@ -1305,7 +1306,8 @@ fn must_be_known(ds: &str, rel: &str) -> bool {
 
 async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let config = load_config(&a.common.locations)?;
-    let bronze = StoreLocation::open(&config.bronze).context("while opening bronze")?;
+    let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
+        .context("while opening bronze")?;
     let mut store = open_read(&config).await?;
 
     // Datasets: those with state, plus any directory in bronze or in its quarantine (all orphans then).

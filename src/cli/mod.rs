@@ -177,15 +177,17 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
 /// Installs SIGINT/SIGTERM handling: the first signal cancels `token` (finish or abandon the current batch,
 /// flush, exit 0); a second one exits at once (recovery on the next start makes that safe).
 pub fn install_signal_handlers(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Register before returning, not inside the task: a SIGTERM that arrives before the task is first polled (a
+    // loaded machine) would otherwise kill the process with the default action instead of a clean stop.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("could not install signal handlers");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("could not install signal handlers");
-            return;
-        };
         let mut count = 0;
         loop {
             tokio::select! {
@@ -244,8 +246,10 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
     config
         .validate()
         .context("while validating the configuration")?;
-    let landing = StoreLocation::open(&config.landing).context("while opening landing")?;
-    let bronze = StoreLocation::open(&config.bronze).context("while opening bronze")?;
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
+    let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
+        .context("while opening bronze")?;
     let checkpoint = {
         let dir = config.checkpoint.clone();
         tokio::task::spawn_blocking(move || CheckpointStore::open(&dir))

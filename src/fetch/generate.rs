@@ -520,7 +520,7 @@ async fn write_file(
     }
     upload.finish().await.map_err(|e| store_error("write", e))?;
     // Crash before the rename: only the ignored `.<name>.tmp` exists; it is overwritten by a rerun.
-    match landing.store.rename_if_not_exists(&temp, &target).await {
+    match super::rename_no_clobber(landing, &temp, &target).await {
         Ok(()) => Ok((generator, true)),
         Err(object_store::Error::AlreadyExists { .. }) => {
             let _ = landing.store.delete(&temp).await;

@@ -20,6 +20,7 @@
 pub mod generate;
 pub mod gharchive;
 mod http;
+pub mod s3;
 
 use std::fmt;
 use std::time::Duration;
@@ -198,11 +199,13 @@ pub enum FetchError {
         /// The join error.
         source: tokio::task::JoinError,
     },
-    /// `fetch s3` in a build without the S3 backend.
-    #[error("cannot fetch {url}: the S3 backend is not compiled into this build of lander (fetch over http(s) with `lander fetch url`, or copy the files into landing)")]
-    S3Unsupported {
-        /// The S3 URL as given.
+    /// The source location of `fetch s3` could not be opened.
+    #[error("cannot open {url}: {source}")]
+    Source {
+        /// The location as given.
         url: String,
+        /// The underlying error (boxed: keeps `lander::Error` small).
+        source: Box<StoreError>,
     },
 }
 
@@ -217,7 +220,7 @@ pub enum FetchCommand {
     Gharchive(GharchiveArgs),
     /// Download arbitrary http(s) files into <landing>/<dataset>/, named after the URL's last path segment.
     Url(UrlArgs),
-    /// Copy objects from an S3 bucket/prefix into <landing>/<dataset>/ (needs a build with the S3 backend).
+    /// Copy new objects from an S3 bucket/prefix into <landing>/<dataset>/ (endpoint and credentials from AWS_*).
     S3(S3Args),
 }
 
@@ -235,7 +238,8 @@ pub enum GenerateCommand {
 /// Download options shared by every `fetch` subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DownloadArgs {
-    /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/<name>.
+    /// Landing zone: a local directory, hdfs://host:port/path or s3://bucket/prefix. Files go to
+    /// <landing>/<dataset>/<name>.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
     /// Number of files downloaded in parallel.
@@ -294,7 +298,7 @@ pub struct S3Args {
     /// Dataset directory under landing (e.g. sales).
     #[arg(long)]
     pub dataset: String,
-    /// Landing zone: a local directory or file:// URL.
+    /// Landing zone: a local directory, hdfs:// or s3:// location.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
 }
@@ -347,7 +351,7 @@ impl fmt::Display for FetchSummary {
 ///
 /// # Errors
 /// Only conditions that stop the whole command: invalid arguments, an unusable landing location, an HTTP client
-/// that cannot be built, and [`FetchError::S3Unsupported`]. Per-file problems are counted in the summary.
+/// that cannot be built, an S3 source that cannot be listed. Per-file problems are counted in the summary.
 pub async fn run_fetch(
     cmd: FetchCommand,
     cancel: CancellationToken,
@@ -355,7 +359,7 @@ pub async fn run_fetch(
     match cmd {
         FetchCommand::Gharchive(args) => gharchive::run(args, cancel).await,
         FetchCommand::Url(args) => http::run_urls(args, cancel).await,
-        FetchCommand::S3(args) => Err(FetchError::S3Unsupported { url: args.url }),
+        FetchCommand::S3(args) => s3::run(args, cancel).await,
     }
 }
 
@@ -389,6 +393,35 @@ async fn open_landing(landing: &str) -> Result<StoreLocation, FetchError> {
         landing: landing.to_string(),
         source,
     })
+}
+
+/// Moves `temp` to `target` without overwriting an existing `target` (`AlreadyExists` then).
+///
+/// Uses the store's atomic no-clobber rename where it has one (local, HDFS). S3 has none (object_store answers
+/// NotSupported): check, then copy + delete; a race with a concurrent writer of the same name can only replace
+/// it with the same content, since every fetch names files after their source.
+///
+/// # Errors
+/// `AlreadyExists` when `target` exists; other store errors as they come.
+async fn rename_no_clobber(
+    landing: &StoreLocation,
+    temp: &object_store::path::Path,
+    target: &object_store::path::Path,
+) -> object_store::Result<()> {
+    use object_store::ObjectStoreExt;
+    match landing.store.rename_if_not_exists(temp, target).await {
+        Err(
+            object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. },
+        ) => match landing.store.head(target).await {
+            Ok(_) => Err(object_store::Error::AlreadyExists {
+                path: target.to_string(),
+                source: "already exists".into(),
+            }),
+            Err(object_store::Error::NotFound { .. }) => landing.store.rename(temp, target).await,
+            Err(e) => Err(e),
+        },
+        other => other,
+    }
 }
 
 /// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).

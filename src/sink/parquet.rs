@@ -17,6 +17,12 @@
 //!   `with_fsync`): each part appears atomically and durably. A batch with several parts appears part by part;
 //!   the checkpoint commit after the last rename is what makes the batch count, and recovery on start removes the
 //!   published parts of a batch that did not commit.
+//! - HDFS: the same as local. A completed upload is renamed from a hidden `.<name>.tmp.<n>` to its staging name;
+//!   `rename` is one NameNode `rename2` (atomic); the store creates the target's day directory first.
+//! - S3: no rename. `rename` is a server-side `CopyObject` (atomic per object) then a `DeleteObject` of the staged
+//!   key. Readers may see the parts already copied of a batch being published, or of one that crashed mid-publish
+//!   until the next start; recovery deletes the final names recorded in the intent and the staging prefix, which
+//!   also removes a staged key left behind by a crash between the copy and the delete.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -286,6 +286,6 @@ fn a_second_instance_on_the_same_checkpoint_is_refused() {
         )),
         "{stderr}"
     );
-    let (status, _, _) = d.stop();
-    assert!(status.success());
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{status}\n{stderr}");
 }
