@@ -25,8 +25,8 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::{
-    key_hash, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
-    LineSource, QuarantineRecord, CHUNK_ROWS,
+    key_hash, limit_error, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem,
+    Decoded, LineSource, QuarantineRecord, CHUNK_ROWS, QUARANTINE_CHUNK,
 };
 use crate::checkpoint::{StoredColumn, StoredSchema};
 use crate::config::CsvOptions;
@@ -226,10 +226,20 @@ impl Text {
     }
 }
 
+/// The CSV parser's read-ahead (`buffer_capacity`): the tape holds at most this much beyond the current record.
+const CSV_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Records every byte the CSV parser reads, so that a rejected record is quarantined with its exact bytes.
+///
+/// It also bounds memory: the tape holds the current record (plus the parser's read-ahead), so when it grows past
+/// `max_record_bytes` the record is too long. A CSV record cannot be skipped without parsing it (a quoted field
+/// may hold newlines), so that fails the file as a whole ([`DecodeError::Limit`]) instead of buffering on.
 struct Recorder<R> {
     inner: R,
     tape: Rc<RefCell<Tape>>,
+    /// Stream offset of the first byte read (the tape's offsets are relative to it).
+    first_offset: u64,
+    max_record_bytes: u64,
 }
 
 #[derive(Default)]
@@ -256,7 +266,16 @@ impl Tape {
 impl<R: Read> Read for Recorder<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(out)?;
-        self.tape.borrow_mut().data.extend_from_slice(&out[..n]);
+        let mut tape = self.tape.borrow_mut();
+        tape.data.extend_from_slice(&out[..n]);
+        let slack = 2 * CSV_BUFFER_BYTES as u64;
+        if tape.data.len() as u64 > self.max_record_bytes.saturating_add(slack) {
+            return Err(limit_error(format!(
+                "the CSV record starting at byte {} is longer than max_record_bytes ({} bytes); a CSV record cannot be skipped without parsing it (quoted fields may hold newlines), so the file is rejected whole",
+                self.first_offset + tape.base,
+                self.max_record_bytes
+            )));
+        }
         Ok(n)
     }
 }
@@ -286,6 +305,7 @@ impl RecordStream {
     fn new(lines: LineSource, options: &CsvOptions, skip_bom: bool) -> Result<Self, DecodeError> {
         let path = lines.path().to_string();
         let gzip = lines.is_gzip();
+        let max_record_bytes = lines.max_record_bytes();
         let (mut inner, mut offset, line, is_final) = lines.into_parts();
         if skip_bom {
             let head = inner
@@ -302,10 +322,12 @@ impl RecordStream {
             .flexible(true)
             .delimiter(options.delimiter as u8)
             .quote(options.quote as u8)
-            .buffer_capacity(256 * 1024)
+            .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(Recorder {
                 inner,
                 tape: tape.clone(),
+                first_offset: offset,
+                max_record_bytes,
             });
         Ok(Self {
             reader,
@@ -747,9 +769,16 @@ impl CsvDecoder {
             values.clear();
             let result: Result<(), String> = (|| {
                 if rec.fields.len() != ncols {
+                    let found = rec.fields.len();
+                    let lines = rec.raw.iter().filter(|b| **b == b'\n').count() + 1;
+                    let hint = if lines > 1 {
+                        format!("; the record spans {lines} lines: probably an unbalanced quote")
+                    } else {
+                        String::new()
+                    };
                     return Err(format!(
-                        "expected {ncols} fields, found {}",
-                        rec.fields.len()
+                        "expected {ncols} fields, found {found} (too {}){hint}",
+                        if found < ncols { "few" } else { "many" }
                     ));
                 }
                 for (i, (c, ty)) in self.columns.iter().enumerate() {
@@ -762,11 +791,19 @@ impl CsvDecoder {
                         .map_err(|e| format!("column {:?}: {e}", c.source))?;
                     values.push(v);
                 }
-                if matches!(values[self.time_index], Value::Null) {
-                    return Err(format!(
-                        "missing event time in column {:?}",
-                        self.options.event_time
-                    ));
+                match values[self.time_index] {
+                    Value::Null => {
+                        return Err(format!(
+                            "missing event time in column {:?}",
+                            self.options.event_time
+                        ))
+                    }
+                    Value::Ts(t) => input.limits.check_event_time(
+                        t,
+                        input.ingested_at,
+                        &format!("event time {:?}", self.options.event_time),
+                    )?,
+                    _ => {}
                 }
                 key_buf.clear();
                 if self.key_indices.is_empty() {
@@ -794,6 +831,11 @@ impl CsvDecoder {
                     reason,
                     raw: rec.raw,
                 });
+                if bad.len() >= QUARANTINE_CHUNK
+                    && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
+                {
+                    return Err(cancelled());
+                }
                 continue;
             }
             for (b, v) in builders.iter_mut().zip(values.drain(..)) {
@@ -905,7 +947,9 @@ mod tests {
             start_line: 0,
             gzip: false,
             is_final: true,
-            ingested_at: 0,
+            ingested_at: 1_700_000_000_000_000,
+            file_bytes: 0,
+            limits: crate::decode::Limits::default(),
         }
     }
 
@@ -1012,8 +1056,17 @@ mod tests {
         let (rows, _, end) = run(data, &opts(), false);
         assert_eq!(rows[0].batch.num_rows(), 1);
         assert_eq!(end.end_offset, 29);
-        let (rows, _, end) = run(data, &opts(), true);
-        assert_eq!(rows[0].batch.num_rows(), 2);
+        let (rows, bad, end) = run(data, &opts(), true);
+        assert_eq!(rows[0].batch.num_rows(), 1);
+        // Final: the cut line is a record; `1/2/20` is year 20 AD, which the event-time floor rejects.
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0]
+                .reason
+                .contains("before the earliest accepted event time"),
+            "{}",
+            bad[0].reason
+        );
         assert_eq!(end.end_offset, data.len() as u64);
     }
 

@@ -252,6 +252,8 @@ fn decode_input(f: &LandingFile, ingested_at: i64) -> DecodeInput {
         gzip: f.gzip,
         is_final: f.is_final,
         ingested_at,
+        file_bytes: f.pending_bytes(),
+        limits: f.limits,
     }
 }
 

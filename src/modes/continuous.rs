@@ -36,7 +36,7 @@ enum Wake {
 /// # Errors
 /// The first fatal error of a dataset (the others are then stopped too).
 pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
-    let mut watcher = watch(&ctx.landing);
+    let mut watcher = watch(&ctx.landing, ctx.config.follow_symlinks);
     let mut senders: HashMap<String, mpsc::Sender<Wake>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for ds in &datasets {
@@ -161,7 +161,7 @@ async fn dataset_loop(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let opts = plan_options(&ctx.config);
+        let opts = plan_options(&ctx.config, true);
         let plan = if full {
             plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?
         } else {

@@ -22,7 +22,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::source::listing::{split_batches, PlanOptions};
-use crate::source::{plan_dataset, SourceError};
+use crate::source::plan_dataset;
 use crate::Error;
 pub use batch::{BatchReport, Context};
 
@@ -55,23 +55,27 @@ pub struct RunSummary {
 /// `only` is empty and landing has none of them yet). Directories without a configured dataset are logged.
 ///
 /// # Errors
-/// [`SourceError::List`].
+/// [`crate::config::ConfigError::Invalid`] for a `--dataset` that is not configured.
 pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<String>, Error> {
-    let listing = ctx
+    // Only used to warn about directories without a dataset: a failure here (a symlink loop or an unreadable
+    // entry at the top of landing) must not stop the run, so it is logged and the configured datasets are used.
+    let present: BTreeSet<String> = match ctx
         .landing
         .store
         .list_with_delimiter(Some(&ctx.landing.prefix))
         .await
-        .map_err(|source| SourceError::List {
-            prefix: String::new(),
-            source,
-        })?;
-    let present: BTreeSet<String> = listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| ctx.landing.relative(p))
-        .filter(|d| !crate::source::is_ignored_name(d))
-        .collect();
+    {
+        Ok(listing) => listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| ctx.landing.relative(p))
+            .filter(|d| !crate::source::is_ignored_name(d))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(landing = %ctx.landing.display, error = %e, "cannot list the top of landing; reading the configured datasets only");
+            BTreeSet::new()
+        }
+    };
     for d in &present {
         if !ctx.config.datasets.contains_key(d) {
             tracing::warn!(dataset = %d, "landing has a directory with no dataset configured for it; skipped (declare [datasets.{d}] in lander.toml)");
@@ -96,12 +100,18 @@ pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<S
     Ok(out)
 }
 
-pub(crate) fn plan_options(config: &Config) -> PlanOptions {
+/// The planning options of `config` for a mode that does (`tailing`) or does not tail growing files.
+pub(crate) fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
     PlanOptions {
         settle_time: config.settle_time,
         max_file_age: config.max_file_age,
         latest_first: config.latest_first,
         now: Utc::now(),
+        follow_symlinks: config.follow_symlinks,
+        tailing,
+        partial_line_timeout: config.partial_line_timeout,
+        // validate() checked it; a config that was not validated gets the defaults.
+        limits: config.limits().unwrap_or_default(),
     }
 }
 
@@ -158,7 +168,7 @@ async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
         &ctx.landing,
         &ctx.checkpoint,
         ds,
-        &plan_options(&ctx.config),
+        &plan_options(&ctx.config, false),
     )
     .await?;
     if files.is_empty() || ctx.cancel.is_cancelled() {
@@ -181,7 +191,7 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, 
         &ctx.landing,
         &ctx.checkpoint,
         ds,
-        &plan_options(&ctx.config),
+        &plan_options(&ctx.config, false),
     )
     .await?;
     let batches = split_batches(
@@ -231,7 +241,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             &ctx.landing,
             &ctx.checkpoint,
             ds,
-            &plan_options(&ctx.config),
+            &plan_options(&ctx.config, true),
         )
         .await?;
         let Some(first) = split_batches(

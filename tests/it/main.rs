@@ -3,5 +3,6 @@
 mod checkpoint_cmd;
 mod common;
 mod fetch;
+mod hostile;
 mod modes;
 mod run_once;
