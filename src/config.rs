@@ -82,8 +82,8 @@ pub struct Config {
     /// Follow symlinks in landing whose target lies outside landing. Default false: such links are logged and
     /// skipped. Symlinks to a path inside landing are never followed (the target is read under its own name).
     pub follow_symlinks: bool,
-    /// Longest record (NDJSON line, CSV record), in bytes. A longer NDJSON line is quarantined with its first
-    /// 4096 bytes and its length; a longer CSV record rejects its file whole. Default 16 MiB (16777216).
+    /// Longest record (NDJSON line, CSV record), in bytes. A longer record is skipped to its end without being
+    /// buffered and quarantined with its first 4096 bytes and its length. Default 16 MiB (16777216).
     pub max_record_bytes: u64,
     /// Largest landing file (or unread tail of a growing one), in bytes; a larger file is rejected whole.
     /// Default 16 GiB (17179869184).

@@ -10,9 +10,9 @@
 //!   [`DecodeError::Corrupt`] (the caller discards what it already received: a file is never half-ingested);
 //! - for a plain (tailable) file that is not final, a last line without its newline is not consumed: it is left
 //!   for the next read, and [`DecodeEnd::end_offset`] stops before it;
-//! - memory is bounded by [`Limits`], whatever the input: a line longer than `max_record_bytes` is skipped up to
-//!   its newline without being buffered and quarantined with its first [`TOO_LONG_HEAD_BYTES`] bytes and its
-//!   length; a gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the
+//! - memory is bounded by [`Limits`], whatever the input: a line (or CSV record) longer than `max_record_bytes`
+//!   is skipped to its end without being buffered and quarantined with its first [`TOO_LONG_HEAD_BYTES`] bytes
+//!   and its length; a gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the
 //!   file with [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before
 //!   any byte is read;
 //! - records whose event time lies before `min_event_time` or more than `max_event_time_ahead` after the
@@ -215,7 +215,8 @@ pub enum DecodeError {
         /// Details.
         reason: String,
     },
-    /// A file-level limit was crossed (file size, decompressed size or ratio, CSV record size).
+    /// A file-level limit was crossed (file size, decompressed size or ratio, or a CSV record over the limit that
+    /// cannot be skipped safely).
     #[error("{path} rejected: {reason}")]
     Limit {
         /// Landing path.

@@ -250,6 +250,7 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
     }
     let out = child.wait_with_output().expect("output");
     assert_success(&out, &[], w.path());
+    eprintln!("peak RSS {peak_kib} KiB for a {LONG}-byte line");
     assert!(
         peak_kib > 0 && peak_kib < 120 * 1024,
         "peak RSS {peak_kib} KiB for a {LONG}-byte line"
@@ -269,6 +270,57 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
         "{}",
         q[0].reason
     );
+}
+
+/// A CSV record over the limit (a quoted field of 20 MiB spanning lines) is quarantined with its head and its
+/// length; the rows before and after it land with their own offsets.
+#[test]
+fn an_over_long_csv_record_is_quarantined_and_the_rows_after_it_land() {
+    let w = Workdir::new();
+    let mut data = format!("{SALES_HEADER}{SALES_ROW}").into_bytes();
+    let long_offset = data.len();
+    data.extend(b"2,2025-10-25 19:07:27,8961,79973,\"");
+    let chunk = "a \"\"quoted\"\", multi-line\ncategory ".repeat(1 << 10);
+    while data.len() < long_offset + (20 << 20) {
+        data.extend(chunk.as_bytes());
+    }
+    data.extend(b"\",7,160.74,1125.18,Transferencia,Cancelada\n");
+    let long_len = data.len() - 1 - long_offset;
+    let after_offset = data.len();
+    data.extend(SALES_ROW.replacen('1', "3", 1).as_bytes());
+    w.land_bytes("sales", "long.csv", &data);
+    let (stdout, _) = run_once_ok(&w, &[]);
+    assert!(
+        stdout.contains("2 rows written, 0 duplicates dropped, 1 quarantined"),
+        "{stdout}"
+    );
+    let q = quarantine(&w, "sales");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].offset, long_offset as i64);
+    assert_eq!(q[0].line, 3);
+    assert_eq!(q[0].raw.len(), 4096);
+    assert!(q[0]
+        .raw
+        .starts_with(b"2,2025-10-25 19:07:27,8961,79973,\"a "));
+    assert!(
+        q[0].reason.contains(&format!(
+            "record is {long_len} bytes, over max_record_bytes (16777216 bytes)"
+        )),
+        "{}",
+        q[0].reason
+    );
+    let offsets: Vec<i64> = parquet_files(&w.bronze().join("sales"))
+        .iter()
+        .flat_map(|p| read_parquet(p))
+        .flat_map(|b| {
+            b.column_by_name("_source_offset")
+                .expect("offset")
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert!(offsets.contains(&(after_offset as i64)), "{offsets:?}");
 }
 
 /// A 2 MB gzip that inflates to 2 GB of blanks is rejected quickly as a whole (copied to the quarantine with
