@@ -930,6 +930,22 @@ impl CsvDecoder {
     ) -> Result<DecodeEnd, DecodeError> {
         let text = Text::from_options(&self.options);
         let at_start = input.gzip || input.start_offset == 0;
+        let mut lines = lines;
+        let mut bad = Vec::new();
+        if lines.continues_line() {
+            let mut buf = Vec::new();
+            if let Some(at) = lines.next_line(&mut buf)? {
+                if !buf.is_empty() {
+                    bad.push(QuarantineRecord {
+                        source_file: input.path.clone(),
+                        line: at.line,
+                        offset: at.offset,
+                        reason: super::continuation_reason(at.line),
+                        raw: buf,
+                    });
+                }
+            }
+        }
         let mut stream = RecordStream::new(lines, &self.options, at_start)?;
         let header_err = |reason: String| DecodeError::Header {
             path: input.path.clone(),
@@ -987,7 +1003,6 @@ impl CsvDecoder {
         let mut meta_ingested =
             TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC");
         let mut keys: Vec<u128> = Vec::with_capacity(CHUNK_ROWS);
-        let mut bad = Vec::new();
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
         let cancelled = || DecodeError::Cancelled {
@@ -1185,6 +1200,7 @@ mod tests {
             ingested_at: 1_700_000_000_000_000,
             file_bytes: 0,
             limits: crate::decode::Limits::default(),
+            continues_line: false,
         }
     }
 

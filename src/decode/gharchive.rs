@@ -374,7 +374,12 @@ pub fn decode(
         });
     };
     while let Some(at) = lines.next_line(&mut buf)? {
-        if let Some(len) = at.too_long {
+        if at.continuation {
+            if !buf.is_empty() {
+                let reason = super::continuation_reason(at.line);
+                quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
+            }
+        } else if let Some(len) = at.too_long {
             let reason = too_long_reason(len, input.limits.max_record_bytes, buf.len());
             quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
         } else if buf.trim_ascii().is_empty() {

@@ -260,6 +260,10 @@ pub struct DecodeInput {
     pub file_bytes: u64,
     /// Limits and record policy.
     pub limits: Limits,
+    /// The bytes up to the first newline continue a line that was already committed as a record (the file grew
+    /// after its unterminated last line was taken as final): they are quarantined as that continuation, not
+    /// read as a new record.
+    pub continues_line: bool,
 }
 
 /// A record that could not be decoded.
@@ -361,6 +365,8 @@ pub struct LineInfo {
     /// `Some(length)` when the line is longer than `max_record_bytes`: the buffer then holds only its first
     /// [`TOO_LONG_HEAD_BYTES`] bytes.
     pub too_long: Option<u64>,
+    /// These bytes continue line `line`, which was committed before (see [`DecodeInput::continues_line`]).
+    pub continuation: bool,
 }
 
 /// A line-oriented view of a landing stream that tracks offsets and maps gzip errors to file-level errors.
@@ -375,6 +381,7 @@ pub struct LineSource {
     is_final: bool,
     max_record_bytes: u64,
     skim: Vec<u8>,
+    continues_line: bool,
 }
 
 /// Bytes read at a time while skipping the rest of an over-long line.
@@ -440,6 +447,7 @@ impl LineSource {
             is_final: input.is_final || input.gzip,
             max_record_bytes: input.limits.max_record_bytes,
             skim: Vec::new(),
+            continues_line: input.continues_line && !input.gzip,
         })
     }
 
@@ -501,7 +509,10 @@ impl LineSource {
         }
         let start = self.offset;
         self.offset += n;
-        self.line += 1;
+        let continuation = std::mem::take(&mut self.continues_line);
+        if !continuation {
+            self.line += 1;
+        }
         let mut content = n;
         if terminated {
             content -= 1;
@@ -521,7 +532,13 @@ impl LineSource {
             offset: start,
             line: self.line,
             too_long,
+            continuation,
         }))
+    }
+
+    /// Whether the next line continues an already committed one (see [`DecodeInput::continues_line`]).
+    pub fn continues_line(&self) -> bool {
+        self.continues_line
     }
 
     /// Whether the stream is gzip-compressed.
@@ -539,6 +556,11 @@ impl LineSource {
     pub fn into_parts(self) -> (Box<dyn BufRead + Send>, u64, u64, bool) {
         (self.inner, self.offset, self.line, self.is_final)
     }
+}
+
+/// The quarantine reason of the continuation of line `line` (see [`DecodeInput::continues_line`]).
+pub fn continuation_reason(line: u64) -> String {
+    format!("continuation of line {line}: the file grew after that line, which had no newline yet, was committed as a record; these bytes complete it and are not read as a new record")
 }
 
 /// The quarantine reason of a record longer than `max_record_bytes`.
@@ -605,6 +627,7 @@ mod tests {
             ingested_at: 1_700_000_000_000_000,
             file_bytes: 0,
             limits,
+            continues_line: false,
         }
     }
 

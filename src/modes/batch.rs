@@ -254,6 +254,7 @@ fn decode_input(f: &LandingFile, ingested_at: i64) -> DecodeInput {
         ingested_at,
         file_bytes: f.pending_bytes(),
         limits: f.limits,
+        continues_line: f.continues_line && !f.gzip,
     }
 }
 

@@ -78,6 +78,9 @@ pub struct LandingFile {
     pub change: Change,
     /// Limits and record policy to decode it with.
     pub limits: crate::decode::Limits,
+    /// The file grew after its unterminated last line was committed as a record: the bytes up to the next
+    /// newline continue that line.
+    pub continues_line: bool,
 }
 
 impl LandingFile {
@@ -228,6 +231,7 @@ async fn evaluate(
     if gzip && !settled {
         return Ok(Verdict::NotReady);
     }
+    let mut continues_line = false;
     let (change, start_offset, start_line) = match &prior {
         None => (Change::New, 0, 0),
         Some(p) if gzip && p.fingerprint == fp.fingerprint => return Ok(Verdict::Skip),
@@ -239,6 +243,12 @@ async fn evaluate(
         {
             if meta.size == p.bytes_consumed && !(line_final && p.status == FileStatus::Partial) {
                 return Ok(Verdict::Skip);
+            }
+            if p.status == FileStatus::Ok
+                && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
+            {
+                continues_line = true;
+                tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
             }
             (Change::Appended, p.bytes_consumed, p.lines_consumed)
         }
@@ -266,7 +276,35 @@ async fn evaluate(
         prior,
         change,
         limits: opts.limits,
+        continues_line,
     })))
+}
+
+/// Whether the byte before `end` of a plain file ends a line (`\n` or `\r`); unknown counts as yes.
+async fn ends_a_line(
+    landing: &StoreLocation,
+    location: &Path,
+    fp: &super::fingerprint::FileFingerprint,
+    end: u64,
+) -> bool {
+    let last = match fp.head.get(end as usize - 1) {
+        Some(b) => *b,
+        None => {
+            let opts = object_store::GetOptions {
+                range: Some(object_store::GetRange::Bounded(end - 1..end)),
+                ..Default::default()
+            };
+            let got = match landing.store.get_opts(location, opts).await {
+                Ok(g) => g.bytes().await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(b) if !b.is_empty() => b[0],
+                _ => return true,
+            }
+        }
+    };
+    matches!(last, b'\n' | b'\r')
 }
 
 fn order(plan: &mut Plan, opts: &PlanOptions) {

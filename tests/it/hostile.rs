@@ -674,3 +674,132 @@ fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
     assert_eq!(q[0].raw, b"{\"id\": \"cut");
     assert!(q[0].reason.contains("invalid JSON"), "{}", q[0].reason);
 }
+
+/// The rest of the matrix: corrupt bytes inside a gzip stream reject the file whole; Windows-1252 text in a
+/// UTF-8 dataset is quarantined per row; a file rewritten shorter after it was processed is read again as a new
+/// version, with a warning, and dedup keeps bronze free of duplicates.
+#[test]
+fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
+    let w = Workdir::new();
+    let mut bytes = std::fs::read(gharchive("2015-01-01-1.json.gz")).expect("read");
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    w.land_bytes("gharchive", "2015-01-01-1.json.gz", &bytes);
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    let row2 = SALES_ROW.replacen('1', "2", 1);
+    let latin = SALES_ROW
+        .replacen('1', "3", 1)
+        .replace("Deportes", "Electr\u{f3}nica");
+    let mut csv = format!("{SALES_HEADER}{SALES_ROW}{row2}").into_bytes();
+    // "Electrónica" in Windows-1252: ó is the single byte 0xf3, invalid in UTF-8.
+    csv.extend(latin.replace('\u{f3}', "\u{0}").as_bytes());
+    let zero = csv.iter().position(|b| *b == 0).expect("marker");
+    csv[zero] = 0xf3;
+    w.land_bytes("sales", "day.csv", &csv);
+    let (stdout, stderr) = run_once_ok(&w, &[]);
+    assert!(stdout.contains("1 failed file(s)"), "{stdout}");
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    let files = checkpoint_files(&w);
+    let reason = files["gharchive/2015-01-01-1.json.gz"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("corrupt") || reason.contains("invalid gzip"),
+        "{reason}\n{stderr}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("sales")), 2);
+    let q = quarantine(&w, "sales");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].line, 4);
+    assert!(
+        q[0].reason.contains("column \"category\": invalid UTF-8"),
+        "{}",
+        q[0].reason
+    );
+    assert!(q[0].raw.contains(&0xf3), "raw bytes are kept as they were");
+
+    // Rewritten shorter, with one new row: a new version; only the new row is new to bronze.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let row4 = SALES_ROW.replacen('1', "4", 1);
+    w.land_bytes(
+        "sales",
+        "day.csv",
+        format!("{SALES_HEADER}{row2}{row4}").as_bytes(),
+    );
+    let (stdout, stderr) = run_once_ok(&w, &[]);
+    assert!(
+        stderr.contains("file content changed after it was processed"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 rows written, 1 duplicates dropped, 0 quarantined"),
+        "{stdout}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("sales")), 3);
+}
+
+/// A settled file's unterminated last line is committed as a record (`once`); when the file then grows, the
+/// bytes up to the next newline are that line's continuation: a warning says so, they are quarantined as such
+/// (not as a garbage "line 3"), and the lines after them land with their true line numbers.
+#[test]
+fn growth_after_a_committed_unterminated_line_is_its_continuation() {
+    let w = Workdir::new();
+    let lines = sample_lines("2015-01-01-0.json.gz", 3);
+    let cut = 40;
+    let mut first = ndjson(&lines[..1]);
+    first.extend_from_slice(&lines[1][..cut]);
+    let path = w.land_bytes("gharchive", "grow.json", &first);
+    let (stdout, _) = run_once_ok(&w, &[]);
+    assert!(
+        stdout.contains("1 rows written, 0 duplicates dropped, 1 quarantined"),
+        "{stdout}"
+    );
+
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    f.write_all(&lines[1][cut..]).expect("w");
+    f.write_all(b"\n").expect("w");
+    f.write_all(&lines[2]).expect("w");
+    f.write_all(b"\n").expect("w");
+    drop(f);
+    let (stdout, stderr) = run_once_ok(&w, &[]);
+    assert!(
+        stderr.contains("file grew after its last line, which had no newline"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 rows written, 0 duplicates dropped, 1 quarantined"),
+        "{stdout}"
+    );
+    let q = quarantine(&w, "gharchive");
+    assert_eq!(q.len(), 2, "{q:?}");
+    let cont = q
+        .iter()
+        .find(|r| r.reason.starts_with("continuation"))
+        .expect("continuation row");
+    assert_eq!(cont.line, 2);
+    assert_eq!(cont.offset, first.len() as i64);
+    assert_eq!(cont.raw, lines[1][cut..].to_vec());
+    let gh = w.bronze().join("gharchive");
+    let mut source_lines: Vec<i64> = parquet_files(&gh)
+        .iter()
+        .flat_map(|p| read_parquet(p))
+        .flat_map(|b| {
+            b.column_by_name("_source_line")
+                .expect("line")
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    source_lines.sort();
+    assert_eq!(source_lines, vec![1, 3]);
+}
