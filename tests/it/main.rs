@@ -2,6 +2,7 @@
 
 mod checkpoint_cmd;
 mod common;
+mod crash_kill;
 mod fetch;
 mod hostile;
 mod modes;
