@@ -104,11 +104,12 @@ fn assert_exactly_once(w: &Workdir, ids: &HashSet<String>) {
 #[test]
 fn available_now_killed_at_random_moments_ends_exactly_once() {
     let w = Workdir::new();
-    let (files, ids) = split_sample(80);
+    // Enough work that every kill finds some left: each run commits a batch or two before it is killed.
+    let (files, ids) = split_sample((kills() * 15).clamp(80, 7000));
     for (name, bytes) in &files {
         w.land_bytes("gharchive", name, bytes);
     }
-    let args = ["--settle-time", "0s", "--max-files-per-batch", "1"];
+    let args = ["--settle-time", "0s", "--max-files-per-batch", "3"];
     // An uninterrupted run in a twin workdir: the reference, and how long one batch takes.
     let twin = Workdir::new();
     for (name, bytes) in &files {
@@ -124,34 +125,7 @@ fn available_now_killed_at_random_moments_ends_exactly_once() {
     assert_exactly_once(&twin, &ids);
     assert!(stderr.contains("batch committed"), "{stderr}");
 
-    let mut rng = Rng(0x5EED_0000_0000_0001);
-    let (mut killed, mut mid_batch) = (0, 0);
-    for _ in 0..kills() {
-        let child = spawn(&w, "available-now", &args);
-        // Short lives (start-up plus a batch or two), so that work remains for every kill.
-        let delay = 20 + rng.below(130);
-        std::thread::sleep(Duration::from_millis(delay));
-        let (running, stderr) = kill(child);
-        if !running {
-            continue;
-        }
-        killed += 1;
-        // A batch was started ("available-now batch") and not committed when the kill landed.
-        let begun = stderr.matches("available-now batch").count();
-        let committed = stderr.matches("batch committed").count();
-        if begun > committed {
-            mid_batch += 1;
-        }
-    }
-    eprintln!(
-        "available-now: {killed} kill(s) while running, {mid_batch} of them mid-batch (uninterrupted run: {full:?})"
-    );
-    assert!(killed > 0, "no kill landed while lander ran");
-    assert!(
-        mid_batch * 2 >= killed,
-        "most kills land mid-batch: {mid_batch}/{killed}"
-    );
-    // And an abort after every commit step, each followed by another run.
+    // An abort after every commit step, each followed by another run.
     for step in ["intent", "staged", "publishing", "published", "committed"] {
         let mut a: Vec<String> = vec!["run".into(), "--mode".into(), "available-now".into()];
         a.extend(w.location_args());
@@ -164,6 +138,58 @@ fn available_now_killed_at_random_moments_ends_exactly_once() {
             .expect("spawn");
         assert!(!out.status.success(), "failpoint {step} should abort");
     }
+    let mut rng = Rng(0x5EED_0000_0000_0001);
+    let (mut killed, mut mid_batch) = (0, 0);
+    for _ in 0..kills() {
+        let mut child = spawn(&w, "available-now", &args);
+        // Follow the log, and kill a few milliseconds after the start of its first or second batch (a batch of
+        // three small files takes tens of milliseconds), so that most kills land inside a batch.
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("available-now batch") {
+                    let _ = tx.send(line.clone());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let nth = 1 + rng.below(2);
+        for _ in 0..nth {
+            if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(15)));
+        let (running, _) = kill(child);
+        let log = reader.join().expect("reader");
+        if !running {
+            continue;
+        }
+        killed += 1;
+        // A batch was started and not committed when the kill landed.
+        let begun = log.matches("available-now batch").count();
+        let committed = log.matches("batch committed").count();
+        if begun > committed {
+            mid_batch += 1;
+        }
+    }
+    eprintln!(
+        "available-now: {killed} kill(s) while running, {mid_batch} of them mid-batch (uninterrupted run: {full:?})"
+    );
+    assert!(killed > 0, "no kill landed while lander ran");
+    assert!(
+        mid_batch * 2 >= killed,
+        "most kills land mid-batch: {mid_batch}/{killed}"
+    );
+
     let out = spawn(&w, "available-now", &args)
         .wait_with_output()
         .expect("wait");
