@@ -273,6 +273,8 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
         .context("while validating the configuration")?;
     let landing = StoreLocation::open(&config.landing).context("while opening landing")?;
     let bronze = StoreLocation::open(&config.bronze).context("while opening bronze")?;
+    #[cfg(feature = "failpoints")]
+    let bronze = crate::faults::wrap_from_env(bronze);
     let checkpoint = {
         let dir = config.checkpoint.clone();
         tokio::task::spawn_blocking(move || CheckpointStore::open(&dir))

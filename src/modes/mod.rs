@@ -9,6 +9,10 @@
 //! - `continuous`: notify events on landing (local) plus a periodic listing (every backend) lead to small
 //!   batches, coalesced for `max_batch_delay`; growing plain files are tailed line by line.
 //!
+//! Storage failures (sink, checkpoint) stop `once` and `available-now` (exit 1; the next start rolls the batch
+//! back). `micro-batch` and `continuous` roll the batch back and retry with exponential backoff until the fault
+//! clears ([`recover_after_failure`]).
+//!
 //! Datasets run as independent tasks: a slow dataset does not hold the others back. Shutdown (the
 //! cancellation token) is checked between batches; a batch in progress is finished or abandoned by
 //! [`batch::run_batch`].
@@ -231,6 +235,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut out = Vec::new();
+    let mut failures = 0u32;
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -254,9 +259,19 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             tracing::debug!(dataset = ds, "micro-batch: nothing new");
             continue;
         };
-        if let Some(r) = batch::run_batch(ctx, ds, first).await? {
-            log_report(&r);
-            out.push(r);
+        match batch::run_batch(ctx, ds, first).await {
+            Ok(Some(r)) => {
+                failures = 0;
+                log_report(&r);
+                out.push(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if !recover_after_failure(ctx, ds, &e, &mut failures).await {
+                    break;
+                }
+                continue;
+            }
         }
         let took = started.elapsed();
         if took > interval {
@@ -264,6 +279,43 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
         }
     }
     Ok(out)
+}
+
+/// Longest pause between retries of a failed batch in `micro-batch` and `continuous`.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The pause before retry number `failures` (1-based): 1s, 2s, 4s, ... up to [`MAX_RETRY_DELAY`].
+fn retry_delay(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(MAX_RETRY_DELAY)
+}
+
+/// After a batch failed on storage (sink or checkpoint) in a daemon mode: nothing of it is committed. Waits
+/// with exponential backoff, rolls the batch back ([`batch::recover`]), and repeats until the rollback itself
+/// works (the fault has cleared); the caller then lists landing again and retries. Returns `false` when
+/// shutdown was requested meanwhile (the next start rolls back whatever is left).
+pub(crate) async fn recover_after_failure(
+    ctx: &Context,
+    ds: &str,
+    error: &Error,
+    failures: &mut u32,
+) -> bool {
+    *failures += 1;
+    let mut last = error.to_string();
+    loop {
+        let delay = retry_delay(*failures);
+        tracing::error!(dataset = ds, error = %last, attempt = *failures, retry_in = ?delay, "batch failed: nothing of it is committed; rolling it back and retrying after a pause");
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match batch::recover(ctx, ds).await {
+            Ok(_) => return true,
+            Err(e) => {
+                *failures += 1;
+                last = format!("rolling back failed too: {e}");
+            }
+        }
+    }
 }
 
 pub(crate) fn log_report(r: &BatchReport) {

@@ -3,6 +3,7 @@
 mod checkpoint_cmd;
 mod common;
 mod crash_kill;
+mod faulty_storage;
 mod fetch;
 mod hostile;
 mod modes;
