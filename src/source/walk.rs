@@ -111,18 +111,41 @@ fn outside_reason(target: &Path) -> String {
     )
 }
 
-fn object_meta(landing: &StoreLocation, rel: &str, m: &std::fs::Metadata) -> ObjectMeta {
+/// The store location of `<root>/<rel>`, encoded exactly as `LocalFileSystem` encodes the names it lists (a
+/// `%` or `#` in a file name is percent-encoded in the location and decoded again when the file is read).
+fn location(landing: &StoreLocation, root: &Path, rel: &str) -> Option<object_store::path::Path> {
+    let root_path = object_store::path::Path::from_absolute_path(root).ok()?;
+    let full = object_store::path::Path::from_absolute_path(root.join(rel)).ok()?;
+    let below: Vec<object_store::path::PathPart<'static>> = full
+        .prefix_match(&root_path)?
+        .map(|p| p.as_ref().to_string().into())
+        .collect();
+    Some(object_store::path::Path::from_iter(
+        landing
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string().into())
+            .chain(below),
+    ))
+}
+
+fn object_meta(
+    landing: &StoreLocation,
+    root: &Path,
+    rel: &str,
+    m: &std::fs::Metadata,
+) -> Option<ObjectMeta> {
     let last_modified: DateTime<Utc> = m
         .modified()
         .map(DateTime::<Utc>::from)
         .unwrap_or_else(|_| DateTime::<Utc>::from(std::time::UNIX_EPOCH));
-    ObjectMeta {
-        location: landing.path(rel),
+    Some(ObjectMeta {
+        location: location(landing, root, rel)?,
         last_modified,
         size: m.len(),
         e_tag: None,
         version: None,
-    }
+    })
 }
 
 /// Lists the regular files below `<root>/<dataset>/` of a local landing (`root` canonical), skipping and
@@ -212,7 +235,13 @@ pub fn list_local(
                 stack.push((path, rel));
             } else if file_type.is_file() {
                 match std::fs::metadata(&path) {
-                    Ok(m) => files.push(object_meta(landing, &rel, &m)),
+                    Ok(m) => match object_meta(landing, root, &rel, &m) {
+                        Some(meta) => files.push(meta),
+                        None => fault(
+                            rel,
+                            "cannot map its name to a store location; skipped".into(),
+                        ),
+                    },
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
                 }
@@ -226,7 +255,13 @@ pub fn list_local(
                 };
                 match std::fs::metadata(&target) {
                     Ok(m) if m.is_dir() => stack.push((target, rel)),
-                    Ok(m) if m.is_file() => files.push(object_meta(landing, &rel, &m)),
+                    Ok(m) if m.is_file() => match object_meta(landing, root, &rel, &m) {
+                        Some(meta) => files.push(meta),
+                        None => fault(
+                            rel,
+                            "cannot map its name to a store location; skipped".into(),
+                        ),
+                    },
                     Ok(_) => fault(rel, NOT_REGULAR.into()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
@@ -273,6 +308,7 @@ mod tests {
         std::fs::write(root.join("ds/a.json"), b"{}\n").expect("write");
         std::fs::write(root.join("ds/sub/b.json"), b"{}\n").expect("write");
         std::fs::write(root.join("ds/.hidden.json"), b"{}\n").expect("write");
+        std::fs::write(root.join("ds/sub/odd name.json"), b"{}\n").expect("write");
         std::fs::write(outside.path().join("c.json"), b"{}\n").expect("write");
         std::os::unix::fs::symlink(&root, root.join("ds/loop")).expect("symlink");
         std::os::unix::fs::symlink(root.join("ds/self1"), root.join("ds/self2")).expect("ln");
@@ -295,7 +331,23 @@ mod tests {
             v
         };
         let l = list_local(&loc, &root, "ds", false);
-        assert_eq!(names(&l), vec!["ds/a.json", "ds/sub/b.json"]);
+        assert_eq!(
+            names(&l),
+            vec!["ds/a.json", "ds/sub/b.json", "ds/sub/odd name.json"]
+        );
+        // The location reads back the file, as with LocalFileSystem's own listing.
+        let odd = l
+            .files
+            .iter()
+            .find(|m| m.location.as_ref().contains("odd"))
+            .expect("odd name");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let got = rt
+            .block_on(async { object_store::ObjectStoreExt::get(&loc.store, &odd.location).await })
+            .expect("readable");
+        assert_eq!(rt.block_on(got.bytes()).expect("bytes").as_ref(), b"{}\n");
         let fault_of = |l: &LocalListing, p: &str| {
             l.faults
                 .iter()
@@ -315,7 +367,8 @@ mod tests {
                 "ds/a.json",
                 "ds/out.json",
                 "ds/outdir/c.json",
-                "ds/sub/b.json"
+                "ds/sub/b.json",
+                "ds/sub/odd name.json"
             ]
         );
         assert_eq!(check_local_path(&root, "ds/a.json", false), Ok(true));
