@@ -378,4 +378,43 @@ mod tests {
         assert!(check_local_path(&root, "ds/loop/ds/a.json", true).is_err());
         assert!(check_local_path(&root, "ds/pipe.json", false).is_err());
     }
+
+    /// An unreadable directory (here: one whose path is longer than PATH_MAX, which `read_dir` refuses even to
+    /// root) is a fault; the rest of the dataset is listed.
+    #[test]
+    fn an_unreadable_directory_is_a_fault_and_the_rest_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let root = loc.local_root.clone().expect("local");
+        std::fs::create_dir_all(root.join("ds")).expect("mkdir");
+        std::fs::write(root.join("ds/ok.json"), b"{}\n").expect("write");
+        let name = std::ffi::CString::new("d".repeat(250)).expect("cstring");
+        let start = std::ffi::CString::new(root.join("ds").to_str().expect("utf8")).expect("c");
+        // SAFETY: plain libc calls on NUL-terminated strings and descriptors opened here.
+        unsafe {
+            let mut fd = libc::open(start.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+            assert!(fd >= 0);
+            for _ in 0..20 {
+                assert_eq!(libc::mkdirat(fd, name.as_ptr(), 0o755), 0);
+                let next = libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+                assert!(next >= 0);
+                libc::close(fd);
+                fd = next;
+            }
+            libc::close(fd);
+        }
+        let l = list_local(&loc, &root, "ds", false);
+        let names: Vec<String> = l
+            .files
+            .iter()
+            .map(|m| loc.relative(&m.location).expect("below"))
+            .collect();
+        assert_eq!(names, vec!["ds/ok.json"]);
+        assert_eq!(l.faults.len(), 1, "{:?}", l.faults);
+        assert!(
+            l.faults[0].reason.contains("cannot read directory"),
+            "{:?}",
+            l.faults
+        );
+    }
 }

@@ -132,8 +132,28 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
-/// A symlink loop, a symlink out of landing, a FIFO, a broken link, a directory named like a data file and a
-/// loop at the top of landing: each is logged and skipped, and everything else lands. With `--follow-symlinks`
+/// Nests directories below `dir` until their path is longer than PATH_MAX: `read_dir` then fails (even for
+/// root, unlike permission bits), which stands for any unreadable directory.
+fn unreadable_dir(dir: &Path) {
+    let name = std::ffi::CString::new("d".repeat(250)).expect("cstring");
+    let start = std::ffi::CString::new(dir.to_str().expect("utf8")).expect("cstring");
+    // SAFETY: plain libc calls on NUL-terminated strings and descriptors opened here.
+    unsafe {
+        let mut fd = libc::open(start.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+        assert!(fd >= 0);
+        for _ in 0..20 {
+            assert_eq!(libc::mkdirat(fd, name.as_ptr(), 0o755), 0);
+            let next = libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+            assert!(next >= 0);
+            libc::close(fd);
+            fd = next;
+        }
+        libc::close(fd);
+    }
+}
+
+/// A symlink loop, a symlink out of landing, a FIFO, a broken link, an unreadable directory, a directory named
+/// like a data file and a loop at the top of landing: each is logged and skipped, and everything else lands. With `--follow-symlinks`
 /// the link out of landing is read, the others still are not.
 #[test]
 fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
@@ -160,6 +180,7 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
     std::os::unix::fs::symlink(&out_file, gh.join("2012-02-15-0.json.gz")).expect("ln out");
     mkfifo(&gh.join("pipe.json"));
     std::fs::create_dir_all(gh.join("dir.json.gz")).expect("mkdir");
+    unreadable_dir(&gh);
 
     let (stdout, stderr) = run_once_ok(&w, &[]);
     assert!(stdout.contains("gharchive: batch 1 committed"), "{stdout}");
@@ -175,6 +196,7 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
         "gharchive/pipe.json",
         "not a regular file",
         "broken symlink",
+        "cannot read directory",
     ] {
         assert!(stderr.contains(needle), "log lacks {needle:?}:\n{stderr}");
     }
