@@ -309,6 +309,10 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
         .flush()
         .context("while flushing the checkpoint")?;
     let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    let skipped = crate::source::listing::skipped_entries_total();
+    if skipped > 0 {
+        println!("landing: {skipped} entr(ies) skipped (symlinks not followed, unreadable or special files; see the warnings)");
+    }
     match args.mode {
         RunMode::Once | RunMode::AvailableNow => {
             for b in &summary.batches {

@@ -130,8 +130,18 @@ pub struct PlanOptions {
     pub limits: crate::decode::Limits,
 }
 
+/// Distinct entries of landing skipped by listings of this process (`lander_source_skipped_entries_total`).
+static SKIPPED_ENTRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many distinct landing entries listings of this process have skipped (each counted once, however often
+/// it is listed).
+pub fn skipped_entries_total() -> u64 {
+    SKIPPED_ENTRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Logs a listing fault: a warning the first time this process sees it, then at debug level, so that a daemon
-/// listing every few seconds does not repeat the same warning forever.
+/// listing every few seconds does not repeat the same warning forever; counts it once
+/// ([`skipped_entries_total`]).
 pub fn report_fault(dataset: &str, path: &str, reason: &str) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let key = format!("{path}\u{0}{reason}");
@@ -139,6 +149,9 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
         .lock()
         .map(|mut g| g.get_or_insert_with(HashSet::new).insert(key))
         .unwrap_or(true);
+    if first {
+        SKIPPED_ENTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if first {
         tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
     } else {

@@ -184,6 +184,8 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
 
     let (stdout, stderr) = run_once_ok(&w, &[]);
     assert!(stdout.contains("gharchive: batch 1 committed"), "{stdout}");
+    // loop, a.json, b.json, broken.json, the link out, pipe.json, the deep directory.
+    assert!(stdout.contains("landing: 7 entr(ies) skipped"), "{stdout}");
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
     assert_eq!(count_rows(&w.bronze().join("sales")), 1);
     for needle in [
