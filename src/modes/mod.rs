@@ -11,7 +11,7 @@
 //!
 //! Storage failures (sink, checkpoint) stop `once` and `available-now` (exit 1; the next start rolls the batch
 //! back). `micro-batch` and `continuous` roll the batch back and retry with exponential backoff until the fault
-//! clears ([`recover_after_failure`]).
+//! clears (`recover_after_failure`).
 //!
 //! Datasets run as independent tasks: a slow dataset does not hold the others back. Shutdown (the
 //! cancellation token) is checked between batches; a batch in progress is finished or abandoned by
