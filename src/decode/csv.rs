@@ -26,7 +26,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::{
     key_hash, limit_error, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem,
-    Decoded, LineSource, QuarantineRecord, CHUNK_ROWS, QUARANTINE_CHUNK,
+    Decoded, LineSource, QuarantineRecord, CHUNK_ROWS,
 };
 use crate::checkpoint::{StoredColumn, StoredSchema};
 use crate::config::CsvOptions;
@@ -1081,7 +1081,7 @@ impl CsvDecoder {
                     reason,
                     raw: rec.raw,
                 });
-                if bad.len() >= QUARANTINE_CHUNK
+                if super::quarantine_full(&bad)
                     && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
                 {
                     return Err(cancelled());

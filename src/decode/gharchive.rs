@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 
 use super::{
     key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
-    LineSource, QuarantineRecord, CHUNK_ROWS, QUARANTINE_CHUNK,
+    LineSource, QuarantineRecord, CHUNK_ROWS,
 };
 
 /// Index of `created_at` in [`schema`].
@@ -405,8 +405,7 @@ pub fn decode(
         if b.len() >= CHUNK_ROWS && !emit(DecodeItem::Rows(b.finish())) {
             return Err(cancelled());
         }
-        if bad.len() >= QUARANTINE_CHUNK && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
-        {
+        if super::quarantine_full(&bad) && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad))) {
             return Err(cancelled());
         }
     }

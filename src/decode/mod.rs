@@ -44,6 +44,16 @@ pub const TOO_LONG_HEAD_BYTES: usize = 4096;
 /// in the decoder.
 pub const QUARANTINE_CHUNK: usize = 1024;
 
+/// Raw bytes of quarantined records a decoder collects before handing them on (bad records can each be up to
+/// `max_record_bytes` long, so a count alone would not bound memory).
+pub const QUARANTINE_CHUNK_BYTES: usize = 64 << 20;
+
+/// Whether a decoder should hand its collected quarantine records on now.
+pub fn quarantine_full(bad: &[QuarantineRecord]) -> bool {
+    bad.len() >= QUARANTINE_CHUNK
+        || bad.iter().map(|r| r.raw.len()).sum::<usize>() >= QUARANTINE_CHUNK_BYTES
+}
+
 /// The decompression ratio is only judged after this many decompressed bytes: the first blocks of a stream
 /// (headers, a repetitive preamble) can inflate far more than the stream as a whole, and below this size the
 /// output is harmless anyway.
