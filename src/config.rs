@@ -88,6 +88,31 @@ pub struct Config {
     /// `dfs.ha.namenodes.ns`), as if in `hdfs-site.xml`. Default: empty (the `AWS_*` variables and
     /// `$HADOOP_CONF_DIR` only).
     pub storage: BTreeMap<String, String>,
+    /// Follow symlinks in landing whose target lies outside landing. Default false: such links are logged and
+    /// skipped. Symlinks to a path inside landing are never followed (the target is read under its own name).
+    pub follow_symlinks: bool,
+    /// Longest record (NDJSON line, CSV record), in bytes. A longer record is skipped to its end without being
+    /// buffered and quarantined with its first 4096 bytes and its length. Default 16 MiB (16777216).
+    pub max_record_bytes: u64,
+    /// Largest landing file (or unread tail of a growing one), in bytes; a larger file is rejected whole.
+    /// Default 16 GiB (17179869184).
+    pub max_file_bytes: u64,
+    /// Most decompressed bytes per gzip file; beyond it the file is rejected whole. Default 32 GiB (34359738368).
+    pub max_decompressed_bytes: u64,
+    /// Highest ratio of decompressed to compressed bytes of a gzip file (judged after the first 64 MiB of
+    /// output); beyond it the file is rejected whole as a decompression bomb. Default 100.
+    pub max_decompression_ratio: u64,
+    /// Earliest accepted event time: `YYYY-MM-DD` or RFC 3339. Earlier records are quarantined.
+    /// Default `2000-01-01` (UTC).
+    pub event_time_min: String,
+    /// How far past the ingestion time an event time may lie; later records are quarantined. Default `1d`.
+    #[serde(with = "duration_str")]
+    pub event_time_max_future: Duration,
+    /// Continuous/micro-batch: how long a growing plain file's unterminated last line waits for its newline
+    /// before it is taken as a record anyway (a writer may pause mid-line for a while). Default `10m`.
+    /// In `once`/`available-now` a settled file's last line is a record at once.
+    #[serde(with = "duration_str")]
+    pub partial_line_timeout: Duration,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
 }
@@ -114,6 +139,14 @@ impl Default for Config {
             max_file_age: None,
             latest_first: false,
             storage: BTreeMap::new(),
+            follow_symlinks: false,
+            max_record_bytes: 16 << 20,
+            max_file_bytes: 16 << 30,
+            max_decompressed_bytes: 32 << 30,
+            max_decompression_ratio: 100,
+            event_time_min: "2000-01-01".into(),
+            event_time_max_future: Duration::from_secs(86_400),
+            partial_line_timeout: Duration::from_secs(600),
             datasets: BTreeMap::new(),
         }
     }
@@ -258,6 +291,17 @@ impl Config {
             return bad("interval must be greater than 0".into());
         }
         self.clean_source_action()?;
+        for (key, v) in [
+            ("max_record_bytes", self.max_record_bytes),
+            ("max_file_bytes", self.max_file_bytes),
+            ("max_decompressed_bytes", self.max_decompressed_bytes),
+            ("max_decompression_ratio", self.max_decompression_ratio),
+        ] {
+            if v == 0 {
+                return bad(format!("{key} must be at least 1"));
+            }
+        }
+        self.limits()?;
         for (name, ds) in &self.datasets {
             if name.is_empty() || name.starts_with(['.', '_']) || name.contains('/') {
                 return bad(format!(
@@ -303,6 +347,38 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The decode limits and event-time policy of this configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when `event_time_min` is neither a date nor an RFC 3339 time.
+    pub fn limits(&self) -> Result<crate::decode::Limits, ConfigError> {
+        let s = self.event_time_min.trim();
+        let min = chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_micros())
+            .or_else(|_| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| {
+                    d.and_hms_opt(0, 0, 0)
+                        .expect("midnight exists")
+                        .and_utc()
+                        .timestamp_micros()
+                })
+            })
+            .map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "event_time_min {s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 time"
+                ))
+            })?;
+        Ok(crate::decode::Limits {
+            max_record_bytes: self.max_record_bytes,
+            max_file_bytes: self.max_file_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_decompression_ratio: self.max_decompression_ratio,
+            min_event_time: min,
+            max_event_time_ahead: i64::try_from(self.event_time_max_future.as_micros())
+                .unwrap_or(i64::MAX),
+        })
     }
 
     /// The parsed `clean_source` setting.
@@ -396,6 +472,10 @@ mod tests {
         c.validate().expect("valid");
         assert_eq!(c.settle_time, Duration::from_millis(250));
         assert_eq!(c.dedup_horizon, Duration::from_secs(2 * 86400));
+        assert_eq!(
+            c.limits().expect("limits"),
+            crate::decode::Limits::default()
+        );
         match &c.datasets["superstore"] {
             DatasetConfig::Csv(o) => {
                 assert_eq!(o.key, vec!["Row ID".to_string()]);
@@ -413,5 +493,18 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            event_time_min: "last tuesday".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            event_time_min: "2010-06-01T00:00:00+02:00".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.limits().expect("limits").min_event_time,
+            1_275_343_200_000_000
+        );
     }
 }

@@ -19,6 +19,7 @@
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol.
 //! - [`config`]: `lander.toml` plus CLI overrides.
 //! - [`cli`]: the command-line interface.
+//! - `faults` (feature `failpoints` only): storage fault injection for tests.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
@@ -26,6 +27,8 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod dedup;
+#[cfg(feature = "failpoints")]
+pub mod faults;
 pub mod fetch;
 pub mod modes;
 pub mod sink;

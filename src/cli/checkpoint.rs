@@ -1129,9 +1129,9 @@ async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     let now = Utc::now();
     let opts = |settle_time| PlanOptions {
         settle_time,
-        max_file_age: config.max_file_age,
         latest_first: false,
         now,
+        ..crate::modes::plan_options(&config, false)
     };
     let mut rows = Vec::new();
     for ds in &datasets {

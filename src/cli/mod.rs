@@ -49,7 +49,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest landing into bronze (modes: once, available-now, micro-batch, continuous).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Inspect, verify and repair the checkpoint.
     #[command(subcommand)]
     Checkpoint(checkpoint::CheckpointCommand),
@@ -129,6 +129,30 @@ pub struct RunArgs {
     /// Roll to a new Parquet part beyond this many bytes [default: 268435456].
     #[arg(long)]
     pub target_file_bytes: Option<u64>,
+    /// Follow symlinks whose target lies outside landing (default: log and skip them).
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Longest record (line/row) in bytes [default: 16777216].
+    #[arg(long)]
+    pub max_record_bytes: Option<u64>,
+    /// Largest landing file in bytes; larger ones are rejected whole [default: 17179869184].
+    #[arg(long)]
+    pub max_file_bytes: Option<u64>,
+    /// Most decompressed bytes per gzip file [default: 34359738368].
+    #[arg(long)]
+    pub max_decompressed_bytes: Option<u64>,
+    /// Highest decompressed:compressed ratio of a gzip file [default: 100].
+    #[arg(long)]
+    pub max_decompression_ratio: Option<u64>,
+    /// Earliest accepted event time, YYYY-MM-DD or RFC 3339 [default: 2000-01-01].
+    #[arg(long)]
+    pub event_time_min: Option<String>,
+    /// How far past now an event time may lie [default: 1d].
+    #[arg(long, value_parser = parse_duration)]
+    pub event_time_max_future: Option<std::time::Duration>,
+    /// Continuous/micro-batch: how long an unterminated last line waits for its newline [default: 10m].
+    #[arg(long, value_parser = parse_duration)]
+    pub partial_line_timeout: Option<std::time::Duration>,
 }
 
 /// Loads the config file and applies the location overrides.
@@ -164,8 +188,18 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
         poll_interval,
         parallelism,
         clean_source,
-        target_file_bytes
+        target_file_bytes,
+        max_record_bytes,
+        max_file_bytes,
+        max_decompressed_bytes,
+        max_decompression_ratio,
+        event_time_min,
+        event_time_max_future,
+        partial_line_timeout
     );
+    if a.follow_symlinks {
+        config.follow_symlinks = true;
+    }
     if a.max_file_age.is_some() {
         config.max_file_age = a.max_file_age;
     }
@@ -214,7 +248,7 @@ pub fn install_signal_handlers(token: CancellationToken) {
 /// Any failure, with context; see [`exit_code`].
 pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run_pipeline(args, cancel).await,
+        Command::Run(args) => run_pipeline(*args, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
@@ -250,6 +284,8 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
         .context("while opening bronze")?;
+    #[cfg(feature = "failpoints")]
+    let bronze = crate::faults::wrap_from_env(bronze);
     let checkpoint = {
         let dir = config.checkpoint.clone();
         tokio::task::spawn_blocking(move || CheckpointStore::open(&dir))
@@ -286,6 +322,10 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
         .flush()
         .context("while flushing the checkpoint")?;
     let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    let skipped = crate::source::listing::skipped_entries_total();
+    if skipped > 0 {
+        println!("landing: {skipped} entr(ies) skipped (symlinks not followed, unreadable or special files; see the warnings)");
+    }
     match args.mode {
         RunMode::Once | RunMode::AvailableNow => {
             for b in &summary.batches {

@@ -25,8 +25,8 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::{
-    key_hash, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
-    LineSource, QuarantineRecord, CHUNK_ROWS,
+    key_hash, limit_error, map_stream_error, DecodeEnd, DecodeError, DecodeInput, DecodeItem,
+    Decoded, LineSource, QuarantineRecord, CHUNK_ROWS,
 };
 use crate::checkpoint::{StoredColumn, StoredSchema};
 use crate::config::CsvOptions;
@@ -226,17 +226,52 @@ impl Text {
     }
 }
 
+/// The CSV parser's read-ahead (`buffer_capacity`): the tape holds at most this much beyond the current record.
+const CSV_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Records every byte the CSV parser reads, so that a rejected record is quarantined with its exact bytes.
+///
+/// It also bounds memory: the tape holds the current record only (every earlier one was taken off it), so when
+/// the parser asks for more input while the tape already holds more than `max_record_bytes`, the record is too
+/// long. The recorder then works out where the parser is in the record (a small replica of the parser's state
+/// machine, [`Scan`]), reads the rest of the record from the file *without* keeping it or handing it over, and
+/// hands the parser a synthetic end (`\n`, or `"\n` inside a quoted field) instead. [`RecordStream`] reports
+/// that record as too long ([`Tape::too_long`]) and shifts the offsets and line numbers of the records after it
+/// by the bytes skipped.
 struct Recorder<R> {
     inner: R,
     tape: Rc<RefCell<Tape>>,
+    /// Stream offset of the first byte read (the tape's offsets are relative to it).
+    first_offset: u64,
+    max_record_bytes: u64,
+    delimiter: u8,
+    quote: u8,
+    is_final: bool,
 }
 
 #[derive(Default)]
 struct Tape {
-    /// Stream offset of `data[0]`.
+    /// Stream offset of `data[0]`, in the bytes handed to the parser.
     base: u64,
     data: Vec<u8>,
+    /// Set when the current record was cut short (see [`Recorder`]).
+    too_long: Option<TooLong>,
+}
+
+/// A record that was skipped to its end instead of being handed to the parser.
+struct TooLong {
+    /// Where it starts, in the bytes handed to the parser.
+    start: u64,
+    /// Its length in the file, terminator excluded.
+    len: u64,
+    /// Its first bytes.
+    head: Vec<u8>,
+    /// File bytes skipped (never handed over), terminator included.
+    skipped: u64,
+    /// Newlines among them.
+    skipped_newlines: u64,
+    /// Synthetic bytes handed over instead.
+    synthetic: u64,
 }
 
 impl Tape {
@@ -253,17 +288,166 @@ impl Tape {
     }
 }
 
-impl<R: Read> Read for Recorder<R> {
+/// Where the CSV parser is within a record: the states of `csv_core` with the options lander uses (a quote
+/// starts a quoted field only at the start of a field, `""` escapes a quote, `\r`, `\n` or `\r\n` end a record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    StartRecord,
+    StartField,
+    InField,
+    InQuoted,
+    QuoteInQuoted,
+}
+
+impl Scan {
+    /// The state after `b`, and whether `b` ended the record.
+    fn step(self, b: u8, delimiter: u8, quote: u8) -> (Scan, bool) {
+        let eol = b == b'\n' || b == b'\r';
+        match self {
+            Scan::StartRecord if eol => (Scan::StartRecord, false),
+            Scan::StartRecord | Scan::StartField => {
+                if b == quote {
+                    (Scan::InQuoted, false)
+                } else if b == delimiter {
+                    (Scan::StartField, false)
+                } else if eol {
+                    (Scan::StartRecord, true)
+                } else {
+                    (Scan::InField, false)
+                }
+            }
+            Scan::InField | Scan::QuoteInQuoted => {
+                if self == Scan::QuoteInQuoted && b == quote {
+                    (Scan::InQuoted, false)
+                } else if b == delimiter {
+                    (Scan::StartField, false)
+                } else if eol {
+                    (Scan::StartRecord, true)
+                } else {
+                    (Scan::InField, false)
+                }
+            }
+            Scan::InQuoted if b == quote => (Scan::QuoteInQuoted, false),
+            Scan::InQuoted => (Scan::InQuoted, false),
+        }
+    }
+}
+
+impl<R: BufRead> Recorder<R> {
+    /// Skips the rest of the over-long record on the tape; returns the synthetic bytes that end it for the
+    /// parser, or `None` when it cannot be skipped safely (the file is then rejected whole).
+    fn skip_record(&mut self, tape: &mut Tape) -> std::io::Result<Option<Vec<u8>>> {
+        let mut state = Scan::StartRecord;
+        for &b in &tape.data {
+            let (next, ended) = state.step(b, self.delimiter, self.quote);
+            if ended {
+                // The parser has not ended this record, so it reads the bytes differently: do not guess.
+                return Ok(None);
+            }
+            state = next;
+        }
+        let at_tape_end = state;
+        let (mut skipped, mut newlines, mut terminator) = (0u64, 0u64, 0u64);
+        'skim: loop {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let mut used = 0;
+            for &b in buf {
+                used += 1;
+                newlines += u64::from(b == b'\n');
+                let (next, ended) = state.step(b, self.delimiter, self.quote);
+                state = next;
+                if ended {
+                    terminator = 1;
+                    self.inner.consume(used);
+                    skipped += used as u64;
+                    break 'skim;
+                }
+            }
+            self.inner.consume(used);
+            skipped += used as u64;
+        }
+        if terminator == 0 && !self.is_final {
+            // The record's end is not written yet: hand over nothing more; the parser ends the record at the end
+            // of the stream and `RecordStream` leaves it, unconsumed, for a later read.
+            tape.base += tape.data.len() as u64;
+            tape.data.clear();
+            return Ok(Some(Vec::new()));
+        }
+        let synthetic: Vec<u8> = if at_tape_end == Scan::InQuoted {
+            b"\"\n".to_vec()
+        } else {
+            b"\n".to_vec()
+        };
+        let lead = tape
+            .data
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+        let head_end = (lead + super::TOO_LONG_HEAD_BYTES).min(tape.data.len());
+        tape.too_long = Some(TooLong {
+            start: tape.base + lead as u64,
+            len: (tape.data.len() - lead) as u64 + skipped - terminator,
+            head: tape.data[lead..head_end].to_vec(),
+            skipped,
+            skipped_newlines: newlines,
+            synthetic: synthetic.len() as u64,
+        });
+        // Free the record: the parser has consumed every byte on the tape, and the record is reported from
+        // `too_long`. The base keeps counting the bytes handed over.
+        tape.base += tape.data.len() as u64;
+        tape.data.clear();
+        tape.data.extend_from_slice(&synthetic);
+        Ok(Some(synthetic))
+    }
+}
+
+impl<R: BufRead> Read for Recorder<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let tape_rc = self.tape.clone();
+        let mut tape = tape_rc.borrow_mut();
+        if tape.data.len() as u64 > self.max_record_bytes.saturating_add(2)
+            && tape.too_long.is_none()
+        {
+            // Blank lines before the record are not part of it.
+            let lead = tape
+                .data
+                .iter()
+                .take_while(|b| matches!(b, b'\n' | b'\r'))
+                .count();
+            let base = tape.base;
+            tape.discard_before(base + lead as u64);
+            if tape.data.len() as u64 > self.max_record_bytes.saturating_add(2) {
+                match self.skip_record(&mut tape)? {
+                    Some(synthetic) => {
+                        let n = synthetic.len().min(out.len());
+                        out[..n].copy_from_slice(&synthetic[..n]);
+                        return Ok(n);
+                    }
+                    None => {
+                        return Err(limit_error(format!(
+                            "the CSV record starting at byte {} is longer than max_record_bytes ({} bytes) and cannot be skipped safely, so the file is rejected whole",
+                            self.first_offset + tape.base,
+                            self.max_record_bytes
+                        )))
+                    }
+                }
+            }
+        }
         let n = self.inner.read(out)?;
-        self.tape.borrow_mut().data.extend_from_slice(&out[..n]);
+        tape.data.extend_from_slice(&out[..n]);
         Ok(n)
     }
 }
 
 struct RawRecord {
     fields: csv::ByteRecord,
+    /// The exact bytes; only the first [`super::TOO_LONG_HEAD_BYTES`] when `too_long`.
     raw: Vec<u8>,
+    /// `Some(length)` for a record over `max_record_bytes` (then `fields` is empty).
+    too_long: Option<u64>,
     /// Absolute offset (file or decompressed stream).
     offset: u64,
     line: u64,
@@ -280,12 +464,20 @@ struct RecordStream {
     gzip: bool,
     end_offset: u64,
     end_line: u64,
+    /// End of the last consumed record, in the bytes handed to the parser.
+    end_pos: u64,
+    /// File bytes minus parser bytes before the current position (skipped over-long records).
+    shift: i64,
+    /// The same for line numbers.
+    line_shift: i64,
+    max_record_bytes: u64,
 }
 
 impl RecordStream {
     fn new(lines: LineSource, options: &CsvOptions, skip_bom: bool) -> Result<Self, DecodeError> {
         let path = lines.path().to_string();
         let gzip = lines.is_gzip();
+        let max_record_bytes = lines.max_record_bytes();
         let (mut inner, mut offset, line, is_final) = lines.into_parts();
         if skip_bom {
             let head = inner
@@ -302,10 +494,15 @@ impl RecordStream {
             .flexible(true)
             .delimiter(options.delimiter as u8)
             .quote(options.quote as u8)
-            .buffer_capacity(256 * 1024)
+            .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(Recorder {
                 inner,
                 tape: tape.clone(),
+                first_offset: offset,
+                max_record_bytes,
+                delimiter: options.delimiter as u8,
+                quote: options.quote as u8,
+                is_final,
             });
         Ok(Self {
             reader,
@@ -317,7 +514,16 @@ impl RecordStream {
             gzip,
             end_offset: offset,
             end_line: line,
+            end_pos: 0,
+            shift: 0,
+            line_shift: 0,
+            max_record_bytes,
         })
+    }
+
+    /// The file offset of parser position `pos`.
+    fn file_offset(&self, pos: u64) -> u64 {
+        (self.base_offset as i64 + pos as i64 + self.shift).max(0) as u64
     }
 
     fn map_err(&self, e: csv::Error) -> DecodeError {
@@ -341,11 +547,10 @@ impl RecordStream {
                 // At the end: bytes after the last record are consumed when they are only line terminators (the
                 // `\n` of a final CRLF belongs to the record before it) or when the stream is final.
                 let tape = self.tape.borrow();
-                let last_end = self.end_offset - self.base_offset;
                 let total = tape.base + tape.data.len() as u64;
-                let rest = tape.slice(last_end, total);
+                let rest = tape.slice(self.end_pos, total);
                 if self.is_final || rest.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-                    self.end_offset = self.base_offset + total;
+                    self.end_offset = self.file_offset(total);
                 }
                 return Ok(None);
             }
@@ -353,6 +558,30 @@ impl RecordStream {
             let start_line = fields.position().map(|p| p.line()).unwrap_or(1);
             let end_pos = self.reader.position().clone();
             let end = end_pos.byte();
+            let too_long = self.tape.borrow_mut().too_long.take();
+            if let Some(t) = too_long {
+                // Cut short by the recorder: report it from its head, then shift what follows by the bytes
+                // that were skipped instead of parsed.
+                let offset = self.file_offset(t.start.max(start));
+                let line =
+                    (self.base_line as i64 + start_line as i64 + self.line_shift).max(1) as u64;
+                self.shift += t.skipped as i64 - t.synthetic as i64;
+                self.line_shift += t.skipped_newlines as i64 - 1;
+                self.tape.borrow_mut().discard_before(end);
+                self.end_pos = end;
+                self.end_offset = self.file_offset(end);
+                self.end_line =
+                    (self.base_line as i64 + end_pos.line() as i64 - 1 + self.line_shift) as u64;
+                return Ok(Some(RawRecord {
+                    fields: csv::ByteRecord::new(),
+                    raw: t.head,
+                    too_long: Some(t.len),
+                    offset,
+                    line,
+                }));
+            }
+            // Blank lines before the record may already be off the tape (see `Recorder`).
+            let start = start.max(self.tape.borrow().base);
             let mut raw = self.tape.borrow().slice(start, end).to_vec();
             let terminated = raw.last() == Some(&b'\n') || raw.last() == Some(&b'\r');
             if !terminated && !self.is_final {
@@ -370,16 +599,26 @@ impl RecordStream {
                 .count();
             raw.drain(..lead);
             let start = start + lead as u64;
-            self.end_offset = self.base_offset + end;
-            self.end_line = self.base_line + end_pos.line() - 1;
+            self.end_pos = end;
+            self.end_offset = self.file_offset(end);
+            self.end_line =
+                (self.base_line as i64 + end_pos.line() as i64 - 1 + self.line_shift) as u64;
             if raw.is_empty() {
                 continue; // blank line
+            }
+            let line = (self.base_line as i64 + start_line as i64 + self.line_shift) as u64;
+            // A record that fit in the parser's buffer is never cut short by the recorder: judge it here.
+            let too_long = (raw.len() as u64 > self.max_record_bytes).then_some(raw.len() as u64);
+            if too_long.is_some() {
+                raw.truncate(super::TOO_LONG_HEAD_BYTES);
+                fields.clear();
             }
             return Ok(Some(RawRecord {
                 fields,
                 raw,
-                offset: self.base_offset + start,
-                line: self.base_line + start_line,
+                too_long,
+                offset: self.file_offset(start),
+                line,
             }));
         }
     }
@@ -408,6 +647,11 @@ pub fn infer_schema(
         let rec = stream
             .next()?
             .ok_or_else(|| header_err("the file is empty (no header)".into()))?;
+        if let Some(len) = rec.too_long {
+            return Err(header_err(format!(
+                "the header is {len} bytes, over max_record_bytes"
+            )));
+        }
         rec.fields
             .iter()
             .map(|f| text.decode(f).map(|s| s.trim().to_string()))
@@ -422,6 +666,7 @@ pub fn infer_schema(
     while samples.len() < options.infer_rows {
         match stream.next()? {
             None => break,
+            Some(r) if r.too_long.is_some() => {}
             Some(r) => samples.push(
                 r.fields
                     .iter()
@@ -685,6 +930,22 @@ impl CsvDecoder {
     ) -> Result<DecodeEnd, DecodeError> {
         let text = Text::from_options(&self.options);
         let at_start = input.gzip || input.start_offset == 0;
+        let mut lines = lines;
+        let mut bad = Vec::new();
+        if lines.continues_line() {
+            let mut buf = Vec::new();
+            if let Some(at) = lines.next_line(&mut buf)? {
+                if !buf.is_empty() {
+                    bad.push(QuarantineRecord {
+                        source_file: input.path.clone(),
+                        line: at.line,
+                        offset: at.offset,
+                        reason: super::continuation_reason(at.line),
+                        raw: buf,
+                    });
+                }
+            }
+        }
         let mut stream = RecordStream::new(lines, &self.options, at_start)?;
         let header_err = |reason: String| DecodeError::Header {
             path: input.path.clone(),
@@ -699,6 +960,11 @@ impl CsvDecoder {
                     end_line: stream.end_line,
                 });
             };
+            if let Some(len) = rec.too_long {
+                return Err(header_err(format!(
+                    "the header is {len} bytes, over max_record_bytes"
+                )));
+            }
             let header: Vec<String> = rec
                 .fields
                 .iter()
@@ -737,7 +1003,6 @@ impl CsvDecoder {
         let mut meta_ingested =
             TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC");
         let mut keys: Vec<u128> = Vec::with_capacity(CHUNK_ROWS);
-        let mut bad = Vec::new();
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
         let cancelled = || DecodeError::Cancelled {
@@ -746,10 +1011,24 @@ impl CsvDecoder {
         while let Some(rec) = stream.next()? {
             values.clear();
             let result: Result<(), String> = (|| {
+                if let Some(len) = rec.too_long {
+                    return Err(super::too_long_reason(
+                        len,
+                        input.limits.max_record_bytes,
+                        rec.raw.len(),
+                    ));
+                }
                 if rec.fields.len() != ncols {
+                    let found = rec.fields.len();
+                    let lines = rec.raw.iter().filter(|b| **b == b'\n').count() + 1;
+                    let hint = if lines > 1 {
+                        format!("; the record spans {lines} lines: probably an unbalanced quote")
+                    } else {
+                        String::new()
+                    };
                     return Err(format!(
-                        "expected {ncols} fields, found {}",
-                        rec.fields.len()
+                        "expected {ncols} fields, found {found} (too {}){hint}",
+                        if found < ncols { "few" } else { "many" }
                     ));
                 }
                 for (i, (c, ty)) in self.columns.iter().enumerate() {
@@ -762,11 +1041,19 @@ impl CsvDecoder {
                         .map_err(|e| format!("column {:?}: {e}", c.source))?;
                     values.push(v);
                 }
-                if matches!(values[self.time_index], Value::Null) {
-                    return Err(format!(
-                        "missing event time in column {:?}",
-                        self.options.event_time
-                    ));
+                match values[self.time_index] {
+                    Value::Null => {
+                        return Err(format!(
+                            "missing event time in column {:?}",
+                            self.options.event_time
+                        ))
+                    }
+                    Value::Ts(t) => input.limits.check_event_time(
+                        t,
+                        input.ingested_at,
+                        &format!("event time {:?}", self.options.event_time),
+                    )?,
+                    _ => {}
                 }
                 key_buf.clear();
                 if self.key_indices.is_empty() {
@@ -794,6 +1081,11 @@ impl CsvDecoder {
                     reason,
                     raw: rec.raw,
                 });
+                if super::quarantine_full(&bad)
+                    && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
+                {
+                    return Err(cancelled());
+                }
                 continue;
             }
             for (b, v) in builders.iter_mut().zip(values.drain(..)) {
@@ -905,7 +1197,10 @@ mod tests {
             start_line: 0,
             gzip: false,
             is_final: true,
-            ingested_at: 0,
+            ingested_at: 1_700_000_000_000_000,
+            file_bytes: 0,
+            limits: crate::decode::Limits::default(),
+            continues_line: false,
         }
     }
 
@@ -1012,9 +1307,101 @@ mod tests {
         let (rows, _, end) = run(data, &opts(), false);
         assert_eq!(rows[0].batch.num_rows(), 1);
         assert_eq!(end.end_offset, 29);
-        let (rows, _, end) = run(data, &opts(), true);
-        assert_eq!(rows[0].batch.num_rows(), 2);
+        let (rows, bad, end) = run(data, &opts(), true);
+        assert_eq!(rows[0].batch.num_rows(), 1);
+        // Final: the cut line is a record; `1/2/20` is year 20 AD, which the event-time floor rejects.
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0]
+                .reason
+                .contains("before the earliest accepted event time"),
+            "{}",
+            bad[0].reason
+        );
         assert_eq!(end.end_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn over_long_records_are_skipped_and_the_rest_keeps_its_offsets() {
+        let mut data = b"Row ID,Order Date,Note\n1,1/1/2020,short\n2,1/2/2020,\"".to_vec();
+        let long_start = data.len() - 12;
+        // A quoted field with newlines and escaped quotes, far over the limit.
+        // Longer than the parser's 256 KiB buffer, so the recorder has to skip it.
+        for i in 0..20000 {
+            data.extend(format!("line {i} with a \"\"quote\"\", and a comma\n").as_bytes());
+        }
+        data.extend(b"end\"\r\n3,1/3/2020,after\n\n4,1/4/2020,unquoted");
+        let long_end = data.windows(5).position(|w| w == b"end\"\r").expect("end") + 4;
+        for _ in 0..3000 {
+            data.extend(b" long");
+        }
+        data.extend(b"\n5,1/5/2020,last\n");
+        let mut inp = input("ds/a.csv");
+        inp.limits.max_record_bytes = 1000;
+        let o = opts();
+        let schema = infer_schema(
+            LineSource::new(Box::new(std::io::Cursor::new(data.clone())), &inp).expect("src"),
+            &o,
+            "ds",
+        )
+        .expect("infer");
+        let dec = CsvDecoder::new("ds", &o, &schema).expect("decoder");
+        let mut rows = Vec::new();
+        let mut bad = Vec::new();
+        let end = dec
+            .decode(
+                LineSource::new(Box::new(std::io::Cursor::new(data.clone())), &inp).expect("src"),
+                &inp,
+                &mut |item| {
+                    match item {
+                        DecodeItem::Rows(d) => rows.push(d),
+                        DecodeItem::Quarantine(q) => bad.extend(q),
+                    }
+                    true
+                },
+            )
+            .expect("decode");
+        assert_eq!(end.end_offset, data.len() as u64);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!(bad[0].offset, long_start as u64);
+        assert_eq!(bad[0].line, 3);
+        assert_eq!(
+            bad[1].reason,
+            super::super::too_long_reason(15019, 1000, 4096)
+        );
+        assert!(
+            bad[0]
+                .reason
+                .contains(&format!("record is {} bytes", long_end - long_start)),
+            "{} (want {})",
+            bad[0].reason,
+            long_end - long_start
+        );
+        assert_eq!(&bad[0].raw[..16], b"2,1/2/2020,\"line");
+        assert_eq!(bad[0].raw.len(), 4096);
+        // Line numbers are the CSV parser's own (as for any record after a multi-line quoted field), the same
+        // with or without the skip: the skipped record does not shift them.
+        assert_eq!(bad[1].line, 20005);
+        let b = &rows[0].batch;
+        assert_eq!(b.num_rows(), 3);
+        let note = b.column(2).as_string::<i32>();
+        assert_eq!(
+            (0..3).map(|i| note.value(i)).collect::<Vec<_>>(),
+            vec!["short", "after", "last"]
+        );
+        let lines = b
+            .column(b.num_columns() - 3)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let offsets = b
+            .column(b.num_columns() - 2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let after = data.windows(5).position(|w| w == b"3,1/3").expect("row 3");
+        let last = data.windows(5).position(|w| w == b"5,1/5").expect("row 5");
+        assert_eq!(offsets.value(1), after as i64);
+        assert_eq!(offsets.value(2), last as i64);
+        assert_eq!(lines.value(1), 20003);
+        assert_eq!(lines.value(2), 20007);
+        assert_eq!(bad[1].offset, (after + 18) as u64);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, LineSource,
-    QuarantineRecord, CHUNK_BYTES, CHUNK_ROWS,
+    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
+    LineSource, QuarantineRecord, CHUNK_BYTES, CHUNK_ROWS,
 };
 
 /// Index of `created_at` in [`schema`].
@@ -141,6 +141,27 @@ pub fn parse_time(s: &str) -> Option<i64> {
 
 /// Parses and normalises one line. `Err` carries the quarantine reason.
 pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(format!(
+            "not valid UTF-8 (invalid byte at offset {} of the line)",
+            e.valid_up_to()
+        ));
+    }
+    let kind = match line.trim_ascii_start().first() {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        _ => Some("not JSON"),
+    };
+    if let Some(found) = kind {
+        // Valid JSON that is not an object is a clearer reason than serde's "expected struct Event".
+        if found != "not JSON" && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+            return Err(format!("not a JSON object: the line is {found}"));
+        }
+    }
     let ev: Event<'_> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let kind = ev.kind.ok_or("missing field \"type\"")?;
     let created_raw = ev.created_at.ok_or("missing field \"created_at\"")?;
@@ -348,22 +369,49 @@ pub fn decode(
     let cancelled = || DecodeError::Cancelled {
         path: input.path.clone(),
     };
-    while let Some((offset, line_no)) = lines.next_line(&mut buf)? {
-        if buf.trim_ascii().is_empty() {
+    let quarantine = |bad: &mut Vec<QuarantineRecord>, offset, line, reason, raw| {
+        bad.push(QuarantineRecord {
+            source_file: input.path.clone(),
+            line,
+            offset,
+            reason,
+            raw,
+        });
+    };
+    while let Some(at) = lines.next_line(&mut buf)? {
+        if at.continuation {
+            if !buf.is_empty() {
+                let reason = super::continuation_reason(at.line);
+                quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
+            }
+        } else if let Some(len) = at.too_long {
+            let reason = too_long_reason(len, input.limits.max_record_bytes, buf.len());
+            quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
+        } else if buf.trim_ascii().is_empty() {
             continue;
-        }
-        match normalize(&buf) {
-            Ok(ev) => b.push(&ev, &buf, &input.path, line_no, offset, input.ingested_at),
-            Err(reason) => bad.push(QuarantineRecord {
-                source_file: input.path.clone(),
-                line: line_no,
-                offset,
-                reason,
-                raw: buf.clone(),
-            }),
+        } else {
+            match normalize(&buf).and_then(|ev| {
+                input
+                    .limits
+                    .check_event_time(ev.created_at, input.ingested_at, "created_at")
+                    .map(|()| ev)
+            }) {
+                Ok(ev) => b.push(
+                    &ev,
+                    &buf,
+                    &input.path,
+                    at.line,
+                    at.offset,
+                    input.ingested_at,
+                ),
+                Err(reason) => quarantine(&mut bad, at.offset, at.line, reason, buf.clone()),
+            }
         }
         let full = b.len() >= CHUNK_ROWS || b.payload.values_slice().len() >= CHUNK_BYTES;
         if full && !emit(DecodeItem::Rows(b.finish())) {
+            return Err(cancelled());
+        }
+        if super::quarantine_full(&bad) && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad))) {
             return Err(cancelled());
         }
     }
@@ -421,7 +469,13 @@ mod tests {
         assert!(normalize(br#"{"type":"X","created_at":"yesterday"}"#)
             .unwrap_err()
             .contains("unparseable"));
-        assert!(normalize(b"\xff\xfe").is_err());
+        assert!(normalize(b"\xff\xfe").unwrap_err().contains("UTF-8"));
+        assert_eq!(
+            normalize(b"[1, 2]").unwrap_err(),
+            "not a JSON object: the line is an array"
+        );
+        assert!(normalize(b"42").unwrap_err().contains("a number"));
+        assert!(normalize(b"[1, 2").unwrap_err().contains("invalid JSON"));
     }
 
     #[test]

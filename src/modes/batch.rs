@@ -306,6 +306,9 @@ fn decode_input(f: &LandingFile, ingested_at: i64) -> DecodeInput {
         gzip: f.gzip,
         is_final: f.is_final,
         ingested_at,
+        file_bytes: f.pending_bytes(),
+        limits: f.limits,
+        continues_line: f.continues_line && !f.gzip,
     }
 }
 
@@ -893,8 +896,10 @@ async fn stage(
     let uploaded = upload_parts(&ctx.bronze, part_rx).await;
     let consumed = consumer.await.expect("the consumer thread does not panic");
     spawner.abort();
-    let (outcomes, quarantine, new_keys, min_time, max_time) = consumed?;
+    // A failed upload closes the consumer's channel, so its "writer stopped" error is only a symptom: report
+    // the upload's own error first.
     let parts = uploaded?;
+    let (outcomes, quarantine, new_keys, min_time, max_time) = consumed?;
     Ok(Staged {
         outcomes,
         quarantine,

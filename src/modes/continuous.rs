@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
-use super::{batch, log_report, plan_options, BatchReport, Context, RunSummary};
+use super::{
+    batch, log_report, plan_options, recover_after_failure, BatchReport, Context, RunSummary,
+};
 use crate::source::listing::{plan_listing, plan_paths, split_batches};
 use crate::source::watch::{watch, WatchEvent};
 use crate::Error;
@@ -36,7 +38,7 @@ enum Wake {
 /// # Errors
 /// The first fatal error of a dataset (the others are then stopped too).
 pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
-    let mut watcher = watch(&ctx.landing);
+    let mut watcher = watch(&ctx.landing, ctx.config.follow_symlinks);
     let mut senders: HashMap<String, mpsc::Sender<Wake>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for ds in &datasets {
@@ -116,6 +118,8 @@ async fn dataset_loop(
     let mut recheck: BTreeSet<String> = BTreeSet::new();
     let mut last_batch_end: Option<Instant> = None;
     let recheck_delay = ctx.config.settle_time + Duration::from_millis(20);
+    let mut failures = 0u32;
+    let mut relist = false;
     loop {
         let mut paths = BTreeSet::new();
         let mut renamed = BTreeSet::new();
@@ -134,6 +138,10 @@ async fn dataset_loop(
         };
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
+            _ = std::future::ready(()), if relist => {
+                relist = false;
+                full = true;
+            }
             _ = poll.tick() => full = true,
             _ = sleep_until(recheck_at) => {
                 paths.append(&mut recheck);
@@ -161,7 +169,7 @@ async fn dataset_loop(
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let opts = plan_options(&ctx.config);
+        let opts = plan_options(&ctx.config, true);
         let plan = if full {
             plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?
         } else {
@@ -184,9 +192,21 @@ async fn dataset_loop(
             if ctx.cancel.is_cancelled() {
                 break;
             }
-            if let Some(r) = batch::run_batch(ctx, ds, files).await? {
-                log_report(&r);
-                reports.push(r);
+            match batch::run_batch(ctx, ds, files).await {
+                Ok(Some(r)) => {
+                    failures = 0;
+                    log_report(&r);
+                    reports.push(r);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if !recover_after_failure(ctx, ds, &e, &mut failures).await {
+                        return Ok(reports);
+                    }
+                    // List everything again: the failed batch's files are still new.
+                    relist = true;
+                    break;
+                }
             }
             last_batch_end = Some(Instant::now());
         }

@@ -9,6 +9,10 @@
 //! - `continuous`: notify events on landing (local) plus a periodic listing (every backend) lead to small
 //!   batches, coalesced for `max_batch_delay`; growing plain files are tailed line by line.
 //!
+//! Storage failures (sink, checkpoint) stop `once` and `available-now` (exit 1; the next start rolls the batch
+//! back). `micro-batch` and `continuous` roll the batch back and retry with exponential backoff until the fault
+//! clears (`recover_after_failure`).
+//!
 //! Datasets run as independent tasks: a slow dataset does not hold the others back. Shutdown (the
 //! cancellation token) is checked between batches; a batch in progress is finished or abandoned by
 //! [`batch::run_batch`].
@@ -22,7 +26,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::source::listing::{split_batches, PlanOptions};
-use crate::source::{plan_dataset, SourceError};
+use crate::source::plan_dataset;
 use crate::Error;
 pub use batch::{BatchReport, Context};
 
@@ -55,23 +59,27 @@ pub struct RunSummary {
 /// `only` is empty and landing has none of them yet). Directories without a configured dataset are logged.
 ///
 /// # Errors
-/// [`SourceError::List`].
+/// [`crate::config::ConfigError::Invalid`] for a `--dataset` that is not configured.
 pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<String>, Error> {
-    let listing = ctx
+    // Only used to warn about directories without a dataset: a failure here (a symlink loop or an unreadable
+    // entry at the top of landing) must not stop the run, so it is logged and the configured datasets are used.
+    let present: BTreeSet<String> = match ctx
         .landing
         .store
         .list_with_delimiter(Some(&ctx.landing.prefix))
         .await
-        .map_err(|source| SourceError::List {
-            prefix: String::new(),
-            source,
-        })?;
-    let present: BTreeSet<String> = listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| ctx.landing.relative(p))
-        .filter(|d| !crate::source::is_ignored_name(d))
-        .collect();
+    {
+        Ok(listing) => listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| ctx.landing.relative(p))
+            .filter(|d| !crate::source::is_ignored_name(d))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(landing = %ctx.landing.display, error = %e, "cannot list the top of landing; reading the configured datasets only");
+            BTreeSet::new()
+        }
+    };
     for d in &present {
         if !ctx.config.datasets.contains_key(d) {
             tracing::warn!(dataset = %d, "landing has a directory with no dataset configured for it; skipped (declare [datasets.{d}] in lander.toml)");
@@ -96,12 +104,18 @@ pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<S
     Ok(out)
 }
 
-pub(crate) fn plan_options(config: &Config) -> PlanOptions {
+/// The planning options of `config` for a mode that does (`tailing`) or does not tail growing files.
+pub(crate) fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
     PlanOptions {
         settle_time: config.settle_time,
         max_file_age: config.max_file_age,
         latest_first: config.latest_first,
         now: Utc::now(),
+        follow_symlinks: config.follow_symlinks,
+        tailing,
+        partial_line_timeout: config.partial_line_timeout,
+        // validate() checked it; a config that was not validated gets the defaults.
+        limits: config.limits().unwrap_or_default(),
     }
 }
 
@@ -158,7 +172,7 @@ async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
         &ctx.landing,
         &ctx.checkpoint,
         ds,
-        &plan_options(&ctx.config),
+        &plan_options(&ctx.config, false),
     )
     .await?;
     if files.is_empty() || ctx.cancel.is_cancelled() {
@@ -181,7 +195,7 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, 
         &ctx.landing,
         &ctx.checkpoint,
         ds,
-        &plan_options(&ctx.config),
+        &plan_options(&ctx.config, false),
     )
     .await?;
     let batches = split_batches(
@@ -221,6 +235,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut out = Vec::new();
+    let mut failures = 0u32;
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -231,7 +246,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             &ctx.landing,
             &ctx.checkpoint,
             ds,
-            &plan_options(&ctx.config),
+            &plan_options(&ctx.config, true),
         )
         .await?;
         let Some(first) = split_batches(
@@ -244,9 +259,19 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             tracing::debug!(dataset = ds, "micro-batch: nothing new");
             continue;
         };
-        if let Some(r) = batch::run_batch(ctx, ds, first).await? {
-            log_report(&r);
-            out.push(r);
+        match batch::run_batch(ctx, ds, first).await {
+            Ok(Some(r)) => {
+                failures = 0;
+                log_report(&r);
+                out.push(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if !recover_after_failure(ctx, ds, &e, &mut failures).await {
+                    break;
+                }
+                continue;
+            }
         }
         let took = started.elapsed();
         if took > interval {
@@ -254,6 +279,43 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
         }
     }
     Ok(out)
+}
+
+/// Longest pause between retries of a failed batch in `micro-batch` and `continuous`.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The pause before retry number `failures` (1-based): 1s, 2s, 4s, ... up to [`MAX_RETRY_DELAY`].
+fn retry_delay(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(MAX_RETRY_DELAY)
+}
+
+/// After a batch failed on storage (sink or checkpoint) in a daemon mode: nothing of it is committed. Waits
+/// with exponential backoff, rolls the batch back ([`batch::recover`]), and repeats until the rollback itself
+/// works (the fault has cleared); the caller then lists landing again and retries. Returns `false` when
+/// shutdown was requested meanwhile (the next start rolls back whatever is left).
+pub(crate) async fn recover_after_failure(
+    ctx: &Context,
+    ds: &str,
+    error: &Error,
+    failures: &mut u32,
+) -> bool {
+    *failures += 1;
+    let mut last = error.to_string();
+    loop {
+        let delay = retry_delay(*failures);
+        tracing::error!(dataset = ds, error = %last, attempt = *failures, retry_in = ?delay, "batch failed: nothing of it is committed; rolling it back and retrying after a pause");
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match batch::recover(ctx, ds).await {
+            Ok(_) => return true,
+            Err(e) => {
+                *failures += 1;
+                last = format!("rolling back failed too: {e}");
+            }
+        }
+    }
 }
 
 pub(crate) fn log_report(r: &BatchReport) {

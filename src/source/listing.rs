@@ -9,10 +9,21 @@
 //! is read up to its last complete line only (`is_final = false`); once settled, its end also ends its last
 //! line.
 //!
+//! In `micro-batch` and `continuous` (`PlanOptions::tailing`) a plain file's unterminated last line is not a
+//! record until the file has not changed for `partial_line_timeout` (much longer than `settle_time`: writers
+//! pause mid-line), or was renamed into place; in `once` and `available-now` a settled file's end ends its last
+//! line.
+//!
+//! Faults never stop a listing: a symlink loop, a symlink that leaves landing (unless `follow_symlinks`), an
+//! unreadable directory or file, a FIFO or a vanished entry is logged once (a warning the first time this process
+//! sees it, then at debug level) and skipped, and the rest of landing is listed (see [`super::walk`]).
+//!
 //! Against the checkpoint: a file with no record is new; a plain file whose head is unchanged and that grew is
 //! read from the bytes already consumed (an append); a file whose content fingerprint changed otherwise is a
 //! new version and is read again from the start (dedup keeps bronze free of duplicates); anything else is done.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -65,6 +76,11 @@ pub struct LandingFile {
     pub prior: Option<FileRecord>,
     /// Why it is read.
     pub change: Change,
+    /// Limits and record policy to decode it with.
+    pub limits: crate::decode::Limits,
+    /// The file grew after its unterminated last line was committed as a record: the bytes up to the next
+    /// newline continue that line.
+    pub continues_line: bool,
 }
 
 impl LandingFile {
@@ -103,6 +119,44 @@ pub struct PlanOptions {
     pub latest_first: bool,
     /// Now.
     pub now: DateTime<Utc>,
+    /// Follow symlinks whose target lies outside landing.
+    pub follow_symlinks: bool,
+    /// The mode tails growing files (`micro-batch`, `continuous`): an unterminated last line waits for
+    /// `partial_line_timeout`, not `settle_time`.
+    pub tailing: bool,
+    /// See `tailing`.
+    pub partial_line_timeout: Duration,
+    /// Limits and record policy handed to the decoders.
+    pub limits: crate::decode::Limits,
+}
+
+/// Distinct entries of landing skipped by listings of this process (`lander_source_skipped_entries_total`).
+static SKIPPED_ENTRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many distinct landing entries listings of this process have skipped (each counted once, however often
+/// it is listed).
+pub fn skipped_entries_total() -> u64 {
+    SKIPPED_ENTRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs a listing fault: a warning the first time this process sees it, then at debug level, so that a daemon
+/// listing every few seconds does not repeat the same warning forever; counts it once
+/// ([`skipped_entries_total`]).
+pub fn report_fault(dataset: &str, path: &str, reason: &str) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let key = format!("{path}\u{0}{reason}");
+    let first = SEEN
+        .lock()
+        .map(|mut g| g.get_or_insert_with(HashSet::new).insert(key))
+        .unwrap_or(true);
+    if first {
+        SKIPPED_ENTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if first {
+        tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
+    } else {
+        tracing::debug!(dataset, %path, "skipped entry in landing: {reason}");
+    }
 }
 
 /// The result of planning: what to read now, and what to look at again once it has settled.
@@ -145,6 +199,14 @@ async fn evaluate(
     let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
     // A file renamed into place is complete by the writer's own protocol: no need to wait for it to settle.
     let settled = renamed_in || meta.last_modified + settle <= opts.now;
+    // Whether the end of a plain file also ends its last line (see the module docs).
+    let line_final = if opts.tailing {
+        let timeout =
+            chrono::Duration::from_std(opts.partial_line_timeout).unwrap_or(chrono::Duration::MAX);
+        renamed_in || meta.last_modified + timeout <= opts.now
+    } else {
+        settled
+    };
     let prior = checkpoint.file(dataset, &rel)?;
     if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
         if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
@@ -157,7 +219,7 @@ async fn evaluate(
     if let Some(p) = &prior {
         let untouched = p.size == meta.size && p.modified == meta.last_modified;
         let tail_now_final =
-            p.status == FileStatus::Partial && settled && p.bytes_consumed < meta.size;
+            p.status == FileStatus::Partial && line_final && p.bytes_consumed < meta.size;
         if untouched && !tail_now_final {
             return Ok(Verdict::Skip);
         }
@@ -171,12 +233,18 @@ async fn evaluate(
             tracing::info!(path = %rel, "file vanished before it was read; skipped");
             return Ok(Verdict::Skip);
         }
+        Err(SourceError::Read { source, .. }) => {
+            // Unreadable (permissions, I/O error): skipped now, tried again at the next listing.
+            report_fault(dataset, &rel, &format!("cannot read it: {source}"));
+            return Ok(Verdict::Skip);
+        }
         Err(e) => return Err(e),
     };
     let gzip = fp.gzip || rel.ends_with(".gz");
     if gzip && !settled {
         return Ok(Verdict::NotReady);
     }
+    let mut continues_line = false;
     let (change, start_offset, start_line) = match &prior {
         None => (Change::New, 0, 0),
         Some(p) if gzip && p.fingerprint == fp.fingerprint => return Ok(Verdict::Skip),
@@ -186,8 +254,14 @@ async fn evaluate(
                 && meta.size >= p.bytes_consumed
                 && p.bytes_consumed > 0 =>
         {
-            if meta.size == p.bytes_consumed && !(settled && p.status == FileStatus::Partial) {
+            if meta.size == p.bytes_consumed && !(line_final && p.status == FileStatus::Partial) {
                 return Ok(Verdict::Skip);
+            }
+            if p.status == FileStatus::Ok
+                && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
+            {
+                continues_line = true;
+                tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
             }
             (Change::Appended, p.bytes_consumed, p.lines_consumed)
         }
@@ -211,10 +285,39 @@ async fn evaluate(
         gzip,
         start_offset,
         start_line,
-        is_final: settled,
+        is_final: if gzip { settled } else { line_final },
         prior,
         change,
+        limits: opts.limits,
+        continues_line,
     })))
+}
+
+/// Whether the byte before `end` of a plain file ends a line (`\n` or `\r`); unknown counts as yes.
+async fn ends_a_line(
+    landing: &StoreLocation,
+    location: &Path,
+    fp: &super::fingerprint::FileFingerprint,
+    end: u64,
+) -> bool {
+    let last = match fp.head.get(end as usize - 1) {
+        Some(b) => *b,
+        None => {
+            let opts = object_store::GetOptions {
+                range: Some(object_store::GetRange::Bounded(end - 1..end)),
+                ..Default::default()
+            };
+            let got = match landing.store.get_opts(location, opts).await {
+                Ok(g) => g.bytes().await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(b) if !b.is_empty() => b[0],
+                _ => return true,
+            }
+        }
+    };
+    matches!(last, b'\n' | b'\r')
 }
 
 fn order(plan: &mut Plan, opts: &PlanOptions) {
@@ -234,7 +337,7 @@ fn order(plan: &mut Plan, opts: &PlanOptions) {
 /// Files that vanish while being listed or fingerprinted are skipped with a log line.
 ///
 /// # Errors
-/// [`SourceError::List`] when listing fails; [`SourceError::Checkpoint`].
+/// [`SourceError::Checkpoint`]. Listing faults are logged and skipped, never returned.
 pub async fn plan_dataset(
     landing: &StoreLocation,
     checkpoint: &CheckpointStore,
@@ -256,25 +359,9 @@ pub async fn plan_listing(
     dataset: &str,
     opts: &PlanOptions,
 ) -> Result<Plan, SourceError> {
-    let prefix = landing.path(dataset);
     let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
-    let mut list = landing.store.list(Some(&prefix));
     let mut plan = Plan::default();
-    while let Some(meta) = list.next().await {
-        let meta = match meta {
-            Ok(m) => m,
-            // A file deleted between the directory read and its stat.
-            Err(object_store::Error::NotFound { path, .. }) => {
-                tracing::info!(%path, "file vanished while listing; skipped");
-                continue;
-            }
-            Err(source) => {
-                return Err(SourceError::List {
-                    prefix: dataset.to_string(),
-                    source,
-                })
-            }
-        };
+    for meta in list_objects(landing, dataset, opts.follow_symlinks).await {
         let Some(rel) = landing.relative(&meta.location) else {
             continue;
         };
@@ -305,11 +392,51 @@ pub async fn plan_listing(
     Ok(plan)
 }
 
+/// Every object below `<landing>/<dataset>/`. A local landing is walked by [`super::walk::list_local`] (symlink
+/// policy, faults skipped); other backends are listed through `object_store`, where an error ends the listing
+/// early: what was listed so far is returned, the rest waits for the next listing.
+async fn list_objects(
+    landing: &StoreLocation,
+    dataset: &str,
+    follow_symlinks: bool,
+) -> Vec<object_store::ObjectMeta> {
+    if let Some(root) = landing.local_root.clone() {
+        let loc = landing.clone();
+        let ds = dataset.to_string();
+        let listed = tokio::task::spawn_blocking(move || {
+            super::walk::list_local(&loc, &root, &ds, follow_symlinks)
+        })
+        .await
+        .expect("listing landing does not panic");
+        for f in &listed.faults {
+            report_fault(dataset, &f.path, &f.reason);
+        }
+        return listed.files;
+    }
+    let prefix = landing.path(dataset);
+    let mut list = landing.store.list(Some(&prefix));
+    let mut out = Vec::new();
+    while let Some(meta) = list.next().await {
+        match meta {
+            Ok(m) => out.push(m),
+            // A file deleted between the directory read and its stat.
+            Err(object_store::Error::NotFound { path, .. }) => {
+                tracing::info!(%path, "file vanished while listing; skipped");
+            }
+            Err(source) => {
+                tracing::warn!(dataset, error = %source, listed = out.len(), "listing landing failed part way; using what was listed, the rest waits for the next listing");
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that
 /// were renamed into place (ready at once). Paths that do not exist (any more) are skipped.
 ///
 /// # Errors
-/// [`SourceError::Read`] for store failures other than not-found; [`SourceError::Checkpoint`].
+/// [`SourceError::Checkpoint`]. Unreadable paths are logged and skipped.
 pub async fn plan_paths(
     landing: &StoreLocation,
     checkpoint: &CheckpointStore,
@@ -323,6 +450,17 @@ pub async fn plan_paths(
     for rel in paths {
         if is_ignored_path(rel) || !rel.starts_with(&format!("{dataset}/")) {
             continue;
+        }
+        if let Some(root) = &landing.local_root {
+            // The same symlink and file-type rules as a full listing.
+            match super::walk::check_local_path(root, rel, opts.follow_symlinks) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(reason) => {
+                    report_fault(dataset, rel, &reason);
+                    continue;
+                }
+            }
         }
         let location = landing.path(rel);
         let meta = match landing.store.head(&location).await {
@@ -338,10 +476,8 @@ pub async fn plan_paths(
                 continue
             }
             Err(source) => {
-                return Err(SourceError::Read {
-                    path: rel.clone(),
-                    source,
-                })
+                report_fault(dataset, rel, &format!("cannot read its metadata: {source}"));
+                continue;
             }
         };
         let renamed = renamed_in.contains(rel);

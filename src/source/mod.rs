@@ -4,10 +4,12 @@
 //!   its checkpoint record to decide what to read (a new file, the appended tail of a growing one, or a new
 //!   version of a replaced one).
 //! - [`fingerprint`] identifies file contents without reading whole files.
+//! - [`walk`] lists a local landing entry by entry: symlink policy, and faults skipped instead of fatal.
 //! - [`watch`] turns filesystem events (local) and periodic listings (any backend) into wake-ups.
 
 pub mod fingerprint;
 pub mod listing;
+pub mod walk;
 pub mod watch;
 
 pub use listing::{is_ignored_name, plan_dataset, Change, LandingFile};

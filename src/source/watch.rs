@@ -48,9 +48,11 @@ impl LandingWatcher {
     }
 }
 
-/// Starts watching `landing` recursively (new dataset directories included). For a non-local landing, or if
-/// the OS refuses the watch, returns an inactive watcher and logs why: polling alone then finds new files.
-pub fn watch(landing: &StoreLocation) -> LandingWatcher {
+/// Starts watching `landing` recursively (new dataset directories included). Symlinked directories are watched
+/// only with `follow_symlinks` (the listing applies the full symlink policy to every event's path anyway). For a
+/// non-local landing, or if the OS refuses the watch, returns an inactive watcher and logs why: polling alone
+/// then finds new files.
+pub fn watch(landing: &StoreLocation, follow_symlinks: bool) -> LandingWatcher {
     let (tx, rx) = mpsc::channel(WATCH_CHANNEL_CAPACITY);
     let overflow = Arc::new(AtomicBool::new(false));
     let Some(root) = landing.local_root.clone() else {
@@ -93,7 +95,8 @@ pub fn watch(landing: &StoreLocation) -> LandingWatcher {
             }
         }
     };
-    let watcher = notify::recommended_watcher(handler).and_then(|mut w| {
+    let config = notify::Config::default().with_follow_symlinks(follow_symlinks);
+    let watcher = notify::RecommendedWatcher::new(handler, config).and_then(|mut w| {
         w.watch(&root, RecursiveMode::Recursive)?;
         Ok(w)
     });
@@ -124,7 +127,7 @@ mod tests {
     async fn reports_created_and_renamed_files_with_relative_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
         let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
-        let mut w = watch(&loc);
+        let mut w = watch(&loc, false);
         assert!(w.is_active());
         let root = loc.local_root.clone().expect("local");
         std::fs::create_dir_all(root.join("ds")).expect("mkdir");

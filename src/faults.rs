@@ -1,0 +1,141 @@
+//! Test-only storage fault injection (cargo feature `failpoints`).
+//!
+//! `LANDER_FAIL_STORE=<op>:<first>-<last>` makes calls number `first` to `last` (1-based, counted per op) of
+//! `op` on the bronze store fail with an I/O error, then lets every later call through: a fault that clears.
+//! `op` is `write` (single and multipart puts) or `rename` (renames and copies). Everything else is passed to
+//! the real store unchanged, so atomicity and durability are those of the wrapped backend. The same wrapper
+//! serves any backend, since it only sees the `ObjectStore` trait.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+
+use crate::store::StoreLocation;
+
+/// Which calls fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Write,
+    Rename,
+}
+
+/// An `ObjectStore` that fails a chosen range of calls of one kind.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    op: Op,
+    first: u64,
+    last: u64,
+    calls: AtomicU64,
+}
+
+impl std::fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+impl FaultyStore {
+    fn check(&self, op: Op, location: &Path) -> Result<()> {
+        if op != self.op {
+            return Ok(());
+        }
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if (self.first..=self.last).contains(&n) {
+            return Err(object_store::Error::Generic {
+                store: "fault",
+                source: Box::new(std::io::Error::other(format!(
+                    "injected storage fault on {op:?} call {n} ({location}) by LANDER_FAIL_STORE"
+                ))),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Wraps `location`'s store when `LANDER_FAIL_STORE` is set (and logs it); returns it unchanged otherwise.
+pub fn wrap_from_env(mut location: StoreLocation) -> StoreLocation {
+    let Ok(spec) = std::env::var("LANDER_FAIL_STORE") else {
+        return location;
+    };
+    let parsed = spec.split_once(':').and_then(|(op, range)| {
+        let op = match op {
+            "write" => Op::Write,
+            "rename" => Op::Rename,
+            _ => return None,
+        };
+        let (a, b) = range.split_once('-').unwrap_or((range, range));
+        Some((op, a.parse().ok()?, b.parse().ok()?))
+    });
+    let Some((op, first, last)) = parsed else {
+        tracing::warn!(%spec, "LANDER_FAIL_STORE is not <write|rename>:<first>-<last>; ignored");
+        return location;
+    };
+    tracing::warn!(%spec, "test fault injection: bronze store calls will fail");
+    location.store = Arc::new(FaultyStore {
+        inner: location.store.clone(),
+        op,
+        first,
+        last,
+        calls: AtomicU64::new(0),
+    });
+    location
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.check(Op::Write, location)?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.check(Op::Write, location)?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.check(Op::Rename, to)?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.check(Op::Rename, to)?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}

@@ -1,0 +1,420 @@
+//! Listing a local landing directory without letting one bad entry stop the listing.
+//!
+//! Takes in the canonical root of a local landing zone and a dataset name, and produces the regular files below
+//! `<root>/<dataset>/` as `object_store` [`ObjectMeta`] (the same locations, sizes and mtimes that
+//! `LocalFileSystem` reports), plus a [`Fault`] for every entry that was skipped. This replaces
+//! `LocalFileSystem::list` for the local backend because that listing follows every symlink and *ends* at its
+//! first error: one symlink loop or one unreadable directory made the whole dataset fail, and whatever came after
+//! it in walk order was never ingested.
+//!
+//! Guarantees:
+//! - never fails: every problem is a [`Fault`] naming the entry, and the walk goes on with the next entry;
+//! - only regular files are returned (a FIFO would block a reader forever; sockets and devices are not data);
+//! - ignored names (dotfiles, `_` prefixes, temp suffixes) are pruned without being read, directories included;
+//! - a symlink is followed only when its target lies outside landing *and* `follow_symlinks` is set. A symlink
+//!   whose target lies inside landing is never followed: the target is listed under its own name already, and
+//!   following it would list the same bytes twice (or forever, for a link to an ancestor). Each directory is
+//!   entered at most once (by canonical path), so loops through followed links terminate too.
+//!
+//! This is the one place besides `store` that touches `std::fs`, and only for a local landing: it is blocking
+//! and runs on the blocking pool (see [`list_local`]).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use object_store::ObjectMeta;
+
+use super::listing::is_ignored_name;
+use crate::store::StoreLocation;
+
+/// Why an entry of landing was skipped by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Path relative to the landing root.
+    pub path: String,
+    /// What is wrong, for the log (lowercase, names the object).
+    pub reason: String,
+}
+
+/// What a local listing found.
+#[derive(Debug, Default)]
+pub struct LocalListing {
+    /// Regular files, in no particular order.
+    pub files: Vec<ObjectMeta>,
+    /// Entries that were skipped, with why.
+    pub faults: Vec<Fault>,
+}
+
+/// Checks one path (from a filesystem event) against the same rules as [`list_local`]: `Ok(true)` when it is a
+/// regular file that may be read, `Ok(false)` when it is not a file at all (a directory; its files are listed on
+/// their own) or is gone, and `Err` with the reason when it must be skipped.
+pub fn check_local_path(root: &Path, rel: &str, follow_symlinks: bool) -> Result<bool, String> {
+    let full = root.join(rel);
+    let canonical = match std::fs::canonicalize(&full) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    Err("broken symlink (its target does not exist); skipped".into())
+                }
+                _ => Ok(false),
+            }
+        }
+        Err(e) => return Err(symlink_error(&e)),
+    };
+    if canonical != full {
+        // Some component is a symlink.
+        if canonical.starts_with(root) {
+            return Err(inside_reason(root, &canonical));
+        }
+        if !follow_symlinks {
+            return Err(outside_reason(&canonical));
+        }
+    }
+    match std::fs::metadata(&canonical) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => Err(NOT_REGULAR.into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("cannot read its metadata: {e}")),
+    }
+}
+
+const NOT_REGULAR: &str =
+    "not a regular file (a FIFO, socket or device would block or mislead a reader); skipped";
+
+fn symlink_error(e: &std::io::Error) -> String {
+    // ELOOP: the kernel gave up resolving the chain of links.
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        "symlink loop (the chain of links never reaches a file); skipped".into()
+    } else {
+        format!("cannot resolve its path: {e}; skipped")
+    }
+}
+
+fn inside_reason(root: &Path, target: &Path) -> String {
+    let rel = target
+        .strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let rel = if rel.is_empty() { ".".to_string() } else { rel };
+    format!(
+        "symlink to {rel:?} inside landing: not followed (the target is listed under its own name; following it would read it twice, or loop)"
+    )
+}
+
+fn outside_reason(target: &Path) -> String {
+    format!(
+        "symlink leaves landing (to {}): not followed (set follow_symlinks = true or pass --follow-symlinks to read it)",
+        target.display()
+    )
+}
+
+/// The store location of `<root>/<rel>`, encoded exactly as `LocalFileSystem` encodes the names it lists (a
+/// `%` or `#` in a file name is percent-encoded in the location and decoded again when the file is read).
+fn location(landing: &StoreLocation, root: &Path, rel: &str) -> Option<object_store::path::Path> {
+    let root_path = object_store::path::Path::from_absolute_path(root).ok()?;
+    let full = object_store::path::Path::from_absolute_path(root.join(rel)).ok()?;
+    let below: Vec<object_store::path::PathPart<'static>> = full
+        .prefix_match(&root_path)?
+        .map(|p| p.as_ref().to_string().into())
+        .collect();
+    Some(object_store::path::Path::from_iter(
+        landing
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string().into())
+            .chain(below),
+    ))
+}
+
+fn object_meta(
+    landing: &StoreLocation,
+    root: &Path,
+    rel: &str,
+    m: &std::fs::Metadata,
+) -> Option<ObjectMeta> {
+    let last_modified: DateTime<Utc> = m
+        .modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| DateTime::<Utc>::from(std::time::UNIX_EPOCH));
+    Some(ObjectMeta {
+        location: location(landing, root, rel)?,
+        last_modified,
+        size: m.len(),
+        e_tag: None,
+        version: None,
+    })
+}
+
+/// Lists the regular files below `<root>/<dataset>/` of a local landing (`root` canonical), skipping and
+/// reporting every entry that cannot or must not be read. Blocking: call it on the blocking pool.
+pub fn list_local(
+    landing: &StoreLocation,
+    root: &Path,
+    dataset: &str,
+    follow_symlinks: bool,
+) -> LocalListing {
+    let mut out = LocalListing::default();
+    let mut fault = |path: String, reason: String| out.faults.push(Fault { path, reason });
+    let mut files = Vec::new();
+    let start = root.join(dataset);
+    let mut visited: HashSet<PathBuf> = HashSet::new();
+    // (directory to read, its path relative to the landing root)
+    let mut stack: Vec<(PathBuf, String)> = Vec::new();
+    match std::fs::symlink_metadata(&start) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => fault(
+            dataset.to_string(),
+            format!("cannot read its metadata: {e}"),
+        ),
+        Ok(m) if m.is_dir() => stack.push((start, dataset.to_string())),
+        Ok(m) if m.file_type().is_symlink() => match resolve_link(root, &start, follow_symlinks) {
+            Ok(target) if target.is_dir() => stack.push((target, dataset.to_string())),
+            Ok(_) => fault(
+                dataset.to_string(),
+                "the dataset directory is a symlink to a file; skipped".into(),
+            ),
+            Err(reason) => fault(dataset.to_string(), reason),
+        },
+        Ok(_) => fault(
+            dataset.to_string(),
+            "expected a dataset directory, found a file; skipped".into(),
+        ),
+    }
+    while let Some((dir, rel_dir)) = stack.pop() {
+        let canonical = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        if !visited.insert(canonical) {
+            continue;
+        }
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                fault(
+                    rel_dir.clone(),
+                    format!("cannot read directory: {e}; skipped"),
+                );
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    fault(
+                        rel_dir.clone(),
+                        format!("cannot read an entry of the directory: {e}; skipped"),
+                    );
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                fault(
+                    format!("{rel_dir}/{}", name.to_string_lossy()),
+                    "file name is not valid UTF-8; skipped".into(),
+                );
+                continue;
+            };
+            if is_ignored_name(name) {
+                continue;
+            }
+            let rel = format!("{rel_dir}/{name}");
+            let path = entry.path();
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    fault(rel, format!("cannot read its file type: {e}; skipped"));
+                    continue;
+                }
+            };
+            if file_type.is_dir() {
+                stack.push((path, rel));
+            } else if file_type.is_file() {
+                match std::fs::metadata(&path) {
+                    Ok(m) => match object_meta(landing, root, &rel, &m) {
+                        Some(meta) => files.push(meta),
+                        None => fault(
+                            rel,
+                            "cannot map its name to a store location; skipped".into(),
+                        ),
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
+                }
+            } else if file_type.is_symlink() {
+                let target = match resolve_link(root, &path, follow_symlinks) {
+                    Ok(t) => t,
+                    Err(reason) => {
+                        fault(rel, reason);
+                        continue;
+                    }
+                };
+                match std::fs::metadata(&target) {
+                    Ok(m) if m.is_dir() => stack.push((target, rel)),
+                    Ok(m) if m.is_file() => match object_meta(landing, root, &rel, &m) {
+                        Some(meta) => files.push(meta),
+                        None => fault(
+                            rel,
+                            "cannot map its name to a store location; skipped".into(),
+                        ),
+                    },
+                    Ok(_) => fault(rel, NOT_REGULAR.into()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
+                }
+            } else {
+                fault(rel, NOT_REGULAR.into());
+            }
+        }
+    }
+    out.files = files;
+    out
+}
+
+/// Resolves a symlink and applies the policy: `Ok(target)` only for a target outside landing with
+/// `follow_symlinks` set.
+fn resolve_link(root: &Path, link: &Path, follow_symlinks: bool) -> Result<PathBuf, String> {
+    let target = match std::fs::canonicalize(link) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("broken symlink (its target does not exist); skipped".into())
+        }
+        Err(e) => return Err(symlink_error(&e)),
+    };
+    if target.starts_with(root) {
+        return Err(inside_reason(root, &target));
+    }
+    if !follow_symlinks {
+        return Err(outside_reason(&target));
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_links_and_special_files_are_faults_not_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let root = loc.local_root.clone().expect("local");
+        std::fs::create_dir_all(root.join("ds/sub")).expect("mkdir");
+        std::fs::write(root.join("ds/a.json"), b"{}\n").expect("write");
+        std::fs::write(root.join("ds/sub/b.json"), b"{}\n").expect("write");
+        std::fs::write(root.join("ds/.hidden.json"), b"{}\n").expect("write");
+        std::fs::write(root.join("ds/sub/odd name.json"), b"{}\n").expect("write");
+        std::fs::write(outside.path().join("c.json"), b"{}\n").expect("write");
+        std::os::unix::fs::symlink(&root, root.join("ds/loop")).expect("symlink");
+        std::os::unix::fs::symlink(root.join("ds/self1"), root.join("ds/self2")).expect("ln");
+        std::os::unix::fs::symlink(root.join("ds/self2"), root.join("ds/self1")).expect("ln");
+        std::os::unix::fs::symlink(outside.path().join("c.json"), root.join("ds/out.json"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), root.join("ds/outdir")).expect("symlink");
+        let fifo = std::ffi::CString::new(root.join("ds/pipe.json").to_str().expect("utf8"))
+            .expect("cstring");
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+
+        let names = |l: &LocalListing| {
+            let mut v: Vec<String> = l
+                .files
+                .iter()
+                .map(|m| loc.relative(&m.location).expect("below"))
+                .collect();
+            v.sort();
+            v
+        };
+        let l = list_local(&loc, &root, "ds", false);
+        assert_eq!(
+            names(&l),
+            vec!["ds/a.json", "ds/sub/b.json", "ds/sub/odd name.json"]
+        );
+        // The location reads back the file, as with LocalFileSystem's own listing.
+        let odd = l
+            .files
+            .iter()
+            .find(|m| m.location.as_ref().contains("odd"))
+            .expect("odd name");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let got = rt
+            .block_on(async { object_store::ObjectStoreExt::get(&loc.store, &odd.location).await })
+            .expect("readable");
+        assert_eq!(rt.block_on(got.bytes()).expect("bytes").as_ref(), b"{}\n");
+        let fault_of = |l: &LocalListing, p: &str| {
+            l.faults
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| f.reason.clone())
+                .unwrap_or_default()
+        };
+        assert!(fault_of(&l, "ds/loop").contains("inside landing"));
+        assert!(fault_of(&l, "ds/self1").contains("loop"));
+        assert!(fault_of(&l, "ds/out.json").contains("leaves landing"));
+        assert!(fault_of(&l, "ds/pipe.json").contains("not a regular file"));
+
+        let l = list_local(&loc, &root, "ds", true);
+        assert_eq!(
+            names(&l),
+            vec![
+                "ds/a.json",
+                "ds/out.json",
+                "ds/outdir/c.json",
+                "ds/sub/b.json",
+                "ds/sub/odd name.json"
+            ]
+        );
+        assert_eq!(check_local_path(&root, "ds/a.json", false), Ok(true));
+        assert_eq!(check_local_path(&root, "ds/sub", false), Ok(false));
+        assert!(check_local_path(&root, "ds/out.json", false).is_err());
+        assert_eq!(check_local_path(&root, "ds/out.json", true), Ok(true));
+        assert!(check_local_path(&root, "ds/loop/ds/a.json", true).is_err());
+        assert!(check_local_path(&root, "ds/pipe.json", false).is_err());
+    }
+
+    /// An unreadable directory (here: one whose path is longer than PATH_MAX, which `read_dir` refuses even to
+    /// root) is a fault; the rest of the dataset is listed.
+    #[test]
+    fn an_unreadable_directory_is_a_fault_and_the_rest_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let root = loc.local_root.clone().expect("local");
+        std::fs::create_dir_all(root.join("ds")).expect("mkdir");
+        std::fs::write(root.join("ds/ok.json"), b"{}\n").expect("write");
+        let name = std::ffi::CString::new("d".repeat(250)).expect("cstring");
+        let start = std::ffi::CString::new(root.join("ds").to_str().expect("utf8")).expect("c");
+        // SAFETY: plain libc calls on NUL-terminated strings and descriptors opened here.
+        unsafe {
+            let mut fd = libc::open(start.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+            assert!(fd >= 0);
+            for _ in 0..20 {
+                assert_eq!(libc::mkdirat(fd, name.as_ptr(), 0o755), 0);
+                let next = libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY);
+                assert!(next >= 0);
+                libc::close(fd);
+                fd = next;
+            }
+            libc::close(fd);
+        }
+        let l = list_local(&loc, &root, "ds", false);
+        let names: Vec<String> = l
+            .files
+            .iter()
+            .map(|m| loc.relative(&m.location).expect("below"))
+            .collect();
+        assert_eq!(names, vec!["ds/ok.json"]);
+        assert_eq!(l.faults.len(), 1, "{:?}", l.faults);
+        assert!(
+            l.faults[0].reason.contains("cannot read directory"),
+            "{:?}",
+            l.faults
+        );
+    }
+}
