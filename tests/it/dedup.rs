@@ -41,26 +41,23 @@ fn gzip(lines: &[String]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
+fn stats_output(w: &Workdir) -> std::process::Output {
+    w.cmd()
+        .args(["checkpoint", "stats", "--json", "--checkpoint"])
+        .arg(w.checkpoint())
+        .output()
+        .expect("spawn lander")
+}
+
 fn stats(w: &Workdir, dataset: &str) -> Value {
-    let out = w.run_ok(&[
-        "checkpoint",
-        "stats",
-        "--json",
-        "--checkpoint",
-        &w.checkpoint().display().to_string(),
-    ]);
-    dataset_of(&out, dataset)
+    let out = stats_output(w);
+    assert_success(&out, &["checkpoint", "stats"], w.path());
+    dataset_of(&String::from_utf8_lossy(&out.stdout), dataset)
 }
 
 /// Stats of `dataset`, or null while there is no checkpoint yet (a daemon that has not committed anything).
 fn try_stats(w: &Workdir, dataset: &str) -> Value {
-    let out = w.run(&[
-        "checkpoint",
-        "stats",
-        "--json",
-        "--checkpoint",
-        &w.checkpoint().display().to_string(),
-    ]);
+    let out = stats_output(w);
     if !out.status.success() {
         return Value::Null;
     }
