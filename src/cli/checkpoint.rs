@@ -484,7 +484,7 @@ pub struct DatasetStatsJson {
     pub dedup_filter_bytes: u64,
     /// Newest event time seen, from which the dedup horizon counts back (RFC 3339, UTC).
     pub dedup_watermark: Option<DateTime<Utc>>,
-    /// Dedup horizon from the configuration, e.g. `7days`.
+    /// Dedup horizon from the configuration, e.g. `35d`.
     pub dedup_horizon: String,
     /// The same in seconds.
     pub dedup_horizon_secs: u64,
@@ -947,6 +947,16 @@ async fn stats(a: StatsArgs) -> anyhow::Result<()> {
     emit(&render_stats(&doc))
 }
 
+/// A horizon in whole days as `35d` (humantime would say `1month 4days 13h 26m 24s`), anything else as
+/// humantime does.
+fn format_horizon(d: Duration) -> String {
+    if d.as_secs() > 0 && d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
+        format!("{}d", d.as_secs() / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
 /// The dedup index size of `ds`, read from its run files without loading or cleaning them.
 fn lander_dedup_stats(
     store: &CheckpointStore,
@@ -1005,7 +1015,7 @@ fn compute_stats(
             dedup_watermark: store
                 .watermark(&ds)?
                 .and_then(DateTime::from_timestamp_micros),
-            dedup_horizon: humantime::format_duration(horizon).to_string(),
+            dedup_horizon: format_horizon(horizon),
             dedup_horizon_secs: horizon.as_secs(),
             in_flight_batch: store.intent(&ds)?.map(|i| i.id),
             csv_columns: store.schema(&ds)?.map(|s| s.columns.len()),
@@ -1059,16 +1069,12 @@ fn stat_cells(d: &DatasetStatsJson) -> Vec<(&'static str, String)> {
             format!("{} ({})", d.bronze_files, human_bytes(d.bronze_bytes)),
         ),
         ("quarantine files", d.quarantine_files.to_string()),
+        ("dedup keys", d.dedup_keys.to_string()),
         (
-            "dedup keys",
-            format!(
-                "{} in {} run file(s) ({}; filters {})",
-                d.dedup_keys,
-                d.dedup_runs,
-                human_bytes(d.dedup_bytes),
-                human_bytes(d.dedup_filter_bytes)
-            ),
+            "dedup runs",
+            format!("{} ({})", d.dedup_runs, human_bytes(d.dedup_bytes)),
         ),
+        ("dedup filters", human_bytes(d.dedup_filter_bytes)),
         ("dedup watermark", opt_time(d.dedup_watermark)),
         ("dedup horizon", d.dedup_horizon.clone()),
         ("in-flight batch", opt_num(d.in_flight_batch)),
@@ -1716,7 +1722,7 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
     emit(&format!(
         "forgot {} file(s); the next run reads them again and dedup drops records already in bronze (within the dedup horizon, {})\n",
         forgotten.len(),
-        humantime::format_duration(config.dedup_horizon)
+        format_horizon(config.dedup_horizon)
     ))
 }
 
