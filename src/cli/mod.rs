@@ -280,6 +280,20 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
     config
         .validate()
         .context("while validating the configuration")?;
+    // A mistyped local landing path would otherwise be created empty and the run would report "nothing new":
+    // refuse it as a usage error (exit 2). `fetch` and `generate` still create landing, they write into it.
+    let local = config
+        .landing
+        .strip_prefix("file://")
+        .or((!config.landing.contains("://")).then_some(config.landing.as_str()));
+    if let Some(dir) = local {
+        if !std::path::Path::new(dir).is_dir() {
+            return Err(crate::config::ConfigError::Invalid(format!(
+                "landing {dir} does not exist or is not a directory (check --landing or `landing` in lander.toml)"
+            ))
+            .into());
+        }
+    }
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)

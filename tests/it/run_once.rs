@@ -480,3 +480,42 @@ fn duckdb_reads_bronze_with_hive_partitioning() {
         "9341,9341,2011,2015,2"
     );
 }
+
+/// A mistyped landing path is a usage error naming it (exit 2), and nothing is created there.
+#[test]
+fn a_missing_landing_is_a_usage_error() {
+    let w = Workdir::new();
+    let missing = w.path().join("no-such-landing");
+    let out = w.run(&[
+        "run",
+        "--mode",
+        "once",
+        "--landing",
+        &missing.display().to_string(),
+        "--bronze",
+        &w.bronze().display().to_string(),
+        "--checkpoint",
+        &w.checkpoint().display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no-such-landing") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!missing.exists(), "a mistyped landing must not be created");
+    // An empty landing is fine.
+    std::fs::create_dir_all(&missing).expect("mkdir");
+    let out = w.run(&[
+        "run",
+        "--mode",
+        "once",
+        "--landing",
+        &missing.display().to_string(),
+        "--bronze",
+        &w.bronze().display().to_string(),
+        "--checkpoint",
+        &w.checkpoint().display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
