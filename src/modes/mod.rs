@@ -21,12 +21,13 @@ pub mod batch;
 pub mod continuous;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::config::Config;
-use crate::source::listing::{split_batches, PlanOptions};
-use crate::source::plan_dataset;
+use crate::source::listing::{plan_listing, split_batches, PlanOptions};
+use crate::source::{plan_dataset, LandingFile};
 use crate::Error;
 pub use batch::{BatchReport, Context};
 
@@ -167,14 +168,69 @@ pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<R
     }
 }
 
+/// Extra wait, beyond twice the settle time, that bounded modes give files still settling at start.
+const SETTLE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Longest pause between two listings while waiting for settling files.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+
+/// Plans `ds` for a bounded mode (`once`, `available-now`): files present at start that are still settling (a
+/// `cp` just before the run) are waited for, at most twice the settle time plus [`SETTLE_MARGIN`], instead of
+/// being left silently for some later run. What is still changing after that is named in a warning.
+///
+/// # Errors
+/// Listing/checkpoint failures, as [`plan_listing`].
+async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + ctx.config.settle_time * 2 + SETTLE_MARGIN;
+    let mut waiting = false;
+    loop {
+        let plan = plan_listing(
+            &ctx.landing,
+            &ctx.checkpoint,
+            ds,
+            &plan_options(&ctx.config, false),
+        )
+        .await?;
+        if plan.not_ready.is_empty() {
+            if waiting {
+                tracing::info!(
+                    dataset = ds,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "settling files are ready"
+                );
+            }
+            return Ok(plan.files);
+        }
+        if tokio::time::Instant::now() >= deadline || ctx.cancel.is_cancelled() {
+            tracing::warn!(
+                dataset = ds,
+                files = %plan.not_ready.join(", "),
+                "files still changing after waiting {}; a later run reads them",
+                humantime::format_duration(started.elapsed())
+            );
+            return Ok(plan.files);
+        }
+        if !waiting {
+            tracing::info!(
+                dataset = ds,
+                files = plan.not_ready.len(),
+                settle_time = %humantime::format_duration(ctx.config.settle_time),
+                "waiting for files that are still being written (settle time)"
+            );
+            waiting = true;
+        }
+        tokio::time::sleep(
+            SETTLE_POLL
+                .min(ctx.config.settle_time / 2)
+                .max(Duration::from_millis(10)),
+        )
+        .await;
+    }
+}
+
 async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
-    let files = plan_dataset(
-        &ctx.landing,
-        &ctx.checkpoint,
-        ds,
-        &plan_options(&ctx.config, false),
-    )
-    .await?;
+    let files = plan_bounded(ctx, ds).await?;
     if files.is_empty() || ctx.cancel.is_cancelled() {
         return Ok(Vec::new());
     }
@@ -191,13 +247,7 @@ async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
 }
 
 async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
-    let files = plan_dataset(
-        &ctx.landing,
-        &ctx.checkpoint,
-        ds,
-        &plan_options(&ctx.config, false),
-    )
-    .await?;
+    let files = plan_bounded(ctx, ds).await?;
     let batches = split_batches(
         files,
         ctx.config.max_files_per_batch,

@@ -519,3 +519,32 @@ fn a_missing_landing_is_a_usage_error() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// `cp` into landing and run at once: the copy is still settling, and `once` waits for it instead of reporting
+/// "nothing new" and leaving it for a later run.
+#[test]
+fn once_waits_for_a_file_copied_just_before() {
+    let w = Workdir::new();
+    let dir = w.landing().join("gharchive");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // A plain copy, not a rename into place: only the settle time says when it is complete.
+    std::fs::copy(
+        gharchive("2015-01-01-1.json.gz"),
+        dir.join("2015-01-01-1.json.gz"),
+    )
+    .expect("copy");
+    let mut args = vec!["run", "--mode", "once", "--settle-time", "1s"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    args.extend(w.location_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.run(&refs);
+    assert_success(&out, &refs, w.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waiting for files that are still being written"),
+        "{stderr}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7427);
+}
