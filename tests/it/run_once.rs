@@ -486,17 +486,22 @@ fn duckdb_reads_bronze_with_hive_partitioning() {
 fn a_missing_landing_is_a_usage_error() {
     let w = Workdir::new();
     let missing = w.path().join("no-such-landing");
-    let out = w.run(&[
-        "run",
-        "--mode",
-        "once",
-        "--landing",
-        &missing.display().to_string(),
-        "--bronze",
-        &w.bronze().display().to_string(),
-        "--checkpoint",
-        &w.checkpoint().display().to_string(),
-    ]);
+    let run = || {
+        let args = [
+            "run".to_string(),
+            "--mode".into(),
+            "once".into(),
+            "--landing".into(),
+            missing.display().to_string(),
+            "--bronze".into(),
+            w.bronze().display().to_string(),
+            "--checkpoint".into(),
+            w.checkpoint().display().to_string(),
+        ];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.run(&refs)
+    };
+    let out = run();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -506,18 +511,7 @@ fn a_missing_landing_is_a_usage_error() {
     assert!(!missing.exists(), "a mistyped landing must not be created");
     // An empty landing is fine.
     std::fs::create_dir_all(&missing).expect("mkdir");
-    let out = w.run(&[
-        "run",
-        "--mode",
-        "once",
-        "--landing",
-        &missing.display().to_string(),
-        "--bronze",
-        &w.bronze().display().to_string(),
-        "--checkpoint",
-        &w.checkpoint().display().to_string(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(run().status.code(), Some(0));
 }
 
 /// `cp` into landing and run at once: the copy is still settling, and `once` waits for it instead of reporting
