@@ -7,7 +7,7 @@
 //! key hash. [`Deduper`] is pure and synchronous; [`index`] owns the files.
 //!
 //! # Semantics (compare Spark's `dropDuplicatesWithinWatermark`)
-//! A key is remembered while its event time lies within the dataset's horizon (default 400 days, see
+//! A key is remembered while its event time lies within the dataset's horizon (default 35 days, see
 //! `Config::dedup_horizon`) of the newest event time committed for the dataset (the watermark); older keys are
 //! pruned after a commit, in whole UTC days, so state stays bounded. Unlike Spark, a record older than the
 //! watermark is not dropped as late: it is checked against what is still remembered and written if new. A
