@@ -1211,6 +1211,16 @@ mod tests {
     ) -> (Vec<Decoded>, Vec<QuarantineRecord>, DecodeEnd) {
         let mut inp = input("ds/a.csv");
         inp.is_final = is_final;
+        run_with(data, opts, &inp)
+    }
+
+    /// Infers the schema of `data`, then decodes it with `inp`: rows, quarantined records and where it stopped.
+    fn run_with(
+        data: &[u8],
+        opts: &CsvOptions,
+        inp: &DecodeInput,
+    ) -> (Vec<Decoded>, Vec<QuarantineRecord>, DecodeEnd) {
+        let inp = inp.clone();
         let schema = infer_schema(
             LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
             opts,
@@ -1338,29 +1348,7 @@ mod tests {
         data.extend(b"\n5,1/5/2020,last\n");
         let mut inp = input("ds/a.csv");
         inp.limits.max_record_bytes = 1000;
-        let o = opts();
-        let schema = infer_schema(
-            LineSource::new(Box::new(std::io::Cursor::new(data.clone())), &inp).expect("src"),
-            &o,
-            "ds",
-        )
-        .expect("infer");
-        let dec = CsvDecoder::new("ds", &o, &schema).expect("decoder");
-        let mut rows = Vec::new();
-        let mut bad = Vec::new();
-        let end = dec
-            .decode(
-                LineSource::new(Box::new(std::io::Cursor::new(data.clone())), &inp).expect("src"),
-                &inp,
-                &mut |item| {
-                    match item {
-                        DecodeItem::Rows(d) => rows.push(d),
-                        DecodeItem::Quarantine(q) => bad.extend(q),
-                    }
-                    true
-                },
-            )
-            .expect("decode");
+        let (rows, bad, end) = run_with(&data, &opts(), &inp);
         assert_eq!(end.end_offset, data.len() as u64);
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert_eq!(bad[0].offset, long_start as u64);

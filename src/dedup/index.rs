@@ -11,10 +11,7 @@
 //! block of 256 keys (one 4 KiB page). The filter and these fences are read into memory (about 1.2 bytes a key);
 //! the keys stay on disk and only one block (one 4 KiB read) is read when a filter says "maybe". A record counts as a duplicate
 //! only after an exact match in the keys: the filter only pre-filters.
-//!
-//! File format: `LNDRUN02`, key count (u64 LE), filter descriptor (seed u64, three u32, LE), fingerprint length
-//! (u64 LE), fingerprints, padding to 16 bytes, fences (u128 BE, one per block), padding to 4 KiB, keys (u128
-//! BE, ascending).
+//! The file format is in [`run`].
 //!
 //! # Durability and the commit order
 //! A batch's runs are written under a temporary name, fsynced, renamed and the directory fsynced
@@ -37,29 +34,21 @@
 //!
 //! Everything here is synchronous file I/O; the scheduler calls it on blocking threads.
 
+mod run;
+
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use chrono::{Days, NaiveDate};
-use xorf::{BinaryFuse8, Filter};
+use chrono::NaiveDate;
+
+use run::{date_of, parse_run_name, remove, run_name, write_run, Run};
 
 /// Runs one day may hold before adjacent runs are merged. Each run costs one filter probe per lookup, so this
 /// bounds lookup cost on a day that keeps receiving small batches (a continuous daemon), while merging only
 /// every few batches keeps the write cost per batch small.
 pub const MAX_RUNS_PER_DAY: usize = 8;
 
-const MAGIC: &[u8; 8] = b"LNDRUN02";
-/// magic, key count, filter descriptor (seed u64, 3 × u32), fingerprint length.
-const HEADER_LEN: usize = 8 + 8 + 20 + 8;
-const KEY_LEN: usize = 16;
-/// Keys per block: one 4 KiB page, so an exact check after a filter hit reads a single page of keys (a plain
-/// binary search over a 70 MB run touches a dozen pages per check).
-const BLOCK_KEYS: usize = 256;
-/// The key section starts on a page boundary so each block is exactly one page.
-const PAGE: usize = 4096;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Dedup index errors. Any of them stops the batch (the index is part of the committed state).
@@ -105,263 +94,6 @@ pub fn day_of(micros: i64) -> i32 {
     micros.div_euclid(MICROS_PER_DAY) as i32
 }
 
-fn date_of(day: i32) -> NaiveDate {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
-    if day >= 0 {
-        epoch.checked_add_days(Days::new(day as u64))
-    } else {
-        epoch.checked_sub_days(Days::new(day.unsigned_abs() as u64))
-    }
-    .unwrap_or(epoch)
-}
-
-fn day_from_date(d: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
-    (d - epoch).num_days() as i32
-}
-
-/// Folds a 128-bit key hash to the 64-bit key the filter takes.
-fn fold(key: u128) -> u64 {
-    (key as u64) ^ ((key >> 64) as u64)
-}
-
-/// Name of a run: `<YYYY-MM-DD>-b<lo>-b<hi>.run`.
-fn run_name(day: i32, lo: u64, hi: u64) -> String {
-    format!(
-        "{}-b{lo:020}-b{hi:020}.run",
-        date_of(day).format("%Y-%m-%d")
-    )
-}
-
-fn parse_run_name(name: &str) -> Option<(i32, u64, u64)> {
-    let stem = name.strip_suffix(".run")?;
-    let (date, rest) = stem.split_at_checked(10)?;
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    let rest = rest.strip_prefix("-b")?;
-    let (lo, hi) = rest.split_once("-b")?;
-    Some((day_from_date(date), lo.parse().ok()?, hi.parse().ok()?))
-}
-
-/// One immutable run: its filter and fences in memory, its keys on disk.
-pub struct Run {
-    lo: u64,
-    hi: u64,
-    keys: u64,
-    path: PathBuf,
-    filter: BinaryFuse8,
-    fences: Vec<u128>,
-    file: File,
-    keys_at: usize,
-    len: u64,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run")
-            .field("path", &self.path)
-            .field("keys", &self.keys)
-            .finish()
-    }
-}
-
-/// Where the sections of a run with `keys` keys and `fp_len` fingerprint bytes start: (fences, keys, end).
-fn layout(keys: u64, fp_len: usize) -> Option<(usize, usize, usize)> {
-    let keys = usize::try_from(keys).ok()?;
-    let fences_at = HEADER_LEN.checked_add(fp_len)?.next_multiple_of(KEY_LEN);
-    let fences_len = keys.div_ceil(BLOCK_KEYS).checked_mul(KEY_LEN)?;
-    let keys_at = fences_at.checked_add(fences_len)?.next_multiple_of(PAGE);
-    let end = keys_at.checked_add(keys.checked_mul(KEY_LEN)?)?;
-    Some((fences_at, keys_at, end))
-}
-
-impl Run {
-    fn open(path: &Path, lo: u64, hi: u64) -> Result<Run> {
-        use std::os::unix::fs::FileExt;
-        let corrupt = |reason: String| IndexError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file = File::open(path).map_err(io_err(path))?;
-        let len = file.metadata().map_err(io_err(path))?.len();
-        let mut header = [0u8; HEADER_LEN];
-        if len < HEADER_LEN as u64 {
-            return Err(corrupt(format!("{len} bytes: shorter than the header")));
-        }
-        file.read_exact_at(&mut header, 0).map_err(io_err(path))?;
-        if &header[..8] != MAGIC {
-            return Err(corrupt("not a lander dedup run (bad magic)".into()));
-        }
-        let u64_at =
-            |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
-        let u32_at =
-            |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-        let keys = u64_at(8);
-        let descriptor = xorf::Descriptor {
-            seed: u64_at(16),
-            segment_length: u32_at(24),
-            segment_length_mask: u32_at(28),
-            segment_count_length: u32_at(32),
-        };
-        let fp_len = usize::try_from(u64_at(36)).map_err(|_| corrupt("huge filter".into()))?;
-        let Some((fences_at, keys_at, end)) = layout(keys, fp_len).filter(|l| l.2 as u64 == len)
-        else {
-            return Err(corrupt(format!(
-                "{len} bytes do not hold {keys} keys and a {fp_len}-byte filter"
-            )));
-        };
-        // The filter and fences are probed for every lookup: read them into memory once.
-        let mut fingerprints = vec![0u8; fp_len];
-        file.read_exact_at(&mut fingerprints, HEADER_LEN as u64)
-            .map_err(io_err(path))?;
-        let mut raw = vec![0u8; keys_at - fences_at];
-        file.read_exact_at(&mut raw, fences_at as u64)
-            .map_err(io_err(path))?;
-        let fences = raw
-            .chunks_exact(KEY_LEN)
-            .take((keys as usize).div_ceil(BLOCK_KEYS))
-            .map(|c| u128::from_be_bytes(c.try_into().expect("16 bytes")))
-            .collect();
-        debug_assert_eq!(end as u64, len);
-        Ok(Run {
-            lo,
-            hi,
-            keys,
-            path: path.to_path_buf(),
-            filter: BinaryFuse8 {
-                descriptor,
-                fingerprints: fingerprints.into_boxed_slice(),
-            },
-            fences,
-            file,
-            keys_at,
-            len,
-        })
-    }
-
-    /// Whether the run holds `key`: the filter first, then the fences (in memory) pick the one block (page) that
-    /// can hold it, searched exactly.
-    ///
-    /// # Errors
-    /// [`IndexError::Io`] when the block cannot be read.
-    pub fn contains(&self, key: u128) -> Result<bool> {
-        use std::os::unix::fs::FileExt;
-        if !self.filter.contains(&fold(key)) {
-            return Ok(false);
-        }
-        let block = self.fences.partition_point(|f| *f <= key);
-        if block == 0 {
-            return Ok(false);
-        }
-        let first = (block - 1) * BLOCK_KEYS;
-        let n = BLOCK_KEYS.min(self.keys as usize - first);
-        let mut page = [0u8; PAGE];
-        // A read, not a mapping: mapped pages are faulted in 64 KiB at a time (the kernel's fault-around), which
-        // made 3,000 filter hits cost 190 MB of resident file pages.
-        self.file
-            .read_exact_at(
-                &mut page[..n * KEY_LEN],
-                (self.keys_at + first * KEY_LEN) as u64,
-            )
-            .map_err(io_err(&self.path))?;
-        let at = |i: usize| {
-            u128::from_be_bytes(page[i * KEY_LEN..(i + 1) * KEY_LEN].try_into().expect("16"))
-        };
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match at(mid).cmp(&key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(true),
-            }
-        }
-        Ok(false)
-    }
-
-    /// Every key, ascending (for merges and exports).
-    fn read_keys(&self) -> Result<Vec<u128>> {
-        use std::io::{Read, Seek};
-        let mut f = &self.file;
-        f.seek(std::io::SeekFrom::Start(self.keys_at as u64))
-            .map_err(io_err(&self.path))?;
-        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-        let mut out = Vec::with_capacity(self.keys as usize);
-        let mut buf = [0u8; KEY_LEN];
-        for _ in 0..self.keys {
-            r.read_exact(&mut buf).map_err(io_err(&self.path))?;
-            out.push(u128::from_be_bytes(buf));
-        }
-        Ok(out)
-    }
-}
-
-/// Writes `keys` (sorted, distinct) as a run at `path`: temp file, fsync, rename, directory fsync.
-fn write_run(path: &Path, keys: &[u128]) -> Result<()> {
-    debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-    let mut folded: Vec<u64> = keys.iter().map(|k| fold(*k)).collect();
-    folded.sort_unstable();
-    folded.dedup();
-    let filter = BinaryFuse8::try_from(&folded).map_err(|reason| IndexError::Filter {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    })?;
-    drop(folded);
-    let dir = path.parent().expect("run paths have a parent directory");
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .expect("run paths have a file name")
-            .to_string_lossy()
-    ));
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let d = &filter.descriptor;
-    let fp = &filter.fingerprints;
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    header.extend_from_slice(&d.seed.to_le_bytes());
-    header.extend_from_slice(&d.segment_length.to_le_bytes());
-    header.extend_from_slice(&d.segment_length_mask.to_le_bytes());
-    header.extend_from_slice(&d.segment_count_length.to_le_bytes());
-    header.extend_from_slice(&(fp.len() as u64).to_le_bytes());
-    let (fences_at, keys_at, _) =
-        layout(keys.len() as u64, fp.len()).expect("a run that fits in memory has a layout");
-    let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
-        w.write_all(&header)?;
-        w.write_all(fp)?;
-        w.write_all(&vec![0u8; fences_at - HEADER_LEN - fp.len()])?;
-        let mut at = fences_at;
-        for block in keys.chunks(BLOCK_KEYS) {
-            w.write_all(&block[0].to_be_bytes())?;
-            at += KEY_LEN;
-        }
-        w.write_all(&vec![0u8; keys_at - at])?;
-        for k in keys {
-            w.write_all(&k.to_be_bytes())?;
-        }
-        w.flush()?;
-        w.get_ref().sync_all()
-    };
-    write(&mut w).map_err(io_err(&tmp))?;
-    drop(w);
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-fn remove(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path)(e)),
-        _ => Ok(()),
-    }
-}
-
 /// The committed runs of one dataset at one moment. Lookups go through a snapshot, so a batch sees one
 /// consistent state while the next commit builds the following one.
 #[derive(Debug, Default)]
@@ -401,7 +133,7 @@ impl DatasetRuns {
                 s.runs += 1;
                 s.keys += r.keys;
                 s.bytes += r.len;
-                s.filter_bytes += (r.filter.fingerprints.len() + r.fences.len() * KEY_LEN) as u64;
+                s.filter_bytes += r.memory_bytes();
             }
         }
         s.first_day = self.days.keys().next().map(|d| date_of(*d));
@@ -506,52 +238,26 @@ impl DedupIndex {
         last_committed: u64,
         keep_from_day: Option<i32>,
     ) -> Result<LoadReport> {
-        let dir = self.dataset_dir(dataset);
-        let mut report = LoadReport::default();
-        let mut found: BTreeMap<i32, Vec<(u64, u64, PathBuf)>> = BTreeMap::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.set(dataset, DatasetRuns::default());
-                return Ok(report);
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                remove(&path)?;
-                continue;
-            }
-            let Some((day, lo, hi)) = parse_run_name(&name) else {
-                continue;
-            };
-            if hi > last_committed {
-                remove(&path)?;
-                report.uncommitted += 1;
-            } else if keep_from_day.is_some_and(|k| day < k) {
-                remove(&path)?;
-                report.superseded += 1;
-            } else {
-                found.entry(day).or_default().push((lo, hi, path));
-            }
+        let listing = list_dataset(&self.dataset_dir(dataset), last_committed, keep_from_day)?;
+        for path in listing
+            .temporary
+            .iter()
+            .chain(&listing.uncommitted)
+            .chain(&listing.superseded)
+        {
+            remove(path)?;
         }
+        let report = LoadReport {
+            uncommitted: listing.uncommitted.len(),
+            superseded: listing.superseded.len(),
+        };
         let mut runs = DatasetRuns::default();
-        for (day, mut list) in found {
-            // Widest ranges first, so a merged run is kept and the runs it covers are dropped.
-            list.sort_by_key(|(lo, hi, _)| (*lo, std::cmp::Reverse(*hi)));
-            let mut kept: Vec<Arc<Run>> = Vec::new();
-            for (lo, hi, path) in list {
-                if kept.iter().any(|r| r.lo <= lo && hi <= r.hi) {
-                    remove(&path)?;
-                    report.superseded += 1;
-                    continue;
-                }
-                kept.push(Arc::new(Run::open(&path, lo, hi)?));
-            }
-            runs.days.insert(day, kept);
+        for (day, found) in listing.live {
+            let opened = found
+                .iter()
+                .map(|f| Run::open(&f.path, f.lo, f.hi).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            runs.days.insert(day, opened);
         }
         self.set(dataset, runs);
         if report != LoadReport::default() {
@@ -604,17 +310,6 @@ impl DedupIndex {
             batch,
             days,
         })
-    }
-
-    /// Deletes runs written by [`DedupIndex::write_batch`] for a batch that will not commit.
-    ///
-    /// # Errors
-    /// [`IndexError::Io`].
-    pub fn discard(&self, staged: StagedRuns) -> Result<()> {
-        for (_, path) in &staged.days {
-            remove(path)?;
-        }
-        Ok(())
     }
 
     /// Makes a committed batch's runs visible, then prunes days before `keep_from_day` and merges runs (see the
@@ -700,43 +395,84 @@ pub fn open_committed(
     dataset: &str,
     last_committed: u64,
 ) -> Result<DatasetRuns> {
-    let index = DedupIndex::new(checkpoint_dir);
-    let dir = index.dataset_dir(dataset);
+    let dir = DedupIndex::new(checkpoint_dir).dataset_dir(dataset);
     let mut runs = DatasetRuns::default();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(runs),
-        Err(e) => return Err(io_err(&dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err(&dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((day, lo, hi)) = parse_run_name(&name) else {
-            continue;
-        };
-        if hi > last_committed {
-            continue;
-        }
-        match Run::open(&entry.path(), lo, hi) {
-            Ok(r) => runs.days.entry(day).or_default().push(Arc::new(r)),
-            // Deleted by the daemon between listing and opening.
-            Err(IndexError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    for list in runs.days.values_mut() {
-        let all = std::mem::take(list);
-        for r in &all {
-            if !all
-                .iter()
-                .any(|o| !Arc::ptr_eq(o, r) && o.lo <= r.lo && r.hi <= o.hi)
-            {
-                list.push(r.clone());
+    for (day, found) in list_dataset(&dir, last_committed, None)?.live {
+        for f in found {
+            match Run::open(&f.path, f.lo, f.hi) {
+                Ok(r) => runs.days.entry(day).or_default().push(Arc::new(r)),
+                // Deleted by the daemon (a merge or a prune) between listing and opening.
+                Err(IndexError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
     }
     Ok(runs)
+}
+
+/// A run file found in a dataset directory, as named.
+struct Found {
+    lo: u64,
+    hi: u64,
+    path: PathBuf,
+}
+
+/// What a dataset directory holds: the runs that count, by day in batch order, and the files no commit references.
+#[derive(Default)]
+struct Listing {
+    live: BTreeMap<i32, Vec<Found>>,
+    /// Runs of batches after `last_committed`.
+    uncommitted: Vec<PathBuf>,
+    /// Runs inside the batch range of another run of their day (inputs of a merge), or of days before the horizon.
+    superseded: Vec<PathBuf>,
+    /// Temporary files of interrupted writes.
+    temporary: Vec<PathBuf>,
+}
+
+/// Sorts the files of a dataset directory into what counts and what no commit references (see the module doc).
+/// Reads names only; deletes nothing.
+fn list_dataset(dir: &Path, last_committed: u64, keep_from_day: Option<i32>) -> Result<Listing> {
+    let mut listing = Listing::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(listing),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            listing.temporary.push(path);
+        } else if let Some((day, lo, hi)) = parse_run_name(&name) {
+            if hi > last_committed {
+                listing.uncommitted.push(path);
+            } else if keep_from_day.is_some_and(|k| day < k) {
+                listing.superseded.push(path);
+            } else {
+                listing
+                    .live
+                    .entry(day)
+                    .or_default()
+                    .push(Found { lo, hi, path });
+            }
+        }
+    }
+    for found in listing.live.values_mut() {
+        // Widest ranges first, so a merged run is kept and the runs it covers are dropped.
+        found.sort_by_key(|f| (f.lo, std::cmp::Reverse(f.hi)));
+        let mut kept: Vec<Found> = Vec::with_capacity(found.len());
+        for f in found.drain(..) {
+            if kept.iter().any(|k| k.lo <= f.lo && f.hi <= k.hi) {
+                listing.superseded.push(f.path);
+            } else {
+                kept.push(f);
+            }
+        }
+        *found = kept;
+    }
+    Ok(listing)
 }
 
 impl DatasetRuns {

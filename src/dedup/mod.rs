@@ -37,9 +37,9 @@ pub struct Deduped {
     pub time_column: usize,
 }
 
-/// Folds a key that is already a uniform 128-bit hash to the 64-bit hash the table wants: running a hasher over it
-/// again would cost more than the lookup itself.
-fn fold(k: u128) -> u64 {
+/// Folds a key that is already a uniform 128-bit hash to 64 bits (for the per-batch hash table and the run
+/// filters): running a hasher over it again would cost more than the lookup itself.
+pub(crate) fn fold(k: u128) -> u64 {
     (k as u64) ^ ((k >> 64) as u64)
 }
 

@@ -12,6 +12,7 @@ use arrow::datatypes::Int64Type;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::modes::Daemon;
 
 /// One quarantined record, read back from `_quarantine/<dataset>/*.parquet`.
 #[derive(Debug, Clone)]
@@ -569,48 +570,6 @@ fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
     assert_eq!(s[2].line, 5);
 }
 
-/// A running `lander run` daemon, killed if the test fails.
-struct Daemon {
-    child: Option<std::process::Child>,
-}
-
-impl Daemon {
-    fn start(w: &Workdir, mode: &str, extra: &[&str]) -> Self {
-        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
-        args.extend(w.location_args());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = w
-            .cmd()
-            .args(&args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn daemon");
-        Self { child: Some(child) }
-    }
-
-    /// SIGTERM, then wait; returns (status, stderr).
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let child = self.child.take().expect("running");
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A writer that pauses mid-line for longer than the settle time: `micro-batch` waits for the newline instead
@@ -659,7 +618,7 @@ fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
         wait_until(DEADLINE, || count_rows(&gh) == 6),
         "the completed line and the rest"
     );
-    let (status, stderr) = d.stop();
+    let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     assert!(quarantine(&w, "gharchive").is_empty());
     let keys = string_column(&gh, "event_key");
@@ -690,7 +649,7 @@ fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
         wait_until(DEADLINE, || quarantine(&w, "gharchive").len() == 1),
         "the unterminated line is quarantined after the timeout"
     );
-    let (status, stderr) = d.stop();
+    let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     let q = quarantine(&w, "gharchive");
     assert_eq!(q[0].source_file, "gharchive/cut.json");
