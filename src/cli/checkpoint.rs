@@ -958,7 +958,7 @@ fn format_horizon(d: Duration) -> String {
 }
 
 /// The dedup index size of `ds`, read from its run files without loading or cleaning them.
-fn lander_dedup_stats(
+fn dedup_index_stats(
     store: &CheckpointStore,
     ds: &str,
 ) -> Result<crate::dedup::index::IndexStats, crate::Error> {
@@ -981,7 +981,7 @@ fn compute_stats(
         }
         let files = store.files(Some(&ds))?;
         let batches = store.batches(Some(&ds))?;
-        let dedup = lander_dedup_stats(store, &ds)?;
+        let dedup = dedup_index_stats(store, &ds)?;
         let mut s = DatasetStatsJson {
             dataset: ds.clone(),
             files: files.len() as u64,
