@@ -113,6 +113,8 @@ pub struct Config {
     /// In `once`/`available-now` a settled file's last line is a record at once.
     #[serde(with = "duration_str")]
     pub partial_line_timeout: Duration,
+    /// `run`: serve `/metrics`, `/healthz` and `/readyz` on this address, e.g. `127.0.0.1:9464`. Default: off.
+    pub metrics_addr: Option<String>,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
 }
@@ -147,6 +149,7 @@ impl Default for Config {
             event_time_min: "2000-01-01".into(),
             event_time_max_future: Duration::from_secs(86_400),
             partial_line_timeout: Duration::from_secs(600),
+            metrics_addr: None,
             datasets: BTreeMap::new(),
         }
     }
@@ -269,6 +272,23 @@ impl Config {
         Ok(config)
     }
 
+    /// The parsed `metrics_addr`, if set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when it is not `HOST:PORT` with a numeric IP.
+    pub fn metrics_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.metrics_addr
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "metrics_addr {a:?} is not an IP:PORT address, e.g. 127.0.0.1:9464"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// Checks values that serde cannot: non-zero sizes, CSV options.
     ///
     /// # Errors
@@ -291,6 +311,7 @@ impl Config {
             return bad("interval must be greater than 0".into());
         }
         self.clean_source_action()?;
+        self.metrics_socket()?;
         for (key, v) in [
             ("max_record_bytes", self.max_record_bytes),
             ("max_file_bytes", self.max_file_bytes),

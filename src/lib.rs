@@ -18,6 +18,7 @@
 //!   watermark.
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol.
 //! - [`config`]: `lander.toml` plus CLI overrides.
+//! - [`metrics`]: the names and types of the Prometheus metrics every stage records into.
 //! - [`cli`]: the command-line interface.
 //! - `faults` (feature `failpoints` only): storage fault injection for tests.
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod dedup;
 #[cfg(feature = "failpoints")]
 pub mod faults;
 pub mod fetch;
+pub mod metrics;
 pub mod modes;
 pub mod sink;
 pub mod source;

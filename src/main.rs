@@ -39,7 +39,8 @@ fn main() {
         .unwrap_or_else(|_| EnvFilter::new(format!("lander={default},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(lander::cli::progress::LogWriter);
     match cli.log_format {
         lander::cli::LogFormat::Json => builder.json().init(),
         lander::cli::LogFormat::Text => builder.init(),

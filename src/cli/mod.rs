@@ -5,6 +5,9 @@
 
 pub mod bench_state;
 pub mod checkpoint;
+pub mod progress;
+pub mod serve;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -153,6 +156,12 @@ pub struct RunArgs {
     /// Continuous/micro-batch: how long an unterminated last line waits for its newline [default: 10m].
     #[arg(long, value_parser = parse_duration)]
     pub partial_line_timeout: Option<std::time::Duration>,
+    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off].
+    #[arg(long, env = "LANDER_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// once/available-now: write the run summary as JSON to this file (for schedulers).
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
 }
 
 /// Loads the config file and applies the location overrides.
@@ -197,6 +206,9 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
         event_time_max_future,
         partial_line_timeout
     );
+    if a.metrics_addr.is_some() {
+        config.metrics_addr = a.metrics_addr.clone();
+    }
     if a.follow_symlinks {
         config.follow_symlinks = true;
     }
@@ -248,7 +260,7 @@ pub fn install_signal_handlers(token: CancellationToken) {
 /// Any failure, with context; see [`exit_code`].
 pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run_pipeline(*args, cancel).await,
+        Command::Run(args) => run_pipeline(*args, cli.quiet, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
@@ -274,7 +286,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     }
 }
 
-async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> anyhow::Result<()> {
     let mut config = load_config(&args.locations)?;
     apply_run_overrides(&mut config, &args);
     config
@@ -329,9 +341,48 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
         datasets = %datasets.join(","),
         "lander starting"
     );
-    let summary = modes::run(ctx.clone(), args.mode, datasets)
-        .await
-        .context("while ingesting")?;
+    datasets
+        .iter()
+        .for_each(|d| crate::metrics::init_dataset(d));
+    if let Some(addr) = ctx.config.metrics_socket()? {
+        let ready = Arc::new(serve::Readiness {
+            landing: ctx.landing.clone(),
+            bronze: ctx.bronze.clone(),
+            datasets: datasets.clone(),
+        });
+        let bound = serve::start(addr, ready, ctx.cancel.clone())
+            .await
+            .with_context(|| format!("while binding the metrics endpoint to {addr}"))?;
+        tracing::info!("metrics on http://{bound}/metrics (health: /healthz, /readyz)");
+    }
+    let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
+    let started_at = chrono::Utc::now();
+    let progress_done = CancellationToken::new();
+    let progress = bounded.then(|| {
+        tokio::spawn(progress::show(
+            datasets.clone(),
+            quiet,
+            progress_done.clone(),
+        ))
+    });
+    let result = modes::run(ctx.clone(), args.mode, datasets).await;
+    progress_done.cancel();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let (Some(path), true) = (&args.summary_json, bounded) {
+        let report = summary::RunSummaryReport::new(
+            args.mode,
+            ctx.landing.display.clone(),
+            ctx.bronze.describe(""),
+            started_at,
+            result.as_ref().map_err(|e| e.to_string()),
+        );
+        report
+            .write_json(path)
+            .with_context(|| format!("while writing the run summary to {}", path.display()))?;
+    }
+    let summary = result.context("while ingesting")?;
     ctx.checkpoint
         .flush()
         .context("while flushing the checkpoint")?;
@@ -348,6 +399,14 @@ async fn run_pipeline(args: RunArgs, cancel: CancellationToken) -> anyhow::Resul
             if summary.batches.is_empty() {
                 println!("nothing new to ingest in {}", ctx.landing.display);
             } else {
+                let report = summary::RunSummaryReport::new(
+                    args.mode,
+                    ctx.landing.display.clone(),
+                    ctx.bronze.describe(""),
+                    started_at,
+                    Ok(&summary),
+                );
+                println!("{}", report.table());
                 println!(
                     "bronze: {} ({rows} rows written in this run)",
                     ctx.bronze.describe("")

@@ -210,6 +210,10 @@ pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
         let started = Instant::now();
         index.load(&ds, last, keep)?;
         let stats = index.snapshot(&ds).stats();
+        crate::metrics::get()
+            .dedup_keys
+            .get_or_create(&crate::metrics::ds(&ds))
+            .set(stats.keys as i64);
         tracing::debug!(
             dataset = %ds,
             keys = stats.keys,
@@ -293,7 +297,16 @@ async fn open_reader(
                 e.to_string(),
             ),
         })?;
-    let stream = got.into_stream().map_err(std::io::Error::other);
+    let read = crate::metrics::get()
+        .read_bytes
+        .get_or_create(&crate::metrics::ds(&f.dataset))
+        .clone();
+    let stream = got
+        .into_stream()
+        .inspect_ok(move |b| {
+            read.inc_by(b.len() as u64);
+        })
+        .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
 }
@@ -658,6 +671,16 @@ pub async fn run_batch(
         "dedup runs written, batch committed, runs published"
     );
 
+    record_commit(
+        ctx,
+        dataset,
+        files.iter().chain(failed.iter().map(|(f, _)| f)),
+        committed_at,
+        totals,
+        failed.len(),
+        started.elapsed(),
+    );
+
     let report = BatchReport {
         dataset: dataset.to_string(),
         id,
@@ -672,6 +695,50 @@ pub async fn run_batch(
     };
     clean_source(ctx, files.iter().chain(failed.iter().map(|(f, _)| f))).await;
     Ok(Some(report))
+}
+
+/// Records a committed batch in the metrics: totals are (rows, duplicates, quarantined, input bytes).
+fn record_commit<'a>(
+    ctx: &Context,
+    dataset: &str,
+    files: impl Iterator<Item = &'a LandingFile>,
+    committed_at: chrono::DateTime<Utc>,
+    totals: (u64, u64, u64, u64),
+    failed_files: usize,
+    took: std::time::Duration,
+) {
+    let m = crate::metrics::get();
+    let l = crate::metrics::ds(dataset);
+    let mut n = 0i64;
+    let mut bytes = 0i64;
+    for f in files {
+        n += 1;
+        bytes += f.pending_bytes() as i64;
+        let lag = (committed_at - f.modified).num_milliseconds().max(0) as f64 / 1e3;
+        m.land_to_commit.get_or_create(&l).observe(lag);
+    }
+    m.files_ingested.get_or_create(&l).inc_by(n as u64);
+    m.rows_written.get_or_create(&l).inc_by(totals.0);
+    m.duplicates_dropped.get_or_create(&l).inc_by(totals.1);
+    m.records_quarantined.get_or_create(&l).inc_by(totals.2);
+    m.input_bytes.get_or_create(&l).inc_by(totals.3);
+    m.files_failed.get_or_create(&l).inc_by(failed_files as u64);
+    m.batches_committed.get_or_create(&l).inc();
+    m.batch_duration
+        .get_or_create(&l)
+        .observe(took.as_secs_f64());
+    m.last_commit
+        .get_or_create(&l)
+        .set(committed_at.timestamp_micros() as f64 / 1e6);
+    m.dataset_failing.get_or_create(&l).set(0);
+    // What this batch read is no longer backlog (the next listing sets the exact figure).
+    let files = m.backlog_files.get_or_create(&l);
+    files.set((files.get() - n).max(0));
+    let left = m.backlog_bytes.get_or_create(&l);
+    left.set((left.get() - bytes).max(0));
+    m.dedup_keys
+        .get_or_create(&l)
+        .set(ctx.dedup.snapshot(dataset).stats().keys as i64);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -828,6 +895,10 @@ async fn stage(
                 }
                 Ok(())
             };
+            let records_read = crate::metrics::get()
+                .records_read
+                .get_or_create(&crate::metrics::ds(&ds))
+                .clone();
             while let Some((i, mut rx)) = order_rx.blocking_recv() {
                 loop {
                     if cancel.is_cancelled() {
@@ -835,6 +906,7 @@ async fn stage(
                     }
                     match rx.blocking_recv() {
                         Some(FileMsg::Item(DecodeItem::Rows(d))) => {
+                            records_read.inc_by(d.batch.num_rows() as u64);
                             let out = deduper
                                 .dedup(d, |k, day| committed.contains(k, day))
                                 .map_err(|e| AttemptError::Fatal(e.into()))?;

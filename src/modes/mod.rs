@@ -350,6 +350,13 @@ pub(crate) async fn recover_after_failure(
     failures: &mut u32,
 ) -> bool {
     *failures += 1;
+    let m = crate::metrics::get();
+    m.batches_failed
+        .get_or_create(&crate::metrics::ds(ds))
+        .inc();
+    m.dataset_failing
+        .get_or_create(&crate::metrics::ds(ds))
+        .set(1);
     let mut last = error.to_string();
     loop {
         let delay = retry_delay(*failures);

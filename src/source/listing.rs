@@ -130,7 +130,7 @@ pub struct PlanOptions {
     pub limits: crate::decode::Limits,
 }
 
-/// Distinct entries of landing skipped by listings of this process (`lander_source_skipped_entries_total`).
+/// Distinct entries of landing skipped by listings of this process (also `lander_listing_skipped_entries_total`).
 static SKIPPED_ENTRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many distinct landing entries listings of this process have skipped (each counted once, however often
@@ -151,6 +151,10 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
         .unwrap_or(true);
     if first {
         SKIPPED_ENTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::get()
+            .listing_skipped
+            .get_or_create(&crate::metrics::ds(dataset))
+            .inc();
     }
     if first {
         tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
@@ -389,6 +393,14 @@ pub async fn plan_listing(
         );
     }
     order(&mut plan, opts);
+    let m = crate::metrics::get();
+    let l = crate::metrics::ds(dataset);
+    m.backlog_files
+        .get_or_create(&l)
+        .set((plan.files.len() + plan.not_ready.len()) as i64);
+    m.backlog_bytes
+        .get_or_create(&l)
+        .set(plan.files.iter().map(|f| f.pending_bytes() as i64).sum());
     Ok(plan)
 }
 
@@ -495,6 +507,14 @@ pub async fn plan_paths(
         plan.add(verdict, rel.clone());
     }
     order(&mut plan, opts);
+    let m = crate::metrics::get();
+    let l = crate::metrics::ds(dataset);
+    m.backlog_files
+        .get_or_create(&l)
+        .set((plan.files.len() + plan.not_ready.len()) as i64);
+    m.backlog_bytes
+        .get_or_create(&l)
+        .set(plan.files.iter().map(|f| f.pending_bytes() as i64).sum());
     Ok(plan)
 }
 

@@ -1,0 +1,184 @@
+//! The run summary of `once` and `available-now`: a table on stdout, and the same figures as JSON for
+//! schedulers (`--summary-json PATH`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use comfy_table::{presets::ASCII_MARKDOWN, Table};
+use serde::Serialize;
+
+use crate::modes::{BatchReport, RunMode, RunSummary};
+
+/// What one dataset did in a run.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DatasetSummary {
+    /// Batches committed.
+    pub batches: u64,
+    /// Files read (including failed ones).
+    pub files: u64,
+    /// Rows written to bronze.
+    pub rows: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records quarantined (a failed file counts one).
+    pub quarantined: u64,
+    /// Files rejected whole.
+    pub failed_files: u64,
+    /// Parquet parts published.
+    pub parts: u64,
+    /// Landing bytes read.
+    pub input_bytes: u64,
+    /// Seconds spent in this dataset's batches.
+    pub seconds: f64,
+    /// Input megabytes (10^6 bytes) per second of those batches.
+    pub mb_per_s: f64,
+}
+
+impl DatasetSummary {
+    fn add(&mut self, b: &BatchReport) {
+        self.batches += 1;
+        self.files += b.files as u64;
+        self.rows += b.rows;
+        self.duplicates += b.duplicates;
+        self.quarantined += b.quarantined;
+        self.failed_files += b.failed_files as u64;
+        self.parts += b.parts as u64;
+        self.input_bytes += b.bytes;
+        self.seconds += b.elapsed.as_secs_f64();
+    }
+
+    fn finish(&mut self) {
+        self.mb_per_s = if self.seconds > 0.0 {
+            self.input_bytes as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        };
+    }
+}
+
+/// The whole run, as written by `--summary-json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummaryReport {
+    /// `ok` or `failed`.
+    pub status: &'static str,
+    /// The error, when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Run mode.
+    pub mode: RunMode,
+    /// Landing location.
+    pub landing: String,
+    /// Bronze location.
+    pub bronze: String,
+    /// Start (UTC).
+    pub started_at: DateTime<Utc>,
+    /// End (UTC).
+    pub finished_at: DateTime<Utc>,
+    /// Wall seconds of the run.
+    pub seconds: f64,
+    /// Per dataset (datasets with nothing new appear with zeros).
+    pub datasets: BTreeMap<String, DatasetSummary>,
+    /// Sum over datasets (`seconds` and `mb_per_s` are the run's wall time and rate).
+    pub total: DatasetSummary,
+}
+
+impl RunSummaryReport {
+    /// Builds the report of a run that ended with `result`.
+    pub fn new(
+        mode: RunMode,
+        landing: String,
+        bronze: String,
+        started_at: DateTime<Utc>,
+        result: Result<&RunSummary, String>,
+    ) -> Self {
+        let finished_at = Utc::now();
+        let seconds = ((finished_at - started_at).num_microseconds().unwrap_or(0) as f64) / 1e6;
+        let mut datasets: BTreeMap<String, DatasetSummary> = BTreeMap::new();
+        let mut total = DatasetSummary::default();
+        let error = match result {
+            Ok(s) => {
+                for d in &s.idle_datasets {
+                    datasets.entry(d.clone()).or_default();
+                }
+                for b in &s.batches {
+                    datasets.entry(b.dataset.clone()).or_default().add(b);
+                    total.add(b);
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        datasets.values_mut().for_each(DatasetSummary::finish);
+        total.seconds = seconds;
+        total.finish();
+        Self {
+            status: if error.is_none() { "ok" } else { "failed" },
+            error,
+            mode,
+            landing,
+            bronze,
+            started_at,
+            finished_at,
+            seconds,
+            datasets,
+            total,
+        }
+    }
+
+    /// The summary table (datasets as rows, plus a total row when there are several).
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_style(ASCII_MARKDOWN).set_header([
+            "dataset",
+            "batches",
+            "files",
+            "rows",
+            "duplicates",
+            "quarantined",
+            "failed files",
+            "parts",
+            "input",
+            "seconds",
+            "MB/s",
+        ]);
+        let mut row = |name: &str, d: &DatasetSummary| {
+            t.add_row([
+                name.to_string(),
+                d.batches.to_string(),
+                d.files.to_string(),
+                d.rows.to_string(),
+                d.duplicates.to_string(),
+                d.quarantined.to_string(),
+                d.failed_files.to_string(),
+                d.parts.to_string(),
+                indicatif::HumanBytes(d.input_bytes).to_string(),
+                format!("{:.2}", d.seconds),
+                format!("{:.1}", d.mb_per_s),
+            ]);
+        };
+        for (name, d) in &self.datasets {
+            row(name, d);
+        }
+        if self.datasets.len() > 1 {
+            row("total", &self.total);
+        }
+        t.to_string()
+    }
+
+    /// Writes the JSON to `path` (through a temp name and a rename, so a scheduler never reads half a file).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write_json(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &json)?;
+        std::io::Write::write_all(&mut tmp, b"\n")?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}

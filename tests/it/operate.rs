@@ -1,0 +1,293 @@
+//! Operating lander (issue 13): the run summary (`--summary-json`) against bronze, and the metrics endpoint
+//! of a running daemon: `/metrics` moves after a file lands and parses with the reference OpenMetrics parser,
+//! `/healthz` answers, `/readyz` turns unready while bronze storage fails.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A `lander run` daemon with its stderr in a file (a pipe nobody reads would block it), killed on drop.
+struct Served {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = w.path().join(format!("daemon-{port}.log"));
+        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
+        args.extend(w.location_args());
+        args.extend(
+            [
+                "--settle-time",
+                "0s",
+                "--poll-interval",
+                "200ms",
+                "--interval",
+                "200ms",
+                "--metrics-addr",
+                &format!("127.0.0.1:{port}"),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let mut cmd = w.cmd();
+        cmd.args(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn daemon");
+        let s = Self { child, port, log };
+        assert!(
+            wait_until(Duration::from_secs(30), || s
+                .get("/healthz")
+                .is_some_and(|(c, _)| c == 200)),
+            "no /healthz on port {port}; log:\n{}",
+            s.log()
+        );
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path`: (status, body), or None when nothing answers.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    /// The value of one series in `/metrics` (0 when absent).
+    fn value(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics").expect("metrics answer");
+        series_value(&body, series)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A plain HTTP/1.1 GET over a socket (the daemon's server is hyper; no client library needed for this).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// The value of the sample line `series` (exact name and labels) in a text exposition, 0 when absent.
+fn series_value(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn summary_json_equals_what_bronze_holds() {
+    let w = Workdir::new();
+    for name in ["2011-02-15-0.json.gz", "2013-02-15-0.json.gz"] {
+        w.land(&gharchive(name), "gharchive", name);
+    }
+    // The same file twice under two names: the second copy's rows are all duplicates.
+    let csv = shared_data().join("sales/transacciones_ventas.csv");
+    w.land(&csv, "sales", "a.csv");
+    w.land(&csv, "sales", "b.csv");
+    let path = w.path().join("summary.json");
+    let stdout = w.run_once(&["--summary-json", path.to_str().expect("utf-8")]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("summary written"))
+            .expect("summary is JSON");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["mode"], "once");
+    let rows = |ds: &str| v["datasets"][ds]["rows"].as_u64().expect("rows");
+    assert_eq!(
+        rows("gharchive") as usize,
+        count_rows(&w.bronze().join("gharchive"))
+    );
+    assert_eq!(
+        rows("sales") as usize,
+        count_rows(&w.bronze().join("sales"))
+    );
+    assert_eq!(v["datasets"]["gharchive"]["files"], 2);
+    assert_eq!(v["datasets"]["sales"]["files"], 2);
+    // Independent count: distinct transaction ids of the CSV (header excluded).
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    let ids: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(rows("sales"), ids.len() as u64);
+    assert_eq!(
+        v["datasets"]["sales"]["duplicates"].as_u64(),
+        Some(2 * (text.lines().count() as u64 - 1) - ids.len() as u64)
+    );
+    assert_eq!(
+        v["total"]["rows"].as_u64(),
+        Some(rows("gharchive") + rows("sales"))
+    );
+    let parts = parquet_files(&w.bronze().join("gharchive")).len()
+        + parquet_files(&w.bronze().join("sales")).len();
+    assert_eq!(v["total"]["parts"].as_u64(), Some(parts as u64));
+    assert!(stdout.contains("| dataset"), "summary table:\n{stdout}");
+
+    // A second run has nothing new: the summary says so with zeros, not a missing file.
+    w.run_once(&["--summary-json", path.to_str().expect("utf-8")]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("summary")).expect("json");
+    assert_eq!(v["total"]["rows"], 0);
+    assert_eq!(v["datasets"]["gharchive"]["rows"], 0);
+}
+
+#[test]
+fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let d = Served::start(&w, "continuous", &[]);
+    let rows = "lander_rows_written_total{dataset=\"gharchive\"}";
+    assert_eq!(d.value(rows), 0.0);
+    assert_eq!(d.get("/readyz").map(|r| r.0), Some(200));
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || d.value(rows) == 1639.0),
+        "rows never reached 1639; log:\n{}",
+        d.log()
+    );
+    let (_, body) = d.get("/metrics").expect("metrics");
+    let l = "{dataset=\"gharchive\"}";
+    assert_eq!(
+        series_value(&body, &format!("lander_files_ingested_total{l}")),
+        1.0
+    );
+    assert_eq!(
+        series_value(&body, &format!("lander_batches_committed_total{l}")),
+        1.0
+    );
+    assert_eq!(
+        series_value(&body, &format!("lander_land_to_commit_seconds_count{l}")),
+        1.0
+    );
+    assert!(series_value(&body, &format!("lander_last_commit_timestamp_seconds{l}")) > 1.7e9);
+    assert_eq!(
+        series_value(&body, &format!("lander_backlog_files{l}")),
+        0.0
+    );
+    assert_eq!(
+        series_value(&body, &format!("lander_dedup_keys{l}")),
+        1639.0
+    );
+    assert_eq!(
+        series_value(&body, &format!("lander_read_bytes_total{l}")),
+        std::fs::metadata(gharchive("2011-02-15-0.json.gz"))
+            .expect("stat")
+            .len() as f64
+    );
+
+    // The reference parser (Prometheus' own Python client) accepts the exposition.
+    let script = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        names = sorted(f.name for f in text_string_to_metric_families(sys.stdin.read()))\n\
+        print('\\n'.join(names))\n";
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = py.wait_with_output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser rejected /metrics (is prometheus-client installed? .ci/run installs it): {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let families = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "lander_rows_written",
+        "lander_files_ingested",
+        "lander_batch_duration_seconds",
+        "lander_land_to_commit_seconds",
+        "lander_backlog_bytes",
+        "lander_dataset_failing",
+    ] {
+        assert!(
+            families.lines().any(|l| l == name),
+            "{name} missing from the parsed families:\n{families}"
+        );
+    }
+    assert_eq!(d.get("/nope").map(|r| r.0), Some(404));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn readyz_turns_unready_while_bronze_fails() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let d = Served::start(
+        &w,
+        "continuous",
+        &[("LANDER_FAIL_STORE", "write:1-1000000")],
+    );
+    assert_eq!(d.get("/readyz").map(|r| r.0), Some(200), "{}", d.log());
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    let mut last = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            last = d.get("/readyz");
+            last.as_ref()
+                .is_some_and(|(c, b)| *c == 503 && b.contains("dataset gharchive"))
+        }),
+        "readyz never turned unready: {last:?}; log:\n{}",
+        d.log()
+    );
+    assert_eq!(d.get("/healthz").map(|r| r.0), Some(200));
+    assert!(d.value("lander_batches_failed_total{dataset=\"gharchive\"}") >= 1.0);
+    assert_eq!(
+        d.value("lander_dataset_failing{dataset=\"gharchive\"}"),
+        1.0
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 0);
+}
