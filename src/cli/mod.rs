@@ -162,6 +162,57 @@ pub struct RunArgs {
     /// once/available-now: write the run summary as JSON to this file (for schedulers).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// micro-batch/continuous: also fetch each GH Archive hour into landing as it is published, in this process
+    /// (what `lander fetch gharchive --follow` does beside a daemon).
+    #[arg(long, value_enum)]
+    pub fetch: Option<FetchSource>,
+    /// With --fetch: first UTC hour to fetch, e.g. 2026-01-01T00 [default: the current hour minus 2h].
+    #[arg(long, requires = "fetch")]
+    pub fetch_from: Option<String>,
+    /// With --fetch: archive (or mirror) base URL [default: https://data.gharchive.org].
+    #[arg(long, requires = "fetch")]
+    pub fetch_base_url: Option<String>,
+    /// With --fetch: how often to check for an hour that is not published yet [default: 5m].
+    #[arg(long, requires = "fetch")]
+    pub fetch_poll_interval: Option<String>,
+}
+
+/// What `run --fetch` fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FetchSource {
+    /// GH Archive hourly files, into `<landing>/gharchive/`.
+    Gharchive,
+}
+
+/// `fetch gharchive --follow` arguments for `run --fetch`, parsed by the `fetch` command's own parser so that
+/// defaults stay in one place.
+fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::FetchCommand> {
+    #[derive(Debug, Parser)]
+    struct Follow {
+        #[command(subcommand)]
+        cmd: crate::fetch::FetchCommand,
+    }
+    let mut argv: Vec<String> = ["fetch", "gharchive", "--follow", "--landing"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.push(config.landing.clone());
+    argv.extend([
+        "--checkpoint".into(),
+        config.checkpoint.display().to_string(),
+    ]);
+    for (flag, v) in [
+        ("--from", &a.fetch_from),
+        ("--base-url", &a.fetch_base_url),
+        ("--poll-interval", &a.fetch_poll_interval),
+    ] {
+        if let Some(v) = v {
+            argv.extend([flag.to_string(), v.clone()]);
+        }
+    }
+    Follow::try_parse_from(argv)
+        .map(|f| f.cmd)
+        .map_err(|e| crate::config::ConfigError::Invalid(format!("--fetch: {e}")).into())
 }
 
 /// Loads the config file and applies the location overrides.
@@ -356,6 +407,30 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
         tracing::info!("metrics on http://{bound}/metrics (health: /healthz, /readyz)");
     }
     let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
+    let fetcher = match args.fetch {
+        None => None,
+        Some(_) if bounded => {
+            return Err(crate::config::ConfigError::Invalid(
+                "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
+                 backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
+                    .into(),
+            )
+            .into())
+        }
+        Some(FetchSource::Gharchive) => {
+            let cmd = follow_args(&args, &ctx.config)?;
+            crate::metrics::init_source("gharchive");
+            let cancel = ctx.cancel.clone();
+            Some(tokio::spawn(async move {
+                let r = crate::fetch::run_fetch(cmd, cancel.clone()).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "fetching GH Archive stopped; stopping the run");
+                    cancel.cancel();
+                }
+                r
+            }))
+        }
+    };
     let started_at = chrono::Utc::now();
     let progress_done = CancellationToken::new();
     let progress = bounded.then(|| {
@@ -367,6 +442,15 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     });
     let result = modes::run(ctx.clone(), args.mode, datasets).await;
     progress_done.cancel();
+    if let Some(f) = fetcher {
+        ctx.cancel.cancel();
+        match f.await.expect("the fetch task does not panic") {
+            Ok(summary) => println!("fetch: {summary}"),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("while fetching GH Archive into landing"))
+            }
+        }
+    }
     if let Some(p) = progress {
         let _ = p.await;
     }

@@ -210,15 +210,22 @@ impl HourOutcome {
     }
 
     fn count(self, summary: &mut FetchSummary) {
+        let m = crate::metrics::get();
+        let l = crate::metrics::src("gharchive");
         match self {
             Self::Fetched(bytes) => {
                 summary.fetched += 1;
                 summary.bytes += bytes;
+                m.fetch_downloads.get_or_create(&l).inc();
+                m.fetch_bytes.get_or_create(&l).inc_by(bytes);
             }
             Self::Skipped => summary.skipped += 1,
             Self::Missing => summary.missing += 1,
             Self::Pending | Self::Cancelled => summary.pending += 1,
-            Self::Failed => summary.failed += 1,
+            Self::Failed => {
+                summary.failed += 1;
+                m.fetch_failures.get_or_create(&l).inc();
+            }
         }
     }
 }

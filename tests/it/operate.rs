@@ -291,3 +291,128 @@ fn readyz_turns_unready_while_bronze_fails() {
     );
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 0);
 }
+
+/// `run --mode continuous --fetch gharchive`: one process fetches each published hour from an archive mirror (a
+/// real HTTP server: Python's http.server over a directory of hour files) and ingests it; the fetch metrics are on
+/// the same endpoint.
+#[test]
+fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    // Two ended hours, named as the archive names them, holding the two 2015 sample hours.
+    let mirror = w.path().join("mirror");
+    std::fs::create_dir_all(&mirror).expect("mkdir");
+    let now = chrono::Utc::now();
+    let hour = |back: i64| {
+        (now - chrono::TimeDelta::hours(back))
+            .format("%Y-%m-%d-%-H")
+            .to_string()
+    };
+    let first = now - chrono::TimeDelta::hours(3);
+    for (back, sample) in [(3, "2015-01-01-0.json.gz"), (2, "2015-01-01-1.json.gz")] {
+        std::fs::copy(
+            gharchive(sample),
+            mirror.join(format!("{}.json.gz", hour(back))),
+        )
+        .expect("copy");
+    }
+    let port = free_port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&mirror)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(&mut server);
+    assert!(
+        wait_until(Duration::from_secs(20), || http_get(port, "/").is_some()),
+        "the mirror did not start"
+    );
+
+    let metrics_port = free_port();
+    let log = w.path().join("daemon.log");
+    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "continuous".into()];
+    args.extend(w.location_args());
+    for a in [
+        "--settle-time",
+        "0s",
+        "--poll-interval",
+        "200ms",
+        "--fetch",
+        "gharchive",
+        "--fetch-from",
+        &first.format("%Y-%m-%dT%H").to_string(),
+        "--fetch-base-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--fetch-poll-interval",
+        "1s",
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+    ] {
+        args.push(a.to_string());
+    }
+    let child = w
+        .cmd()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let d = Served {
+        child,
+        port: metrics_port,
+        log,
+    };
+    let rows = "lander_rows_written_total{dataset=\"gharchive\"}";
+    assert!(
+        wait_until(Duration::from_secs(60), || d.get("/metrics").is_some()
+            && d.value(rows) == (7702 + 7427) as f64),
+        "rows: {}; log:\n{}",
+        d.value(rows),
+        d.log()
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7702 + 7427);
+    for back in [3, 2] {
+        assert!(w
+            .landing()
+            .join("gharchive")
+            .join(format!("{}.json.gz", hour(back)))
+            .is_file());
+    }
+    assert_eq!(
+        d.value("lander_fetch_downloads_total{source=\"gharchive\"}"),
+        2.0
+    );
+    let bytes: u64 = ["2015-01-01-0.json.gz", "2015-01-01-1.json.gz"]
+        .iter()
+        .map(|s| std::fs::metadata(gharchive(s)).expect("stat").len())
+        .sum();
+    assert_eq!(
+        d.value("lander_fetch_bytes_total{source=\"gharchive\"}"),
+        bytes as f64
+    );
+}
+
+#[test]
+fn fetch_with_a_bounded_mode_is_a_usage_error() {
+    let w = Workdir::new();
+    let mut args = vec!["run".to_string(), "--fetch".into(), "gharchive".into()];
+    args.extend(w.location_args());
+    let out = w.cmd().args(&args).output().expect("spawn");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode continuous"));
+}
