@@ -210,10 +210,14 @@ pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
         let started = Instant::now();
         index.load(&ds, last, keep)?;
         let stats = index.snapshot(&ds).stats();
-        crate::metrics::get()
-            .dedup_keys
-            .get_or_create(&crate::metrics::ds(&ds))
-            .set(stats.keys as i64);
+        let m = crate::metrics::get();
+        let l = crate::metrics::ds(&ds);
+        m.dedup_keys.get_or_create(&l).set(stats.keys as i64);
+        if let Some(b) = cp.batch(&ds, last)? {
+            m.last_commit
+                .get_or_create(&l)
+                .set(b.committed_at.timestamp_micros() as f64 / 1e6);
+        }
         tracing::debug!(
             dataset = %ds,
             keys = stats.keys,
