@@ -693,12 +693,62 @@ pub async fn run_batch(
         rows: totals.0,
         duplicates: totals.1,
         quarantined: totals.2,
-        parts: staged.parts.len(),
+        parts: staged
+            .parts
+            .iter()
+            .filter(|p| !p.final_path.starts_with("_quarantine/"))
+            .count(),
         bytes: totals.3,
         elapsed: started.elapsed(),
     };
     clean_source(ctx, files.iter().chain(failed.iter().map(|(f, _)| f))).await;
     Ok(Some(report))
+}
+
+/// Quarantined records of one batch held in memory before they are written out as a quarantine part of their
+/// own (`_quarantine/<dataset>/part-b<batch>-q<n>.parquet`): a file of garbage cannot grow memory with its size.
+const QUARANTINE_SPILL_BYTES: usize = 16 << 20;
+
+/// Memory a quarantined record holds, roughly.
+fn quarantine_bytes(q: &QuarantineRecord) -> usize {
+    q.raw.len() + q.reason.len() + q.source_file.len() + 64
+}
+
+/// Sequence numbers of spilled quarantine parts start here, far above the data parts of a batch.
+const QUARANTINE_SEQ_BASE: u32 = 1 << 31;
+
+/// Encodes the quarantined records held so far as one more quarantine part of batch `id` and hands it to the
+/// uploader (as `events`), like a data part: staged, then published with the batch.
+fn spill_quarantine(
+    dataset: &str,
+    id: u64,
+    ingested_at: i64,
+    spilled: &mut u32,
+    records: &mut Vec<QuarantineRecord>,
+    events: &mut Vec<PartEvent>,
+) -> Result<(), AttemptError> {
+    *spilled += 1;
+    let n = *spilled;
+    let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q{n}.parquet");
+    let staging = format!(
+        "{}/quarantine-{n}.parquet",
+        PartWriter::staging_prefix(dataset, id)
+    );
+    let bytes = encode_quarantine(records, id, ingested_at, &final_path)
+        .map_err(|e| AttemptError::Fatal(e.into()))?;
+    let seq = QUARANTINE_SEQ_BASE + n;
+    let file = WrittenFile {
+        staging: staging.clone(),
+        final_path,
+        rows: records.len() as u64,
+        bytes: bytes.len() as u64,
+    };
+    records.clear();
+    records.shrink_to_fit();
+    events.push(PartEvent::Open { seq, staging });
+    events.push(PartEvent::Data { seq, bytes });
+    events.push(PartEvent::Close { seq, file });
+    Ok(())
 }
 
 /// Records a committed batch in the metrics: totals are (rows, duplicates, quarantined, input bytes).
@@ -899,6 +949,9 @@ async fn stage(
                 }
                 Ok(())
             };
+            // Quarantined records held in memory (bytes) and quarantine parts already sent to the uploader.
+            let mut held = 0usize;
+            let mut spilled = 0u32;
             let records_read = crate::metrics::get()
                 .records_read
                 .get_or_create(&crate::metrics::ds(&ds))
@@ -937,7 +990,20 @@ async fn stage(
                         }
                         Some(FileMsg::Item(DecodeItem::Quarantine(q))) => {
                             outcomes[i].quarantined += q.len() as u64;
+                            held += q.iter().map(quarantine_bytes).sum::<usize>();
                             quarantine.extend(q);
+                            if held >= QUARANTINE_SPILL_BYTES {
+                                spill_quarantine(
+                                    &ds,
+                                    id,
+                                    ingested_at,
+                                    &mut spilled,
+                                    &mut quarantine,
+                                    &mut events,
+                                )?;
+                                held = 0;
+                                send(&mut events)?;
+                            }
                         }
                         Some(FileMsg::End(Ok(end))) => {
                             outcomes[i].end = end;

@@ -7,7 +7,8 @@
 //! # Names (deterministic per batch)
 //! - staging: `_staging/<dataset>/b<batch>/part-b<batch>-<seq>.parquet`
 //! - final: `<dataset>/year=YYYY/month=MM/day=DD/part-b<batch>-<seq>.parquet`
-//! - quarantine: `_quarantine/<dataset>/part-b<batch>-q.parquet`
+//! - quarantine: `_quarantine/<dataset>/part-b<batch>-q.parquet`, plus `-q1`, `-q2`, ... parts written during
+//!   the batch whenever 16 MiB of quarantined records pile up
 //!
 //! Readers never look under `_staging/` (Spark and Hive skip `_` paths; a glob on `<dataset>/**` does not reach
 //! it), so a part becomes visible only when renamed to its final name.

@@ -129,3 +129,78 @@ fn continuous_retries_with_backoff_until_a_write_fault_clears() {
 fn micro_batch_retries_after_a_fault_in_the_middle_of_publishing() {
     daemon_recovers("micro-batch", "rename:2-2");
 }
+
+/// Unmounts a tmpfs when the test ends, however it ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `512k`) at `dir`; None (after saying why) when this user may not mount.
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount(8) exists");
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Self(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "remount {size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A bronze disk that fills up mid-batch (a real tmpfs too small for the batch): the run fails cleanly with
+/// "No space left on device", nothing is marked processed and no Parquet is visible; once space is freed the
+/// next run lands everything exactly once and `checkpoint verify` is clean.
+#[test]
+fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
+    let w = Workdir::new();
+    let Some(disk) = Tmpfs::mount(&w.bronze(), "256k") else {
+        return;
+    };
+    w.land(
+        &gharchive("2015-01-01-0.json.gz"),
+        "gharchive",
+        "2015-01-01-0.json.gz",
+    );
+    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(w.location_args());
+    let out = w.cmd().args(&args).output().expect("spawn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("no space left on device"),
+        "{stderr}"
+    );
+    assert!(checkpoint_paths(&w).is_empty(), "nothing marked processed");
+    assert!(parquet_files(&w.bronze().join("gharchive")).is_empty());
+
+    disk.resize("64m");
+    w.run_once(&[]);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7702);
+    assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
+    assert_eq!(checkpoint_paths(&w), vec!["gharchive/2015-01-01-0.json.gz"]);
+    verify_ok(&w);
+}

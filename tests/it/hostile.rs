@@ -98,7 +98,7 @@ pub fn checkpoint_files(w: &Workdir) -> BTreeMap<String, Value> {
 }
 
 /// The first `n` decompressed lines of a GH Archive sample.
-fn sample_lines(name: &str, n: usize) -> Vec<Vec<u8>> {
+pub fn sample_lines(name: &str, n: usize) -> Vec<Vec<u8>> {
     use std::io::BufRead;
     let f = std::fs::File::open(gharchive(name)).expect("open");
     std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))

@@ -12,4 +12,5 @@ mod hostile;
 mod listing_cost;
 mod modes;
 mod operate;
+mod quarantine_bound;
 mod run_once;
