@@ -255,6 +255,24 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
         );
     }
     assert_eq!(d.get("/nope").map(|r| r.0), Some(404));
+
+    // A file with a corrupt line: the good line lands, the bad one is counted as quarantined.
+    let good = crate::hostile::sample_lines("2015-01-01-1.json.gz", 1);
+    let mut bytes = good[0].clone();
+    bytes.extend_from_slice(b"\n{not json\n");
+    w.land_bytes("gharchive", "bad.json", &bytes);
+    let q = "lander_records_quarantined_total{dataset=\"gharchive\"}";
+    assert!(
+        wait_until(Duration::from_secs(30), || d.value(q) == 1.0),
+        "quarantined: {}; log:\n{}",
+        d.value(q),
+        d.log()
+    );
+    assert_eq!(d.value(rows), 1640.0);
+    assert_eq!(
+        d.value("lander_files_ingested_total{dataset=\"gharchive\"}"),
+        2.0
+    );
 }
 
 #[cfg(feature = "failpoints")]
