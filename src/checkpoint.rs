@@ -151,6 +151,10 @@ pub struct FileRecord {
     pub status: FileStatus,
     /// When the last batch reading it committed.
     pub processed_at: DateTime<Utc>,
+    /// Lines that had been committed as records without a newline before the file grew: their continuation (the
+    /// bytes up to the next newline) was quarantined as such. Empty for nearly every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued_lines: Vec<u64>,
 }
 
 /// One input of a batch: a byte range of a landing file.

@@ -261,6 +261,9 @@ pub struct FileJson {
     pub head_hash: String,
     /// When the last batch reading it committed (RFC 3339, UTC).
     pub processed_at: DateTime<Utc>,
+    /// Committed unterminated lines that the file's later growth continued (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub continued_lines: Vec<u64>,
 }
 
 impl From<&FileRecord> for FileJson {
@@ -286,6 +289,7 @@ impl From<&FileRecord> for FileJson {
             fingerprint: f.fingerprint.clone(),
             head_hash: f.head_hash.clone(),
             processed_at: f.processed_at,
+            continued_lines: f.continued_lines.clone(),
         }
     }
 }

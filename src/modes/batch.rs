@@ -820,6 +820,13 @@ fn file_record(
         (None, _) => (0, 0, 0, Vec::new(), 0),
     };
     batches.push(batch);
+    let mut continued_lines = match (&f.prior, appended) {
+        (Some(p), true) => p.continued_lines.clone(),
+        _ => Vec::new(),
+    };
+    if f.continues_line {
+        continued_lines.push(f.start_line);
+    }
     FileRecord {
         dataset: f.dataset.clone(),
         path: f.path.clone(),
@@ -836,6 +843,7 @@ fn file_record(
         versions,
         status,
         processed_at: at,
+        continued_lines,
     }
 }
 

@@ -785,4 +785,7 @@ fn growth_after_a_committed_unterminated_line_is_its_continuation() {
         .collect();
     source_lines.sort();
     assert_eq!(source_lines, vec![1, 3]);
+    // The checkpoint says which committed line was continued.
+    let rec = &checkpoint_files(&w)["gharchive/grow.json"];
+    assert_eq!(rec["continued_lines"], serde_json::json!([2]), "{rec}");
 }
