@@ -139,3 +139,40 @@ impl ObjectStore for FaultyStore {
         self.inner.rename_opts(from, to, options).await
     }
 }
+
+/// Checkpoint commits attempted so far by this process (for `LANDER_FAIL_CHECKPOINT`).
+static CHECKPOINT_COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// `LANDER_FAIL_CHECKPOINT=commit:<first>-<last>`: checkpoint commits number `first` to `last` (1-based) fail
+/// with an I/O error from the (real) sled store's point of view, before anything of them is written, then every
+/// later commit goes through: a checkpoint disk that fails for a while. Bronze is already published at that
+/// point, so this checks the rollback of published parts.
+///
+/// # Errors
+/// The injected [`crate::checkpoint::CheckpointError::Sled`].
+pub fn checkpoint_commit(
+    dir: &std::path::Path,
+) -> std::result::Result<(), crate::checkpoint::CheckpointError> {
+    let Ok(spec) = std::env::var("LANDER_FAIL_CHECKPOINT") else {
+        return Ok(());
+    };
+    let Some(range) = spec.strip_prefix("commit:") else {
+        tracing::warn!(%spec, "LANDER_FAIL_CHECKPOINT is not commit:<first>-<last>; ignored");
+        return Ok(());
+    };
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    let (Ok(first), Ok(last)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+        tracing::warn!(%spec, "LANDER_FAIL_CHECKPOINT is not commit:<first>-<last>; ignored");
+        return Ok(());
+    };
+    let n = CHECKPOINT_COMMITS.fetch_add(1, Ordering::SeqCst) + 1;
+    if (first..=last).contains(&n) {
+        return Err(crate::checkpoint::CheckpointError::Sled {
+            dir: dir.to_path_buf(),
+            source: sled::Error::Io(std::io::Error::other(format!(
+                "injected checkpoint fault on commit {n} by LANDER_FAIL_CHECKPOINT"
+            ))),
+        });
+    }
+    Ok(())
+}

@@ -659,7 +659,12 @@ pub async fn run_batch(
         schema: schema_to_store,
     };
     let cp = ctx.checkpoint.clone();
-    blocking(move || cp.commit(&commit)).await?;
+    blocking(move || {
+        #[cfg(feature = "failpoints")]
+        crate::faults::checkpoint_commit(cp.dir())?;
+        cp.commit(&commit)
+    })
+    .await?;
     failpoint("committed");
     let run_files = runs.0.len();
     {

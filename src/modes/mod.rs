@@ -154,6 +154,11 @@ pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<R
             Err(e) => {
                 tracing::error!(dataset = %ds, error = %e, "dataset stopped");
                 ctx.cancel.cancel();
+                // Take back what the failed batch may have published already, so readers do not see it until
+                // the next start; if storage is still failing, the next start does it.
+                if let Err(e2) = batch::recover(&ctx, &ds).await {
+                    tracing::warn!(dataset = %ds, error = %e2, "could not roll the failed batch back now; the next start will");
+                }
                 first_err.get_or_insert(e);
             }
         }

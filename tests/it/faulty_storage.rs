@@ -204,3 +204,85 @@ fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
     assert_eq!(checkpoint_paths(&w), vec!["gharchive/2015-01-01-0.json.gz"]);
     verify_ok(&w);
 }
+
+/// The checkpoint store fails to commit (after the batch's Parquet was published): `once` exits 1, takes the
+/// published parts back before exiting (nothing of the batch is visible, nothing is marked processed), and the
+/// next run lands everything exactly once. `micro-batch` retries until the checkpoint works again.
+#[test]
+fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
+    let w = Workdir::new();
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(w.location_args());
+    let out = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_FAIL_CHECKPOINT", "commit:1-1")
+        .output()
+        .expect("spawn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("injected checkpoint fault"), "{stderr}");
+    assert!(checkpoint_paths(&w).is_empty(), "nothing marked processed");
+    assert!(
+        parquet_files(&w.bronze()).is_empty(),
+        "published parts taken back: {:?}",
+        parquet_files(&w.bronze())
+    );
+    w.run_once(&[]);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    verify_ok(&w);
+
+    // micro-batch: the first two commits fail, the third goes through; every row once.
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "micro-batch".into()];
+    args.extend(w.location_args());
+    args.extend(
+        ["--settle-time", "0s", "--interval", "200ms"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let mut child = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_FAIL_CHECKPOINT", "commit:1-2")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path().join("log")).expect("log"))
+        .spawn()
+        .expect("spawn");
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+    let mut list = vec!["checkpoint".to_string(), "list".into(), "--json".into()];
+    list.extend(w.location_args());
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    // Not checkpoint_paths: the checkpoint does not exist until the daemon opened it.
+    let landed = wait_until(Duration::from_secs(60), || {
+        let out = w.run(&list);
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("gharchive/2011-02-15-0.json.gz")
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().expect("wait");
+    let log = std::fs::read_to_string(w.path().join("log")).unwrap_or_default();
+    assert!(landed, "never committed; log:\n{log}");
+    assert_eq!(
+        log.matches("injected checkpoint fault").count(),
+        2,
+        "two failed commits, then success:\n{log}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
+    verify_ok(&w);
+}
