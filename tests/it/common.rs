@@ -221,3 +221,31 @@ pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
     }
     f()
 }
+
+/// Runs a Python script with the `duckdb` package (`python3 -c SCRIPT ARGS...`) and returns its stdout.
+/// Fails, never skips, when `python3` or `duckdb` is missing: `.ci/run` installs it (`pip install duckdb`).
+pub fn run_duckdb(script: &str, args: &[&str]) -> String {
+    let probe = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "this test needs the duckdb Python package (pip install duckdb; .ci/run installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("this test needs python3 with the duckdb package: {e}"),
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("spawn python3");
+    assert!(
+        out.status.success(),
+        "python3 (duckdb) failed: {}\n--- script\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}

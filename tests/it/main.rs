@@ -11,4 +11,5 @@ mod fetch;
 mod hostile;
 mod listing_cost;
 mod modes;
+mod queries;
 mod run_once;

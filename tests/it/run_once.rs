@@ -444,17 +444,10 @@ fn crash_after_publish_before_commit_recovers_exactly() {
     assert!(crashed.run_once(&[]).contains("nothing new"));
 }
 
-/// DuckDB reads bronze as-is with hive partitioning (skipped with a notice when the duckdb module is absent;
-/// `.ci/run` installs it).
+/// DuckDB reads bronze as-is with hive partitioning (fails when the duckdb module is absent; `.ci/run` installs
+/// it).
 #[test]
 fn duckdb_reads_bronze_with_hive_partitioning() {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("SKIPPED: python3 -c 'import duckdb' failed; install duckdb to run this check");
-        return;
-    }
     let w = Workdir::new();
     for f in ["2011-02-15-0.json.gz", "2015-01-01-0.json.gz"] {
         w.land(&gharchive(f), "gharchive", f);
@@ -466,19 +459,8 @@ fn duckdb_reads_bronze_with_hive_partitioning() {
          print(','.join(str(x) for x in r))",
         w.bronze().display()
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "9341,9341,2011,2015,2"
-    );
+    let out = run_duckdb(&script, &[]);
+    assert_eq!(out.trim(), "9341,9341,2011,2015,2");
 }
 
 /// A mistyped landing path is a usage error naming it (exit 2), and nothing is created there.
