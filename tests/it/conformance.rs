@@ -419,6 +419,8 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
     .map(|s| s.to_string())
     .collect();
     expected.extend(CONTINUOUS_FLAGS.iter().map(|s| s.to_string()));
+    // Plus the metrics endpoint the `monitoring` profile's Prometheus scrapes (tests/it/dashboard.rs).
+    expected.extend(["--metrics-addr".to_string(), "0.0.0.0:9464".to_string()]);
     assert_eq!(command, expected);
     let env = compose
         .split("x-lander-env: &lander-env\n")

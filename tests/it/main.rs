@@ -5,6 +5,7 @@ mod checkpoint_cmd;
 mod common;
 mod conformance;
 mod crash_kill;
+mod dashboard;
 mod dedup;
 mod faulty_storage;
 mod fetch;
