@@ -32,6 +32,9 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
 
 #[test]
 fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     w.land(
         &gharchive("2011-02-15-0.json.gz"),
@@ -122,10 +125,16 @@ fn daemon_recovers(mode: &str, fault: &str) {
 
 #[test]
 fn continuous_retries_with_backoff_until_a_write_fault_clears() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     daemon_recovers("continuous", "write:1-3");
 }
 
 #[test]
 fn micro_batch_retries_after_a_fault_in_the_middle_of_publishing() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     daemon_recovers("micro-batch", "rename:2-2");
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod dedup;
 mod faulty_storage;
 mod fetch;
+mod fixtures;
 mod hostile;
 mod listing_cost;
 mod modes;
