@@ -142,16 +142,17 @@ fn prometheus_and_grafana_point_at_lander() {
         std::fs::read_to_string(dir.join(p)).unwrap_or_else(|e| panic!("docker/{p}: {e}"))
     };
     let compose = read("docker-compose.yml");
-    let lander = compose
-        .split("\n  lander:\n")
-        .nth(1)
-        .expect("a lander service")
-        .split("\n\n")
-        .next()
-        .expect("its block");
+    // The lander service's command: the continuous run on HDFS (lander-s3 runs on s3://).
+    let command = compose
+        .lines()
+        .map(str::trim)
+        .find(|l| {
+            l.starts_with(r#"command: ["run", "--mode", "continuous", "--landing", "hdfs://"#)
+        })
+        .expect("the lander service's command");
     assert!(
-        lander.contains(r#""--metrics-addr", "0.0.0.0:9464""#),
-        "the compose lander serves metrics on 9464:\n{lander}"
+        command.contains(r#""--metrics-addr", "0.0.0.0:9464""#),
+        "the compose lander serves metrics on 9464: {command}"
     );
     assert!(read("prometheus/prometheus.yml").contains(r#"targets: ["lander:9464"]"#));
     let datasource = read("grafana/provisioning/datasources/prometheus.yml");
