@@ -91,6 +91,9 @@ fn u(v: &Value, field: &str) -> u64 {
 
 #[test]
 fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let wd = ingested();
 
     // stats: the counts of the run.
@@ -311,6 +314,9 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
 
 #[test]
 fn verify_reports_a_missing_file_and_an_orphan_precisely() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let wd = ingested();
     cp_ok(&wd, &["verify"]);
     let victim = parquet_files(&wd.bronze().join("sales"))
@@ -368,6 +374,9 @@ fn verify_reports_a_missing_file_and_an_orphan_precisely() {
 
 #[test]
 fn reset_file_then_run_reingests_it_without_new_rows() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let wd = ingested();
     let before = rows_by_file(&wd.bronze());
     assert_eq!(
@@ -442,6 +451,9 @@ fn reset_file_then_run_reingests_it_without_new_rows() {
 
 #[test]
 fn export_then_import_round_trips_the_store() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let wd = ingested();
     let export = cp(&wd, &["export"]);
     assert_success(&export, &["checkpoint", "export"], wd.path());
@@ -579,6 +591,9 @@ fn a_missing_checkpoint_is_a_clear_error() {
 
 #[test]
 fn list_while_a_continuous_daemon_runs_reads_a_snapshot_and_reset_is_refused() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let wd = Workdir::new();
     wd.land(
         &gharchive("2011-02-15-0.json.gz"),

@@ -9,9 +9,40 @@ use std::process::{Command, Output};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// `../shared/data` (read-only; never copied into the repository).
+/// The full samples (read-only; never copied into the repository): `$LANDER_TEST_DATA` if set, else
+/// `../shared/data` beside the repository. A plain clone has neither; tests that need them start with
+/// [`require_shared_data`], and the bundled `tests/fixtures/` cover the core behaviours.
 pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    match std::env::var_os("LANDER_TEST_DATA") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}
+
+/// The full samples' directory, or `None` after printing `SKIPPED: <test> needs the full samples at <path> (set
+/// LANDER_TEST_DATA)` when it is absent (a plain clone). `.ci/run` checks that they exist, so CI never skips.
+/// Use as `let Some(_) = require_shared_data() else { return };` at the top of a test.
+pub fn require_shared_data() -> Option<PathBuf> {
+    let dir = shared_data();
+    if dir.join("gharchive").is_dir() && dir.join("sales").is_dir() {
+        return Some(dir);
+    }
+    let thread = std::thread::current();
+    // Straight to the stderr handle, not eprintln!: the test harness captures the macros' output of passing
+    // tests, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {} needs the full samples at {} (set LANDER_TEST_DATA)",
+        thread.name().unwrap_or("this test"),
+        dir.display()
+    );
+    None
+}
+
+/// The bundled samples: `tests/fixtures/landing/<dataset>/...` (always present, see tests/fixtures/README.md).
+pub fn fixtures_landing() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/landing")
 }
 
 /// One of the five GH Archive sample files.
@@ -220,4 +251,32 @@ pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     f()
+}
+
+/// Runs a Python script with the `duckdb` package (`python3 -c SCRIPT ARGS...`) and returns its stdout.
+/// Fails, never skips, when `python3` or `duckdb` is missing: `.ci/run` installs it (`pip install duckdb`).
+pub fn run_duckdb(script: &str, args: &[&str]) -> String {
+    let probe = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "this test needs the duckdb Python package (pip install duckdb; .ci/run installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("this test needs python3 with the duckdb package: {e}"),
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("spawn python3");
+    assert!(
+        out.status.success(),
+        "python3 (duckdb) failed: {}\n--- script\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }

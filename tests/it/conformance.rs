@@ -76,6 +76,9 @@ fn verify(t: &Target) -> std::process::Output {
 /// Once: bronze equals the local expectation file by file; a rerun adds nothing; `checkpoint verify` passes,
 /// then catches a deleted part.
 fn once_rerun_and_verify(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let t = Target::new(kind);
     land_standard(&t);
     let out = t.run_once(&[]);
@@ -114,6 +117,9 @@ fn once_rerun_and_verify(kind: Kind) {
 /// the local expectation, no staging is left, verify passes and a rerun adds nothing.
 #[cfg(feature = "failpoints")]
 fn crash_at_every_failpoint_recovers(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let t = Target::new(kind);
     land_standard(&t);
     for step in ["intent", "staged", "publishing", "published"] {
@@ -156,6 +162,9 @@ fn crash_at_every_failpoint_recovers(kind: Kind) {
 /// `continuous` on a backend without filesystem events: the periodic listing picks up a file landed after start,
 /// and SIGTERM stops it cleanly.
 fn continuous_picks_up_a_new_file(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let t = Target::new(kind);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(50));
     let mut args = vec!["run".to_string(), "--mode".into(), "continuous".into()];
@@ -266,6 +275,9 @@ fn fetch_into_the_backend(kind: Kind) {
 /// `fetch s3 s3://bucket/prefix --dataset sales --landing <backend>` copies the new objects (keeping their
 /// sub-paths, skipping hidden ones) through the staged put; a rerun copies nothing; `run` ingests them.
 fn fetch_s3_into_the_backend(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     use object_store::ObjectStoreExt;
     let t = Target::new(kind);
     let src = crate::backends::unique_prefix("src");
@@ -419,6 +431,8 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
     .map(|s| s.to_string())
     .collect();
     expected.extend(CONTINUOUS_FLAGS.iter().map(|s| s.to_string()));
+    // Plus the metrics endpoint the `monitoring` profile's Prometheus scrapes (tests/it/dashboard.rs).
+    expected.extend(["--metrics-addr".to_string(), "0.0.0.0:9464".to_string()]);
     assert_eq!(command, expected);
     let env = compose
         .split("x-lander-env: &lander-env\n")
@@ -438,6 +452,9 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
 /// S3 configured in `lander.toml` (`[storage]`) alone, with no `AWS_*` variable in lander's environment.
 #[test]
 fn s3_configured_in_lander_toml() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let t = Target::new(Kind::S3);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(20));
     let env: std::collections::HashMap<String, String> =
@@ -468,6 +485,9 @@ fn s3_configured_in_lander_toml() {
 /// `hdfs-site.xml`) and bronze through `fs.defaultFS` (`hdfs:///...`, from `core-site.xml`), on the real cluster.
 #[test]
 fn hdfs_name_service_and_default_fs_from_hadoop_conf_dir() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let t = Target::new(Kind::Hdfs);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(30));
     let port = crate::backends::minidfs().namenode_port;

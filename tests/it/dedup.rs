@@ -232,6 +232,9 @@ fn repeats_across_runs_days_apart_and_pruning_by_day() {
 /// the run file no commit references (even with nothing new to ingest), and the batch is then redone exactly.
 #[test]
 fn recovery_deletes_the_run_file_of_an_uncommitted_batch() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let clean = Workdir::new();
     let w = Workdir::new();
     for x in [&clean, &w] {

@@ -32,6 +32,9 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
 
 #[test]
 fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     w.land(
         &gharchive("2011-02-15-0.json.gz"),
@@ -122,11 +125,17 @@ fn daemon_recovers(mode: &str, fault: &str) {
 
 #[test]
 fn continuous_retries_with_backoff_until_a_write_fault_clears() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     daemon_recovers("continuous", "write:1-3");
 }
 
 #[test]
 fn micro_batch_retries_after_a_fault_in_the_middle_of_publishing() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     daemon_recovers("micro-batch", "rename:2-2");
 }
 
@@ -173,6 +182,9 @@ impl Drop for Tmpfs {
 /// next run lands everything exactly once and `checkpoint verify` is clean.
 #[test]
 fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let Some(disk) = Tmpfs::mount(&w.bronze(), "256k") else {
         return;
@@ -210,6 +222,9 @@ fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
 /// next run lands everything exactly once. `micro-batch` retries until the checkpoint works again.
 #[test]
 fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     w.land(
         &gharchive("2011-02-15-0.json.gz"),

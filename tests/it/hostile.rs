@@ -158,6 +158,9 @@ fn unreadable_dir(dir: &Path) {
 /// the link out of landing is read, the others still are not.
 #[test]
 fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let outside = tempfile::tempdir().expect("tempdir");
     w.land(
@@ -223,6 +226,9 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
 /// the process never holds the line: its peak RSS stays far below the line's size.
 #[test]
 fn an_over_long_line_is_quarantined_without_being_buffered() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 3);
     let dir = w.landing().join("gharchive");
@@ -352,6 +358,9 @@ fn an_over_long_csv_record_is_quarantined_and_the_rows_after_it_land() {
 /// the reason); a file over `--max-file-bytes` too; the other files of the batch land.
 #[test]
 fn decompression_bombs_and_oversized_files_are_rejected_whole() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     // 2048 gzip members of 1 MiB of blanks each: ~2 MB that inflate to 2 GiB with no newline.
     let member = gzip(&vec![b' '; 1 << 20]);
@@ -425,6 +434,9 @@ fn decompression_bombs_and_oversized_files_are_rejected_whole() {
 /// of the same files land, and no `year=2999` partition appears.
 #[test]
 fn event_times_out_of_range_are_quarantined() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let mut lines = sample_lines("2015-01-01-0.json.gz", 4);
     let swap = |l: &[u8], to: &str| {
@@ -494,6 +506,9 @@ fn event_times_out_of_range_are_quarantined() {
 /// Empty, non-gzip and malformed files get clear, distinct outcomes.
 #[test]
 fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let good = sample_lines("2015-01-01-0.json.gz", 2);
     w.land_bytes("gharchive", "empty.json.gz", b"");
@@ -577,6 +592,9 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// ends as a record (here: invalid JSON, so quarantined) once the file has been quiet that long.
 #[test]
 fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 6);
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
@@ -663,6 +681,9 @@ fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
 /// version, with a warning, and dedup keeps bronze free of duplicates.
 #[test]
 fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let mut bytes = std::fs::read(gharchive("2015-01-01-1.json.gz")).expect("read");
     let mid = bytes.len() / 2;
@@ -732,6 +753,9 @@ fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
 /// (not as a garbage "line 3"), and the lines after them land with their true line numbers.
 #[test]
 fn growth_after_a_committed_unterminated_line_is_its_continuation() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 3);
     let cut = 40;

@@ -75,6 +75,9 @@ fn lines_of(name: &str, n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn available_now_splits_into_bounded_batches() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     for f in GHARCHIVE_FILES {
         w.land(&gharchive(f), "gharchive", f);
@@ -105,6 +108,9 @@ fn available_now_splits_into_bounded_batches() {
 
 #[test]
 fn micro_batch_picks_up_a_file_landed_after_start() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     w.land(
         &gharchive("2012-02-15-0.json.gz"),
@@ -146,6 +152,9 @@ fn micro_batch_picks_up_a_file_landed_after_start() {
 
 #[test]
 fn continuous_renamed_file_new_dataset_dir_and_tailing() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
     let d = Daemon::start(
@@ -226,6 +235,9 @@ fn continuous_renamed_file_new_dataset_dir_and_tailing() {
 
 #[test]
 fn sigterm_mid_run_then_restart_finishes_without_duplicates() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     for f in GHARCHIVE_FILES {
         w.land(&gharchive(f), "gharchive", f);

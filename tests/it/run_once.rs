@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike};
 use crate::common::*;
 
 /// Decompressed lines of a gzip file.
-fn gz_lines(path: &Path) -> Vec<Vec<u8>> {
+pub fn gz_lines(path: &Path) -> Vec<Vec<u8>> {
     let f = std::fs::File::open(path).expect("open");
     let r = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f));
     r.split(b'\n')
@@ -31,7 +31,7 @@ fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
 
 /// Distinct event keys of GH Archive lines, computed independently of lander: the `id` when present, else
 /// the whole line.
-fn distinct_events(files: &[&Path]) -> usize {
+pub fn distinct_events(files: &[&Path]) -> usize {
     let mut keys: HashSet<Vec<u8>> = HashSet::new();
     for f in files {
         for l in gz_lines(f) {
@@ -46,7 +46,7 @@ fn distinct_events(files: &[&Path]) -> usize {
     keys.len()
 }
 
-fn lander_toml(w: &Workdir) -> String {
+pub fn lander_toml(w: &Workdir) -> String {
     let p = w.path().join("lander.toml");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("lander.toml"),
@@ -58,6 +58,9 @@ fn lander_toml(w: &Workdir) -> String {
 
 #[test]
 fn all_samples_land_once_with_the_expected_counts_partitions_and_payloads() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     for f in GHARCHIVE_FILES {
         w.land(&gharchive(f), "gharchive", f);
@@ -255,6 +258,9 @@ fn all_samples_land_once_with_the_expected_counts_partitions_and_payloads() {
 
 #[test]
 fn rerun_new_file_and_renamed_copy() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     w.land(
         &gharchive("2015-01-01-0.json.gz"),
@@ -301,6 +307,9 @@ fn rerun_new_file_and_renamed_copy() {
 
 #[test]
 fn corrupt_lines_are_quarantined_and_the_rest_lands() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let mut lines = gz_lines(&gharchive("2015-01-01-1.json.gz"));
     let total = lines.len();
@@ -339,6 +348,9 @@ fn corrupt_lines_are_quarantined_and_the_rest_lands() {
 
 #[test]
 fn truncated_gzip_is_rejected_whole_and_others_land() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let mut bytes = Vec::new();
     std::fs::File::open(gharchive("2015-01-01-0.json.gz"))
@@ -399,6 +411,9 @@ fn csv_rows_with_bad_values_are_quarantined() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_after_publish_before_commit_recovers_exactly() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let clean = Workdir::new();
     let crashed = Workdir::new();
     for w in [&clean, &crashed] {
@@ -444,17 +459,13 @@ fn crash_after_publish_before_commit_recovers_exactly() {
     assert!(crashed.run_once(&[]).contains("nothing new"));
 }
 
-/// DuckDB reads bronze as-is with hive partitioning (skipped with a notice when the duckdb module is absent;
-/// `.ci/run` installs it).
+/// DuckDB reads bronze as-is with hive partitioning (fails when the duckdb module is absent; `.ci/run` installs
+/// it).
 #[test]
 fn duckdb_reads_bronze_with_hive_partitioning() {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("SKIPPED: python3 -c 'import duckdb' failed; install duckdb to run this check");
+    let Some(_) = require_shared_data() else {
         return;
-    }
+    };
     let w = Workdir::new();
     for f in ["2011-02-15-0.json.gz", "2015-01-01-0.json.gz"] {
         w.land(&gharchive(f), "gharchive", f);
@@ -466,19 +477,8 @@ fn duckdb_reads_bronze_with_hive_partitioning() {
          print(','.join(str(x) for x in r))",
         w.bronze().display()
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "9341,9341,2011,2015,2"
-    );
+    let out = run_duckdb(&script, &[]);
+    assert_eq!(out.trim(), "9341,9341,2011,2015,2");
 }
 
 /// A mistyped landing path is a usage error naming it (exit 2), and nothing is created there.
@@ -518,6 +518,9 @@ fn a_missing_landing_is_a_usage_error() {
 /// "nothing new" and leaving it for a later run.
 #[test]
 fn once_waits_for_a_file_copied_just_before() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
     let w = Workdir::new();
     let dir = w.landing().join("gharchive");
     std::fs::create_dir_all(&dir).expect("mkdir");
