@@ -507,14 +507,6 @@ pub async fn plan_paths(
         plan.add(verdict, rel.clone());
     }
     order(&mut plan, opts);
-    let m = crate::metrics::get();
-    let l = crate::metrics::ds(dataset);
-    m.backlog_files
-        .get_or_create(&l)
-        .set((plan.files.len() + plan.not_ready.len()) as i64);
-    m.backlog_bytes
-        .get_or_create(&l)
-        .set(plan.files.iter().map(|f| f.pending_bytes() as i64).sum());
     Ok(plan)
 }
 

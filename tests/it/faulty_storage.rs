@@ -30,6 +30,29 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
         .collect()
 }
 
+/// `lander run --mode once` in `w` with `env` set; the output whatever the status.
+fn once_with(w: &Workdir, env: &[(&str, &str)]) -> std::process::Output {
+    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(w.location_args());
+    let mut cmd = w.cmd();
+    cmd.args(&args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("spawn")
+}
+
+/// Asserts a failed run (exit 1) whose stderr says `what`, with nothing marked processed.
+fn assert_failed_cleanly(w: &Workdir, out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.to_lowercase().contains(what), "{stderr}");
+    assert!(checkpoint_paths(w).is_empty(), "nothing marked processed");
+}
+
 #[test]
 fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
     let Some(_) = require_shared_data() else {
@@ -41,23 +64,10 @@ fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
         "gharchive",
         "2011-02-15-0.json.gz",
     );
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
     // Staging fails on its first write; then publishing fails on its first rename.
     for fault in ["write:1-1000", "rename:1-1"] {
-        let out = w
-            .cmd()
-            .args(&args)
-            .env("LANDER_FAIL_STORE", fault)
-            .output()
-            .expect("spawn");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{fault}: {stderr}");
-        assert!(stderr.contains("injected storage fault"), "{stderr}");
-        assert!(checkpoint_paths(&w).is_empty(), "nothing marked processed");
+        let out = once_with(&w, &[("LANDER_FAIL_STORE", fault)]);
+        assert_failed_cleanly(&w, &out, "injected storage fault");
     }
     w.run_once(&[]);
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
@@ -194,19 +204,8 @@ fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
         "gharchive",
         "2015-01-01-0.json.gz",
     );
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
-    let out = w.cmd().args(&args).output().expect("spawn");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.to_lowercase().contains("no space left on device"),
-        "{stderr}"
-    );
-    assert!(checkpoint_paths(&w).is_empty(), "nothing marked processed");
+    let out = once_with(&w, &[]);
+    assert_failed_cleanly(&w, &out, "no space left on device");
     assert!(parquet_files(&w.bronze().join("gharchive")).is_empty());
 
     disk.resize("64m");
@@ -231,21 +230,8 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
         "gharchive",
         "2011-02-15-0.json.gz",
     );
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
-    let out = w
-        .cmd()
-        .args(&args)
-        .env("LANDER_FAIL_CHECKPOINT", "commit:1-1")
-        .output()
-        .expect("spawn");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("injected checkpoint fault"), "{stderr}");
-    assert!(checkpoint_paths(&w).is_empty(), "nothing marked processed");
+    let out = once_with(&w, &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
+    assert_failed_cleanly(&w, &out, "injected checkpoint fault");
     assert!(
         parquet_files(&w.bronze()).is_empty(),
         "published parts taken back: {:?}",
