@@ -1,6 +1,9 @@
 //! One conformance suite, run against every storage backend: the local filesystem, HDFS (a real
 //! MiniDFSCluster) and S3 (a real moto server); see `backends.rs`.
 //!
+//! With the cargo feature `hdrs` the suite also runs on the same cluster through `hdfs+jni://` (libhdfs over
+//! JNI) as `conformance::hdfs_jni::<behaviour>`.
+//!
 //! Each behaviour is a function taking the backend; the `conformance!` macro instantiates it once per backend as
 //! `conformance::<backend>::<behaviour>`, so `cargo test conformance::hdfs` runs the HDFS group alone.
 //! Expected row counts come from a run of the same input on a local directory (the spine's own tests pin those
@@ -369,6 +372,11 @@ macro_rules! conformance {
         }
         mod s3 {
             $( $(#[$meta])* #[test] fn $name() { super::$name(super::Kind::S3) } )*
+        }
+        /// The same cluster through `hdfs+jni://` (libhdfs over JNI): `cargo test --features hdrs`.
+        #[cfg(feature = "hdrs")]
+        mod hdfs_jni {
+            $( $(#[$meta])* #[test] fn $name() { super::$name(super::Kind::HdfsJni) } )*
         }
     };
 }
