@@ -464,7 +464,7 @@ impl Downloader {
     /// # Errors
     /// [`FetchError::Landing`] or [`FetchError::Client`].
     pub(crate) async fn new(args: &DownloadArgs, progress: Progress) -> Result<Self, FetchError> {
-        let landing = open_landing(&args.landing).await?;
+        let landing = open_landing(&args.landing, args.config.as_deref()).await?;
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(args.connect_timeout)
