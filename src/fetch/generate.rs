@@ -389,6 +389,7 @@ pub async fn generate_sales(
         EndTime::At(t) => t,
     };
     let landing = open_landing(&args.landing, args.config.as_deref()).await?;
+    super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let mut generator = SalesGenerator::new(GeneratorConfig {
         seed,
         start_id: args.start_id,

@@ -598,6 +598,15 @@ impl Downloader {
         }
     }
 
+    /// Deletes the stale store-client temporaries of earlier interrupted fetches below `<dataset>/`
+    /// ([`super::temps`]).
+    ///
+    /// # Errors
+    /// [`FetchError::ObjectStore`].
+    pub(crate) async fn remove_stale_temps(&self, dataset: &str) -> Result<usize, FetchError> {
+        super::temps::remove_stale_temps(&self.landing, dataset).await
+    }
+
     /// Whether `<dataset>/<name>` is already in landing (or recorded in the checkpoint given with `--checkpoint`).
     async fn already_present(&self, dataset: &str, name: &str) -> Result<bool, FetchError> {
         if self.ingested.contains(&format!("{dataset}/{name}")) {
@@ -1214,6 +1223,7 @@ pub(crate) async fn run_urls(
         .collect::<Result<Vec<_>, _>>()?;
     let progress = Progress::new(Some(urls.len()));
     let downloader = Downloader::new(&args.download, progress).await?;
+    downloader.remove_stale_temps(&args.dataset).await?;
     let mut summary = FetchSummary::default();
     let mut jobs = Vec::with_capacity(urls.len());
     let mut names: HashMap<String, String> = HashMap::new();

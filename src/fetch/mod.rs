@@ -21,6 +21,7 @@ pub mod generate;
 pub mod gharchive;
 mod http;
 pub mod s3;
+pub mod temps;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -57,6 +57,7 @@ pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary
             source: Box::new(source),
         })?;
     let landing = open_landing_with(&args.landing, storage).await?;
+    super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let objects: Vec<ObjectMeta> = source
         .store
         .list(Some(&source.prefix))

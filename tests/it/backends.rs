@@ -470,6 +470,28 @@ impl Target {
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
+    /// Starts a multipart upload of `landing/<rel>` (or `bronze/<rel>`), writes one part and abandons it the way a
+    /// killed writer does: on HDFS the client's hidden temporary (`.<name>.tmp.<n>`) stays behind, still open.
+    pub fn interrupted_put(&self, in_bronze: bool, rel: &str) {
+        let path = if in_bronze {
+            self.bronze_path(rel)
+        } else {
+            self.landing_path(rel)
+        };
+        self.rt.block_on(async {
+            let mut upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .unwrap_or_else(|e| panic!("start upload of {path}: {e}"));
+            upload
+                .put_part(Bytes::from_static(b"a,b\n1,2\n").into())
+                .await
+                .unwrap_or_else(|e| panic!("write a part of {path}: {e}"));
+            // Dropped without complete() or abort().
+        });
+    }
+
     /// Copies a local file into `landing/<dataset>/<name>`.
     pub fn land(&self, src: &FsPath, dataset: &str, name: &str) {
         let bytes = std::fs::read(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));

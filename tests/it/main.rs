@@ -12,3 +12,4 @@ mod hostile;
 mod listing_cost;
 mod modes;
 mod run_once;
+mod stale_temps;
