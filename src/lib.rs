@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! Modules in pipeline order (data flows one way):
-//! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`).
+//! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
+//!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`).
 //! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, synthetic sales).
 //! - [`source`]: listing landing, readiness rules, fingerprints, watching for new files.
 //! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records.

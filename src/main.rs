@@ -28,6 +28,9 @@ fn main() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_BYTES);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_BYTES);
     }
+    // Before any thread exists: it sets $LIBHDFS_OPTS for the JVM an hdfs+jni:// location starts.
+    #[cfg(feature = "hdrs")]
+    lander::store::hdrs::keep_signals_for_lander();
     let cli = lander::cli::Cli::parse();
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",

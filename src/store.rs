@@ -8,6 +8,8 @@
 //!   `hdfs-native-object-store`, a pure-Rust client (no JVM). `core-site.xml`/`hdfs-site.xml` are read from
 //!   `$HADOOP_CONF_DIR` (else `$HADOOP_HOME/etc/hadoop`), so name services, ViewFS and Kerberos settings work;
 //!   the user is `$HADOOP_USER_NAME` or the OS user;
+//! - `hdfs+jni://host:port/path` (cargo feature `hdrs` only; `hdfs+jni:///path` for `fs.defaultFS`): the same
+//!   HDFS through libhdfs (JNI), see [`hdrs`]; a build without the feature refuses the scheme;
 //! - `s3://bucket/prefix` (also `s3a://`): object_store's `AmazonS3`, configured from the usual `AWS_*`
 //!   variables: `AWS_ENDPOINT_URL` (MinIO, Ceph, moto), `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, and
@@ -33,6 +35,9 @@
 //!   server-side `CopyObject` (atomic per object) followed by a `DeleteObject` of the source, so between the two
 //!   both names exist, and a crash between them leaves the source behind. The sink's commit protocol copes with
 //!   that (see `sink::parquet`): sources are staging names that recovery deletes.
+
+#[cfg(feature = "hdrs")]
+pub mod hdrs;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,7 +127,7 @@ pub enum Backend {
 /// The backend a location string names, without opening it (no I/O, no directory created).
 pub fn backend_of(location: &str) -> Backend {
     match location.split_once("://").map(|(scheme, _)| scheme) {
-        Some("hdfs" | "viewfs") => Backend::Hdfs,
+        Some("hdfs" | "viewfs" | "hdfs+jni") => Backend::Hdfs,
         Some("s3" | "s3a") => Backend::S3,
         _ => Backend::Local,
     }
@@ -177,6 +182,10 @@ impl StoreLocation {
                 let (authority, path) = split_authority(rest);
                 Self::open_hdfs(scheme, authority, path, location, options)
             }
+            "hdfs+jni" => {
+                let (authority, path) = split_authority(rest);
+                Self::open_hdfs_jni(authority, path, location, options)
+            }
             "s3" | "s3a" => {
                 let (bucket, path) = split_authority(rest);
                 if bucket.is_empty() {
@@ -230,6 +239,50 @@ impl StoreLocation {
             display: display.to_string(),
             local_root: None,
             backend: Backend::Hdfs,
+        })
+    }
+
+    #[cfg(feature = "hdrs")]
+    fn open_hdfs_jni(
+        authority: &str,
+        path: &str,
+        display: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
+        let timeout = store_timeout()?;
+        let (hadoop, _) = split_options(options, display)?;
+        // libhdfs's name for `fs.defaultFS` is "default".
+        let namenode = if authority.is_empty() {
+            "default".to_string()
+        } else {
+            format!("hdfs://{authority}")
+        };
+        let store = hdrs::HdrsStore::new(namenode, hadoop);
+        Ok(Self {
+            store: Arc::new(TimeoutStore::new(
+                Arc::new(store),
+                "HDFS",
+                format!("hdfs+jni://{authority}"),
+                timeout,
+            )),
+            prefix: parse_prefix(path, display)?,
+            display: display.to_string(),
+            local_root: None,
+            backend: Backend::Hdfs,
+        })
+    }
+
+    #[cfg(not(feature = "hdrs"))]
+    fn open_hdfs_jni(
+        _authority: &str,
+        _path: &str,
+        display: &str,
+        _options: &BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
+        Err(StoreError::Unsupported {
+            location: display.to_string(),
+            reason: "hdfs+jni:// (libhdfs over JNI) needs a build with `--features hdrs`; hdfs:// needs no JVM"
+                .into(),
         })
     }
 

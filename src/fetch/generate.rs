@@ -82,6 +82,10 @@ pub struct SalesArgs {
     /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
+    /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
+    /// Default: ./lander.toml when it exists.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
     /// Dataset directory under landing.
     #[arg(long, default_value = "sales")]
     pub dataset: String,
@@ -384,7 +388,8 @@ pub async fn generate_sales(
         EndTime::Now => Utc::now(),
         EndTime::At(t) => t,
     };
-    let landing = open_landing(&args.landing).await?;
+    let landing = open_landing(&args.landing, args.config.as_deref()).await?;
+    super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let mut generator = SalesGenerator::new(GeneratorConfig {
         seed,
         start_id: args.start_id,

@@ -244,6 +244,7 @@ pub(crate) async fn run(
             .map(|f| f.hour)
             .unwrap_or_else(|| floor_hour(now) - TimeDelta::hours(2));
         let downloader = Downloader::new(&args.download, Progress::new(None)).await?;
+        downloader.remove_stale_temps(&args.dataset).await?;
         let summary = follow(&downloader, &base, &args, from, &cancel).await;
         downloader.finish();
         return Ok(summary);
@@ -262,6 +263,7 @@ pub(crate) async fn run(
     };
     let hours = hour_range(from.hour, to)?;
     let downloader = Downloader::new(&args.download, Progress::new(Some(hours.len()))).await?;
+    downloader.remove_stale_temps(&args.dataset).await?;
     downloader.progress().log(|| {
         tracing::info!(
             hours = hours.len(),

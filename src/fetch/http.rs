@@ -464,7 +464,7 @@ impl Downloader {
     /// # Errors
     /// [`FetchError::Landing`] or [`FetchError::Client`].
     pub(crate) async fn new(args: &DownloadArgs, progress: Progress) -> Result<Self, FetchError> {
-        let landing = open_landing(&args.landing).await?;
+        let landing = open_landing(&args.landing, args.config.as_deref()).await?;
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(args.connect_timeout)
@@ -596,6 +596,15 @@ impl Downloader {
                 }
             }
         }
+    }
+
+    /// Deletes the stale store-client temporaries of earlier interrupted fetches below `<dataset>/`
+    /// ([`super::temps`]).
+    ///
+    /// # Errors
+    /// [`FetchError::ObjectStore`].
+    pub(crate) async fn remove_stale_temps(&self, dataset: &str) -> Result<usize, FetchError> {
+        super::temps::remove_stale_temps(&self.landing, dataset).await
     }
 
     /// Whether `<dataset>/<name>` is already in landing (or recorded in the checkpoint given with `--checkpoint`).
@@ -1214,6 +1223,7 @@ pub(crate) async fn run_urls(
         .collect::<Result<Vec<_>, _>>()?;
     let progress = Progress::new(Some(urls.len()));
     let downloader = Downloader::new(&args.download, progress).await?;
+    downloader.remove_stale_temps(&args.dataset).await?;
     let mut summary = FetchSummary::default();
     let mut jobs = Vec::with_capacity(urls.len());
     let mut names: HashMap<String, String> = HashMap::new();

@@ -21,7 +21,9 @@ pub mod generate;
 pub mod gharchive;
 mod http;
 pub mod s3;
+pub mod temps;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -199,6 +201,9 @@ pub enum FetchError {
         /// The join error.
         source: tokio::task::JoinError,
     },
+    /// The config file (for its `[storage]` section) could not be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The source location of `fetch s3` could not be opened.
     #[error("cannot open {url}: {source}")]
     Source {
@@ -220,7 +225,8 @@ pub enum FetchCommand {
     Gharchive(GharchiveArgs),
     /// Download arbitrary http(s) files into <landing>/<dataset>/, named after the URL's last path segment.
     Url(UrlArgs),
-    /// Copy new objects from an S3 bucket/prefix into <landing>/<dataset>/ (endpoint and credentials from AWS_*).
+    /// Copy new objects from an S3 bucket/prefix into <landing>/<dataset>/ (endpoint and credentials from AWS_* or
+    /// the config file's `[storage]`).
     S3(S3Args),
 }
 
@@ -268,6 +274,10 @@ pub struct DownloadArgs {
     /// running daemon is not disturbed. Skipped when the directory holds no checkpoint.
     #[arg(long)]
     pub checkpoint: Option<std::path::PathBuf>,
+    /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
+    /// Default: ./lander.toml when it exists.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `lander fetch url`.
@@ -301,6 +311,10 @@ pub struct S3Args {
     /// Landing zone: a local directory, hdfs:// or s3:// location.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
+    /// Config file (TOML) whose `[storage]` section configures a remote landing and the S3 source, as for `lander run`.
+    /// Default: ./lander.toml when it exists.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// What a fetch did, per file.
@@ -380,10 +394,38 @@ pub async fn run_generate(
     }
 }
 
-/// Opens `landing` off the reactor (opening a local directory creates and canonicalizes it).
-async fn open_landing(landing: &str) -> Result<StoreLocation, FetchError> {
+/// The `[storage]` options of the config file (`config`, else ./lander.toml when it exists), read off the
+/// reactor: the same store options `lander run` opens landing and bronze with.
+async fn storage_options(
+    config: Option<&std::path::Path>,
+) -> Result<BTreeMap<String, String>, FetchError> {
+    let owned = config.map(std::path::Path::to_path_buf);
+    let loaded = tokio::task::spawn_blocking(move || crate::config::Config::load(owned.as_deref()))
+        .await
+        .map_err(|source| FetchError::Task {
+            what: "reading the configuration".into(),
+            source,
+        })?;
+    Ok(loaded?.storage)
+}
+
+/// Opens `landing` with the `[storage]` options of `config`, off the reactor (opening a local directory creates
+/// and canonicalizes it).
+async fn open_landing(
+    landing: &str,
+    config: Option<&std::path::Path>,
+) -> Result<StoreLocation, FetchError> {
+    let storage = storage_options(config).await?;
+    open_landing_with(landing, storage).await
+}
+
+/// Opens `landing` with these store options, off the reactor.
+async fn open_landing_with(
+    landing: &str,
+    storage: BTreeMap<String, String>,
+) -> Result<StoreLocation, FetchError> {
     let owned = landing.to_string();
-    let result = tokio::task::spawn_blocking(move || StoreLocation::open(&owned))
+    let result = tokio::task::spawn_blocking(move || StoreLocation::open_with(&owned, &storage))
         .await
         .map_err(|source| FetchError::Task {
             what: format!("opening {landing}"),

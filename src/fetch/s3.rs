@@ -16,7 +16,10 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use super::{open_landing, rename_no_clobber, validate_dataset, FetchError, FetchSummary, S3Args};
+use super::{
+    open_landing_with, rename_no_clobber, storage_options, validate_dataset, FetchError,
+    FetchSummary, S3Args,
+};
 use crate::store::{backend_of, Backend, StoreLocation};
 
 /// Objects copied concurrently.
@@ -46,11 +49,15 @@ pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary
             reason: "fetch s3 copies from s3://bucket/prefix".into(),
         });
     }
-    let source = StoreLocation::open(&args.url).map_err(|source| FetchError::Source {
-        url: args.url.clone(),
-        source: Box::new(source),
-    })?;
-    let landing = open_landing(&args.landing).await?;
+    // The source and landing take the same `[storage]` options, as `run`'s landing and bronze do.
+    let storage = storage_options(args.config.as_deref()).await?;
+    let source =
+        StoreLocation::open_with(&args.url, &storage).map_err(|source| FetchError::Source {
+            url: args.url.clone(),
+            source: Box::new(source),
+        })?;
+    let landing = open_landing_with(&args.landing, storage).await?;
+    super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let objects: Vec<ObjectMeta> = source
         .store
         .list(Some(&source.prefix))

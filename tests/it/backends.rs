@@ -45,6 +45,9 @@ const START_DEADLINE: Duration = Duration::from_secs(120);
 pub enum Kind {
     Local,
     Hdfs,
+    /// The same MiniDFSCluster through `hdfs+jni://` (libhdfs over JNI, cargo feature `hdrs`).
+    #[cfg(feature = "hdrs")]
+    HdfsJni,
     S3,
 }
 
@@ -259,6 +262,45 @@ pub fn moto() -> &'static Moto {
     })
 }
 
+/// A verification client on the shared MiniDFSCluster, its URL, the test root and lander's environment.
+#[allow(clippy::type_complexity)]
+fn hdfs(
+    rt: &tokio::runtime::Runtime,
+    root: String,
+) -> (Arc<dyn ObjectStore>, String, String, Vec<(String, String)>) {
+    let dfs = minidfs();
+    let url = format!("hdfs://127.0.0.1:{}", dfs.namenode_port);
+    // The client spawns its connection tasks on the runtime it is built in.
+    let store = rt.block_on(async {
+        hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+            .with_url(url.clone())
+            .build()
+            .expect("hdfs store")
+    });
+    let env = HDFS_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (Arc::new(store), url, root, env)
+}
+
+/// The Hadoop client jars (`hadoop-client-api`, `hadoop-client-runtime` and their few unshaded dependencies) from
+/// the MiniDFSCluster project's Maven classpath, one by one as libhdfs needs them: what an `hdfs+jni://` lander
+/// runs with. The cluster's own jars (minicluster, JUnit) are left out, so they cannot stand in for a missing
+/// client jar.
+#[cfg(feature = "hdrs")]
+pub fn hadoop_client_classpath() -> String {
+    let (_, cp) = build_minidfs();
+    cp.split(':')
+        .filter(|j| {
+            !["minicluster", "junit", "hamcrest"]
+                .iter()
+                .any(|x| j.contains(x))
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// A client of [`BUCKET`] on the shared moto server.
 pub fn s3_store() -> object_store::aws::AmazonS3 {
     object_store::aws::AmazonS3Builder::new()
@@ -325,21 +367,13 @@ impl Target {
                     vec![],
                 )
             }
-            Kind::Hdfs => {
-                let dfs = minidfs();
-                let url = format!("hdfs://127.0.0.1:{}", dfs.namenode_port);
-                // The client spawns its connection tasks on the runtime it is built in.
-                let store = rt.block_on(async {
-                    hdfs_native_object_store::HdfsObjectStoreBuilder::new()
-                        .with_url(url.clone())
-                        .build()
-                        .expect("hdfs store")
-                });
-                let env = HDFS_ENV
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                (Arc::new(store), url, root.clone(), env)
+            Kind::Hdfs => hdfs(&rt, root.clone()),
+            #[cfg(feature = "hdrs")]
+            Kind::HdfsJni => {
+                let (store, url, root, mut env) = hdfs(&rt, root.clone());
+                env.push(("CLASSPATH".into(), hadoop_client_classpath()));
+                let jni = url.replacen("hdfs://", "hdfs+jni://", 1);
+                (store, jni, root, env)
             }
             Kind::S3 => (
                 Arc::new(s3_store()),
@@ -434,6 +468,28 @@ impl Target {
         self.rt
             .block_on(self.store.put(&path, Bytes::from(bytes).into()))
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Starts a multipart upload of `landing/<rel>` (or `bronze/<rel>`), writes one part and abandons it the way a
+    /// killed writer does: on HDFS the client's hidden temporary (`.<name>.tmp.<n>`) stays behind, still open.
+    pub fn interrupted_put(&self, in_bronze: bool, rel: &str) {
+        let path = if in_bronze {
+            self.bronze_path(rel)
+        } else {
+            self.landing_path(rel)
+        };
+        self.rt.block_on(async {
+            let mut upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .unwrap_or_else(|e| panic!("start upload of {path}: {e}"));
+            upload
+                .put_part(Bytes::from_static(b"a,b\n1,2\n").into())
+                .await
+                .unwrap_or_else(|e| panic!("write a part of {path}: {e}"));
+            // Dropped without complete() or abort().
+        });
     }
 
     /// Copies a local file into `landing/<dataset>/<name>`.

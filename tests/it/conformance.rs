@@ -1,6 +1,9 @@
 //! One conformance suite, run against every storage backend: the local filesystem, HDFS (a real
 //! MiniDFSCluster) and S3 (a real moto server); see `backends.rs`.
 //!
+//! With the cargo feature `hdrs` the suite also runs on the same cluster through `hdfs+jni://` (libhdfs over
+//! JNI) as `conformance::hdfs_jni::<behaviour>`.
+//!
 //! Each behaviour is a function taking the backend; the `conformance!` macro instantiates it once per backend as
 //! `conformance::<backend>::<behaviour>`, so `cargo test conformance::hdfs` runs the HDFS group alone.
 //! Expected row counts come from a run of the same input on a local directory (the spine's own tests pin those
@@ -382,6 +385,11 @@ macro_rules! conformance {
         mod s3 {
             $( $(#[$meta])* #[test] fn $name() { super::$name(super::Kind::S3) } )*
         }
+        /// The same cluster through `hdfs+jni://` (libhdfs over JNI): `cargo test --features hdrs`.
+        #[cfg(feature = "hdrs")]
+        mod hdfs_jni {
+            $( $(#[$meta])* #[test] fn $name() { super::$name(super::Kind::HdfsJni) } )*
+        }
     };
 }
 
@@ -449,14 +457,8 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
     }
 }
 
-/// S3 configured in `lander.toml` (`[storage]`) alone, with no `AWS_*` variable in lander's environment.
-#[test]
-fn s3_configured_in_lander_toml() {
-    let Some(_) = require_shared_data() else {
-        return;
-    };
-    let t = Target::new(Kind::S3);
-    t.land_bytes("sales", "ventas-1.csv", sales_slice(20));
+/// Writes `lander.toml` in the workdir with the moto endpoint and credentials in `[storage]`; returns its path.
+fn write_s3_storage_toml(t: &Target) -> std::path::PathBuf {
     let env: std::collections::HashMap<String, String> =
         crate::backends::s3_env().into_iter().collect();
     let config = t.wd.path().join("lander.toml");
@@ -469,16 +471,121 @@ fn s3_configured_in_lander_toml() {
         ),
     )
     .expect("write lander.toml");
-    let mut args = t.once_args(&["--config"]);
-    args.push(config.display().to_string());
+    config
+}
+
+/// A lander command in the workdir with no `AWS_*` variable in its environment.
+fn cmd_without_aws_env(t: &Target) -> std::process::Command {
     let mut cmd = t.wd.cmd();
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
         cmd.env_remove(k);
     }
-    let out = cmd.args(&args).output().expect("spawn");
+    cmd
+}
+
+/// S3 configured in `lander.toml` (`[storage]`) alone, with no `AWS_*` variable in lander's environment.
+#[test]
+fn s3_configured_in_lander_toml() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(Kind::S3);
+    t.land_bytes("sales", "ventas-1.csv", sales_slice(20));
+    let config = write_s3_storage_toml(&t);
+    let mut args = t.once_args(&["--config"]);
+    args.push(config.display().to_string());
+    let out = cmd_without_aws_env(&t).args(&args).output().expect("spawn");
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_success(&out, &refs, t.wd.path());
     assert_eq!(t.count_rows("sales"), 20);
+}
+
+/// `fetch` opens its S3 source and its landing with the `[storage]` options of `lander.toml`, as `run` does:
+/// `fetch s3` with `--config`, `fetch gharchive` with the default `./lander.toml`, no `AWS_*` variable set.
+/// Without the file the same fetch fails, so nothing else supplied the credentials.
+#[test]
+fn fetch_takes_storage_options_from_lander_toml() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    use object_store::ObjectStoreExt;
+    let t = Target::new(Kind::S3);
+    let src = crate::backends::unique_prefix("cfgsrc");
+    let s3 = crate::backends::s3_store();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let source_rows = sales_lines(0, 40);
+    rt.block_on(s3.put(
+        &object_store::path::Path::from(format!("{src}/ventas-1.csv")),
+        source_rows.clone().into(),
+    ))
+    .expect("put source");
+    let url = format!("s3://{}/{src}", crate::backends::BUCKET);
+    let fetch_s3 = |config: Option<&std::path::Path>| {
+        let mut cmd = cmd_without_aws_env(&t);
+        cmd.args([
+            "fetch",
+            "s3",
+            &url,
+            "--dataset",
+            "sales",
+            "--landing",
+            &t.landing_url,
+        ]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.output().expect("spawn")
+    };
+
+    let without = fetch_s3(None);
+    assert!(
+        !without.status.success(),
+        "without lander.toml nor AWS_* the fetch must fail: {}",
+        String::from_utf8_lossy(&without.stdout)
+    );
+
+    // Outside the workdir, so only --config can point at it.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let config = elsewhere.path().join("s3.toml");
+    std::fs::rename(write_s3_storage_toml(&t), &config).expect("move lander.toml");
+    let out = fetch_s3(Some(&config));
+    assert_success(&out, &["fetch", "s3", "--config"], t.wd.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fetched 1"), "{text}");
+    assert_eq!(
+        t.landing_bytes("sales/ventas-1.csv").as_ref(),
+        source_rows.as_slice()
+    );
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = server_rt.block_on(crate::fetch::Server::start());
+    let served = server.serve_fixture("2015-01-01-0.json.gz");
+    write_s3_storage_toml(&t);
+    let args = [
+        "fetch",
+        "gharchive",
+        "--from",
+        "2015-01-01T00",
+        "--to",
+        "2015-01-01T01",
+        "--base-url",
+        &server.base_url(),
+        "--landing",
+        &t.landing_url,
+    ];
+    let out = cmd_without_aws_env(&t).args(args).output().expect("spawn");
+    assert_success(&out, &args, t.wd.path());
+    assert_eq!(
+        t.landing_bytes("gharchive/2015-01-01-0.json.gz").as_ref(),
+        served.as_slice()
+    );
 }
 
 /// `$HADOOP_CONF_DIR` is honoured: landing named through an HA name service (`hdfs://lns/...`, resolved by

@@ -17,3 +17,4 @@ mod operate;
 mod quarantine_bound;
 mod queries;
 mod run_once;
+mod stale_temps;
