@@ -5,6 +5,7 @@
 
 pub mod bench_state;
 pub mod checkpoint;
+pub mod explain;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Inspect, verify and repair the checkpoint.
     #[command(subcommand)]
     Checkpoint(checkpoint::CheckpointCommand),
+    /// Everything lander knows and decides about one landing file, with a one-line verdict.
+    Explain(explain::ExplainArgs),
     /// Download GH Archive hours or other files into landing.
     #[command(subcommand)]
     Fetch(crate::fetch::FetchCommand),
@@ -250,6 +253,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_pipeline(*args, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
+        Command::Explain(a) => explain::run(a).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
             let summary = crate::fetch::run_fetch(cmd, cancel)

@@ -6,6 +6,7 @@ mod common;
 mod conformance;
 mod crash_kill;
 mod dedup;
+mod explain;
 mod faulty_storage;
 mod fetch;
 mod hostile;
