@@ -201,6 +201,9 @@ pub enum CheckpointCommand {
     Export(ExportArgs),
     /// Replace the store's content with an export read from stdin (or --input).
     Import(ImportArgs),
+    /// Hourly datasets (GH Archive): missing, late, failed and quarantined hours, with the fetch commands to
+    /// re-try the missing ones.
+    Gaps(super::gaps::GapsArgs),
 }
 
 /// Runs a checkpoint subcommand.
@@ -218,6 +221,7 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
         CheckpointCommand::Reset(a) => reset(a).await,
         CheckpointCommand::Export(a) => export(a).await,
         CheckpointCommand::Import(a) => import(a).await,
+        CheckpointCommand::Gaps(a) => super::gaps::run(a).await,
     }
 }
 

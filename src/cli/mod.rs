@@ -6,6 +6,7 @@
 pub mod bench_state;
 pub mod checkpoint;
 pub mod explain;
+pub mod gaps;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod dedup;
 mod explain;
 mod faulty_storage;
 mod fetch;
+mod gaps;
 mod hostile;
 mod listing_cost;
 mod modes;
