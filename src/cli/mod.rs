@@ -5,6 +5,7 @@
 
 pub mod bench_state;
 pub mod checkpoint;
+pub mod config_check;
 pub mod explain;
 pub mod gaps;
 
@@ -55,6 +56,9 @@ pub enum Command {
     /// Inspect, verify and repair the checkpoint.
     #[command(subcommand)]
     Checkpoint(checkpoint::CheckpointCommand),
+    /// Check the configuration (lander.toml, LANDER_* variables, flags) and show where each value comes from.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
     /// Everything lander knows and decides about one landing file, with a one-line verdict.
     Explain(explain::ExplainArgs),
     /// Download GH Archive hours or other files into landing.
@@ -255,6 +259,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
         Command::Run(args) => run_pipeline(*args, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
         Command::Explain(a) => explain::run(a).await,
+        Command::Config(cmd) => config_check::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
             let summary = crate::fetch::run_fetch(cmd, cancel)

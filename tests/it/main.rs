@@ -3,6 +3,7 @@
 mod backends;
 mod checkpoint_cmd;
 mod common;
+mod config_check;
 mod conformance;
 mod crash_kill;
 mod dedup;
