@@ -23,7 +23,13 @@ use crate::store::StoreLocation;
 
 /// lander: land GH Archive and CSV files into deduplicated, partitioned bronze Parquet, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "lander", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "lander",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LANDER_GIT_COMMIT"), ", built ", env!("LANDER_BUILD_DATE"), ")"),
+    about,
+    long_about = None,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

@@ -141,3 +141,32 @@ fn lander_variables_reach_run_and_bad_ones_are_refused() {
     );
 }
 
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let wd = Workdir::new();
+    let text = wd.run_ok(&["--version"]);
+    // `lander 0.1.0 (0123456789ab[-dirty], built 2026-11-23)`, or `unknown` outside a git checkout.
+    let inner = text
+        .trim()
+        .strip_prefix(&format!("lander {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected --version: {text}"));
+    let (commit, date) = inner.split_once(", built ").expect("commit and date");
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        hash == "unknown" || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    assert!(
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{text}"
+    );
+    // In a git checkout the hash names a real commit.
+    let in_git = std::process::Command::new("git")
+        .args(["cat-file", "-e", &format!("{hash}^{{commit}}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    if hash != "unknown" {
+        assert!(in_git.is_ok_and(|s| s.success()), "{hash} is not a commit");
+    }
+}
