@@ -18,6 +18,9 @@ use super::checkpoint::{emit, emit_json};
 use super::{apply_run_overrides, load_config, Cli, RunArgs};
 use crate::config::keys;
 
+/// Longest value shown whole in the text table.
+const TEXT_VALUE_CHARS: usize = 60;
+
 /// `lander config`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -209,7 +212,7 @@ fn render(r: &ConfigReport) -> String {
     let vw = r
         .values
         .iter()
-        .map(|v| v.value.chars().count().min(40))
+        .map(|v| v.value.chars().count().min(TEXT_VALUE_CHARS + 3))
         .max()
         .unwrap_or(0)
         .max(5);
@@ -219,7 +222,12 @@ fn render(r: &ConfigReport) -> String {
             Some(o) => format!("{} ({o})", v.source),
             None => v.source.to_string(),
         };
-        s += &format!("{:<kw$}  {:<vw$}  {source}\n", v.key, v.value);
+        // Long values (a dataset's whole table) are cut in the table; --json has them whole.
+        let value = match v.value.char_indices().nth(TEXT_VALUE_CHARS) {
+            Some((at, _)) => format!("{}...", &v.value[..at]),
+            None => v.value.clone(),
+        };
+        s += &format!("{:<kw$}  {value:<vw$}  {source}\n", v.key);
     }
     s += "ok: the configuration is valid\n";
     s

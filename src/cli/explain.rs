@@ -590,10 +590,12 @@ fn verdict(x: &Explanation) -> String {
         let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
         let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
         let mut s = format!(
-            "ingested in batch {batch} ({} in {}",
-            plural(r.records_ok, "row", "rows"),
-            plural(parts, "part", "parts")
+            "ingested in batch {batch} ({}",
+            plural(r.records_ok, "row", "rows")
         );
+        if r.records_ok > 0 {
+            s += &format!(" in {}", plural(parts, "part", "parts"));
+        }
         if r.records_quarantined > 0 {
             s += &format!(
                 ", {} quarantined",
@@ -674,7 +676,7 @@ fn verdict(x: &Explanation) -> String {
 
 fn render(x: &Explanation) -> String {
     let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<13}{v}\n"));
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
     line("file:", x.path.clone());
     line("location:", x.location.clone());
     match (&x.dataset, &x.rule) {

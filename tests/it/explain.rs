@@ -108,7 +108,7 @@ fn explain_an_ingested_file() {
     args.extend(wd.location_args());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let text = wd.run_ok(&refs);
-    assert!(text.contains("verdict:     ingested in batch 1"), "{text}");
+    assert!(text.contains("verdict:      ingested in batch 1"), "{text}");
 }
 
 #[test]
