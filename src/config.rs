@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod keys;
+
 /// Configuration errors: all map to exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -33,6 +35,24 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// The file has a key the schema does not know (a typo, most often).
+    #[error("invalid config file {path}: unknown key `{key}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key, dotted below the top level (`datasets.sales.delimitr`).
+        key: String,
+        /// The closest known key.
+        suggestion: Option<String>,
+    },
+    /// A `LANDER_<KEY>` environment variable does not hold a valid value for its key.
+    #[error("invalid environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The whole configuration of a run.
@@ -244,23 +264,37 @@ pub fn builtin_sales() -> DatasetConfig {
 }
 
 impl Config {
-    /// Loads `path` (TOML) over the defaults. When `path` is `None`, `./lander.toml` is used if it exists.
+    /// Loads `path` (TOML) over the defaults, then applies the `LANDER_<KEY>` environment variables
+    /// ([`keys::env_overrides`]). When `path` is `None`, `./lander.toml` is used if it exists.
     ///
     /// # Errors
-    /// [`ConfigError::Read`] / [`ConfigError::Parse`] for an unreadable or malformed file.
+    /// [`ConfigError::Read`] / [`ConfigError::Parse`] for an unreadable or malformed file,
+    /// [`ConfigError::UnknownKey`] for a key the schema does not know, [`ConfigError::Env`] for a bad variable.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from("lander.toml"), false),
         };
-        let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let (mut table, mut config) = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                // Keys first, so that a typo gets a hint instead of serde's list of every field.
+                let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+                keys::check_keys(&path, &table)?;
+                (table, toml::from_str::<Config>(&text).map_err(parse_err)?)
+            }
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                (toml::Table::new(), Config::default())
+            }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
+        let env = keys::env_overrides();
+        if !env.is_empty() {
+            config = keys::apply_env(&mut table, &env)?;
+        }
         config
             .datasets
             .entry("gharchive".into())

@@ -201,6 +201,9 @@ pub enum CheckpointCommand {
     Export(ExportArgs),
     /// Replace the store's content with an export read from stdin (or --input).
     Import(ImportArgs),
+    /// Hourly datasets (GH Archive): missing, late, failed and quarantined hours, with the fetch commands to
+    /// re-try the missing ones.
+    Gaps(super::gaps::GapsArgs),
 }
 
 /// Runs a checkpoint subcommand.
@@ -218,6 +221,7 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
         CheckpointCommand::Reset(a) => reset(a).await,
         CheckpointCommand::Export(a) => export(a).await,
         CheckpointCommand::Import(a) => import(a).await,
+        CheckpointCommand::Gaps(a) => super::gaps::run(a).await,
     }
 }
 
@@ -583,14 +587,14 @@ pub struct ExportLine {
 // ---------------------------------------------------------------------------------------------------------
 // Commands.
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
         .expect("checkpoint reads and writes do not panic")
 }
 
 /// Opens the checkpoint for reading (a snapshot when a daemon holds it).
-async fn open_read(config: &Config) -> anyhow::Result<CheckpointStore> {
+pub(super) async fn open_read(config: &Config) -> anyhow::Result<CheckpointStore> {
     let dir = config.checkpoint.clone();
     if !CheckpointStore::exists(&dir) {
         bail!(
@@ -630,14 +634,14 @@ async fn open_write(config: &Config, action: &str) -> anyhow::Result<CheckpointS
 }
 
 /// Writes `text` to stdout (errors, a broken pipe included, are returned).
-fn emit(text: &str) -> anyhow::Result<()> {
+pub(super) fn emit(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("while writing to stdout")
 }
 
-fn emit_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(super) fn emit_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("while encoding the JSON output")?;
     text.push('\n');
     emit(&text)
@@ -1906,11 +1910,11 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
+pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");

@@ -5,6 +5,9 @@
 
 pub mod bench_state;
 pub mod checkpoint;
+pub mod config_check;
+pub mod explain;
+pub mod gaps;
 pub mod progress;
 pub mod serve;
 pub mod summary;
@@ -23,7 +26,13 @@ use crate::store::StoreLocation;
 
 /// lander: land GH Archive and CSV files into deduplicated, partitioned bronze Parquet, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "lander", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "lander",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LANDER_GIT_COMMIT"), ", built ", env!("LANDER_BUILD_DATE"), ")"),
+    about,
+    long_about = None,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -56,6 +65,11 @@ pub enum Command {
     /// Inspect, verify and repair the checkpoint.
     #[command(subcommand)]
     Checkpoint(checkpoint::CheckpointCommand),
+    /// Check the configuration (lander.toml, LANDER_* variables, flags) and show where each value comes from.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
+    /// Everything lander knows and decides about one landing file, with a one-line verdict.
+    Explain(explain::ExplainArgs),
     /// Download GH Archive hours or other files into landing.
     #[command(subcommand)]
     Fetch(crate::fetch::FetchCommand),
@@ -313,6 +327,8 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_pipeline(*args, cli.quiet, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
+        Command::Explain(a) => explain::run(a).await,
+        Command::Config(cmd) => config_check::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
             let summary = crate::fetch::run_fetch(cmd, cancel)

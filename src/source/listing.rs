@@ -92,15 +92,30 @@ impl LandingFile {
 
 /// Whether a file name (last path segment) is a temporary or hidden name that must never be read.
 pub fn is_ignored_name(name: &str) -> bool {
-    name.starts_with('.')
-        || name.starts_with('_')
-        || name.ends_with(".tmp")
-        || name.ends_with("._COPYING_")
-        || name.ends_with(".part")
-        || name.ends_with(".inprogress")
-        || name
-            .rsplit_once('#')
-            .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    ignored_rule(name).is_some()
+}
+
+/// The rule that makes a name (one path segment) ignored, described for people (`lander explain`), or `None`
+/// when the name is read.
+pub fn ignored_rule(name: &str) -> Option<&'static str> {
+    const SUFFIXES: [(&str, &str); 4] = [
+        (".tmp", "temp name (.tmp suffix)"),
+        ("._COPYING_", "temp name (._COPYING_ suffix, hdfs dfs -put)"),
+        (".part", "temp name (.part suffix)"),
+        (".inprogress", "temp name (.inprogress suffix)"),
+    ];
+    if name.starts_with('.') {
+        return Some("hidden name (leading .)");
+    }
+    if name.starts_with('_') {
+        return Some("hidden name (leading _)");
+    }
+    if let Some((_, rule)) = SUFFIXES.iter().find(|(s, _)| name.ends_with(s)) {
+        return Some(rule);
+    }
+    name.rsplit_once('#')
+        .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then_some("object-store staging name (#<digits> suffix)")
 }
 
 /// Whether any segment of a relative path is ignored (a hidden directory hides its files too).
@@ -173,19 +188,40 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn add(&mut self, verdict: Verdict, rel: String) {
+    fn add(&mut self, verdict: Readiness, rel: String) {
         match verdict {
-            Verdict::Read(f) => self.files.push(*f),
-            Verdict::NotReady => self.not_ready.push(rel),
-            Verdict::Skip => {}
+            Readiness::Read(f) => self.files.push(*f),
+            Readiness::NotReady { .. } => self.not_ready.push(rel),
+            Readiness::Skip(_) => {}
         }
     }
 }
 
-enum Verdict {
+/// What a listing decides about one file.
+#[derive(Debug)]
+pub enum Readiness {
+    /// Read it (or its tail) now.
     Read(Box<LandingFile>),
-    NotReady,
-    Skip,
+    /// Not settled yet (a gzip file, or a file rewritten in place, changed less than `settle_time` ago).
+    NotReady {
+        /// When it will have been stable for `settle_time`, if it does not change again.
+        settles_at: DateTime<Utc>,
+    },
+    /// Nothing to read.
+    Skip(SkipReason),
+}
+
+/// Why a listed file is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Older than `max_file_age` when the checkpoint of its dataset was new.
+    TooOld,
+    /// Processed, and unchanged since.
+    Unchanged,
+    /// Deleted between the listing and its read.
+    Vanished,
+    /// Could not be read (tried again at the next listing).
+    Unreadable(String),
 }
 
 /// Decides what to do with one listed object.
@@ -199,7 +235,7 @@ async fn evaluate(
     renamed_in: bool,
     fresh_checkpoint: bool,
     opts: &PlanOptions,
-) -> Result<Verdict, SourceError> {
+) -> Result<Readiness, SourceError> {
     let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
     // A file renamed into place is complete by the writer's own protocol: no need to wait for it to settle.
     let settled = renamed_in || meta.last_modified + settle <= opts.now;
@@ -215,7 +251,7 @@ async fn evaluate(
     if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
         if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
             tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
-            return Ok(Verdict::Skip);
+            return Ok(Readiness::Skip(SkipReason::TooOld));
         }
     }
     // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
@@ -225,7 +261,7 @@ async fn evaluate(
         let tail_now_final =
             p.status == FileStatus::Partial && line_final && p.bytes_consumed < meta.size;
         if untouched && !tail_now_final {
-            return Ok(Verdict::Skip);
+            return Ok(Readiness::Skip(SkipReason::Unchanged));
         }
     }
     let fp = match fingerprint(landing, &meta.location, &rel, meta.size).await {
@@ -235,23 +271,30 @@ async fn evaluate(
             ..
         }) => {
             tracing::info!(path = %rel, "file vanished before it was read; skipped");
-            return Ok(Verdict::Skip);
+            return Ok(Readiness::Skip(SkipReason::Vanished));
         }
         Err(SourceError::Read { source, .. }) => {
             // Unreadable (permissions, I/O error): skipped now, tried again at the next listing.
-            report_fault(dataset, &rel, &format!("cannot read it: {source}"));
-            return Ok(Verdict::Skip);
+            let reason = format!("cannot read it: {source}");
+            report_fault(dataset, &rel, &reason);
+            return Ok(Readiness::Skip(SkipReason::Unreadable(reason)));
         }
         Err(e) => return Err(e),
     };
     let gzip = fp.gzip || rel.ends_with(".gz");
+    let settles_at = meta
+        .last_modified
+        .checked_add_signed(settle)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if gzip && !settled {
-        return Ok(Verdict::NotReady);
+        return Ok(Readiness::NotReady { settles_at });
     }
     let mut continues_line = false;
     let (change, start_offset, start_line) = match &prior {
         None => (Change::New, 0, 0),
-        Some(p) if gzip && p.fingerprint == fp.fingerprint => return Ok(Verdict::Skip),
+        Some(p) if gzip && p.fingerprint == fp.fingerprint => {
+            return Ok(Readiness::Skip(SkipReason::Unchanged))
+        }
         Some(p)
             if !gzip
                 && p.head_hash == fp.head_hash_of_prefix(p.size)
@@ -259,7 +302,7 @@ async fn evaluate(
                 && p.bytes_consumed > 0 =>
         {
             if meta.size == p.bytes_consumed && !(line_final && p.status == FileStatus::Partial) {
-                return Ok(Verdict::Skip);
+                return Ok(Readiness::Skip(SkipReason::Unchanged));
             }
             if p.status == FileStatus::Ok
                 && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
@@ -271,14 +314,14 @@ async fn evaluate(
         }
         Some(_) if !settled => {
             // Rewritten in place and still changing: wait until it settles.
-            return Ok(Verdict::NotReady);
+            return Ok(Readiness::NotReady { settles_at });
         }
         Some(_) => {
             tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
             (Change::Replaced, 0, 0)
         }
     };
-    Ok(Verdict::Read(Box::new(LandingFile {
+    Ok(Readiness::Read(Box::new(LandingFile {
         dataset: dataset.to_string(),
         path: rel,
         location: meta.location,
@@ -463,51 +506,83 @@ pub async fn plan_paths(
         if is_ignored_path(rel) || !rel.starts_with(&format!("{dataset}/")) {
             continue;
         }
-        if let Some(root) = &landing.local_root {
-            // The same symlink and file-type rules as a full listing.
-            match super::walk::check_local_path(root, rel, opts.follow_symlinks) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(reason) => {
-                    report_fault(dataset, rel, &reason);
-                    continue;
-                }
-            }
-        }
-        let location = landing.path(rel);
-        let meta = match landing.store.head(&location).await {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => continue,
-            // A directory (new dataset or sub-directory): its files get their own events or the next listing.
-            Err(_)
-                if landing
-                    .local_root
-                    .as_ref()
-                    .is_some_and(|r| r.join(rel).is_dir()) =>
-            {
-                continue
-            }
-            Err(source) => {
-                report_fault(dataset, rel, &format!("cannot read its metadata: {source}"));
-                continue;
-            }
-        };
         let renamed = renamed_in.contains(rel);
-        let verdict = evaluate(
+        let verdict = evaluate_path(
             landing,
             checkpoint,
             dataset,
-            meta,
-            rel.clone(),
+            rel,
             renamed,
             fresh_checkpoint,
             opts,
         )
         .await?;
-        plan.add(verdict, rel.clone());
+        if let Some(v) = verdict {
+            plan.add(v, rel.clone());
+        }
     }
     order(&mut plan, opts);
     Ok(plan)
+}
+
+/// Decides about one path relative to landing as a listing would ([`plan_paths`] per path; `lander explain`).
+/// `None` when it does not exist, is a directory, or is left out by the symlink and file-type rules (logged).
+/// Ignored names are not checked here: see [`is_ignored_path`] and [`ignored_rule`]. `fresh_checkpoint`: the
+/// dataset has no committed batch yet (`max_file_age` applies).
+///
+/// # Errors
+/// [`SourceError::Checkpoint`]. An unreadable file is [`SkipReason::Unreadable`], not an error.
+pub async fn evaluate_path(
+    landing: &StoreLocation,
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+    rel: &str,
+    renamed: bool,
+    fresh_checkpoint: bool,
+    opts: &PlanOptions,
+) -> Result<Option<Readiness>, SourceError> {
+    if let Some(root) = &landing.local_root {
+        // The same symlink and file-type rules as a full listing.
+        match super::walk::check_local_path(root, rel, opts.follow_symlinks) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(reason) => {
+                report_fault(dataset, rel, &reason);
+                return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
+            }
+        }
+    }
+    let location = landing.path(rel);
+    let meta = match landing.store.head(&location).await {
+        Ok(m) => m,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        // A directory (new dataset or sub-directory): its files get their own events or the next listing.
+        Err(_)
+            if landing
+                .local_root
+                .as_ref()
+                .is_some_and(|r| r.join(rel).is_dir()) =>
+        {
+            return Ok(None)
+        }
+        Err(source) => {
+            let reason = format!("cannot read its metadata: {source}");
+            report_fault(dataset, rel, &reason);
+            return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
+        }
+    };
+    evaluate(
+        landing,
+        checkpoint,
+        dataset,
+        meta,
+        rel.to_string(),
+        renamed,
+        fresh_checkpoint,
+        opts,
+    )
+    .await
+    .map(Some)
 }
 
 /// Splits files into batches of at most `max_files` files and `max_bytes` pending bytes (a single larger file

@@ -3,13 +3,16 @@
 mod backends;
 mod checkpoint_cmd;
 mod common;
+mod config_check;
 mod conformance;
 mod crash_kill;
 mod dashboard;
 mod dedup;
+mod explain;
 mod faulty_storage;
 mod fetch;
 mod fixtures;
+mod gaps;
 mod hostile;
 mod listing_cost;
 mod modes;

@@ -1,0 +1,797 @@
+//! `lander explain PATH`: everything lander knows and decides about one landing file.
+//!
+//! Takes one landing file (a local path, or a path relative to landing) and prints, from the same code the
+//! pipeline runs: the dataset rule that matches (first directory level), the readiness decision of the listing
+//! ([`crate::source::listing::evaluate_path`]: ignored name, settling, too old, ready), the file's fingerprint
+//! against its checkpoint record (new, processed, appended, replaced, reset, failed, partial), the batches and
+//! bronze parts it went into (rows of this file counted from each part's `_source_file` column), its quarantined
+//! lines (from the batches' `_quarantine/<dataset>/part-b<batch>-q.parquet`), and a one-line verdict.
+//!
+//! Read-only: the checkpoint is opened through [`CheckpointStore::open_snapshot`] (a copy while a daemon holds
+//! it). Without a checkpoint every file is judged against an empty temporary one. A path outside landing, or one
+//! that neither landing nor the checkpoint knows, is a usage error (exit 2).
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arrow::array::{Array, Int64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use serde::Serialize;
+
+use super::checkpoint::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
+use super::{load_config, LocationArgs};
+use crate::checkpoint::{BatchRecord, CheckpointStore, FileRecord, FileStatus};
+use crate::config::{parse_duration, ConfigError, DatasetConfig};
+use crate::source::fingerprint::fingerprint;
+use crate::source::listing::{evaluate_path, ignored_rule, Change, Readiness, SkipReason};
+use crate::store::StoreLocation;
+
+/// `lander explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Locations and config.
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// The landing file: a local path (absolute or from the current directory) or a path relative to landing
+    /// (`gharchive/2015-01-01-0.json.gz`).
+    pub path: String,
+    /// Settle time, as for `lander run` [default: from the config, 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub settle_time: Option<Duration>,
+    /// Quarantined lines shown.
+    #[arg(long, default_value_t = 5)]
+    pub quarantine_lines: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The whole explanation (`--json`). Checkpoint records are embedded as stored.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    /// Path relative to landing (`<dataset>/...`).
+    pub path: String,
+    /// Where the file is (local path or URL).
+    pub location: String,
+    /// Dataset name (first directory level), null for a file at the top of landing.
+    pub dataset: Option<String>,
+    /// The dataset rule, null when no dataset is configured for the directory.
+    pub rule: Option<RuleJson>,
+    /// The file in landing now, null when it is not there (any more).
+    pub file: Option<FileNow>,
+    /// The listing's decision.
+    pub readiness: ReadinessJson,
+    /// `new`, `processed`, `appended`, `replaced`, `reset`, `failed`, `partial` or `unknown` (not in landing).
+    pub checkpoint_state: &'static str,
+    /// The checkpoint record of the file, as stored.
+    pub record: Option<FileRecord>,
+    /// Batches that read the file (any version), as stored, with `inputs` narrowed to this file.
+    pub batches: Vec<BatchRecord>,
+    /// Bronze parts of those batches holding rows of this file.
+    pub parts: Vec<PartJson>,
+    /// Quarantined lines of this file.
+    pub quarantine: QuarantineJson,
+    /// One-line verdict.
+    pub verdict: String,
+}
+
+/// The dataset rule.
+#[derive(Debug, Serialize)]
+pub struct RuleJson {
+    /// How records are decoded.
+    pub decode: String,
+    /// Dedup key.
+    pub key: String,
+    /// Event-time column (partitions bronze by UTC day).
+    pub event_time: String,
+    /// The dataset's configuration, as in `lander.toml`.
+    pub config: DatasetConfig,
+}
+
+/// The file as it is in landing now.
+#[derive(Debug, Serialize)]
+pub struct FileNow {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub modified: DateTime<Utc>,
+    /// Read as gzip (whole once settled).
+    pub gzip: bool,
+    /// Content fingerprint, as the checkpoint stores it.
+    pub fingerprint: String,
+}
+
+/// The listing's readiness decision.
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ReadinessJson {
+    /// Never read: the rule names the name pattern and the segment it matched.
+    Ignored {
+        /// The rule.
+        rule: String,
+        /// The path segment it matched.
+        segment: String,
+    },
+    /// No dataset is configured for the directory (or the file is at the top of landing).
+    NoDataset,
+    /// Not settled yet.
+    Settling {
+        /// Seconds until it has been stable for the settle time.
+        remaining_seconds: f64,
+    },
+    /// Older than `max_file_age` on a new checkpoint.
+    TooOld,
+    /// Read by the next run.
+    Ready {
+        /// `new`, `appended` or `replaced`.
+        change: &'static str,
+        /// Where reading starts.
+        start_offset: u64,
+        /// Whether the end of the file ends its last record.
+        is_final: bool,
+    },
+    /// Processed and unchanged.
+    Unchanged,
+    /// Cannot be read.
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+    /// Not in landing.
+    Missing,
+}
+
+/// One bronze part of a batch that read the file.
+#[derive(Debug, Serialize)]
+pub struct PartJson {
+    /// Batch id.
+    pub batch: u64,
+    /// Path relative to bronze.
+    pub path: String,
+    /// Rows in the part.
+    pub rows: u64,
+    /// Rows of this file in the part (null when the part could not be read).
+    pub rows_of_file: Option<u64>,
+    /// Why the part could not be read.
+    pub error: Option<String>,
+}
+
+/// The quarantined lines of the file.
+#[derive(Debug, Default, Serialize)]
+pub struct QuarantineJson {
+    /// How many.
+    pub count: u64,
+    /// The first few.
+    pub lines: Vec<QuarantinedLine>,
+}
+
+/// One quarantined line.
+#[derive(Debug, Serialize)]
+pub struct QuarantinedLine {
+    /// Batch id.
+    pub batch: u64,
+    /// 1-based line (record) number; 0 for a whole rejected file.
+    pub line: i64,
+    /// Byte offset (in the decompressed stream for gzip).
+    pub offset: i64,
+    /// Why.
+    pub reason: String,
+    /// The quarantine part (relative to bronze).
+    pub part: String,
+}
+
+/// Runs `lander explain`.
+///
+/// # Errors
+/// Exit 2 for a path outside landing or unknown to both landing and the checkpoint; exit 1 for read failures.
+pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
+    let mut config = load_config(&a.locations)?;
+    if let Some(s) = a.settle_time {
+        config.settle_time = s;
+    }
+    if let Some(dir) = local_dir(&config.landing) {
+        if !Path::new(dir).is_dir() {
+            return Err(ConfigError::Invalid(format!(
+                "landing {dir} does not exist or is not a directory"
+            ))
+            .into());
+        }
+    }
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
+    let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
+        .context("while opening bronze")?;
+    let rel = resolve(&landing, &a.path)?;
+    // Without a checkpoint, judge against an empty one (kept alive until the end).
+    let (store, _empty) = if CheckpointStore::exists(&config.checkpoint) {
+        (open_read(&config).await?, None)
+    } else {
+        let tmp = tempfile::tempdir().context("while creating an empty checkpoint")?;
+        let dir = tmp.path().to_path_buf();
+        let s = blocking(move || CheckpointStore::open(&dir))
+            .await
+            .context("while creating an empty checkpoint")?;
+        (s, Some(tmp))
+    };
+    let mut x = explain(&config, &landing, &bronze, &store, &rel, a.quarantine_lines).await?;
+    if x.file.is_none() && x.record.is_none() && x.batches.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{} does not exist in landing {} and the checkpoint has no record of it",
+            a.path, landing.display
+        ))
+        .into());
+    }
+    x.verdict = verdict(&x);
+    if a.json {
+        return emit_json(&x);
+    }
+    emit(&render(&x))
+}
+
+fn local_dir(landing: &str) -> Option<&str> {
+    landing
+        .strip_prefix("file://")
+        .or((!landing.contains("://")).then_some(landing))
+}
+
+/// The path relative to landing that `arg` names.
+fn resolve(landing: &StoreLocation, arg: &str) -> anyhow::Result<String> {
+    let outside = || {
+        ConfigError::Invalid(format!(
+            "{arg} is outside landing {} (give a file below it, or a path relative to it)",
+            landing.display
+        ))
+    };
+    let rel = match &landing.local_root {
+        Some(root) => {
+            let p = Path::new(arg);
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            if p.is_absolute() || (p.symlink_metadata().is_ok() && !root.join(arg).exists()) {
+                // A local path: canonical parent (the file itself may be a symlink, judged by the listing).
+                let abs = absolute(p);
+                let parent = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+                let parent = std::fs::canonicalize(&parent).unwrap_or(parent);
+                let full = parent.join(abs.file_name().unwrap_or_default());
+                let rel = full.strip_prefix(&root).map_err(|_| outside())?;
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            } else {
+                arg.trim_start_matches("./").to_string()
+            }
+        }
+        None => {
+            let prefix = format!("{}/", landing.display.trim_end_matches('/'));
+            arg.strip_prefix(&prefix).unwrap_or(arg).to_string()
+        }
+    };
+    if rel.is_empty() || rel.split('/').any(|s| s.is_empty() || s == "..") {
+        return Err(outside().into());
+    }
+    Ok(rel)
+}
+
+/// `p` made absolute against the current directory, with `.` and `..` resolved lexically.
+fn absolute(p: &Path) -> PathBuf {
+    let base = if p.is_absolute() {
+        PathBuf::new()
+    } else {
+        std::env::current_dir().unwrap_or_default()
+    };
+    let mut out = base;
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+async fn explain(
+    config: &crate::config::Config,
+    landing: &StoreLocation,
+    bronze: &StoreLocation,
+    store: &CheckpointStore,
+    rel: &str,
+    max_lines: usize,
+) -> anyhow::Result<Explanation> {
+    let dataset = rel.split_once('/').map(|(d, _)| d.to_string());
+    let ds_config = dataset.as_ref().and_then(|d| config.datasets.get(d));
+    let (record, mut batches) = match &dataset {
+        Some(ds) => {
+            let (s, d, p) = (store.clone(), ds.clone(), rel.to_string());
+            blocking(move || -> anyhow::Result<_> {
+                let record = s.file(&d, &p)?;
+                let batches: Vec<BatchRecord> = s
+                    .batches(Some(&d))?
+                    .into_iter()
+                    .filter(|b| b.inputs.iter().any(|i| i.path == p))
+                    .collect();
+                Ok((record, batches))
+            })
+            .await
+            .context("while reading the checkpoint")?
+        }
+        None => (None, Vec::new()),
+    };
+    for b in &mut batches {
+        b.inputs.retain(|i| i.path == rel);
+    }
+    // The file in landing now.
+    let location = landing.path(rel);
+    let file = match landing.store.head(&location).await {
+        Ok(meta) => {
+            let fp = fingerprint(landing, &location, rel, meta.size)
+                .await
+                .with_context(|| format!("while fingerprinting {rel}"))?;
+            Some(FileNow {
+                size: meta.size,
+                modified: meta.last_modified,
+                gzip: fp.gzip || rel.ends_with(".gz"),
+                fingerprint: fp.fingerprint,
+            })
+        }
+        Err(_) => None,
+    };
+    let ignored = rel
+        .split('/')
+        .find_map(|seg| ignored_rule(seg).map(|r| (r, seg)));
+    let readiness = match (ignored, &dataset, ds_config) {
+        (Some((rule, seg)), _, _) => ReadinessJson::Ignored {
+            rule: rule.to_string(),
+            segment: seg.to_string(),
+        },
+        (None, Some(ds), Some(_)) => {
+            let opts = crate::source::listing::PlanOptions {
+                latest_first: false,
+                ..crate::modes::plan_options(config, false)
+            };
+            let fresh = store.next_batch_id(ds)? == 1;
+            let r = evaluate_path(landing, store, ds, rel, false, fresh, &opts)
+                .await
+                .with_context(|| format!("while judging {rel}"))?;
+            readiness_json(r, opts.now)
+        }
+        _ => ReadinessJson::NoDataset,
+    };
+    let checkpoint_state = match (&record, &file, &readiness) {
+        (None, None, _) => "unknown",
+        (None, Some(_), _) if batches.is_empty() => "new",
+        (None, Some(_), _) => "reset",
+        (Some(r), _, _) if matches!(r.status, FileStatus::Failed { .. }) => "failed",
+        (Some(r), _, _) if r.status == FileStatus::Partial => "partial",
+        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
+        (Some(r), Some(f), _) if r.fingerprint != f.fingerprint || r.size != f.size => "replaced",
+        (Some(_), _, _) => "processed",
+    };
+    let (parts, quarantine) = match &dataset {
+        Some(ds) => read_outputs(bronze, ds, rel, &batches, max_lines).await,
+        None => (Vec::new(), QuarantineJson::default()),
+    };
+    Ok(Explanation {
+        path: rel.to_string(),
+        location: landing.describe(rel),
+        rule: ds_config.map(|c| rule_json(c, file.as_ref().is_some_and(|f| f.gzip))),
+        dataset,
+        file,
+        readiness,
+        checkpoint_state,
+        record,
+        batches,
+        parts,
+        quarantine,
+        verdict: String::new(),
+    })
+}
+
+fn readiness_json(r: Option<Readiness>, now: DateTime<Utc>) -> ReadinessJson {
+    match r {
+        None => ReadinessJson::Missing,
+        Some(Readiness::NotReady { settles_at }) => ReadinessJson::Settling {
+            remaining_seconds: (settles_at - now).num_milliseconds().max(0) as f64 / 1000.0,
+        },
+        Some(Readiness::Skip(SkipReason::TooOld)) => ReadinessJson::TooOld,
+        Some(Readiness::Skip(SkipReason::Unchanged)) => ReadinessJson::Unchanged,
+        Some(Readiness::Skip(SkipReason::Vanished)) => ReadinessJson::Missing,
+        Some(Readiness::Skip(SkipReason::Unreadable(reason))) => {
+            ReadinessJson::Unreadable { reason }
+        }
+        Some(Readiness::Read(f)) => ReadinessJson::Ready {
+            change: match f.change {
+                Change::New => "new",
+                Change::Appended => "appended",
+                Change::Replaced => "replaced",
+            },
+            start_offset: f.start_offset,
+            is_final: f.is_final,
+        },
+    }
+}
+
+fn rule_json(c: &DatasetConfig, gzip: bool) -> RuleJson {
+    let (decode, key, event_time) = match c {
+        DatasetConfig::Gharchive {} => (
+            format!(
+                "GH Archive NDJSON (Events-API and Timeline-API shapes){}",
+                if gzip {
+                    ", gzip: read whole once settled"
+                } else {
+                    ", plain: read up to its last complete line"
+                }
+            ),
+            "id (a hash of the whole event when it has none)".to_string(),
+            "created_at".to_string(),
+        ),
+        DatasetConfig::Csv(o) => (
+            format!(
+                "CSV (delimiter {:?}, {}, {}, timestamps in {})",
+                o.delimiter,
+                o.encoding,
+                if o.has_header { "header" } else { "no header" },
+                o.timezone
+            ),
+            if o.key.is_empty() {
+                "a hash of the whole row".to_string()
+            } else {
+                o.key.join(", ")
+            },
+            o.event_time.clone(),
+        ),
+    };
+    RuleJson {
+        decode,
+        key,
+        event_time,
+        config: c.clone(),
+    }
+}
+
+/// Rows of the file per bronze part, and its quarantined lines, read from the batches' outputs.
+async fn read_outputs(
+    bronze: &StoreLocation,
+    ds: &str,
+    rel: &str,
+    batches: &[BatchRecord],
+    max_lines: usize,
+) -> (Vec<PartJson>, QuarantineJson) {
+    let mut parts = Vec::new();
+    let mut q = QuarantineJson::default();
+    let qprefix = format!("_quarantine/{ds}/part-");
+    for b in batches {
+        for o in &b.outputs {
+            if o.path.starts_with(&qprefix) {
+                let got = read_columns(
+                    bronze,
+                    &o.path,
+                    &["source_file", "line", "offset", "reason"],
+                )
+                .await;
+                // An unreadable quarantine part only loses detail; the record's count still shows.
+                let Ok(got) = got else { continue };
+                for rb in &got {
+                    let (Some(f), Some(l), Some(off), Some(why)) = (
+                        str_col(rb, 0),
+                        int_col(rb, 1),
+                        int_col(rb, 2),
+                        str_col(rb, 3),
+                    ) else {
+                        continue;
+                    };
+                    for i in (0..rb.num_rows()).filter(|&i| f.value(i) == rel) {
+                        q.count += 1;
+                        if q.lines.len() < max_lines {
+                            q.lines.push(QuarantinedLine {
+                                batch: b.id,
+                                line: l.value(i),
+                                offset: off.value(i),
+                                reason: why.value(i).to_string(),
+                                part: o.path.clone(),
+                            });
+                        }
+                    }
+                }
+            } else if !o.path.starts_with('_') {
+                let (rows_of_file, error) =
+                    match read_columns(bronze, &o.path, &["_source_file"]).await {
+                        Ok(got) => (
+                            Some(
+                                got.iter()
+                                    .filter_map(|rb| str_col(rb, 0))
+                                    .map(|c| {
+                                        (0..c.len())
+                                            .filter(|&i| c.is_valid(i) && c.value(i) == rel)
+                                            .count() as u64
+                                    })
+                                    .sum(),
+                            ),
+                            None,
+                        ),
+                        Err(e) => (None, Some(e)),
+                    };
+                if rows_of_file != Some(0) {
+                    parts.push(PartJson {
+                        batch: b.id,
+                        path: o.path.clone(),
+                        rows: o.rows,
+                        rows_of_file,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    (parts, q)
+}
+
+fn str_col(rb: &RecordBatch, i: usize) -> Option<&StringArray> {
+    rb.columns().get(i)?.as_any().downcast_ref::<StringArray>()
+}
+
+fn int_col(rb: &RecordBatch, i: usize) -> Option<&Int64Array> {
+    rb.columns().get(i)?.as_any().downcast_ref::<Int64Array>()
+}
+
+/// Reads only `columns` of a bronze Parquet file (decoded on a blocking thread).
+async fn read_columns(
+    bronze: &StoreLocation,
+    path: &str,
+    columns: &'static [&'static str],
+) -> Result<Vec<RecordBatch>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot read {path} in bronze: {e}");
+    let bytes = match bronze.store.get(&bronze.path(path)).await {
+        Ok(g) => g.bytes().await.map_err(|e| fail(&e))?,
+        Err(e) => return Err(fail(&e)),
+    };
+    blocking(move || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        builder
+            .with_projection(mask)
+            .build()?
+            .map(|b| b.map_err(parquet::errors::ParquetError::from))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| fail(&e))
+}
+
+/// `1234567` -> `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// The one-line verdict.
+fn verdict(x: &Explanation) -> String {
+    let last_batch = x.record.as_ref().and_then(|r| r.batches.last().copied());
+    let ingested = |r: &FileRecord| {
+        let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
+        let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
+        let mut s = format!(
+            "ingested in batch {batch} ({}",
+            plural(r.records_ok, "row", "rows")
+        );
+        if r.records_ok > 0 {
+            s += &format!(" in {}", plural(parts, "part", "parts"));
+        }
+        if r.records_quarantined > 0 {
+            s += &format!(
+                ", {} quarantined",
+                plural(r.records_quarantined, "line", "lines")
+            );
+        }
+        if r.records_duplicate > 0 {
+            s += &format!(
+                ", {} dropped",
+                plural(r.records_duplicate, "duplicate", "duplicates")
+            );
+        }
+        s + ")"
+    };
+    match (&x.readiness, x.checkpoint_state) {
+        (ReadinessJson::Ignored { rule, segment }, _) => {
+            if x.path.ends_with(segment.as_str()) {
+                format!("ignored: {rule}")
+            } else {
+                format!("ignored: {rule} on directory {segment}")
+            }
+        }
+        (ReadinessJson::NoDataset, _) => match &x.dataset {
+            Some(d) => format!(
+                "ignored: no dataset {d} is configured (declare [datasets.{d}] in lander.toml)"
+            ),
+            None => "ignored: files at the top of landing belong to no dataset".into(),
+        },
+        (_, "failed") => {
+            let reason = match x.record.as_ref().map(|r| &r.status) {
+                Some(FileStatus::Failed { reason }) => reason.as_str(),
+                _ => "",
+            };
+            format!(
+                "failed in batch {}: {reason} (the whole file is in the quarantine)",
+                last_batch.unwrap_or_default()
+            )
+        }
+        (ReadinessJson::Settling { remaining_seconds }, state) => format!(
+            "waiting: {}settling for {remaining_seconds:.1} s more",
+            if state == "replaced" {
+                "replaced content "
+            } else {
+                ""
+            }
+        ),
+        (ReadinessJson::TooOld, _) => {
+            "ignored: too old (older than max_file_age on a new checkpoint)".into()
+        }
+        (ReadinessJson::Unreadable { reason }, _) => format!("skipped: {reason}"),
+        (ReadinessJson::Ready { .. }, "reset") => {
+            "pending: forgotten by `checkpoint reset`; the next run ingests it again".into()
+        }
+        (ReadinessJson::Ready { .. }, "new") => "pending: new; the next run ingests it".into(),
+        (ReadinessJson::Ready { .. }, "replaced") => "pending: replaced (same path, different fingerprint); the next run ingests the new version, dedup drops records already in bronze".into(),
+        (ReadinessJson::Ready { start_offset, .. }, _) => format!(
+            "pending: grew; the next run reads it from byte {}",
+            thousands(*start_offset)
+        ),
+        (_, "partial") => match &x.record {
+            Some(r) => format!(
+                "partial: read up to byte {} in batch {}; the rest is read once it ends a line or settles",
+                thousands(r.bytes_consumed),
+                last_batch.unwrap_or_default()
+            ),
+            None => "partial".into(),
+        },
+        (ReadinessJson::Missing, _) => match &x.record {
+            Some(r) => format!("{}; no longer in landing", ingested(r)),
+            None => "not in landing; read by batches before a `checkpoint reset`".into(),
+        },
+        (_, _) => match &x.record {
+            Some(r) => ingested(r),
+            None => "unknown".into(),
+        },
+    }
+}
+
+fn render(x: &Explanation) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    line("file:", x.path.clone());
+    line("location:", x.location.clone());
+    match (&x.dataset, &x.rule) {
+        (Some(d), Some(r)) => {
+            line("dataset:", d.clone());
+            line("  decode:", r.decode.clone());
+            line("  key:", r.key.clone());
+            line(
+                "  event time:",
+                format!("{} (partitions bronze by UTC day)", r.event_time),
+            );
+        }
+        (Some(d), None) => line("dataset:", format!("{d} (not configured)")),
+        (None, _) => line("dataset:", "none (file at the top of landing)".into()),
+    }
+    match &x.file {
+        Some(f) => line(
+            "in landing:",
+            format!(
+                "{} ({} B), modified {} UTC, fingerprint {}",
+                human_bytes(f.size),
+                thousands(f.size),
+                fmt_time(f.modified),
+                f.fingerprint
+            ),
+        ),
+        None => line(
+            "in landing:",
+            "no (deleted, archived or never there)".into(),
+        ),
+    }
+    let readiness = match &x.readiness {
+        ReadinessJson::Ignored { rule, segment } => format!("ignored: {rule} ({segment})"),
+        ReadinessJson::NoDataset => "ignored: no dataset rule".into(),
+        ReadinessJson::Settling { remaining_seconds } => {
+            format!("settling: ready in {remaining_seconds:.1} s if it does not change again")
+        }
+        ReadinessJson::TooOld => "too old: older than max_file_age on a new checkpoint".into(),
+        ReadinessJson::Ready {
+            change,
+            start_offset,
+            is_final,
+        } => format!(
+            "ready ({change}, from byte {}{})",
+            thousands(*start_offset),
+            if *is_final {
+                ""
+            } else {
+                ", up to its last complete line"
+            }
+        ),
+        ReadinessJson::Unchanged => "unchanged since it was processed".into(),
+        ReadinessJson::Unreadable { reason } => format!("unreadable: {reason}"),
+        ReadinessJson::Missing => "not in landing".into(),
+    };
+    line("readiness:", readiness);
+    let cp = match &x.record {
+        Some(r) => format!(
+            "{} (status {}, fingerprint {}, {} of {} consumed, {} lines, processed {} UTC{})",
+            x.checkpoint_state,
+            r.status.name(),
+            r.fingerprint,
+            thousands(r.bytes_consumed),
+            thousands(r.size),
+            thousands(r.lines_consumed),
+            fmt_time(r.processed_at),
+            match &r.status {
+                FileStatus::Failed { reason } => format!(", reason: {reason}"),
+                _ => String::new(),
+            }
+        ),
+        None => format!("{} (no record)", x.checkpoint_state),
+    };
+    line("checkpoint:", cp);
+    for b in &x.batches {
+        let inputs: Vec<String> = b
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "bytes {}..{}: {} ok, {} quarantined, {} duplicates",
+                    i.start, i.end, i.records_ok, i.records_quarantined, i.records_duplicate
+                )
+            })
+            .collect();
+        line(
+            "batch:",
+            format!(
+                "{} committed {} UTC: {}",
+                b.id,
+                fmt_time(b.committed_at),
+                inputs.join("; ")
+            ),
+        );
+    }
+    for p in &x.parts {
+        let rows = match (&p.rows_of_file, &p.error) {
+            (Some(n), _) => format!("{} of {} rows", thousands(*n), thousands(p.rows)),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "?".into(),
+        };
+        line("part:", format!("{} ({rows})", p.path));
+    }
+    if x.quarantine.count > 0 {
+        line("quarantine:", plural(x.quarantine.count, "line", "lines"));
+        for q in &x.quarantine.lines {
+            line(
+                "",
+                format!(
+                    "line {} (offset {}, batch {}): {}",
+                    q.line, q.offset, q.batch, q.reason
+                ),
+            );
+        }
+    }
+    line("verdict:", x.verdict.clone());
+    s
+}

@@ -1,0 +1,397 @@
+//! `lander checkpoint gaps`: the expected hourly files of a time-sliced dataset against what landing and the
+//! checkpoint hold.
+//!
+//! Takes a dataset whose files are named by UTC hour as GH Archive names them (`YYYY-MM-DD-H.json.gz`, anywhere
+//! below `<landing>/<dataset>/`) and an hour range (default: the first to the last hour seen in landing or the
+//! checkpoint), and reports per hour: missing (in neither), pending (in landing, not ingested yet), failed
+//! (rejected whole), quarantined (ingested with quarantined lines) and late (committed more than `--late-after`
+//! after the hour ended). It ends with the exact `lander fetch gharchive --from .. --to ..` commands that fetch
+//! the missing hours again (one per run of consecutive hours). Read-only: the checkpoint is opened through
+//! [`CheckpointStore::open_snapshot`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::checkpoint::{blocking, emit, emit_json, fmt_time, open_read};
+use super::{load_config, LocationArgs};
+use crate::checkpoint::{CheckpointStore, FileStatus};
+use crate::config::{parse_duration, ConfigError};
+use crate::fetch::gharchive::{hour_range, parse_hour_arg, parse_hour_file_name, HourArg};
+use crate::source::listing::is_ignored_path;
+use crate::store::StoreLocation;
+
+/// Most hours one report covers (about 11 years): a typo in `--from` must not build a huge table.
+const MAX_HOURS: i64 = 100_000;
+
+/// `lander checkpoint gaps`.
+#[derive(Debug, Args)]
+pub struct GapsArgs {
+    /// Locations and config (uses --landing and --checkpoint).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// The hourly dataset.
+    #[arg(long, short = 'd', default_value = "gharchive")]
+    pub dataset: String,
+    /// First hour (UTC): 2015-01-01T05, 2015-01-01-5 or 2015-01-01 [default: first hour seen].
+    #[arg(long, value_parser = parse_hour_arg)]
+    pub from: Option<HourArg>,
+    /// Last hour (UTC), inclusive; a date means its last hour [default: last hour seen].
+    #[arg(long, value_parser = parse_hour_arg)]
+    pub to: Option<HourArg>,
+    /// An hour committed more than this long after it ended counts as late.
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub late_after: Duration,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The report (`--json`).
+#[derive(Debug, Serialize)]
+pub struct GapsJson {
+    /// Dataset.
+    pub dataset: String,
+    /// First hour covered (UTC).
+    pub from: DateTime<Utc>,
+    /// Last hour covered (UTC), inclusive.
+    pub to: DateTime<Utc>,
+    /// Hours in the range.
+    pub expected: u64,
+    /// Hours ingested (committed, with or without quarantined lines).
+    pub ingested: u64,
+    /// Hours with no file in landing and no checkpoint record.
+    pub missing: u64,
+    /// Hours in landing that are not ingested yet.
+    pub pending: u64,
+    /// Hours whose file was rejected as a whole.
+    pub failed: u64,
+    /// Hours ingested with quarantined lines.
+    pub quarantined: u64,
+    /// Hours committed more than `late_after_seconds` after they ended.
+    pub late: u64,
+    /// The lateness threshold.
+    pub late_after_seconds: u64,
+    /// Every hour that is not simply ingested on time, oldest first.
+    pub hours: Vec<HourJson>,
+    /// Commands that fetch the missing hours again.
+    pub fetch_commands: Vec<String>,
+}
+
+/// One hour with something to report.
+#[derive(Debug, Serialize)]
+pub struct HourJson {
+    /// The hour (UTC).
+    pub hour: DateTime<Utc>,
+    /// `missing`, `pending`, `failed` or `ingested`.
+    pub state: &'static str,
+    /// Landing path(s) of the hour (a dataset may hold one hour in several sub-directories).
+    pub paths: Vec<String>,
+    /// Modification time of the file in landing (or when it was processed, as recorded).
+    pub landed_at: Option<DateTime<Utc>>,
+    /// When the first batch that read it committed.
+    pub committed_at: Option<DateTime<Utc>>,
+    /// How long after the hour ended it was committed, when over the threshold.
+    pub late_by_seconds: Option<i64>,
+    /// Quarantined lines.
+    pub quarantined: u64,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+#[derive(Default)]
+struct Seen {
+    paths: Vec<String>,
+    landed: Option<DateTime<Utc>>,
+    in_landing: bool,
+    committed: Option<DateTime<Utc>>,
+    recorded: bool,
+    quarantined: u64,
+    failed: Option<String>,
+}
+
+/// Runs `lander checkpoint gaps`.
+///
+/// # Errors
+/// Exit 2 for an unknown dataset or a range with no hours; exit 1 for listing or checkpoint failures.
+pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
+    let config = load_config(&a.locations)?;
+    if !config.datasets.contains_key(&a.dataset) {
+        return Err(ConfigError::Invalid(format!(
+            "--dataset {}: no such dataset is configured",
+            a.dataset
+        ))
+        .into());
+    }
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
+    let mut seen: BTreeMap<DateTime<Utc>, Seen> = BTreeMap::new();
+    let prefix = landing.path(&a.dataset);
+    let mut list = landing.store.list(Some(&prefix));
+    while let Some(meta) = list.next().await {
+        let meta = meta.context("while listing landing")?;
+        let Some(rel) = landing.relative(&meta.location) else {
+            continue;
+        };
+        let name = rel.rsplit('/').next().unwrap_or_default();
+        let Some(hour) = parse_hour_file_name(name).filter(|_| !is_ignored_path(&rel)) else {
+            continue;
+        };
+        let s = seen.entry(hour).or_default();
+        s.in_landing = true;
+        s.landed = Some(meta.last_modified);
+        s.paths.push(rel);
+    }
+    if CheckpointStore::exists(&config.checkpoint) {
+        let store = open_read(&config).await?;
+        let ds = a.dataset.clone();
+        let (files, batches) = blocking(move || -> anyhow::Result<_> {
+            Ok((store.files(Some(&ds))?, store.batches(Some(&ds))?))
+        })
+        .await
+        .context("while reading the checkpoint")?;
+        let mut first_commit: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+        for b in &batches {
+            for i in &b.inputs {
+                let t = first_commit
+                    .entry(i.path.as_str())
+                    .or_insert(b.committed_at);
+                *t = (*t).min(b.committed_at);
+            }
+        }
+        for f in &files {
+            let name = f.path.rsplit('/').next().unwrap_or_default();
+            let Some(hour) = parse_hour_file_name(name) else {
+                continue;
+            };
+            let s = seen.entry(hour).or_default();
+            if !s.paths.contains(&f.path) {
+                s.paths.push(f.path.clone());
+            }
+            s.recorded = true;
+            s.landed = s.landed.or(Some(f.modified)).min(Some(f.modified));
+            s.quarantined += f.records_quarantined;
+            if let FileStatus::Failed { reason } = &f.status {
+                s.failed = Some(reason.clone());
+            }
+            let committed = first_commit
+                .get(f.path.as_str())
+                .copied()
+                .unwrap_or(f.processed_at);
+            s.committed = Some(s.committed.map_or(committed, |c| c.min(committed)));
+        }
+    }
+    let from = a
+        .from
+        .map(|h| h.hour)
+        .or_else(|| seen.keys().next().copied());
+    let to =
+        a.to.map(|h| {
+            if h.date_only {
+                h.hour + TimeDelta::hours(23)
+            } else {
+                h.hour
+            }
+        })
+        .or_else(|| seen.keys().next_back().copied());
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(ConfigError::Invalid(format!(
+            "no hourly files (YYYY-MM-DD-H.json.gz) of {} in landing {} or the checkpoint: give --from and --to",
+            a.dataset, landing.display
+        ))
+        .into());
+    };
+    if (to - from).num_hours() > MAX_HOURS {
+        return Err(ConfigError::Invalid(format!(
+            "--from {} --to {} spans more than {MAX_HOURS} hours",
+            from.format("%Y-%m-%dT%H"),
+            to.format("%Y-%m-%dT%H")
+        ))
+        .into());
+    }
+    let hours = hour_range(from, to).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let report = build(&a, &config.landing, from, to, &hours, &seen);
+    if a.json {
+        return emit_json(&report);
+    }
+    emit(&render(&report))
+}
+
+fn build(
+    a: &GapsArgs,
+    landing: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    hours: &[DateTime<Utc>],
+    seen: &BTreeMap<DateTime<Utc>, Seen>,
+) -> GapsJson {
+    let late_after = TimeDelta::from_std(a.late_after).unwrap_or(TimeDelta::MAX);
+    let mut r = GapsJson {
+        dataset: a.dataset.clone(),
+        from,
+        to,
+        expected: hours.len() as u64,
+        ingested: 0,
+        missing: 0,
+        pending: 0,
+        failed: 0,
+        quarantined: 0,
+        late: 0,
+        late_after_seconds: a.late_after.as_secs(),
+        hours: Vec::new(),
+        fetch_commands: Vec::new(),
+    };
+    let mut missing_runs: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for &hour in hours {
+        let Some(s) = seen.get(&hour) else {
+            r.missing += 1;
+            let extends = missing_runs
+                .last()
+                .is_some_and(|(_, end)| *end + TimeDelta::hours(1) == hour);
+            if extends {
+                if let Some(run) = missing_runs.last_mut() {
+                    run.1 = hour;
+                }
+            } else {
+                missing_runs.push((hour, hour));
+            }
+            r.hours.push(HourJson {
+                hour,
+                state: "missing",
+                paths: Vec::new(),
+                landed_at: None,
+                committed_at: None,
+                late_by_seconds: None,
+                quarantined: 0,
+                reason: None,
+            });
+            continue;
+        };
+        let state = match (&s.failed, s.recorded) {
+            (Some(_), _) => "failed",
+            (None, true) => "ingested",
+            (None, false) => "pending",
+        };
+        match state {
+            "failed" => r.failed += 1,
+            "ingested" => r.ingested += 1,
+            _ => r.pending += 1,
+        }
+        let late_by = s
+            .committed
+            .map(|c| c - (hour + TimeDelta::hours(1)))
+            .filter(|d| *d > late_after);
+        if late_by.is_some() {
+            r.late += 1;
+        }
+        if s.quarantined > 0 {
+            r.quarantined += 1;
+        }
+        if state != "ingested" || late_by.is_some() || s.quarantined > 0 {
+            r.hours.push(HourJson {
+                hour,
+                state,
+                paths: s.paths.clone(),
+                landed_at: s.landed,
+                committed_at: s.committed,
+                late_by_seconds: late_by.map(|d| d.num_seconds()),
+                quarantined: s.quarantined,
+                reason: s.failed.clone(),
+            });
+        }
+    }
+    let mut extra = String::new();
+    if landing != crate::config::Config::default().landing {
+        let _ = write!(extra, " --landing {}", shell_word(landing));
+    }
+    if a.dataset != "gharchive" {
+        let _ = write!(extra, " --dataset {}", shell_word(&a.dataset));
+    }
+    r.fetch_commands = missing_runs
+        .iter()
+        .map(|(s, e)| {
+            format!(
+                "lander fetch gharchive --from {} --to {}{extra}",
+                s.format("%Y-%m-%dT%H"),
+                e.format("%Y-%m-%dT%H")
+            )
+        })
+        .collect();
+    r
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=+@%,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// `3d 4h 5m`, to the minute (seconds under a minute).
+fn short_duration(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+fn render(r: &GapsJson) -> String {
+    let mut s = format!(
+        "{}: {} .. {} UTC: {} hour(s) expected, {} ingested, {} missing, {} pending, {} failed, {} with quarantined lines, {} late (committed > {} after the hour ended)\n",
+        r.dataset,
+        r.from.format("%Y-%m-%dT%H"),
+        r.to.format("%Y-%m-%dT%H"),
+        r.expected,
+        r.ingested,
+        r.missing,
+        r.pending,
+        r.failed,
+        r.quarantined,
+        r.late,
+        short_duration(r.late_after_seconds as i64),
+    );
+    if !r.hours.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<15} {:<9} {:<10} {:<20} {:<20} PATH / REASON",
+            "HOUR (UTC)", "STATE", "LATE BY", "LANDED (UTC)", "COMMITTED (UTC)"
+        );
+    }
+    for h in &r.hours {
+        let mut what = h.paths.join(", ");
+        if h.quarantined > 0 {
+            let _ = write!(what, " ({} quarantined line(s))", h.quarantined);
+        }
+        if let Some(reason) = &h.reason {
+            let _ = write!(what, ": {reason}");
+        }
+        let _ = writeln!(
+            s,
+            "{:<15} {:<9} {:<10} {:<20} {:<20} {}",
+            h.hour.format("%Y-%m-%dT%H"),
+            h.state,
+            h.late_by_seconds.map_or_else(|| "-".into(), short_duration),
+            h.landed_at.map_or_else(|| "-".into(), fmt_time),
+            h.committed_at.map_or_else(|| "-".into(), fmt_time),
+            if what.is_empty() { "-" } else { &what },
+        );
+    }
+    for c in &r.fetch_commands {
+        let _ = writeln!(s, "hint: {c}");
+    }
+    s
+}

@@ -1,0 +1,172 @@
+//! `lander config check`: a typo in `lander.toml` is refused with a "did you mean" hint (exit 2); the effective
+//! value of a key set by a `LANDER_*` variable and of one set by a flag names its source; `run` honours the
+//! variables too.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn value<'a>(report: &'a Value, key: &str) -> &'a Value {
+    report["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|v| v["key"] == key)
+        .unwrap_or_else(|| panic!("no key {key} in {report:#}"))
+}
+
+#[test]
+fn config_check_rejects_a_typo_with_a_hint() {
+    let wd = Workdir::new();
+    std::fs::write(wd.path().join("lander.toml"), "settle_tim = \"2s\"\n").expect("write");
+    let out = wd.run(&["config", "check", "-c", "lander.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown key `settle_tim` (did you mean `settle_time`?)"),
+        "{err}"
+    );
+    // A run with the same file fails the same way.
+    let out = wd.run(&["run", "-c", "lander.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `settle_time`?"));
+    // Inside a dataset table too.
+    std::fs::write(
+        wd.path().join("lander.toml"),
+        "[datasets.shop]\nformat = \"csv\"\nevent_time = \"ts\"\ndelimitr = \";\"\n",
+    )
+    .expect("write");
+    let out = wd.run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown key `datasets.shop.delimitr` (did you mean `delimiter`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_shows_where_values_come_from() {
+    let wd = Workdir::new();
+    std::fs::write(
+        wd.path().join("lander.toml"),
+        "bronze = \"out/bronze\"\ninterval = \"30s\"\n",
+    )
+    .expect("write");
+    let out = wd
+        .cmd()
+        .args([
+            "config",
+            "check",
+            "--json",
+            "--max-files-per-batch",
+            "7",
+            "--interval",
+            "5s",
+        ])
+        .env("LANDER_SETTLE_TIME", "3s")
+        .env("LANDER_LATEST_FIRST", "true")
+        .output()
+        .expect("spawn");
+    assert_success(&out, &["config", "check"], wd.path());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["config_file"], "lander.toml");
+    let settle = value(&v, "settle_time");
+    assert_eq!(
+        (&settle["value"], &settle["source"]),
+        (&Value::from("\"3s\""), &Value::from("env"))
+    );
+    assert_eq!(settle["origin"], "LANDER_SETTLE_TIME");
+    assert_eq!(value(&v, "latest_first")["value"], "true");
+    let max = value(&v, "max_files_per_batch");
+    assert_eq!(
+        (&max["value"], &max["source"]),
+        (&Value::from("7"), &Value::from("flag"))
+    );
+    assert_eq!(max["origin"], "--max-files-per-batch");
+    // A flag beats the file; the file beats the default.
+    assert_eq!(value(&v, "interval")["value"], "\"5s\"");
+    assert_eq!(value(&v, "interval")["source"], "flag");
+    assert_eq!(value(&v, "bronze")["source"], "file");
+    assert_eq!(value(&v, "landing")["source"], "default");
+    assert_eq!(value(&v, "datasets.gharchive")["source"], "built-in");
+
+    // The text form says the same.
+    let out = wd
+        .cmd()
+        .args(["config", "check", "--max-files-per-batch", "7"])
+        .env("LANDER_SETTLE_TIME", "3s")
+        .output()
+        .expect("spawn");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("settle_time") && l.ends_with("env (LANDER_SETTLE_TIME)")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("max_files_per_batch")
+                && l.ends_with("flag (--max-files-per-batch)")),
+        "{text}"
+    );
+    assert!(text.contains("ok: the configuration is valid"), "{text}");
+}
+
+#[test]
+fn lander_variables_reach_run_and_bad_ones_are_refused() {
+    let wd = Workdir::new();
+    // `run` takes landing from the variable: a missing directory is a usage error naming it.
+    let out = wd
+        .cmd()
+        .args(["run", "--mode", "once"])
+        .env("LANDER_LANDING", "no/such/landing")
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no/such/landing"),
+        "{out:?}"
+    );
+    let out = wd
+        .cmd()
+        .args(["config", "check"])
+        .env("LANDER_PARALLELISM", "many")
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("LANDER_PARALLELISM"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let wd = Workdir::new();
+    let text = wd.run_ok(&["--version"]);
+    // `lander 0.1.0 (0123456789ab[-dirty], built 2026-11-23)`, or `unknown` outside a git checkout.
+    let inner = text
+        .trim()
+        .strip_prefix(&format!("lander {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected --version: {text}"));
+    let (commit, date) = inner.split_once(", built ").expect("commit and date");
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        hash == "unknown" || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    assert!(
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{text}"
+    );
+    // In a git checkout the hash names a real commit.
+    let in_git = std::process::Command::new("git")
+        .args(["cat-file", "-e", &format!("{hash}^{{commit}}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    if hash != "unknown" {
+        assert!(in_git.is_ok_and(|s| s.success()), "{hash} is not a commit");
+    }
+}
