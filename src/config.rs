@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::decode::csv::CsvOptions;
+
 /// Configuration errors: all map to exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -162,82 +164,9 @@ pub enum DatasetConfig {
     Csv(CsvOptions),
 }
 
-/// How a CSV dataset is read and typed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CsvOptions {
-    /// Field delimiter (one ASCII character). Default `,`.
-    pub delimiter: char,
-    /// Quote character (one ASCII character). Default `"`.
-    pub quote: char,
-    /// Whether the first line is a header. Default true. Without one, columns are named `c1`, `c2`, ...
-    pub has_header: bool,
-    /// Text encoding: `utf-8` (a BOM is stripped), `latin-1` or `windows-1252`. Default `utf-8`.
-    pub encoding: String,
-    /// Key column(s) for dedup. Empty: a hash of the whole row. Names as in the header.
-    pub key: Vec<String>,
-    /// Event-time column (partitions the output). Names as in the header. Required.
-    pub event_time: String,
-    /// chrono formats tried in order for timestamp columns. Default `["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d"]`.
-    pub timestamp_formats: Vec<String>,
-    /// Time zone of timestamps without an offset: `UTC`, an IANA name (`Europe/Madrid`) or `+02:00`. Default `UTC`.
-    pub timezone: String,
-    /// Declared column types by header name: `string`, `int64`, `float64`, `bool`, `timestamp`, `date`,
-    /// `decimal(P,S)`. Columns not declared are inferred from the first file (`infer_rows` rows) once; the
-    /// resulting schema is stored in the checkpoint and fixed from then on.
-    pub columns: BTreeMap<String, String>,
-    /// Rows sampled for type inference. Default 1000.
-    pub infer_rows: usize,
-    /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
-    /// accept them. Default true.
-    pub normalize_names: bool,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        Self {
-            delimiter: ',',
-            quote: '"',
-            has_header: true,
-            encoding: "utf-8".into(),
-            key: Vec::new(),
-            event_time: String::new(),
-            timestamp_formats: vec![
-                "%Y-%m-%d %H:%M:%S".into(),
-                "%Y-%m-%dT%H:%M:%S%.f%:z".into(),
-                "%Y-%m-%d".into(),
-            ],
-            timezone: "UTC".into(),
-            columns: BTreeMap::new(),
-            infer_rows: 1000,
-            normalize_names: true,
-        }
-    }
-}
-
 /// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
 pub fn builtin_sales() -> DatasetConfig {
-    let columns = [
-        ("transaction_id", "int64"),
-        ("timestamp", "timestamp"),
-        ("customer_id", "int64"),
-        ("product_id", "int64"),
-        ("category", "string"),
-        ("quantity", "int64"),
-        ("unit_price", "decimal(12,2)"),
-        ("total", "decimal(14,2)"),
-        ("payment_method", "string"),
-        ("status", "string"),
-    ];
-    DatasetConfig::Csv(CsvOptions {
-        key: vec!["transaction_id".into()],
-        event_time: "timestamp".into(),
-        columns: columns
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..CsvOptions::default()
-    })
+    DatasetConfig::Csv(CsvOptions::sales())
 }
 
 impl Config {
@@ -415,6 +344,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+/// Parses a byte count with an optional unit: `1048576`, `500KB`, `64MiB`, `4GiB` (case-insensitive).
+pub fn parse_byte_size(value: &str) -> Result<u64, String> {
+    let trimmed = value.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a byte size such as 500MB or 4GiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {value:?}")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{value:?} is too large"))
+}
+
 mod duration_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -506,5 +462,15 @@ mod tests {
             c.limits().expect("limits").min_event_time,
             1_275_343_200_000_000
         );
+    }
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("123"), Ok(123));
+        assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_byte_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_byte_size("64 mib"), Ok(64 << 20));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("5XB").is_err());
+        assert!(parse_byte_size("99999999999999TiB").is_err());
     }
 }

@@ -17,10 +17,17 @@
 //! - **Per-file severity.** One file failing, missing or not yet published never stops the others; the
 //!   [`FetchSummary`] counts each outcome and the CLI exits non-zero when `failed > 0`.
 
+mod body;
+mod download;
 pub mod generate;
 pub mod gharchive;
-mod http;
+mod headers;
+mod names;
+mod progress;
+mod retry;
 pub mod s3;
+mod url;
+mod verify;
 
 use std::fmt;
 use std::time::Duration;
@@ -255,7 +262,7 @@ pub struct DownloadArgs {
     pub retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = http::parse_byte_size)]
+    #[arg(long, default_value = "4GiB", value_parser = crate::config::parse_byte_size)]
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -358,7 +365,7 @@ pub async fn run_fetch(
 ) -> Result<FetchSummary, FetchError> {
     match cmd {
         FetchCommand::Gharchive(args) => gharchive::run(args, cancel).await,
-        FetchCommand::Url(args) => http::run_urls(args, cancel).await,
+        FetchCommand::Url(args) => url::run_urls(args, cancel).await,
         FetchCommand::S3(args) => s3::run(args, cancel).await,
     }
 }
@@ -426,7 +433,7 @@ async fn rename_no_clobber(
 
 /// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
 fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
-    match http::sanitize_file_name(dataset, "--dataset") {
+    match names::sanitize_file_name(dataset, "--dataset") {
         Ok(clean) if clean == dataset => Ok(()),
         Ok(clean) => Err(FetchError::InvalidArgument {
             name: "--dataset",
