@@ -49,27 +49,27 @@ pub struct Config {
     pub checkpoint: PathBuf,
     /// A file whose size or mtime changed less than this long ago is not ready yet, unless it was renamed into
     /// place. Default `1s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub settle_time: Duration,
     /// Dedup horizon: a key is remembered while its event time is within this span of the newest event time seen
     /// in the dataset. Default `35d`: longer than a month, the window over which sales exports repeat transactions
     /// (and `lander generate sales` draws its duplicates), so that bronze is the same whichever mode and batch
     /// sizes ingest the files. Cost: 16 bytes of disk and about 1.1 bytes of memory per remembered key, and one
     /// filter probe per UTC day with keys for each new record.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub dedup_horizon: Duration,
     /// Upper bound on files per batch (available-now, micro-batch, continuous). Default 1000 (no bound in `once`).
     pub max_files_per_batch: usize,
     /// Upper bound on input bytes per batch, in bytes. Default 1 GiB (no bound in `once`).
     pub max_bytes_per_batch: u64,
     /// Micro-batch trigger interval. Default `10s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Continuous mode: how long to wait for more events before cutting a batch. Default `50ms`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub max_batch_delay: Duration,
     /// Continuous/micro-batch: full listing of landing as a safety net for lost events. Default `5s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Roll to a new Parquet part when one exceeds this many bytes. Default 256 MiB.
     pub target_file_bytes: u64,
@@ -80,7 +80,7 @@ pub struct Config {
     /// What to do with a landing file after its batch committed: `off`, `delete` or `archive:<dir>`. Default `off`.
     pub clean_source: String,
     /// Ignore files older than this on the first start of a new checkpoint. Default: none.
-    #[serde(with = "opt_duration_str")]
+    #[serde(with = "humantime_serde")]
     pub max_file_age: Option<Duration>,
     /// Process the newest files first. Default false.
     pub latest_first: bool,
@@ -108,12 +108,12 @@ pub struct Config {
     /// Default `2000-01-01` (UTC).
     pub event_time_min: String,
     /// How far past the ingestion time an event time may lie; later records are quarantined. Default `1d`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub event_time_max_future: Duration,
     /// Continuous/micro-batch: how long a growing plain file's unterminated last line waits for its newline
     /// before it is taken as a record anyway (a writer may pause mid-line for a while). Default `10m`.
     /// In `once`/`available-now` a settled file's last line is a record at once.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub partial_line_timeout: Duration,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
@@ -232,9 +232,9 @@ impl Config {
         }
         self.limits()?;
         for (name, ds) in &self.datasets {
-            if name.is_empty() || name.starts_with(['.', '_']) || name.contains('/') {
+            if let Err(e) = crate::source::check_name(name) {
                 return bad(format!(
-                    "dataset name {name:?} is not a valid directory name"
+                    "dataset name {name:?} is not a directory name that landing is read from: {e}"
                 ));
             }
             if let DatasetConfig::Csv(o) = ds {
@@ -344,62 +344,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
-/// Parses a byte count with an optional unit: `1048576`, `500KB`, `64MiB`, `4GiB` (case-insensitive).
+/// Parses a byte count with an optional unit: `1048576`, `500KB`, `64MiB`, `1.5GiB` (case-insensitive; KB, MB,
+/// GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024).
+///
+/// # Errors
+/// A message naming the value when it is not a byte size or does not fit in 64 bits.
 pub fn parse_byte_size(value: &str) -> Result<u64, String> {
-    let trimmed = value.trim();
-    let digits_end = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits_end);
-    let number: u64 = number
+    let parsed: bytesize::ByteSize = value
+        .trim()
         .parse()
-        .map_err(|_| format!("{value:?} is not a byte size such as 500MB or 4GiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} in {value:?}")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{value:?} is too large"))
-}
-
-mod duration_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod opt_duration_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s = Option::<String>::deserialize(d)?;
-        s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        .map_err(|e| format!("{value:?} is not a byte size such as 500MB or 4GiB: {e}"))?;
+    // bytesize saturates on overflow; no real size is 16 EiB.
+    match parsed.as_u64() {
+        u64::MAX => Err(format!("{value:?} is too large")),
+        n => Ok(n),
     }
 }
 

@@ -5,11 +5,15 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use super::{io_err, CheckpointStore, Result};
+use super::{io_err, CheckpointError, CheckpointStore, Result};
 
-/// Tries an exclusive, non-blocking flock on `<dir>/LOCK`; returns the file (lock held) or the holder's PID.
-pub(super) fn try_lock(dir: &Path) -> Result<std::result::Result<File, String>> {
-    use std::os::unix::io::AsRawFd;
+/// Takes an exclusive, non-blocking `flock` on `<dir>/LOCK` and writes this process's PID into it; the returned
+/// file holds the lock until it is dropped.
+///
+/// # Errors
+/// [`CheckpointError::Locked`] naming the holder's PID when another open file holds the lock (flock is per open
+/// file description, so a second open in the same process conflicts too); [`CheckpointError::Io`] otherwise.
+pub(super) fn try_lock(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -18,23 +22,25 @@ pub(super) fn try_lock(dir: &Path) -> Result<std::result::Result<File, String>> 
         .truncate(false)
         .open(&path)
         .map_err(io_err(&path))?;
-    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        let pid = pid.trim();
-        return Ok(Err(if pid.is_empty() {
-            "unknown".into()
-        } else {
-            pid.to_string()
-        }));
+    // Called through the trait: std's inherent `File::try_lock` needs Rust 1.89, above this crate's MSRV.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(CheckpointError::Locked {
+                dir: dir.to_path_buf(),
+                pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+            });
+        }
+        Err(fs4::TryLockError::Error(source)) => return Err(CheckpointError::Io { path, source }),
     }
     file.set_len(0).map_err(io_err(&path))?;
     file.rewind().map_err(io_err(&path))?;
     write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
     file.sync_all().map_err(io_err(&path))?;
-    Ok(Ok(file))
+    Ok(file)
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -162,15 +162,7 @@ impl CheckpointStore {
     /// another format version; [`CheckpointError::Sled`]/[`CheckpointError::Io`] otherwise.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock = match lock::try_lock(dir)? {
-            Ok(f) => f,
-            Err(pid) => {
-                return Err(CheckpointError::Locked {
-                    dir: dir.to_path_buf(),
-                    pid,
-                })
-            }
-        };
+        let lock = lock::try_lock(dir)?;
         let mut store = Self::open_db(dir, &dir.join("sled"))?;
         store._lock = Some(std::sync::Arc::new(lock));
         Ok(store)
@@ -271,6 +263,24 @@ impl CheckpointStore {
         })
     }
 
+    /// The value at `key`, decoded.
+    fn get_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_raw(key)?
+            .map(|v| self.decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every value whose key starts with `prefix`, decoded, in key order.
+    fn scan_values<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>> {
+        self.db
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv.map_err(self.sled_err())?;
+                self.decode(&k, &v)
+            })
+            .collect()
+    }
+
     fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         serde_json::to_vec(value).expect("checkpoint values are plain data and always serialize")
     }
@@ -289,14 +299,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn file(&self, dataset: &str, path: &str) -> Result<Option<FileRecord>> {
-        let key = format!("file/{dataset}/{path}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let FileValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("file/{dataset}/{path}"))?
+            .map(|FileValue::V1(r)| r))
     }
 
     /// All file records of `dataset` (or of every dataset), in key order.
@@ -308,13 +313,8 @@ impl CheckpointStore {
             Some(d) => format!("file/{d}/"),
             None => "file/".to_string(),
         };
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(prefix.as_bytes()) {
-            let (k, v) = kv.map_err(self.sled_err())?;
-            let FileValue::V1(r) = self.decode(&k, &v)?;
-            out.push(r);
-        }
-        Ok(out)
+        let values: Vec<FileValue> = self.scan_values(&prefix)?;
+        Ok(values.into_iter().map(|FileValue::V1(r)| r).collect())
     }
 
     /// All committed batches of `dataset` (or of every dataset), oldest first per dataset.
@@ -326,13 +326,8 @@ impl CheckpointStore {
             Some(d) => format!("batch/{d}/"),
             None => "batch/".to_string(),
         };
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(prefix.as_bytes()) {
-            let (k, v) = kv.map_err(self.sled_err())?;
-            let BatchValue::V1(r) = self.decode(&k, &v)?;
-            out.push(r);
-        }
-        Ok(out)
+        let values: Vec<BatchValue> = self.scan_values(&prefix)?;
+        Ok(values.into_iter().map(|BatchValue::V1(r)| r).collect())
     }
 
     /// One committed batch.
@@ -340,14 +335,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn batch(&self, dataset: &str, id: u64) -> Result<Option<BatchRecord>> {
-        let key = format!("batch/{dataset}/{id:020}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let BatchValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("batch/{dataset}/{id:020}"))?
+            .map(|BatchValue::V1(r)| r))
     }
 
     /// The id the next batch of `dataset` gets: one more than the last committed one.
@@ -395,14 +385,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn intent(&self, dataset: &str) -> Result<Option<BatchIntent>> {
-        let key = format!("pending/{dataset}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let IntentValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("pending/{dataset}"))?
+            .map(|IntentValue::V1(r)| r))
     }
 
     /// Durably records the in-flight batch (before any part is written, and again before publishing).
@@ -431,14 +416,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn schema(&self, dataset: &str) -> Result<Option<StoredSchema>> {
-        let key = format!("schema/{dataset}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let SchemaValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("schema/{dataset}"))?
+            .map(|SchemaValue::V1(r)| r))
     }
 
     /// The newest event time committed for `dataset` (µs since epoch, UTC): the dedup horizon counts back from
@@ -472,10 +452,11 @@ impl CheckpointStore {
         for kv in self.db.scan_prefix(prefix.as_bytes()) {
             let (k, _) = kv.map_err(self.sled_err())?;
             let rest = &k[prefix.len()..];
-            let parsed = (rest.len() == 20).then(|| {
-                let day = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) ^ 0x8000_0000;
-                let hash = u128::from_be_bytes(rest[4..].try_into().expect("16 bytes"));
-                (hash, i64::from(day as i32) * MICROS_PER_DAY)
+            // An import can bring any key here: parse without assuming its length.
+            let parsed = rest.split_first_chunk::<4>().and_then(|(day, hash)| {
+                let hash = u128::from_be_bytes(<[u8; 16]>::try_from(hash).ok()?);
+                let day = (u32::from_be_bytes(*day) ^ 0x8000_0000) as i32;
+                Some((hash, i64::from(day) * MICROS_PER_DAY))
             });
             out.push(parsed.ok_or_else(|| CheckpointError::Corrupt {
                 dir: self.dir.clone(),
@@ -685,6 +666,15 @@ mod tests {
         assert_eq!(keys, vec![(7, 10 * MICROS_PER_DAY), (8, -MICROS_PER_DAY)]);
         assert_eq!(s.remove_legacy_dedup_keys("g").expect("remove"), 4);
         assert!(s.legacy_dedup_keys("g").expect("legacy").is_empty());
+        // An imported export can hold a malformed key: a clear error, not a panic.
+        s.db.insert(b"dexp/g/abc", &[][..]).expect("insert");
+        match s.legacy_dedup_keys("g") {
+            Err(CheckpointError::Corrupt { key, message, .. }) => {
+                assert_eq!(key, "dexp/g/abc");
+                assert!(message.contains("<day: 4 B><hash: 16 B>"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     #[test]

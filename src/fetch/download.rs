@@ -492,8 +492,7 @@ pub(super) fn temp_name(job: &Job) -> String {
         None => {
             use sha2::Digest as _;
             let digest = sha2::Sha256::digest(job.url.as_str().as_bytes());
-            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            format!(".url-{hex}.tmp")
+            format!(".url-{}.tmp", hex::encode(&digest[..8]))
         }
     }
 }

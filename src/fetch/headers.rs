@@ -15,37 +15,21 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Parses a `Retry-After` value (delay in seconds, or an HTTP date), capped at [`MAX_RETRY_AFTER`].
 pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
-    let wait = if let Ok(seconds) = value.parse::<u64>() {
-        Duration::from_secs(seconds)
-    } else {
-        let when = DateTime::parse_from_rfc2822(value).ok()?;
-        (when.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO)
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now.into())
+            .unwrap_or(Duration::ZERO),
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// Decodes `%XX` escapes (leaving malformed ones as they are) and replaces invalid UTF-8.
 pub(crate) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The raw (still percent-encoded) last path segment of `url`, when it is not empty.

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use generate::{SalesArgs, SalesSummary};
 pub use gharchive::GharchiveArgs;
+use names::validate_dataset;
 
 use crate::store::{StoreError, StoreLocation};
 
@@ -431,24 +432,6 @@ async fn rename_no_clobber(
     }
 }
 
-/// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
-fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
-    match names::sanitize_file_name(dataset, "--dataset") {
-        Ok(clean) if clean == dataset => Ok(()),
-        Ok(clean) => Err(FetchError::InvalidArgument {
-            name: "--dataset",
-            value: dataset.to_string(),
-            reason: format!("must be a plain directory name such as {clean:?}"),
-        }),
-        Err(FetchError::UnsafeName { reason, .. }) => Err(FetchError::InvalidArgument {
-            name: "--dataset",
-            value: dataset.to_string(),
-            reason,
-        }),
-        Err(other) => Err(other),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,16 +451,5 @@ mod tests {
             "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
         );
         assert_eq!(s.files(), 7);
-    }
-
-    #[test]
-    fn dataset_must_be_a_plain_name() {
-        assert!(validate_dataset("sales").is_ok());
-        assert!(validate_dataset("gh_archive-2015").is_ok());
-        assert!(validate_dataset("../x").is_err());
-        assert!(validate_dataset("a/b").is_err());
-        assert!(validate_dataset(".hidden").is_err());
-        assert!(validate_dataset("with space").is_err());
-        assert!(validate_dataset("").is_err());
     }
 }

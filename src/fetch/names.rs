@@ -10,9 +10,10 @@ const MAX_NAME_BYTES: usize = 200;
 /// Turns a decoded file name from a URL or a server into a safe single name inside `<landing>/<dataset>/`.
 ///
 /// Refused: empty names, `.`/`..`, anything with a path separator (`/` or `\`, which also rules out absolute
-/// paths), NUL bytes, names longer than [`MAX_NAME_BYTES`], and names ending in a staging suffix (`.tmp`,
-/// `._COPYING_`) that the landing watcher would ignore forever. Sanitized: every character other than letters,
-/// digits and `.-_+=@,` becomes `_`, and leading dots are dropped (a dotfile would be ignored by the watcher).
+/// paths), NUL bytes, names longer than [`MAX_NAME_BYTES`], and (after sanitizing) any name that the landing
+/// listing skips ([`crate::source::check_name`]: a leading `_`, a staging suffix such as `.tmp` or `.part`), which
+/// `run` would ignore forever. Sanitized: every character other than letters, digits and `.-_+=@,` becomes `_`,
+/// and leading dots are dropped (a dotfile would be ignored by the watcher).
 pub(crate) fn sanitize_file_name(name: &str, url: &str) -> Result<String, FetchError> {
     let refuse = |reason: &str| FetchError::UnsafeName {
         name: name.to_string(),
@@ -48,13 +49,27 @@ pub(crate) fn sanitize_file_name(name: &str, url: &str) -> Result<String, FetchE
     if cleaned.len() > MAX_NAME_BYTES {
         return Err(refuse("it is longer than 200 bytes"));
     }
-    let lower = cleaned.to_ascii_lowercase();
-    if lower.ends_with(".tmp") || lower.ends_with("._copying_") {
-        return Err(refuse(
-            "it ends in a staging suffix that the landing watcher ignores",
-        ));
-    }
+    // The landing listing's own rule: a name it skips (`_x`, `a.part`, ...) would sit in landing forever.
+    crate::source::check_name(cleaned).map_err(|e| refuse(&e.to_string()))?;
     Ok(cleaned.to_string())
+}
+
+/// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
+pub(super) fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
+    match sanitize_file_name(dataset, "--dataset") {
+        Ok(clean) if clean == dataset => Ok(()),
+        Ok(clean) => Err(FetchError::InvalidArgument {
+            name: "--dataset",
+            value: dataset.to_string(),
+            reason: format!("must be a plain directory name such as {clean:?}"),
+        }),
+        Err(FetchError::UnsafeName { reason, .. }) => Err(FetchError::InvalidArgument {
+            name: "--dataset",
+            value: dataset.to_string(),
+            reason,
+        }),
+        Err(other) => Err(other),
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +98,9 @@ mod tests {
             "...",
             "x.tmp",
             "x._COPYING_",
+            "a.part",
+            "_x.csv",
+            " x.csv",
         ] {
             assert!(
                 matches!(
@@ -93,5 +111,18 @@ mod tests {
             );
         }
         assert!(sanitize_file_name(&"a".repeat(201), "u").is_err());
+    }
+
+    #[test]
+    fn dataset_must_be_a_plain_name() {
+        assert!(validate_dataset("sales").is_ok());
+        assert!(validate_dataset("gh_archive-2015").is_ok());
+        assert!(validate_dataset("../x").is_err());
+        assert!(validate_dataset("a/b").is_err());
+        assert!(validate_dataset(".hidden").is_err());
+        assert!(validate_dataset("with space").is_err());
+        assert!(validate_dataset("").is_err());
+        assert!(validate_dataset("_x").is_err());
+        assert!(validate_dataset("x.part").is_err());
     }
 }

@@ -90,23 +90,7 @@ impl LandingFile {
     }
 }
 
-/// Whether a file name (last path segment) is a temporary or hidden name that must never be read.
-pub fn is_ignored_name(name: &str) -> bool {
-    name.starts_with('.')
-        || name.starts_with('_')
-        || name.ends_with(".tmp")
-        || name.ends_with("._COPYING_")
-        || name.ends_with(".part")
-        || name.ends_with(".inprogress")
-        || name
-            .rsplit_once('#')
-            .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Whether any segment of a relative path is ignored (a hidden directory hides its files too).
-pub fn is_ignored_path(rel: &str) -> bool {
-    rel.split('/').any(is_ignored_name)
-}
+pub use super::names::{is_ignored_name, is_ignored_path};
 
 /// Options of one planning pass.
 #[derive(Debug, Clone)]
@@ -521,28 +505,4 @@ pub fn split_batches(
         out.push(cur);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ignored_names() {
-        for n in [
-            ".x.json.gz",
-            "_SUCCESS",
-            "a.json.gz.tmp",
-            "a.csv._COPYING_",
-            "a.part",
-            "a#12",
-        ] {
-            assert!(is_ignored_name(n), "{n}");
-        }
-        for n in ["2015-01-01-0.json.gz", "sales.csv", "a#b"] {
-            assert!(!is_ignored_name(n), "{n}");
-        }
-        assert!(is_ignored_path("sales/_tmp/x.csv"));
-        assert!(!is_ignored_path("sales/2024/x.csv"));
-    }
 }

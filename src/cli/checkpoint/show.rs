@@ -160,18 +160,7 @@ pub(super) async fn show(a: ShowArgs) -> anyhow::Result<()> {
         if mine.is_empty() {
             continue;
         }
-        for i in mine {
-            reads.push(InputJson {
-                batch: b.id,
-                path: i.path.clone(),
-                start: i.start,
-                end: i.end,
-                records_ok: i.records_ok,
-                records_quarantined: i.records_quarantined,
-                records_duplicate: i.records_duplicate,
-                committed_at: b.committed_at,
-            });
-        }
+        reads.extend(mine.into_iter().map(|i| InputJson::of(b, i)));
         outputs.extend(outputs_of(b));
     }
     if a.common.json {

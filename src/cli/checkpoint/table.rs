@@ -31,17 +31,7 @@ pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
 }
 
 pub(super) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
+    indicatif::HumanBytes(n).to_string()
 }
 
 pub(super) fn kv_block(kv: &[(&str, String)]) -> String {
@@ -51,24 +41,33 @@ pub(super) fn kv_block(kv: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// An aligned text table: columns separated by two spaces, numbers right-aligned, no trailing spaces.
+/// An aligned text table (comfy-table without borders): columns separated by two spaces, numbers right-aligned,
+/// no trailing spaces.
 pub(super) struct Table {
-    headers: Vec<String>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
+    table: comfy_table::Table,
 }
 
 impl Table {
+    /// A table with these headers; `true` right-aligns a column.
     pub(super) fn new(headers: &[(&str, bool)]) -> Self {
-        Self {
-            headers: headers.iter().map(|(h, _)| h.to_string()).collect(),
-            right: headers.iter().map(|(_, r)| *r).collect(),
-            rows: Vec::new(),
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(comfy_table::presets::NOTHING)
+            .set_header(headers.iter().map(|(h, _)| *h));
+        let last = headers.len().saturating_sub(1);
+        for (i, (_, right)) in headers.iter().enumerate() {
+            if let Some(column) = table.column_mut(i) {
+                column.set_padding((0, if i == last { 0 } else { 2 }));
+                if *right {
+                    column.set_cell_alignment(comfy_table::CellAlignment::Right);
+                }
+            }
         }
+        Self { table }
     }
 
     pub(super) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.table.add_row(cells);
     }
 
     pub(super) fn render(&self) -> String {
@@ -76,33 +75,10 @@ impl Table {
     }
 
     pub(super) fn render_indented(&self, indent: &str) -> String {
-        let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for r in &self.rows {
-            for (i, c) in r.iter().enumerate().take(n) {
-                widths[i] = widths[i].max(c.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for r in std::iter::once(&self.headers).chain(&self.rows) {
-            let mut line = String::from(indent);
-            for (i, c) in r.iter().enumerate().take(n) {
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                let pad = widths[i] - c.chars().count();
-                if self.right[i] {
-                    line.push_str(&" ".repeat(pad));
-                    line.push_str(c);
-                } else {
-                    line.push_str(c);
-                    line.push_str(&" ".repeat(pad));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+        self.table
+            .lines()
+            .map(|line| format!("{indent}{}\n", line.trim_end()))
+            .collect()
     }
 }
 

@@ -8,38 +8,18 @@ use super::{blocking, emit, open_read, open_write, ExportArgs, ExportLine, Impor
 use crate::checkpoint::{CheckpointStore, SCHEMA_VERSION};
 use crate::cli::load_config;
 
-fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
-}
-
 /// The export line of one key/value: JSON values are embedded verbatim when that round-trips byte for byte.
 fn export_line(key: &[u8], value: &[u8]) -> ExportLine {
     let (key, key_hex) = match std::str::from_utf8(key) {
         Ok(k) => (k.to_string(), false),
-        Err(_) => (to_hex(key), true),
+        Err(_) => (hex::encode(key), true),
     };
     let raw = std::str::from_utf8(value)
         .ok()
         .filter(|v| !v.contains(['\n', '\r']) && *v != "null")
         .and_then(|v| serde_json::value::RawValue::from_string(v.to_string()).ok())
         .filter(|r| r.get().as_bytes() == value);
-    let value_hex = raw.is_none().then(|| to_hex(value));
+    let value_hex = raw.is_none().then(|| hex::encode(value));
     ExportLine {
         key,
         key_hex,
@@ -97,13 +77,16 @@ fn parse_export(reader: impl BufRead, source: &str) -> anyhow::Result<Vec<(Vec<u
         let bad = |what: &str| anyhow::anyhow!("line {} of {source}: {what}", n + 1);
         let l: ExportLine = serde_json::from_str(&line).map_err(|e| bad(&e.to_string()))?;
         let key = if l.key_hex {
-            from_hex(&l.key).ok_or_else(|| bad("key_hex is set but key is not hex"))?
+            hex::decode(&l.key)
+                .map_err(|e| bad(&format!("key_hex is set but key is not hex: {e}")))?
         } else {
             l.key.into_bytes()
         };
         let value = match (l.value, l.value_hex) {
             (Some(v), None) => v.get().as_bytes().to_vec(),
-            (None, Some(h)) => from_hex(&h).ok_or_else(|| bad("value_hex is not hex"))?,
+            (None, Some(h)) => {
+                hex::decode(&h).map_err(|e| bad(&format!("value_hex is not hex: {e}")))?
+            }
             _ => return Err(bad("expected exactly one of value and value_hex")),
         };
         entries.push((key, value));
@@ -161,15 +144,6 @@ pub(super) async fn import(a: ImportArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_round_trips() {
-        let b = vec![0u8, 1, 0xab, 0xff];
-        assert_eq!(to_hex(&b), "0001abff");
-        assert_eq!(from_hex("0001abff"), Some(b));
-        assert_eq!(from_hex("0g"), None);
-        assert_eq!(from_hex("abc"), None);
-    }
 
     #[test]
     fn export_lines_keep_bytes_exactly() {

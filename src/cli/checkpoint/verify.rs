@@ -334,46 +334,79 @@ async fn check_output(
 /// Bytes read from the end of a Parquet file at first: the footer of a bronze part (a few row groups) fits.
 const FOOTER_PREFETCH_BYTES: u64 = 64 << 10;
 
+/// Why the footer of a committed Parquet file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum FooterError {
+    /// Shorter than the 8-byte footer itself.
+    #[error("{size} bytes is too short for a Parquet file")]
+    TooShort { size: u64 },
+    /// The footer's metadata length does not fit in the file.
+    #[error("footer claims {meta_len} bytes of metadata in a {size}-byte file")]
+    BadLength { meta_len: u64, size: u64 },
+    /// The store answered a range read with fewer bytes than asked for.
+    #[error("the store returned {got} bytes for a {wanted}-byte range read")]
+    ShortRead { got: usize, wanted: u64 },
+    /// The range read failed.
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+    /// The footer or the metadata is not valid Parquet.
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// The row count is negative.
+    #[error("the footer holds a negative row count {0}")]
+    NegativeRows(i64),
+}
+
 /// The row count in the footer of the Parquet file at `location` (one range read, two for a large footer).
 async fn footer_rows(
     bronze: &StoreLocation,
     location: &object_store::path::Path,
     size: u64,
-) -> Result<u64, String> {
+) -> Result<u64, FooterError> {
     let footer = FOOTER_SIZE as u64;
     if size < footer {
-        return Err(format!("{size} bytes is too short for a Parquet file"));
+        return Err(FooterError::TooShort { size });
     }
+    // `bytes` (from `base` to the end of the file) must hold at least `wanted` bytes: the store may misbehave.
+    let read = |base: u64| async move {
+        let bytes = bronze.store.get_range(location, base..size).await?;
+        let wanted = size - base;
+        match bytes.len().checked_sub(FOOTER_SIZE) {
+            Some(end) if bytes.len() as u64 == wanted => Ok((bytes, end)),
+            _ => Err(FooterError::ShortRead {
+                got: bytes.len(),
+                wanted,
+            }),
+        }
+    };
     let start = size.saturating_sub(FOOTER_PREFETCH_BYTES);
-    let mut tail = bronze
-        .store
-        .get_range(location, start..size)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut last = [0u8; FOOTER_SIZE];
-    last.copy_from_slice(&tail[tail.len() - FOOTER_SIZE..]);
-    let meta_len = FooterTail::try_new(&last)
-        .map_err(|e| e.to_string())?
-        .metadata_length() as u64;
-    if meta_len + footer > size {
-        return Err(format!(
-            "footer claims {meta_len} bytes of metadata in a {size}-byte file"
-        ));
-    }
-    let meta_start = size - footer - meta_len;
+    let (mut tail, mut footer_at) = read(start).await?;
+    let last: &[u8; FOOTER_SIZE] =
+        tail[footer_at..]
+            .try_into()
+            .map_err(|_| FooterError::ShortRead {
+                got: tail.len(),
+                wanted: footer,
+            })?;
+    let meta_len = FooterTail::try_new(last)?.metadata_length() as u64;
+    let meta_start = size
+        .checked_sub(footer)
+        .and_then(|s| s.checked_sub(meta_len))
+        .ok_or(FooterError::BadLength { meta_len, size })?;
     let mut base = start;
     if meta_start < start {
-        tail = bronze
-            .store
-            .get_range(location, meta_start..size)
-            .await
-            .map_err(|e| e.to_string())?;
+        (tail, footer_at) = read(meta_start).await?;
         base = meta_start;
     }
-    let from = usize::try_from(meta_start - base).map_err(|e| e.to_string())?;
-    let md = ParquetMetaDataReader::decode_metadata(&tail[from..tail.len() - FOOTER_SIZE])
-        .map_err(|e| e.to_string())?;
-    u64::try_from(md.file_metadata().num_rows()).map_err(|e| e.to_string())
+    let from = usize::try_from(meta_start - base)
+        .map_err(|_| FooterError::BadLength { meta_len, size })?;
+    let metadata = tail
+        .get(from..footer_at)
+        .ok_or(FooterError::BadLength { meta_len, size })?;
+    let rows = ParquetMetaDataReader::decode_metadata(metadata)?
+        .file_metadata()
+        .num_rows();
+    u64::try_from(rows).map_err(|_| FooterError::NegativeRows(rows))
 }
 
 /// Overlapping reads of one landing file that both wrote rows, unless the file was replaced since (a new

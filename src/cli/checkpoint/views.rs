@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{BatchRecord, FileRecord, FileStatus};
+use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus};
 
 /// One processed landing file (`list --json` prints an array of these; `show --json` embeds one).
 #[derive(Debug, Serialize)]
@@ -93,6 +93,22 @@ pub struct InputJson {
     pub committed_at: DateTime<Utc>,
 }
 
+impl InputJson {
+    /// Input `i` of batch `b`.
+    pub(super) fn of(b: &BatchRecord, i: &BatchInput) -> Self {
+        Self {
+            batch: b.id,
+            path: i.path.clone(),
+            start: i.start,
+            end: i.end,
+            records_ok: i.records_ok,
+            records_quarantined: i.records_quarantined,
+            records_duplicate: i.records_duplicate,
+            committed_at: b.committed_at,
+        }
+    }
+}
+
 /// One file a batch published (`show --json`: `outputs`).
 #[derive(Debug, Serialize)]
 pub struct OutputJson {
@@ -150,20 +166,7 @@ impl From<&BatchRecord> for BatchJson {
             quarantined: b.quarantined,
             min_event_time: b.min_event_time.and_then(DateTime::from_timestamp_micros),
             max_event_time: b.max_event_time.and_then(DateTime::from_timestamp_micros),
-            inputs: b
-                .inputs
-                .iter()
-                .map(|i| InputJson {
-                    batch: b.id,
-                    path: i.path.clone(),
-                    start: i.start,
-                    end: i.end,
-                    records_ok: i.records_ok,
-                    records_quarantined: i.records_quarantined,
-                    records_duplicate: i.records_duplicate,
-                    committed_at: b.committed_at,
-                })
-                .collect(),
+            inputs: b.inputs.iter().map(|i| InputJson::of(b, i)).collect(),
             outputs: outputs_of(b),
         }
     }

@@ -57,6 +57,16 @@ enum Value<'a> {
     Dec(i128),
 }
 
+/// The rows of one output batch being built: the schema's columns, the lineage columns and the dedup keys.
+struct Chunk {
+    columns: Vec<Builder>,
+    file: StringBuilder,
+    line: Int64Builder,
+    offset: Int64Builder,
+    ingested: TimestampMicrosecondBuilder,
+    keys: Vec<u128>,
+}
+
 /// A CSV decoder for one dataset with its fixed schema.
 #[derive(Debug)]
 pub struct CsvDecoder {
@@ -253,13 +263,14 @@ impl CsvDecoder {
             (0..self.columns.len()).collect()
         };
         let ncols = self.columns.len();
-        let mut builders = self.builders();
-        let mut meta_file = StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 32);
-        let mut meta_line = Int64Builder::with_capacity(CHUNK_ROWS);
-        let mut meta_offset = Int64Builder::with_capacity(CHUNK_ROWS);
-        let mut meta_ingested =
-            TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC");
-        let mut keys: Vec<u128> = Vec::with_capacity(CHUNK_ROWS);
+        let mut chunk = Chunk {
+            columns: self.builders(),
+            file: StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 32),
+            line: Int64Builder::with_capacity(CHUNK_ROWS),
+            offset: Int64Builder::with_capacity(CHUNK_ROWS),
+            ingested: TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC"),
+            keys: Vec::with_capacity(CHUNK_ROWS),
+        };
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
         let cancelled = || DecodeError::Cancelled {
@@ -345,7 +356,7 @@ impl CsvDecoder {
                 }
                 continue;
             }
-            for (b, v) in builders.iter_mut().zip(values.drain(..)) {
+            for (b, v) in chunk.columns.iter_mut().zip(values.drain(..)) {
                 match (b, v) {
                     (Builder::Str(b), Value::Str(s)) => b.append_value(s),
                     (Builder::I64(b), Value::I64(x)) => b.append_value(x),
@@ -363,34 +374,20 @@ impl CsvDecoder {
                     (Builder::Dec(b), _) => b.append_null(),
                 }
             }
-            meta_file.append_value(&input.path);
-            meta_line.append_value(rec.line as i64);
-            meta_offset.append_value(rec.offset as i64);
-            meta_ingested.append_value(input.ingested_at);
-            keys.push(key_hash(b"csv", &key_buf));
-            if keys.len() >= CHUNK_ROWS {
-                let d = self.finish(
-                    &mut builders,
-                    &mut meta_file,
-                    &mut meta_line,
-                    &mut meta_offset,
-                    &mut meta_ingested,
-                    &mut keys,
-                );
+            chunk.file.append_value(&input.path);
+            chunk.line.append_value(rec.line as i64);
+            chunk.offset.append_value(rec.offset as i64);
+            chunk.ingested.append_value(input.ingested_at);
+            chunk.keys.push(key_hash(b"csv", &key_buf));
+            if chunk.keys.len() >= CHUNK_ROWS {
+                let d = self.finish(&mut chunk);
                 if !emit(DecodeItem::Rows(d)) {
                     return Err(cancelled());
                 }
             }
         }
-        if !keys.is_empty() {
-            let d = self.finish(
-                &mut builders,
-                &mut meta_file,
-                &mut meta_line,
-                &mut meta_offset,
-                &mut meta_ingested,
-                &mut keys,
-            );
+        if !chunk.keys.is_empty() {
+            let d = self.finish(&mut chunk);
             if !emit(DecodeItem::Rows(d)) {
                 return Err(cancelled());
             }
@@ -404,17 +401,10 @@ impl CsvDecoder {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        builders: &mut [Builder],
-        file: &mut StringBuilder,
-        line: &mut Int64Builder,
-        offset: &mut Int64Builder,
-        ingested: &mut TimestampMicrosecondBuilder,
-        keys: &mut Vec<u128>,
-    ) -> Decoded {
-        let mut cols: Vec<ArrayRef> = builders
+    /// Takes the rows collected in `chunk` as one batch, leaving `chunk` empty for the next.
+    fn finish(&self, chunk: &mut Chunk) -> Decoded {
+        let mut cols: Vec<ArrayRef> = chunk
+            .columns
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
@@ -428,15 +418,15 @@ impl CsvDecoder {
                 }
             })
             .collect();
-        cols.push(Arc::new(file.finish()));
-        cols.push(Arc::new(line.finish()));
-        cols.push(Arc::new(offset.finish()));
-        cols.push(Arc::new(ingested.finish()));
+        cols.push(Arc::new(chunk.file.finish()));
+        cols.push(Arc::new(chunk.line.finish()));
+        cols.push(Arc::new(chunk.offset.finish()));
+        cols.push(Arc::new(chunk.ingested.finish()));
         let batch =
             RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");
         Decoded {
             batch,
-            keys: std::mem::take(keys),
+            keys: std::mem::take(&mut chunk.keys),
             time_column: self.time_index,
         }
     }
