@@ -75,14 +75,14 @@ pub fn infer_schema(
             )));
         }
     }
-    let zone = parse_timezone(&options.timezone).map_err(header_err)?;
+    let zone = parse_timezone(&options.timezone).map_err(|e| header_err(e.to_string()))?;
     let mut used = std::collections::HashSet::new();
     let mut columns = Vec::with_capacity(header.len());
     for (i, h) in header.iter().enumerate() {
         let ty = if *h == options.event_time {
             ColumnType::Timestamp
         } else if let Some(t) = options.columns.get(h) {
-            ColumnType::parse(t).map_err(header_err)?
+            ColumnType::parse(t).map_err(|e| header_err(e.to_string()))?
         } else {
             infer_type(
                 samples.iter().filter_map(|r| r.get(i)).map(|s| s.trim()),

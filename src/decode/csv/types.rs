@@ -3,6 +3,28 @@
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
+/// Why a column type or time zone of a CSV dataset (from the config or a stored schema) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    /// Not one of the type names.
+    #[error(
+        "unknown column type {0:?} (string, int64, float64, bool, timestamp, date, decimal(P,S))"
+    )]
+    Unknown(String),
+    /// `decimal(...)` without a readable precision and scale.
+    #[error("decimal needs (P,S) with numbers P and S: {0:?}")]
+    Decimal(String),
+    /// A precision or scale out of range.
+    #[error("decimal precision must be 1..=38 and 0 <= scale <= precision: {0:?}")]
+    DecimalRange(String),
+    /// A malformed `+HH:MM` offset.
+    #[error("invalid UTC offset {0:?} (use e.g. +02:00)")]
+    Offset(String),
+    /// Neither UTC, an offset nor an IANA name.
+    #[error("unknown time zone {0:?} (use UTC, +02:00 or an IANA name like Europe/Madrid)")]
+    Zone(String),
+}
+
 /// A column type of a CSV dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -26,8 +48,8 @@ impl ColumnType {
     /// Parses `string`, `int64`, `float64`, `bool`, `timestamp`, `date`, `decimal(P,S)`.
     ///
     /// # Errors
-    /// A message naming the accepted types.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// A [`TypeError`] naming the accepted types.
+    pub fn parse(s: &str) -> Result<Self, TypeError> {
         let t = s.trim().to_ascii_lowercase();
         Ok(match t.as_str() {
             "string" | "utf8" | "text" => Self::String,
@@ -40,22 +62,20 @@ impl ColumnType {
                 let inner = t
                     .strip_prefix("decimal(")
                     .and_then(|r| r.strip_suffix(')'))
-                    .ok_or_else(|| format!("unknown column type {s:?} (string, int64, float64, bool, timestamp, date, decimal(P,S))"))?;
+                    .ok_or_else(|| TypeError::Unknown(s.to_string()))?;
                 let (p, sc) = inner
                     .split_once(',')
-                    .ok_or_else(|| format!("decimal needs (P,S): {s:?}"))?;
+                    .ok_or_else(|| TypeError::Decimal(s.to_string()))?;
                 let p: u8 = p
                     .trim()
                     .parse()
-                    .map_err(|_| format!("bad decimal precision in {s:?}"))?;
+                    .map_err(|_| TypeError::Decimal(s.to_string()))?;
                 let sc: i8 = sc
                     .trim()
                     .parse()
-                    .map_err(|_| format!("bad decimal scale in {s:?}"))?;
+                    .map_err(|_| TypeError::Decimal(s.to_string()))?;
                 if p == 0 || p > 38 || sc < 0 || sc as u8 > p {
-                    return Err(format!(
-                        "decimal precision must be 1..=38 and 0 <= scale <= precision: {s:?}"
-                    ));
+                    return Err(TypeError::DecimalRange(s.to_string()));
                 }
                 Self::Decimal(p, sc)
             }
@@ -102,8 +122,8 @@ pub enum Zone {
 /// Parses `UTC`, `+02:00`/`-0800`, or an IANA name.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_timezone(s: &str) -> Result<Zone, String> {
+/// A [`TypeError`] naming the accepted forms.
+pub fn parse_timezone(s: &str) -> Result<Zone, TypeError> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("utc") || t == "Z" {
         return Ok(Zone::Utc);
@@ -113,11 +133,11 @@ pub fn parse_timezone(s: &str) -> Result<Zone, String> {
         return DateTime::parse_from_str(&probe, "%Y-%m-%dT%H:%M:%S%z")
             .or_else(|_| DateTime::parse_from_str(&probe, "%Y-%m-%dT%H:%M:%S%:z"))
             .map(|d| Zone::Fixed(*d.offset()))
-            .map_err(|_| format!("invalid UTC offset {s:?} (use e.g. +02:00)"));
+            .map_err(|_| TypeError::Offset(s.to_string()));
     }
-    t.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
-        format!("unknown time zone {s:?} (use UTC, +02:00 or an IANA name like Europe/Madrid)")
-    })
+    t.parse::<chrono_tz::Tz>()
+        .map(Zone::Named)
+        .map_err(|_| TypeError::Zone(s.to_string()))
 }
 
 fn localize(zone: Zone, naive: NaiveDateTime) -> Option<i64> {
@@ -181,5 +201,29 @@ pub(super) fn parse_bool(v: &str) -> Option<bool> {
         "true" | "yes" | "y" | "t" => Some(true),
         "false" | "no" | "n" | "f" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_and_zones_parse() {
+        assert_eq!(
+            ColumnType::parse("decimal(12,2)"),
+            Ok(ColumnType::Decimal(12, 2))
+        );
+        assert!(ColumnType::parse("decimal(40,2)").is_err());
+        assert!(parse_timezone("Europe/Madrid").is_ok());
+        assert!(parse_timezone("+02:00").is_ok());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+        let f = vec!["%Y-%m-%d %H:%M:%S".to_string()];
+        let madrid = parse_timezone("Europe/Madrid").expect("tz");
+        assert_eq!(
+            parse_timestamp("2020-01-01 01:00:00", &f, madrid),
+            parse_timestamp("2020-01-01 00:00:00", &f, Zone::Utc)
+        );
+        assert_eq!(normalize_name(" Sub-Category "), "sub_category");
     }
 }
