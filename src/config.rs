@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod keys;
+pub use crate::decode::csv::CsvOptions;
 
 /// Configuration errors: all map to exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -67,27 +68,27 @@ pub struct Config {
     pub checkpoint: PathBuf,
     /// A file whose size or mtime changed less than this long ago is not ready yet, unless it was renamed into
     /// place. Default `1s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub settle_time: Duration,
     /// Dedup horizon: a key is remembered while its event time is within this span of the newest event time seen
     /// in the dataset. Default `35d`: longer than a month, the window over which sales exports repeat transactions
     /// (and `lander generate sales` draws its duplicates), so that bronze is the same whichever mode and batch
     /// sizes ingest the files. Cost: 16 bytes of disk and about 1.1 bytes of memory per remembered key, and one
     /// filter probe per UTC day with keys for each new record.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub dedup_horizon: Duration,
     /// Upper bound on files per batch (available-now, micro-batch, continuous). Default 1000 (no bound in `once`).
     pub max_files_per_batch: usize,
     /// Upper bound on input bytes per batch, in bytes. Default 1 GiB (no bound in `once`).
     pub max_bytes_per_batch: u64,
     /// Micro-batch trigger interval. Default `10s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Continuous mode: how long to wait for more events before cutting a batch. Default `50ms`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub max_batch_delay: Duration,
     /// Continuous/micro-batch: full listing of landing as a safety net for lost events. Default `5s`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Roll to a new Parquet part when one exceeds this many bytes. Default 256 MiB.
     pub target_file_bytes: u64,
@@ -98,7 +99,7 @@ pub struct Config {
     /// What to do with a landing file after its batch committed: `off`, `delete` or `archive:<dir>`. Default `off`.
     pub clean_source: String,
     /// Ignore files older than this on the first start of a new checkpoint. Default: none.
-    #[serde(with = "opt_duration_str")]
+    #[serde(with = "humantime_serde")]
     pub max_file_age: Option<Duration>,
     /// Process the newest files first. Default false.
     pub latest_first: bool,
@@ -126,12 +127,12 @@ pub struct Config {
     /// Default `2000-01-01` (UTC).
     pub event_time_min: String,
     /// How far past the ingestion time an event time may lie; later records are quarantined. Default `1d`.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub event_time_max_future: Duration,
     /// Continuous/micro-batch: how long a growing plain file's unterminated last line waits for its newline
     /// before it is taken as a record anyway (a writer may pause mid-line for a while). Default `10m`.
     /// In `once`/`available-now` a settled file's last line is a record at once.
-    #[serde(with = "duration_str")]
+    #[serde(with = "humantime_serde")]
     pub partial_line_timeout: Duration,
     /// `run`: serve `/metrics`, `/healthz` and `/readyz` on this address, e.g. `127.0.0.1:9464`. Default: off.
     pub metrics_addr: Option<String>,
@@ -185,82 +186,9 @@ pub enum DatasetConfig {
     Csv(CsvOptions),
 }
 
-/// How a CSV dataset is read and typed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CsvOptions {
-    /// Field delimiter (one ASCII character). Default `,`.
-    pub delimiter: char,
-    /// Quote character (one ASCII character). Default `"`.
-    pub quote: char,
-    /// Whether the first line is a header. Default true. Without one, columns are named `c1`, `c2`, ...
-    pub has_header: bool,
-    /// Text encoding: `utf-8` (a BOM is stripped), `latin-1` or `windows-1252`. Default `utf-8`.
-    pub encoding: String,
-    /// Key column(s) for dedup. Empty: a hash of the whole row. Names as in the header.
-    pub key: Vec<String>,
-    /// Event-time column (partitions the output). Names as in the header. Required.
-    pub event_time: String,
-    /// chrono formats tried in order for timestamp columns. Default `["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d"]`.
-    pub timestamp_formats: Vec<String>,
-    /// Time zone of timestamps without an offset: `UTC`, an IANA name (`Europe/Madrid`) or `+02:00`. Default `UTC`.
-    pub timezone: String,
-    /// Declared column types by header name: `string`, `int64`, `float64`, `bool`, `timestamp`, `date`,
-    /// `decimal(P,S)`. Columns not declared are inferred from the first file (`infer_rows` rows) once; the
-    /// resulting schema is stored in the checkpoint and fixed from then on.
-    pub columns: BTreeMap<String, String>,
-    /// Rows sampled for type inference. Default 1000.
-    pub infer_rows: usize,
-    /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
-    /// accept them. Default true.
-    pub normalize_names: bool,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        Self {
-            delimiter: ',',
-            quote: '"',
-            has_header: true,
-            encoding: "utf-8".into(),
-            key: Vec::new(),
-            event_time: String::new(),
-            timestamp_formats: vec![
-                "%Y-%m-%d %H:%M:%S".into(),
-                "%Y-%m-%dT%H:%M:%S%.f%:z".into(),
-                "%Y-%m-%d".into(),
-            ],
-            timezone: "UTC".into(),
-            columns: BTreeMap::new(),
-            infer_rows: 1000,
-            normalize_names: true,
-        }
-    }
-}
-
 /// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
 pub fn builtin_sales() -> DatasetConfig {
-    let columns = [
-        ("transaction_id", "int64"),
-        ("timestamp", "timestamp"),
-        ("customer_id", "int64"),
-        ("product_id", "int64"),
-        ("category", "string"),
-        ("quantity", "int64"),
-        ("unit_price", "decimal(12,2)"),
-        ("total", "decimal(14,2)"),
-        ("payment_method", "string"),
-        ("status", "string"),
-    ];
-    DatasetConfig::Csv(CsvOptions {
-        key: vec!["transaction_id".into()],
-        event_time: "timestamp".into(),
-        columns: columns
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..CsvOptions::default()
-    })
+    DatasetConfig::Csv(CsvOptions::sales())
 }
 
 impl Config {
@@ -358,9 +286,9 @@ impl Config {
         }
         self.limits()?;
         for (name, ds) in &self.datasets {
-            if name.is_empty() || name.starts_with(['.', '_']) || name.contains('/') {
+            if let Err(e) = crate::source::check_name(name) {
                 return bad(format!(
-                    "dataset name {name:?} is not a valid directory name"
+                    "dataset name {name:?} is not a directory name that landing is read from: {e}"
                 ));
             }
             if let DatasetConfig::Csv(o) = ds {
@@ -470,35 +398,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
-mod duration_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod opt_duration_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s = Option::<String>::deserialize(d)?;
-        s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
+/// Parses a byte count with an optional unit: `1048576`, `500KB`, `64MiB`, `1.5GiB` (case-insensitive; KB, MB,
+/// GB, TB are powers of 1000, KiB, MiB, GiB, TiB powers of 1024).
+///
+/// # Errors
+/// A message naming the value when it is not a byte size or does not fit in 64 bits.
+pub fn parse_byte_size(value: &str) -> Result<u64, String> {
+    let parsed: bytesize::ByteSize = value
+        .trim()
+        .parse()
+        .map_err(|e| format!("{value:?} is not a byte size such as 500MB or 4GiB: {e}"))?;
+    // bytesize saturates on overflow; no real size is 16 EiB.
+    match parsed.as_u64() {
+        u64::MAX => Err(format!("{value:?} is too large")),
+        n => Ok(n),
     }
 }
 
@@ -561,5 +474,15 @@ mod tests {
             c.limits().expect("limits").min_event_time,
             1_275_343_200_000_000
         );
+    }
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("123"), Ok(123));
+        assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_byte_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_byte_size("64 mib"), Ok(64 << 20));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("5XB").is_err());
+        assert!(parse_byte_size("99999999999999TiB").is_err());
     }
 }

@@ -6,22 +6,36 @@
 //! was processed so that every record lands exactly once across restarts and crashes.
 //!
 //! # Layout
-//! Modules in pipeline order (data flows one way):
-//! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
-//!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`).
-//! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, synthetic sales).
-//! - [`source`]: listing landing, readiness rules, fingerprints, watching for new files.
-//! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records.
+//! One file travels fetch -> landing -> bronze through these modules, in this order. Data flows one way: a stage
+//! imports from the base layers below and from stages before it in this list, never from a later one (`fetch`,
+//! the side entrance, uses only `source`'s name rule and listing filter, so that it never writes what `source`
+//! would skip).
+//! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, S3 objects,
+//!   synthetic sales): [`fetch`]'s `download` streams a body into a hidden temporary name, `verify` checks gzip,
+//!   and the no-clobber rename publishes it. It refuses names that [`source::names`] says landing never reads.
+//! - [`source`]: listing landing ([`source::listing`]), the name rule ([`source::names`]), readiness,
+//!   fingerprints, watching for new files.
+//! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records. It owns the types
+//!   that describe its input and output: [`decode::csv::CsvOptions`], [`decode::csv::StoredSchema`].
 //! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one); [`dedup::index`]
 //!   keeps the committed keys in run files beside the checkpoint, with in-memory filters.
-//! - [`sink`]: split by UTC day and write Parquet parts under staging names.
+//! - [`sink`]: split by UTC day and write Parquet parts under staging names, then publish them.
+//! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol; the
+//!   only module that runs the stages in order.
+//! - [`cli`]: the command-line interface (`run`, `fetch`, `generate`, `checkpoint`).
+//!
+//! Base layers, imported by the stages above and importing none of them:
+//! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
+//!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`).
 //! - [`checkpoint`]: the sled store of processed files, committed batches, the in-flight intent and the dedup
-//!   watermark.
-//! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol.
-//! - [`config`]: `lander.toml` plus CLI overrides.
-//! - [`metrics`]: the names and types of the Prometheus metrics every stage records into.
-//! - [`cli`]: the command-line interface.
-//! - `faults` (feature `failpoints` only): storage fault injection for tests.
+//!   watermark. `source` reads it to tell new files from processed ones and `fetch --checkpoint` to skip ingested
+//!   files; only `modes` writes it. It stores `decode`'s [`decode::csv::StoredSchema`] (and re-exports it).
+//! - [`config`]: `lander.toml` plus CLI overrides; it re-exports [`decode::csv::CsvOptions`] and validates
+//!   dataset names with [`source::check_name`].
+//! - [`metrics`]: the names and types of the Prometheus metrics every stage records into (no logic).
+//!
+//! `decode`, `dedup`, `sink` and `store` import nothing from `config`, `checkpoint`, `modes` or `cli`.
+//! `faults` (feature `failpoints` only): storage fault injection for tests.
 #![warn(missing_docs)]
 
 pub mod checkpoint;

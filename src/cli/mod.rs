@@ -119,8 +119,8 @@ pub struct RunArgs {
     /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
     #[arg(long)]
     pub max_files_per_batch: Option<usize>,
-    /// Max input bytes per batch [default: 1073741824].
-    #[arg(long)]
+    /// Max input bytes per batch, e.g. 1073741824, 500MB or 1GiB [default: 1GiB].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_bytes_per_batch: Option<u64>,
     /// Micro-batch interval, e.g. 10s, 1m [default: 10s].
     #[arg(long, value_parser = parse_duration)]
@@ -143,20 +143,20 @@ pub struct RunArgs {
     /// Process the newest files first.
     #[arg(long)]
     pub latest_first: bool,
-    /// Roll to a new Parquet part beyond this many bytes [default: 268435456].
-    #[arg(long)]
+    /// Roll to a new Parquet part beyond this many bytes, e.g. 256MiB [default: 268435456].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub target_file_bytes: Option<u64>,
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
     #[arg(long)]
     pub follow_symlinks: bool,
-    /// Longest record (line/row) in bytes [default: 16777216].
-    #[arg(long)]
+    /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_record_bytes: Option<u64>,
-    /// Largest landing file in bytes; larger ones are rejected whole [default: 17179869184].
-    #[arg(long)]
+    /// Largest landing file in bytes (e.g. 16GiB); larger ones are rejected whole [default: 17179869184].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_file_bytes: Option<u64>,
-    /// Most decompressed bytes per gzip file [default: 34359738368].
-    #[arg(long)]
+    /// Most decompressed bytes per gzip file, e.g. 32GiB [default: 34359738368].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_decompressed_bytes: Option<u64>,
     /// Highest decompressed:compressed ratio of a gzip file [default: 100].
     #[arg(long)]
@@ -531,6 +531,10 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             return 2;
         }
         if let Some(crate::Error::Config(_)) = cause.downcast_ref::<crate::Error>() {
+            return 2;
+        }
+        // A bad fetch argument (e.g. a --dataset that `run` would never read) is a usage error too.
+        if let Some(crate::fetch::FetchError::InvalidArgument { .. }) = cause.downcast_ref() {
             return 2;
         }
     }

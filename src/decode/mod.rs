@@ -545,10 +545,7 @@ mod tests {
             );
         }
 
-        let opts = match crate::config::builtin_sales() {
-            crate::config::DatasetConfig::Csv(o) => o,
-            other => panic!("{other:?}"),
-        };
+        let opts = csv::CsvOptions::sales();
         let header = b"transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status\n";
         let schema = csv::infer_schema(
             source(header.to_vec(), &input(false, limits)).expect("src"),

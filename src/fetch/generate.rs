@@ -382,7 +382,7 @@ pub async fn generate_sales(
             reason: format!("is more than --rows {}", args.rows),
         });
     }
-    let prefix = super::http::sanitize_file_name(&args.prefix, "--prefix")?;
+    let prefix = super::names::sanitize_file_name(&args.prefix, "--prefix")?;
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let end = match args.end_time {
         EndTime::Now => Utc::now(),

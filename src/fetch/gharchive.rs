@@ -17,7 +17,9 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike as _, Utc};
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{parse_http_url, Downloader, Job, Outcome, Progress};
+use super::download::{Downloader, Job, Outcome};
+use super::headers::parse_http_url;
+use super::progress::Progress;
 use super::{validate_dataset, DownloadArgs, FetchError, FetchSummary};
 
 /// Age (since the hour ended) after which a 404 means the archive lacks the hour rather than "not published yet".

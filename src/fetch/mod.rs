@@ -17,11 +17,18 @@
 //! - **Per-file severity.** One file failing, missing or not yet published never stops the others; the
 //!   [`FetchSummary`] counts each outcome and the CLI exits non-zero when `failed > 0`.
 
+mod body;
+mod download;
 pub mod generate;
 pub mod gharchive;
-mod http;
+mod headers;
+mod names;
+mod progress;
+mod retry;
 pub mod s3;
 pub mod temps;
+mod url;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use generate::{SalesArgs, SalesSummary};
 pub use gharchive::GharchiveArgs;
+use names::validate_dataset;
 
 use crate::store::{StoreError, StoreLocation};
 
@@ -261,7 +269,7 @@ pub struct DownloadArgs {
     pub retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = http::parse_byte_size)]
+    #[arg(long, default_value = "4GiB", value_parser = crate::config::parse_byte_size)]
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -372,7 +380,7 @@ pub async fn run_fetch(
 ) -> Result<FetchSummary, FetchError> {
     match cmd {
         FetchCommand::Gharchive(args) => gharchive::run(args, cancel).await,
-        FetchCommand::Url(args) => http::run_urls(args, cancel).await,
+        FetchCommand::Url(args) => url::run_urls(args, cancel).await,
         FetchCommand::S3(args) => s3::run(args, cancel).await,
     }
 }
@@ -466,24 +474,6 @@ async fn rename_no_clobber(
     }
 }
 
-/// Checks that `dataset` is a single safe directory name (it becomes `<landing>/<dataset>/`).
-fn validate_dataset(dataset: &str) -> Result<(), FetchError> {
-    match http::sanitize_file_name(dataset, "--dataset") {
-        Ok(clean) if clean == dataset => Ok(()),
-        Ok(clean) => Err(FetchError::InvalidArgument {
-            name: "--dataset",
-            value: dataset.to_string(),
-            reason: format!("must be a plain directory name such as {clean:?}"),
-        }),
-        Err(FetchError::UnsafeName { reason, .. }) => Err(FetchError::InvalidArgument {
-            name: "--dataset",
-            value: dataset.to_string(),
-            reason,
-        }),
-        Err(other) => Err(other),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,16 +493,5 @@ mod tests {
             "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
         );
         assert_eq!(s.files(), 7);
-    }
-
-    #[test]
-    fn dataset_must_be_a_plain_name() {
-        assert!(validate_dataset("sales").is_ok());
-        assert!(validate_dataset("gh_archive-2015").is_ok());
-        assert!(validate_dataset("../x").is_err());
-        assert!(validate_dataset("a/b").is_err());
-        assert!(validate_dataset(".hidden").is_err());
-        assert!(validate_dataset("with space").is_err());
-        assert!(validate_dataset("").is_err());
     }
 }

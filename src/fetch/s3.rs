@@ -71,7 +71,7 @@ pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary
     let mut objects: Vec<(String, ObjectMeta)> = objects
         .into_iter()
         .filter_map(|m| source.relative(&m.location).map(|rel| (rel, m)))
-        .filter(|(rel, _)| !rel.is_empty() && !crate::source::listing::is_ignored_path(rel))
+        .filter(|(rel, _)| !rel.is_empty() && !crate::source::is_ignored_path(rel))
         .collect();
     objects.sort_by(|a, b| a.0.cmp(&b.0));
     tracing::info!(source = %args.url, objects = objects.len(), landing = %landing.display, "copying from S3");

@@ -90,38 +90,7 @@ impl LandingFile {
     }
 }
 
-/// Whether a file name (last path segment) is a temporary or hidden name that must never be read.
-pub fn is_ignored_name(name: &str) -> bool {
-    ignored_rule(name).is_some()
-}
-
-/// The rule that makes a name (one path segment) ignored, described for people (`lander explain`), or `None`
-/// when the name is read.
-pub fn ignored_rule(name: &str) -> Option<&'static str> {
-    const SUFFIXES: [(&str, &str); 4] = [
-        (".tmp", "temp name (.tmp suffix)"),
-        ("._COPYING_", "temp name (._COPYING_ suffix, hdfs dfs -put)"),
-        (".part", "temp name (.part suffix)"),
-        (".inprogress", "temp name (.inprogress suffix)"),
-    ];
-    if name.starts_with('.') {
-        return Some("hidden name (leading .)");
-    }
-    if name.starts_with('_') {
-        return Some("hidden name (leading _)");
-    }
-    if let Some((_, rule)) = SUFFIXES.iter().find(|(s, _)| name.ends_with(s)) {
-        return Some(rule);
-    }
-    name.rsplit_once('#')
-        .is_some_and(|(_, s)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .then_some("object-store staging name (#<digits> suffix)")
-}
-
-/// Whether any segment of a relative path is ignored (a hidden directory hides its files too).
-pub fn is_ignored_path(rel: &str) -> bool {
-    rel.split('/').any(is_ignored_name)
-}
+pub use super::names::{ignored_rule, is_ignored_name, is_ignored_path};
 
 /// Options of one planning pass.
 #[derive(Debug, Clone)]
@@ -608,28 +577,4 @@ pub fn split_batches(
         out.push(cur);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ignored_names() {
-        for n in [
-            ".x.json.gz",
-            "_SUCCESS",
-            "a.json.gz.tmp",
-            "a.csv._COPYING_",
-            "a.part",
-            "a#12",
-        ] {
-            assert!(is_ignored_name(n), "{n}");
-        }
-        for n in ["2015-01-01-0.json.gz", "sales.csv", "a#b"] {
-            assert!(!is_ignored_name(n), "{n}");
-        }
-        assert!(is_ignored_path("sales/_tmp/x.csv"));
-        assert!(!is_ignored_path("sales/2024/x.csv"));
-    }
 }

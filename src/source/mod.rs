@@ -4,15 +4,19 @@
 //!   its checkpoint record to decide what to read (a new file, the appended tail of a growing one, or a new
 //!   version of a replaced one).
 //! - [`fingerprint`] identifies file contents without reading whole files.
+//! - [`names`]: the one rule for which dataset and file names in landing count (shared with `config` and
+//!   `fetch`).
 //! - [`walk`] lists a local landing entry by entry: symlink policy, and faults skipped instead of fatal.
 //! - [`watch`] turns filesystem events (local) and periodic listings (any backend) into wake-ups.
 
 pub mod fingerprint;
 pub mod listing;
+pub mod names;
 pub mod walk;
 pub mod watch;
 
-pub use listing::{is_ignored_name, plan_dataset, Change, LandingFile};
+pub use listing::{plan_dataset, Change, LandingFile};
+pub use names::{check_name, is_ignored_name, is_ignored_path, NameError};
 
 /// Listing and reading failures of landing.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use object_store::ObjectMeta;
 
-use super::listing::is_ignored_name;
+use super::names::is_ignored_name;
 use crate::store::StoreLocation;
 
 /// Why an entry of landing was skipped by a listing.

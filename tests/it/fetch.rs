@@ -1077,3 +1077,79 @@ async fn binary_fetch_gharchive_lands_a_range() {
     );
     assert_eq!(server.requests(&format!("/{HOUR0}")).len(), before);
 }
+
+/// `fetch` refuses what `run` would never ingest: a dataset directory or a file name that the landing listing
+/// skips (hidden, internal or a staging suffix). One rule (`lander::source::check_name`) decides for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_refuses_names_that_run_would_ignore() {
+    let server = Server::start().await;
+    let body: Arc<Vec<u8>> = Arc::new(b"id,ts\n1,2024-01-01 00:00:00\n".to_vec());
+    server.serve("/a.part", Arc::clone(&body));
+    server.serve("/_b.csv", Arc::clone(&body));
+    server.serve("/c.csv", Arc::clone(&body));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let landing: PathBuf = dir.path().join("landing");
+    let base = server.base_url();
+    let lander = |args: Vec<String>| {
+        let landing = landing.clone();
+        let cwd = dir.path().to_path_buf();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_lander"))
+                .arg("fetch")
+                .arg("url")
+                .args(args)
+                .arg("--landing")
+                .arg(&landing)
+                .args(["--retry-backoff", "10ms"])
+                .current_dir(cwd)
+                .output()
+                .await
+                .expect("run lander")
+        }
+    };
+
+    // A hidden dataset: a usage error (exit 2) before any request, and nothing written.
+    let out = lander(vec![
+        format!("{base}/a.part"),
+        "--dataset".into(),
+        "_x".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("--dataset") && stderr.contains("_x") && stderr.contains("starts with"),
+        "stderr:\n{stderr}"
+    );
+    assert!(!landing.join("_x").exists());
+    assert!(server.requests("/a.part").is_empty());
+
+    // File names the listing skips are refused per file (no request); the good one lands.
+    let out = lander(vec![
+        format!("{base}/a.part"),
+        format!("{base}/_b.csv"),
+        format!("{base}/c.csv"),
+        "--dataset".into(),
+        "sales".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("fetched 1") && stdout.contains("failed 2"),
+        "stdout:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("\"a.part\"") && stderr.contains("staging suffix"),
+        "stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("\"_b.csv\""), "stderr:\n{stderr}");
+    assert_eq!(names(&landing.join("sales")), ["c.csv"]);
+    assert!(server.requests("/a.part").is_empty());
+    assert!(server.requests("/_b.csv").is_empty());
+}

@@ -31,11 +31,19 @@
 //! copies the store when it is locked and never touches the live files.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+mod lock;
+mod records;
+
+pub use records::{
+    BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, IntentState,
+    OutputFile,
+};
+
+pub use crate::decode::csv::{StoredColumn, StoredSchema};
 
 /// The on-disk format version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -91,170 +99,7 @@ pub enum CheckpointError {
     },
 }
 
-type Result<T> = std::result::Result<T, CheckpointError>;
-
-/// The state of one landing file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub enum FileStatus {
-    /// Fully processed.
-    Ok,
-    /// Processed up to `bytes_consumed`; a growing file whose tail may still come.
-    Partial,
-    /// Could not be processed (e.g. truncated gzip); the file itself was copied to the quarantine.
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl FileStatus {
-    /// Short name used by `checkpoint list --status`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FileStatus::Ok => "ok",
-            FileStatus::Partial => "partial",
-            FileStatus::Failed { .. } => "failed",
-        }
-    }
-}
-
-/// Everything known about one processed landing file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FileRecord {
-    /// Dataset.
-    pub dataset: String,
-    /// Path relative to the landing root (`<dataset>/...`).
-    pub path: String,
-    /// Size in bytes when last processed.
-    pub size: u64,
-    /// Modification time when last processed.
-    pub modified: DateTime<Utc>,
-    /// Content fingerprint: xxh3 of the first KiB and of the last KiB, hex.
-    pub fingerprint: String,
-    /// xxh3 of the first KiB alone, hex (detects appends vs replacements).
-    pub head_hash: String,
-    /// Bytes of the file consumed (a growing file continues from here).
-    pub bytes_consumed: u64,
-    /// Lines (NDJSON) or records (CSV) consumed, for line numbers of appended data.
-    pub lines_consumed: u64,
-    /// Records written to bronze.
-    pub records_ok: u64,
-    /// Records sent to quarantine.
-    pub records_quarantined: u64,
-    /// Records dropped as duplicates.
-    pub records_duplicate: u64,
-    /// Batches that read this file, oldest first.
-    pub batches: Vec<u64>,
-    /// How many times a new version (replaced content) was ingested.
-    pub versions: u32,
-    /// Status.
-    pub status: FileStatus,
-    /// When the last batch reading it committed.
-    pub processed_at: DateTime<Utc>,
-    /// Lines that had been committed as records without a newline before the file grew: their continuation (the
-    /// bytes up to the next newline) was quarantined as such. Empty for nearly every file.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub continued_lines: Vec<u64>,
-}
-
-/// One input of a batch: a byte range of a landing file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BatchInput {
-    /// Path relative to landing.
-    pub path: String,
-    /// First byte read.
-    pub start: u64,
-    /// One past the last byte read.
-    pub end: u64,
-    /// Records written.
-    pub records_ok: u64,
-    /// Records quarantined.
-    pub records_quarantined: u64,
-    /// Duplicates dropped.
-    pub records_duplicate: u64,
-}
-
-/// One Parquet file a batch published.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OutputFile {
-    /// Path relative to the bronze root.
-    pub path: String,
-    /// Rows in it.
-    pub rows: u64,
-    /// Size in bytes.
-    pub bytes: u64,
-}
-
-/// A committed batch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BatchRecord {
-    /// Batch id, increasing per dataset from 1.
-    pub id: u64,
-    /// Dataset.
-    pub dataset: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it committed.
-    pub committed_at: DateTime<Utc>,
-    /// Inputs.
-    pub inputs: Vec<BatchInput>,
-    /// Bronze data files (and quarantine files) published.
-    pub outputs: Vec<OutputFile>,
-    /// Rows written to bronze.
-    pub rows: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records quarantined.
-    pub quarantined: u64,
-    /// Oldest event time written (µs since epoch, UTC).
-    pub min_event_time: Option<i64>,
-    /// Newest event time written (µs since epoch, UTC).
-    pub max_event_time: Option<i64>,
-}
-
-/// The phase of an in-flight batch.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum IntentState {
-    /// Parts are being written under staging names; nothing is published.
-    Writing,
-    /// All parts are durable under staging names and are being renamed to their final names.
-    Publishing,
-}
-
-/// The batch being written: enough to undo it after a crash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BatchIntent {
-    /// Batch id.
-    pub id: u64,
-    /// Dataset.
-    pub dataset: String,
-    /// Phase.
-    pub state: IntentState,
-    /// Staging prefix (relative to bronze) holding this batch's parts.
-    pub staging_prefix: String,
-    /// Final paths (relative to bronze) that the batch publishes; filled when entering `Publishing`.
-    pub finals: Vec<String>,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-}
-
-/// A fixed CSV schema: ordered (bronze column name, header name, type).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StoredSchema {
-    /// Columns in file order.
-    pub columns: Vec<StoredColumn>,
-}
-
-/// One column of a [`StoredSchema`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StoredColumn {
-    /// Name in the source header.
-    pub source: String,
-    /// Name in bronze.
-    pub name: String,
-    /// Type (`int64`, `decimal(12,2)`, ...).
-    pub ty: String,
-}
+pub(super) type Result<T> = std::result::Result<T, CheckpointError>;
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "v")]
@@ -284,17 +129,6 @@ enum SchemaValue {
     V1(StoredSchema),
 }
 
-/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`].
-#[derive(Debug, Clone)]
-pub struct BatchCommit {
-    /// The batch.
-    pub batch: BatchRecord,
-    /// New state of every file the batch read.
-    pub files: Vec<FileRecord>,
-    /// Schema to fix, when this batch inferred it.
-    pub schema: Option<StoredSchema>,
-}
-
 /// The checkpoint store. Cheap to clone (sled handles are `Arc`s).
 #[derive(Clone)]
 pub struct CheckpointStore {
@@ -313,55 +147,11 @@ impl std::fmt::Debug for CheckpointStore {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Tries an exclusive, non-blocking flock on `<dir>/LOCK`; returns the file (lock held) or the holder's PID.
-fn try_lock(dir: &Path) -> Result<std::result::Result<File, String>> {
-    use std::os::unix::io::AsRawFd;
-    let path = dir.join("LOCK");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        let pid = pid.trim();
-        return Ok(Err(if pid.is_empty() {
-            "unknown".into()
-        } else {
-            pid.to_string()
-        }));
-    }
-    file.set_len(0).map_err(io_err(&path))?;
-    file.rewind().map_err(io_err(&path))?;
-    write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
-    Ok(Ok(file))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }
 
 impl CheckpointStore {
@@ -372,15 +162,7 @@ impl CheckpointStore {
     /// another format version; [`CheckpointError::Sled`]/[`CheckpointError::Io`] otherwise.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock = match try_lock(dir)? {
-            Ok(f) => f,
-            Err(pid) => {
-                return Err(CheckpointError::Locked {
-                    dir: dir.to_path_buf(),
-                    pid,
-                })
-            }
-        };
+        let lock = lock::try_lock(dir)?;
         let mut store = Self::open_db(dir, &dir.join("sled"))?;
         store._lock = Some(std::sync::Arc::new(lock));
         Ok(store)
@@ -406,7 +188,7 @@ impl CheckpointStore {
             Err(CheckpointError::Locked { .. }) => {
                 let tmp = tempfile::tempdir().map_err(io_err(dir))?;
                 let copy = tmp.path().join("sled");
-                copy_dir(&dir.join("sled"), &copy).map_err(io_err(dir))?;
+                lock::copy_dir(&dir.join("sled"), &copy).map_err(io_err(dir))?;
                 let mut store = Self::open_db(dir, &copy)?;
                 store.snapshot = Some(std::sync::Arc::new(tmp));
                 Ok(store)
@@ -481,6 +263,24 @@ impl CheckpointStore {
         })
     }
 
+    /// The value at `key`, decoded.
+    fn get_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_raw(key)?
+            .map(|v| self.decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every value whose key starts with `prefix`, decoded, in key order.
+    fn scan_values<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>> {
+        self.db
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv.map_err(self.sled_err())?;
+                self.decode(&k, &v)
+            })
+            .collect()
+    }
+
     fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         serde_json::to_vec(value).expect("checkpoint values are plain data and always serialize")
     }
@@ -499,14 +299,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn file(&self, dataset: &str, path: &str) -> Result<Option<FileRecord>> {
-        let key = format!("file/{dataset}/{path}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let FileValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("file/{dataset}/{path}"))?
+            .map(|FileValue::V1(r)| r))
     }
 
     /// All file records of `dataset` (or of every dataset), in key order.
@@ -518,13 +313,8 @@ impl CheckpointStore {
             Some(d) => format!("file/{d}/"),
             None => "file/".to_string(),
         };
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(prefix.as_bytes()) {
-            let (k, v) = kv.map_err(self.sled_err())?;
-            let FileValue::V1(r) = self.decode(&k, &v)?;
-            out.push(r);
-        }
-        Ok(out)
+        let values: Vec<FileValue> = self.scan_values(&prefix)?;
+        Ok(values.into_iter().map(|FileValue::V1(r)| r).collect())
     }
 
     /// All committed batches of `dataset` (or of every dataset), oldest first per dataset.
@@ -536,13 +326,8 @@ impl CheckpointStore {
             Some(d) => format!("batch/{d}/"),
             None => "batch/".to_string(),
         };
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(prefix.as_bytes()) {
-            let (k, v) = kv.map_err(self.sled_err())?;
-            let BatchValue::V1(r) = self.decode(&k, &v)?;
-            out.push(r);
-        }
-        Ok(out)
+        let values: Vec<BatchValue> = self.scan_values(&prefix)?;
+        Ok(values.into_iter().map(|BatchValue::V1(r)| r).collect())
     }
 
     /// One committed batch.
@@ -550,14 +335,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn batch(&self, dataset: &str, id: u64) -> Result<Option<BatchRecord>> {
-        let key = format!("batch/{dataset}/{id:020}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let BatchValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("batch/{dataset}/{id:020}"))?
+            .map(|BatchValue::V1(r)| r))
     }
 
     /// The id the next batch of `dataset` gets: one more than the last committed one.
@@ -605,14 +385,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn intent(&self, dataset: &str) -> Result<Option<BatchIntent>> {
-        let key = format!("pending/{dataset}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let IntentValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("pending/{dataset}"))?
+            .map(|IntentValue::V1(r)| r))
     }
 
     /// Durably records the in-flight batch (before any part is written, and again before publishing).
@@ -641,14 +416,9 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn schema(&self, dataset: &str) -> Result<Option<StoredSchema>> {
-        let key = format!("schema/{dataset}");
-        match self.get_raw(&key)? {
-            None => Ok(None),
-            Some(v) => {
-                let SchemaValue::V1(r) = self.decode(key.as_bytes(), &v)?;
-                Ok(Some(r))
-            }
-        }
+        Ok(self
+            .get_value(&format!("schema/{dataset}"))?
+            .map(|SchemaValue::V1(r)| r))
     }
 
     /// The newest event time committed for `dataset` (µs since epoch, UTC): the dedup horizon counts back from
@@ -682,10 +452,11 @@ impl CheckpointStore {
         for kv in self.db.scan_prefix(prefix.as_bytes()) {
             let (k, _) = kv.map_err(self.sled_err())?;
             let rest = &k[prefix.len()..];
-            let parsed = (rest.len() == 20).then(|| {
-                let day = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) ^ 0x8000_0000;
-                let hash = u128::from_be_bytes(rest[4..].try_into().expect("16 bytes"));
-                (hash, i64::from(day as i32) * MICROS_PER_DAY)
+            // An import can bring any key here: parse without assuming its length.
+            let parsed = rest.split_first_chunk::<4>().and_then(|(day, hash)| {
+                let hash = u128::from_be_bytes(<[u8; 16]>::try_from(hash).ok()?);
+                let day = (u32::from_be_bytes(*day) ^ 0x8000_0000) as i32;
+                Some((hash, i64::from(day) * MICROS_PER_DAY))
             });
             out.push(parsed.ok_or_else(|| CheckpointError::Corrupt {
                 dir: self.dir.clone(),
@@ -829,26 +600,10 @@ impl CheckpointStore {
     }
 }
 
-// Read-only helpers for `lander checkpoint` (src/cli/checkpoint.rs).
-impl CheckpointStore {
-    /// Whether `dir` holds a checkpoint store, i.e. a run (or an import) has created one there. Does not open
-    /// or lock anything.
-    pub fn exists(dir: &Path) -> bool {
-        dir.join("sled").is_dir()
-    }
-
-    /// The PID written in `<dir>/LOCK` by the process that holds (or last held) the single-writer lock, when
-    /// the file is readable and not empty. Reading it does not take the lock.
-    pub fn lock_holder(dir: &Path) -> Option<String> {
-        let text = std::fs::read_to_string(dir.join("LOCK")).ok()?;
-        let pid = text.trim();
-        (!pid.is_empty()).then(|| pid.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     fn batch(ds: &str, id: u64, max: Option<i64>) -> BatchRecord {
         BatchRecord {
@@ -911,6 +666,15 @@ mod tests {
         assert_eq!(keys, vec![(7, 10 * MICROS_PER_DAY), (8, -MICROS_PER_DAY)]);
         assert_eq!(s.remove_legacy_dedup_keys("g").expect("remove"), 4);
         assert!(s.legacy_dedup_keys("g").expect("legacy").is_empty());
+        // An imported export can hold a malformed key: a clear error, not a panic.
+        s.db.insert(b"dexp/g/abc", &[][..]).expect("insert");
+        match s.legacy_dedup_keys("g") {
+            Err(CheckpointError::Corrupt { key, message, .. }) => {
+                assert_eq!(key, "dexp/g/abc");
+                assert!(message.contains("<day: 4 B><hash: 16 B>"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! The records the checkpoint keeps: one per landing file, one per committed batch, the in-flight intent, and
+//! what one commit changes. Stored as JSON inside versioned envelopes (see the key layout in the module docs).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::StoredSchema;
+
+/// The state of one landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum FileStatus {
+    /// Fully processed.
+    Ok,
+    /// Processed up to `bytes_consumed`; a growing file whose tail may still come.
+    Partial,
+    /// Could not be processed (e.g. truncated gzip); the file itself was copied to the quarantine.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FileStatus {
+    /// Short name used by `checkpoint list --status`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Partial => "partial",
+            FileStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Everything known about one processed landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRecord {
+    /// Dataset.
+    pub dataset: String,
+    /// Path relative to the landing root (`<dataset>/...`).
+    pub path: String,
+    /// Size in bytes when last processed.
+    pub size: u64,
+    /// Modification time when last processed.
+    pub modified: DateTime<Utc>,
+    /// Content fingerprint: xxh3 of the first KiB and of the last KiB, hex.
+    pub fingerprint: String,
+    /// xxh3 of the first KiB alone, hex (detects appends vs replacements).
+    pub head_hash: String,
+    /// Bytes of the file consumed (a growing file continues from here).
+    pub bytes_consumed: u64,
+    /// Lines (NDJSON) or records (CSV) consumed, for line numbers of appended data.
+    pub lines_consumed: u64,
+    /// Records written to bronze.
+    pub records_ok: u64,
+    /// Records sent to quarantine.
+    pub records_quarantined: u64,
+    /// Records dropped as duplicates.
+    pub records_duplicate: u64,
+    /// Batches that read this file, oldest first.
+    pub batches: Vec<u64>,
+    /// How many times a new version (replaced content) was ingested.
+    pub versions: u32,
+    /// Status.
+    pub status: FileStatus,
+    /// When the last batch reading it committed.
+    pub processed_at: DateTime<Utc>,
+    /// Lines that had been committed as records without a newline before the file grew: their continuation (the
+    /// bytes up to the next newline) was quarantined as such. Empty for nearly every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued_lines: Vec<u64>,
+}
+
+/// One input of a batch: a byte range of a landing file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchInput {
+    /// Path relative to landing.
+    pub path: String,
+    /// First byte read.
+    pub start: u64,
+    /// One past the last byte read.
+    pub end: u64,
+    /// Records written.
+    pub records_ok: u64,
+    /// Records quarantined.
+    pub records_quarantined: u64,
+    /// Duplicates dropped.
+    pub records_duplicate: u64,
+}
+
+/// One Parquet file a batch published.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputFile {
+    /// Path relative to the bronze root.
+    pub path: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A committed batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchRecord {
+    /// Batch id, increasing per dataset from 1.
+    pub id: u64,
+    /// Dataset.
+    pub dataset: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it committed.
+    pub committed_at: DateTime<Utc>,
+    /// Inputs.
+    pub inputs: Vec<BatchInput>,
+    /// Bronze data files (and quarantine files) published.
+    pub outputs: Vec<OutputFile>,
+    /// Rows written to bronze.
+    pub rows: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Oldest event time written (µs since epoch, UTC).
+    pub min_event_time: Option<i64>,
+    /// Newest event time written (µs since epoch, UTC).
+    pub max_event_time: Option<i64>,
+}
+
+/// The phase of an in-flight batch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum IntentState {
+    /// Parts are being written under staging names; nothing is published.
+    Writing,
+    /// All parts are durable under staging names and are being renamed to their final names.
+    Publishing,
+}
+
+/// The batch being written: enough to undo it after a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchIntent {
+    /// Batch id.
+    pub id: u64,
+    /// Dataset.
+    pub dataset: String,
+    /// Phase.
+    pub state: IntentState,
+    /// Staging prefix (relative to bronze) holding this batch's parts.
+    pub staging_prefix: String,
+    /// Final paths (relative to bronze) that the batch publishes; filled when entering `Publishing`.
+    pub finals: Vec<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`].
+#[derive(Debug, Clone)]
+pub struct BatchCommit {
+    /// The batch.
+    pub batch: BatchRecord,
+    /// New state of every file the batch read.
+    pub files: Vec<FileRecord>,
+    /// Schema to fix, when this batch inferred it.
+    pub schema: Option<StoredSchema>,
+}

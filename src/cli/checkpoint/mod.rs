@@ -1,0 +1,293 @@
+//! `lander checkpoint`: inspect, verify and repair what the sled checkpoint holds.
+//!
+//! Takes a checkpoint directory (plus landing or bronze for `pending` and `verify`) and prints aligned tables,
+//! or with `--json` one JSON document on stdout whose fields are listed on each `*Json` type below (and in the
+//! README, "Inspecting the checkpoint").
+//!
+//! Guarantees:
+//! - Read commands (`list`, `show`, `stats`, `pending`, `verify`, `export`) never write to a store that a daemon
+//!   holds: they go through [`CheckpointStore::open_snapshot`], which reads a copy when the store is locked (a
+//!   note on stderr says so).
+//! - Writing commands (`reset`, `import`) need the single-writer lock and refuse while a daemon runs.
+//! - `export` then `import` restores the store byte for byte (keys and values).
+//!
+//! Exit codes: 0 ok, 1 runtime failure (including `verify` finding problems), 2 usage errors (bad flags,
+//! `reset` without `--yes` and without a terminal to confirm on).
+
+//!
+//! # Layout
+//! - `mod.rs` (this file): the clap arguments, the dispatcher and the open/emit helpers every command shares.
+//! - [`views`]: the JSON documents (a stable interface).
+//! - `show`: `list` and `show`; `stats`; `pending`; `verify`; `reset`; `transfer` (`export`, `import`).
+//! - `table`: text formatting (aligned tables, times, byte sizes) and the `--since` parser.
+
+mod pending;
+mod reset;
+mod show;
+mod stats;
+mod table;
+pub(super) use table::{fmt_time, human_bytes};
+mod transfer;
+mod verify;
+pub mod views;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use super::LocationArgs;
+use crate::checkpoint::{CheckpointError, CheckpointStore, FileRecord, FileStatus};
+use crate::config::{parse_duration, Config};
+use table::parse_since;
+pub use views::*;
+
+/// Options shared by the read commands.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Locations and config (only --checkpoint, and --landing/--bronze where a command says so, are used).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Only this dataset.
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+    /// Print one JSON document on stdout instead of tables (fields: see the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `list --status` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    /// Fully processed.
+    Ok,
+    /// Any status, with at least one record sent to the quarantine.
+    Quarantined,
+    /// Processed up to an offset; a growing file whose tail may still come.
+    Partial,
+    /// Rejected as a whole (copied to the quarantine).
+    Failed,
+}
+
+impl StatusFilter {
+    fn matches(self, f: &FileRecord) -> bool {
+        match self {
+            StatusFilter::Ok => f.status == FileStatus::Ok,
+            StatusFilter::Quarantined => f.records_quarantined > 0,
+            StatusFilter::Partial => f.status == FileStatus::Partial,
+            StatusFilter::Failed => matches!(f.status, FileStatus::Failed { .. }),
+        }
+    }
+}
+
+/// `lander checkpoint list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only files processed at or after this time: RFC 3339, a UTC date (2025-01-31), or a duration ago (90m, 2d).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only files with this status (`quarantined`: files with at least one quarantined record).
+    #[arg(long, value_enum)]
+    pub status: Option<StatusFilter>,
+    /// At most this many files (the most recently processed ones; the list is newest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `lander checkpoint show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A landing file (path relative to landing, e.g. gharchive/2015-01-01-0.json.gz, or a unique suffix of
+    /// one) or a batch id (a number; every dataset's batch with that id unless --dataset is given).
+    pub target: String,
+}
+
+/// `lander checkpoint stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `lander checkpoint pending`.
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    /// Common options (uses --landing).
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Settle time, as for `lander run` [default: from the config, 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub settle_time: Option<Duration>,
+}
+
+/// `lander checkpoint verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Common options (uses --bronze).
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Skip reading Parquet footers (check existence and sizes only).
+    #[arg(long)]
+    pub skip_row_counts: bool,
+}
+
+/// `lander checkpoint reset`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["file", "dataset", "all"])))]
+pub struct ResetArgs {
+    /// Locations and config (uses --checkpoint).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Forget one landing file (path relative to landing, e.g. gharchive/2015-01-01-0.json.gz).
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Forget every file of this dataset.
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+    /// Forget every file of every dataset.
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only show what would be forgotten.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the forgotten files as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lander checkpoint export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Locations and config (uses --checkpoint).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+}
+
+/// `lander checkpoint import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Locations and config (uses --checkpoint; the directory is created if missing).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Read the export from this file instead of stdin.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+/// Checkpoint subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// List processed landing files, newest first: size, bytes consumed, records ok/quarantined/duplicate,
+    /// last batch, time.
+    List(ListArgs),
+    /// Everything known about one landing file or one batch.
+    Show(ShowArgs),
+    /// Per-dataset totals: files, bytes, rows, quarantined, duplicates, batches, event times, dedup state.
+    Stats(StatsArgs),
+    /// What is in landing and not processed yet (what the next run would pick up).
+    Pending(PendingArgs),
+    /// Cross-check the checkpoint against bronze; exit 1 listing every problem found.
+    Verify(VerifyArgs),
+    /// Forget processed files so that the next run ingests them again (dedup keeps bronze free of duplicates).
+    Reset(ResetArgs),
+    /// Dump every key and value as JSON lines on stdout (backup, migration, bug reports).
+    Export(ExportArgs),
+    /// Replace the store's content with an export read from stdin (or --input).
+    Import(ImportArgs),
+    /// Hourly datasets (GH Archive): missing, late, failed and quarantined hours, with the fetch commands to
+    /// re-try the missing ones.
+    Gaps(super::gaps::GapsArgs),
+}
+
+/// Runs a checkpoint subcommand.
+///
+/// # Errors
+/// A missing or unreadable checkpoint, a locked one for `reset`/`import`, listing failures, problems found by
+/// `verify`, and failures to write stdout (a broken pipe is mapped to exit code 0 by `main`).
+pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
+    match cmd {
+        CheckpointCommand::List(a) => show::list(a).await,
+        CheckpointCommand::Show(a) => show::show(a).await,
+        CheckpointCommand::Stats(a) => stats::stats(a).await,
+        CheckpointCommand::Pending(a) => pending::pending(a).await,
+        CheckpointCommand::Verify(a) => verify::verify(a).await,
+        CheckpointCommand::Reset(a) => reset::reset(a).await,
+        CheckpointCommand::Export(a) => transfer::export(a).await,
+        CheckpointCommand::Import(a) => transfer::import(a).await,
+        CheckpointCommand::Gaps(a) => super::gaps::run(a).await,
+    }
+}
+
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("checkpoint reads and writes do not panic")
+}
+
+/// Opens the checkpoint for reading (a snapshot when a daemon holds it).
+pub(super) async fn open_read(config: &Config) -> anyhow::Result<CheckpointStore> {
+    let dir = config.checkpoint.clone();
+    if !CheckpointStore::exists(&dir) {
+        bail!(
+            "no checkpoint in {} (nothing was ingested with this --checkpoint yet)",
+            dir.display()
+        );
+    }
+    let d = dir.clone();
+    let store = blocking(move || CheckpointStore::open_snapshot(&d))
+        .await
+        .with_context(|| format!("while opening the checkpoint in {}", dir.display()))?;
+    if store.is_snapshot() {
+        let pid = CheckpointStore::lock_holder(&dir).unwrap_or_else(|| "unknown".into());
+        // A failed note must not fail the command.
+        let _ = writeln!(
+            std::io::stderr(),
+            "checkpoint is locked by a running lander (pid {pid}); showing a snapshot"
+        );
+    }
+    Ok(store)
+}
+
+/// Opens the checkpoint for writing; a daemon holding it is reported as such.
+pub(super) async fn open_write(config: &Config, action: &str) -> anyhow::Result<CheckpointStore> {
+    let dir = config.checkpoint.clone();
+    let d = dir.clone();
+    match blocking(move || CheckpointStore::open(&d)).await {
+        Ok(s) => Ok(s),
+        Err(CheckpointError::Locked { dir, pid }) => bail!(
+            "checkpoint {} is locked by a running lander (pid {pid}): stop it before you {action}",
+            dir.display()
+        ),
+        Err(e) => {
+            Err(e).with_context(|| format!("while opening the checkpoint in {}", dir.display()))
+        }
+    }
+}
+
+/// Writes `text` to stdout (errors, a broken pipe included, are returned).
+pub(super) fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("while writing to stdout")
+}
+
+pub(super) fn emit_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("while encoding the JSON output")?;
+    text.push('\n');
+    emit(&text)
+}

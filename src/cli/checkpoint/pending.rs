@@ -1,0 +1,109 @@
+//! `checkpoint pending`: what the next run would read from landing, and what is still settling.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+
+use super::table::{fmt_time, human_bytes, Table};
+use super::{emit, emit_json, open_read, PendingArgs, PendingJson};
+use crate::cli::load_config;
+use crate::source::listing::{plan_dataset, Change, PlanOptions};
+use crate::store::StoreLocation;
+
+pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
+    let mut config = load_config(&a.common.locations)?;
+    if let Some(s) = a.settle_time {
+        config.settle_time = s;
+    }
+    let datasets: Vec<String> = match &a.common.dataset {
+        Some(d) if !config.datasets.contains_key(d) => {
+            return Err(crate::config::ConfigError::Invalid(format!(
+                "--dataset {d}: no such dataset is configured"
+            )))
+            .context("while choosing datasets")
+        }
+        Some(d) => vec![d.clone()],
+        None => config.datasets.keys().cloned().collect(),
+    };
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
+    let store = open_read(&config).await?;
+    let now = Utc::now();
+    let opts = |settle_time| PlanOptions {
+        settle_time,
+        latest_first: false,
+        now,
+        ..crate::modes::plan_options(&config, false)
+    };
+    let mut rows = Vec::new();
+    for ds in &datasets {
+        // Everything the next runs will read, then what a run now would read: the difference is still settling.
+        let all = plan_dataset(&landing, &store, ds, &opts(Duration::ZERO))
+            .await
+            .with_context(|| format!("while listing {ds} in landing"))?;
+        if all.is_empty() {
+            continue;
+        }
+        let ready: HashSet<String> = plan_dataset(&landing, &store, ds, &opts(config.settle_time))
+            .await
+            .with_context(|| format!("while listing {ds} in landing"))?
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        rows.extend(all.into_iter().map(|f| PendingJson {
+            ready: ready.contains(&f.path),
+            dataset: f.dataset.clone(),
+            change: match f.change {
+                Change::New => "new",
+                Change::Appended => "appended",
+                Change::Replaced => "replaced",
+            },
+            size: f.size,
+            pending_bytes: f.pending_bytes(),
+            start_offset: f.start_offset,
+            modified: f.modified,
+            path: f.path,
+        }));
+    }
+    if a.common.json {
+        return emit_json(&rows);
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "nothing pending in {}",
+            landing.describe("")
+        );
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        ("PATH", false),
+        ("CHANGE", false),
+        ("SIZE", true),
+        ("PENDING", true),
+        ("MODIFIED (UTC)", false),
+        ("READY", false),
+    ]);
+    for r in &rows {
+        t.row(vec![
+            r.path.clone(),
+            r.change.to_string(),
+            human_bytes(r.size),
+            human_bytes(r.pending_bytes),
+            fmt_time(r.modified),
+            if r.ready { "yes" } else { "settling" }.to_string(),
+        ]);
+    }
+    emit(&t.render())?;
+    let total: u64 = rows.iter().map(|r| r.pending_bytes).sum();
+    let _ = writeln!(
+        std::io::stderr(),
+        "{} file(s), {} to read",
+        rows.len(),
+        human_bytes(total)
+    );
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! `checkpoint reset`: forget file records so that the next run ingests those files again.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use anyhow::{bail, Context as _};
+
+use super::show::{file_table, resolve_file};
+use super::stats::format_horizon;
+use super::{blocking, emit, emit_json, open_read, open_write, FileJson, ResetArgs, ResetJson};
+use crate::checkpoint::{CheckpointError, CheckpointStore, FileRecord};
+use crate::cli::load_config;
+
+pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
+    let config = load_config(&a.locations)?;
+    if !CheckpointStore::exists(&config.checkpoint) {
+        bail!(
+            "no checkpoint in {} (nothing to reset)",
+            config.checkpoint.display()
+        );
+    }
+    if !a.dry_run && !a.yes && !std::io::stdin().is_terminal() {
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "refusing to reset the checkpoint without confirmation: stdin is not a terminal; pass --yes (or --dry-run to see what would be forgotten)\n",
+        )
+        .exit();
+    }
+    let store = if a.dry_run {
+        open_read(&config).await?
+    } else {
+        open_write(&config, "reset it").await?
+    };
+    let s = store.clone();
+    let (file, dataset, all) = (a.file.clone(), a.dataset.clone(), a.all);
+    let targets: Vec<FileRecord> = blocking(move || -> anyhow::Result<Vec<FileRecord>> {
+        let files = s.files(None)?;
+        Ok(match (file, dataset, all) {
+            (Some(f), _, _) => resolve_file(files, &f)?.into_iter().collect(),
+            (None, Some(d), _) => files.into_iter().filter(|f| f.dataset == d).collect(),
+            _ => files,
+        })
+    })
+    .await
+    .context("while reading the file records")?;
+    if targets.is_empty() {
+        if let Some(f) = &a.file {
+            bail!("no landing file {f} in the checkpoint (already forgotten, or never processed)");
+        }
+        let _ = writeln!(std::io::stderr(), "nothing to reset: no file records match");
+        return Ok(());
+    }
+    if a.dry_run {
+        if a.json {
+            return emit_json(&ResetJson {
+                dry_run: true,
+                files: targets.iter().map(FileJson::from).collect(),
+            });
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "dry run: would forget {} file(s); nothing changed",
+            targets.len()
+        );
+        return emit(&file_table(&targets).render());
+    }
+    if !a.yes {
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "forget {} file record(s) in {} so that the next run reads them again? [y/N] ",
+            targets.len(),
+            config.checkpoint.display()
+        );
+        let _ = err.flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("while reading the confirmation")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("reset aborted: nothing changed");
+        }
+    }
+    let s = store.clone();
+    let t = targets.clone();
+    let forgotten = blocking(move || -> Result<Vec<FileRecord>, CheckpointError> {
+        let mut out = Vec::new();
+        for f in &t {
+            out.extend(s.reset_files(Some(&f.dataset), Some(&f.path))?);
+        }
+        Ok(out)
+    })
+    .await
+    .context("while forgetting file records")?;
+    if a.json {
+        return emit_json(&ResetJson {
+            dry_run: false,
+            files: forgotten.iter().map(FileJson::from).collect(),
+        });
+    }
+    emit(&format!(
+        "forgot {} file(s); the next run reads them again and dedup drops records already in bronze (within the dedup horizon, {})\n",
+        forgotten.len(),
+        format_horizon(config.dedup_horizon)
+    ))
+}

@@ -1,0 +1,366 @@
+//! The JSON documents of `lander checkpoint --json`. Their field names are a stable interface: scripts parse them
+//! (the README lists them under "Inspecting the checkpoint").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus};
+
+/// One processed landing file (`list --json` prints an array of these; `show --json` embeds one).
+#[derive(Debug, Serialize)]
+pub struct FileJson {
+    /// Dataset.
+    pub dataset: String,
+    /// Path relative to landing (`<dataset>/...`).
+    pub path: String,
+    /// `ok`, `partial` or `failed`.
+    pub status: &'static str,
+    /// Why the file failed (`failed` only, else null).
+    pub reason: Option<String>,
+    /// Size in bytes when last processed.
+    pub size: u64,
+    /// Modification time of the landing file when last processed (RFC 3339, UTC).
+    pub modified: DateTime<Utc>,
+    /// Bytes of the file consumed.
+    pub bytes_consumed: u64,
+    /// Lines (NDJSON) or records (CSV) consumed.
+    pub lines_consumed: u64,
+    /// Records written to bronze, over every read of the current version.
+    pub records_ok: u64,
+    /// Records sent to the quarantine.
+    pub records_quarantined: u64,
+    /// Records dropped as duplicates.
+    pub records_duplicate: u64,
+    /// The last batch that read it.
+    pub batch: Option<u64>,
+    /// Every batch that read the current version, oldest first.
+    pub batches: Vec<u64>,
+    /// How many times replaced content was ingested again (0 for a file never replaced).
+    pub versions: u32,
+    /// Content fingerprint (xxh3 of head, tail and size).
+    pub fingerprint: String,
+    /// Hash of the first KiB (tells appends from replacements).
+    pub head_hash: String,
+    /// When the last batch reading it committed (RFC 3339, UTC).
+    pub processed_at: DateTime<Utc>,
+    /// Committed unterminated lines that the file's later growth continued (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub continued_lines: Vec<u64>,
+}
+
+impl From<&FileRecord> for FileJson {
+    fn from(f: &FileRecord) -> Self {
+        Self {
+            dataset: f.dataset.clone(),
+            path: f.path.clone(),
+            status: f.status.name(),
+            reason: match &f.status {
+                FileStatus::Failed { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            size: f.size,
+            modified: f.modified,
+            bytes_consumed: f.bytes_consumed,
+            lines_consumed: f.lines_consumed,
+            records_ok: f.records_ok,
+            records_quarantined: f.records_quarantined,
+            records_duplicate: f.records_duplicate,
+            batch: f.batches.last().copied(),
+            batches: f.batches.clone(),
+            versions: f.versions,
+            fingerprint: f.fingerprint.clone(),
+            head_hash: f.head_hash.clone(),
+            processed_at: f.processed_at,
+            continued_lines: f.continued_lines.clone(),
+        }
+    }
+}
+
+/// One read of a landing file by a batch (`show --json` of a file: `reads`; of a batch: `inputs`).
+#[derive(Debug, Serialize)]
+pub struct InputJson {
+    /// The batch.
+    pub batch: u64,
+    /// Landing path.
+    pub path: String,
+    /// First byte read.
+    pub start: u64,
+    /// One past the last byte read.
+    pub end: u64,
+    /// Records written to bronze.
+    pub records_ok: u64,
+    /// Records quarantined.
+    pub records_quarantined: u64,
+    /// Duplicates dropped.
+    pub records_duplicate: u64,
+    /// When the batch committed (RFC 3339, UTC).
+    pub committed_at: DateTime<Utc>,
+}
+
+impl InputJson {
+    /// Input `i` of batch `b`.
+    pub(super) fn of(b: &BatchRecord, i: &BatchInput) -> Self {
+        Self {
+            batch: b.id,
+            path: i.path.clone(),
+            start: i.start,
+            end: i.end,
+            records_ok: i.records_ok,
+            records_quarantined: i.records_quarantined,
+            records_duplicate: i.records_duplicate,
+            committed_at: b.committed_at,
+        }
+    }
+}
+
+/// One file a batch published (`show --json`: `outputs`).
+#[derive(Debug, Serialize)]
+pub struct OutputJson {
+    /// The batch.
+    pub batch: u64,
+    /// Path relative to bronze (`<dataset>/year=.../part-*.parquet`, or under `_quarantine/<dataset>/`).
+    pub path: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Whether it is in the quarantine rather than a data part.
+    pub quarantine: bool,
+}
+
+/// One committed batch (`show --json <id>`: `batches`).
+#[derive(Debug, Serialize)]
+pub struct BatchJson {
+    /// Dataset.
+    pub dataset: String,
+    /// Batch id (increasing per dataset from 1).
+    pub id: u64,
+    /// When it started (RFC 3339, UTC).
+    pub started_at: DateTime<Utc>,
+    /// When it committed (RFC 3339, UTC).
+    pub committed_at: DateTime<Utc>,
+    /// Commit time minus start time, in milliseconds.
+    pub duration_ms: i64,
+    /// Rows written to bronze.
+    pub rows: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Oldest event time written (RFC 3339, UTC), null when no rows.
+    pub min_event_time: Option<DateTime<Utc>>,
+    /// Newest event time written (RFC 3339, UTC), null when no rows.
+    pub max_event_time: Option<DateTime<Utc>>,
+    /// Byte ranges of landing files read.
+    pub inputs: Vec<InputJson>,
+    /// Files published.
+    pub outputs: Vec<OutputJson>,
+}
+
+impl From<&BatchRecord> for BatchJson {
+    fn from(b: &BatchRecord) -> Self {
+        Self {
+            dataset: b.dataset.clone(),
+            id: b.id,
+            started_at: b.started_at,
+            committed_at: b.committed_at,
+            duration_ms: (b.committed_at - b.started_at).num_milliseconds(),
+            rows: b.rows,
+            duplicates: b.duplicates,
+            quarantined: b.quarantined,
+            min_event_time: b.min_event_time.and_then(DateTime::from_timestamp_micros),
+            max_event_time: b.max_event_time.and_then(DateTime::from_timestamp_micros),
+            inputs: b.inputs.iter().map(|i| InputJson::of(b, i)).collect(),
+            outputs: outputs_of(b),
+        }
+    }
+}
+
+pub(super) fn outputs_of(b: &BatchRecord) -> Vec<OutputJson> {
+    b.outputs
+        .iter()
+        .map(|o| OutputJson {
+            batch: b.id,
+            path: o.path.clone(),
+            rows: o.rows,
+            bytes: o.bytes,
+            quarantine: o.path.starts_with("_quarantine/"),
+        })
+        .collect()
+}
+
+/// `show --json` of a landing file.
+#[derive(Debug, Serialize)]
+pub struct ShowFileJson {
+    /// Always `file`.
+    pub kind: &'static str,
+    /// The file record.
+    pub file: FileJson,
+    /// Every read of this path by a committed batch (including reads from before a reset), oldest first.
+    pub reads: Vec<InputJson>,
+    /// The files published by those batches (shared with the batches' other inputs).
+    pub outputs: Vec<OutputJson>,
+}
+
+/// `show --json` of a batch id.
+#[derive(Debug, Serialize)]
+pub struct ShowBatchJson {
+    /// Always `batch`.
+    pub kind: &'static str,
+    /// The batch with that id in each dataset that has one (one entry with `--dataset`).
+    pub batches: Vec<BatchJson>,
+}
+
+/// `stats --json`.
+#[derive(Debug, Serialize)]
+pub struct StatsJson {
+    /// The checkpoint directory.
+    pub checkpoint: String,
+    /// Whether these numbers come from a snapshot of a store locked by a running daemon.
+    pub snapshot: bool,
+    /// Format version of the store.
+    pub schema_version: u32,
+    /// Size of the store on disk in bytes.
+    pub store_bytes: u64,
+    /// One entry per dataset with state, sorted by name.
+    pub datasets: Vec<DatasetStatsJson>,
+}
+
+/// One dataset in `stats --json`.
+#[derive(Debug, Serialize)]
+pub struct DatasetStatsJson {
+    /// Dataset.
+    pub dataset: String,
+    /// Landing files with a record.
+    pub files: u64,
+    /// Of which `ok`.
+    pub files_ok: u64,
+    /// Of which `partial`.
+    pub files_partial: u64,
+    /// Of which `failed`.
+    pub files_failed: u64,
+    /// Landing bytes consumed (sum over file records).
+    pub bytes: u64,
+    /// Rows written to bronze (sum over batches).
+    pub rows: u64,
+    /// Records quarantined (sum over batches).
+    pub quarantined: u64,
+    /// Duplicates dropped (sum over batches).
+    pub duplicates: u64,
+    /// Committed batches.
+    pub batches: u64,
+    /// Id of the newest committed batch.
+    pub last_batch: Option<u64>,
+    /// When the newest batch committed (RFC 3339, UTC).
+    pub last_commit: Option<DateTime<Utc>>,
+    /// Oldest event time in bronze (min over batches; RFC 3339, UTC).
+    pub first_event_time: Option<DateTime<Utc>>,
+    /// Newest event time in bronze (max over batches; RFC 3339, UTC).
+    pub last_event_time: Option<DateTime<Utc>>,
+    /// Bronze data parts published (quarantine files not included).
+    pub bronze_files: u64,
+    /// Their total size in bytes.
+    pub bronze_bytes: u64,
+    /// Files published under `_quarantine/<dataset>/`.
+    pub quarantine_files: u64,
+    /// Dedup keys remembered.
+    pub dedup_keys: u64,
+    /// Dedup run files (`<checkpoint>/dedup/<dataset>/`).
+    pub dedup_runs: u64,
+    /// Their size on disk in bytes.
+    pub dedup_bytes: u64,
+    /// Bytes of their filters, which a running lander holds in memory.
+    pub dedup_filter_bytes: u64,
+    /// Newest event time seen, from which the dedup horizon counts back (RFC 3339, UTC).
+    pub dedup_watermark: Option<DateTime<Utc>>,
+    /// Dedup horizon from the configuration, e.g. `35d`.
+    pub dedup_horizon: String,
+    /// The same in seconds.
+    pub dedup_horizon_secs: u64,
+    /// Id of a batch that was started and not committed (in flight, or interrupted), if any.
+    pub in_flight_batch: Option<u64>,
+    /// Columns of the fixed CSV schema (null for datasets without one).
+    pub csv_columns: Option<usize>,
+}
+
+/// One entry of `pending --json` (an array).
+#[derive(Debug, Serialize)]
+pub struct PendingJson {
+    /// Dataset.
+    pub dataset: String,
+    /// Path relative to landing.
+    pub path: String,
+    /// `new`, `appended` (a grown file: only the tail is read) or `replaced` (new content, read again).
+    pub change: &'static str,
+    /// Current size in bytes.
+    pub size: u64,
+    /// Bytes the next run reads (size minus what was consumed).
+    pub pending_bytes: u64,
+    /// Where reading starts.
+    pub start_offset: u64,
+    /// Modification time (RFC 3339, UTC).
+    pub modified: DateTime<Utc>,
+    /// False while the file is still settling (a gzip file changed less than the settle time ago): a run now
+    /// would leave it for later.
+    pub ready: bool,
+}
+
+/// `verify --json`.
+#[derive(Debug, Serialize)]
+pub struct VerifyJson {
+    /// True when no problem was found (the exit code is then 0).
+    pub consistent: bool,
+    /// Datasets checked.
+    pub datasets: Vec<String>,
+    /// Committed output files checked.
+    pub outputs_checked: u64,
+    /// Whether Parquet footers were read to check row counts.
+    pub row_counts_checked: bool,
+    /// Files listed in bronze for the orphan check.
+    pub bronze_files_listed: u64,
+    /// Every problem found.
+    pub problems: Vec<ProblemJson>,
+    /// Observations that are not problems (an in-flight batch, a snapshot).
+    pub notes: Vec<String>,
+}
+
+/// One problem found by `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemJson {
+    /// `missing`, `size_mismatch`, `row_count_mismatch`, `unreadable`, `orphan`, `ingested_twice` or
+    /// `unknown_batch`.
+    pub kind: &'static str,
+    /// Dataset.
+    pub dataset: String,
+    /// The bronze path (relative to bronze) or, for `ingested_twice`/`unknown_batch`, the landing path.
+    pub path: String,
+    /// The batch concerned, when one is.
+    pub batch: Option<u64>,
+    /// A sentence saying what is wrong.
+    pub message: String,
+}
+
+/// `reset --json`.
+#[derive(Debug, Serialize)]
+pub struct ResetJson {
+    /// Whether nothing was changed (`--dry-run`).
+    pub dry_run: bool,
+    /// The file records forgotten (or that would be).
+    pub files: Vec<FileJson>,
+}
+
+/// One line of `export` (and of the input of `import`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportLine {
+    /// The key: UTF-8 text, or lowercase hex when `key_hex` is true.
+    pub key: String,
+    /// Present and true when the key is not UTF-8 and `key` is hex.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_hex: bool,
+    /// The value when it is JSON (embedded verbatim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Box<serde_json::value::RawValue>>,
+    /// The value as lowercase hex when it is not JSON (binary dedup state, empty index values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+}

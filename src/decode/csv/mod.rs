@@ -1,0 +1,660 @@
+//! Delimited text (CSV and friends) to typed Arrow columns, configured per dataset (no code per file).
+//!
+//! Handles a configurable delimiter and quote, an optional header, UTF-8 (a BOM is skipped) or
+//! Latin-1/Windows-1252 text (decoded per field, so byte offsets stay those of the file), CRLF or LF line ends,
+//! quoted delimiters and newlines, several timestamp formats and a time zone for timestamps without an offset.
+//!
+//! Column types are declared in the config or inferred once from the first file ([`infer_schema`]); the result
+//! is a [`StoredSchema`] that the checkpoint keeps, so later files cannot silently change the types. A file
+//! whose header does not match fails as a whole ([`DecodeError::Header`]); a row that does not fit (wrong field
+//! count, unparseable value, missing key or event time, invalid text) goes to the quarantine with its exact bytes.
+
+mod infer;
+mod options;
+mod records;
+mod types;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::compute::kernels::cast_utils::parse_decimal;
+use arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+pub use infer::infer_schema;
+pub use options::{CsvOptions, StoredColumn, StoredSchema};
+use records::{RecordStream, Text};
+pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
+use types::{parse_bool, parse_date};
+
+use super::{
+    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, LineSource,
+    QuarantineRecord, CHUNK_ROWS,
+};
+
+enum Builder {
+    Str(StringBuilder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Dec(Decimal128Builder),
+}
+
+enum Value<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Ts(i64),
+    Date(i32),
+    Dec(i128),
+}
+
+/// The rows of one output batch being built: the schema's columns, the lineage columns and the dedup keys.
+struct Chunk {
+    columns: Vec<Builder>,
+    file: StringBuilder,
+    line: Int64Builder,
+    offset: Int64Builder,
+    ingested: TimestampMicrosecondBuilder,
+    keys: Vec<u128>,
+}
+
+/// A CSV decoder for one dataset with its fixed schema.
+#[derive(Debug)]
+pub struct CsvDecoder {
+    dataset: String,
+    options: CsvOptions,
+    columns: Vec<(StoredColumn, ColumnType)>,
+    schema: SchemaRef,
+    time_index: usize,
+    key_indices: Vec<usize>,
+    zone: Zone,
+}
+
+impl CsvDecoder {
+    /// Builds the decoder from the fixed schema.
+    ///
+    /// # Errors
+    /// [`DecodeError::Header`] when the stored schema is inconsistent with the options.
+    pub fn new(
+        dataset: &str,
+        options: &CsvOptions,
+        stored: &StoredSchema,
+    ) -> Result<Self, DecodeError> {
+        let err = |reason: String| DecodeError::Header {
+            path: "(schema)".into(),
+            dataset: dataset.to_string(),
+            reason,
+        };
+        let mut columns = Vec::new();
+        let mut fields = Vec::new();
+        for c in &stored.columns {
+            let ty = ColumnType::parse(&c.ty).map_err(|e| err(e.to_string()))?;
+            fields.push(Field::new(&c.name, ty.data_type(), true));
+            columns.push((c.clone(), ty));
+        }
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        fields.push(Field::new("_source_file", DataType::Utf8, false));
+        fields.push(Field::new("_source_line", DataType::Int64, false));
+        fields.push(Field::new("_source_offset", DataType::Int64, false));
+        fields.push(Field::new("_ingested_at", ts, false));
+        let find = |name: &str| columns.iter().position(|(c, _)| c.source == name);
+        let time_index = find(&options.event_time).ok_or_else(|| {
+            err(format!(
+                "event_time column {:?} is not in the schema",
+                options.event_time
+            ))
+        })?;
+        let key_indices = options
+            .key
+            .iter()
+            .map(|k| find(k).ok_or_else(|| err(format!("key column {k:?} is not in the schema"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            dataset: dataset.to_string(),
+            options: options.clone(),
+            columns,
+            schema: Arc::new(Schema::new(fields)),
+            time_index,
+            key_indices,
+            zone: parse_timezone(&options.timezone).map_err(|e| err(e.to_string()))?,
+        })
+    }
+
+    /// The bronze schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn builders(&self) -> Vec<Builder> {
+        self.columns
+            .iter()
+            .map(|(_, t)| match t {
+                ColumnType::String => {
+                    Builder::Str(StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 16))
+                }
+                ColumnType::Int64 => Builder::I64(Int64Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Float64 => Builder::F64(Float64Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Timestamp => Builder::Ts(
+                    TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC"),
+                ),
+                ColumnType::Date => Builder::Date(Date32Builder::with_capacity(CHUNK_ROWS)),
+                ColumnType::Decimal(p, s) => Builder::Dec(
+                    Decimal128Builder::with_capacity(CHUNK_ROWS)
+                        .with_precision_and_scale(*p, *s)
+                        .expect("precision and scale were validated when parsing the type"),
+                ),
+            })
+            .collect()
+    }
+
+    fn parse_value<'a>(&self, ty: ColumnType, s: Cow<'a, str>) -> Result<Value<'a>, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Ok(match ty {
+                ColumnType::String => Value::Str(s),
+                _ => Value::Null,
+            });
+        }
+        let bad = |what: &str| format!("invalid {what} {t:?}");
+        Ok(match ty {
+            ColumnType::String => Value::Str(s),
+            ColumnType::Int64 => Value::I64(t.parse().map_err(|_| bad("int64"))?),
+            ColumnType::Float64 => Value::F64(t.parse().map_err(|_| bad("float64"))?),
+            ColumnType::Bool => Value::Bool(parse_bool(t).ok_or_else(|| bad("bool"))?),
+            ColumnType::Timestamp => Value::Ts(
+                parse_timestamp(t, &self.options.timestamp_formats, self.zone)
+                    .ok_or_else(|| bad("timestamp"))?,
+            ),
+            ColumnType::Date => Value::Date(
+                parse_date(t, &self.options.timestamp_formats).ok_or_else(|| bad("date"))?,
+            ),
+            ColumnType::Decimal(p, sc) => Value::Dec(
+                parse_decimal::<Decimal128Type>(t, p, sc)
+                    .map_err(|_| bad(&format!("decimal({p},{sc})")))?,
+            ),
+        })
+    }
+
+    /// Decodes the CSV stream; see the module docs for what is quarantined.
+    ///
+    /// # Errors
+    /// File-level failures only (see [`DecodeError`]).
+    pub fn decode(
+        &self,
+        lines: LineSource,
+        input: &DecodeInput,
+        emit: &mut dyn FnMut(DecodeItem) -> bool,
+    ) -> Result<DecodeEnd, DecodeError> {
+        let text = Text::from_options(&self.options);
+        let at_start = input.gzip || input.start_offset == 0;
+        let mut lines = lines;
+        let mut bad = Vec::new();
+        if lines.continues_line() {
+            let mut buf = Vec::new();
+            if let Some(at) = lines.next_line(&mut buf)? {
+                if !buf.is_empty() {
+                    bad.push(QuarantineRecord {
+                        source_file: input.path.clone(),
+                        line: at.line,
+                        offset: at.offset,
+                        reason: super::continuation_reason(at.line),
+                        raw: buf,
+                    });
+                }
+            }
+        }
+        let mut stream = RecordStream::new(lines, &self.options, at_start)?;
+        let header_err = |reason: String| DecodeError::Header {
+            path: input.path.clone(),
+            dataset: self.dataset.clone(),
+            reason,
+        };
+        // mapping[i] = field index in this file of schema column i.
+        let mapping: Vec<usize> = if at_start && self.options.has_header {
+            let Some(rec) = stream.next()? else {
+                return Ok(DecodeEnd {
+                    end_offset: stream.end_offset,
+                    end_line: stream.end_line,
+                });
+            };
+            if let Some(len) = rec.too_long {
+                return Err(header_err(format!(
+                    "the header is {len} bytes, over max_record_bytes"
+                )));
+            }
+            let header: Vec<String> = rec
+                .fields
+                .iter()
+                .map(|f| text.decode(f).map(|s| s.trim().to_string()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    header_err("header is not valid text in the configured encoding".into())
+                })?;
+            let mut mapping = Vec::with_capacity(self.columns.len());
+            for (c, _) in &self.columns {
+                let i = header.iter().position(|h| *h == c.source).ok_or_else(|| {
+                    header_err(format!(
+                        "column {:?} is missing from the header {header:?}",
+                        c.source
+                    ))
+                })?;
+                mapping.push(i);
+            }
+            if let Some(extra) = header
+                .iter()
+                .find(|h| !self.columns.iter().any(|(c, _)| c.source == **h))
+            {
+                return Err(header_err(format!(
+                    "unexpected column {extra:?} (the dataset's schema is fixed; declare a new dataset or reset it)"
+                )));
+            }
+            mapping
+        } else {
+            (0..self.columns.len()).collect()
+        };
+        let ncols = self.columns.len();
+        let mut chunk = Chunk {
+            columns: self.builders(),
+            file: StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 32),
+            line: Int64Builder::with_capacity(CHUNK_ROWS),
+            offset: Int64Builder::with_capacity(CHUNK_ROWS),
+            ingested: TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC"),
+            keys: Vec::with_capacity(CHUNK_ROWS),
+        };
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
+        let mut key_buf = Vec::new();
+        let cancelled = || DecodeError::Cancelled {
+            path: input.path.clone(),
+        };
+        while let Some(rec) = stream.next()? {
+            values.clear();
+            let result: Result<(), String> = (|| {
+                if let Some(len) = rec.too_long {
+                    return Err(super::too_long_reason(
+                        len,
+                        input.limits.max_record_bytes,
+                        rec.raw.len(),
+                    ));
+                }
+                if rec.fields.len() != ncols {
+                    let found = rec.fields.len();
+                    let lines = rec.raw.iter().filter(|b| **b == b'\n').count() + 1;
+                    let hint = if lines > 1 {
+                        format!("; the record spans {lines} lines: probably an unbalanced quote")
+                    } else {
+                        String::new()
+                    };
+                    return Err(format!(
+                        "expected {ncols} fields, found {found} (too {}){hint}",
+                        if found < ncols { "few" } else { "many" }
+                    ));
+                }
+                for (i, (c, ty)) in self.columns.iter().enumerate() {
+                    let raw = &rec.fields[mapping[i]];
+                    let s = text
+                        .decode(raw)
+                        .ok_or_else(|| format!("column {:?}: invalid {}", c.source, "UTF-8"))?;
+                    let v = self
+                        .parse_value(*ty, Cow::Owned(s.into_owned()))
+                        .map_err(|e| format!("column {:?}: {e}", c.source))?;
+                    values.push(v);
+                }
+                match values[self.time_index] {
+                    Value::Null => {
+                        return Err(format!(
+                            "missing event time in column {:?}",
+                            self.options.event_time
+                        ))
+                    }
+                    Value::Ts(t) => input.limits.check_event_time(
+                        t,
+                        input.ingested_at,
+                        &format!("event time {:?}", self.options.event_time),
+                    )?,
+                    _ => {}
+                }
+                key_buf.clear();
+                if self.key_indices.is_empty() {
+                    key_buf.extend_from_slice(&rec.raw);
+                } else {
+                    for &k in &self.key_indices {
+                        let f = rec.fields[mapping[k]].trim_ascii();
+                        if f.is_empty() {
+                            return Err(format!(
+                                "missing key column {:?}",
+                                self.columns[k].0.source
+                            ));
+                        }
+                        key_buf.extend_from_slice(f);
+                        key_buf.push(0x1f);
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(reason) = result {
+                bad.push(QuarantineRecord {
+                    source_file: input.path.clone(),
+                    line: rec.line,
+                    offset: rec.offset,
+                    reason,
+                    raw: rec.raw,
+                });
+                if super::quarantine_full(&bad)
+                    && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
+                {
+                    return Err(cancelled());
+                }
+                continue;
+            }
+            for (b, v) in chunk.columns.iter_mut().zip(values.drain(..)) {
+                match (b, v) {
+                    (Builder::Str(b), Value::Str(s)) => b.append_value(s),
+                    (Builder::I64(b), Value::I64(x)) => b.append_value(x),
+                    (Builder::F64(b), Value::F64(x)) => b.append_value(x),
+                    (Builder::Bool(b), Value::Bool(x)) => b.append_value(x),
+                    (Builder::Ts(b), Value::Ts(x)) => b.append_value(x),
+                    (Builder::Date(b), Value::Date(x)) => b.append_value(x),
+                    (Builder::Dec(b), Value::Dec(x)) => b.append_value(x),
+                    (Builder::Str(b), _) => b.append_null(),
+                    (Builder::I64(b), _) => b.append_null(),
+                    (Builder::F64(b), _) => b.append_null(),
+                    (Builder::Bool(b), _) => b.append_null(),
+                    (Builder::Ts(b), _) => b.append_null(),
+                    (Builder::Date(b), _) => b.append_null(),
+                    (Builder::Dec(b), _) => b.append_null(),
+                }
+            }
+            chunk.file.append_value(&input.path);
+            chunk.line.append_value(rec.line as i64);
+            chunk.offset.append_value(rec.offset as i64);
+            chunk.ingested.append_value(input.ingested_at);
+            chunk.keys.push(key_hash(b"csv", &key_buf));
+            if chunk.keys.len() >= CHUNK_ROWS {
+                let d = self.finish(&mut chunk);
+                if !emit(DecodeItem::Rows(d)) {
+                    return Err(cancelled());
+                }
+            }
+        }
+        if !chunk.keys.is_empty() {
+            let d = self.finish(&mut chunk);
+            if !emit(DecodeItem::Rows(d)) {
+                return Err(cancelled());
+            }
+        }
+        if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
+            return Err(cancelled());
+        }
+        Ok(DecodeEnd {
+            end_offset: stream.end_offset,
+            end_line: stream.end_line,
+        })
+    }
+
+    /// Takes the rows collected in `chunk` as one batch, leaving `chunk` empty for the next.
+    fn finish(&self, chunk: &mut Chunk) -> Decoded {
+        let mut cols: Vec<ArrayRef> = chunk
+            .columns
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Str(b) => Arc::new(b.finish()),
+                    Builder::I64(b) => Arc::new(b.finish()),
+                    Builder::F64(b) => Arc::new(b.finish()),
+                    Builder::Bool(b) => Arc::new(b.finish()),
+                    Builder::Ts(b) => Arc::new(b.finish()),
+                    Builder::Date(b) => Arc::new(b.finish()),
+                    Builder::Dec(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        cols.push(Arc::new(chunk.file.finish()));
+        cols.push(Arc::new(chunk.line.finish()));
+        cols.push(Arc::new(chunk.offset.finish()));
+        cols.push(Arc::new(chunk.ingested.finish()));
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");
+        Decoded {
+            batch,
+            keys: std::mem::take(&mut chunk.keys),
+            time_column: self.time_index,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    fn input(path: &str) -> DecodeInput {
+        DecodeInput {
+            path: path.into(),
+            start_offset: 0,
+            start_line: 0,
+            gzip: false,
+            is_final: true,
+            ingested_at: 1_700_000_000_000_000,
+            file_bytes: 0,
+            limits: crate::decode::Limits::default(),
+            continues_line: false,
+        }
+    }
+
+    fn run(
+        data: &[u8],
+        opts: &CsvOptions,
+        is_final: bool,
+    ) -> (Vec<Decoded>, Vec<QuarantineRecord>, DecodeEnd) {
+        let mut inp = input("ds/a.csv");
+        inp.is_final = is_final;
+        run_with(data, opts, &inp)
+    }
+
+    /// Infers the schema of `data`, then decodes it with `inp`: rows, quarantined records and where it stopped.
+    fn run_with(
+        data: &[u8],
+        opts: &CsvOptions,
+        inp: &DecodeInput,
+    ) -> (Vec<Decoded>, Vec<QuarantineRecord>, DecodeEnd) {
+        let inp = inp.clone();
+        let schema = infer_schema(
+            LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+            opts,
+            "ds",
+        )
+        .expect("infer");
+        let dec = CsvDecoder::new("ds", opts, &schema).expect("decoder");
+        let mut rows = Vec::new();
+        let mut bad = Vec::new();
+        let end = dec
+            .decode(
+                LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+                &inp,
+                &mut |item| {
+                    match item {
+                        DecodeItem::Rows(d) => rows.push(d),
+                        DecodeItem::Quarantine(q) => bad.extend(q),
+                    }
+                    true
+                },
+            )
+            .expect("decode");
+        (rows, bad, end)
+    }
+
+    fn opts() -> CsvOptions {
+        CsvOptions {
+            key: vec!["Row ID".into()],
+            event_time: "Order Date".into(),
+            timestamp_formats: vec!["%m/%d/%Y".into()],
+            ..CsvOptions::default()
+        }
+    }
+
+    #[test]
+    fn bom_crlf_quoted_commas_and_us_dates() {
+        let data = b"\xEF\xBB\xBFRow ID,Order Date,Name,Postal Code,Sales\r\n1,11/8/2018,\"Smith, Jo\",04101,2.5\r\n2,1/2/2019,Ann,90036,3\r\n";
+        let (rows, bad, end) = run(data, &opts(), true);
+        assert!(bad.is_empty(), "{bad:?}");
+        let b = &rows[0].batch;
+        assert_eq!(b.num_rows(), 2);
+        let names: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            &names[..5],
+            &["row_id", "order_date", "name", "postal_code", "sales"]
+        );
+        assert_eq!(b.column(2).as_string::<i32>().value(0), "Smith, Jo");
+        // Leading zero keeps postal codes as text.
+        assert_eq!(b.column(3).data_type(), &DataType::Utf8);
+        assert_eq!(b.column(4).data_type(), &DataType::Float64);
+        let t = b
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(
+            t.value(0),
+            parse_timestamp(
+                "2018-11-08 00:00:00",
+                &["%Y-%m-%d %H:%M:%S".into()],
+                Zone::Utc
+            )
+            .expect("t")
+        );
+        // Offsets point past the BOM; the header is line 1.
+        let off = b
+            .column(b.num_columns() - 2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(off.value(0), 3 + 42);
+        assert_eq!(end.end_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn bad_rows_are_quarantined_with_raw_bytes() {
+        let data = b"Row ID,Order Date,Qty\n1,1/1/2020,5\n2,notadate,6\n3,1/3/2020\n,1/4/2020,7\n4,1/5/2020,8\n";
+        let mut o = opts();
+        o.columns.insert("Qty".into(), "int64".into());
+        let (rows, bad, _) = run(data, &o, true);
+        assert_eq!(rows.iter().map(|d| d.batch.num_rows()).sum::<usize>(), 2);
+        assert_eq!(bad.len(), 3);
+        assert_eq!(bad[0].raw, b"2,notadate,6");
+        assert_eq!(bad[0].line, 3);
+        assert!(bad[0].reason.contains("timestamp"), "{}", bad[0].reason);
+        assert!(bad[1].reason.contains("expected 3 fields"));
+        assert!(bad[2].reason.contains("missing key"));
+    }
+
+    #[test]
+    fn partial_last_line_waits_unless_final() {
+        let data = b"Row ID,Order Date\n1,1/1/2020\n2,1/2/20";
+        let (rows, _, end) = run(data, &opts(), false);
+        assert_eq!(rows[0].batch.num_rows(), 1);
+        assert_eq!(end.end_offset, 29);
+        let (rows, bad, end) = run(data, &opts(), true);
+        assert_eq!(rows[0].batch.num_rows(), 1);
+        // Final: the cut line is a record; `1/2/20` is year 20 AD, which the event-time floor rejects.
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0]
+                .reason
+                .contains("before the earliest accepted event time"),
+            "{}",
+            bad[0].reason
+        );
+        assert_eq!(end.end_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn over_long_records_are_skipped_and_the_rest_keeps_its_offsets() {
+        let mut data = b"Row ID,Order Date,Note\n1,1/1/2020,short\n2,1/2/2020,\"".to_vec();
+        let long_start = data.len() - 12;
+        // A quoted field with newlines and escaped quotes, far over the limit.
+        // Longer than the parser's 256 KiB buffer, so the recorder has to skip it.
+        for i in 0..20000 {
+            data.extend(format!("line {i} with a \"\"quote\"\", and a comma\n").as_bytes());
+        }
+        data.extend(b"end\"\r\n3,1/3/2020,after\n\n4,1/4/2020,unquoted");
+        let long_end = data.windows(5).position(|w| w == b"end\"\r").expect("end") + 4;
+        for _ in 0..3000 {
+            data.extend(b" long");
+        }
+        data.extend(b"\n5,1/5/2020,last\n");
+        let mut inp = input("ds/a.csv");
+        inp.limits.max_record_bytes = 1000;
+        let (rows, bad, end) = run_with(&data, &opts(), &inp);
+        assert_eq!(end.end_offset, data.len() as u64);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!(bad[0].offset, long_start as u64);
+        assert_eq!(bad[0].line, 3);
+        assert_eq!(
+            bad[1].reason,
+            crate::decode::too_long_reason(15019, 1000, 4096)
+        );
+        assert!(
+            bad[0]
+                .reason
+                .contains(&format!("record is {} bytes", long_end - long_start)),
+            "{} (want {})",
+            bad[0].reason,
+            long_end - long_start
+        );
+        assert_eq!(&bad[0].raw[..16], b"2,1/2/2020,\"line");
+        assert_eq!(bad[0].raw.len(), 4096);
+        // Line numbers are the CSV parser's own (as for any record after a multi-line quoted field), the same
+        // with or without the skip: the skipped record does not shift them.
+        assert_eq!(bad[1].line, 20005);
+        let b = &rows[0].batch;
+        assert_eq!(b.num_rows(), 3);
+        let note = b.column(2).as_string::<i32>();
+        assert_eq!(
+            (0..3).map(|i| note.value(i)).collect::<Vec<_>>(),
+            vec!["short", "after", "last"]
+        );
+        let lines = b
+            .column(b.num_columns() - 3)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let offsets = b
+            .column(b.num_columns() - 2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let after = data.windows(5).position(|w| w == b"3,1/3").expect("row 3");
+        let last = data.windows(5).position(|w| w == b"5,1/5").expect("row 5");
+        assert_eq!(offsets.value(1), after as i64);
+        assert_eq!(offsets.value(2), last as i64);
+        assert_eq!(lines.value(1), 20003);
+        assert_eq!(lines.value(2), 20007);
+        assert_eq!(bad[1].offset, (after + 18) as u64);
+    }
+
+    #[test]
+    fn latin1_fields_decode() {
+        let data = b"id;when;city\n1;2020-01-01 10:00:00;M\xe1laga\n";
+        let o = CsvOptions {
+            delimiter: ';',
+            encoding: "latin-1".into(),
+            key: vec!["id".into()],
+            event_time: "when".into(),
+            ..CsvOptions::default()
+        };
+        let (rows, bad, _) = run(data, &o, true);
+        assert!(bad.is_empty());
+        assert_eq!(
+            rows[0].batch.column(2).as_string::<i32>().value(0),
+            "Málaga"
+        );
+        assert!(rows[0].batch.column(0).is_valid(0));
+    }
+}

@@ -1,0 +1,104 @@
+//! What a CSV dataset is: its reading options (from `lander.toml`) and the fixed schema inferred from its first
+//! file (kept by the checkpoint, so later files cannot silently change the types).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How a CSV dataset is read and typed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvOptions {
+    /// Field delimiter (one ASCII character). Default `,`.
+    pub delimiter: char,
+    /// Quote character (one ASCII character). Default `"`.
+    pub quote: char,
+    /// Whether the first line is a header. Default true. Without one, columns are named `c1`, `c2`, ...
+    pub has_header: bool,
+    /// Text encoding: `utf-8` (a BOM is stripped), `latin-1` or `windows-1252`. Default `utf-8`.
+    pub encoding: String,
+    /// Key column(s) for dedup. Empty: a hash of the whole row. Names as in the header.
+    pub key: Vec<String>,
+    /// Event-time column (partitions the output). Names as in the header. Required.
+    pub event_time: String,
+    /// chrono formats tried in order for timestamp columns. Default `["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d"]`.
+    pub timestamp_formats: Vec<String>,
+    /// Time zone of timestamps without an offset: `UTC`, an IANA name (`Europe/Madrid`) or `+02:00`. Default `UTC`.
+    pub timezone: String,
+    /// Declared column types by header name: `string`, `int64`, `float64`, `bool`, `timestamp`, `date`,
+    /// `decimal(P,S)`. Columns not declared are inferred from the first file (`infer_rows` rows) once; the
+    /// resulting schema is stored in the checkpoint and fixed from then on.
+    pub columns: BTreeMap<String, String>,
+    /// Rows sampled for type inference. Default 1000.
+    pub infer_rows: usize,
+    /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
+    /// accept them. Default true.
+    pub normalize_names: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            quote: '"',
+            has_header: true,
+            encoding: "utf-8".into(),
+            key: Vec::new(),
+            event_time: String::new(),
+            timestamp_formats: vec![
+                "%Y-%m-%d %H:%M:%S".into(),
+                "%Y-%m-%dT%H:%M:%S%.f%:z".into(),
+                "%Y-%m-%d".into(),
+            ],
+            timezone: "UTC".into(),
+            columns: BTreeMap::new(),
+            infer_rows: 1000,
+            normalize_names: true,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
+    pub fn sales() -> Self {
+        let columns = [
+            ("transaction_id", "int64"),
+            ("timestamp", "timestamp"),
+            ("customer_id", "int64"),
+            ("product_id", "int64"),
+            ("category", "string"),
+            ("quantity", "int64"),
+            ("unit_price", "decimal(12,2)"),
+            ("total", "decimal(14,2)"),
+            ("payment_method", "string"),
+            ("status", "string"),
+        ];
+        CsvOptions {
+            key: vec!["transaction_id".into()],
+            event_time: "timestamp".into(),
+            columns: columns
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..CsvOptions::default()
+        }
+    }
+}
+
+/// A fixed CSV schema: ordered (bronze column name, header name, type).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredSchema {
+    /// Columns in file order.
+    pub columns: Vec<StoredColumn>,
+}
+
+/// One column of a [`StoredSchema`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredColumn {
+    /// Name in the source header.
+    pub source: String,
+    /// Name in bronze.
+    pub name: String,
+    /// Type (`int64`, `decimal(12,2)`, ...).
+    pub ty: String,
+}
