@@ -19,6 +19,7 @@
 
 pub mod batch;
 pub mod continuous;
+mod stage;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

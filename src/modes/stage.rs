@@ -1,0 +1,345 @@
+//! Stage 2 of the commit protocol (see [`super::batch`]): decode the batch's files in parallel, dedup, split by
+//! UTC day and encode to Parquet under staging names, with quarantined records written out as they pile up.
+
+use arrow::array::AsArray;
+use arrow::compute::kernels::aggregate::{max, min};
+use arrow::datatypes::TimestampMicrosecondType;
+use futures::TryStreamExt;
+use object_store::{GetOptions, GetRange};
+use tokio::sync::mpsc;
+
+use super::batch::Context;
+use crate::decode::{DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, QuarantineRecord};
+use crate::dedup::Deduper;
+use crate::sink::parquet::{encode_quarantine, upload_parts};
+use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
+use crate::source::LandingFile;
+use crate::store::StoreLocation;
+use crate::Error;
+
+/// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
+const FILE_CHANNEL_CAPACITY: usize = 4;
+
+/// Encoded-part events that may wait for the uploader.
+const PART_CHANNEL_CAPACITY: usize = 16;
+
+pub(super) enum AttemptError {
+    /// File `index` failed as a whole.
+    FileFailed(usize, DecodeError),
+    /// Shutdown while staging.
+    Cancelled,
+    /// Sink/checkpoint failure: fatal.
+    Fatal(Error),
+}
+
+impl From<Error> for AttemptError {
+    fn from(e: Error) -> Self {
+        AttemptError::Fatal(e)
+    }
+}
+
+impl From<SinkError> for AttemptError {
+    fn from(e: SinkError) -> Self {
+        AttemptError::Fatal(e.into())
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct FileOutcome {
+    pub(super) end: DecodeEnd,
+    pub(super) ok: u64,
+    pub(super) duplicates: u64,
+    pub(super) quarantined: u64,
+}
+
+pub(super) struct Staged {
+    pub(super) outcomes: Vec<FileOutcome>,
+    pub(super) quarantine: Vec<QuarantineRecord>,
+    pub(super) new_keys: std::collections::BTreeMap<i32, Vec<u128>>,
+    pub(super) parts: Vec<WrittenFile>,
+    pub(super) min_time: Option<i64>,
+    pub(super) max_time: Option<i64>,
+}
+
+enum FileMsg {
+    Item(DecodeItem),
+    End(Result<DecodeEnd, DecodeError>),
+}
+
+/// Opens a blocking reader over `[start_offset, size)` of a landing file.
+pub(super) async fn open_reader(
+    landing: &StoreLocation,
+    f: &LandingFile,
+    start: u64,
+) -> Result<Box<dyn std::io::Read + Send>, DecodeError> {
+    if start >= f.size {
+        return Ok(Box::new(std::io::empty()));
+    }
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(start..f.size)),
+        ..Default::default()
+    };
+    let got = landing
+        .store
+        .get_opts(&f.location, opts)
+        .await
+        .map_err(|e| DecodeError::Read {
+            path: f.path.clone(),
+            source: std::io::Error::new(
+                match e {
+                    object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
+                    _ => std::io::ErrorKind::Other,
+                },
+                e.to_string(),
+            ),
+        })?;
+    let read = crate::metrics::get()
+        .read_bytes
+        .get_or_create(&crate::metrics::ds(&f.dataset))
+        .clone();
+    let stream = got
+        .into_stream()
+        .inspect_ok(move |b| {
+            read.inc_by(b.len() as u64);
+        })
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
+}
+
+pub(super) fn decode_input(f: &LandingFile, ingested_at: i64) -> DecodeInput {
+    DecodeInput {
+        path: f.path.clone(),
+        start_offset: if f.gzip { 0 } else { f.start_offset },
+        start_line: if f.gzip { 0 } else { f.start_line },
+        gzip: f.gzip,
+        is_final: f.is_final,
+        ingested_at,
+        file_bytes: f.pending_bytes(),
+        limits: f.limits,
+        continues_line: f.continues_line && !f.gzip,
+    }
+}
+
+/// Quarantined records of one batch held in memory before they are written out as a quarantine part of their
+/// own (`_quarantine/<dataset>/part-b<batch>-q<n>.parquet`): a file of garbage cannot grow memory with its size.
+const QUARANTINE_SPILL_BYTES: usize = 16 << 20;
+
+/// Memory a quarantined record holds, roughly.
+fn quarantine_bytes(q: &QuarantineRecord) -> usize {
+    q.raw.len() + q.reason.len() + q.source_file.len() + 64
+}
+
+/// Sequence numbers of spilled quarantine parts start here, far above the data parts of a batch.
+const QUARANTINE_SEQ_BASE: u32 = 1 << 31;
+
+/// Encodes the quarantined records held so far as one more quarantine part of batch `id` and hands it to the
+/// uploader (as `events`), like a data part: staged, then published with the batch.
+fn spill_quarantine(
+    dataset: &str,
+    id: u64,
+    ingested_at: i64,
+    spilled: &mut u32,
+    records: &mut Vec<QuarantineRecord>,
+    events: &mut Vec<PartEvent>,
+) -> Result<(), AttemptError> {
+    *spilled += 1;
+    let n = *spilled;
+    let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q{n}.parquet");
+    let staging = format!(
+        "{}/quarantine-{n}.parquet",
+        PartWriter::staging_prefix(dataset, id)
+    );
+    let bytes = encode_quarantine(records, id, ingested_at, &final_path)
+        .map_err(|e| AttemptError::Fatal(e.into()))?;
+    let seq = QUARANTINE_SEQ_BASE + n;
+    let file = WrittenFile {
+        staging: staging.clone(),
+        final_path,
+        rows: records.len() as u64,
+        bytes: bytes.len() as u64,
+    };
+    records.clear();
+    records.shrink_to_fit();
+    events.push(PartEvent::Open { seq, staging });
+    events.push(PartEvent::Data { seq, bytes });
+    events.push(PartEvent::Close { seq, file });
+    Ok(())
+}
+
+/// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names.
+pub(super) async fn stage(
+    ctx: &Context,
+    dataset: &str,
+    id: u64,
+    files: &[LandingFile],
+    decoder: &Decoder,
+    ingested_at: i64,
+) -> Result<Staged, AttemptError> {
+    let (order_tx, mut order_rx) =
+        mpsc::channel::<(usize, mpsc::Receiver<FileMsg>)>(ctx.config.parallelism.max(1));
+    let (part_tx, part_rx) = mpsc::channel::<PartEvent>(PART_CHANNEL_CAPACITY);
+
+    // Spawner: starts decoders in file order as decode slots free up (FIFO, so the file the consumer waits for
+    // always has a slot and nothing deadlocks).
+    let spawner = {
+        let files = files.to_vec();
+        let slots = ctx.decode_slots.clone();
+        let landing = ctx.landing.clone();
+        let decoder = decoder.clone();
+        tokio::spawn(async move {
+            for (i, f) in files.into_iter().enumerate() {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (tx, rx) = mpsc::channel::<FileMsg>(FILE_CHANNEL_CAPACITY);
+                if order_tx.send((i, rx)).await.is_err() {
+                    return;
+                }
+                let input = decode_input(&f, ingested_at);
+                match open_reader(&landing, &f, input.start_offset).await {
+                    Err(e) => {
+                        let _ = tx.send(FileMsg::End(Err(e))).await;
+                    }
+                    Ok(reader) => {
+                        let decoder = decoder.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _permit = permit;
+                            let r = decoder.decode(reader, &input, &mut |item| {
+                                tx.blocking_send(FileMsg::Item(item)).is_ok()
+                            });
+                            let _ = tx.blocking_send(FileMsg::End(r));
+                        });
+                    }
+                }
+            }
+        })
+    };
+
+    // Consumer: dedup + partition + encode, in file order, on a blocking thread.
+    let consumer = {
+        let schema = decoder.schema();
+        let committed = ctx.dedup.snapshot(dataset);
+        let cancel = ctx.cancel.clone();
+        let ds = dataset.to_string();
+        let n = files.len();
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        let row_group_rows = ctx.config.row_group_rows;
+        let target = ctx.config.target_file_bytes;
+        tokio::task::spawn_blocking(move || -> Result<_, AttemptError> {
+            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target);
+            let mut deduper = Deduper::new();
+            let mut outcomes = vec![FileOutcome::default(); n];
+            let mut quarantine = Vec::new();
+            let mut events = Vec::new();
+            let (mut min_time, mut max_time): (Option<i64>, Option<i64>) = (None, None);
+            let send = |events: &mut Vec<PartEvent>| -> Result<(), AttemptError> {
+                for e in events.drain(..) {
+                    part_tx.blocking_send(e).map_err(|_| {
+                        AttemptError::Fatal(SinkError::Aborted { batch: id }.into())
+                    })?;
+                }
+                Ok(())
+            };
+            // Quarantined records held in memory (bytes) and quarantine parts already sent to the uploader.
+            let mut held = 0usize;
+            let mut spilled = 0u32;
+            let records_read = crate::metrics::get()
+                .records_read
+                .get_or_create(&crate::metrics::ds(&ds))
+                .clone();
+            while let Some((i, mut rx)) = order_rx.blocking_recv() {
+                loop {
+                    if cancel.is_cancelled() {
+                        return Err(AttemptError::Cancelled);
+                    }
+                    match rx.blocking_recv() {
+                        Some(FileMsg::Item(DecodeItem::Rows(d))) => {
+                            records_read.inc_by(d.batch.num_rows() as u64);
+                            let out = deduper
+                                .dedup(d, |k, day| committed.contains(k, day))
+                                .map_err(|e| AttemptError::Fatal(e.into()))?;
+                            outcomes[i].duplicates += out.duplicates;
+                            outcomes[i].ok += out.batch.num_rows() as u64;
+                            if out.batch.num_rows() == 0 {
+                                continue;
+                            }
+                            let tc = out.time_column;
+                            let times = out
+                                .batch
+                                .column(tc)
+                                .as_primitive::<TimestampMicrosecondType>();
+                            if let Some(m) = min(times) {
+                                min_time = Some(min_time.map_or(m, |x| x.min(m)));
+                            }
+                            if let Some(m) = max(times) {
+                                max_time = Some(max_time.map_or(m, |x| x.max(m)));
+                            }
+                            for (key, part) in split_by_day(&out.batch, tc) {
+                                writer.write(key, &part, &mut events)?;
+                            }
+                            send(&mut events)?;
+                        }
+                        Some(FileMsg::Item(DecodeItem::Quarantine(q))) => {
+                            outcomes[i].quarantined += q.len() as u64;
+                            held += q.iter().map(quarantine_bytes).sum::<usize>();
+                            quarantine.extend(q);
+                            if held >= QUARANTINE_SPILL_BYTES {
+                                spill_quarantine(
+                                    &ds,
+                                    id,
+                                    ingested_at,
+                                    &mut spilled,
+                                    &mut quarantine,
+                                    &mut events,
+                                )?;
+                                held = 0;
+                                send(&mut events)?;
+                            }
+                        }
+                        Some(FileMsg::End(Ok(end))) => {
+                            outcomes[i].end = end;
+                            break;
+                        }
+                        Some(FileMsg::End(Err(e))) => return Err(AttemptError::FileFailed(i, e)),
+                        None => {
+                            return Err(AttemptError::FileFailed(
+                                i,
+                                DecodeError::Read {
+                                    path: paths[i].clone(),
+                                    source: std::io::Error::other("decoder stopped unexpectedly"),
+                                },
+                            ))
+                        }
+                    }
+                }
+            }
+            writer.finish(&mut events)?;
+            send(&mut events)?;
+            drop(part_tx);
+            Ok((
+                outcomes,
+                quarantine,
+                deduper.into_new_keys(),
+                min_time,
+                max_time,
+            ))
+        })
+    };
+
+    let uploaded = upload_parts(&ctx.bronze, part_rx).await;
+    let consumed = consumer.await.expect("the consumer thread does not panic");
+    spawner.abort();
+    // A failed upload closes the consumer's channel, so its "writer stopped" error is only a symptom: report
+    // the upload's own error first.
+    let parts = uploaded?;
+    let (outcomes, quarantine, new_keys, min_time, max_time) = consumed?;
+    Ok(Staged {
+        outcomes,
+        quarantine,
+        new_keys,
+        parts,
+        min_time,
+        max_time,
+    })
+}
