@@ -233,12 +233,25 @@ impl StoreLocation {
         } else {
             base
         };
+        Self::remote(Arc::new(store), Backend::Hdfs, base, timeout, path, display)
+    }
+
+    /// A remote location: `store` behind the per-call timeout, rooted at `path`.
+    fn remote(
+        store: Arc<dyn ObjectStore>,
+        backend: Backend,
+        name: String,
+        timeout: Duration,
+        path: &str,
+        display: &str,
+    ) -> Result<Self, StoreError> {
+        let service = if backend == Backend::S3 { "S3" } else { "HDFS" };
         Ok(Self {
-            store: Arc::new(TimeoutStore::new(Arc::new(store), "HDFS", base, timeout)),
+            store: Arc::new(TimeoutStore::new(store, service, name, timeout)),
             prefix: parse_prefix(path, display)?,
             display: display.to_string(),
             local_root: None,
-            backend: Backend::Hdfs,
+            backend,
         })
     }
 
@@ -258,18 +271,14 @@ impl StoreLocation {
             format!("hdfs://{authority}")
         };
         let store = hdrs::HdrsStore::new(namenode, hadoop);
-        Ok(Self {
-            store: Arc::new(TimeoutStore::new(
-                Arc::new(store),
-                "HDFS",
-                format!("hdfs+jni://{authority}"),
-                timeout,
-            )),
-            prefix: parse_prefix(path, display)?,
-            display: display.to_string(),
-            local_root: None,
-            backend: Backend::Hdfs,
-        })
+        Self::remote(
+            Arc::new(store),
+            Backend::Hdfs,
+            format!("hdfs+jni://{authority}"),
+            timeout,
+            path,
+            display,
+        )
     }
 
     #[cfg(not(feature = "hdrs"))]
@@ -306,18 +315,14 @@ impl StoreLocation {
                     location: display.to_string(),
                     source,
                 })?;
-        Ok(Self {
-            store: Arc::new(TimeoutStore::new(
-                Arc::new(store),
-                "S3",
-                format!("s3://{bucket}"),
-                timeout,
-            )),
-            prefix: parse_prefix(path, display)?,
-            display: display.to_string(),
-            local_root: None,
-            backend: Backend::S3,
-        })
+        Self::remote(
+            Arc::new(store),
+            Backend::S3,
+            format!("s3://{bucket}"),
+            timeout,
+            path,
+            display,
+        )
     }
 
     fn open_local(path: &str, display: &str) -> Result<Self, StoreError> {
