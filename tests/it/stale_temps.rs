@@ -92,8 +92,10 @@ fn run_removes_client_temporaries_from_hdfs_staging_on_start() {
             .collect::<Vec<_>>(),
         ["_staging/sales/b00000001/.part-b00000001-0.parquet.tmp.1"]
     );
-    let csv = std::fs::read_to_string(shared_data().join("sales/transacciones_ventas.csv"))
-        .expect("sales csv");
+    // The bundled sample, so this runs on a plain clone too.
+    let csv =
+        std::fs::read_to_string(fixtures_landing().join("sales/transacciones_ventas-sample.csv"))
+            .expect("sales csv");
     let slice: String = csv.lines().take(11).map(|l| format!("{l}\n")).collect();
     t.land_bytes("sales", "ventas-1.csv", slice.into_bytes());
     t.run_once(&[]);
