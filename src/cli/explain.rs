@@ -27,7 +27,8 @@ use serde::Serialize;
 use super::checkpoint::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
 use super::{load_config, LocationArgs};
 use crate::checkpoint::{BatchRecord, CheckpointStore, FileRecord, FileStatus};
-use crate::config::{parse_duration, ConfigError, DatasetConfig};
+use crate::cli::UsageError;
+use crate::config::{parse_duration, DatasetConfig};
 use crate::source::fingerprint::fingerprint;
 use crate::source::listing::{evaluate_path, ignored_rule, Change, Readiness, SkipReason};
 use crate::store::StoreLocation;
@@ -195,14 +196,7 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     if let Some(s) = a.settle_time {
         config.settle_time = s;
     }
-    if let Some(dir) = local_dir(&config.landing) {
-        if !Path::new(dir).is_dir() {
-            return Err(ConfigError::Invalid(format!(
-                "landing {dir} does not exist or is not a directory"
-            ))
-            .into());
-        }
-    }
+    super::require_local_landing(&config.landing)?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
@@ -221,7 +215,7 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     };
     let mut x = explain(&config, &landing, &bronze, &store, &rel, a.quarantine_lines).await?;
     if x.file.is_none() && x.record.is_none() && x.batches.is_empty() {
-        return Err(ConfigError::Invalid(format!(
+        return Err(UsageError(format!(
             "{} does not exist in landing {} and the checkpoint has no record of it",
             a.path, landing.display
         ))
@@ -234,16 +228,10 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     emit(&render(&x))
 }
 
-fn local_dir(landing: &str) -> Option<&str> {
-    landing
-        .strip_prefix("file://")
-        .or((!landing.contains("://")).then_some(landing))
-}
-
 /// The path relative to landing that `arg` names.
 fn resolve(landing: &StoreLocation, arg: &str) -> anyhow::Result<String> {
     let outside = || {
-        ConfigError::Invalid(format!(
+        UsageError(format!(
             "{arg} is outside landing {} (give a file below it, or a path relative to it)",
             landing.display
         ))

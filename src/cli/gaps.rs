@@ -22,7 +22,8 @@ use serde::Serialize;
 use super::checkpoint::{blocking, emit, emit_json, fmt_time, open_read};
 use super::{load_config, LocationArgs};
 use crate::checkpoint::{CheckpointStore, FileStatus};
-use crate::config::{parse_duration, ConfigError};
+use crate::cli::UsageError;
+use crate::config::parse_duration;
 use crate::fetch::gharchive::{hour_range, parse_hour_arg, parse_hour_file_name, HourArg};
 use crate::source::listing::is_ignored_path;
 use crate::store::StoreLocation;
@@ -123,7 +124,7 @@ struct Seen {
 pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
     if !config.datasets.contains_key(&a.dataset) {
-        return Err(ConfigError::Invalid(format!(
+        return Err(UsageError(format!(
             "--dataset {}: no such dataset is configured",
             a.dataset
         ))
@@ -201,21 +202,21 @@ pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
         })
         .or_else(|| seen.keys().next_back().copied());
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(ConfigError::Invalid(format!(
+        return Err(UsageError(format!(
             "no hourly files (YYYY-MM-DD-H.json.gz) of {} in landing {} or the checkpoint: give --from and --to",
             a.dataset, landing.display
         ))
         .into());
     };
     if (to - from).num_hours() > MAX_HOURS {
-        return Err(ConfigError::Invalid(format!(
+        return Err(UsageError(format!(
             "--from {} --to {} spans more than {MAX_HOURS} hours",
             from.format("%Y-%m-%dT%H"),
             to.format("%Y-%m-%dT%H")
         ))
         .into());
     }
-    let hours = hour_range(from, to).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let hours = hour_range(from, to).map_err(|e| UsageError(e.to_string()))?;
     let report = build(&a, &config.landing, from, to, &hours, &seen);
     if a.json {
         return emit_json(&report);

@@ -226,7 +226,7 @@ fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::Fet
     }
     Follow::try_parse_from(argv)
         .map(|f| f.cmd)
-        .map_err(|e| crate::config::ConfigError::Invalid(format!("--fetch: {e}")).into())
+        .map_err(|e| UsageError(format!("--fetch: {e}")).into())
 }
 
 /// Loads the config file and applies the location overrides.
@@ -359,20 +359,8 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     config
         .validate()
         .context("while validating the configuration")?;
-    // A mistyped local landing path would otherwise be created empty and the run would report "nothing new":
-    // refuse it as a usage error (exit 2). `fetch` and `generate` still create landing, they write into it.
-    let local = config
-        .landing
-        .strip_prefix("file://")
-        .or((!config.landing.contains("://")).then_some(config.landing.as_str()));
-    if let Some(dir) = local {
-        if !std::path::Path::new(dir).is_dir() {
-            return Err(crate::config::ConfigError::Invalid(format!(
-                "landing {dir} does not exist or is not a directory (check --landing or `landing` in lander.toml)"
-            ))
-            .into());
-        }
-    }
+    // `fetch` and `generate` still create landing: they write into it.
+    require_local_landing(&config.landing)?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
@@ -426,7 +414,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     let fetcher = match args.fetch {
         None => None,
         Some(_) if bounded => {
-            return Err(crate::config::ConfigError::Invalid(
+            return Err(UsageError(
                 "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
                  backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
                     .into(),
@@ -524,9 +512,39 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     Ok(())
 }
 
+/// A mistake in how a command was invoked (a path that does not exist, a flag that does not fit the mode, a
+/// dataset that is not configured): exit code 2, like a configuration error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The local directory a landing location names, if it is local (a path or a `file://` URL).
+pub(crate) fn local_landing(landing: &str) -> Option<&str> {
+    landing
+        .strip_prefix("file://")
+        .or((!landing.contains("://")).then_some(landing))
+}
+
+/// A local landing must exist: a mistyped path would otherwise be created empty (or listed as empty) and the
+/// command would report "nothing new".
+///
+/// # Errors
+/// [`UsageError`] naming the directory.
+pub(crate) fn require_local_landing(landing: &str) -> Result<(), UsageError> {
+    match local_landing(landing) {
+        Some(dir) if !std::path::Path::new(dir).is_dir() => Err(UsageError(format!(
+            "landing {dir} does not exist or is not a directory (check --landing or `landing` in lander.toml)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Maps an error chain to the process exit code: 2 for configuration/usage errors, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return 2;
         }

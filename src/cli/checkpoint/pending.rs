@@ -20,7 +20,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     }
     let datasets: Vec<String> = match &a.common.dataset {
         Some(d) if !config.datasets.contains_key(d) => {
-            return Err(crate::config::ConfigError::Invalid(format!(
+            return Err(crate::cli::UsageError(format!(
                 "--dataset {d}: no such dataset is configured"
             )))
             .context("while choosing datasets")
