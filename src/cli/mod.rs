@@ -458,14 +458,17 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if let (Some(path), true) = (&args.summary_json, bounded) {
-        let report = summary::RunSummaryReport::new(
+    // The summary of a bounded run: printed as a table, and written as JSON for schedulers (also on failure).
+    let report = bounded.then(|| {
+        summary::RunSummaryReport::new(
             args.mode,
             ctx.landing.display.clone(),
             ctx.bronze.describe(""),
             started_at,
             result.as_ref().map_err(|e| e.to_string()),
-        );
+        )
+    });
+    if let (Some(path), Some(report)) = (&args.summary_json, &report) {
         report
             .write_json(path)
             .with_context(|| format!("while writing the run summary to {}", path.display()))?;
@@ -487,14 +490,9 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             if summary.batches.is_empty() {
                 println!("nothing new to ingest in {}", ctx.landing.display);
             } else {
-                let report = summary::RunSummaryReport::new(
-                    args.mode,
-                    ctx.landing.display.clone(),
-                    ctx.bronze.describe(""),
-                    started_at,
-                    Ok(&summary),
-                );
-                println!("{}", report.table());
+                if let Some(report) = &report {
+                    println!("{}", report.table());
+                }
                 println!(
                     "bronze: {} ({rows} rows written in this run)",
                     ctx.bronze.describe("")

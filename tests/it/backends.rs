@@ -436,6 +436,29 @@ impl Target {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `lander fetch s3 s3://<test bucket>/<src> --dataset sales` into this target's landing (with moto's
+    /// credentials in the environment); panics unless it exits 0, returns stdout.
+    pub fn fetch_s3(&self, src: &str) -> String {
+        let url = format!("s3://{BUCKET}/{src}");
+        let args = [
+            "fetch",
+            "s3",
+            &url,
+            "--dataset",
+            "sales",
+            "--landing",
+            &self.landing_url,
+        ];
+        let out = self
+            .cmd()
+            .envs(s3_env())
+            .args(args)
+            .output()
+            .expect("spawn");
+        assert_success(&out, &args, self.wd.path());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `run --mode once --settle-time 0s` with this target's locations plus `extra`.
     pub fn once_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]

@@ -298,26 +298,7 @@ fn fetch_s3_into_the_backend(kind: Kind) {
         rt.block_on(s3.put(&path, bytes.into()))
             .expect("put source");
     }
-    let url = format!("s3://{}/{src}", crate::backends::BUCKET);
-    let fetch = || {
-        let args = [
-            "fetch",
-            "s3",
-            &url,
-            "--dataset",
-            "sales",
-            "--landing",
-            &t.landing_url,
-        ];
-        let out = t
-            .cmd()
-            .envs(crate::backends::s3_env())
-            .args(args)
-            .output()
-            .expect("spawn");
-        assert_success(&out, &args, t.wd.path());
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let fetch = || t.fetch_s3(&src);
     let out = fetch();
     assert!(
         out.contains("fetched 2") && out.contains("skipped 0"),

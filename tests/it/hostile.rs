@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use arrow::array::AsArray;
@@ -256,30 +256,7 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
         .map(|s| s.to_string())
         .collect();
     args.extend(w.location_args());
-    let mut child = w
-        .cmd()
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let mut peak_kib = 0u64;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            for l in s.lines() {
-                if let Some(v) = l.strip_prefix("VmHWM:") {
-                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-                    peak_kib = peak_kib.max(kib);
-                }
-            }
-        }
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("output");
+    let (out, peak_kib) = run_measured(&w, &args);
     assert_success(&out, &[], w.path());
     eprintln!("peak RSS {peak_kib} KiB for a {LONG}-byte line");
     assert!(

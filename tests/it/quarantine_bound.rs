@@ -6,52 +6,6 @@ use std::io::Write as _;
 use crate::common::*;
 use crate::hostile::quarantine;
 
-/// Runs `lander <args>` in `w`, polling its peak RSS (`VmHWM`); returns (output, peak KiB).
-fn run_measured(w: &Workdir, args: &[String]) -> (std::process::Output, u64) {
-    let mut child = w
-        .cmd()
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let status = std::path::PathBuf::from(format!("/proc/{}/status", child.id()));
-    let mut peak = 0u64;
-    // Read the pipes on threads so a chatty child never blocks on a full pipe while we poll.
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out_pipe, &mut v).ok();
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err_pipe, &mut v).ok();
-        v
-    });
-    let exit = loop {
-        if let Ok(s) = std::fs::read_to_string(&status) {
-            for l in s.lines() {
-                if let Some(v) = l.strip_prefix("VmHWM:") {
-                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-                    peak = peak.max(kib);
-                }
-            }
-        }
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let out = std::process::Output {
-        status: exit,
-        stdout: out_t.join().expect("stdout thread"),
-        stderr: err_t.join().expect("stderr thread"),
-    };
-    (out, peak)
-}
-
 #[test]
 fn a_file_of_garbage_is_quarantined_in_bounded_parts_and_its_good_lines_land() {
     let Some(_) = require_shared_data() else {

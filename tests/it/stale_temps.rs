@@ -50,24 +50,7 @@ fn fetch_removes_stale_client_temporaries_from_an_hdfs_landing() {
         b"a,b\n3,4\n".to_vec().into(),
     ))
     .expect("put source");
-    let url = format!("s3://{}/{src}", crate::backends::BUCKET);
-    let args = [
-        "fetch",
-        "s3",
-        &url,
-        "--dataset",
-        "sales",
-        "--landing",
-        &t.landing_url,
-    ];
-    let out = t
-        .cmd()
-        .envs(crate::backends::s3_env())
-        .args(args)
-        .output()
-        .expect("spawn");
-    assert_success(&out, &args, t.wd.path());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("fetched 1"));
+    assert!(t.fetch_s3(&src).contains("fetched 1"));
     assert_eq!(
         landing_names(&t),
         [
