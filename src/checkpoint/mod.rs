@@ -309,11 +309,7 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn files(&self, dataset: Option<&str>) -> Result<Vec<FileRecord>> {
-        let prefix = match dataset {
-            Some(d) => format!("file/{d}/"),
-            None => "file/".to_string(),
-        };
-        let values: Vec<FileValue> = self.scan_values(&prefix)?;
+        let values: Vec<FileValue> = self.scan_values(&dataset_prefix("file", dataset))?;
         Ok(values.into_iter().map(|FileValue::V1(r)| r).collect())
     }
 
@@ -322,11 +318,7 @@ impl CheckpointStore {
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`].
     pub fn batches(&self, dataset: Option<&str>) -> Result<Vec<BatchRecord>> {
-        let prefix = match dataset {
-            Some(d) => format!("batch/{d}/"),
-            None => "batch/".to_string(),
-        };
-        let values: Vec<BatchValue> = self.scan_values(&prefix)?;
+        let values: Vec<BatchValue> = self.scan_values(&dataset_prefix("batch", dataset))?;
         Ok(values.into_iter().map(|BatchValue::V1(r)| r).collect())
     }
 
@@ -597,6 +589,14 @@ impl CheckpointStore {
     /// [`CheckpointError::Sled`].
     pub fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(self.sled_err())
+    }
+}
+
+/// The key prefix of the `kind` records (`file`, `batch`) of one dataset, or of every dataset.
+fn dataset_prefix(kind: &str, dataset: Option<&str>) -> String {
+    match dataset {
+        Some(d) => format!("{kind}/{d}/"),
+        None => format!("{kind}/"),
     }
 }
 

@@ -465,7 +465,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             ctx.landing.display.clone(),
             ctx.bronze.describe(""),
             started_at,
-            result.as_ref().map_err(|e| e.to_string()),
+            result.as_ref(),
         )
     });
     if let (Some(path), Some(report)) = (&args.summary_json, &report) {

@@ -89,7 +89,7 @@ impl RunSummaryReport {
         landing: String,
         bronze: String,
         started_at: DateTime<Utc>,
-        result: Result<&RunSummary, String>,
+        result: Result<&RunSummary, &crate::Error>,
     ) -> Self {
         let finished_at = Utc::now();
         let seconds = ((finished_at - started_at).num_microseconds().unwrap_or(0) as f64) / 1e6;
@@ -106,7 +106,7 @@ impl RunSummaryReport {
                 }
                 None
             }
-            Err(e) => Some(e),
+            Err(e) => Some(e.to_string()),
         };
         datasets.values_mut().for_each(DatasetSummary::finish);
         total.seconds = seconds;

@@ -511,6 +511,20 @@ mod tests {
         BTreeMap::from([(day, ks.to_vec())])
     }
 
+    /// A fresh index of dataset `g` in a temporary directory, loaded with nothing committed.
+    fn fresh() -> (tempfile::TempDir, DedupIndex) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = DedupIndex::new(dir.path());
+        idx.load("g", 0, None).expect("load");
+        (dir, idx)
+    }
+
+    /// Writes and publishes batch `b` of `g` holding `ks` on `day`.
+    fn commit(idx: &DedupIndex, b: u64, day: i32, ks: &[u128], horizon: Option<i32>) {
+        let s = idx.write_batch("g", b, keys(day, ks)).expect("write");
+        idx.publish(s, horizon).expect("publish");
+    }
+
     #[test]
     fn run_names_round_trip_including_days_before_1970() {
         for day in [-400, -1, 0, 16436, 20000] {
@@ -526,9 +540,7 @@ mod tests {
 
     #[test]
     fn lookups_are_exact_and_survive_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = DedupIndex::new(dir.path());
-        idx.load("g", 0, None).expect("load");
+        let (dir, idx) = fresh();
         let many: Vec<u128> = (0..50_000u128)
             .map(|i| i * 0x9E37_79B9_7F4A_7C15_F39C)
             .collect();
@@ -557,11 +569,8 @@ mod tests {
 
     #[test]
     fn uncommitted_runs_are_deleted_on_load() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = DedupIndex::new(dir.path());
-        idx.load("g", 0, None).expect("load");
-        let s = idx.write_batch("g", 1, keys(5, &[1, 2])).expect("write");
-        idx.publish(s, None).expect("publish");
+        let (dir, idx) = fresh();
+        commit(&idx, 1, 5, &[1, 2], None);
         // Batch 2 writes its runs, then the process dies before the checkpoint commit.
         let s2 = idx.write_batch("g", 2, keys(5, &[3])).expect("write");
         drop(s2);
@@ -578,25 +587,18 @@ mod tests {
 
     #[test]
     fn prune_drops_whole_days_and_quiet_days_merge() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = DedupIndex::new(dir.path());
-        idx.load("g", 0, None).expect("load");
+        let (dir, idx) = fresh();
         for b in 1..=3u64 {
-            let s = idx
-                .write_batch("g", b, keys(10, &[b as u128 * 100]))
-                .expect("write");
-            idx.publish(s, Some(0)).expect("publish");
+            commit(&idx, b, 10, &[b as u128 * 100], Some(0));
         }
         assert_eq!(idx.snapshot("g").stats().runs, 3);
         // Batch 4 touches day 11 only: day 10 goes quiet and is merged into one run.
-        let s = idx.write_batch("g", 4, keys(11, &[400])).expect("write");
-        idx.publish(s, Some(0)).expect("publish");
+        commit(&idx, 4, 11, &[400], Some(0));
         let st = idx.snapshot("g").stats();
         assert_eq!((st.runs, st.keys, st.days), (2, 4, 2));
         assert!(dir.path().join("dedup/g").join(run_name(10, 1, 3)).exists());
         // Batch 5 moves the horizon past day 10.
-        let s = idx.write_batch("g", 5, keys(11, &[500])).expect("write");
-        idx.publish(s, Some(11)).expect("publish");
+        commit(&idx, 5, 11, &[500], Some(11));
         let snap = idx.snapshot("g");
         assert!(!snap.contains(100, 10).expect("read"));
         assert!(snap.contains(400, 11).expect("read") && snap.contains(500, 11).expect("read"));
@@ -610,14 +612,9 @@ mod tests {
 
     #[test]
     fn interrupted_merge_keeps_the_merged_run_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = DedupIndex::new(dir.path());
-        idx.load("g", 0, None).expect("load");
+        let (dir, idx) = fresh();
         for b in 1..=2u64 {
-            let s = idx
-                .write_batch("g", b, keys(10, &[b as u128]))
-                .expect("write");
-            idx.publish(s, None).expect("publish");
+            commit(&idx, b, 10, &[b as u128], None);
         }
         // A merge whose output was renamed into place but whose inputs were not deleted yet.
         let snap = idx.snapshot("g");
@@ -632,14 +629,9 @@ mod tests {
 
     #[test]
     fn busy_days_are_bounded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let idx = DedupIndex::new(dir.path());
-        idx.load("g", 0, None).expect("load");
+        let (dir, idx) = fresh();
         for b in 1..=40u64 {
-            let s = idx
-                .write_batch("g", b, keys(10, &[b as u128]))
-                .expect("write");
-            idx.publish(s, None).expect("publish");
+            commit(&idx, b, 10, &[b as u128], None);
             assert!(idx.snapshot("g").stats().runs as usize <= MAX_RUNS_PER_DAY);
         }
         let snap = idx.snapshot("g");

@@ -13,9 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
-use super::{
-    batch, log_report, plan_options, recover_after_failure, BatchReport, Context, RunSummary,
-};
+use super::{plan_options, Attempt, BatchReport, Context, DaemonBatches, RunSummary};
 use crate::source::listing::{plan_listing, plan_paths, split_batches};
 use crate::source::watch::{watch, WatchEvent};
 use crate::Error;
@@ -110,7 +108,7 @@ async fn dataset_loop(
     ds: &str,
     mut rx: mpsc::Receiver<Wake>,
 ) -> Result<Vec<BatchReport>, Error> {
-    let mut reports = Vec::new();
+    let mut batches = DaemonBatches::default();
     let mut poll = tokio::time::interval(ctx.config.poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
@@ -118,7 +116,6 @@ async fn dataset_loop(
     let mut recheck: BTreeSet<String> = BTreeSet::new();
     let mut last_batch_end: Option<Instant> = None;
     let recheck_delay = ctx.config.settle_time + Duration::from_millis(20);
-    let mut failures = 0u32;
     let mut relist = false;
     loop {
         let mut paths = BTreeSet::new();
@@ -192,24 +189,17 @@ async fn dataset_loop(
             if ctx.cancel.is_cancelled() {
                 break;
             }
-            match batch::run_batch(ctx, ds, files).await {
-                Ok(Some(r)) => {
-                    failures = 0;
-                    log_report(&r);
-                    reports.push(r);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if !recover_after_failure(ctx, ds, &e, &mut failures).await {
-                        return Ok(reports);
-                    }
+            match batches.run(ctx, ds, files).await {
+                Attempt::Shutdown => return Ok(batches.reports),
+                Attempt::RolledBack => {
                     // List everything again: the failed batch's files are still new.
                     relist = true;
                     break;
                 }
+                Attempt::Done => {}
             }
             last_batch_end = Some(Instant::now());
         }
     }
-    Ok(reports)
+    Ok(batches.reports)
 }

@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod continuous;
 mod stage;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -290,8 +291,7 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
     let interval = ctx.config.interval;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut out = Vec::new();
-    let mut failures = 0u32;
+    let mut out = DaemonBatches::default();
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -315,26 +315,62 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             tracing::debug!(dataset = ds, "micro-batch: nothing new");
             continue;
         };
-        match batch::run_batch(ctx, ds, first).await {
-            Ok(Some(r)) => {
-                failures = 0;
-                log_report(&r);
-                out.push(r);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                if !recover_after_failure(ctx, ds, &e, &mut failures).await {
-                    break;
-                }
-                continue;
-            }
+        match out.run(ctx, ds, first).await {
+            Attempt::Shutdown => break,
+            Attempt::RolledBack => continue,
+            Attempt::Done => {}
         }
         let took = started.elapsed();
         if took > interval {
             tracing::warn!(dataset = ds, took = ?took, interval = ?interval, "micro-batch took longer than the interval; the next one starts now");
         }
     }
-    Ok(out)
+    Ok(out.reports)
+}
+
+/// The batches of a daemon mode (`micro-batch`, `continuous`): the committed reports, and the failures in a row
+/// that pace the retries.
+#[derive(Default)]
+pub(crate) struct DaemonBatches {
+    /// Committed batches.
+    pub(crate) reports: Vec<BatchReport>,
+    /// Failed attempts since the last commit.
+    failures: u32,
+}
+
+/// What became of one batch of a daemon mode.
+pub(crate) enum Attempt {
+    /// Committed (or nothing to commit).
+    Done,
+    /// Failed and rolled back: its files are still new; list again and retry.
+    RolledBack,
+    /// Failed, and shutdown was requested while waiting to roll it back.
+    Shutdown,
+}
+
+impl DaemonBatches {
+    /// Runs one batch; a failure is rolled back after a pause ([`recover_after_failure`]).
+    pub(crate) async fn run(
+        &mut self,
+        ctx: &Context,
+        ds: &str,
+        files: Vec<LandingFile>,
+    ) -> Attempt {
+        match batch::run_batch(ctx, ds, files).await {
+            Ok(report) => {
+                if let Some(r) = report {
+                    self.failures = 0;
+                    log_report(&r);
+                    self.reports.push(r);
+                }
+                Attempt::Done
+            }
+            Err(e) if recover_after_failure(ctx, ds, &e, &mut self.failures).await => {
+                Attempt::RolledBack
+            }
+            Err(_) => Attempt::Shutdown,
+        }
+    }
 }
 
 /// Longest pause between retries of a failed batch in `micro-batch` and `continuous`.
@@ -349,12 +385,7 @@ fn retry_delay(failures: u32) -> std::time::Duration {
 /// with exponential backoff, rolls the batch back ([`batch::recover`]), and repeats until the rollback itself
 /// works (the fault has cleared); the caller then lists landing again and retries. Returns `false` when
 /// shutdown was requested meanwhile (the next start rolls back whatever is left).
-pub(crate) async fn recover_after_failure(
-    ctx: &Context,
-    ds: &str,
-    error: &Error,
-    failures: &mut u32,
-) -> bool {
+async fn recover_after_failure(ctx: &Context, ds: &str, error: &Error, failures: &mut u32) -> bool {
     *failures += 1;
     let m = crate::metrics::get();
     m.batches_failed

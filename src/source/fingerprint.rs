@@ -100,8 +100,7 @@ mod tests {
 
     #[tokio::test]
     async fn identical_content_same_fingerprint_appends_keep_head() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let (_dir, loc) = crate::source::temp_landing();
         let body: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
         for name in ["a", "b"] {
             loc.store

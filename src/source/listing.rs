@@ -433,7 +433,7 @@ async fn list_objects(
         .await
         .expect("listing landing does not panic");
         for f in &listed.faults {
-            report_fault(dataset, &f.path, &f.reason);
+            report_fault(dataset, &f.path, &f.reason.to_string());
         }
         return listed.files;
     }
@@ -515,7 +515,8 @@ pub async fn evaluate_path(
         match super::walk::check_local_path(root, rel, opts.follow_symlinks) {
             Ok(true) => {}
             Ok(false) => return Ok(None),
-            Err(reason) => {
+            Err(skip) => {
+                let reason = skip.to_string();
                 report_fault(dataset, rel, &reason);
                 return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
             }

@@ -41,3 +41,11 @@ pub enum SourceError {
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
+
+/// A local landing in a fresh temporary directory, for unit tests (the directory lives as long as the guard).
+#[cfg(test)]
+pub(crate) fn temp_landing() -> (tempfile::TempDir, crate::store::StoreLocation) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loc = crate::store::StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+    (dir, loc)
+}

@@ -29,12 +29,61 @@ use super::names::is_ignored_name;
 use crate::store::StoreLocation;
 
 /// Why an entry of landing was skipped by a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Fault {
     /// Path relative to the landing root.
     pub path: String,
-    /// What is wrong, for the log (lowercase, names the object).
-    pub reason: String,
+    /// What is wrong.
+    pub reason: Skip,
+}
+
+/// What is wrong with a landing entry that a listing skips (the message is for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum Skip {
+    /// A symlink whose target does not exist.
+    #[error("broken symlink (its target does not exist); skipped")]
+    BrokenLink,
+    /// A chain of links the kernel gave up resolving (ELOOP).
+    #[error("symlink loop (the chain of links never reaches a file); skipped")]
+    LinkLoop,
+    /// A path that cannot be resolved for another reason.
+    #[error("cannot resolve its path: {0}; skipped")]
+    Unresolvable(std::io::Error),
+    /// A symlink to somewhere inside landing (relative path of the target).
+    #[error("symlink to {0:?} inside landing: not followed (the target is listed under its own name; following it would read it twice, or loop)")]
+    LinkInside(String),
+    /// A symlink out of landing while `follow_symlinks` is off.
+    #[error("symlink leaves landing (to {}): not followed (set follow_symlinks = true or pass --follow-symlinks to read it)", .0.display())]
+    LinkOutside(PathBuf),
+    /// A FIFO, socket or device.
+    #[error(
+        "not a regular file (a FIFO, socket or device would block or mislead a reader); skipped"
+    )]
+    NotRegular,
+    /// Its metadata cannot be read.
+    #[error("cannot read its metadata: {0}; skipped")]
+    Metadata(std::io::Error),
+    /// Its file type cannot be read.
+    #[error("cannot read its file type: {0}; skipped")]
+    FileType(std::io::Error),
+    /// A directory that cannot be read.
+    #[error("cannot read directory: {0}; skipped")]
+    Directory(std::io::Error),
+    /// An entry of a directory that cannot be read.
+    #[error("cannot read an entry of the directory: {0}; skipped")]
+    Entry(std::io::Error),
+    /// A file name that is not UTF-8.
+    #[error("file name is not valid UTF-8; skipped")]
+    NotUtf8,
+    /// A name that has no store location.
+    #[error("cannot map its name to a store location; skipped")]
+    NoLocation,
+    /// The dataset directory is a symlink to a file.
+    #[error("the dataset directory is a symlink to a file; skipped")]
+    DatasetLinkToFile,
+    /// The dataset "directory" is a file.
+    #[error("expected a dataset directory, found a file; skipped")]
+    DatasetIsFile,
 }
 
 /// What a local listing found.
@@ -49,66 +98,51 @@ pub struct LocalListing {
 /// Checks one path (from a filesystem event) against the same rules as [`list_local`]: `Ok(true)` when it is a
 /// regular file that may be read, `Ok(false)` when it is not a file at all (a directory; its files are listed on
 /// their own) or is gone, and `Err` with the reason when it must be skipped.
-pub fn check_local_path(root: &Path, rel: &str, follow_symlinks: bool) -> Result<bool, String> {
+pub fn check_local_path(root: &Path, rel: &str, follow_symlinks: bool) -> Result<bool, Skip> {
     let full = root.join(rel);
     let canonical = match std::fs::canonicalize(&full) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return match std::fs::symlink_metadata(&full) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    Err("broken symlink (its target does not exist); skipped".into())
-                }
+                Ok(m) if m.file_type().is_symlink() => Err(Skip::BrokenLink),
                 _ => Ok(false),
             }
         }
-        Err(e) => return Err(symlink_error(&e)),
+        Err(e) => return Err(symlink_error(e)),
     };
     if canonical != full {
         // Some component is a symlink.
         if canonical.starts_with(root) {
-            return Err(inside_reason(root, &canonical));
+            return Err(inside(root, &canonical));
         }
         if !follow_symlinks {
-            return Err(outside_reason(&canonical));
+            return Err(Skip::LinkOutside(canonical));
         }
     }
     match std::fs::metadata(&canonical) {
         Ok(m) if m.is_file() => Ok(true),
         Ok(m) if m.is_dir() => Ok(false),
-        Ok(_) => Err(NOT_REGULAR.into()),
+        Ok(_) => Err(Skip::NotRegular),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(format!("cannot read its metadata: {e}")),
+        Err(e) => Err(Skip::Metadata(e)),
     }
 }
 
-const NOT_REGULAR: &str =
-    "not a regular file (a FIFO, socket or device would block or mislead a reader); skipped";
-
-fn symlink_error(e: &std::io::Error) -> String {
+fn symlink_error(e: std::io::Error) -> Skip {
     // ELOOP: the kernel gave up resolving the chain of links.
     if e.raw_os_error() == Some(libc::ELOOP) {
-        "symlink loop (the chain of links never reaches a file); skipped".into()
+        Skip::LinkLoop
     } else {
-        format!("cannot resolve its path: {e}; skipped")
+        Skip::Unresolvable(e)
     }
 }
 
-fn inside_reason(root: &Path, target: &Path) -> String {
+fn inside(root: &Path, target: &Path) -> Skip {
     let rel = target
         .strip_prefix(root)
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let rel = if rel.is_empty() { ".".to_string() } else { rel };
-    format!(
-        "symlink to {rel:?} inside landing: not followed (the target is listed under its own name; following it would read it twice, or loop)"
-    )
-}
-
-fn outside_reason(target: &Path) -> String {
-    format!(
-        "symlink leaves landing (to {}): not followed (set follow_symlinks = true or pass --follow-symlinks to read it)",
-        target.display()
-    )
+    Skip::LinkInside(if rel.is_empty() { ".".to_string() } else { rel })
 }
 
 /// The store location of `<root>/<rel>`, encoded exactly as `LocalFileSystem` encodes the names it lists (a
@@ -157,7 +191,7 @@ pub fn list_local(
     follow_symlinks: bool,
 ) -> LocalListing {
     let mut out = LocalListing::default();
-    let mut fault = |path: String, reason: String| out.faults.push(Fault { path, reason });
+    let mut fault = |path: String, reason: Skip| out.faults.push(Fault { path, reason });
     let mut files = Vec::new();
     let start = root.join(dataset);
     let mut visited: HashSet<PathBuf> = HashSet::new();
@@ -165,23 +199,14 @@ pub fn list_local(
     let mut stack: Vec<(PathBuf, String)> = Vec::new();
     match std::fs::symlink_metadata(&start) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => fault(
-            dataset.to_string(),
-            format!("cannot read its metadata: {e}"),
-        ),
+        Err(e) => fault(dataset.to_string(), Skip::Metadata(e)),
         Ok(m) if m.is_dir() => stack.push((start, dataset.to_string())),
         Ok(m) if m.file_type().is_symlink() => match resolve_link(root, &start, follow_symlinks) {
             Ok(target) if target.is_dir() => stack.push((target, dataset.to_string())),
-            Ok(_) => fault(
-                dataset.to_string(),
-                "the dataset directory is a symlink to a file; skipped".into(),
-            ),
+            Ok(_) => fault(dataset.to_string(), Skip::DatasetLinkToFile),
             Err(reason) => fault(dataset.to_string(), reason),
         },
-        Ok(_) => fault(
-            dataset.to_string(),
-            "expected a dataset directory, found a file; skipped".into(),
-        ),
+        Ok(_) => fault(dataset.to_string(), Skip::DatasetIsFile),
     }
     while let Some((dir, rel_dir)) = stack.pop() {
         let canonical = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
@@ -192,10 +217,7 @@ pub fn list_local(
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                fault(
-                    rel_dir.clone(),
-                    format!("cannot read directory: {e}; skipped"),
-                );
+                fault(rel_dir.clone(), Skip::Directory(e));
                 continue;
             }
         };
@@ -203,10 +225,7 @@ pub fn list_local(
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    fault(
-                        rel_dir.clone(),
-                        format!("cannot read an entry of the directory: {e}; skipped"),
-                    );
+                    fault(rel_dir.clone(), Skip::Entry(e));
                     continue;
                 }
             };
@@ -214,7 +233,7 @@ pub fn list_local(
             let Some(name) = name.to_str() else {
                 fault(
                     format!("{rel_dir}/{}", name.to_string_lossy()),
-                    "file name is not valid UTF-8; skipped".into(),
+                    Skip::NotUtf8,
                 );
                 continue;
             };
@@ -227,7 +246,7 @@ pub fn list_local(
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    fault(rel, format!("cannot read its file type: {e}; skipped"));
+                    fault(rel, Skip::FileType(e));
                     continue;
                 }
             };
@@ -237,13 +256,10 @@ pub fn list_local(
                 match std::fs::metadata(&path) {
                     Ok(m) => match object_meta(landing, root, &rel, &m) {
                         Some(meta) => files.push(meta),
-                        None => fault(
-                            rel,
-                            "cannot map its name to a store location; skipped".into(),
-                        ),
+                        None => fault(rel, Skip::NoLocation),
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
+                    Err(e) => fault(rel, Skip::Metadata(e)),
                 }
             } else if file_type.is_symlink() {
                 let target = match resolve_link(root, &path, follow_symlinks) {
@@ -257,17 +273,14 @@ pub fn list_local(
                     Ok(m) if m.is_dir() => stack.push((target, rel)),
                     Ok(m) if m.is_file() => match object_meta(landing, root, &rel, &m) {
                         Some(meta) => files.push(meta),
-                        None => fault(
-                            rel,
-                            "cannot map its name to a store location; skipped".into(),
-                        ),
+                        None => fault(rel, Skip::NoLocation),
                     },
-                    Ok(_) => fault(rel, NOT_REGULAR.into()),
+                    Ok(_) => fault(rel, Skip::NotRegular),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => fault(rel, format!("cannot read its metadata: {e}; skipped")),
+                    Err(e) => fault(rel, Skip::Metadata(e)),
                 }
             } else {
-                fault(rel, NOT_REGULAR.into());
+                fault(rel, Skip::NotRegular);
             }
         }
     }
@@ -277,19 +290,17 @@ pub fn list_local(
 
 /// Resolves a symlink and applies the policy: `Ok(target)` only for a target outside landing with
 /// `follow_symlinks` set.
-fn resolve_link(root: &Path, link: &Path, follow_symlinks: bool) -> Result<PathBuf, String> {
+fn resolve_link(root: &Path, link: &Path, follow_symlinks: bool) -> Result<PathBuf, Skip> {
     let target = match std::fs::canonicalize(link) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("broken symlink (its target does not exist); skipped".into())
-        }
-        Err(e) => return Err(symlink_error(&e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Skip::BrokenLink),
+        Err(e) => return Err(symlink_error(e)),
     };
     if target.starts_with(root) {
-        return Err(inside_reason(root, &target));
+        return Err(inside(root, &target));
     }
     if !follow_symlinks {
-        return Err(outside_reason(&target));
+        return Err(Skip::LinkOutside(target));
     }
     Ok(target)
 }
@@ -300,9 +311,8 @@ mod tests {
 
     #[test]
     fn loops_links_and_special_files_are_faults_not_errors() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let outside = tempfile::tempdir().expect("tempdir");
-        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let (_dir, loc) = crate::source::temp_landing();
         let root = loc.local_root.clone().expect("local");
         std::fs::create_dir_all(root.join("ds/sub")).expect("mkdir");
         std::fs::write(root.join("ds/a.json"), b"{}\n").expect("write");
@@ -352,7 +362,7 @@ mod tests {
             l.faults
                 .iter()
                 .find(|f| f.path == p)
-                .map(|f| f.reason.clone())
+                .map(|f| f.reason.to_string())
                 .unwrap_or_default()
         };
         assert!(fault_of(&l, "ds/loop").contains("inside landing"));
@@ -371,20 +381,31 @@ mod tests {
                 "ds/sub/odd name.json"
             ]
         );
-        assert_eq!(check_local_path(&root, "ds/a.json", false), Ok(true));
-        assert_eq!(check_local_path(&root, "ds/sub", false), Ok(false));
-        assert!(check_local_path(&root, "ds/out.json", false).is_err());
-        assert_eq!(check_local_path(&root, "ds/out.json", true), Ok(true));
-        assert!(check_local_path(&root, "ds/loop/ds/a.json", true).is_err());
-        assert!(check_local_path(&root, "ds/pipe.json", false).is_err());
+        assert_eq!(check_local_path(&root, "ds/a.json", false).ok(), Some(true));
+        assert_eq!(check_local_path(&root, "ds/sub", false).ok(), Some(false));
+        assert!(matches!(
+            check_local_path(&root, "ds/out.json", false),
+            Err(Skip::LinkOutside(_))
+        ));
+        assert_eq!(
+            check_local_path(&root, "ds/out.json", true).ok(),
+            Some(true)
+        );
+        assert!(matches!(
+            check_local_path(&root, "ds/loop/ds/a.json", true),
+            Err(Skip::LinkInside(_))
+        ));
+        assert!(matches!(
+            check_local_path(&root, "ds/pipe.json", false),
+            Err(Skip::NotRegular)
+        ));
     }
 
     /// An unreadable directory (here: one whose path is longer than PATH_MAX, which `read_dir` refuses even to
     /// root) is a fault; the rest of the dataset is listed.
     #[test]
     fn an_unreadable_directory_is_a_fault_and_the_rest_is_listed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let (_dir, loc) = crate::source::temp_landing();
         let root = loc.local_root.clone().expect("local");
         std::fs::create_dir_all(root.join("ds")).expect("mkdir");
         std::fs::write(root.join("ds/ok.json"), b"{}\n").expect("write");
@@ -412,7 +433,10 @@ mod tests {
         assert_eq!(names, vec!["ds/ok.json"]);
         assert_eq!(l.faults.len(), 1, "{:?}", l.faults);
         assert!(
-            l.faults[0].reason.contains("cannot read directory"),
+            l.faults[0]
+                .reason
+                .to_string()
+                .contains("cannot read directory"),
             "{:?}",
             l.faults
         );

@@ -125,8 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn reports_created_and_renamed_files_with_relative_paths() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let loc = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let (_dir, loc) = crate::source::temp_landing();
         let mut w = watch(&loc, false);
         assert!(w.is_active());
         let root = loc.local_root.clone().expect("local");

@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _};
 
 use super::show::{file_table, resolve_file};
 use super::stats::format_horizon;
-use super::{blocking, emit, emit_json, open_read, open_write, FileJson, ResetArgs, ResetJson};
+use super::{blocking, emit, emit_json, file_json, open_read, open_write, ResetArgs, ResetJson};
 use crate::checkpoint::{CheckpointError, CheckpointStore, FileRecord};
 use crate::cli::load_config;
 
@@ -53,7 +53,7 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         if a.json {
             return emit_json(&ResetJson {
                 dry_run: true,
-                files: targets.iter().map(FileJson::from).collect(),
+                files: targets.iter().map(file_json).collect(),
             });
         }
         let _ = writeln!(
@@ -95,7 +95,7 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
     if a.json {
         return emit_json(&ResetJson {
             dry_run: false,
-            files: forgotten.iter().map(FileJson::from).collect(),
+            files: forgotten.iter().map(file_json).collect(),
         });
     }
     emit(&format!(

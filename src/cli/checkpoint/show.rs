@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use super::table::{fmt_time, human_bytes, kv_block, Table};
 use super::views::outputs_of;
 use super::{
-    blocking, emit, emit_json, open_read, BatchJson, FileJson, InputJson, ListArgs, OutputJson,
+    blocking, emit, emit_json, file_json, open_read, BatchJson, InputJson, ListArgs, OutputJson,
     ShowArgs, ShowBatchJson, ShowFileJson,
 };
 use crate::checkpoint::{BatchRecord, CheckpointError, FileRecord, FileStatus};
@@ -32,7 +32,7 @@ pub(super) async fn list(a: ListArgs) -> anyhow::Result<()> {
         files.truncate(n);
     }
     if a.common.json {
-        let rows: Vec<FileJson> = files.iter().map(FileJson::from).collect();
+        let rows: Vec<serde_json::Value> = files.iter().map(file_json).collect();
         return emit_json(&rows);
     }
     if files.is_empty() {
@@ -166,7 +166,7 @@ pub(super) async fn show(a: ShowArgs) -> anyhow::Result<()> {
     if a.common.json {
         return emit_json(&ShowFileJson {
             kind: "file",
-            file: FileJson::from(&file),
+            file: file_json(&file),
             reads,
             outputs,
         });

@@ -3,77 +3,26 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus};
 
-/// One processed landing file (`list --json` prints an array of these; `show --json` embeds one).
-#[derive(Debug, Serialize)]
-pub struct FileJson {
-    /// Dataset.
-    pub dataset: String,
-    /// Path relative to landing (`<dataset>/...`).
-    pub path: String,
-    /// `ok`, `partial` or `failed`.
-    pub status: &'static str,
-    /// Why the file failed (`failed` only, else null).
-    pub reason: Option<String>,
-    /// Size in bytes when last processed.
-    pub size: u64,
-    /// Modification time of the landing file when last processed (RFC 3339, UTC).
-    pub modified: DateTime<Utc>,
-    /// Bytes of the file consumed.
-    pub bytes_consumed: u64,
-    /// Lines (NDJSON) or records (CSV) consumed.
-    pub lines_consumed: u64,
-    /// Records written to bronze, over every read of the current version.
-    pub records_ok: u64,
-    /// Records sent to the quarantine.
-    pub records_quarantined: u64,
-    /// Records dropped as duplicates.
-    pub records_duplicate: u64,
-    /// The last batch that read it.
-    pub batch: Option<u64>,
-    /// Every batch that read the current version, oldest first.
-    pub batches: Vec<u64>,
-    /// How many times replaced content was ingested again (0 for a file never replaced).
-    pub versions: u32,
-    /// Content fingerprint (xxh3 of head, tail and size).
-    pub fingerprint: String,
-    /// Hash of the first KiB (tells appends from replacements).
-    pub head_hash: String,
-    /// When the last batch reading it committed (RFC 3339, UTC).
-    pub processed_at: DateTime<Utc>,
-    /// Committed unterminated lines that the file's later growth continued (omitted when none).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub continued_lines: Vec<u64>,
-}
-
-impl From<&FileRecord> for FileJson {
-    fn from(f: &FileRecord) -> Self {
-        Self {
-            dataset: f.dataset.clone(),
-            path: f.path.clone(),
-            status: f.status.name(),
-            reason: match &f.status {
-                FileStatus::Failed { reason } => Some(reason.clone()),
-                _ => None,
-            },
-            size: f.size,
-            modified: f.modified,
-            bytes_consumed: f.bytes_consumed,
-            lines_consumed: f.lines_consumed,
-            records_ok: f.records_ok,
-            records_quarantined: f.records_quarantined,
-            records_duplicate: f.records_duplicate,
-            batch: f.batches.last().copied(),
-            batches: f.batches.clone(),
-            versions: f.versions,
-            fingerprint: f.fingerprint.clone(),
-            head_hash: f.head_hash.clone(),
-            processed_at: f.processed_at,
-            continued_lines: f.continued_lines.clone(),
-        }
+/// One processed landing file as `list --json` prints it (`show --json` embeds one, `reset --json` lists them):
+/// the stored [`FileRecord`], field for field, except that `status` is its short name (`ok`, `partial` or
+/// `failed`), with `reason` (why a file failed, else null) and `batch` (the last batch that read it) beside it.
+pub fn file_json(f: &FileRecord) -> Value {
+    let mut v =
+        serde_json::to_value(f).expect("a file record is plain data and serializes to JSON");
+    if let Some(map) = v.as_object_mut() {
+        let reason = match &f.status {
+            FileStatus::Failed { reason } => Value::from(reason.as_str()),
+            _ => Value::Null,
+        };
+        map.insert("status".into(), f.status.name().into());
+        map.insert("reason".into(), reason);
+        map.insert("batch".into(), f.batches.last().copied().into());
     }
+    v
 }
 
 /// One read of a landing file by a batch (`show --json` of a file: `reads`; of a batch: `inputs`).
@@ -195,7 +144,7 @@ pub struct ShowFileJson {
     /// Always `file`.
     pub kind: &'static str,
     /// The file record.
-    pub file: FileJson,
+    pub file: Value,
     /// Every read of this path by a committed batch (including reads from before a reset), oldest first.
     pub reads: Vec<InputJson>,
     /// The files published by those batches (shared with the batches' other inputs).
@@ -305,48 +254,13 @@ pub struct PendingJson {
     pub ready: bool,
 }
 
-/// `verify --json`.
-#[derive(Debug, Serialize)]
-pub struct VerifyJson {
-    /// True when no problem was found (the exit code is then 0).
-    pub consistent: bool,
-    /// Datasets checked.
-    pub datasets: Vec<String>,
-    /// Committed output files checked.
-    pub outputs_checked: u64,
-    /// Whether Parquet footers were read to check row counts.
-    pub row_counts_checked: bool,
-    /// Files listed in bronze for the orphan check.
-    pub bronze_files_listed: u64,
-    /// Every problem found.
-    pub problems: Vec<ProblemJson>,
-    /// Observations that are not problems (an in-flight batch, a snapshot).
-    pub notes: Vec<String>,
-}
-
-/// One problem found by `verify`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProblemJson {
-    /// `missing`, `size_mismatch`, `row_count_mismatch`, `unreadable`, `orphan`, `ingested_twice` or
-    /// `unknown_batch`.
-    pub kind: &'static str,
-    /// Dataset.
-    pub dataset: String,
-    /// The bronze path (relative to bronze) or, for `ingested_twice`/`unknown_batch`, the landing path.
-    pub path: String,
-    /// The batch concerned, when one is.
-    pub batch: Option<u64>,
-    /// A sentence saying what is wrong.
-    pub message: String,
-}
-
 /// `reset --json`.
 #[derive(Debug, Serialize)]
 pub struct ResetJson {
     /// Whether nothing was changed (`--dry-run`).
     pub dry_run: bool,
     /// The file records forgotten (or that would be).
-    pub files: Vec<FileJson>,
+    pub files: Vec<Value>,
 }
 
 /// One line of `export` (and of the input of `import`).
