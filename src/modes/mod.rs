@@ -18,6 +18,7 @@
 //! [`batch::run_batch`].
 
 pub mod batch;
+mod commit;
 pub mod continuous;
 mod stage;
 pub mod verify;

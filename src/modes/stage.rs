@@ -8,10 +8,19 @@ use futures::TryStreamExt;
 use object_store::{GetOptions, GetRange};
 use tokio::sync::mpsc;
 
-use super::batch::Context;
-use crate::decode::{DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, QuarantineRecord};
+use std::sync::Arc;
+
+use object_store::ObjectStoreExt;
+
+use super::batch::{blocking, Context};
+use crate::checkpoint::{BatchIntent, StoredSchema};
+use crate::config::DatasetConfig;
+use crate::decode::csv::CsvDecoder;
+use crate::decode::{
+    DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, LineSource, QuarantineRecord,
+};
 use crate::dedup::Deduper;
-use crate::sink::parquet::{encode_quarantine, upload_parts};
+use crate::sink::parquet::{delete_prefix, encode_quarantine, put_staged, upload_parts};
 use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
@@ -52,6 +61,7 @@ pub(super) struct FileOutcome {
     pub(super) quarantined: u64,
 }
 
+#[derive(Default)]
 pub(super) struct Staged {
     pub(super) outcomes: Vec<FileOutcome>,
     pub(super) quarantine: Vec<QuarantineRecord>,
@@ -59,6 +69,261 @@ pub(super) struct Staged {
     pub(super) parts: Vec<WrittenFile>,
     pub(super) min_time: Option<i64>,
     pub(super) max_time: Option<i64>,
+}
+
+/// What stage 2 left under staging names, ready to publish.
+pub(super) struct StagedBatch {
+    /// Files read, in path order; `staged.outcomes` has one outcome per file.
+    pub(super) files: Vec<LandingFile>,
+    /// Files rejected as a whole (copied to the quarantine), with why.
+    pub(super) failed: Vec<(LandingFile, DecodeError)>,
+    /// What decoding `files` produced.
+    pub(super) staged: Staged,
+    /// The CSV schema this batch inferred, to store with its commit.
+    pub(super) schema: Option<StoredSchema>,
+    /// Everything the batch publishes: data parts, quarantine parts and the copies of failed files.
+    pub(super) outputs: Vec<WrittenFile>,
+}
+
+/// How the decoder of a batch was resolved.
+enum Resolved {
+    /// The decoder, and the CSV schema to store when this batch inferred it.
+    Ready(Decoder, Option<StoredSchema>),
+    /// File `index`'s header made schema inference fail.
+    FileFailed(usize, DecodeError),
+}
+
+/// Stage 2 of the protocol for the batch of `intent`: stages `files` under the batch's staging prefix, re-running
+/// the attempt without each file that fails as a whole, then stages the quarantine (bad records, and copies of
+/// the failed files). Returns `None`, with the intent cleared and nothing left in bronze, when shutdown came
+/// first or no file is left to record.
+///
+/// # Errors
+/// Sink and checkpoint failures (fatal).
+pub(super) async fn stage_batch(
+    ctx: &Context,
+    intent: &BatchIntent,
+    mut files: Vec<LandingFile>,
+) -> Result<Option<StagedBatch>, Error> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let ingested_at = intent.started_at.timestamp_micros();
+    let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
+    let mut reject = |files: &mut Vec<LandingFile>, i: usize, e: DecodeError| {
+        let f = files.remove(i);
+        tracing::warn!(dataset, path = %f.path, error = %e, "file rejected as a whole; re-running the batch without it");
+        failed.push((f, e));
+    };
+    let mut staged = None;
+    let mut schema = None;
+    while !files.is_empty() {
+        let decoder = match resolve_decoder(ctx, dataset, &files).await? {
+            Resolved::Ready(decoder, inferred) => {
+                schema = inferred;
+                decoder
+            }
+            Resolved::FileFailed(i, e) => {
+                reject(&mut files, i, e);
+                continue;
+            }
+        };
+        match stage(ctx, dataset, id, &files, &decoder, ingested_at).await {
+            Ok(s) => {
+                staged = Some(s);
+                break;
+            }
+            Err(AttemptError::FileFailed(i, e)) => {
+                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                reject(&mut files, i, e);
+            }
+            Err(AttemptError::Cancelled) => {
+                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                clear_intent(ctx, dataset).await?;
+                tracing::info!(
+                    dataset,
+                    batch = id,
+                    "shutdown: abandoned the batch before publishing; nothing was written"
+                );
+                return Ok(None);
+            }
+            Err(AttemptError::Fatal(e)) => {
+                if let Err(cleanup) = delete_prefix(&ctx.bronze, &intent.staging_prefix).await {
+                    tracing::warn!(error = %cleanup, "could not remove staging objects; the next start will");
+                }
+                return Err(e);
+            }
+        }
+    }
+    if staged.is_none() {
+        schema = None;
+    }
+    let staged = staged.unwrap_or_default();
+    // Vanished files (deleted before or while being read) are skipped without a record.
+    failed.retain(|(f, e)| {
+        let gone = matches!(e, DecodeError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if gone {
+            tracing::warn!(dataset, path = %f.path, "file was deleted before or while it was read; skipped");
+        }
+        !gone
+    });
+    if files.is_empty() && failed.is_empty() {
+        clear_intent(ctx, dataset).await?;
+        return Ok(None);
+    }
+    let outputs = stage_quarantine(ctx, intent, &staged, &failed).await?;
+    Ok(Some(StagedBatch {
+        files,
+        failed,
+        staged,
+        schema,
+        outputs,
+    }))
+}
+
+async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), Error> {
+    let cp = ctx.checkpoint.clone();
+    let ds = dataset.to_string();
+    Ok(blocking(move || cp.clear_intent(&ds)).await?)
+}
+
+/// Stages the quarantine of a batch: failed files copied whole, and one quarantine part with the bad records of
+/// good files plus a record per failed file. Returns every output of the batch (data parts first).
+async fn stage_quarantine(
+    ctx: &Context,
+    intent: &BatchIntent,
+    staged: &Staged,
+    failed: &[(LandingFile, DecodeError)],
+) -> Result<Vec<WrittenFile>, Error> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let mut outputs = staged.parts.clone();
+    let mut quarantine = staged.quarantine.clone();
+    for (f, e) in failed {
+        let dest = format!("_quarantine/{dataset}/files/b{id:08}/{}", f.path);
+        let staging = format!("{}/files/{}", intent.staging_prefix, f.path);
+        copy_to_bronze(ctx, f, &staging).await?;
+        outputs.push(WrittenFile {
+            staging,
+            final_path: dest.clone(),
+            rows: 0,
+            bytes: f.size,
+        });
+        quarantine.push(QuarantineRecord {
+            source_file: f.path.clone(),
+            line: 0,
+            offset: 0,
+            reason: format!("whole file rejected: {e}; copied to {dest}"),
+            raw: Vec::new(),
+        });
+    }
+    if !quarantine.is_empty() {
+        let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q.parquet");
+        let staging = format!("{}/quarantine.parquet", intent.staging_prefix);
+        let rows = quarantine.len() as u64;
+        let fp = final_path.clone();
+        let ingested_at = intent.started_at.timestamp_micros();
+        let bytes = blocking(move || encode_quarantine(&quarantine, id, ingested_at, &fp)).await?;
+        let n = bytes.len() as u64;
+        put_staged(&ctx.bronze, &staging, bytes).await?;
+        outputs.push(WrittenFile {
+            staging,
+            final_path,
+            rows,
+            bytes: n,
+        });
+    }
+    Ok(outputs)
+}
+
+/// Resolves the decoder of `dataset` for these files: GH Archive needs nothing; CSV uses the stored schema or
+/// infers one from the first file that starts at offset 0.
+async fn resolve_decoder(
+    ctx: &Context,
+    dataset: &str,
+    files: &[LandingFile],
+) -> Result<Resolved, Error> {
+    let opts = match ctx.config.datasets.get(dataset) {
+        Some(DatasetConfig::Csv(o)) => o.clone(),
+        _ => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
+    };
+    let cp = ctx.checkpoint.clone();
+    let ds = dataset.to_string();
+    let stored = blocking(move || cp.schema(&ds)).await?;
+    let (schema, new) = match stored {
+        Some(s) => (s, false),
+        None => {
+            let Some((i, f)) = files
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.gzip || f.start_offset == 0)
+            else {
+                return Ok(Resolved::FileFailed(
+                    0,
+                    DecodeError::Header {
+                        path: files.first().map(|f| f.path.clone()).unwrap_or_default(),
+                        dataset: dataset.to_string(),
+                        reason:
+                            "no stored schema and no file read from its start to infer one from"
+                                .into(),
+                    },
+                ));
+            };
+            let input = decode_input(f, 0);
+            let reader = match open_reader(&ctx.landing, f, 0).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Resolved::FileFailed(i, e)),
+            };
+            let o = opts.clone();
+            let ds = dataset.to_string();
+            let inferred = blocking(move || {
+                let lines = LineSource::new(reader, &input)?;
+                crate::decode::csv::infer_schema(lines, &o, &ds)
+            })
+            .await;
+            match inferred {
+                Ok(s) => {
+                    let cols: Vec<String> = s
+                        .columns
+                        .iter()
+                        .map(|c| format!("{}:{}", c.name, c.ty))
+                        .collect();
+                    tracing::info!(dataset, from = %f.path, columns = %cols.join(", "), "inferred and fixed the CSV schema");
+                    (s, true)
+                }
+                Err(e) => return Ok(Resolved::FileFailed(i, e)),
+            }
+        }
+    };
+    let dec = CsvDecoder::new(dataset, &opts, &schema)?;
+    Ok(Resolved::Ready(
+        Decoder::Csv(Arc::new(dec)),
+        new.then_some(schema),
+    ))
+}
+
+/// Streams a landing file into a bronze staging object (for the quarantine of failed files).
+async fn copy_to_bronze(ctx: &Context, f: &LandingFile, staging: &str) -> Result<(), Error> {
+    let store_err = |source| SinkError::Store {
+        action: "copy to quarantine",
+        path: f.path.clone(),
+        source,
+    };
+    let got = match ctx.landing.store.get(&f.location).await {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(store_err(e).into()),
+    };
+    let upload = ctx
+        .bronze
+        .store
+        .put_multipart(&ctx.bronze.path(staging))
+        .await
+        .map_err(store_err)?;
+    let mut w = object_store::WriteMultipart::new(upload);
+    let mut stream = got.into_stream();
+    while let Some(chunk) = stream.try_next().await.map_err(store_err)? {
+        w.put(chunk);
+    }
+    w.finish().await.map_err(store_err)?;
+    Ok(())
 }
 
 enum FileMsg {

@@ -1,0 +1,263 @@
+//! Steps 5 and 6 of the commit protocol (see [`super::batch`]): write the batch's dedup runs, then commit the
+//! file records, the batch record and the schema in one atomic sled batch, then make the runs visible.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::batch::{blocking, failpoint, Context};
+use super::stage::{FileOutcome, StagedBatch};
+use crate::checkpoint::{
+    BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,
+};
+use crate::dedup::index::keep_from_day;
+use crate::source::{Change, LandingFile};
+use crate::Error;
+
+/// What a committed batch adds up to.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Totals {
+    /// Rows written to bronze.
+    pub(super) rows: u64,
+    /// Records dropped as duplicates.
+    pub(super) duplicates: u64,
+    /// Records quarantined (a file rejected as a whole counts one).
+    pub(super) quarantined: u64,
+    /// Landing bytes read.
+    pub(super) input_bytes: u64,
+}
+
+/// Writes the dedup runs of the published batch `intent`, commits it, and publishes the runs. Returns the
+/// totals and the commit time.
+///
+/// # Errors
+/// Checkpoint and dedup index failures: nothing of the batch counts then (recovery takes it back).
+pub(super) async fn commit(
+    ctx: &Context,
+    intent: &BatchIntent,
+    staged: &mut StagedBatch,
+) -> Result<(Totals, DateTime<Utc>), Error> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let committed_at = Utc::now();
+    let (inputs, files, totals) = records(staged, id, committed_at);
+    let batch = BatchRecord {
+        id,
+        dataset: dataset.to_string(),
+        started_at: intent.started_at,
+        committed_at,
+        inputs,
+        outputs: staged
+            .outputs
+            .iter()
+            .map(|f| OutputFile {
+                path: f.final_path.clone(),
+                rows: f.rows,
+                bytes: f.bytes,
+            })
+            .collect(),
+        rows: totals.rows,
+        duplicates: totals.duplicates,
+        quarantined: totals.quarantined,
+        min_event_time: staged.staged.min_time,
+        max_event_time: staged.staged.max_time,
+    };
+    let commit_started = Instant::now();
+
+    // 5. Dedup runs: durable before the commit that makes them count. Days already behind the horizon that this
+    // batch moves the watermark to are not written at all.
+    let (runs, keep) = {
+        let cp = ctx.checkpoint.clone();
+        let index = ctx.dedup.clone();
+        let ds = dataset.to_string();
+        let horizon = ctx.config.dedup_horizon;
+        let max_time = staged.staged.max_time;
+        let mut keys = std::mem::take(&mut staged.staged.new_keys);
+        blocking(move || -> Result<_, Error> {
+            let wm = match (cp.watermark(&ds)?, max_time) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            let keep = keep_from_day(wm, horizon);
+            if let Some(k) = keep {
+                keys = keys.split_off(&k);
+            }
+            Ok((index.write_batch(&ds, id, keys)?, keep))
+        })
+        .await?
+    };
+    failpoint("runs");
+
+    // 6. Commit: from here the batch counts.
+    let commit = BatchCommit {
+        batch,
+        files,
+        schema: staged.schema.take(),
+    };
+    let cp = ctx.checkpoint.clone();
+    blocking(move || {
+        #[cfg(feature = "failpoints")]
+        crate::faults::checkpoint_commit(cp.dir())?;
+        cp.commit(&commit)
+    })
+    .await?;
+    failpoint("committed");
+    let run_files = runs.len();
+    let index = ctx.dedup.clone();
+    blocking(move || index.publish(runs, keep)).await?;
+    tracing::debug!(
+        dataset,
+        batch = id,
+        run_files,
+        commit_ms = commit_started.elapsed().as_secs_f64() * 1e3,
+        "dedup runs written, batch committed, runs published"
+    );
+    Ok((totals, committed_at))
+}
+
+/// The batch's inputs, the new record of every file it read, and its totals.
+fn records(
+    staged: &StagedBatch,
+    id: u64,
+    committed_at: DateTime<Utc>,
+) -> (Vec<BatchInput>, Vec<FileRecord>, Totals) {
+    let mut inputs = Vec::new();
+    let mut records = Vec::new();
+    let mut totals = Totals::default();
+    for (f, o) in staged.files.iter().zip(&staged.staged.outcomes) {
+        let start = if f.gzip { 0 } else { f.start_offset };
+        let end = if f.gzip { f.size } else { o.end.end_offset };
+        totals.rows += o.ok;
+        totals.duplicates += o.duplicates;
+        totals.quarantined += o.quarantined;
+        totals.input_bytes += end.saturating_sub(start);
+        inputs.push(BatchInput {
+            path: f.path.clone(),
+            start,
+            end,
+            records_ok: o.ok,
+            records_quarantined: o.quarantined,
+            records_duplicate: o.duplicates,
+        });
+        let status = if f.gzip || (f.is_final && end >= f.size) {
+            FileStatus::Ok
+        } else {
+            FileStatus::Partial
+        };
+        records.push(file_record(f, id, committed_at, end, o, status));
+    }
+    for (f, e) in &staged.failed {
+        totals.quarantined += 1;
+        inputs.push(BatchInput {
+            path: f.path.clone(),
+            start: 0,
+            end: f.size,
+            records_ok: 0,
+            records_quarantined: 0,
+            records_duplicate: 0,
+        });
+        let nothing = FileOutcome::default();
+        let status = FileStatus::Failed {
+            reason: e.to_string(),
+        };
+        records.push(file_record(f, id, committed_at, f.size, &nothing, status));
+    }
+    (inputs, records, totals)
+}
+
+/// The record of `f` after batch `batch` read it up to `end_offset` with outcome `o`: counts of an appended
+/// tail add to the prior record's, a replaced file starts a new version.
+fn file_record(
+    f: &LandingFile,
+    batch: u64,
+    at: DateTime<Utc>,
+    end_offset: u64,
+    o: &FileOutcome,
+    status: FileStatus,
+) -> FileRecord {
+    let appended = f.change == Change::Appended;
+    let (base_ok, base_q, base_d, mut batches, versions) = match (&f.prior, appended) {
+        (Some(p), true) => (
+            p.records_ok,
+            p.records_quarantined,
+            p.records_duplicate,
+            p.batches.clone(),
+            p.versions,
+        ),
+        (Some(p), false) => (0, 0, 0, p.batches.clone(), p.versions + 1),
+        (None, _) => (0, 0, 0, Vec::new(), 0),
+    };
+    batches.push(batch);
+    let mut continued_lines = match (&f.prior, appended) {
+        (Some(p), true) => p.continued_lines.clone(),
+        _ => Vec::new(),
+    };
+    if f.continues_line {
+        continued_lines.push(f.start_line);
+    }
+    FileRecord {
+        dataset: f.dataset.clone(),
+        path: f.path.clone(),
+        size: f.size,
+        modified: f.modified,
+        fingerprint: f.fingerprint.clone(),
+        head_hash: f.head_hash.clone(),
+        bytes_consumed: end_offset,
+        lines_consumed: o.end.end_line,
+        records_ok: base_ok + o.ok,
+        records_quarantined: base_q + o.quarantined,
+        records_duplicate: base_d + o.duplicates,
+        batches,
+        versions,
+        status,
+        processed_at: at,
+        continued_lines,
+    }
+}
+
+/// Records a committed batch in the metrics.
+pub(super) fn record_metrics<'a>(
+    ctx: &Context,
+    dataset: &str,
+    files: impl Iterator<Item = &'a LandingFile>,
+    committed_at: DateTime<Utc>,
+    totals: Totals,
+    failed_files: usize,
+    took: std::time::Duration,
+) {
+    let m = crate::metrics::get();
+    let l = crate::metrics::ds(dataset);
+    let mut n = 0i64;
+    let mut bytes = 0i64;
+    for f in files {
+        n += 1;
+        bytes += f.pending_bytes() as i64;
+        let lag = (committed_at - f.modified).num_milliseconds().max(0) as f64 / 1e3;
+        m.land_to_commit.get_or_create(&l).observe(lag);
+    }
+    m.files_ingested.get_or_create(&l).inc_by(n as u64);
+    m.rows_written.get_or_create(&l).inc_by(totals.rows);
+    m.duplicates_dropped
+        .get_or_create(&l)
+        .inc_by(totals.duplicates);
+    m.records_quarantined
+        .get_or_create(&l)
+        .inc_by(totals.quarantined);
+    m.input_bytes.get_or_create(&l).inc_by(totals.input_bytes);
+    m.files_failed.get_or_create(&l).inc_by(failed_files as u64);
+    m.batches_committed.get_or_create(&l).inc();
+    m.batch_duration
+        .get_or_create(&l)
+        .observe(took.as_secs_f64());
+    m.last_commit
+        .get_or_create(&l)
+        .set(committed_at.timestamp_micros() as f64 / 1e6);
+    m.dataset_failing.get_or_create(&l).set(0);
+    // What this batch read is no longer backlog (the next listing sets the exact figure).
+    let files = m.backlog_files.get_or_create(&l);
+    files.set((files.get() - n).max(0));
+    let left = m.backlog_bytes.get_or_create(&l);
+    left.set((left.get() - bytes).max(0));
+    m.dedup_keys
+        .get_or_create(&l)
+        .set(ctx.dedup.snapshot(dataset).stats().keys as i64);
+}
