@@ -69,6 +69,18 @@ impl TempSink {
     }
 }
 
+/// A retryable [`FetchError::Truncated`] unless `received_bytes` is the `expected_bytes` length.
+fn check_length(url: &str, expected_bytes: u64, received_bytes: u64) -> Result<(), AttemptError> {
+    if received_bytes == expected_bytes {
+        return Ok(());
+    }
+    Err(AttemptError::retry(FetchError::Truncated {
+        url: url.to_string(),
+        expected_bytes,
+        received_bytes,
+    }))
+}
+
 impl Downloader {
     /// Copies the kept prefix (when resuming) and then the response body into `sink`.
     #[allow(clippy::too_many_arguments)]
@@ -97,15 +109,7 @@ impl Downloader {
                     .await
                     .map_err(|e| SinkError::Discard(self.sink_failure(temp, e)))?;
             }
-            if sink.written != resume_from {
-                return Err(SinkError::Discard(AttemptError::retry(
-                    FetchError::Truncated {
-                        url: url.to_string(),
-                        expected_bytes: resume_from,
-                        received_bytes: sink.written,
-                    },
-                )));
-            }
+            check_length(url, resume_from, sink.written).map_err(SinkError::Discard)?;
         }
         let mut body = response.bytes_stream();
         loop {
@@ -141,15 +145,7 @@ impl Downloader {
             }
         }
         if let Some(total) = expected_total {
-            if sink.written != total {
-                return Err(SinkError::Keep(AttemptError::retry(
-                    FetchError::Truncated {
-                        url: url.to_string(),
-                        expected_bytes: total,
-                        received_bytes: sink.written,
-                    },
-                )));
-            }
+            check_length(url, total, sink.written).map_err(SinkError::Keep)?;
         }
         Ok(())
     }
