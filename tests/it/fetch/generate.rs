@@ -72,11 +72,10 @@ fn read_dir_csv(dir: &Path) -> (Vec<String>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_sales_is_deterministic_and_reports_its_noise() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let args = [
+    // 5000 rows from seed 42 with 2% duplicates and 1% malformed, cut into 3 files here and into 1 below.
+    let rows = [
         "--rows",
         "5000",
-        "--files",
-        "3",
         "--seed",
         "42",
         "--duplicate-share",
@@ -84,6 +83,7 @@ async fn generate_sales_is_deterministic_and_reports_its_noise() {
         "--malformed-share",
         "0.01",
     ];
+    let args = [&rows[..], &["--files", "3"]].concat();
     let summary = generate(&dir.path().join("a"), &args)
         .await
         .expect("generate");
@@ -113,21 +113,9 @@ async fn generate_sales_is_deterministic_and_reports_its_noise() {
     )));
 
     // Same seed elsewhere, cut into one file: the same rows.
-    let one = generate(
-        &dir.path().join("b"),
-        &[
-            "--rows",
-            "5000",
-            "--seed",
-            "42",
-            "--duplicate-share",
-            "0.02",
-            "--malformed-share",
-            "0.01",
-        ],
-    )
-    .await
-    .expect("generate");
+    let one = generate(&dir.path().join("b"), &rows)
+        .await
+        .expect("generate");
     let (_, text_b) = read_dir_csv(&dir.path().join("b/sales"));
     assert_eq!(text, text_b);
     assert_eq!(one.counts, summary.counts);
