@@ -70,15 +70,14 @@ impl TempSink {
 }
 
 /// A retryable [`FetchError::Truncated`] unless `received_bytes` is the `expected_bytes` length.
-fn check_length(url: &str, expected_bytes: u64, received_bytes: u64) -> Result<(), AttemptError> {
-    if received_bytes == expected_bytes {
-        return Ok(());
-    }
-    Err(AttemptError::retry(FetchError::Truncated {
-        url: url.to_string(),
-        expected_bytes,
-        received_bytes,
-    }))
+fn truncation(url: &str, expected_bytes: u64, received_bytes: u64) -> Option<AttemptError> {
+    (received_bytes != expected_bytes).then(|| {
+        AttemptError::retry(FetchError::Truncated {
+            url: url.to_string(),
+            expected_bytes,
+            received_bytes,
+        })
+    })
 }
 
 impl Downloader {
@@ -109,7 +108,9 @@ impl Downloader {
                     .await
                     .map_err(|e| SinkError::Discard(self.sink_failure(temp, e)))?;
             }
-            check_length(url, resume_from, sink.written).map_err(SinkError::Discard)?;
+            if let Some(error) = truncation(url, resume_from, sink.written) {
+                return Err(SinkError::Discard(error));
+            }
         }
         let mut body = response.bytes_stream();
         loop {
@@ -144,8 +145,8 @@ impl Downloader {
                 None => break,
             }
         }
-        if let Some(total) = expected_total {
-            check_length(url, total, sink.written).map_err(SinkError::Keep)?;
+        if let Some(error) = expected_total.and_then(|total| truncation(url, total, sink.written)) {
+            return Err(SinkError::Keep(error));
         }
         Ok(())
     }
