@@ -13,6 +13,8 @@
 //! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, S3 objects,
 //!   synthetic sales): [`fetch`]'s `download` streams a body into a hidden temporary name, `verify` checks gzip,
 //!   and the no-clobber rename publishes it. It refuses names that [`source::names`] says landing never reads.
+//!   It imports neither `config` nor `checkpoint`: [`cli::fetch`] reads those and hands it plain values
+//!   ([`fetch::FetchContext`]: the `[storage]` options and the landing paths already ingested).
 //! - [`source`]: listing landing ([`source::listing`]), the name rule ([`source::names`]), readiness,
 //!   fingerprints, watching for new files.
 //! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records. It owns the types
@@ -28,8 +30,8 @@
 //! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
 //!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`).
 //! - [`checkpoint`]: the sled store of processed files, committed batches, the in-flight intent and the dedup
-//!   watermark. `source` reads it to tell new files from processed ones and `fetch --checkpoint` to skip ingested
-//!   files; only `modes` writes it. It stores `decode`'s [`decode::csv::StoredSchema`] (and re-exports it).
+//!   watermark. `source` reads it to tell new files from processed ones and `cli` for `fetch --checkpoint` (to
+//!   skip ingested files); only `modes` writes it. It stores `decode`'s [`decode::csv::StoredSchema`] (and re-exports it).
 //! - [`config`]: `lander.toml` plus CLI overrides; it re-exports [`decode::csv::CsvOptions`] and validates
 //!   dataset names with [`source::check_name`].
 //! - [`metrics`]: the names and types of the Prometheus metrics every stage records into (no logic).

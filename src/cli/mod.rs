@@ -7,6 +7,7 @@ pub mod bench_state;
 pub mod checkpoint;
 pub mod config_check;
 pub mod explain;
+pub mod fetch;
 pub mod gaps;
 pub mod progress;
 pub mod serve;
@@ -72,10 +73,10 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Download GH Archive hours or other files into landing.
     #[command(subcommand)]
-    Fetch(crate::fetch::FetchCommand),
+    Fetch(fetch::FetchCommand),
     /// Generate synthetic data into landing.
     #[command(subcommand)]
-    Generate(crate::fetch::GenerateCommand),
+    Generate(fetch::GenerateCommand),
     /// Build a large committed dedup state in a checkpoint, for benchmarks.
     #[command(hide = true, name = "bench-dedup-state")]
     BenchDedupState(bench_state::BenchStateArgs),
@@ -199,22 +200,23 @@ pub enum FetchSource {
 }
 
 /// `fetch gharchive --follow` arguments for `run --fetch`, parsed by the `fetch` command's own parser so that
-/// defaults stay in one place.
-fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::FetchCommand> {
+/// defaults stay in one place. The run's store options and checkpoint are handed over by
+/// [`fetch::follow_gharchive`], not as flags.
+fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::GharchiveArgs> {
     #[derive(Debug, Parser)]
     struct Follow {
         #[command(subcommand)]
-        cmd: crate::fetch::FetchCommand,
+        cmd: FollowCommand,
+    }
+    #[derive(Debug, Subcommand)]
+    enum FollowCommand {
+        Gharchive(crate::fetch::GharchiveArgs),
     }
     let mut argv: Vec<String> = ["fetch", "gharchive", "--follow", "--landing"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     argv.push(config.landing.clone());
-    argv.extend([
-        "--checkpoint".into(),
-        config.checkpoint.display().to_string(),
-    ]);
     for (flag, v) in [
         ("--from", &a.fetch_from),
         ("--base-url", &a.fetch_base_url),
@@ -224,9 +226,12 @@ fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::Fet
             argv.extend([flag.to_string(), v.clone()]);
         }
     }
-    Follow::try_parse_from(argv)
-        .map(|f| f.cmd)
-        .map_err(|e| UsageError(format!("--fetch: {e}")).into())
+    match Follow::try_parse_from(argv) {
+        Ok(Follow {
+            cmd: FollowCommand::Gharchive(args),
+        }) => Ok(args),
+        Err(e) => Err(UsageError(format!("--fetch: {e}")).into()),
+    }
 }
 
 /// Loads the config file and applies the location overrides.
@@ -331,7 +336,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
         Command::Config(cmd) => config_check::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
-            let summary = crate::fetch::run_fetch(cmd, cancel)
+            let summary = fetch::run_fetch(cmd, cancel)
                 .await
                 .context("while fetching into landing")?;
             println!("{summary}");
@@ -345,7 +350,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
             .expect("the state builder does not panic"),
         Command::Generate(cmd) => {
             install_signal_handlers(cancel.clone());
-            crate::fetch::run_generate(cmd, cancel)
+            fetch::run_generate(cmd, cancel)
                 .await
                 .context("while generating data")?;
             Ok(())
@@ -422,13 +427,14 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             .into())
         }
         Some(FetchSource::Gharchive) => {
-            let cmd = follow_args(&args, &ctx.config)?;
+            let follow = follow_args(&args, &ctx.config)?;
             crate::metrics::init_source("gharchive");
             let cancel = ctx.cancel.clone();
+            let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
             Some(tokio::spawn(async move {
-                let r = crate::fetch::run_fetch(cmd, cancel.clone()).await;
+                let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
                 if let Err(e) = &r {
-                    tracing::error!(error = %e, "fetching GH Archive stopped; stopping the run");
+                    tracing::error!(error = format!("{e:#}"), "fetching GH Archive stopped; stopping the run");
                     cancel.cancel();
                 }
                 r
@@ -450,9 +456,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
         ctx.cancel.cancel();
         match f.await.expect("the fetch task does not panic") {
             Ok(summary) => println!("fetch: {summary}"),
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context("while fetching GH Archive into landing"))
-            }
+            Err(e) => return Err(e.context("while fetching GH Archive into landing")),
         }
     }
     if let Some(p) = progress {

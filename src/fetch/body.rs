@@ -69,6 +69,17 @@ impl TempSink {
     }
 }
 
+/// A retryable [`FetchError::Truncated`] unless `received_bytes` is the `expected_bytes` length.
+fn truncation(url: &str, expected_bytes: u64, received_bytes: u64) -> Option<AttemptError> {
+    (received_bytes != expected_bytes).then(|| {
+        AttemptError::retry(FetchError::Truncated {
+            url: url.to_string(),
+            expected_bytes,
+            received_bytes,
+        })
+    })
+}
+
 impl Downloader {
     /// Copies the kept prefix (when resuming) and then the response body into `sink`.
     #[allow(clippy::too_many_arguments)]
@@ -97,14 +108,8 @@ impl Downloader {
                     .await
                     .map_err(|e| SinkError::Discard(self.sink_failure(temp, e)))?;
             }
-            if sink.written != resume_from {
-                return Err(SinkError::Discard(AttemptError::retry(
-                    FetchError::Truncated {
-                        url: url.to_string(),
-                        expected_bytes: resume_from,
-                        received_bytes: sink.written,
-                    },
-                )));
+            if let Some(error) = truncation(url, resume_from, sink.written) {
+                return Err(SinkError::Discard(error));
             }
         }
         let mut body = response.bytes_stream();
@@ -140,16 +145,8 @@ impl Downloader {
                 None => break,
             }
         }
-        if let Some(total) = expected_total {
-            if sink.written != total {
-                return Err(SinkError::Keep(AttemptError::retry(
-                    FetchError::Truncated {
-                        url: url.to_string(),
-                        expected_bytes: total,
-                        received_bytes: sink.written,
-                    },
-                )));
-            }
+        if let Some(error) = expected_total.and_then(|total| truncation(url, total, sink.written)) {
+            return Err(SinkError::Keep(error));
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ use super::names::sanitize_file_name;
 use super::progress::Progress;
 use super::retry::{AttemptError, RetryPolicy};
 use super::verify::GzipVerifier;
-use super::{open_landing, rename_no_clobber, DownloadArgs, FetchError};
+use super::{open_landing, rename_no_clobber, DownloadArgs, FetchContext, FetchError};
 use crate::store::StoreLocation;
 
 /// Sent with every request so that mirror operators can identify the client.
@@ -99,17 +99,22 @@ pub(crate) struct Downloader {
     pub(super) max_file_bytes: u64,
     pub(super) concurrency: usize,
     pub(super) progress: Progress,
-    /// Landing paths (`<dataset>/<name>`) the checkpoint records as processed.
+    /// Landing paths (`<dataset>/<name>`) already ingested ([`FetchContext::ingested`]).
     ingested: HashSet<String>,
 }
 
 impl Downloader {
-    /// Opens landing and builds the HTTP client (rustls, connect and read timeouts).
+    /// Opens landing with the context's store options and builds the HTTP client (rustls, connect and read
+    /// timeouts).
     ///
     /// # Errors
     /// [`FetchError::Landing`] or [`FetchError::Client`].
-    pub(crate) async fn new(args: &DownloadArgs, progress: Progress) -> Result<Self, FetchError> {
-        let landing = open_landing(&args.landing, args.config.as_deref()).await?;
+    pub(crate) async fn new(
+        args: &DownloadArgs,
+        context: FetchContext,
+        progress: Progress,
+    ) -> Result<Self, FetchError> {
+        let landing = open_landing(&args.landing, &context.storage).await?;
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(args.connect_timeout)
@@ -117,22 +122,8 @@ impl Downloader {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|source| FetchError::Client { source })?;
-        let ingested = match &args.checkpoint {
-            Some(dir) if dir.join("sled").exists() => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(
-                    move || -> Result<_, crate::checkpoint::CheckpointError> {
-                        let store = crate::checkpoint::CheckpointStore::open_snapshot(&dir)?;
-                        Ok(store.files(None)?.into_iter().map(|f| f.path).collect())
-                    },
-                )
-                .await
-                .expect("reading the checkpoint does not panic")?
-            }
-            _ => HashSet::new(),
-        };
         Ok(Self {
-            ingested,
+            ingested: context.ingested,
             client,
             landing,
             policy: RetryPolicy {
@@ -186,7 +177,7 @@ impl Downloader {
         super::temps::remove_stale_temps(&self.landing, dataset).await
     }
 
-    /// Whether `<dataset>/<name>` is already in landing (or recorded in the checkpoint given with `--checkpoint`).
+    /// Whether `<dataset>/<name>` is already in landing (or already ingested, see [`FetchContext::ingested`]).
     pub(super) async fn already_present(
         &self,
         dataset: &str,

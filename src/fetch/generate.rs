@@ -24,7 +24,7 @@
 //! - **Atomic files.** Each file is written to `.<name>.tmp` and published with a no-clobber rename; an existing
 //!   file is never overwritten.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -82,10 +82,6 @@ pub struct SalesArgs {
     /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
-    /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
-    /// Default: ./lander.toml when it exists.
-    #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
     /// Dataset directory under landing.
     #[arg(long, default_value = "sales")]
     pub dataset: String,
@@ -354,7 +350,8 @@ fn split_rows(rows: u64, files: u64) -> Vec<u64> {
     (0..files).map(|i| base + u64::from(i < extra)).collect()
 }
 
-/// Runs `generate sales` and returns what was written (the caller prints it).
+/// Runs `generate sales` and returns what was written (the caller prints it). `storage` holds the store options
+/// landing is opened with (the config file's `[storage]` section).
 ///
 /// On cancellation it stops between files (or abandons the file being written, whose temporary name is removed)
 /// and returns what was published so far.
@@ -363,6 +360,7 @@ fn split_rows(rows: u64, files: u64) -> Vec<u64> {
 /// Invalid arguments, an unusable landing, a failed write, or [`FetchError::AlreadyExists`].
 pub async fn generate_sales(
     args: &SalesArgs,
+    storage: &BTreeMap<String, String>,
     cancel: CancellationToken,
 ) -> Result<SalesSummary, FetchError> {
     validate_dataset(&args.dataset)?;
@@ -388,7 +386,7 @@ pub async fn generate_sales(
         EndTime::Now => Utc::now(),
         EndTime::At(t) => t,
     };
-    let landing = open_landing(&args.landing, args.config.as_deref()).await?;
+    let landing = open_landing(&args.landing, storage).await?;
     super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let mut generator = SalesGenerator::new(GeneratorConfig {
         seed,

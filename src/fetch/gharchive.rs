@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::download::{Downloader, Job, Outcome};
 use super::headers::parse_http_url;
 use super::progress::Progress;
-use super::{validate_dataset, DownloadArgs, FetchError, FetchSummary};
+use super::{validate_dataset, DownloadArgs, FetchContext, FetchError, FetchSummary};
 
 /// Age (since the hour ended) after which a 404 means the archive lacks the hour rather than "not published yet".
 /// GH Archive normally publishes within minutes; two days leaves room for its occasional backfills.
@@ -232,9 +232,16 @@ impl HourOutcome {
     }
 }
 
-/// `lander fetch gharchive`.
-pub(crate) async fn run(
+/// Runs `lander fetch gharchive` until every hour of the range is resolved (or, with `--follow`, until `cancel`
+/// fires). Cancelling stops new requests; downloads in flight keep their partial temporary file for a later resume
+/// and are counted as pending.
+///
+/// # Errors
+/// Only conditions that stop the whole command: invalid arguments, an unusable landing, an HTTP client that
+/// cannot be built. Per-hour problems are counted in the summary.
+pub async fn run(
     args: GharchiveArgs,
+    context: FetchContext,
     cancel: CancellationToken,
 ) -> Result<FetchSummary, FetchError> {
     validate_dataset(&args.dataset)?;
@@ -245,7 +252,7 @@ pub(crate) async fn run(
             .from
             .map(|f| f.hour)
             .unwrap_or_else(|| floor_hour(now) - TimeDelta::hours(2));
-        let downloader = Downloader::new(&args.download, Progress::new(None)).await?;
+        let downloader = Downloader::new(&args.download, context, Progress::new(None)).await?;
         downloader.remove_stale_temps(&args.dataset).await?;
         let summary = follow(&downloader, &base, &args, from, &cancel).await;
         downloader.finish();
@@ -264,7 +271,8 @@ pub(crate) async fn run(
         HourArg { hour, .. } => hour,
     };
     let hours = hour_range(from.hour, to)?;
-    let downloader = Downloader::new(&args.download, Progress::new(Some(hours.len()))).await?;
+    let downloader =
+        Downloader::new(&args.download, context, Progress::new(Some(hours.len()))).await?;
     downloader.remove_stale_temps(&args.dataset).await?;
     downloader.progress().log(|| {
         tracing::info!(
@@ -550,22 +558,15 @@ mod tests {
     #[test]
     fn old_404s_are_missing_recent_ones_pending() {
         let now = hour("2026-11-23T10:17:00Z");
-        assert_eq!(
-            classify_unavailable(hour("2015-01-01T00:00:00Z"), now),
-            Unavailable::Missing
-        );
-        assert_eq!(
-            classify_unavailable(hour("2026-11-23T08:00:00Z"), now),
-            Unavailable::Pending
-        );
-        assert_eq!(
-            classify_unavailable(hour("2026-11-21T10:00:00Z"), now),
-            Unavailable::Pending
-        );
-        assert_eq!(
-            classify_unavailable(hour("2026-11-21T09:00:00Z"), now),
-            Unavailable::Missing
-        );
+        for (start, expected) in [
+            ("2015-01-01T00:00:00Z", Unavailable::Missing),
+            ("2026-11-23T08:00:00Z", Unavailable::Pending),
+            // Ended 47h17m before `now`: still inside the publication window.
+            ("2026-11-21T10:00:00Z", Unavailable::Pending),
+            ("2026-11-21T09:00:00Z", Unavailable::Missing),
+        ] {
+            assert_eq!(classify_unavailable(hour(start), now), expected, "{start}");
+        }
         assert_eq!(floor_hour(now), hour("2026-11-23T10:00:00Z"));
     }
 

@@ -1,8 +1,9 @@
 //! Fetch: the side entrance that only *writes into* landing.
 //!
-//! Takes a command (`fetch gharchive`, `fetch url`, `fetch s3`, `generate sales`) and produces files under
-//! `<landing>/<dataset>/<name>`. It shares the object-store helpers ([`crate::store`]) with the pipeline, not its
-//! state.
+//! Takes a command's arguments (`fetch gharchive`, `fetch url`, `fetch s3`, `generate sales`) and produces files
+//! under `<landing>/<dataset>/<name>`. It shares the object-store helpers ([`crate::store`]) with the pipeline, not
+//! its state: it reads neither the config file nor the checkpoint. The CLI (`cli::fetch`) loads those and hands
+//! over plain values in a [`FetchContext`]: the `[storage]` options and the landing paths already ingested.
 //!
 //! Guarantees:
 //! - **Atomic publication.** Every file is streamed to a temporary name that the landing watcher ignores (a name
@@ -27,16 +28,14 @@ mod progress;
 mod retry;
 pub mod s3;
 pub mod temps;
-mod url;
+pub mod url;
 mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-pub use generate::{SalesArgs, SalesSummary};
+pub use generate::{generate_sales, SalesArgs, SalesSummary};
 pub use gharchive::GharchiveArgs;
 use names::validate_dataset;
 
@@ -48,13 +47,10 @@ pub const DEFAULT_LANDING: &str = "layers/landing";
 /// Errors of the fetch and generate commands.
 ///
 /// Per-file conditions (a failed download, a refused name) are reported in the [`FetchSummary`] and logged; only
-/// conditions that stop the whole command (bad arguments, unusable landing) are returned from [`run_fetch`] and
-/// [`run_generate`].
+/// conditions that stop the whole command (bad arguments, unusable landing) are returned from the command's run
+/// function ([`gharchive::run`], [`url::run_urls`], [`s3::run`], [`generate_sales`]).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The checkpoint given with `--checkpoint` could not be read.
-    #[error("cannot read the checkpoint to skip ingested files: {0}")]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The landing location could not be opened.
     #[error("cannot open landing {landing}: {source}")]
     Landing {
@@ -209,9 +205,6 @@ pub enum FetchError {
         /// The join error.
         source: tokio::task::JoinError,
     },
-    /// The config file (for its `[storage]` section) could not be read.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
     /// The source location of `fetch s3` could not be opened.
     #[error("cannot open {url}: {source}")]
     Source {
@@ -220,33 +213,6 @@ pub enum FetchError {
         /// The underlying error (boxed: keeps `lander::Error` small).
         source: Box<StoreError>,
     },
-}
-
-/// `lander fetch`: download files into landing.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum FetchCommand {
-    /// Download GH Archive hourly files (YYYY-MM-DD-H.json.gz, one per UTC hour) into <landing>/gharchive/.
-    ///
-    /// Files already in landing are skipped, so the command can be rerun safely. Hours that the archive does not
-    /// have (404 for an hour older than 48h) are reported as missing; a 404 for a more recent hour means "not
-    /// published yet" and is reported as pending (or, with --follow, retried every --poll-interval).
-    Gharchive(GharchiveArgs),
-    /// Download arbitrary http(s) files into <landing>/<dataset>/, named after the URL's last path segment.
-    Url(UrlArgs),
-    /// Copy new objects from an S3 bucket/prefix into <landing>/<dataset>/ (endpoint and credentials from AWS_* or
-    /// the config file's `[storage]`).
-    S3(S3Args),
-}
-
-/// `lander generate`: write synthetic data into landing.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum GenerateCommand {
-    /// Write synthetic sales transactions in the transacciones_ventas.csv schema into <landing>/<dataset>/.
-    ///
-    /// Deterministic for a given --seed. A share of rows repeat an earlier transaction (an identical row, to
-    /// exercise dedup) and a share are malformed (to exercise the quarantine). The last output line reports the
-    /// files written and the valid/duplicate/malformed row counts.
-    Sales(SalesArgs),
 }
 
 /// Download options shared by every `fetch` subcommand.
@@ -269,7 +235,7 @@ pub struct DownloadArgs {
     pub retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = crate::config::parse_byte_size)]
+    #[arg(long, default_value = "4GiB", value_parser = parse_byte_size)]
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -277,15 +243,6 @@ pub struct DownloadArgs {
     /// Abort a request when the server sends nothing for this long (the attempt is then retried).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Checkpoint of the `lander run` that ingests this landing: files it already recorded are not downloaded
-    /// again (useful with `--clean-source`, which removes them from landing). Read through a snapshot, so a
-    /// running daemon is not disturbed. Skipped when the directory holds no checkpoint.
-    #[arg(long)]
-    pub checkpoint: Option<std::path::PathBuf>,
-    /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
-    /// Default: ./lander.toml when it exists.
-    #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `lander fetch url`.
@@ -319,10 +276,6 @@ pub struct S3Args {
     /// Landing zone: a local directory, hdfs:// or s3:// location.
     #[arg(long, default_value = DEFAULT_LANDING)]
     pub landing: String,
-    /// Config file (TOML) whose `[storage]` section configures a remote landing and the S3 source, as for `lander run`.
-    /// Default: ./lander.toml when it exists.
-    #[arg(long)]
-    pub config: Option<std::path::PathBuf>,
 }
 
 /// What a fetch did, per file.
@@ -365,73 +318,41 @@ impl fmt::Display for FetchSummary {
     }
 }
 
-/// Runs a `lander fetch` subcommand until every file is resolved (or, with `fetch gharchive --follow`, until
-/// `cancel` fires).
-///
-/// Cancelling stops new requests; downloads in flight keep their partial temporary file for a later resume and are
-/// counted as pending.
-///
-/// # Errors
-/// Only conditions that stop the whole command: invalid arguments, an unusable landing location, an HTTP client
-/// that cannot be built, an S3 source that cannot be listed. Per-file problems are counted in the summary.
-pub async fn run_fetch(
-    cmd: FetchCommand,
-    cancel: CancellationToken,
-) -> Result<FetchSummary, FetchError> {
-    match cmd {
-        FetchCommand::Gharchive(args) => gharchive::run(args, cancel).await,
-        FetchCommand::Url(args) => url::run_urls(args, cancel).await,
-        FetchCommand::S3(args) => s3::run(args, cancel).await,
-    }
+/// What the command line resolves for a fetch beyond its own arguments. Fetch reads neither the config file nor
+/// the checkpoint: `cli::fetch` loads them and hands over these plain values.
+#[derive(Debug, Clone, Default)]
+pub struct FetchContext {
+    /// Store options (the config file's `[storage]` section) for landing and for the source of `fetch s3`: the
+    /// same options `lander run` opens landing and bronze with.
+    pub storage: BTreeMap<String, String>,
+    /// Landing paths (`<dataset>/<name>`) that the ingesting `lander run` already recorded (`--checkpoint`):
+    /// not downloaded again, even when they are no longer in landing.
+    pub ingested: HashSet<String>,
 }
 
-/// Runs a `lander generate` subcommand and prints one line per run with the files written and the row counts.
+/// Parses `--max-file-bytes`: a plain byte count or a size with a unit, as `bytesize` reads it.
 ///
 /// # Errors
-/// Invalid arguments, an unusable landing location, a failed write, or a file name that already exists.
-pub async fn run_generate(
-    cmd: GenerateCommand,
-    cancel: CancellationToken,
-) -> Result<(), FetchError> {
-    match cmd {
-        GenerateCommand::Sales(args) => {
-            let summary = generate::generate_sales(&args, cancel).await?;
-            println!("{summary}");
-            Ok(())
-        }
-    }
+/// A message naming the value when it is not a byte size or does not fit in 64 bits.
+fn parse_byte_size(value: &str) -> Result<u64, String> {
+    let size = value
+        .trim()
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("{value:?} is not a byte size such as 500MB or 4GiB: {e}"))?
+        .as_u64();
+    // bytesize saturates on overflow; no real size is 16 EiB.
+    (size != u64::MAX)
+        .then_some(size)
+        .ok_or_else(|| format!("{value:?} is too large"))
 }
 
-/// The `[storage]` options of the config file (`config`, else ./lander.toml when it exists), read off the
-/// reactor: the same store options `lander run` opens landing and bronze with.
-async fn storage_options(
-    config: Option<&std::path::Path>,
-) -> Result<BTreeMap<String, String>, FetchError> {
-    let owned = config.map(std::path::Path::to_path_buf);
-    let loaded = tokio::task::spawn_blocking(move || crate::config::Config::load(owned.as_deref()))
-        .await
-        .map_err(|source| FetchError::Task {
-            what: "reading the configuration".into(),
-            source,
-        })?;
-    Ok(loaded?.storage)
-}
-
-/// Opens `landing` with the `[storage]` options of `config`, off the reactor (opening a local directory creates
-/// and canonicalizes it).
+/// Opens `landing` with these store options, off the reactor (opening a local directory creates and
+/// canonicalizes it).
 async fn open_landing(
     landing: &str,
-    config: Option<&std::path::Path>,
+    storage: &BTreeMap<String, String>,
 ) -> Result<StoreLocation, FetchError> {
-    let storage = storage_options(config).await?;
-    open_landing_with(landing, storage).await
-}
-
-/// Opens `landing` with these store options, off the reactor.
-async fn open_landing_with(
-    landing: &str,
-    storage: BTreeMap<String, String>,
-) -> Result<StoreLocation, FetchError> {
+    let storage = storage.clone();
     let owned = landing.to_string();
     let result = tokio::task::spawn_blocking(move || StoreLocation::open_with(&owned, &storage))
         .await
@@ -493,5 +414,13 @@ mod tests {
             "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
         );
         assert_eq!(s.files(), 7);
+    }
+
+    #[test]
+    fn max_file_bytes_takes_units_and_refuses_overflow() {
+        assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_byte_size(" 1 MB "), Ok(1_000_000));
+        assert!(parse_byte_size("big").is_err());
+        assert!(parse_byte_size("99999999999999TiB").is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! landing is skipped without reading it, so a rerun copies only what is new. Credentials and endpoint come from
 //! the `AWS_*` variables (see `crate::store`).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,10 +17,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    open_landing_with, rename_no_clobber, storage_options, validate_dataset, FetchError,
-    FetchSummary, S3Args,
-};
+use super::{open_landing, rename_no_clobber, validate_dataset, FetchError, FetchSummary, S3Args};
 use crate::store::{backend_of, Backend, StoreLocation};
 
 /// Objects copied concurrently.
@@ -36,12 +34,17 @@ enum Copied {
     Failed,
 }
 
-/// Runs `fetch s3`.
+/// Runs `fetch s3`; `storage` holds the store options of both the source and landing (the config file's
+/// `[storage]` section).
 ///
 /// # Errors
 /// An invalid dataset name, a location that is not `s3://`, an unusable landing, or a failed listing of the
 /// source. Per-object failures are counted in the summary.
-pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary, FetchError> {
+pub async fn run(
+    args: S3Args,
+    storage: &BTreeMap<String, String>,
+    cancel: CancellationToken,
+) -> Result<FetchSummary, FetchError> {
     validate_dataset(&args.dataset)?;
     if backend_of(&args.url) != Backend::S3 {
         return Err(FetchError::InvalidUrl {
@@ -50,13 +53,12 @@ pub async fn run(args: S3Args, cancel: CancellationToken) -> Result<FetchSummary
         });
     }
     // The source and landing take the same `[storage]` options, as `run`'s landing and bronze do.
-    let storage = storage_options(args.config.as_deref()).await?;
     let source =
-        StoreLocation::open_with(&args.url, &storage).map_err(|source| FetchError::Source {
+        StoreLocation::open_with(&args.url, storage).map_err(|source| FetchError::Source {
             url: args.url.clone(),
             source: Box::new(source),
         })?;
-    let landing = open_landing_with(&args.landing, storage).await?;
+    let landing = open_landing(&args.landing, storage).await?;
     super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let objects: Vec<ObjectMeta> = source
         .store

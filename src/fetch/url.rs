@@ -8,11 +8,17 @@ use super::download::{Downloader, Job, Outcome};
 use super::headers::{parse_http_url, percent_decode, url_file_name};
 use super::names::sanitize_file_name;
 use super::progress::Progress;
-use super::{validate_dataset, FetchError, FetchSummary, UrlArgs};
+use super::{validate_dataset, FetchContext, FetchError, FetchSummary, UrlArgs};
 
-/// `lander fetch url`.
-pub(crate) async fn run_urls(
+/// Runs `lander fetch url` until every URL is resolved. Cancelling stops new requests; downloads in flight keep
+/// their partial temporary file and are counted as pending.
+///
+/// # Errors
+/// Only conditions that stop the whole command: an invalid dataset or URL, an unusable landing, an HTTP client
+/// that cannot be built. Per-file problems are counted in the summary.
+pub async fn run_urls(
     args: UrlArgs,
+    context: FetchContext,
     cancel: CancellationToken,
 ) -> Result<FetchSummary, FetchError> {
     validate_dataset(&args.dataset)?;
@@ -22,7 +28,7 @@ pub(crate) async fn run_urls(
         .map(|raw| parse_http_url(raw))
         .collect::<Result<Vec<_>, _>>()?;
     let progress = Progress::new(Some(urls.len()));
-    let downloader = Downloader::new(&args.download, progress).await?;
+    let downloader = Downloader::new(&args.download, context, progress).await?;
     downloader.remove_stale_temps(&args.dataset).await?;
     let mut summary = FetchSummary::default();
     let mut jobs = Vec::with_capacity(urls.len());

@@ -1,276 +1,35 @@
 //! `lander fetch` and `lander generate sales` against a real HTTP server on 127.0.0.1 (no network I/O).
 //!
-//! The server is a minimal HTTP/1.1 implementation on `tokio::net::TcpListener` that serves the GH Archive fixtures
-//! under their archive names and injects faults per path: error statuses, 429 with `Retry-After`, connection resets
-//! and truncated bodies, slow bodies, corrupt bytes, plus `Range` support. It records every request, so tests can
-//! assert on retries, resumes and "the second run downloads nothing".
+//! The server is hyper (HTTP/1.1, one request per connection) on 127.0.0.1: it serves the GH Archive fixtures under
+//! their archive names and injects faults per path: error statuses, 429 with `Retry-After`, connection resets and
+//! truncated bodies (a body stream that fails after a prefix), slow bodies (a stream with pauses), corrupt bytes,
+//! plus `Range` support (`fetch/server.rs`). It records every request, so tests can assert on retries, resumes and
+//! "the second run downloads nothing". `generate sales` is tested in `fetch/generate.rs`.
 //!
-//! Most tests call `lander::fetch::run_fetch` in-process; `binary_fetch_gharchive_lands_a_range` runs the real binary.
+//! Most tests call `lander::cli::fetch::run_fetch` in-process (the CLI's own entry, which reads the config file and
+//! the checkpoint for fetch); `binary_fetch_gharchive_lands_a_range` runs the real binary.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+mod generate;
+mod server;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Timelike as _, Utc};
 use clap::Parser as _;
-use lander::fetch::{run_fetch, FetchCommand, FetchSummary, GenerateCommand};
+use lander::cli::fetch::{run_fetch, FetchCommand};
+use lander::fetch::FetchSummary;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/gharchive");
+pub(crate) use server::Server;
+use server::{fixture, Fault};
+
 const HOUR0: &str = "2015-01-01-0.json.gz";
 const HOUR1: &str = "2015-01-01-1.json.gz";
-
-/// A fault served instead of (or while serving) the file, once per request, in queue order.
-#[derive(Debug, Clone)]
-enum Fault {
-    /// An empty response with this status.
-    Status(u16),
-    /// 429 with `Retry-After: <secs>`.
-    TooMany { retry_after_secs: u64 },
-    /// Full `Content-Length`, `after` body bytes, then a TCP reset.
-    Reset { after: usize },
-    /// Full `Content-Length`, `after` body bytes, then a clean close.
-    Truncate { after: usize },
-    /// The body in `chunk`-byte pieces, `delay` apart.
-    Slow { chunk: usize, delay: Duration },
-    /// The body with one byte flipped in the middle.
-    Corrupt,
-}
-
-#[derive(Debug, Clone)]
-struct Logged {
-    path: String,
-    range_start: Option<u64>,
-    at: Instant,
-}
-
-#[derive(Default)]
-struct State {
-    files: HashMap<String, Arc<Vec<u8>>>,
-    faults: HashMap<String, VecDeque<Fault>>,
-    headers: HashMap<String, Vec<(String, String)>>,
-    log: Vec<Logged>,
-    ranges: bool,
-}
-
-/// The test server; stops when dropped.
-pub(crate) struct Server {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Server {
-    pub(crate) async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(State {
-            ranges: true,
-            ..State::default()
-        }));
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let _ = handle(stream, state).await;
-                });
-            }
-        });
-        Self { addr, state, task }
-    }
-
-    pub(crate) fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn serve(&self, path: &str, content: Arc<Vec<u8>>) {
-        self.lock().files.insert(path.to_string(), content);
-    }
-
-    pub(crate) fn serve_fixture(&self, name: &str) -> Arc<Vec<u8>> {
-        let content = fixture(name);
-        self.serve(&format!("/{name}"), Arc::clone(&content));
-        content
-    }
-
-    fn fault(&self, path: &str, fault: Fault) {
-        self.lock()
-            .faults
-            .entry(path.to_string())
-            .or_default()
-            .push_back(fault);
-    }
-
-    fn header(&self, path: &str, name: &str, value: &str) {
-        self.lock()
-            .headers
-            .entry(path.to_string())
-            .or_default()
-            .push((name.to_string(), value.to_string()));
-    }
-
-    fn requests(&self, path: &str) -> Vec<Logged> {
-        self.lock()
-            .log
-            .iter()
-            .filter(|l| l.path == path)
-            .cloned()
-            .collect()
-    }
-
-    fn total_requests(&self) -> usize {
-        self.lock().log.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("server state lock")
-    }
-}
-
-async fn handle(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() > 64 * 1024 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head).to_string();
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
-    let range_start = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
-        .and_then(|(_, v)| {
-            v.trim()
-                .strip_prefix("bytes=")?
-                .strip_suffix('-')?
-                .parse::<u64>()
-                .ok()
-        });
-    let (content, fault, extra, ranges) = {
-        let mut s = state.lock().expect("server state lock");
-        s.log.push(Logged {
-            path: path.clone(),
-            range_start,
-            at: Instant::now(),
-        });
-        let fault = s.faults.get_mut(&path).and_then(VecDeque::pop_front);
-        (
-            s.files.get(&path).cloned(),
-            fault,
-            s.headers.get(&path).cloned().unwrap_or_default(),
-            s.ranges,
-        )
-    };
-    let simple = |status: &str, extra: &str| {
-        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n")
-    };
-    match (&fault, &content) {
-        (Some(Fault::Status(code)), _) => {
-            stream
-                .write_all(simple(&format!("{code} Injected"), "").as_bytes())
-                .await?;
-            return stream.shutdown().await;
-        }
-        (Some(Fault::TooMany { retry_after_secs }), _) => {
-            let extra = format!("Retry-After: {retry_after_secs}\r\n");
-            stream
-                .write_all(simple("429 Too Many Requests", &extra).as_bytes())
-                .await?;
-            return stream.shutdown().await;
-        }
-        (_, None) => {
-            stream
-                .write_all(simple("404 Not Found", "").as_bytes())
-                .await?;
-            return stream.shutdown().await;
-        }
-        _ => {}
-    }
-    let content = content.unwrap_or_default();
-    let total = content.len() as u64;
-    let start = match range_start {
-        Some(s) if ranges && s < total => s,
-        _ => 0,
-    };
-    let mut body = content[usize::try_from(start).expect("small")..].to_vec();
-    let mut response = if start > 0 {
-        format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{total}\r\n",
-            total - 1
-        )
-    } else {
-        "HTTP/1.1 200 OK\r\n".to_string()
-    };
-    response.push_str(&format!(
-        "Content-Length: {}\r\nContent-Type: application/octet-stream\r\n",
-        body.len()
-    ));
-    if ranges {
-        response.push_str("Accept-Ranges: bytes\r\nETag: \"fixture-v1\"\r\n");
-    }
-    for (k, v) in &extra {
-        response.push_str(&format!("{k}: {v}\r\n"));
-    }
-    response.push_str("Connection: close\r\n\r\n");
-    stream.write_all(response.as_bytes()).await?;
-    match fault {
-        Some(Fault::Reset { after }) => {
-            stream.write_all(&body[..after.min(body.len())]).await?;
-            stream.flush().await?;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            stream.set_zero_linger()?;
-            drop(stream);
-        }
-        Some(Fault::Truncate { after }) => {
-            stream.write_all(&body[..after.min(body.len())]).await?;
-            stream.shutdown().await?;
-        }
-        Some(Fault::Slow { chunk, delay }) => {
-            for piece in body.chunks(chunk) {
-                stream.write_all(piece).await?;
-                stream.flush().await?;
-                tokio::time::sleep(delay).await;
-            }
-            stream.shutdown().await?;
-        }
-        Some(Fault::Corrupt) => {
-            let middle = body.len() / 2;
-            body[middle] ^= 0x55;
-            stream.write_all(&body).await?;
-            stream.shutdown().await?;
-        }
-        _ => {
-            stream.write_all(&body).await?;
-            stream.shutdown().await?;
-        }
-    }
-    Ok(())
-}
-
-fn fixture(name: &str) -> Arc<Vec<u8>> {
-    Arc::new(std::fs::read(Path::new(FIXTURES).join(name)).expect("read fixture"))
-}
 
 fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -284,12 +43,6 @@ fn sha256(bytes: &[u8]) -> String {
 struct FetchCli {
     #[command(subcommand)]
     cmd: FetchCommand,
-}
-
-#[derive(clap::Parser)]
-struct GenerateCli {
-    #[command(subcommand)]
-    cmd: GenerateCommand,
 }
 
 fn fetch_cmd(args: &[&str]) -> FetchCommand {
@@ -831,149 +584,7 @@ async fn follow_fetches_each_hour_once_it_is_published() {
     assert_eq!(names(&landed), expected);
 }
 
-/// The valid/duplicate/malformed counts of generated CSV text, by a strict reading of the sample schema.
-fn classify_rows(text: &str) -> (u64, u64, u64) {
-    let mut seen: HashMap<String, String> = HashMap::new();
-    let (mut valid, mut duplicate, mut malformed) = (0, 0, 0);
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(',').collect();
-        let well_formed = f.len() == 10
-            && f[0].parse::<u64>().is_ok()
-            && chrono::NaiveDateTime::parse_from_str(f[1], "%Y-%m-%d %H:%M:%S").is_ok()
-            && f[5].parse::<u64>().is_ok()
-            && f[6].parse::<f64>().is_ok()
-            && f[7].parse::<f64>().is_ok();
-        if !well_formed {
-            malformed += 1;
-        } else if seen.insert(f[0].to_string(), line.to_string()).is_some() {
-            duplicate += 1;
-        } else {
-            valid += 1;
-        }
-    }
-    (valid, duplicate, malformed)
-}
-
-fn generate_cmd(args: &[&str]) -> GenerateCommand {
-    GenerateCli::try_parse_from(std::iter::once("generate").chain(args.iter().copied()))
-        .expect("valid generate arguments")
-        .cmd
-}
-
-async fn generate(
-    landing: &Path,
-    extra: &[&str],
-) -> Result<lander::fetch::SalesSummary, lander::fetch::FetchError> {
-    let landing = landing.to_str().expect("utf8");
-    let mut args = vec!["sales", "--landing", landing];
-    args.extend_from_slice(extra);
-    let GenerateCommand::Sales(sales) = generate_cmd(&args);
-    lander::fetch::generate::generate_sales(&sales, CancellationToken::new()).await
-}
-
-fn read_dir_csv(dir: &Path) -> (Vec<String>, String) {
-    let files = names(dir);
-    let mut text = String::new();
-    let header = "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status";
-    for name in &files {
-        let content = std::fs::read_to_string(dir.join(name)).expect("csv");
-        let body = content
-            .strip_prefix(header)
-            .expect("exact header")
-            .strip_prefix('\n')
-            .expect("newline");
-        text.push_str(body);
-    }
-    (files, text)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generate_sales_is_deterministic_and_reports_its_noise() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "--rows",
-        "5000",
-        "--files",
-        "3",
-        "--seed",
-        "42",
-        "--duplicate-share",
-        "0.02",
-        "--malformed-share",
-        "0.01",
-    ];
-    let summary = generate(&dir.path().join("a"), &args)
-        .await
-        .expect("generate");
-    let (files, text) = read_dir_csv(&dir.path().join("a/sales"));
-    assert_eq!(
-        files,
-        [
-            "ventas-42-00000.csv",
-            "ventas-42-00001.csv",
-            "ventas-42-00002.csv"
-        ]
-    );
-    assert_eq!(summary.files, files);
-    assert_eq!(text.lines().count(), 5000);
-    let (valid, duplicate, malformed) = classify_rows(&text);
-    assert_eq!(
-        (valid, duplicate, malformed),
-        (
-            summary.counts.valid,
-            summary.counts.duplicate,
-            summary.counts.malformed
-        )
-    );
-    assert!(duplicate > 50 && malformed > 20, "{summary}");
-    assert!(summary.to_string().contains(&format!(
-        "valid={valid} duplicate={duplicate} malformed={malformed}"
-    )));
-
-    // Same seed elsewhere, cut into one file: the same rows.
-    let one = generate(
-        &dir.path().join("b"),
-        &[
-            "--rows",
-            "5000",
-            "--seed",
-            "42",
-            "--duplicate-share",
-            "0.02",
-            "--malformed-share",
-            "0.01",
-        ],
-    )
-    .await
-    .expect("generate");
-    let (_, text_b) = read_dir_csv(&dir.path().join("b/sales"));
-    assert_eq!(text, text_b);
-    assert_eq!(one.counts, summary.counts);
-
-    // Same seed and landing again: refused rather than overwritten.
-    let err = generate(&dir.path().join("a"), &args)
-        .await
-        .expect_err("no overwrite");
-    assert!(err.to_string().contains("refusing to overwrite"), "{err}");
-
-    // Trickle mode: one file per second of --rate rows.
-    let started = Instant::now();
-    let trickle = generate(
-        &dir.path().join("c"),
-        &["--rows", "25", "--rate", "10", "--seed", "1"],
-    )
-    .await
-    .expect("generate");
-    assert_eq!(trickle.files.len(), 3);
-    assert!(
-        started.elapsed() >= Duration::from_millis(1900),
-        "paced at one file per second"
-    );
-    let (_, text_c) = read_dir_csv(&dir.path().join("c/sales"));
-    assert_eq!(text_c.lines().count(), 25);
-}
-
-/// Runs the real binary. This depends on the CLI wiring `lander fetch gharchive` to `lander::fetch::run_fetch`
+/// Runs the real binary. This depends on the CLI wiring `lander fetch gharchive` to `lander::cli::fetch::run_fetch`
 /// (src/cli): if that is not in place yet, this test fails while the in-process ones pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_fetch_gharchive_lands_a_range() {
