@@ -481,6 +481,8 @@ mod tests {
         assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
         assert_eq!(parse_byte_size("500MB"), Ok(500_000_000));
         assert_eq!(parse_byte_size("64 mib"), Ok(64 << 20));
+        assert_eq!(parse_byte_size(" 1 MB "), Ok(1_000_000));
+        assert!(parse_byte_size("99999999999999TiB").is_err());
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("5XB").is_err());
         assert!(parse_byte_size("99999999999999TiB").is_err());

@@ -235,7 +235,7 @@ pub struct DownloadArgs {
     pub retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = parse_byte_size)]
+    #[arg(long, default_value = "4GiB", value_parser = crate::config::parse_byte_size)]
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -330,22 +330,6 @@ pub struct FetchContext {
     pub ingested: HashSet<String>,
 }
 
-/// Parses `--max-file-bytes`: a plain byte count or a size with a unit, as `bytesize` reads it.
-///
-/// # Errors
-/// A message naming the value when it is not a byte size or does not fit in 64 bits.
-fn parse_byte_size(value: &str) -> Result<u64, String> {
-    let size = value
-        .trim()
-        .parse::<bytesize::ByteSize>()
-        .map_err(|e| format!("{value:?} is not a byte size such as 500MB or 4GiB: {e}"))?
-        .as_u64();
-    // bytesize saturates on overflow; no real size is 16 EiB.
-    (size != u64::MAX)
-        .then_some(size)
-        .ok_or_else(|| format!("{value:?} is too large"))
-}
-
 /// Opens `landing` with these store options, off the reactor (opening a local directory creates and
 /// canonicalizes it).
 async fn open_landing(
@@ -414,13 +398,5 @@ mod tests {
             "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
         );
         assert_eq!(s.files(), 7);
-    }
-
-    #[test]
-    fn max_file_bytes_takes_units_and_refuses_overflow() {
-        assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_byte_size(" 1 MB "), Ok(1_000_000));
-        assert!(parse_byte_size("big").is_err());
-        assert!(parse_byte_size("99999999999999TiB").is_err());
     }
 }

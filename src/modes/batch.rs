@@ -1,5 +1,9 @@
 //! One batch of one dataset, and the commit protocol that makes it exactly-once.
 //!
+//! [`run_batch`] reads as the protocol's steps: the intent here, stage 2 in `stage` (`stage_batch`), publishing
+//! here, dedup runs and the commit in `commit`, then metrics and clean-up here. [`recover`] undoes what an
+//! interrupted batch left; `verify` checks the result read-only.
+//!
 //! # Commit protocol
 //! 1. **Intent.** `pending/<dataset>` = `{id, state: Writing, staging prefix}` is written to sled and flushed.
 //!    *Crash here:* nothing was written; recovery deletes the (empty) staging prefix and the intent.

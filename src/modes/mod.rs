@@ -1,5 +1,5 @@
 //! The scheduler: the four run modes. Only this module composes the stages and decides the commit order
-//! (see [`batch`] for the commit protocol).
+//! (see [`batch`] for the commit protocol; [`verify`] cross-checks its result, read-only).
 //!
 //! - `once`: everything new, one batch per dataset, then exit (backfills).
 //! - `available-now`: everything new at start, in bounded batches each committed on its own, then exit; files
