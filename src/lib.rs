@@ -13,7 +13,8 @@
 //! - [`fetch`]: a side entrance that only *writes into* landing (GH Archive hours, HTTP files, S3 objects,
 //!   synthetic sales): [`fetch`]'s `download` streams a body into a hidden temporary name, `verify` checks gzip,
 //!   and the no-clobber rename publishes it. It refuses names that [`source::names`] says landing never reads.
-//!   It imports neither `config` nor `checkpoint`: [`cli::fetch`] reads those and hands it plain values
+//!   It never reads the config file or the checkpoint (from `config` it uses only the byte-size parser of its
+//!   flags): [`cli::fetch`] reads those and hands it plain values
 //!   ([`fetch::FetchContext`]: the `[storage]` options and the landing paths already ingested).
 //! - [`source`]: listing landing ([`source::listing`]), the name rule ([`source::names`]), readiness,
 //!   fingerprints, watching for new files.

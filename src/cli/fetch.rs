@@ -2,7 +2,8 @@
 //!
 //! Takes the parsed subcommand, resolves what it needs from the pipeline's files (the config file's `[storage]`
 //! options, and with `--checkpoint` the landing paths the ingesting `run` already recorded) and hands [`crate::fetch`]
-//! those plain values in a [`FetchContext`]. `fetch` itself imports neither `config` nor `checkpoint`.
+//! those plain values in a [`FetchContext`]. `fetch` itself never reads
+//! the config file or the checkpoint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
