@@ -41,7 +41,7 @@ use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, RenameTargetMode, UploadPart,
+    RenameOptions, RenameTargetMode, Result, UploadPart,
 };
 
 /// The JVM option (`-Xrs`, "reduce signal usage") that leaves SIGTERM, SIGINT and SIGHUP to lander: without it
@@ -182,7 +182,7 @@ impl HdrsStore {
         }
     }
 
-    async fn client(&self) -> object_store::Result<Arc<hdrs::Client>> {
+    async fn client(&self) -> Result<Arc<hdrs::Client>> {
         let inner = self.inner.clone();
         self.inner
             .client
@@ -217,8 +217,8 @@ impl HdrsStore {
         &self,
         operation: &'static str,
         path: &str,
-        f: impl FnOnce(&hdrs::Client) -> object_store::Result<T> + Send + 'static,
-    ) -> object_store::Result<T> {
+        f: impl FnOnce(&hdrs::Client) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let client = self.client().await?;
         tokio::task::spawn_blocking(move || f(&client))
             .await
@@ -241,7 +241,7 @@ impl HdrsStore {
 }
 
 /// Opens `path` for writing (creating its directory first).
-fn create(client: &hdrs::Client, path: &str) -> object_store::Result<hdrs::File> {
+fn create(client: &hdrs::Client, path: &str) -> Result<hdrs::File> {
     client
         .create_dir(parent(path))
         .map_err(|e| call_error("mkdirs", parent(path), e))?;
@@ -255,7 +255,7 @@ fn create(client: &hdrs::Client, path: &str) -> object_store::Result<hdrs::File>
 }
 
 /// Closes a written file: the NameNode completes it (its blocks are minimally replicated).
-fn close(file: hdrs::File, path: &str) -> object_store::Result<()> {
+fn close(file: hdrs::File, path: &str) -> Result<()> {
     file.try_close().map_err(|e| call_error("close", path, e))
 }
 
@@ -267,7 +267,7 @@ fn move_into_place(
     to: &str,
     overwrite: bool,
     discard_source: bool,
-) -> object_store::Result<()> {
+) -> Result<()> {
     let result = (|| {
         client
             .create_dir(parent(to))
@@ -311,6 +311,15 @@ fn move_into_place(
     result
 }
 
+/// What a finished put or upload returns: HDFS has neither e-tags nor versions.
+fn put_result() -> PutResult {
+    PutResult {
+        e_tag: None,
+        version: None,
+        extensions: Default::default(),
+    }
+}
+
 fn meta_of(location: Path, m: &hdrs::Metadata) -> ObjectMeta {
     ObjectMeta {
         location,
@@ -331,7 +340,7 @@ fn last_segment(path: &str) -> &str {
 }
 
 /// Every file below `dir` (recursive), as object metadata. A missing `dir` lists nothing.
-fn walk(client: &hdrs::Client, dir: &Path) -> object_store::Result<Vec<ObjectMeta>> {
+fn walk(client: &hdrs::Client, dir: &Path) -> Result<Vec<ObjectMeta>> {
     let mut out = Vec::new();
     let mut pending = vec![dir.clone()];
     while let Some(d) = pending.pop() {
@@ -360,7 +369,7 @@ impl ObjectStore for HdrsStore {
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
+    ) -> Result<PutResult> {
         let overwrite = match opts.mode {
             PutMode::Overwrite => true,
             PutMode::Create => false,
@@ -384,21 +393,17 @@ impl ObjectStore for HdrsStore {
                 let _ = client.remove_file(&temp);
                 return Err(e);
             }
-            move_into_place(client, &temp, &target, overwrite, true)?;
-            Ok(PutResult {
-                e_tag: None,
-                version: None,
-                extensions: Default::default(),
-            })
+            move_into_place(client, &temp, &target, overwrite, true)
         })
-        .await
+        .await?;
+        Ok(put_result())
     }
 
     async fn put_multipart_opts(
         &self,
         location: &Path,
         _opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+    ) -> Result<Box<dyn MultipartUpload>> {
         let target = hdfs_path(location);
         let temp = self.temp_for(&target);
         let opened = temp.clone();
@@ -431,11 +436,7 @@ impl ObjectStore for HdrsStore {
         }))
     }
 
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         if options.if_match.is_some()
             || options.if_none_match.is_some()
             || options.if_modified_since.is_some()
@@ -516,8 +517,8 @@ impl ObjectStore for HdrsStore {
 
     fn delete_stream(
         &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         let store = self.clone();
         locations
             .then(move |location| {
@@ -544,7 +545,7 @@ impl ObjectStore for HdrsStore {
             .boxed()
     }
 
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let store = self.clone();
         let dir = prefix.cloned().unwrap_or_default();
         futures::stream::once(async move {
@@ -553,19 +554,17 @@ impl ObjectStore for HdrsStore {
                 .call("list", &path, move |client| walk(client, &dir))
                 .await
         })
-        .map(
-            |r| -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-                match r {
-                    Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
-                    Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                }
-            },
-        )
+        .map(|r| -> BoxStream<'static, Result<ObjectMeta>> {
+            match r {
+                Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            }
+        })
         .flatten()
         .boxed()
     }
 
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let dir = prefix.cloned().unwrap_or_default();
         let path = hdfs_path(&dir);
         self.call("list", &path.clone(), move |client| {
@@ -594,12 +593,7 @@ impl ObjectStore for HdrsStore {
         .await
     }
 
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         let overwrite = matches!(options.mode, CopyMode::Overwrite);
         let (from, to) = (hdfs_path(from), hdfs_path(to));
         let temp = self.temp_for(&to);
@@ -616,12 +610,7 @@ impl ObjectStore for HdrsStore {
         .await
     }
 
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         let overwrite = matches!(options.target_mode, RenameTargetMode::Overwrite);
         let (from, to) = (hdfs_path(from), hdfs_path(to));
         self.call("rename", &from.clone(), move |client| {
@@ -639,12 +628,12 @@ struct HdrsUpload {
     target: String,
     temp: String,
     parts: Option<std::sync::mpsc::Sender<(PutPayload, tokio::sync::oneshot::Sender<()>)>>,
-    writer: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
+    writer: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
 impl HdrsUpload {
     /// Ends the part stream and waits for the writer to close the temporary file.
-    async fn finish_writing(&mut self) -> object_store::Result<()> {
+    async fn finish_writing(&mut self) -> Result<()> {
         self.parts = None;
         let Some(writer) = self.writer.take() else {
             return Err(generic(HdrsError::Task {
@@ -682,7 +671,7 @@ impl MultipartUpload for HdrsUpload {
         })
     }
 
-    async fn complete(&mut self) -> object_store::Result<PutResult> {
+    async fn complete(&mut self) -> Result<PutResult> {
         let written = self.finish_writing().await;
         let (temp, target) = (self.temp.clone(), self.target.clone());
         self.store
@@ -694,14 +683,10 @@ impl MultipartUpload for HdrsUpload {
                 move_into_place(client, &temp, &target, true, true)
             })
             .await?;
-        Ok(PutResult {
-            e_tag: None,
-            version: None,
-            extensions: Default::default(),
-        })
+        Ok(put_result())
     }
 
-    async fn abort(&mut self) -> object_store::Result<()> {
+    async fn abort(&mut self) -> Result<()> {
         let _ = self.finish_writing().await;
         let temp = self.temp.clone();
         self.store
