@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
+    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter,
     LineSource, QuarantineRecord, CHUNK_BYTES, CHUNK_ROWS,
 };
 
@@ -366,8 +366,9 @@ pub fn decode(
     let mut b = Builders::new();
     let mut bad = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
-    let cancelled = || DecodeError::Cancelled {
-        path: input.path.clone(),
+    let mut out = Emitter {
+        emit,
+        path: &input.path,
     };
     let quarantine = |bad: &mut Vec<QuarantineRecord>, offset, line, reason, raw| {
         bad.push(QuarantineRecord {
@@ -408,19 +409,15 @@ pub fn decode(
             }
         }
         let full = b.len() >= CHUNK_ROWS || b.payload.values_slice().len() >= CHUNK_BYTES;
-        if full && !emit(DecodeItem::Rows(b.finish())) {
-            return Err(cancelled());
+        if full {
+            out.send(DecodeItem::Rows(b.finish()))?;
         }
-        if super::quarantine_full(&bad) && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad))) {
-            return Err(cancelled());
-        }
+        out.quarantine(&mut bad, false)?;
     }
-    if b.len() > 0 && !emit(DecodeItem::Rows(b.finish())) {
-        return Err(cancelled());
+    if b.len() > 0 {
+        out.send(DecodeItem::Rows(b.finish()))?;
     }
-    if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
-        return Err(cancelled());
-    }
+    out.quarantine(&mut bad, true)?;
     Ok(DecodeEnd {
         end_offset: lines.offset,
         end_line: lines.line,

@@ -32,7 +32,7 @@ pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, Typ
 use types::{parse_bool, parse_date};
 
 use super::{
-    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, LineSource,
+    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter, LineSource,
     QuarantineRecord, CHUNK_ROWS,
 };
 
@@ -273,8 +273,9 @@ impl CsvDecoder {
         };
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
-        let cancelled = || DecodeError::Cancelled {
-            path: input.path.clone(),
+        let mut out = Emitter {
+            emit,
+            path: &input.path,
         };
         while let Some(rec) = stream.next()? {
             values.clear();
@@ -349,11 +350,7 @@ impl CsvDecoder {
                     reason,
                     raw: rec.raw,
                 });
-                if super::quarantine_full(&bad)
-                    && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
-                {
-                    return Err(cancelled());
-                }
+                out.quarantine(&mut bad, false)?;
                 continue;
             }
             for (b, v) in chunk.columns.iter_mut().zip(values.drain(..)) {
@@ -380,21 +377,13 @@ impl CsvDecoder {
             chunk.ingested.append_value(input.ingested_at);
             chunk.keys.push(key_hash(b"csv", &key_buf));
             if chunk.keys.len() >= CHUNK_ROWS {
-                let d = self.finish(&mut chunk);
-                if !emit(DecodeItem::Rows(d)) {
-                    return Err(cancelled());
-                }
+                out.send(DecodeItem::Rows(self.finish(&mut chunk)))?;
             }
         }
         if !chunk.keys.is_empty() {
-            let d = self.finish(&mut chunk);
-            if !emit(DecodeItem::Rows(d)) {
-                return Err(cancelled());
-            }
+            out.send(DecodeItem::Rows(self.finish(&mut chunk)))?;
         }
-        if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
-            return Err(cancelled());
-        }
+        out.quarantine(&mut bad, true)?;
         Ok(DecodeEnd {
             end_offset: stream.end_offset,
             end_line: stream.end_line,
