@@ -24,6 +24,7 @@
 
 pub mod csv;
 pub mod gharchive;
+mod lineage;
 mod lines;
 
 pub use lines::{
