@@ -41,7 +41,7 @@ use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, RenameTargetMode, Result, UploadPart,
+    RenameOptions, RenameTargetMode, UploadPart,
 };
 
 /// The JVM option (`-Xrs`, "reduce signal usage") that leaves SIGTERM, SIGINT and SIGHUP to lander: without it
@@ -182,7 +182,7 @@ impl HdrsStore {
         }
     }
 
-    async fn client(&self) -> Result<Arc<hdrs::Client>> {
+    async fn client(&self) -> object_store::Result<Arc<hdrs::Client>> {
         let inner = self.inner.clone();
         self.inner
             .client
@@ -217,8 +217,8 @@ impl HdrsStore {
         &self,
         operation: &'static str,
         path: &str,
-        f: impl FnOnce(&hdrs::Client) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+        f: impl FnOnce(&hdrs::Client) -> object_store::Result<T> + Send + 'static,
+    ) -> object_store::Result<T> {
         let client = self.client().await?;
         tokio::task::spawn_blocking(move || f(&client))
             .await
@@ -241,7 +241,7 @@ impl HdrsStore {
 }
 
 /// Opens `path` for writing (creating its directory first).
-fn create(client: &hdrs::Client, path: &str) -> Result<hdrs::File> {
+fn create(client: &hdrs::Client, path: &str) -> object_store::Result<hdrs::File> {
     client
         .create_dir(parent(path))
         .map_err(|e| call_error("mkdirs", parent(path), e))?;
@@ -255,7 +255,7 @@ fn create(client: &hdrs::Client, path: &str) -> Result<hdrs::File> {
 }
 
 /// Closes a written file: the NameNode completes it (its blocks are minimally replicated).
-fn close(file: hdrs::File, path: &str) -> Result<()> {
+fn close(file: hdrs::File, path: &str) -> object_store::Result<()> {
     file.try_close().map_err(|e| call_error("close", path, e))
 }
 
@@ -267,7 +267,7 @@ fn move_into_place(
     to: &str,
     overwrite: bool,
     discard_source: bool,
-) -> Result<()> {
+) -> object_store::Result<()> {
     let result = (|| {
         client
             .create_dir(parent(to))
@@ -340,7 +340,7 @@ fn last_segment(path: &str) -> &str {
 }
 
 /// Every file below `dir` (recursive), as object metadata. A missing `dir` lists nothing.
-fn walk(client: &hdrs::Client, dir: &Path) -> Result<Vec<ObjectMeta>> {
+fn walk(client: &hdrs::Client, dir: &Path) -> object_store::Result<Vec<ObjectMeta>> {
     let mut out = Vec::new();
     let mut pending = vec![dir.clone()];
     while let Some(d) = pending.pop() {
@@ -369,7 +369,7 @@ impl ObjectStore for HdrsStore {
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
-    ) -> Result<PutResult> {
+    ) -> object_store::Result<PutResult> {
         let overwrite = match opts.mode {
             PutMode::Overwrite => true,
             PutMode::Create => false,
@@ -403,7 +403,7 @@ impl ObjectStore for HdrsStore {
         &self,
         location: &Path,
         _opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
         let target = hdfs_path(location);
         let temp = self.temp_for(&target);
         let opened = temp.clone();
@@ -436,7 +436,11 @@ impl ObjectStore for HdrsStore {
         }))
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         if options.if_match.is_some()
             || options.if_none_match.is_some()
             || options.if_modified_since.is_some()
@@ -517,8 +521,8 @@ impl ObjectStore for HdrsStore {
 
     fn delete_stream(
         &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
         let store = self.clone();
         locations
             .then(move |location| {
@@ -545,7 +549,7 @@ impl ObjectStore for HdrsStore {
             .boxed()
     }
 
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let store = self.clone();
         let dir = prefix.cloned().unwrap_or_default();
         futures::stream::once(async move {
@@ -554,17 +558,19 @@ impl ObjectStore for HdrsStore {
                 .call("list", &path, move |client| walk(client, &dir))
                 .await
         })
-        .map(|r| -> BoxStream<'static, Result<ObjectMeta>> {
-            match r {
-                Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
-                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-            }
-        })
+        .map(
+            |r| -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+                match r {
+                    Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
+                    Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                }
+            },
+        )
         .flatten()
         .boxed()
     }
 
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         let dir = prefix.cloned().unwrap_or_default();
         let path = hdfs_path(&dir);
         self.call("list", &path.clone(), move |client| {
@@ -593,7 +599,12 @@ impl ObjectStore for HdrsStore {
         .await
     }
 
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         let overwrite = matches!(options.mode, CopyMode::Overwrite);
         let (from, to) = (hdfs_path(from), hdfs_path(to));
         let temp = self.temp_for(&to);
@@ -610,7 +621,12 @@ impl ObjectStore for HdrsStore {
         .await
     }
 
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
         let overwrite = matches!(options.target_mode, RenameTargetMode::Overwrite);
         let (from, to) = (hdfs_path(from), hdfs_path(to));
         self.call("rename", &from.clone(), move |client| {
@@ -628,12 +644,12 @@ struct HdrsUpload {
     target: String,
     temp: String,
     parts: Option<std::sync::mpsc::Sender<(PutPayload, tokio::sync::oneshot::Sender<()>)>>,
-    writer: Option<tokio::task::JoinHandle<Result<()>>>,
+    writer: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
 }
 
 impl HdrsUpload {
     /// Ends the part stream and waits for the writer to close the temporary file.
-    async fn finish_writing(&mut self) -> Result<()> {
+    async fn finish_writing(&mut self) -> object_store::Result<()> {
         self.parts = None;
         let Some(writer) = self.writer.take() else {
             return Err(generic(HdrsError::Task {
@@ -671,7 +687,7 @@ impl MultipartUpload for HdrsUpload {
         })
     }
 
-    async fn complete(&mut self) -> Result<PutResult> {
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
         let written = self.finish_writing().await;
         let (temp, target) = (self.temp.clone(), self.target.clone());
         self.store
@@ -686,7 +702,7 @@ impl MultipartUpload for HdrsUpload {
         Ok(put_result())
     }
 
-    async fn abort(&mut self) -> Result<()> {
+    async fn abort(&mut self) -> object_store::Result<()> {
         let _ = self.finish_writing().await;
         let temp = self.temp.clone();
         self.store
