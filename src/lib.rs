@@ -29,7 +29,8 @@
 //!
 //! Base layers, imported by the stages above and importing none of them:
 //! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
-//!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`).
+//!   cargo feature `hdrs`, also HDFS through libhdfs over JNI (`hdfs+jni://`, `store::hdrs`). Opening per
+//!   scheme is in `store::open`, the per-call time limit of remote stores in `store::timeout`.
 //! - [`checkpoint`]: the sled store of processed files, committed batches, the in-flight intent and the dedup
 //!   watermark. `source` reads it to tell new files from processed ones and `cli` for `fetch --checkpoint` (to
 //!   skip ingested files); only `modes` writes it. It stores `decode`'s [`decode::csv::StoredSchema`] (and re-exports it).

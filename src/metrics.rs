@@ -30,202 +30,116 @@ pub struct SourceLabel {
     pub source: String,
 }
 
-type Hist = Family<DatasetLabel, Histogram, fn() -> Histogram>;
-
-/// Every metric lander exports.
-pub struct Metrics {
-    /// `lander_rows_written_total`: rows published to bronze.
-    pub rows_written: Family<DatasetLabel, Counter>,
-    /// `lander_files_ingested_total`: landing files (or appended ranges) committed.
-    pub files_ingested: Family<DatasetLabel, Counter>,
-    /// `lander_records_quarantined_total`: records sent to quarantine (whole failed files count one).
-    pub records_quarantined: Family<DatasetLabel, Counter>,
-    /// `lander_duplicates_dropped_total`: records dropped as duplicates.
-    pub duplicates_dropped: Family<DatasetLabel, Counter>,
-    /// `lander_batches_committed_total`.
-    pub batches_committed: Family<DatasetLabel, Counter>,
-    /// `lander_batches_failed_total`: batch attempts that failed on storage and were rolled back.
-    pub batches_failed: Family<DatasetLabel, Counter>,
-    /// `lander_files_failed_total`: files rejected whole (corrupt, over a limit) and quarantined.
-    pub files_failed: Family<DatasetLabel, Counter>,
-    /// `lander_input_bytes_total`: landing bytes committed.
-    pub input_bytes: Family<DatasetLabel, Counter>,
-    /// `lander_read_bytes_total`: landing bytes read so far (progress; committed or not).
-    pub read_bytes: Family<DatasetLabel, Counter>,
-    /// `lander_records_read_total`: records decoded so far, before dedup (progress; committed or not).
-    pub records_read: Family<DatasetLabel, Counter>,
-    /// `lander_listing_skipped_entries_total`: landing entries skipped by listings (symlinks, unreadable).
-    pub listing_skipped: Family<DatasetLabel, Counter>,
-    /// `lander_batch_duration_seconds`: from planning a batch to its commit.
-    pub batch_duration: Hist,
-    /// `lander_land_to_commit_seconds`: from a file's last modification in landing to its commit.
-    pub land_to_commit: Hist,
-    /// `lander_backlog_files`: files new or changed in landing and not committed yet (last listing).
-    pub backlog_files: Family<DatasetLabel, Gauge>,
-    /// `lander_backlog_bytes`: their bytes still to read.
-    pub backlog_bytes: Family<DatasetLabel, Gauge>,
-    /// `lander_last_commit_timestamp_seconds`: Unix time of the last commit.
-    pub last_commit: Family<DatasetLabel, Gauge<f64, AtomicU64>>,
-    /// `lander_dedup_keys`: committed dedup keys remembered.
-    pub dedup_keys: Family<DatasetLabel, Gauge>,
-    /// `lander_dataset_failing`: 1 while the dataset's last batch attempt failed (it is being retried).
-    pub dataset_failing: Family<DatasetLabel, Gauge>,
-    /// `lander_fetch_downloads_total`: files fetched into landing.
-    pub fetch_downloads: Family<SourceLabel, Counter>,
-    /// `lander_fetch_bytes_total`: bytes fetched into landing.
-    pub fetch_bytes: Family<SourceLabel, Counter>,
-    /// `lander_fetch_retries_total`: download attempts retried.
-    pub fetch_retries: Family<SourceLabel, Counter>,
-    /// `lander_fetch_failures_total`: downloads that failed for good.
-    pub fetch_failures: Family<SourceLabel, Counter>,
-    registry: Registry,
-}
+/// Counters per dataset.
+type Counters = Family<DatasetLabel, Counter>;
+/// Gauges per dataset.
+type Gauges = Family<DatasetLabel, Gauge>;
+/// Histograms of seconds per dataset.
+type Seconds = Family<DatasetLabel, Histogram, fn() -> Histogram>;
+/// Counters per fetch source.
+type SourceCounters = Family<SourceLabel, Counter>;
 
 fn seconds_histogram() -> Histogram {
     // 1 ms .. ~9 h in factors of 2.5.
     Histogram::new(exponential_buckets(0.001, 2.5, 18))
 }
 
-impl Metrics {
-    fn new() -> Self {
-        let hist = || Hist::new_with_constructor(seconds_histogram as fn() -> Histogram);
-        let mut m = Metrics {
-            rows_written: Family::default(),
-            files_ingested: Family::default(),
-            records_quarantined: Family::default(),
-            duplicates_dropped: Family::default(),
-            batches_committed: Family::default(),
-            batches_failed: Family::default(),
-            files_failed: Family::default(),
-            input_bytes: Family::default(),
-            read_bytes: Family::default(),
-            records_read: Family::default(),
-            listing_skipped: Family::default(),
-            batch_duration: hist(),
-            land_to_commit: hist(),
-            backlog_files: Family::default(),
-            backlog_bytes: Family::default(),
-            last_commit: Family::default(),
-            dedup_keys: Family::default(),
-            dataset_failing: Family::default(),
-            fetch_downloads: Family::default(),
-            fetch_bytes: Family::default(),
-            fetch_retries: Family::default(),
-            fetch_failures: Family::default(),
-            registry: Registry::with_prefix("lander"),
-        };
-        let r = &mut m.registry;
-        r.register(
-            "rows_written",
-            "Rows published to bronze",
-            m.rows_written.clone(),
-        );
-        r.register(
-            "files_ingested",
-            "Landing files (or appended ranges) committed",
-            m.files_ingested.clone(),
-        );
-        r.register(
-            "records_quarantined",
-            "Records sent to quarantine; a file rejected whole counts one",
-            m.records_quarantined.clone(),
-        );
-        r.register(
-            "duplicates_dropped",
-            "Records dropped as duplicates of a key seen in the batch or committed before",
-            m.duplicates_dropped.clone(),
-        );
-        r.register(
-            "batches_committed",
-            "Batches committed",
-            m.batches_committed.clone(),
-        );
-        r.register(
-            "batches_failed",
-            "Batch attempts that failed on storage and were rolled back",
-            m.batches_failed.clone(),
-        );
-        r.register(
-            "files_failed",
-            "Landing files rejected whole (corrupt, over a limit) and copied to quarantine",
-            m.files_failed.clone(),
-        );
-        r.register(
-            "input_bytes",
-            "Landing bytes committed",
-            m.input_bytes.clone(),
-        );
-        r.register(
-            "read_bytes",
-            "Landing bytes read, committed or not (progress)",
-            m.read_bytes.clone(),
-        );
-        r.register(
-            "records_read",
-            "Records decoded before dedup, committed or not (progress)",
-            m.records_read.clone(),
-        );
-        r.register(
-            "listing_skipped_entries",
-            "Landing entries skipped by listings (symlinks not followed, unreadable or special files)",
-            m.listing_skipped.clone(),
-        );
-        r.register(
-            "batch_duration_seconds",
-            "Time from planning a batch to its commit",
-            m.batch_duration.clone(),
-        );
-        r.register(
-            "land_to_commit_seconds",
-            "Time from a file's last modification in landing to the commit of its records",
-            m.land_to_commit.clone(),
-        );
-        r.register(
-            "backlog_files",
-            "Files new or changed in landing and not committed yet, as of the last listing",
-            m.backlog_files.clone(),
-        );
-        r.register(
-            "backlog_bytes",
-            "Bytes of the backlog files still to read",
-            m.backlog_bytes.clone(),
-        );
-        r.register(
-            "last_commit_timestamp_seconds",
-            "Unix time of the last committed batch",
-            m.last_commit.clone(),
-        );
-        r.register(
-            "dedup_keys",
-            "Committed dedup keys remembered (within the horizon)",
-            m.dedup_keys.clone(),
-        );
-        r.register(
-            "dataset_failing",
-            "1 while the dataset's last batch attempt failed and is being retried",
-            m.dataset_failing.clone(),
-        );
-        r.register(
-            "fetch_downloads",
-            "Files fetched into landing",
-            m.fetch_downloads.clone(),
-        );
-        r.register(
-            "fetch_bytes",
-            "Bytes fetched into landing",
-            m.fetch_bytes.clone(),
-        );
-        r.register(
-            "fetch_retries",
-            "Download attempts retried",
-            m.fetch_retries.clone(),
-        );
-        r.register(
-            "fetch_failures",
-            "Downloads that failed after all retries",
-            m.fetch_failures.clone(),
-        );
-        m
+/// Declares [`Metrics`] from one row per metric, `field: Type = "name", "help";`, plus `, new: constructor` for
+/// a family whose metrics are not built by `Default` (histograms, for their buckets). The field's doc is made
+/// from the name and help; metrics are registered under `lander_<name>` in row order. Rows are grouped by
+/// label type, and each group gets a method (named before the group) that creates all its series of one label.
+macro_rules! metrics {
+    (@new $ty:ty) => {
+        <$ty>::default()
+    };
+    (@new $ty:ty, $constructor:expr) => {
+        <$ty>::new_with_constructor($constructor)
+    };
+    ($(
+        $label:ty => fn $zero:ident {
+            $($field:ident: $ty:ty = $name:literal, $help:literal $(, new: $constructor:expr)?;)+
+        }
+    )+) => {
+        /// Every metric lander exports.
+        pub struct Metrics {
+            $($(
+                #[doc = concat!("`lander_", $name, "`: ", $help, ".")]
+                pub $field: $ty,
+            )+)+
+            registry: Registry,
+        }
+
+        impl Metrics {
+            fn new() -> Self {
+                let mut registry = Registry::with_prefix("lander");
+                $($(
+                    let $field: $ty = metrics!(@new $ty $(, $constructor)?);
+                    registry.register($name, $help, $field.clone());
+                )+)+
+                Metrics {
+                    $($($field,)+)+
+                    registry,
+                }
+            }
+
+            $(
+                /// Creates every series of this label type for `label`, at zero.
+                fn $zero(&self, label: &$label) {
+                    $(let _ = self.$field.get_or_create(label);)+
+                }
+            )+
+        }
+    };
+}
+
+metrics! {
+    DatasetLabel => fn zero_dataset {
+        rows_written: Counters = "rows_written",
+            "Rows published to bronze";
+        files_ingested: Counters = "files_ingested",
+            "Landing files (or appended ranges) committed";
+        records_quarantined: Counters = "records_quarantined",
+            "Records sent to quarantine; a file rejected whole counts one";
+        duplicates_dropped: Counters = "duplicates_dropped",
+            "Records dropped as duplicates of a key seen in the batch or committed before";
+        batches_committed: Counters = "batches_committed",
+            "Batches committed";
+        batches_failed: Counters = "batches_failed",
+            "Batch attempts that failed on storage and were rolled back";
+        files_failed: Counters = "files_failed",
+            "Landing files rejected whole (corrupt, over a limit) and copied to quarantine";
+        input_bytes: Counters = "input_bytes",
+            "Landing bytes committed";
+        read_bytes: Counters = "read_bytes",
+            "Landing bytes read, committed or not (progress)";
+        records_read: Counters = "records_read",
+            "Records decoded before dedup, committed or not (progress)";
+        listing_skipped: Counters = "listing_skipped_entries",
+            "Landing entries skipped by listings (symlinks not followed, unreadable or special files)";
+        batch_duration: Seconds = "batch_duration_seconds",
+            "Time from planning a batch to its commit", new: seconds_histogram;
+        land_to_commit: Seconds = "land_to_commit_seconds",
+            "Time from a file's last modification in landing to the commit of its records", new: seconds_histogram;
+        backlog_files: Gauges = "backlog_files",
+            "Files new or changed in landing and not committed yet, as of the last listing";
+        backlog_bytes: Gauges = "backlog_bytes",
+            "Bytes of the backlog files still to read";
+        last_commit: Family<DatasetLabel, Gauge<f64, AtomicU64>> = "last_commit_timestamp_seconds",
+            "Unix time of the last committed batch";
+        dedup_keys: Gauges = "dedup_keys",
+            "Committed dedup keys remembered (within the horizon)";
+        dataset_failing: Gauges = "dataset_failing",
+            "1 while the dataset's last batch attempt failed and is being retried";
+    }
+    SourceLabel => fn zero_source {
+        fetch_downloads: SourceCounters = "fetch_downloads",
+            "Files fetched into landing";
+        fetch_bytes: SourceCounters = "fetch_bytes",
+            "Bytes fetched into landing";
+        fetch_retries: SourceCounters = "fetch_retries",
+            "Download attempts retried";
+        fetch_failures: SourceCounters = "fetch_failures",
+            "Downloads that failed after all retries";
     }
 }
 
@@ -253,48 +167,12 @@ pub fn src(source: &str) -> SourceLabel {
 /// Creates every `dataset` series of `dataset` at zero, so that dashboards and alerts see the series from the
 /// start instead of "no data" until the first event.
 pub fn init_dataset(dataset: &str) {
-    let m = get();
-    let l = ds(dataset);
-    for c in [
-        &m.rows_written,
-        &m.files_ingested,
-        &m.records_quarantined,
-        &m.duplicates_dropped,
-        &m.batches_committed,
-        &m.batches_failed,
-        &m.files_failed,
-        &m.input_bytes,
-        &m.read_bytes,
-        &m.records_read,
-        &m.listing_skipped,
-    ] {
-        let _ = c.get_or_create(&l);
-    }
-    for g in [
-        &m.backlog_files,
-        &m.backlog_bytes,
-        &m.dedup_keys,
-        &m.dataset_failing,
-    ] {
-        let _ = g.get_or_create(&l);
-    }
-    let _ = m.last_commit.get_or_create(&l);
-    let _ = m.batch_duration.get_or_create(&l);
-    let _ = m.land_to_commit.get_or_create(&l);
+    get().zero_dataset(&ds(dataset));
 }
 
 /// Creates every fetch series of `source` at zero (see [`init_dataset`]).
 pub fn init_source(source: &str) {
-    let m = get();
-    let l = src(source);
-    for c in [
-        &m.fetch_downloads,
-        &m.fetch_bytes,
-        &m.fetch_retries,
-        &m.fetch_failures,
-    ] {
-        let _ = c.get_or_create(&l);
-    }
+    get().zero_source(&src(source));
 }
 
 /// Everything in the Prometheus text exposition format (OpenMetrics flavour, ends with `# EOF`).

@@ -22,8 +22,9 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::lineage::{lineage_fields, Lineage};
 use super::{
-    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded,
+    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter,
     LineSource, QuarantineRecord, CHUNK_BYTES, CHUNK_ROWS,
 };
 
@@ -36,11 +37,11 @@ pub fn schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-            Arc::new(Schema::new(vec![
+            let mut fields = vec![
                 Field::new("id", DataType::Utf8, true),
                 Field::new("event_key", DataType::Utf8, false),
                 Field::new("type", DataType::Utf8, false),
-                Field::new("created_at", ts.clone(), false),
+                Field::new("created_at", ts, false),
                 Field::new("actor_id", DataType::Int64, true),
                 Field::new("actor_login", DataType::Utf8, true),
                 Field::new("repo_id", DataType::Int64, true),
@@ -49,11 +50,9 @@ pub fn schema() -> SchemaRef {
                 Field::new("org_login", DataType::Utf8, true),
                 Field::new("public", DataType::Boolean, true),
                 Field::new("payload", DataType::Utf8, true),
-                Field::new("_source_file", DataType::Utf8, false),
-                Field::new("_source_line", DataType::Int64, false),
-                Field::new("_source_offset", DataType::Int64, false),
-                Field::new("_ingested_at", ts, false),
-            ]))
+            ];
+            fields.extend(lineage_fields());
+            Arc::new(Schema::new(fields))
         })
         .clone()
 }
@@ -246,10 +245,7 @@ struct Builders {
     org_login: StringBuilder,
     public: BooleanBuilder,
     payload: StringBuilder,
-    source_file: StringBuilder,
-    source_line: Int64Builder,
-    source_offset: Int64Builder,
-    ingested_at: TimestampMicrosecondBuilder,
+    lineage: Lineage,
     keys: Vec<u128>,
 }
 
@@ -271,10 +267,7 @@ impl Builders {
             public: BooleanBuilder::with_capacity(CHUNK_ROWS),
             // One record past CHUNK_BYTES still fits without regrowth in the common case.
             payload: StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_BYTES + (256 << 10)),
-            source_file: s(),
-            source_line: Int64Builder::with_capacity(CHUNK_ROWS),
-            source_offset: Int64Builder::with_capacity(CHUNK_ROWS),
-            ingested_at: ts(),
+            lineage: Lineage::new(),
             keys: Vec::with_capacity(CHUNK_ROWS),
         }
     }
@@ -315,10 +308,7 @@ impl Builders {
         self.org_login.append_option(ev.org_login.as_deref());
         self.public.append_option(ev.public);
         self.payload.append_option(ev.payload);
-        self.source_file.append_value(src);
-        self.source_line.append_value(line_no as i64);
-        self.source_offset.append_value(offset as i64);
-        self.ingested_at.append_value(ingested);
+        self.lineage.push(src, line_no, offset, ingested);
     }
 
     fn finish(&mut self) -> Decoded {
@@ -326,7 +316,7 @@ impl Builders {
         // builders sized for a whole chunk instead (regrowing an 8 MB payload buffer by doubling costs copies and
         // page faults on every chunk).
         let mut old = std::mem::replace(self, Builders::new());
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(old.id.finish()),
             Arc::new(old.event_key.finish()),
             Arc::new(old.kind.finish()),
@@ -339,11 +329,8 @@ impl Builders {
             Arc::new(old.org_login.finish()),
             Arc::new(old.public.finish()),
             Arc::new(old.payload.finish()),
-            Arc::new(old.source_file.finish()),
-            Arc::new(old.source_line.finish()),
-            Arc::new(old.source_offset.finish()),
-            Arc::new(old.ingested_at.finish()),
         ];
+        columns.extend(old.lineage.finish());
         let batch =
             RecordBatch::try_new(schema(), columns).expect("builders match the gharchive schema");
         Decoded {
@@ -366,8 +353,9 @@ pub fn decode(
     let mut b = Builders::new();
     let mut bad = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
-    let cancelled = || DecodeError::Cancelled {
-        path: input.path.clone(),
+    let mut out = Emitter {
+        emit,
+        path: &input.path,
     };
     let quarantine = |bad: &mut Vec<QuarantineRecord>, offset, line, reason, raw| {
         bad.push(QuarantineRecord {
@@ -408,19 +396,15 @@ pub fn decode(
             }
         }
         let full = b.len() >= CHUNK_ROWS || b.payload.values_slice().len() >= CHUNK_BYTES;
-        if full && !emit(DecodeItem::Rows(b.finish())) {
-            return Err(cancelled());
+        if full {
+            out.send(DecodeItem::Rows(b.finish()))?;
         }
-        if super::quarantine_full(&bad) && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad))) {
-            return Err(cancelled());
-        }
+        out.quarantine(&mut bad, false)?;
     }
-    if b.len() > 0 && !emit(DecodeItem::Rows(b.finish())) {
-        return Err(cancelled());
+    if b.len() > 0 {
+        out.send(DecodeItem::Rows(b.finish()))?;
     }
-    if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
-        return Err(cancelled());
-    }
+    out.quarantine(&mut bad, true)?;
     Ok(DecodeEnd {
         end_offset: lines.offset,
         end_line: lines.line,

@@ -24,6 +24,7 @@
 
 pub mod csv;
 pub mod gharchive;
+mod lineage;
 mod lines;
 
 pub use lines::{
@@ -60,6 +61,39 @@ pub const QUARANTINE_CHUNK_BYTES: usize = 64 << 20;
 pub fn quarantine_full(bad: &[QuarantineRecord]) -> bool {
     bad.len() >= QUARANTINE_CHUNK
         || bad.iter().map(|r| r.raw.len()).sum::<usize>() >= QUARANTINE_CHUNK_BYTES
+}
+
+/// A decoder's consumer: `emit` returns `false` to stop, which the decoder reports as
+/// [`DecodeError::Cancelled`].
+struct Emitter<'a> {
+    emit: &'a mut dyn FnMut(DecodeItem) -> bool,
+    path: &'a str,
+}
+
+impl Emitter<'_> {
+    /// Hands `item` on.
+    fn send(&mut self, item: DecodeItem) -> Result<(), DecodeError> {
+        if (self.emit)(item) {
+            Ok(())
+        } else {
+            Err(DecodeError::Cancelled {
+                path: self.path.to_string(),
+            })
+        }
+    }
+
+    /// Hands the quarantine records collected in `bad` on once there are enough of them ([`quarantine_full`])
+    /// or, at the end of the stream (`last`), any at all.
+    fn quarantine(
+        &mut self,
+        bad: &mut Vec<QuarantineRecord>,
+        last: bool,
+    ) -> Result<(), DecodeError> {
+        if !bad.is_empty() && (last || quarantine_full(bad)) {
+            self.send(DecodeItem::Quarantine(std::mem::take(bad)))?;
+        }
+        Ok(())
+    }
 }
 
 /// The decompression ratio is only judged after this many decompressed bytes: the first blocks of a stream

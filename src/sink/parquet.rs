@@ -347,6 +347,16 @@ impl PartWriter {
     }
 }
 
+/// The [`SinkError::Store`] of a failed `action` on `path`, for `map_err`.
+fn store_error(action: &'static str, path: &str) -> impl FnOnce(object_store::Error) -> SinkError {
+    let path = path.to_string();
+    move |source| SinkError::Store {
+        action,
+        path,
+        source,
+    }
+}
+
 /// Runs the uploads described by `events` until the channel closes; returns the staged parts in `seq` order.
 ///
 /// # Errors
@@ -362,16 +372,11 @@ pub async fn upload_parts(
         match ev {
             PartEvent::Open { seq, staging } => {
                 let path = bronze.path(&staging);
-                let upload =
-                    bronze
-                        .store
-                        .put_multipart(&path)
-                        .await
-                        .map_err(|source| SinkError::Store {
-                            action: "upload",
-                            path: staging.clone(),
-                            source,
-                        })?;
+                let upload = bronze
+                    .store
+                    .put_multipart(&path)
+                    .await
+                    .map_err(store_error("upload", &staging))?;
                 uploads.insert(
                     seq,
                     (
@@ -386,11 +391,7 @@ pub async fn upload_parts(
                     .expect("a part is opened before data is sent");
                 w.wait_for_capacity(UPLOAD_CONCURRENCY)
                     .await
-                    .map_err(|source| SinkError::Store {
-                        action: "upload",
-                        path: staging.clone(),
-                        source,
-                    })?;
+                    .map_err(store_error("upload", staging))?;
                 w.put(bytes);
             }
             PartEvent::Close { seq, file } => {
@@ -404,11 +405,7 @@ pub async fn upload_parts(
                     }
                 }
                 finishing.push(async move {
-                    w.finish().await.map_err(|source| SinkError::Store {
-                        action: "upload",
-                        path: staging,
-                        source,
-                    })?;
+                    w.finish().await.map_err(store_error("upload", &staging))?;
                     Ok::<_, SinkError>((seq, file))
                 });
             }
@@ -437,11 +434,7 @@ pub async fn put_staged(
         .store
         .put(&bronze.path(staging), bytes.into())
         .await
-        .map_err(|source| SinkError::Store {
-            action: "upload",
-            path: staging.to_string(),
-            source,
-        })?;
+        .map_err(store_error("upload", staging))?;
     Ok(())
 }
 
@@ -454,21 +447,9 @@ pub async fn publish(bronze: &StoreLocation, files: &[WrittenFile]) -> Result<()
         .iter()
         .map(|f| {
             let store = bronze.store.clone();
-            let (from, to, name) = (
-                bronze.path(&f.staging),
-                bronze.path(&f.final_path),
-                f.staging.clone(),
-            );
-            async move {
-                store
-                    .rename(&from, &to)
-                    .await
-                    .map_err(|source| SinkError::Store {
-                        action: "rename",
-                        path: name,
-                        source,
-                    })
-            }
+            let (from, to) = (bronze.path(&f.staging), bronze.path(&f.final_path));
+            let failed = store_error("rename", &f.staging);
+            async move { store.rename(&from, &to).await.map_err(failed) }
         })
         .collect();
     let mut renames = futures::stream::iter(jobs).buffer_unordered(PUBLISH_CONCURRENCY);
@@ -490,13 +471,7 @@ pub async fn delete_prefix(bronze: &StoreLocation, prefix: &str) -> Result<usize
         let meta = match meta {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => continue,
-            Err(source) => {
-                return Err(SinkError::Store {
-                    action: "list",
-                    path: prefix.to_string(),
-                    source,
-                })
-            }
+            Err(source) => return Err(store_error("list", prefix)(source)),
         };
         delete(bronze, &meta.location).await?;
         n += 1;
@@ -514,11 +489,7 @@ pub async fn delete(
 ) -> Result<(), SinkError> {
     match bronze.store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(source) => Err(SinkError::Store {
-            action: "delete",
-            path: path.to_string(),
-            source,
-        }),
+        Err(source) => Err(store_error("delete", path.as_ref())(source)),
     }
 }
 

@@ -311,6 +311,15 @@ fn move_into_place(
     result
 }
 
+/// What a finished put or upload returns: HDFS has neither e-tags nor versions.
+fn put_result() -> PutResult {
+    PutResult {
+        e_tag: None,
+        version: None,
+        extensions: Default::default(),
+    }
+}
+
 fn meta_of(location: Path, m: &hdrs::Metadata) -> ObjectMeta {
     ObjectMeta {
         location,
@@ -384,14 +393,10 @@ impl ObjectStore for HdrsStore {
                 let _ = client.remove_file(&temp);
                 return Err(e);
             }
-            move_into_place(client, &temp, &target, overwrite, true)?;
-            Ok(PutResult {
-                e_tag: None,
-                version: None,
-                extensions: Default::default(),
-            })
+            move_into_place(client, &temp, &target, overwrite, true)
         })
-        .await
+        .await?;
+        Ok(put_result())
     }
 
     async fn put_multipart_opts(
@@ -694,11 +699,7 @@ impl MultipartUpload for HdrsUpload {
                 move_into_place(client, &temp, &target, true, true)
             })
             .await?;
-        Ok(PutResult {
-            e_tag: None,
-            version: None,
-            extensions: Default::default(),
-        })
+        Ok(put_result())
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {

@@ -22,7 +22,7 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
-use arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 pub use infer::infer_schema;
@@ -31,8 +31,9 @@ use records::{RecordStream, Text};
 pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
 use types::{parse_bool, parse_date};
 
+use super::lineage::{lineage_fields, Lineage};
 use super::{
-    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, LineSource,
+    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter, LineSource,
     QuarantineRecord, CHUNK_ROWS,
 };
 
@@ -60,10 +61,7 @@ enum Value<'a> {
 /// The rows of one output batch being built: the schema's columns, the lineage columns and the dedup keys.
 struct Chunk {
     columns: Vec<Builder>,
-    file: StringBuilder,
-    line: Int64Builder,
-    offset: Int64Builder,
-    ingested: TimestampMicrosecondBuilder,
+    lineage: Lineage,
     keys: Vec<u128>,
 }
 
@@ -101,11 +99,7 @@ impl CsvDecoder {
             fields.push(Field::new(&c.name, ty.data_type(), true));
             columns.push((c.clone(), ty));
         }
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        fields.push(Field::new("_source_file", DataType::Utf8, false));
-        fields.push(Field::new("_source_line", DataType::Int64, false));
-        fields.push(Field::new("_source_offset", DataType::Int64, false));
-        fields.push(Field::new("_ingested_at", ts, false));
+        fields.extend(lineage_fields());
         let find = |name: &str| columns.iter().position(|(c, _)| c.source == name);
         let time_index = find(&options.event_time).ok_or_else(|| {
             err(format!(
@@ -265,16 +259,14 @@ impl CsvDecoder {
         let ncols = self.columns.len();
         let mut chunk = Chunk {
             columns: self.builders(),
-            file: StringBuilder::with_capacity(CHUNK_ROWS, CHUNK_ROWS * 32),
-            line: Int64Builder::with_capacity(CHUNK_ROWS),
-            offset: Int64Builder::with_capacity(CHUNK_ROWS),
-            ingested: TimestampMicrosecondBuilder::with_capacity(CHUNK_ROWS).with_timezone("UTC"),
+            lineage: Lineage::new(),
             keys: Vec::with_capacity(CHUNK_ROWS),
         };
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
-        let cancelled = || DecodeError::Cancelled {
-            path: input.path.clone(),
+        let mut out = Emitter {
+            emit,
+            path: &input.path,
         };
         while let Some(rec) = stream.next()? {
             values.clear();
@@ -349,11 +341,7 @@ impl CsvDecoder {
                     reason,
                     raw: rec.raw,
                 });
-                if super::quarantine_full(&bad)
-                    && !emit(DecodeItem::Quarantine(std::mem::take(&mut bad)))
-                {
-                    return Err(cancelled());
-                }
+                out.quarantine(&mut bad, false)?;
                 continue;
             }
             for (b, v) in chunk.columns.iter_mut().zip(values.drain(..)) {
@@ -374,27 +362,18 @@ impl CsvDecoder {
                     (Builder::Dec(b), _) => b.append_null(),
                 }
             }
-            chunk.file.append_value(&input.path);
-            chunk.line.append_value(rec.line as i64);
-            chunk.offset.append_value(rec.offset as i64);
-            chunk.ingested.append_value(input.ingested_at);
+            chunk
+                .lineage
+                .push(&input.path, rec.line, rec.offset, input.ingested_at);
             chunk.keys.push(key_hash(b"csv", &key_buf));
             if chunk.keys.len() >= CHUNK_ROWS {
-                let d = self.finish(&mut chunk);
-                if !emit(DecodeItem::Rows(d)) {
-                    return Err(cancelled());
-                }
+                out.send(DecodeItem::Rows(self.finish(&mut chunk)))?;
             }
         }
         if !chunk.keys.is_empty() {
-            let d = self.finish(&mut chunk);
-            if !emit(DecodeItem::Rows(d)) {
-                return Err(cancelled());
-            }
+            out.send(DecodeItem::Rows(self.finish(&mut chunk)))?;
         }
-        if !bad.is_empty() && !emit(DecodeItem::Quarantine(bad)) {
-            return Err(cancelled());
-        }
+        out.quarantine(&mut bad, true)?;
         Ok(DecodeEnd {
             end_offset: stream.end_offset,
             end_line: stream.end_line,
@@ -418,10 +397,7 @@ impl CsvDecoder {
                 }
             })
             .collect();
-        cols.push(Arc::new(chunk.file.finish()));
-        cols.push(Arc::new(chunk.line.finish()));
-        cols.push(Arc::new(chunk.offset.finish()));
-        cols.push(Arc::new(chunk.ingested.finish()));
+        cols.extend(chunk.lineage.finish());
         let batch =
             RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");
         Decoded {
@@ -436,6 +412,7 @@ impl CsvDecoder {
 mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
+    use arrow::datatypes::DataType;
 
     fn input(path: &str) -> DecodeInput {
         DecodeInput {

@@ -109,30 +109,17 @@ impl Scan {
         let eol = b == b'\n' || b == b'\r';
         match self {
             Scan::StartRecord if eol => (Scan::StartRecord, false),
-            Scan::StartRecord | Scan::StartField => {
-                if b == quote {
-                    (Scan::InQuoted, false)
-                } else if b == delimiter {
-                    (Scan::StartField, false)
-                } else if eol {
-                    (Scan::StartRecord, true)
-                } else {
-                    (Scan::InField, false)
-                }
-            }
-            Scan::InField | Scan::QuoteInQuoted => {
-                if self == Scan::QuoteInQuoted && b == quote {
-                    (Scan::InQuoted, false)
-                } else if b == delimiter {
-                    (Scan::StartField, false)
-                } else if eol {
-                    (Scan::StartRecord, true)
-                } else {
-                    (Scan::InField, false)
-                }
-            }
             Scan::InQuoted if b == quote => (Scan::QuoteInQuoted, false),
             Scan::InQuoted => (Scan::InQuoted, false),
+            // A quote opens a quoted field at the start of a field; right after a closing quote it is the
+            // second half of an escaped `""`.
+            Scan::StartRecord | Scan::StartField | Scan::QuoteInQuoted if b == quote => {
+                (Scan::InQuoted, false)
+            }
+            // Anywhere else outside quotes a quote is an ordinary byte of the field.
+            _ if b == delimiter => (Scan::StartField, false),
+            _ if eol => (Scan::StartRecord, true),
+            _ => (Scan::InField, false),
         }
     }
 }
