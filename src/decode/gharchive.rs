@@ -24,8 +24,8 @@ use serde_json::value::RawValue;
 
 use super::lineage::{lineage_fields, Lineage};
 use super::{
-    key_hash, too_long_reason, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter,
-    LineSource, QuarantineRecord, CHUNK_BYTES, CHUNK_ROWS,
+    key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter, LineSource,
+    QuarantineRecord, RecordError, CHUNK_BYTES, CHUNK_ROWS,
 };
 
 /// Index of `created_at` in [`schema`].
@@ -138,13 +138,22 @@ pub fn parse_time(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
-/// Parses and normalises one line. `Err` carries the quarantine reason.
-pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
+fn invalid(field: &'static str, e: serde_json::Error) -> RecordError {
+    RecordError::InvalidField {
+        field,
+        message: e.to_string(),
+    }
+}
+
+/// Parses and normalises one line.
+///
+/// # Errors
+/// Why the line is quarantined.
+pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
     if let Err(e) = std::str::from_utf8(line) {
-        return Err(format!(
-            "not valid UTF-8 (invalid byte at offset {} of the line)",
-            e.valid_up_to()
-        ));
+        return Err(RecordError::NotUtf8 {
+            offset: e.valid_up_to(),
+        });
     }
     let kind = match line.trim_ascii_start().first() {
         Some(b'{') => None,
@@ -158,14 +167,17 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
     if let Some(found) = kind {
         // Valid JSON that is not an object is a clearer reason than serde's "expected struct Event".
         if found != "not JSON" && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
-            return Err(format!("not a JSON object: the line is {found}"));
+            return Err(RecordError::NotAnObject { found });
         }
     }
-    let ev: Event<'_> = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let kind = ev.kind.ok_or("missing field \"type\"")?;
-    let created_raw = ev.created_at.ok_or("missing field \"created_at\"")?;
+    let ev: Event<'_> =
+        serde_json::from_slice(line).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
+    let kind = ev.kind.ok_or(RecordError::MissingField("type"))?;
+    let created_raw = ev
+        .created_at
+        .ok_or(RecordError::MissingField("created_at"))?;
     let created_at = parse_time(&created_raw)
-        .ok_or_else(|| format!("unparseable created_at {created_raw:?}"))?;
+        .ok_or_else(|| RecordError::UnparseableTime(created_raw.to_string()))?;
     let id = match ev.id {
         None => None,
         Some(raw) => {
@@ -174,8 +186,7 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
                 // A JSON string id; ids never contain escapes, but decode properly if they do.
                 if stripped.contains('\\') {
                     Some(Cow::Owned(
-                        serde_json::from_str::<String>(text)
-                            .map_err(|e| format!("invalid id: {e}"))?,
+                        serde_json::from_str::<String>(text).map_err(|e| invalid("id", e))?,
                     ))
                 } else {
                     Some(Cow::Borrowed(stripped.trim_end_matches('"')))
@@ -190,13 +201,12 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, String> {
     let (actor_id, actor_login) = match ev.actor {
         None => (None, ev.actor_attributes.and_then(|a| a.login)),
         Some(raw) if raw.get().starts_with('{') => {
-            let a: Named<'_> =
-                serde_json::from_str(raw.get()).map_err(|e| format!("invalid actor: {e}"))?;
+            let a: Named<'_> = serde_json::from_str(raw.get()).map_err(|e| invalid("actor", e))?;
             (a.id, a.login)
         }
         Some(raw) if raw.get().starts_with('"') => {
             let login: Cow<'_, str> =
-                serde_json::from_str(raw.get()).map_err(|e| format!("invalid actor: {e}"))?;
+                serde_json::from_str(raw.get()).map_err(|e| invalid("actor", e))?;
             (None, Some(login))
         }
         Some(_) => (None, ev.actor_attributes.and_then(|a| a.login)),
@@ -357,23 +367,27 @@ pub fn decode(
         emit,
         path: &input.path,
     };
-    let quarantine = |bad: &mut Vec<QuarantineRecord>, offset, line, reason, raw| {
+    let quarantine = |bad: &mut Vec<QuarantineRecord>, offset, line, reason: RecordError, raw| {
         bad.push(QuarantineRecord {
             source_file: input.path.clone(),
             line,
             offset,
-            reason,
+            reason: reason.to_string(),
             raw,
         });
     };
     while let Some(at) = lines.next_line(&mut buf)? {
         if at.continuation {
             if !buf.is_empty() {
-                let reason = super::continuation_reason(at.line);
+                let reason = RecordError::Continuation { line: at.line };
                 quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
             }
         } else if let Some(len) = at.too_long {
-            let reason = too_long_reason(len, input.limits.max_record_bytes, buf.len());
+            let reason = RecordError::TooLong {
+                len,
+                max: input.limits.max_record_bytes,
+                kept: buf.len(),
+            };
             quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
         } else if buf.trim_ascii().is_empty() {
             continue;
@@ -444,22 +458,19 @@ mod tests {
 
     #[test]
     fn bad_lines_have_reasons() {
-        assert!(normalize(b"{not json")
-            .unwrap_err()
-            .contains("invalid JSON"));
-        assert!(normalize(br#"{"type":"X"}"#)
-            .unwrap_err()
-            .contains("created_at"));
-        assert!(normalize(br#"{"type":"X","created_at":"yesterday"}"#)
-            .unwrap_err()
-            .contains("unparseable"));
-        assert!(normalize(b"\xff\xfe").unwrap_err().contains("UTF-8"));
-        assert_eq!(
-            normalize(b"[1, 2]").unwrap_err(),
-            "not a JSON object: the line is an array"
-        );
-        assert!(normalize(b"42").unwrap_err().contains("a number"));
-        assert!(normalize(b"[1, 2").unwrap_err().contains("invalid JSON"));
+        let reason = |line: &[u8]| {
+            normalize(line)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(reason(b"{not json").contains("invalid JSON"));
+        assert_eq!(reason(br#"{"type":"X"}"#), "missing field \"created_at\"");
+        assert!(reason(br#"{"type":"X","created_at":"yesterday"}"#).contains("unparseable"));
+        assert!(reason(b"\xff\xfe").contains("UTF-8"));
+        assert_eq!(reason(b"[1, 2]"), "not a JSON object: the line is an array");
+        assert!(reason(b"42").contains("a number"));
+        assert!(reason(b"[1, 2").contains("invalid JSON"));
     }
 
     #[test]

@@ -270,16 +270,6 @@ impl LineSource {
     }
 }
 
-/// The quarantine reason of the continuation of line `line` (see [`DecodeInput::continues_line`]).
-pub fn continuation_reason(line: u64) -> String {
-    format!("continuation of line {line}: the file grew after that line, which had no newline yet, was committed as a record; these bytes complete it and are not read as a new record")
-}
-
-/// The quarantine reason of a record longer than `max_record_bytes`.
-pub fn too_long_reason(len: u64, max: u64, kept: usize) -> String {
-    format!("record is {len} bytes, over max_record_bytes ({max} bytes); only its first {kept} bytes are kept here")
-}
-
 /// Maps an I/O error of a landing stream to a file-level [`DecodeError`]: for gzip, an early end means the file
 /// is incomplete and invalid data means it is corrupt.
 pub fn map_stream_error(gzip: bool, path: &str, offset: u64, e: std::io::Error) -> DecodeError {

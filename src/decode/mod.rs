@@ -26,10 +26,10 @@ pub mod csv;
 pub mod gharchive;
 mod lineage;
 mod lines;
+mod reason;
 
-pub use lines::{
-    continuation_reason, limit_error, map_stream_error, too_long_reason, LineInfo, LineSource,
-};
+pub use lines::{limit_error, map_stream_error, LineInfo, LineSource};
+pub use reason::RecordError;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -133,30 +133,26 @@ impl Default for Limits {
     }
 }
 
-fn format_micros(t: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(t)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| format!("{t} µs"))
-}
-
 impl Limits {
     /// Checks an event time (µs, UTC) of column `column` against the policy; `now` is the ingestion time.
-    /// `Err` carries the quarantine reason.
-    pub fn check_event_time(&self, t: i64, now: i64, column: &str) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// [`RecordError::TooEarly`] or [`RecordError::TooLate`]: the record is quarantined.
+    pub fn check_event_time(&self, t: i64, now: i64, column: &str) -> Result<(), RecordError> {
         if t < self.min_event_time {
-            return Err(format!(
-                "{column} {} is before the earliest accepted event time {} (event_time_min)",
-                format_micros(t),
-                format_micros(self.min_event_time)
-            ));
+            return Err(RecordError::TooEarly {
+                column: column.to_string(),
+                at: t,
+                min: self.min_event_time,
+            });
         }
         let latest = now.saturating_add(self.max_event_time_ahead);
         if t > latest {
-            return Err(format!(
-                "{column} {} is in the future: later than {} (ingestion time + event_time_max_future)",
-                format_micros(t),
-                format_micros(latest)
-            ));
+            return Err(RecordError::TooLate {
+                column: column.to_string(),
+                at: t,
+                latest,
+            });
         }
         Ok(())
     }

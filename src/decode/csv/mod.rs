@@ -34,7 +34,7 @@ use types::{parse_bool, parse_date};
 use super::lineage::{lineage_fields, Lineage};
 use super::{
     key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter, LineSource,
-    QuarantineRecord, CHUNK_ROWS,
+    QuarantineRecord, RecordError, CHUNK_ROWS,
 };
 
 enum Builder {
@@ -151,7 +151,13 @@ impl CsvDecoder {
             .collect()
     }
 
-    fn parse_value<'a>(&self, ty: ColumnType, s: Cow<'a, str>) -> Result<Value<'a>, String> {
+    /// Parses field `s` of `column` as `ty`; an empty field is null (an empty string for string columns).
+    fn parse_value<'a>(
+        &self,
+        column: &str,
+        ty: ColumnType,
+        s: Cow<'a, str>,
+    ) -> Result<Value<'a>, RecordError> {
         let t = s.trim();
         if t.is_empty() {
             return Ok(match ty {
@@ -159,7 +165,11 @@ impl CsvDecoder {
                 _ => Value::Null,
             });
         }
-        let bad = |what: &str| format!("invalid {what} {t:?}");
+        let bad = |what: &str| RecordError::InvalidValue {
+            column: column.to_string(),
+            ty: what.to_string(),
+            value: t.to_string(),
+        };
         Ok(match ty {
             ColumnType::String => Value::Str(s),
             ColumnType::Int64 => Value::I64(t.parse().map_err(|_| bad("int64"))?),
@@ -201,7 +211,7 @@ impl CsvDecoder {
                         source_file: input.path.clone(),
                         line: at.line,
                         offset: at.offset,
-                        reason: super::continuation_reason(at.line),
+                        reason: RecordError::Continuation { line: at.line }.to_string(),
                         raw: buf,
                     });
                 }
@@ -270,42 +280,33 @@ impl CsvDecoder {
         };
         while let Some(rec) = stream.next()? {
             values.clear();
-            let result: Result<(), String> = (|| {
+            let result: Result<(), RecordError> = (|| {
                 if let Some(len) = rec.too_long {
-                    return Err(super::too_long_reason(
+                    return Err(RecordError::TooLong {
                         len,
-                        input.limits.max_record_bytes,
-                        rec.raw.len(),
-                    ));
+                        max: input.limits.max_record_bytes,
+                        kept: rec.raw.len(),
+                    });
                 }
                 if rec.fields.len() != ncols {
-                    let found = rec.fields.len();
-                    let lines = rec.raw.iter().filter(|b| **b == b'\n').count() + 1;
-                    let hint = if lines > 1 {
-                        format!("; the record spans {lines} lines: probably an unbalanced quote")
-                    } else {
-                        String::new()
-                    };
-                    return Err(format!(
-                        "expected {ncols} fields, found {found} (too {}){hint}",
-                        if found < ncols { "few" } else { "many" }
-                    ));
+                    return Err(RecordError::FieldCount {
+                        expected: ncols,
+                        found: rec.fields.len(),
+                        lines: rec.raw.iter().filter(|b| **b == b'\n').count() + 1,
+                    });
                 }
                 for (i, (c, ty)) in self.columns.iter().enumerate() {
                     let raw = &rec.fields[mapping[i]];
-                    let s = text
-                        .decode(raw)
-                        .ok_or_else(|| format!("column {:?}: invalid {}", c.source, "UTF-8"))?;
-                    let v = self
-                        .parse_value(*ty, Cow::Owned(s.into_owned()))
-                        .map_err(|e| format!("column {:?}: {e}", c.source))?;
+                    let s = text.decode(raw).ok_or_else(|| RecordError::ColumnNotUtf8 {
+                        column: c.source.clone(),
+                    })?;
+                    let v = self.parse_value(&c.source, *ty, Cow::Owned(s.into_owned()))?;
                     values.push(v);
                 }
                 match values[self.time_index] {
                     Value::Null => {
-                        return Err(format!(
-                            "missing event time in column {:?}",
-                            self.options.event_time
+                        return Err(RecordError::MissingEventTime(
+                            self.options.event_time.clone(),
                         ))
                     }
                     Value::Ts(t) => input.limits.check_event_time(
@@ -322,10 +323,7 @@ impl CsvDecoder {
                     for &k in &self.key_indices {
                         let f = rec.fields[mapping[k]].trim_ascii();
                         if f.is_empty() {
-                            return Err(format!(
-                                "missing key column {:?}",
-                                self.columns[k].0.source
-                            ));
+                            return Err(RecordError::MissingKey(self.columns[k].0.source.clone()));
                         }
                         key_buf.extend_from_slice(f);
                         key_buf.push(0x1f);
@@ -338,7 +336,7 @@ impl CsvDecoder {
                     source_file: input.path.clone(),
                     line: rec.line,
                     offset: rec.offset,
-                    reason,
+                    reason: reason.to_string(),
                     raw: rec.raw,
                 });
                 out.quarantine(&mut bad, false)?;
@@ -579,7 +577,12 @@ mod tests {
         assert_eq!(bad[0].line, 3);
         assert_eq!(
             bad[1].reason,
-            crate::decode::too_long_reason(15019, 1000, 4096)
+            RecordError::TooLong {
+                len: 15019,
+                max: 1000,
+                kept: 4096
+            }
+            .to_string()
         );
         assert!(
             bad[0]
