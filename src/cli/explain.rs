@@ -505,7 +505,7 @@ async fn read_outputs(
                             ),
                             None,
                         ),
-                        Err(e) => (None, Some(e)),
+                        Err(e) => (None, Some(format!("{e:#}"))),
                     };
                 if rows_of_file != Some(0) {
                     parts.push(PartJson {
@@ -535,23 +535,23 @@ async fn read_columns(
     bronze: &StoreLocation,
     path: &str,
     columns: &'static [&'static str],
-) -> Result<Vec<RecordBatch>, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot read {path} in bronze: {e}");
-    let bytes = match bronze.store.get(&bronze.path(path)).await {
-        Ok(g) => g.bytes().await.map_err(|e| fail(&e))?,
-        Err(e) => return Err(fail(&e)),
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let read = async {
+        let bytes = bronze.store.get(&bronze.path(path)).await?.bytes().await?;
+        let batches = blocking(move || {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+            builder
+                .with_projection(mask)
+                .build()?
+                .map(|b| b.map_err(parquet::errors::ParquetError::from))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        anyhow::Ok(batches)
     };
-    blocking(move || {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        builder
-            .with_projection(mask)
-            .build()?
-            .map(|b| b.map_err(parquet::errors::ParquetError::from))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| fail(&e))
+    read.await
+        .with_context(|| format!("cannot read {path} in bronze"))
 }
 
 /// `1234567` -> `1,234,567`.
