@@ -18,14 +18,20 @@
 //!   ([`fetch::FetchContext`]: the `[storage]` options and the landing paths already ingested).
 //! - [`source`]: listing landing ([`source::listing`]), the name rule ([`source::names`]), readiness,
 //!   fingerprints, watching for new files.
-//! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records. It owns the types
-//!   that describe its input and output: [`decode::csv::CsvOptions`], [`decode::csv::StoredSchema`].
+//! - [`decode`]: gzip NDJSON / CSV bytes to Arrow `RecordBatch`es plus quarantined records, each with a
+//!   [`decode::RecordError`] as its reason. The types that describe its input and output
+//!   ([`decode::csv::CsvOptions`], [`decode::csv::StoredSchema`], column types and time zones) live in the leaf
+//!   modules `decode::csv::{options, types}`, which import nothing from the crate; `config` and `checkpoint`
+//!   use them from there.
 //! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one); [`dedup::index`]
 //!   keeps the committed keys in run files beside the checkpoint, with in-memory filters.
 //! - [`sink`]: split by UTC day and write Parquet parts under staging names, then publish them.
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol; the
-//!   only module that runs the stages in order.
-//! - [`cli`]: the command-line interface (`run`, `fetch`, `generate`, `checkpoint`).
+//!   only module that runs the stages in order. [`modes::batch::run_batch`] reads as the protocol's steps:
+//!   intent, `stage` (decode, dedup, encode, quarantine), publish, `commit` (dedup runs, one sled commit);
+//!   [`modes::verify`] checks the result against bronze, read-only.
+//! - [`cli`]: the command-line interface (`run`, `fetch`, `generate`, `checkpoint`, `explain`, `config`): parses,
+//!   opens what a command needs, calls the library and prints.
 //!
 //! Base layers, imported by the stages above and importing none of them:
 //! - [`store`]: landing/bronze locations behind `object_store`: local, HDFS (`hdfs://`) or S3 (`s3://`); with the
