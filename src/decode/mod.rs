@@ -209,6 +209,17 @@ pub enum DecodeError {
         /// Details.
         reason: String,
     },
+    /// The dataset's stored CSV schema does not fit its options (an event-time or key column it lacks, an unknown
+    /// column type or time zone): no file of the dataset can be decoded until the configuration is fixed.
+    #[error(
+        "dataset {dataset}: the stored CSV schema does not fit the dataset's options: {reason}"
+    )]
+    Schema {
+        /// Dataset.
+        dataset: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// A file-level limit was crossed (file size, decompressed size or ratio, or a CSV record over the limit that
     /// cannot be skipped safely).
     #[error("{path} rejected: {reason}")]

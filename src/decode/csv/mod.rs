@@ -81,14 +81,13 @@ impl CsvDecoder {
     /// Builds the decoder from the fixed schema.
     ///
     /// # Errors
-    /// [`DecodeError::Header`] when the stored schema is inconsistent with the options.
+    /// [`DecodeError::Schema`] when the stored schema is inconsistent with the options.
     pub fn new(
         dataset: &str,
         options: &CsvOptions,
         stored: &StoredSchema,
     ) -> Result<Self, DecodeError> {
-        let err = |reason: String| DecodeError::Header {
-            path: "(schema)".into(),
+        let err = |reason: String| DecodeError::Schema {
             dataset: dataset.to_string(),
             reason,
         };
