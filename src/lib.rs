@@ -47,6 +47,9 @@
 //! `decode`, `dedup`, `sink` and `store` import nothing from `config`, `checkpoint`, `modes` or `cli`.
 //! `faults` (feature `failpoints` only): storage fault injection for tests.
 #![warn(missing_docs)]
+// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
+// meant literally, not as HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 pub mod checkpoint;
 pub mod cli;

@@ -151,7 +151,7 @@ pub struct BatchIntent {
     pub started_at: DateTime<Utc>,
 }
 
-/// Everything one batch changes in the checkpoint, applied atomically by [`CheckpointStore::commit`].
+/// Everything one batch changes in the checkpoint, applied atomically by [`super::CheckpointStore::commit`].
 #[derive(Debug, Clone)]
 pub struct BatchCommit {
     /// The batch.

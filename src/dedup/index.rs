@@ -11,7 +11,7 @@
 //! block of 256 keys (one 4 KiB page). The filter and these fences are read into memory (about 1.2 bytes a key);
 //! the keys stay on disk and only one block (one 4 KiB read) is read when a filter says "maybe". A record counts as a duplicate
 //! only after an exact match in the keys: the filter only pre-filters.
-//! The file format is in [`run`].
+//! The file format is in `run` (the private `dedup::index::run` module).
 //!
 //! # Durability and the commit order
 //! A batch's runs are written under a temporary name, fsynced, renamed and the directory fsynced

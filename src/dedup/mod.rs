@@ -47,7 +47,7 @@ pub(crate) fn fold(k: u128) -> u64 {
 const SEGMENT_KEYS: usize = 1 << 16;
 
 /// Per-batch dedup state: the keys this batch already kept, in order, with their UTC event days (in segments of
-/// [`SEGMENT_KEYS`]), and a hash table of 4-byte indices into them. About 26 bytes a key (16 + 4 + the table's
+/// `SEGMENT_KEYS`), and a hash table of 4-byte indices into them. About 26 bytes a key (16 + 4 + the table's
 /// slots), so a one-million-event batch holds about 26 MB here.
 #[derive(Default)]
 pub struct Deduper {

@@ -187,7 +187,7 @@ const NO_DICTIONARY_COLUMNS: [&str; 6] = [
 ];
 
 /// The writer properties of every bronze part: zstd, bounded row groups, lander as `created_by`, and no
-/// dictionary for the columns in [`NO_DICTIONARY_COLUMNS`].
+/// dictionary for the columns in `NO_DICTIONARY_COLUMNS`.
 pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
     let mut b = WriterProperties::builder();
     for c in NO_DICTIONARY_COLUMNS {

@@ -14,7 +14,7 @@
 //!
 //! # Tokio compatibility
 //! Every libhdfs call blocks (it is a JNI call into the Hadoop client), so each runs on tokio's blocking pool via
-//! [`HdrsStore::call`]; a multipart upload owns one blocking writer task that writes its parts in order.
+//! `HdrsStore::call`; a multipart upload owns one blocking writer task that writes its parts in order.
 //!
 //! # Atomicity
 //! - `put` and a completed multipart upload write `.<name>.tmp.<n>` in the target's directory, close it (the
