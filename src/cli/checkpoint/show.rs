@@ -223,10 +223,10 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
     for r in reads {
         t.row(vec![
             r.batch.to_string(),
-            format!("{}..{}", r.start, r.end),
-            r.records_ok.to_string(),
-            r.records_quarantined.to_string(),
-            r.records_duplicate.to_string(),
+            format!("{}..{}", r.input.start, r.input.end),
+            r.input.records_ok.to_string(),
+            r.input.records_quarantined.to_string(),
+            r.input.records_duplicate.to_string(),
             fmt_time(r.committed_at),
         ]);
     }
@@ -246,9 +246,9 @@ fn output_table(outputs: &[OutputJson]) -> Table {
     for o in outputs {
         t.row(vec![
             o.batch.to_string(),
-            o.path.clone(),
-            o.rows.to_string(),
-            human_bytes(o.bytes),
+            o.output.path.clone(),
+            o.output.rows.to_string(),
+            human_bytes(o.output.bytes),
         ]);
     }
     t
@@ -279,7 +279,7 @@ fn render_batch(b: &BatchRecord) -> String {
         ("QUARANTINED", true),
         ("DUPLICATES", true),
     ]);
-    for i in &j.inputs {
+    for i in j.inputs.iter().map(|i| &i.input) {
         t.row(vec![
             i.path.clone(),
             format!("{}..{}", i.start, i.end),

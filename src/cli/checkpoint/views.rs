@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus};
+use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus, OutputFile};
 
 /// One processed landing file as `list --json` prints it (`show --json` embeds one, `reset --json` lists them):
 /// the stored [`FileRecord`], field for field, except that `status` is its short name (`ok`, `partial` or
@@ -25,23 +25,16 @@ pub fn file_json(f: &FileRecord) -> Value {
     v
 }
 
-/// One read of a landing file by a batch (`show --json` of a file: `reads`; of a batch: `inputs`).
+/// One read of a landing file by a batch (`show --json` of a file: `reads`; of a batch: `inputs`): the stored
+/// [`BatchInput`] (`path`, `start`, `end`, `records_ok`, `records_quarantined`, `records_duplicate`) between the
+/// batch id and its commit time.
 #[derive(Debug, Serialize)]
 pub struct InputJson {
     /// The batch.
     pub batch: u64,
-    /// Landing path.
-    pub path: String,
-    /// First byte read.
-    pub start: u64,
-    /// One past the last byte read.
-    pub end: u64,
-    /// Records written to bronze.
-    pub records_ok: u64,
-    /// Records quarantined.
-    pub records_quarantined: u64,
-    /// Duplicates dropped.
-    pub records_duplicate: u64,
+    /// The byte range read and its counts, as stored.
+    #[serde(flatten)]
+    pub input: BatchInput,
     /// When the batch committed (RFC 3339, UTC).
     pub committed_at: DateTime<Utc>,
 }
@@ -51,29 +44,22 @@ impl InputJson {
     pub(super) fn of(b: &BatchRecord, i: &BatchInput) -> Self {
         Self {
             batch: b.id,
-            path: i.path.clone(),
-            start: i.start,
-            end: i.end,
-            records_ok: i.records_ok,
-            records_quarantined: i.records_quarantined,
-            records_duplicate: i.records_duplicate,
+            input: i.clone(),
             committed_at: b.committed_at,
         }
     }
 }
 
-/// One file a batch published (`show --json`: `outputs`).
+/// One file a batch published (`show --json`: `outputs`): the stored [`OutputFile`] (`path` relative to bronze,
+/// `rows`, `bytes`) with the batch id, and whether it is in the quarantine rather than a data part.
 #[derive(Debug, Serialize)]
 pub struct OutputJson {
     /// The batch.
     pub batch: u64,
-    /// Path relative to bronze (`<dataset>/year=.../part-*.parquet`, or under `_quarantine/<dataset>/`).
-    pub path: String,
-    /// Rows in it.
-    pub rows: u64,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Whether it is in the quarantine rather than a data part.
+    /// The file, as stored.
+    #[serde(flatten)]
+    pub output: OutputFile,
+    /// Whether it is under `_quarantine/`.
     pub quarantine: bool,
 }
 
@@ -130,9 +116,7 @@ pub(super) fn outputs_of(b: &BatchRecord) -> Vec<OutputJson> {
         .iter()
         .map(|o| OutputJson {
             batch: b.id,
-            path: o.path.clone(),
-            rows: o.rows,
-            bytes: o.bytes,
+            output: o.clone(),
             quarantine: o.path.starts_with("_quarantine/"),
         })
         .collect()
