@@ -194,13 +194,8 @@ async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error
     let deadline = started + ctx.config.settle_time * 2 + SETTLE_MARGIN;
     let mut waiting = false;
     loop {
-        let plan = plan_listing(
-            &ctx.landing,
-            &ctx.checkpoint,
-            ds,
-            &plan_options(&ctx.config, false),
-        )
-        .await?;
+        let opts = plan_options(&ctx.config, false);
+        let plan = plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?;
         if plan.not_ready.is_empty() {
             if waiting {
                 tracing::info!(
@@ -300,13 +295,8 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             _ = ticker.tick() => {}
         }
         let started = tokio::time::Instant::now();
-        let files = plan_dataset(
-            &ctx.landing,
-            &ctx.checkpoint,
-            ds,
-            &plan_options(&ctx.config, true),
-        )
-        .await?;
+        let opts = plan_options(&ctx.config, true);
+        let files = plan_dataset(&ctx.landing, &ctx.checkpoint, ds, &opts).await?;
         let Some(first) = split_batches(
             files,
             ctx.config.max_files_per_batch,
