@@ -151,9 +151,7 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
     removed += delete_prefix(&ctx.bronze, &format!("_staging/{dataset}")).await?;
     load_dedup(ctx, dataset).await?;
     if let Some(intent) = intent {
-        let cp = ctx.checkpoint.clone();
-        let ds = dataset.to_string();
-        blocking(move || cp.clear_intent(&ds)).await?;
+        clear_intent(ctx, dataset).await?;
         tracing::warn!(
             dataset,
             batch = intent.id,
@@ -310,10 +308,18 @@ pub async fn run_batch(
     Ok(Some(report))
 }
 
+/// Durably records the in-flight batch (steps 1 and 3).
 async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), Error> {
     let cp = ctx.checkpoint.clone();
     let i = intent.clone();
     Ok(blocking(move || cp.write_intent(&i)).await?)
+}
+
+/// Removes the in-flight batch of `dataset` (rolled back, abandoned, or empty).
+pub(super) async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), Error> {
+    let cp = ctx.checkpoint.clone();
+    let ds = dataset.to_string();
+    Ok(blocking(move || cp.clear_intent(&ds)).await?)
 }
 
 /// Deletes or archives landing files after their batch committed (`clean_source`).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
 
-use super::batch::{blocking, Context};
+use super::batch::{blocking, clear_intent, Context};
 use crate::checkpoint::{BatchIntent, StoredSchema};
 use crate::config::DatasetConfig;
 use crate::decode::csv::CsvDecoder;
@@ -113,14 +113,11 @@ pub(super) async fn stage_batch(
         tracing::warn!(dataset, path = %f.path, error = %e, "file rejected as a whole; re-running the batch without it");
         failed.push((f, e));
     };
+    // The staged attempt, with the CSV schema it inferred.
     let mut staged = None;
-    let mut schema = None;
     while !files.is_empty() {
-        let decoder = match resolve_decoder(ctx, dataset, &files).await? {
-            Resolved::Ready(decoder, inferred) => {
-                schema = inferred;
-                decoder
-            }
+        let (decoder, inferred) = match resolve_decoder(ctx, dataset, &files).await? {
+            Resolved::Ready(decoder, inferred) => (decoder, inferred),
             Resolved::FileFailed(i, e) => {
                 reject(&mut files, i, e);
                 continue;
@@ -128,7 +125,7 @@ pub(super) async fn stage_batch(
         };
         match stage(ctx, dataset, id, &files, &decoder, ingested_at).await {
             Ok(s) => {
-                staged = Some(s);
+                staged = Some((s, inferred));
                 break;
             }
             Err(AttemptError::FileFailed(i, e)) => {
@@ -153,10 +150,7 @@ pub(super) async fn stage_batch(
             }
         }
     }
-    if staged.is_none() {
-        schema = None;
-    }
-    let staged = staged.unwrap_or_default();
+    let (staged, schema) = staged.unwrap_or_default();
     // Vanished files (deleted before or while being read) are skipped without a record.
     failed.retain(|(f, e)| {
         let gone = matches!(e, DecodeError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
@@ -177,12 +171,6 @@ pub(super) async fn stage_batch(
         schema,
         outputs,
     }))
-}
-
-async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), Error> {
-    let cp = ctx.checkpoint.clone();
-    let ds = dataset.to_string();
-    Ok(blocking(move || cp.clear_intent(&ds)).await?)
 }
 
 /// Stages the quarantine of a batch: failed files copied whole, and one quarantine part with the bad records of

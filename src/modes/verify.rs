@@ -18,6 +18,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use parquet::file::FOOTER_SIZE;
 use serde::Serialize;
 
+use super::batch::blocking;
 use crate::checkpoint::{BatchInput, BatchRecord, CheckpointError, CheckpointStore, FileRecord};
 use crate::store::StoreLocation;
 
@@ -238,13 +239,6 @@ pub async fn verify(
         problems,
         notes,
     })
-}
-
-/// Checkpoint reads are synchronous (sled): run them off the reactor.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("checkpoint reads do not panic")
 }
 
 fn known_outputs(

@@ -532,10 +532,7 @@ fn export_then_import_round_trips_the_store() {
         "re-export of the imported store differs"
     );
     // A run over the restored checkpoint moves the imported keys back into run files and ingests nothing new.
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .map(String::from)
-        .to_vec();
-    args.extend(wd.location_args());
+    let mut args = wd.once_args();
     let at = args.iter().position(|a| a == "--checkpoint").expect("flag") + 1;
     args[at] = restored.display().to_string();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();

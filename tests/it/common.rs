@@ -136,6 +136,15 @@ impl Workdir {
         ]
     }
 
+    /// The arguments of `lander run --mode once --settle-time 0s` over this workdir's locations.
+    pub fn once_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
+            .map(String::from)
+            .to_vec();
+        args.extend(self.location_args());
+        args
+    }
+
     /// Runs `lander <args>`; returns the output whatever the status.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("spawn lander")

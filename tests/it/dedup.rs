@@ -245,11 +245,7 @@ fn recovery_deletes_the_run_file_of_an_uncommitted_batch() {
         );
     }
     clean.run_once(&[]);
-    let mut args = vec!["run", "--mode", "once", "--settle-time", "0s"]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    args.extend(w.location_args());
+    let args = w.once_args();
     let out = w
         .cmd()
         .args(&args)

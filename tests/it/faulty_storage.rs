@@ -32,11 +32,7 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
 
 /// `lander run --mode once` in `w` with `env` set; the output whatever the status.
 fn once_with(w: &Workdir, env: &[(&str, &str)]) -> std::process::Output {
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
+    let args = w.once_args();
     let mut cmd = w.cmd();
     cmd.args(&args);
     for (k, v) in env {

@@ -63,11 +63,7 @@ pub fn quarantine(w: &Workdir, dataset: &str) -> Vec<QRow> {
 
 /// `lander run --mode once` with the workdir's locations and `extra`; returns the output whatever the status.
 pub fn run_once_raw(w: &Workdir, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
+    let mut args = w.once_args();
     args.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     w.run(&refs)
@@ -251,11 +247,7 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
     f.write_all(b"\n").expect("w");
     f.into_inner().expect("flush").sync_all().expect("sync");
 
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
+    let args = w.once_args();
     let (out, peak_kib) = run_measured(&w, &args);
     assert_success(&out, &[], w.path());
     eprintln!("peak RSS {peak_kib} KiB for a {LONG}-byte line");

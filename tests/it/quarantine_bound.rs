@@ -32,11 +32,7 @@ fn a_file_of_garbage_is_quarantined_in_bounded_parts_and_its_good_lines_land() {
         .expect("stat")
         .len();
 
-    let mut args: Vec<String> = ["run", "--mode", "once", "--settle-time", "0s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(w.location_args());
+    let args = w.once_args();
     let (out, peak_kib) = run_measured(&w, &args);
     assert_success(&out, &[], w.path());
     eprintln!("peak RSS {peak_kib} KiB for {GARBAGE} garbage lines ({input} bytes)");

@@ -277,6 +277,8 @@ impl CsvDecoder {
             emit,
             path: &input.path,
         };
+        // How the event-time column is named in a quarantine reason (built once, not per record).
+        let time_label = format!("event time {:?}", self.options.event_time);
         while let Some(rec) = stream.next()? {
             values.clear();
             let result: Result<(), RecordError> = (|| {
@@ -308,11 +310,11 @@ impl CsvDecoder {
                             self.options.event_time.clone(),
                         ))
                     }
-                    Value::Ts(t) => input.limits.check_event_time(
-                        t,
-                        input.ingested_at,
-                        &format!("event time {:?}", self.options.event_time),
-                    )?,
+                    Value::Ts(t) => {
+                        input
+                            .limits
+                            .check_event_time(t, input.ingested_at, &time_label)?
+                    }
                     _ => {}
                 }
                 key_buf.clear();
