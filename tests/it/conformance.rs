@@ -236,20 +236,9 @@ fn fetch_into_the_backend(kind: Kind) {
     let server = rt.block_on(crate::fetch::Server::start());
     let served = server.serve_fixture("2015-01-01-0.json.gz");
     let fetch = |t: &Target| {
-        t.run_ok(&[
-            "fetch",
-            "gharchive",
-            "--from",
-            "2015-01-01T00",
-            "--to",
-            "2015-01-01T01",
-            "--base-url",
-            &server.base_url(),
-            "--landing",
-            &t.landing_url,
-            "--retry-backoff",
-            "10ms",
-        ])
+        let mut args = server.gharchive_args(&t.landing_url);
+        args.extend(["--retry-backoff".into(), "10ms".into()]);
+        t.run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let out = fetch(&t);
     assert!(out.contains("fetched 1"), "{out}");
@@ -549,19 +538,9 @@ fn fetch_takes_storage_options_from_lander_toml() {
     let server = server_rt.block_on(crate::fetch::Server::start());
     let served = server.serve_fixture("2015-01-01-0.json.gz");
     write_s3_storage_toml(&t);
-    let args = [
-        "fetch",
-        "gharchive",
-        "--from",
-        "2015-01-01T00",
-        "--to",
-        "2015-01-01T01",
-        "--base-url",
-        &server.base_url(),
-        "--landing",
-        &t.landing_url,
-    ];
-    let out = cmd_without_aws_env(&t).args(args).output().expect("spawn");
+    let args = server.gharchive_args(&t.landing_url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cmd_without_aws_env(&t).args(&args).output().expect("spawn");
     assert_success(&out, &args, t.wd.path());
     assert_eq!(
         t.landing_bytes("gharchive/2015-01-01-0.json.gz").as_ref(),

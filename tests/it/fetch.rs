@@ -668,20 +668,9 @@ async fn binary_fetch_gharchive_lands_a_range() {
     );
     // A second fetch that knows the checkpoint downloads nothing, although landing is empty now.
     let before = server.requests(&format!("/{HOUR0}")).len();
-    let out = run(&[
-        "fetch",
-        "gharchive",
-        "--from",
-        "2015-01-01T00",
-        "--to",
-        "2015-01-01T01",
-        "--base-url",
-        &server.base_url(),
-        "--landing",
-        "landing",
-        "--checkpoint",
-        "state",
-    ]);
+    let mut args = server.gharchive_args("landing");
+    args.extend(["--checkpoint".into(), "state".into()]);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.contains("fetched 0") && out.contains("skipped 2"),
         "{out}"

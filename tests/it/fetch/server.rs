@@ -99,6 +99,22 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// `lander fetch gharchive` of the hours 2015-01-01T00 and T01 from this server into `landing`.
+    pub(crate) fn gharchive_args(&self, landing: &str) -> Vec<String> {
+        let base = self.base_url();
+        let args = [
+            "fetch",
+            "gharchive",
+            "--from",
+            "2015-01-01T00",
+            "--to",
+            "2015-01-01T01",
+        ];
+        let mut args: Vec<String> = args.map(String::from).to_vec();
+        args.extend(["--base-url", &base, "--landing", landing].map(String::from));
+        args
+    }
+
     pub(super) fn serve(&self, path: &str, content: Arc<Vec<u8>>) {
         self.lock().files.insert(path.to_string(), content);
     }
