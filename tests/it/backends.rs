@@ -436,11 +436,10 @@ impl Target {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `lander fetch s3 s3://<test bucket>/<src> --dataset sales` into this target's landing (with moto's
-    /// credentials in the environment); panics unless it exits 0, returns stdout.
-    pub fn fetch_s3(&self, src: &str) -> String {
+    /// The arguments of `lander fetch s3 s3://<test bucket>/<src> --dataset sales` into this target's landing.
+    pub fn fetch_s3_args(&self, src: &str) -> Vec<String> {
         let url = format!("s3://{BUCKET}/{src}");
-        let args = [
+        [
             "fetch",
             "s3",
             &url,
@@ -448,11 +447,20 @@ impl Target {
             "sales",
             "--landing",
             &self.landing_url,
-        ];
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// `lander fetch s3 s3://<test bucket>/<src> --dataset sales` into this target's landing (with moto's
+    /// credentials in the environment); panics unless it exits 0, returns stdout.
+    pub fn fetch_s3(&self, src: &str) -> String {
+        let args = self.fetch_s3_args(src);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self
             .cmd()
             .envs(s3_env())
-            .args(args)
+            .args(&args)
             .output()
             .expect("spawn");
         assert_success(&out, &args, self.wd.path());

@@ -492,18 +492,9 @@ fn fetch_takes_storage_options_from_lander_toml() {
         source_rows.clone().into(),
     ))
     .expect("put source");
-    let url = format!("s3://{}/{src}", crate::backends::BUCKET);
     let fetch_s3 = |config: Option<&std::path::Path>| {
         let mut cmd = cmd_without_aws_env(&t);
-        cmd.args([
-            "fetch",
-            "s3",
-            &url,
-            "--dataset",
-            "sales",
-            "--landing",
-            &t.landing_url,
-        ]);
+        cmd.args(t.fetch_s3_args(&src));
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }

@@ -30,6 +30,15 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
         .collect()
 }
 
+/// Lands the 2011 GH Archive hour (7,702 events, old schema) as `gharchive/2011-02-15-0.json.gz`.
+fn land_2011_hour(w: &Workdir) {
+    w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    );
+}
+
 /// `lander run --mode once` in `w` with `env` set; the output whatever the status.
 fn once_with(w: &Workdir, env: &[(&str, &str)]) -> std::process::Output {
     let args = w.once_args();
@@ -55,11 +64,7 @@ fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
         return;
     };
     let w = Workdir::new();
-    w.land(
-        &gharchive("2011-02-15-0.json.gz"),
-        "gharchive",
-        "2011-02-15-0.json.gz",
-    );
+    land_2011_hour(&w);
     // Staging fails on its first write; then publishing fails on its first rename.
     for fault in ["write:1-1000", "rename:1-1"] {
         let out = once_with(&w, &[("LANDER_FAIL_STORE", fault)]);
@@ -98,11 +103,7 @@ fn daemon_recovers(mode: &str, fault: &str) {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
-    w.land(
-        &gharchive("2011-02-15-0.json.gz"),
-        "gharchive",
-        "2011-02-15-0.json.gz",
-    );
+    land_2011_hour(&w);
     w.land(
         &gharchive("2012-02-15-0.json.gz"),
         "gharchive",
@@ -221,11 +222,7 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
         return;
     };
     let w = Workdir::new();
-    w.land(
-        &gharchive("2011-02-15-0.json.gz"),
-        "gharchive",
-        "2011-02-15-0.json.gz",
-    );
+    land_2011_hour(&w);
     let out = once_with(&w, &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
     assert_failed_cleanly(&w, &out, "injected checkpoint fault");
     assert!(
@@ -255,11 +252,7 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
         .stderr(std::fs::File::create(w.path().join("log")).expect("log"))
         .spawn()
         .expect("spawn");
-    w.land(
-        &gharchive("2011-02-15-0.json.gz"),
-        "gharchive",
-        "2011-02-15-0.json.gz",
-    );
+    land_2011_hour(&w);
     let mut list = vec!["checkpoint".to_string(), "list".into(), "--json".into()];
     list.extend(w.location_args());
     let list: Vec<&str> = list.iter().map(String::as_str).collect();
