@@ -11,6 +11,7 @@ mod dedup;
 mod explain;
 mod faulty_storage;
 mod fetch;
+mod first_command;
 mod fixtures;
 mod gaps;
 mod hostile;
