@@ -92,9 +92,11 @@ pub struct SalesArgs {
     /// timestamp.
     #[arg(long, default_value_t = 0.0)]
     pub malformed_share: f64,
-    /// First transaction_id; use the previous run's next id to continue a sequence.
-    #[arg(long, default_value_t = 1)]
-    pub start_id: u64,
+    /// First transaction_id; use the previous run's next id to continue a sequence. Default: the start of a block
+    /// of 2^24 ids drawn from the seed (above every id of the bundled 100k-row sample), so runs with different seeds
+    /// do not collide with each other or with ids already in bronze.
+    #[arg(long)]
+    pub start_id: Option<u64>,
     /// File name prefix; files are named <prefix>-<seed>-<nnnnn>.csv.
     #[arg(long, default_value = "ventas")]
     pub prefix: String,
@@ -382,6 +384,7 @@ pub async fn generate_sales(
     }
     let prefix = super::names::sanitize_file_name(&args.prefix, "--prefix")?;
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let start_id = args.start_id.unwrap_or_else(|| seeded_start_id(seed));
     let end = match args.end_time {
         EndTime::Now => Utc::now(),
         EndTime::At(t) => t,
@@ -390,7 +393,7 @@ pub async fn generate_sales(
     super::temps::remove_stale_temps(&landing, &args.dataset).await?;
     let mut generator = SalesGenerator::new(GeneratorConfig {
         seed,
-        start_id: args.start_id,
+        start_id,
         duplicate_share: args.duplicate_share,
         malformed_share: args.malformed_share,
         end,
@@ -442,9 +445,24 @@ pub async fn generate_sales(
         files,
         counts,
         seed,
-        first_id: args.start_id,
+        first_id: start_id,
         next_id,
     })
+}
+
+/// Ids per seed-derived block: more rows than one `generate` run writes in practice (16.7 million).
+const SEEDED_ID_BLOCK_BITS: u32 = 24;
+
+/// The first id of the seed's block: block `1 + mix(seed) mod 2^38`, so ids stay below 2^62 (an int64 in bronze)
+/// and above 2^24 (every id of the bundled sample and of `--start-id 1` sequences of up to 16.7 million rows).
+/// Two random seeds share a block with probability 2^-38.
+fn seeded_start_id(seed: u64) -> u64 {
+    // splitmix64's finaliser: neighbouring seeds land on unrelated blocks.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (1 + z % (1 << 38)) << SEEDED_ID_BLOCK_BITS
 }
 
 fn validate_share(name: &'static str, share: f64) -> Result<(), FetchError> {

@@ -282,3 +282,42 @@ fn recovery_deletes_the_run_file_of_an_uncommitted_batch() {
     assert_eq!(rows, 7427);
     assert_eq!(u64_of(&stats(&w, "gharchive"), "dedup_keys"), rows);
 }
+
+/// `generate sales` with its default ids, run twice with different seeds into a landing that also holds the bundled
+/// sample (ids 1..): no generated row collides with another run's or with the sample's, so dedup drops only the
+/// generator's own repeats.
+#[test]
+fn generated_sales_never_collide_with_earlier_ids_by_default() {
+    let w = Workdir::new();
+    w.land(
+        &fixtures_landing().join("sales/transacciones_ventas-sample.csv"),
+        "sales",
+        "transacciones_ventas-sample.csv",
+    );
+    let landing = w.landing().display().to_string();
+    let mut generated = 0;
+    for seed in ["1", "2"] {
+        let out = w.run_ok(&[
+            "generate",
+            "sales",
+            "--rows",
+            "2000",
+            "--files",
+            "2",
+            "--seed",
+            seed,
+            "--duplicate-share",
+            "0",
+            "--landing",
+            &landing,
+        ]);
+        assert!(out.contains("valid=2000"), "{out}");
+        generated += 2000;
+    }
+    w.run_once(&[]);
+    let ids = column_text(&w.bronze().join("sales"), "transaction_id");
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    // The sample holds 3,000 distinct ids (its header excluded).
+    assert_eq!(ids.len(), 3000 + generated, "rows in bronze");
+    assert_eq!(distinct.len(), ids.len(), "every id once");
+}
