@@ -29,7 +29,7 @@ mod lines;
 mod reason;
 
 pub use lines::{limit_error, map_stream_error, LineInfo, LineSource};
-pub use reason::RecordError;
+pub use reason::{QuoteRunaway, RecordError};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -313,6 +313,9 @@ pub struct DecodeEnd {
     pub end_offset: u64,
     /// Lines/records consumed in total (including `start_line`).
     pub end_line: u64,
+    /// Records quarantined with their first bytes only (over `max_record_bytes`): the quarantine does not hold
+    /// all of the file's bytes, so the file must not be cleaned from landing.
+    pub truncated: u64,
 }
 
 /// The per-dataset decoder, built once per batch.
