@@ -129,6 +129,11 @@ pub enum QuoteRunaway {
         /// Lines the record spans.
         lines: u64,
     },
+    /// The quoted field is still open where the stream ends.
+    Unclosed {
+        /// Lines the record spans.
+        lines: u64,
+    },
     /// The record is still open after `max_quoted_lines` lines.
     Lines {
         /// The limit (`max_quoted_lines`).
@@ -155,6 +160,11 @@ impl std::fmt::Display for QuoteRunaway {
             QuoteRunaway::ClosedMidField { lines } => write!(
                 f,
                 "is closed {} line(s) further on by a quote followed by more text of the field",
+                lines - 1
+            ),
+            QuoteRunaway::Unclosed { lines } => write!(
+                f,
+                "is still open where the file ends, {} line(s) further on",
                 lines - 1
             ),
             QuoteRunaway::Lines { max } => {

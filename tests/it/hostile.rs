@@ -272,15 +272,16 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
     );
 }
 
-/// A CSV record over the limit (a quoted field of 20 MiB spanning lines) is quarantined with its head and its
-/// length; the rows before and after it land with their own offsets.
+/// A CSV record over the limit (a quoted field of 20 MiB on one line; one spanning lines is cut back to its first
+/// line instead, see `stray_quote`) is quarantined with its head and its length; the rows before and after it
+/// land with their own offsets.
 #[test]
 fn an_over_long_csv_record_is_quarantined_and_the_rows_after_it_land() {
     let w = Workdir::new();
     let mut data = format!("{SALES_HEADER}{SALES_ROW}").into_bytes();
     let long_offset = data.len();
     data.extend(b"2,2025-10-25 19:07:27,8961,79973,\"");
-    let chunk = "a \"\"quoted\"\", multi-line\ncategory ".repeat(1 << 10);
+    let chunk = "a \"\"quoted\"\", long category ".repeat(1 << 10);
     while data.len() < long_offset + (20 << 20) {
         data.extend(chunk.as_bytes());
     }

@@ -21,3 +21,4 @@ mod quarantine_bound;
 mod queries;
 mod run_once;
 mod stale_temps;
+mod stray_quote;

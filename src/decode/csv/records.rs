@@ -170,17 +170,18 @@ fn count_newlines(b: &[u8]) -> u64 {
     b.iter().filter(|c| **c == b'\n').count() as u64
 }
 
-/// Whether a quoted field of record `raw` is closed by a quote followed by more text of the field (`"a"b`),
-/// which no writer produces but a second stray quote does.
-fn closes_mid_field(raw: &[u8], delimiter: u8, quote: u8) -> bool {
+/// How the quoting of record `raw` (terminator excluded) is broken, if it is: a quoted field closed by a quote
+/// followed by more text of the field (`"a"b`, which no writer produces but a second stray quote does), or one
+/// never closed at all (the stream ended inside it).
+fn quote_fault(raw: &[u8], delimiter: u8, quote: u8, lines: u64) -> Option<QuoteRunaway> {
     let mut state = Scan::StartRecord;
     for &b in raw {
         if state == Scan::QuoteInQuoted && b != quote && b != delimiter && b != b'\n' && b != b'\r' {
-            return true;
+            return Some(QuoteRunaway::ClosedMidField { lines });
         }
         state = state.step(b, delimiter, quote).0;
     }
-    false
+    (state == Scan::InQuoted).then_some(QuoteRunaway::Unclosed { lines })
 }
 
 /// Bytes of line terminators at the start of `b` (blank lines, or the `\n` of a CRLF that ended the record
@@ -530,10 +531,6 @@ impl RecordStream {
             Some(QuoteRunaway::Bytes {
                 max: self.max_record_bytes,
             })
-        } else if closes_mid_field(raw, self.delimiter, self.quote) {
-            Some(QuoteRunaway::ClosedMidField {
-                lines: newlines + 1,
-            })
         } else if fields != expected {
             Some(QuoteRunaway::Fields {
                 found: fields,
@@ -541,7 +538,7 @@ impl RecordStream {
                 lines: newlines + 1,
             })
         } else {
-            None
+            quote_fault(raw, self.delimiter, self.quote, newlines + 1)
         }
     }
 

@@ -154,6 +154,7 @@ fn a_stray_quote_costs_only_its_line_wherever_it_is() {
         ("row 10", vec![(10, Stray::Category)]),
         ("middle", vec![(150, Stray::RowStart)]),
         ("near the end", vec![(297, Stray::Category)]),
+        ("last field near the end", vec![(297, Stray::LastField)]),
         ("last row", vec![(n, Stray::Category)]),
         ("last field", vec![(120, Stray::LastField)]),
         ("two apart", vec![(20, Stray::Category), (200, Stray::LastField)]),
