@@ -547,11 +547,7 @@ fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
         "{}",
         s[1].reason
     );
-    assert!(
-        s[2].reason.contains("unbalanced quote"),
-        "{}",
-        s[2].reason
-    );
+    assert!(s[2].reason.contains("unbalanced quote"), "{}", s[2].reason);
     assert_eq!(s[2].line, 5);
     assert_eq!(
         s[2].raw,

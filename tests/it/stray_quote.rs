@@ -144,7 +144,9 @@ fn landed_ids(w: &Workdir) -> BTreeMap<String, Vec<i64>> {
 fn a_stray_quote_costs_only_its_own_line_wherever_it_is() {
     let w = Workdir::new();
     let n = 5000; // about 380 KB: more than the CSV parser's 256 KiB read-ahead
-    let cases: Vec<(&str, Vec<(usize, Stray)>, Option<usize>, bool)> = vec![
+                  // (name, unbalanced rows, row with a legitimate three-line field, final newline)
+    type Case = (&'static str, Vec<(usize, Stray)>, Option<usize>, bool);
+    let cases: Vec<Case> = vec![
         ("first_row", vec![(1, Stray::Category)], None, true),
         ("row_10", vec![(10, Stray::Category)], None, true),
         ("middle", vec![(n / 2, Stray::RowStart)], None, true),
@@ -163,7 +165,12 @@ fn a_stray_quote_costs_only_its_own_line_wherever_it_is() {
             None,
             true,
         ),
-        ("before_a_multi_line_field", vec![(10, Stray::Category)], Some(30), true),
+        (
+            "before_a_multi_line_field",
+            vec![(10, Stray::Category)],
+            Some(30),
+            true,
+        ),
         ("only_a_multi_line_field", vec![], Some(10), true),
     ];
     let mut files = Vec::new();
@@ -239,7 +246,12 @@ fn a_stray_quote_costs_only_its_own_line_wherever_it_is() {
             .find(|g| format!("sales/{}", g.name) == r.source_file)
             .expect("a generated file");
         let at = r.offset as usize;
-        assert_eq!(&g.data[at..at + r.raw.len()], &r.raw[..], "{}", r.source_file);
+        assert_eq!(
+            &g.data[at..at + r.raw.len()],
+            &r.raw[..],
+            "{}",
+            r.source_file
+        );
     }
 }
 
@@ -256,7 +268,15 @@ fn a_file_with_a_record_kept_only_in_part_stays_in_landing() {
     long.data = text.replacen(&line7, &over, 1).into_bytes();
     long.good.retain(|i| *i != 7);
     w.land_bytes("sales", "long.csv", &long.data);
-    let clean = generate("clean.csv", 100_000, 300, &[(10, Stray::Category)], None, "\n", true);
+    let clean = generate(
+        "clean.csv",
+        100_000,
+        300,
+        &[(10, Stray::Category)],
+        None,
+        "\n",
+        true,
+    );
     w.land_bytes("sales", "clean.csv", &clean.data);
 
     let args = ["--clean-source", "delete", "--max-record-bytes", "1000"];
@@ -266,8 +286,14 @@ fn a_file_with_a_record_kept_only_in_part_stays_in_landing() {
         "{stdout}"
     );
     assert!(stderr.contains("clean_source skipped"), "{stderr}");
-    assert!(w.landing().join("sales/long.csv").exists(), "kept: a record is truncated");
-    assert!(!w.landing().join("sales/clean.csv").exists(), "deleted: all accounted for");
+    assert!(
+        w.landing().join("sales/long.csv").exists(),
+        "kept: a record is truncated"
+    );
+    assert!(
+        !w.landing().join("sales/clean.csv").exists(),
+        "deleted: all accounted for"
+    );
     let landed = landed_ids(&w);
     assert_eq!(landed["sales/long.csv"], long.good);
     assert_eq!(landed["sales/clean.csv"], clean.good);
@@ -300,7 +326,10 @@ fn a_file_with_a_record_kept_only_in_part_stays_in_landing() {
     list.extend(["--status".into(), "truncated".into()]);
     let refs: Vec<&str> = list.iter().map(String::as_str).collect();
     let only = w.run_ok(&refs);
-    assert!(only.contains("sales/long.csv") && !only.contains("sales/clean.csv"), "{only}");
+    assert!(
+        only.contains("sales/long.csv") && !only.contains("sales/clean.csv"),
+        "{only}"
+    );
     let mut explain = vec![
         "explain".to_string(),
         w.landing().join("sales/long.csv").display().to_string(),
@@ -308,7 +337,10 @@ fn a_file_with_a_record_kept_only_in_part_stays_in_landing() {
     explain.extend(w.location_args());
     let refs: Vec<&str> = explain.iter().map(String::as_str).collect();
     let why = w.run_ok(&refs);
-    assert!(why.contains("kept only in part, so the file stays in landing"), "{why}");
+    assert!(
+        why.contains("kept only in part, so the file stays in landing"),
+        "{why}"
+    );
     assert!(why.contains("ok+truncated"), "{why}");
 
     // A second run finds nothing new and still keeps the file.
@@ -361,6 +393,9 @@ fn the_real_sales_file_with_a_stray_quote_in_row_50000() {
     assert_eq!((q[0].line, q[0].offset), (50_001, offset as i64));
     assert!(q[0].reason.contains("unbalanced quote"), "{}", q[0].reason);
     assert!(!w.landing().join("sales/ventas.csv").exists());
-    eprintln!("peak RSS with a stray quote in row 50,000: {} MiB", peak_kib / 1024);
+    eprintln!(
+        "peak RSS with a stray quote in row 50,000: {} MiB",
+        peak_kib / 1024
+    );
     assert!(peak_kib < 200 << 10, "peak RSS {peak_kib} KiB");
 }

@@ -176,7 +176,8 @@ fn count_newlines(b: &[u8]) -> u64 {
 fn quote_fault(raw: &[u8], delimiter: u8, quote: u8, lines: u64) -> Option<QuoteRunaway> {
     let mut state = Scan::StartRecord;
     for &b in raw {
-        if state == Scan::QuoteInQuoted && b != quote && b != delimiter && b != b'\n' && b != b'\r' {
+        if state == Scan::QuoteInQuoted && b != quote && b != delimiter && b != b'\n' && b != b'\r'
+        {
             return Some(QuoteRunaway::ClosedMidField { lines });
         }
         state = state.step(b, delimiter, quote).0;
@@ -621,8 +622,8 @@ impl RecordStream {
                     Some(p) if more => (p.byte(), p.line()),
                     _ => (
                         self.end_pos,
-                        (self.end_line as i64 - self.base_line as i64 - self.line_shift + 1)
-                            .max(1) as u64,
+                        (self.end_line as i64 - self.base_line as i64 - self.line_shift + 1).max(1)
+                            as u64,
                     ),
                 };
                 return self.resync(start, line, why).map(Some);

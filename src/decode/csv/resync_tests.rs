@@ -6,7 +6,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 
 use super::*;
-use crate::decode::{LineSource, Limits, TOO_LONG_HEAD_BYTES};
+use crate::decode::{Limits, LineSource, TOO_LONG_HEAD_BYTES};
 
 /// Sales row `i` (its id is `i`, so the ids that land say which rows landed).
 fn row(i: usize) -> String {
@@ -157,14 +157,21 @@ fn a_stray_quote_costs_only_its_line_wherever_it_is() {
         ("last field near the end", vec![(297, Stray::LastField)]),
         ("last row", vec![(n, Stray::Category)]),
         ("last field", vec![(120, Stray::LastField)]),
-        ("two apart", vec![(20, Stray::Category), (200, Stray::LastField)]),
-        ("two adjacent", vec![(40, Stray::Category), (41, Stray::Category)]),
+        (
+            "two apart",
+            vec![(20, Stray::Category), (200, Stray::LastField)],
+        ),
+        (
+            "two adjacent",
+            vec![(40, Stray::Category), (41, Stray::Category)],
+        ),
     ];
     for (name, bad) in &placements {
         for eol in ["\n", "\r\n"] {
             for final_eol in [true, false] {
                 for multi in [None, Some(60)] {
-                    let case = format!("{name}, eol {eol:?}, final eol {final_eol}, multi {multi:?}");
+                    let case =
+                        format!("{name}, eol {eol:?}, final eol {final_eol}, multi {multi:?}");
                     let input = input_file(n, bad, multi, eol, final_eol);
                     let end = check(&case, &input, &opts, Limits::default());
                     assert_eq!(end.truncated, 0, "{case}");
@@ -215,7 +222,9 @@ fn each_limit_ends_a_runaway_quote() {
     let input = input_file(300, &[(298, Stray::Category)], None, "\n", true);
     let (_, bad, _) = decode(&input.data, &CsvOptions::sales(), Limits::default());
     assert!(
-        bad[0].reason.contains("makes a record of 5 fields over 3 lines (expected 10 fields)"),
+        bad[0]
+            .reason
+            .contains("makes a record of 5 fields over 3 lines (expected 10 fields)"),
         "{}",
         bad[0].reason
     );
@@ -234,7 +243,11 @@ fn an_over_long_line_with_a_stray_quote_is_skipped_to_its_own_end() {
         .position(|w| w == b"\n7,")
         .expect("row 7")
         + 1;
-    let end_of_row = at + input.data[at..].iter().position(|b| *b == b'\n').expect("eol");
+    let end_of_row = at
+        + input.data[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("eol");
     input.data.splice(at..end_of_row, long.bytes());
     input.good.retain(|i| *i != 7);
     let limits = Limits {
@@ -249,4 +262,3 @@ fn an_over_long_line_with_a_stray_quote_is_skipped_to_its_own_end() {
     assert_eq!(end.truncated, 1);
     assert_eq!(end.end_offset, input.data.len() as u64);
 }
-
