@@ -627,6 +627,26 @@ mod tests {
             let at = (rng.next() as usize) % quoted.len();
             quoted.insert(at, b'"');
             let _ = run(&dec, &quoted, Limits::default());
+            // One stray quote after the header (not inside a CRLF, which would split the line in two) costs at
+            // most its own line: the counts still add up.
+            let mut stray = data.clone();
+            let at = header.len() + (rng.next() as usize) % (stray.len() - header.len() + 1);
+            if stray[at - 1] != b'\r' {
+                stray.insert(at, b'"');
+                let (rows, bad) = run(&dec, &stray, Limits::default())
+                    .unwrap_or_else(|e| panic!("stray quote round {round}: {e}"));
+                let lines = stray
+                    .split(|b| *b == b'\n')
+                    .skip(1)
+                    .filter(|l| !l.iter().all(|b| *b == b'\r'))
+                    .count() as u64;
+                assert_eq!(
+                    rows + bad,
+                    lines,
+                    "stray quote round {round}: {:?}",
+                    String::from_utf8_lossy(&stray)
+                );
+            }
         }
 
         // Inputs larger than the CSV parser's buffer with a small record limit, so that over-long records are

@@ -543,6 +543,19 @@ impl RecordStream {
         }
     }
 
+    /// Whether record `raw` ending at parser position `end` was ended by the end of the input inside a quoted
+    /// field (a line end inside quotes does not end a record, so only the end of the input can).
+    fn open_at_end(&self, raw: &[u8], end: u64) -> bool {
+        let total = {
+            let tape = self.tape.borrow();
+            tape.base + tape.data.len() as u64
+        };
+        end == total
+            && raw.iter().fold(Scan::StartRecord, |s, b| {
+                s.step(*b, self.delimiter, self.quote).0
+            }) == Scan::InQuoted
+    }
+
     /// Cuts the record at parser position `start` (parser line `start_line`) back to its first line, returned
     /// as an unbalanced record, and starts a new parser at the next line with the bytes already read after it.
     fn resync(
@@ -674,8 +687,9 @@ impl RecordStream {
             let start = start.max(self.tape.borrow().base);
             let mut raw = self.tape.borrow().slice(start, end).to_vec();
             let terminated = raw.last() == Some(&b'\n') || raw.last() == Some(&b'\r');
-            if !terminated && !self.is_final {
-                // Partial last record of a growing file: not consumed.
+            if !self.is_final && (!terminated || self.open_at_end(&raw, end)) {
+                // Partial last record of a growing file (also one whose quoted field is still open: the writer
+                // may be in the middle of a multi-line field): not consumed.
                 return Ok(None);
             }
             while matches!(raw.last(), Some(b'\n' | b'\r')) {

@@ -94,12 +94,22 @@ fn decode(
     opts: &CsvOptions,
     limits: Limits,
 ) -> (Vec<i64>, Vec<QuarantineRecord>, DecodeEnd) {
+    decode_growing(data, opts, limits, true)
+}
+
+/// [`decode`], of a file that may still grow (`is_final` false).
+fn decode_growing(
+    data: &[u8],
+    opts: &CsvOptions,
+    limits: Limits,
+    is_final: bool,
+) -> (Vec<i64>, Vec<QuarantineRecord>, DecodeEnd) {
     let inp = DecodeInput {
         path: "sales/a.csv".into(),
         start_offset: 0,
         start_line: 0,
         gzip: false,
-        is_final: true,
+        is_final,
         ingested_at: 1_800_000_000_000_000,
         file_bytes: data.len() as u64,
         limits,
@@ -261,4 +271,26 @@ fn an_over_long_line_with_a_stray_quote_is_skipped_to_its_own_end() {
     assert_eq!(bad[0].raw, long.as_bytes()[..TOO_LONG_HEAD_BYTES].to_vec());
     assert_eq!(end.truncated, 1);
     assert_eq!(end.end_offset, input.data.len() as u64);
+}
+
+/// A growing file whose last record is in the middle of a multi-line quoted field (the writer paused there) is
+/// not read past the record before it; once the field is complete, the record lands whole.
+#[test]
+fn a_growing_file_waits_for_an_open_quoted_field() {
+    let full = input_file(20, &[], Some(15), "\n", true);
+    let text = String::from_utf8(full.data.clone()).expect("utf-8");
+    let cut = text.find("\"Deportes\ny\n").expect("the multi-line field") + "\"Deportes\ny\n".len();
+    let row15 = text.find("\n15,").expect("row 15") + 1;
+    let (ids, bad, end) = decode_growing(
+        &full.data[..cut],
+        &CsvOptions::sales(),
+        Limits::default(),
+        false,
+    );
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(ids, (1..15).collect::<Vec<i64>>());
+    assert_eq!(end.end_offset, row15 as u64);
+    let (ids, bad, _) = decode_growing(&full.data, &CsvOptions::sales(), Limits::default(), false);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(ids, full.good);
 }
