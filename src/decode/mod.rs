@@ -12,9 +12,12 @@
 //!   for the next read, and [`DecodeEnd::end_offset`] stops before it;
 //! - memory is bounded by [`Limits`], whatever the input: a line (or CSV record) longer than `max_record_bytes`
 //!   is skipped to its end without being buffered and quarantined with its first [`TOO_LONG_HEAD_BYTES`] bytes
-//!   and its length; a gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the
-//!   file with [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before
-//!   any byte is read;
+//!   and its length (counted in [`DecodeEnd::truncated`]: the quarantine does not hold that record whole); a
+//!   gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the file with
+//!   [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before any byte
+//!   is read;
+//! - a CSV quoted field that runs past the end of its line into a malformed record (a stray quote) costs only
+//!   the line where it started: that line is quarantined and reading resumes at the next (see `csv`);
 //! - records whose event time lies before `min_event_time` or more than `max_event_time_ahead` after the
 //!   ingestion time are quarantined with the reason ([`Limits::check_event_time`]);
 //! - an empty file (also an empty `.gz`) is an empty stream, not a truncated one; bytes that are not gzip in a

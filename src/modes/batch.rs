@@ -24,7 +24,8 @@
 //!    the watermark and the schema, removes the intent, and is flushed. From here the batch counts. Then the runs
 //!    become visible to lookups, and whole days behind the horizon are pruned (a crash before the pruning is
 //!    finished by the next start).
-//! 7. **Clean source** (optional): landing files are deleted or archived only after the commit.
+//! 7. **Clean source** (optional): landing files are deleted or archived only after the commit, and only when all
+//!    their bytes are in bronze or in the quarantine (never a file with a record quarantined only in part).
 //!
 //! A file that fails as a whole while the batch is being staged (truncated or corrupt gzip, a CSV header that
 //! does not match) aborts the attempt: the staging prefix is deleted and the batch is re-run without that file,
