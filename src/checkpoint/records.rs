@@ -68,6 +68,27 @@ pub struct FileRecord {
     /// bytes up to the next newline) was quarantined as such. Empty for nearly every file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub continued_lines: Vec<u64>,
+    /// Records quarantined with their first bytes only (over `max_record_bytes`): the file's bytes are not all
+    /// in bronze or in the quarantine, so its status reads `<status>+truncated` and `clean_source` keeps it in
+    /// landing. 0 for nearly every file.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FileRecord {
+    /// The status as `checkpoint list` and `explain` show it: the status name, with `+truncated` when some
+    /// records are kept only in part (see [`FileRecord::records_truncated`]).
+    pub fn status_label(&self) -> String {
+        if self.records_truncated > 0 {
+            format!("{}+truncated", self.status.name())
+        } else {
+            self.status.name().to_string()
+        }
+    }
 }
 
 /// One input of a batch: a byte range of a landing file.

@@ -590,6 +590,12 @@ fn verdict(x: &Explanation) -> String {
                 plural(r.records_quarantined, "line", "lines")
             );
         }
+        if r.records_truncated > 0 {
+            s += &format!(
+                ", {} over max_record_bytes kept only in part, so the file stays in landing",
+                plural(r.records_truncated, "record", "records")
+            );
+        }
         if r.records_duplicate > 0 {
             s += &format!(
                 ", {} dropped",
@@ -725,7 +731,7 @@ fn render(x: &Explanation) -> String {
         Some(r) => format!(
             "{} (status {}, fingerprint {}, {} of {} consumed, {} lines, processed {} UTC{})",
             x.checkpoint_state,
-            r.status.name(),
+            r.status_label(),
             r.fingerprint,
             thousands(r.bytes_consumed),
             thousands(r.size),

@@ -362,6 +362,7 @@ pub fn decode(
 ) -> Result<DecodeEnd, DecodeError> {
     let mut b = Builders::new();
     let mut bad = Vec::new();
+    let mut truncated = 0u64;
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut out = Emitter {
         emit,
@@ -383,6 +384,7 @@ pub fn decode(
                 quarantine(&mut bad, at.offset, at.line, reason, buf.clone());
             }
         } else if let Some(len) = at.too_long {
+            truncated += 1;
             let reason = RecordError::TooLong {
                 len,
                 max: input.limits.max_record_bytes,
@@ -422,6 +424,7 @@ pub fn decode(
     Ok(DecodeEnd {
         end_offset: lines.offset,
         end_line: lines.line,
+        truncated,
     })
 }
 

@@ -12,9 +12,12 @@
 //!   for the next read, and [`DecodeEnd::end_offset`] stops before it;
 //! - memory is bounded by [`Limits`], whatever the input: a line (or CSV record) longer than `max_record_bytes`
 //!   is skipped to its end without being buffered and quarantined with its first [`TOO_LONG_HEAD_BYTES`] bytes
-//!   and its length; a gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the
-//!   file with [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before
-//!   any byte is read;
+//!   and its length (counted in [`DecodeEnd::truncated`]: the quarantine does not hold that record whole); a
+//!   gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the file with
+//!   [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before any byte
+//!   is read;
+//! - a CSV quoted field that runs past the end of its line into a malformed record (a stray quote) costs only
+//!   the line where it started: that line is quarantined and reading resumes at the next (see `csv`);
 //! - records whose event time lies before `min_event_time` or more than `max_event_time_ahead` after the
 //!   ingestion time are quarantined with the reason ([`Limits::check_event_time`]);
 //! - an empty file (also an empty `.gz`) is an empty stream, not a truncated one; bytes that are not gzip in a
@@ -29,7 +32,7 @@ mod lines;
 mod reason;
 
 pub use lines::{limit_error, map_stream_error, LineInfo, LineSource};
-pub use reason::RecordError;
+pub use reason::{QuoteRunaway, RecordError};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -313,6 +316,9 @@ pub struct DecodeEnd {
     pub end_offset: u64,
     /// Lines/records consumed in total (including `start_line`).
     pub end_line: u64,
+    /// Records quarantined with their first bytes only (over `max_record_bytes`): the quarantine does not hold
+    /// all of the file's bytes, so the file must not be cleaned from landing.
+    pub truncated: u64,
 }
 
 /// The per-dataset decoder, built once per batch.
@@ -624,6 +630,26 @@ mod tests {
             let at = (rng.next() as usize) % quoted.len();
             quoted.insert(at, b'"');
             let _ = run(&dec, &quoted, Limits::default());
+            // One stray quote after the header (not inside a CRLF, which would split the line in two) costs at
+            // most its own line: the counts still add up.
+            let mut stray = data.clone();
+            let at = header.len() + (rng.next() as usize) % (stray.len() - header.len() + 1);
+            if stray[at - 1] != b'\r' {
+                stray.insert(at, b'"');
+                let (rows, bad) = run(&dec, &stray, Limits::default())
+                    .unwrap_or_else(|e| panic!("stray quote round {round}: {e}"));
+                let lines = stray
+                    .split(|b| *b == b'\n')
+                    .skip(1)
+                    .filter(|l| !l.iter().all(|b| *b == b'\r'))
+                    .count() as u64;
+                assert_eq!(
+                    rows + bad,
+                    lines,
+                    "stray quote round {round}: {:?}",
+                    String::from_utf8_lossy(&stray)
+                );
+            }
         }
 
         // Inputs larger than the CSV parser's buffer with a small record limit, so that over-long records are

@@ -59,6 +59,13 @@ pub enum RecordError {
         /// Lines the record spans.
         lines: usize,
     },
+    /// The first line of a CSV record whose quoted field ran past the end of the line into a malformed record
+    /// (probably a stray quote): only this line is quarantined, and reading resumed at the next line.
+    #[error("unbalanced quote: a quoted field opened on this line {why}; only this line is quarantined and reading resumes at the next line")]
+    UnbalancedQuote {
+        /// How the record it made was malformed.
+        why: QuoteRunaway,
+    },
     /// A CSV field that is not text in the configured encoding.
     #[error("column {column:?}: invalid UTF-8")]
     ColumnNotUtf8 {
@@ -101,6 +108,74 @@ pub enum RecordError {
         /// The latest accepted time.
         latest: i64,
     },
+}
+
+/// How a record made by a quoted field that runs past the end of its line is malformed (see
+/// [`RecordError::UnbalancedQuote`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteRunaway {
+    /// The record has another number of fields than the header.
+    Fields {
+        /// Fields of the header.
+        expected: usize,
+        /// Fields of the record.
+        found: usize,
+        /// Lines the record spans.
+        lines: u64,
+    },
+    /// The quote that closes the field on a later line is followed by more text of the same field (as when a
+    /// second stray quote opens a field further down): the record's field count proves nothing then.
+    ClosedMidField {
+        /// Lines the record spans.
+        lines: u64,
+    },
+    /// The quoted field is still open where the stream ends.
+    Unclosed {
+        /// Lines the record spans.
+        lines: u64,
+    },
+    /// The record is still open after `max_quoted_lines` lines.
+    Lines {
+        /// The limit (`max_quoted_lines`).
+        max: u64,
+    },
+    /// The record spans lines and is longer than `max_record_bytes`.
+    Bytes {
+        /// The limit (`max_record_bytes`).
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for QuoteRunaway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuoteRunaway::Fields {
+                expected,
+                found,
+                lines,
+            } => write!(
+                f,
+                "makes a record of {found} fields over {lines} lines (expected {expected} fields)"
+            ),
+            QuoteRunaway::ClosedMidField { lines } => write!(
+                f,
+                "is closed {} line(s) further on by a quote followed by more text of the field",
+                lines - 1
+            ),
+            QuoteRunaway::Unclosed { lines } => write!(
+                f,
+                "is still open where the file ends, {} line(s) further on",
+                lines - 1
+            ),
+            QuoteRunaway::Lines { max } => {
+                write!(f, "is still open after {max} lines (max_quoted_lines)")
+            }
+            QuoteRunaway::Bytes { max } => write!(
+                f,
+                "is still open after {max} bytes over several lines (max_record_bytes)"
+            ),
+        }
+    }
 }
 
 fn spans(lines: usize) -> String {

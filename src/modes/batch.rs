@@ -24,7 +24,8 @@
 //!    the watermark and the schema, removes the intent, and is flushed. From here the batch counts. Then the runs
 //!    become visible to lookups, and whole days behind the horizon are pruned (a crash before the pruning is
 //!    finished by the next start).
-//! 7. **Clean source** (optional): landing files are deleted or archived only after the commit.
+//! 7. **Clean source** (optional): landing files are deleted or archived only after the commit, and only when all
+//!    their bytes are in bronze or in the quarantine (never a file with a record quarantined only in part).
 //!
 //! A file that fails as a whole while the batch is being staged (truncated or corrupt gzip, a CSV header that
 //! does not match) aborts the attempt: the staging prefix is deleted and the batch is re-run without that file,
@@ -50,7 +51,7 @@ use crate::source::LandingFile;
 use crate::store::StoreLocation;
 use crate::Error;
 
-use super::commit::{commit, record_metrics};
+use super::commit::{commit, keeps_truncated, record_metrics};
 use super::stage::stage_batch;
 
 /// Everything a batch needs, shared by all batches of a run.
@@ -304,7 +305,15 @@ pub async fn run_batch(
         bytes: totals.input_bytes,
         elapsed: started.elapsed(),
     };
-    clean_source(ctx, read()).await;
+    // A file with records kept only in part is not all in bronze or the quarantine: it stays in landing.
+    let truncated: Vec<&str> = staged
+        .files
+        .iter()
+        .zip(&staged.staged.outcomes)
+        .filter(|(f, o)| keeps_truncated(f, o))
+        .map(|(f, _)| f.path.as_str())
+        .collect();
+    clean_source(ctx, read(), &truncated).await;
     Ok(Some(report))
 }
 
@@ -322,8 +331,13 @@ pub(super) async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), Err
     Ok(blocking(move || cp.clear_intent(&ds)).await?)
 }
 
-/// Deletes or archives landing files after their batch committed (`clean_source`).
-async fn clean_source<'a>(ctx: &Context, files: impl Iterator<Item = &'a LandingFile>) {
+/// Deletes or archives landing files after their batch committed (`clean_source`), except those in `keep`
+/// (records quarantined only in part).
+async fn clean_source<'a>(
+    ctx: &Context,
+    files: impl Iterator<Item = &'a LandingFile>,
+    keep: &[&str],
+) {
     let action = match ctx.config.clean_source_action() {
         Ok(CleanSource::Off) | Err(_) => return,
         Ok(a) => a,
@@ -331,6 +345,10 @@ async fn clean_source<'a>(ctx: &Context, files: impl Iterator<Item = &'a Landing
     for f in files {
         if !f.is_final && !f.gzip {
             continue; // still growing: keep it
+        }
+        if keep.contains(&f.path.as_str()) {
+            tracing::warn!(path = %f.path, "clean_source skipped: records over max_record_bytes were quarantined with their first bytes only, so the file stays in landing (status ok+truncated)");
+            continue;
         }
         let r = match &action {
             CleanSource::Delete => ctx.landing.store.delete(&f.location).await,

@@ -187,6 +187,10 @@ fn file_record(
         (None, _) => (0, 0, 0, Vec::new(), 0),
     };
     batches.push(batch);
+    let base_truncated = match (&f.prior, appended) {
+        (Some(p), true) => p.records_truncated,
+        _ => 0,
+    };
     let mut continued_lines = match (&f.prior, appended) {
         (Some(p), true) => p.continued_lines.clone(),
         _ => Vec::new(),
@@ -211,7 +215,18 @@ fn file_record(
         status,
         processed_at: at,
         continued_lines,
+        records_truncated: base_truncated + o.end.truncated,
     }
+}
+
+/// Whether some bytes of `f` are neither in bronze nor in the quarantine after this batch read it with outcome
+/// `o` (records kept only in part, now or by an earlier batch that read its head): `clean_source` must keep it.
+pub(super) fn keeps_truncated(f: &LandingFile, o: &FileOutcome) -> bool {
+    let before = match (&f.prior, f.change == Change::Appended) {
+        (Some(p), true) => p.records_truncated,
+        _ => 0,
+    };
+    before + o.end.truncated > 0
 }
 
 /// Records a committed batch in the metrics.

@@ -272,15 +272,16 @@ fn an_over_long_line_is_quarantined_without_being_buffered() {
     );
 }
 
-/// A CSV record over the limit (a quoted field of 20 MiB spanning lines) is quarantined with its head and its
-/// length; the rows before and after it land with their own offsets.
+/// A CSV record over the limit (a quoted field of 20 MiB on one line; one spanning lines is cut back to its first
+/// line instead, see `stray_quote`) is quarantined with its head and its length; the rows before and after it
+/// land with their own offsets.
 #[test]
 fn an_over_long_csv_record_is_quarantined_and_the_rows_after_it_land() {
     let w = Workdir::new();
     let mut data = format!("{SALES_HEADER}{SALES_ROW}").into_bytes();
     let long_offset = data.len();
     data.extend(b"2,2025-10-25 19:07:27,8961,79973,\"");
-    let chunk = "a \"\"quoted\"\", multi-line\ncategory ".repeat(1 << 10);
+    let chunk = "a \"\"quoted\"\", long category ".repeat(1 << 10);
     while data.len() < long_offset + (20 << 20) {
         data.extend(chunk.as_bytes());
     }
@@ -529,9 +530,9 @@ fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
     assert!(!q.iter().any(|r| r.source_file == "gharchive/empty.json.gz"));
     assert!(stdout.contains("sales: batch 1 committed"), "{stdout}");
 
-    // CSV: too few, too many, and an unbalanced quote that swallows the next line; rows 1 and 5... 5 is
-    // swallowed by the open quote of row 4, so only row 1 lands.
-    assert_eq!(count_rows(&w.bronze().join("sales")), 1);
+    // CSV: too few, too many, and an unbalanced quote in row 4: only its own line is quarantined (issue 19), so
+    // rows 1 and 5 land.
+    assert_eq!(count_rows(&w.bronze().join("sales")), 2);
     let s = quarantine(&w, "sales");
     assert_eq!(s.len(), 3, "{s:?}");
     assert!(
@@ -546,12 +547,12 @@ fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
         "{}",
         s[1].reason
     );
-    assert!(
-        s[2].reason.contains("probably an unbalanced quote"),
-        "{}",
-        s[2].reason
-    );
+    assert!(s[2].reason.contains("unbalanced quote"), "{}", s[2].reason);
     assert_eq!(s[2].line, 5);
+    assert_eq!(
+        s[2].raw,
+        b"4,2025-10-25 19:07:27,8961,79973,\"Deportes,7,160.74,1125.18,Transferencia,Cancelada"
+    );
 }
 
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);

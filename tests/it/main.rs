@@ -22,3 +22,4 @@ mod quarantine_bound;
 mod queries;
 mod run_once;
 mod stale_temps;
+mod stray_quote;

@@ -71,6 +71,8 @@ pub enum StatusFilter {
     Partial,
     /// Rejected as a whole (copied to the quarantine).
     Failed,
+    /// Any status, with records quarantined with their first bytes only: kept in landing by `clean_source`.
+    Truncated,
 }
 
 impl StatusFilter {
@@ -80,6 +82,7 @@ impl StatusFilter {
             StatusFilter::Quarantined => f.records_quarantined > 0,
             StatusFilter::Partial => f.status == FileStatus::Partial,
             StatusFilter::Failed => matches!(f.status, FileStatus::Failed { .. }),
+            StatusFilter::Truncated => f.records_truncated > 0,
         }
     }
 }

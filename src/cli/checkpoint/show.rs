@@ -57,7 +57,7 @@ pub(super) fn file_table(files: &[FileRecord]) -> Table {
     for f in files {
         t.row(vec![
             f.path.clone(),
-            f.status.name().to_string(),
+            f.status_label(),
             human_bytes(f.size),
             human_bytes(f.bytes_consumed),
             f.records_ok.to_string(),
@@ -178,7 +178,7 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
     let mut s = String::new();
     let status = match &f.status {
         FileStatus::Failed { reason } => format!("failed: {reason}"),
-        other => other.name().to_string(),
+        _ => f.status_label(),
     };
     let kv = [
         ("file", f.path.clone()),
@@ -195,8 +195,8 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
         (
             "records",
             format!(
-                "{} ok, {} quarantined, {} duplicates",
-                f.records_ok, f.records_quarantined, f.records_duplicate
+                "{} ok, {} quarantined ({} of them truncated), {} duplicates",
+                f.records_ok, f.records_quarantined, f.records_truncated, f.records_duplicate
             ),
         ),
         ("versions", f.versions.to_string()),

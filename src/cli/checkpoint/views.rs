@@ -21,6 +21,7 @@ pub fn file_json(f: &FileRecord) -> Value {
         map.insert("status".into(), f.status.name().into());
         map.insert("reason".into(), reason);
         map.insert("batch".into(), f.batches.last().copied().into());
+        map.insert("records_truncated".into(), f.records_truncated.into());
     }
     v
 }

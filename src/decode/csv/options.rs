@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Default `max_quoted_lines`: far more lines than a real multi-line field holds (addresses, notes), few enough
+/// that a stray quote costs a bounded amount of re-reading.
+pub const DEFAULT_MAX_QUOTED_LINES: u64 = 100;
+
 /// How a CSV dataset is read and typed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -34,6 +38,11 @@ pub struct CsvOptions {
     /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
     /// accept them. Default true.
     pub normalize_names: bool,
+    /// Most lines one record may span through quoted fields. Default 100. A quoted field that runs past the end
+    /// of its line into a record that is malformed (another field count than the header, over
+    /// `max_record_bytes`, or over this many lines) is taken for a stray quote: only the line where it started
+    /// is quarantined, and reading resumes at the next line.
+    pub max_quoted_lines: u64,
 }
 
 impl Default for CsvOptions {
@@ -54,6 +63,7 @@ impl Default for CsvOptions {
             columns: BTreeMap::new(),
             infer_rows: 1000,
             normalize_names: true,
+            max_quoted_lines: DEFAULT_MAX_QUOTED_LINES,
         }
     }
 }

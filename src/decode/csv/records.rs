@@ -1,4 +1,14 @@
-//! Reading CSV records with their exact bytes, offsets and line numbers, in a bounded amount of memory.
+//! Reading CSV records with their exact bytes, offsets and line numbers, in a bounded amount of memory, and
+//! resynchronising after an unbalanced quote.
+//!
+//! A quoted field may span lines, so one stray quote at the start of a field would otherwise turn the rest of the
+//! file into one record. As tolerant CSV readers do, [`RecordStream`] judges a record whose quoted field runs
+//! past the end of its line once the field count is known ([`RecordStream::expect_fields`]): when the record it
+//! makes is malformed (another field count than the header, more than `max_record_bytes`, or more than
+//! `max_quoted_lines` lines), only the line where it started is returned (an *unbalanced* record, with its exact
+//! bytes), and parsing starts again at the next line. Well-formed multi-line records within both limits are
+//! read as before. Memory stays bounded: the parser never holds more than the current record plus its read-ahead,
+//! and a record is judged as soon as it crosses either limit.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -6,7 +16,9 @@ use std::io::{BufRead, Read};
 use std::rc::Rc;
 
 use super::CsvOptions;
-use crate::decode::{limit_error, map_stream_error, DecodeError, LineSource, TOO_LONG_HEAD_BYTES};
+use crate::decode::{
+    limit_error, map_stream_error, DecodeError, LineSource, QuoteRunaway, TOO_LONG_HEAD_BYTES,
+};
 
 pub(super) enum Text {
     Utf8,
@@ -33,24 +45,92 @@ impl Text {
 /// The CSV parser's read-ahead (`buffer_capacity`): the tape holds at most this much beyond the current record.
 const CSV_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Bytes handed back to the reader after a resynchronisation (the read-ahead after the quarantined line),
+/// served before the rest of the stream.
+struct Replay<R> {
+    pending: Vec<u8>,
+    pos: usize,
+    inner: R,
+}
+
+impl<R> Replay<R> {
+    /// Puts `bytes` in front of what is still to be read.
+    fn push_front(&mut self, bytes: &[u8]) {
+        let mut next = Vec::with_capacity(bytes.len() + self.pending.len() - self.pos);
+        next.extend_from_slice(bytes);
+        next.extend_from_slice(&self.pending[self.pos..]);
+        self.pending = next;
+        self.pos = 0;
+    }
+}
+
+impl<R: BufRead> Read for Replay<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos < self.pending.len() {
+            let n = out.len().min(self.pending.len() - self.pos);
+            out[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+            self.consume(n);
+            return Ok(n);
+        }
+        self.inner.read(out)
+    }
+}
+
+impl<R: BufRead> BufRead for Replay<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos < self.pending.len() {
+            return Ok(&self.pending[self.pos..]);
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.pos < self.pending.len() {
+            self.pos += n;
+            if self.pos >= self.pending.len() {
+                self.pending = Vec::new();
+                self.pos = 0;
+            }
+        } else {
+            self.inner.consume(n);
+        }
+    }
+}
+
 /// Records every byte the CSV parser reads, so that a rejected record is quarantined with its exact bytes.
 ///
 /// It also bounds memory: the tape holds the current record only (every earlier one was taken off it), so when
 /// the parser asks for more input while the tape already holds more than `max_record_bytes`, the record is too
-/// long. The recorder then works out where the parser is in the record (a small replica of the parser's state
-/// machine, [`Scan`]), reads the rest of the record from the file *without* keeping it or handing it over, and
-/// hands the parser a synthetic end (`\n`, or `"\n` inside a quoted field) instead. [`RecordStream`] reports
-/// that record as too long ([`Tape::too_long`]) and shifts the offsets and line numbers of the records after it
-/// by the bytes skipped.
+/// long. When it already spans lines (a quoted field ran past its line), the recorder ends the stream for the
+/// parser ([`Tape::runaway`]) and [`RecordStream`] resynchronises at the next line. Otherwise it works out where
+/// the parser is in the record (a small replica of the parser's state machine, [`Scan`]), reads the rest of the
+/// record (or of its line, when a quoted field reaches the line's end) from the file *without* keeping it or
+/// handing it over, and hands the parser a synthetic end (`\n`, or `"\n` inside a quoted field) instead.
+/// [`RecordStream`] reports that record as too long ([`Tape::too_long`]) and shifts the offsets and line numbers
+/// of the records after it by the bytes skipped. A record still open after `max_quoted_lines` line ends is cut
+/// back to its first line the same way as one that spans lines and is too long.
 struct Recorder<R> {
-    inner: R,
+    inner: Replay<R>,
     tape: Rc<RefCell<Tape>>,
     /// Stream offset of the first byte read (the tape's offsets are relative to it).
     first_offset: u64,
     max_record_bytes: u64,
+    /// `max_quoted_lines` (at least 1).
+    max_quoted_lines: u64,
+    /// Whether runaway quoted fields are cut back to their first line: set once the field count is known, so
+    /// that a header is read (or rejected) whole.
+    resync: bool,
     delimiter: u8,
     quote: u8,
     is_final: bool,
+}
+
+impl<R> std::io::Seek for Recorder<R> {
+    /// Only [`RecordStream::resync`] seeks, to make the parser drop its state and read-ahead: the bytes to read
+    /// next were already put in front of the stream ([`Replay::push_front`]), so there is nothing to move.
+    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+        Ok(0)
+    }
 }
 
 #[derive(Default)]
@@ -58,8 +138,16 @@ struct Tape {
     /// Stream offset of `data[0]`, in the bytes handed to the parser.
     base: u64,
     data: Vec<u8>,
+    /// `\n` bytes in `data`.
+    newlines: u64,
     /// Set when the current record was cut short (see [`Recorder`]).
     too_long: Option<TooLong>,
+    /// `\n` bytes of blank lines dropped before the current record (see [`Tape::discard_lead`]): the parser
+    /// counted them after the record's position, so its line number does not include them.
+    dropped_newlines: u64,
+    /// Set when the recorder ended the stream for the parser because the current record's quoted field ran
+    /// past its line and over a limit: the record is to be cut back to its first line.
+    runaway: Option<QuoteRunaway>,
 }
 
 /// A record that was skipped to its end instead of being handed to the parser.
@@ -78,6 +166,31 @@ struct TooLong {
     synthetic: u64,
 }
 
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|c| **c == b'\n').count() as u64
+}
+
+/// How the quoting of record `raw` (terminator excluded) is broken, if it is: a quoted field closed by a quote
+/// followed by more text of the field (`"a"b`, which no writer produces but a second stray quote does), or one
+/// never closed at all (the stream ended inside it).
+fn quote_fault(raw: &[u8], delimiter: u8, quote: u8, lines: u64) -> Option<QuoteRunaway> {
+    let mut state = Scan::StartRecord;
+    for &b in raw {
+        if state == Scan::QuoteInQuoted && b != quote && b != delimiter && b != b'\n' && b != b'\r'
+        {
+            return Some(QuoteRunaway::ClosedMidField { lines });
+        }
+        state = state.step(b, delimiter, quote).0;
+    }
+    (state == Scan::InQuoted).then_some(QuoteRunaway::Unclosed { lines })
+}
+
+/// Bytes of line terminators at the start of `b` (blank lines, or the `\n` of a CRLF that ended the record
+/// before): they are not part of the record that follows.
+fn lead(b: &[u8]) -> usize {
+    b.iter().take_while(|c| matches!(c, b'\n' | b'\r')).count()
+}
+
 impl Tape {
     fn slice(&self, start: u64, end: u64) -> &[u8] {
         let s = (start.saturating_sub(self.base)) as usize;
@@ -85,10 +198,31 @@ impl Tape {
         &self.data[s.min(e)..e]
     }
 
+    fn push(&mut self, b: &[u8]) {
+        self.data.extend_from_slice(b);
+        self.newlines += count_newlines(b);
+    }
+
     fn discard_before(&mut self, pos: u64) {
         let n = (pos.saturating_sub(self.base) as usize).min(self.data.len());
+        self.newlines -= count_newlines(&self.data[..n]);
         self.data.drain(..n);
         self.base += n as u64;
+    }
+
+    /// Drops every byte on the tape (the parser consumed them), keeping the count of bytes handed over.
+    fn clear(&mut self) {
+        self.base += self.data.len() as u64;
+        self.data.clear();
+        self.newlines = 0;
+    }
+
+    /// Drops the blank lines before the current record.
+    fn discard_lead(&mut self) {
+        let n = lead(&self.data);
+        self.dropped_newlines += count_newlines(&self.data[..n]);
+        let at = self.base + n as u64;
+        self.discard_before(at);
     }
 }
 
@@ -148,9 +282,12 @@ impl<R: BufRead> Recorder<R> {
             for &b in buf {
                 used += 1;
                 newlines += u64::from(b == b'\n');
+                // A quoted field that runs past the end of this over-long line: the line is the record, and
+                // reading resumes at the next line.
+                let runaway = self.resync && state == Scan::InQuoted && matches!(b, b'\n' | b'\r');
                 let (next, ended) = state.step(b, self.delimiter, self.quote);
                 state = next;
-                if ended {
+                if ended || runaway {
                     terminator = 1;
                     self.inner.consume(used);
                     skipped += used as u64;
@@ -163,8 +300,7 @@ impl<R: BufRead> Recorder<R> {
         if terminator == 0 && !self.is_final {
             // The record's end is not written yet: hand over nothing more; the parser ends the record at the end
             // of the stream and `RecordStream` leaves it, unconsumed, for a later read.
-            tape.base += tape.data.len() as u64;
-            tape.data.clear();
+            tape.clear();
             return Ok(Some(Vec::new()));
         }
         let synthetic: Vec<u8> = if at_tape_end == Scan::InQuoted {
@@ -172,11 +308,7 @@ impl<R: BufRead> Recorder<R> {
         } else {
             b"\n".to_vec()
         };
-        let lead = tape
-            .data
-            .iter()
-            .take_while(|b| matches!(b, b'\n' | b'\r'))
-            .count();
+        let lead = lead(&tape.data);
         let head_end = (lead + TOO_LONG_HEAD_BYTES).min(tape.data.len());
         tape.too_long = Some(TooLong {
             start: tape.base + lead as u64,
@@ -188,10 +320,28 @@ impl<R: BufRead> Recorder<R> {
         });
         // Free the record: the parser has consumed every byte on the tape, and the record is reported from
         // `too_long`. The base keeps counting the bytes handed over.
-        tape.base += tape.data.len() as u64;
-        tape.data.clear();
-        tape.data.extend_from_slice(&synthetic);
+        tape.clear();
+        tape.push(&synthetic);
         Ok(Some(synthetic))
+    }
+
+    /// Whether the record on the tape must be cut back to its first line (see [`Recorder`]), and why.
+    fn runaway(&self, tape: &Tape) -> Option<QuoteRunaway> {
+        if !self.resync || tape.newlines == 0 {
+            return None;
+        }
+        // The parser asks for more, so the record on the tape is not finished: each newline in it is inside a
+        // quoted field.
+        if tape.newlines >= self.max_quoted_lines {
+            return Some(QuoteRunaway::Lines {
+                max: self.max_quoted_lines,
+            });
+        }
+        (tape.data.len() as u64 > self.max_record_bytes.saturating_add(2)).then_some(
+            QuoteRunaway::Bytes {
+                max: self.max_record_bytes,
+            },
+        )
     }
 }
 
@@ -199,17 +349,16 @@ impl<R: BufRead> Read for Recorder<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         let tape_rc = self.tape.clone();
         let mut tape = tape_rc.borrow_mut();
-        if tape.data.len() as u64 > self.max_record_bytes.saturating_add(2)
-            && tape.too_long.is_none()
-        {
-            // Blank lines before the record are not part of it.
-            let lead = tape
-                .data
-                .iter()
-                .take_while(|b| matches!(b, b'\n' | b'\r'))
-                .count();
-            let base = tape.base;
-            tape.discard_before(base + lead as u64);
+        let over_bytes = tape.data.len() as u64 > self.max_record_bytes.saturating_add(2);
+        let over_lines = self.resync && tape.newlines >= self.max_quoted_lines;
+        if (over_bytes || over_lines) && tape.too_long.is_none() && tape.runaway.is_none() {
+            tape.discard_lead();
+            if let Some(why) = self.runaway(&tape) {
+                // End of stream for this parser: `RecordStream` cuts the record back to its first line and
+                // starts a new parser at the next one.
+                tape.runaway = Some(why);
+                return Ok(0);
+            }
             if tape.data.len() as u64 > self.max_record_bytes.saturating_add(2) {
                 match self.skip_record(&mut tape)? {
                     Some(synthetic) => {
@@ -228,7 +377,7 @@ impl<R: BufRead> Read for Recorder<R> {
             }
         }
         let n = self.inner.read(out)?;
-        tape.data.extend_from_slice(&out[..n]);
+        tape.push(&out[..n]);
         Ok(n)
     }
 }
@@ -239,6 +388,9 @@ pub(super) struct RawRecord {
     pub(super) raw: Vec<u8>,
     /// `Some(length)` for a record over `max_record_bytes` (then `fields` is empty).
     pub(super) too_long: Option<u64>,
+    /// Set for the first line of a record cut back because its quoted field ran away (then `fields` is empty
+    /// and `raw` is that line).
+    pub(super) unbalanced: Option<QuoteRunaway>,
     /// Absolute offset (file or decompressed stream).
     pub(super) offset: u64,
     pub(super) line: u64,
@@ -262,6 +414,14 @@ pub(super) struct RecordStream {
     /// The same for line numbers.
     line_shift: i64,
     max_record_bytes: u64,
+    /// Fields per record, once known ([`RecordStream::expect_fields`]).
+    expected: Option<usize>,
+    max_quoted_lines: u64,
+    delimiter: u8,
+    quote: u8,
+    /// Records returned with their first bytes only (over `max_record_bytes`): the quarantine does not hold
+    /// them whole.
+    pub(super) truncated: u64,
 }
 
 impl RecordStream {
@@ -283,6 +443,7 @@ impl RecordStream {
                 offset += 3;
             }
         }
+        let max_quoted_lines = options.max_quoted_lines.max(1);
         let tape = Rc::new(RefCell::new(Tape::default()));
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -291,10 +452,16 @@ impl RecordStream {
             .quote(options.quote as u8)
             .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(Recorder {
-                inner,
+                inner: Replay {
+                    pending: Vec::new(),
+                    pos: 0,
+                    inner,
+                },
                 tape: tape.clone(),
                 first_offset: offset,
                 max_record_bytes,
+                max_quoted_lines,
+                resync: false,
                 delimiter: options.delimiter as u8,
                 quote: options.quote as u8,
                 is_final,
@@ -313,12 +480,30 @@ impl RecordStream {
             shift: 0,
             line_shift: 0,
             max_record_bytes,
+            expected: None,
+            max_quoted_lines,
+            delimiter: options.delimiter as u8,
+            quote: options.quote as u8,
+            truncated: 0,
         })
+    }
+
+    /// From now on every record should have `n` fields: a record whose quoted field runs past the end of its
+    /// line into a malformed record is cut back to that line, and reading resumes at the next (see the module
+    /// docs). Until this is called (while the header is read), records are read whole.
+    pub(super) fn expect_fields(&mut self, n: usize) {
+        self.expected = Some(n);
+        self.reader.get_mut().resync = true;
     }
 
     /// The file offset of parser position `pos`.
     fn file_offset(&self, pos: u64) -> u64 {
         (self.base_offset as i64 + pos as i64 + self.shift).max(0) as u64
+    }
+
+    /// The file line of the parser's line `line`.
+    fn file_line(&self, line: u64) -> u64 {
+        (self.base_line as i64 + line as i64 + self.line_shift).max(1) as u64
     }
 
     fn map_err(&self, e: csv::Error) -> DecodeError {
@@ -331,6 +516,111 @@ impl RecordStream {
         }
     }
 
+    /// Why the multi-line record `raw` (terminators trimmed) with `fields` fields must be cut back to its first
+    /// line, if it must.
+    fn judge(&self, raw: &[u8], fields: usize) -> Option<QuoteRunaway> {
+        let expected = self.expected?;
+        let newlines = count_newlines(raw);
+        if newlines == 0 {
+            return None;
+        }
+        if newlines >= self.max_quoted_lines {
+            Some(QuoteRunaway::Lines {
+                max: self.max_quoted_lines,
+            })
+        } else if raw.len() as u64 > self.max_record_bytes {
+            Some(QuoteRunaway::Bytes {
+                max: self.max_record_bytes,
+            })
+        } else if fields != expected {
+            Some(QuoteRunaway::Fields {
+                found: fields,
+                expected,
+                lines: newlines + 1,
+            })
+        } else {
+            quote_fault(raw, self.delimiter, self.quote, newlines + 1)
+        }
+    }
+
+    /// Whether record `raw` ending at parser position `end` was ended by the end of the input inside a quoted
+    /// field (a line end inside quotes does not end a record, so only the end of the input can).
+    fn open_at_end(&self, raw: &[u8], end: u64) -> bool {
+        let total = {
+            let tape = self.tape.borrow();
+            tape.base + tape.data.len() as u64
+        };
+        end == total
+            && raw.iter().fold(Scan::StartRecord, |s, b| {
+                s.step(*b, self.delimiter, self.quote).0
+            }) == Scan::InQuoted
+    }
+
+    /// Cuts the record at parser position `start` (parser line `start_line`) back to its first line, returned
+    /// as an unbalanced record, and starts a new parser at the next line with the bytes already read after it.
+    fn resync(
+        &mut self,
+        start: u64,
+        start_line: u64,
+        why: QuoteRunaway,
+    ) -> Result<RawRecord, DecodeError> {
+        let (rec_start, lead_newlines, mut raw, replay, resume, newline_ends) = {
+            let tape = self.tape.borrow();
+            let start = start.max(tape.base);
+            let bytes = tape.slice(start, tape.base + tape.data.len() as u64);
+            let lead = lead(bytes);
+            let body = &bytes[lead..];
+            let eol = body
+                .iter()
+                .position(|b| matches!(b, b'\n' | b'\r'))
+                .unwrap_or(body.len());
+            let mut resume = (eol + 1).min(body.len());
+            if body.get(eol) == Some(&b'\r') && body.get(eol + 1) == Some(&b'\n') {
+                resume += 1;
+            }
+            (
+                start + lead as u64,
+                count_newlines(&bytes[..lead]),
+                body[..eol].to_vec(),
+                body[resume..].to_vec(),
+                resume as u64,
+                body[eol..resume].contains(&b'\n'),
+            )
+        };
+        let offset = self.file_offset(rec_start);
+        let dropped = self.tape.borrow().dropped_newlines;
+        let line = self.file_line(start_line) + dropped + lead_newlines;
+        let too_long = (raw.len() as u64 > self.max_record_bytes).then_some(raw.len() as u64);
+        if too_long.is_some() {
+            raw.truncate(TOO_LONG_HEAD_BYTES);
+            self.truncated += 1;
+        }
+        let resume_offset = self.file_offset(rec_start + resume);
+        *self.tape.borrow_mut() = Tape::default();
+        let recorder = self.reader.get_mut();
+        recorder.inner.push_front(&replay);
+        recorder.first_offset = resume_offset;
+        self.reader
+            .seek_raw(std::io::SeekFrom::Start(0), csv::Position::new())
+            .map_err(|e| self.map_err(e))?;
+        // The new parser starts at line 1 of the bytes after the cut line.
+        self.base_offset = resume_offset;
+        self.base_line = line + u64::from(newline_ends) - 1;
+        self.shift = 0;
+        self.line_shift = 0;
+        self.end_pos = 0;
+        self.end_offset = resume_offset;
+        self.end_line = self.base_line;
+        Ok(RawRecord {
+            fields: csv::ByteRecord::new(),
+            raw,
+            too_long,
+            unbalanced: Some(why),
+            offset,
+            line,
+        })
+    }
+
     pub(super) fn next(&mut self) -> Result<Option<RawRecord>, DecodeError> {
         let mut fields = csv::ByteRecord::new();
         loop {
@@ -338,6 +628,19 @@ impl RecordStream {
                 .reader
                 .read_byte_record(&mut fields)
                 .map_err(|e| self.map_err(e))?;
+            let runaway = self.tape.borrow_mut().runaway.take();
+            if let Some(why) = runaway {
+                // The recorder ended the stream inside a quoted field that ran over a limit.
+                let (start, line) = match fields.position() {
+                    Some(p) if more => (p.byte(), p.line()),
+                    _ => (
+                        self.end_pos,
+                        (self.end_line as i64 - self.base_line as i64 - self.line_shift + 1).max(1)
+                            as u64,
+                    ),
+                };
+                return self.resync(start, line, why).map(Some);
+            }
             if !more {
                 // At the end: bytes after the last record are consumed when they are only line terminators (the
                 // `\n` of a final CRLF belongs to the record before it) or when the stream is final.
@@ -345,7 +648,10 @@ impl RecordStream {
                 let total = tape.base + tape.data.len() as u64;
                 let rest = tape.slice(self.end_pos, total);
                 if self.is_final || rest.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                    self.end_line += count_newlines(rest);
+                    drop(tape);
                     self.end_offset = self.file_offset(total);
+                    self.end_pos = total;
                 }
                 return Ok(None);
             }
@@ -358,8 +664,8 @@ impl RecordStream {
                 // Cut short by the recorder: report it from its head, then shift what follows by the bytes
                 // that were skipped instead of parsed.
                 let offset = self.file_offset(t.start.max(start));
-                let line =
-                    (self.base_line as i64 + start_line as i64 + self.line_shift).max(1) as u64;
+                let dropped = std::mem::take(&mut self.tape.borrow_mut().dropped_newlines);
+                let line = self.file_line(start_line) + dropped;
                 self.shift += t.skipped as i64 - t.synthetic as i64;
                 self.line_shift += t.skipped_newlines as i64 - 1;
                 self.tape.borrow_mut().discard_before(end);
@@ -367,10 +673,12 @@ impl RecordStream {
                 self.end_offset = self.file_offset(end);
                 self.end_line =
                     (self.base_line as i64 + end_pos.line() as i64 - 1 + self.line_shift) as u64;
+                self.truncated += 1;
                 return Ok(Some(RawRecord {
                     fields: csv::ByteRecord::new(),
                     raw: t.head,
                     too_long: Some(t.len),
+                    unbalanced: None,
                     offset,
                     line,
                 }));
@@ -379,20 +687,27 @@ impl RecordStream {
             let start = start.max(self.tape.borrow().base);
             let mut raw = self.tape.borrow().slice(start, end).to_vec();
             let terminated = raw.last() == Some(&b'\n') || raw.last() == Some(&b'\r');
-            if !terminated && !self.is_final {
-                // Partial last record of a growing file: not consumed.
+            if !self.is_final && (!terminated || self.open_at_end(&raw, end)) {
+                // Partial last record of a growing file (also one whose quoted field is still open: the writer
+                // may be in the middle of a multi-line field): not consumed.
                 return Ok(None);
             }
-            self.tape.borrow_mut().discard_before(end);
             while matches!(raw.last(), Some(b'\n' | b'\r')) {
                 raw.pop();
             }
-            // With CRLF the parser ends a record at `\r`; the `\n` then opens the next record's span.
-            let lead = raw
-                .iter()
-                .take_while(|b| matches!(b, b'\n' | b'\r'))
-                .count();
+            // With CRLF the parser ends a record at `\r`; the `\n` then opens the next record's span (and the
+            // parser's line number of the record does not count it yet).
+            let lead = lead(&raw);
+            let lead_newlines = count_newlines(&raw[..lead]);
             raw.drain(..lead);
+            if let Some(why) = self.judge(&raw, fields.len()) {
+                return self.resync(start, start_line, why).map(Some);
+            }
+            let dropped = {
+                let mut tape = self.tape.borrow_mut();
+                tape.discard_before(end);
+                std::mem::take(&mut tape.dropped_newlines)
+            };
             let start = start + lead as u64;
             self.end_pos = end;
             self.end_offset = self.file_offset(end);
@@ -401,17 +716,19 @@ impl RecordStream {
             if raw.is_empty() {
                 continue; // blank line
             }
-            let line = (self.base_line as i64 + start_line as i64 + self.line_shift) as u64;
+            let line = self.file_line(start_line) + dropped + lead_newlines;
             // A record that fit in the parser's buffer is never cut short by the recorder: judge it here.
             let too_long = (raw.len() as u64 > self.max_record_bytes).then_some(raw.len() as u64);
             if too_long.is_some() {
                 raw.truncate(TOO_LONG_HEAD_BYTES);
                 fields.clear();
+                self.truncated += 1;
             }
             return Ok(Some(RawRecord {
                 fields,
                 raw,
                 too_long,
+                unbalanced: None,
                 offset: self.file_offset(start),
                 line,
             }));
