@@ -18,9 +18,13 @@
 //! unreadable directory or file, a FIFO or a vanished entry is logged once (a warning the first time this process
 //! sees it, then at debug level) and skipped, and the rest of landing is listed (see [`super::walk`]).
 //!
-//! Against the checkpoint: a file with no record is new; a plain file whose head is unchanged and that grew is
-//! read from the bytes already consumed (an append); a file whose content fingerprint changed otherwise is a
-//! new version and is read again from the start (dedup keeps bronze free of duplicates); anything else is done.
+//! Against the checkpoint: a file with no record is new; one with the size and modification time of its record is
+//! done (no read). Any other change re-hashes the prefix the record consumed ([`super::fingerprint::hash_prefix`])
+//! and compares it with the record's `prefix_hash`: equal, a plain file is read from the bytes already consumed
+//! (an append; a gzip file, read whole, is done); different (or the file got shorter), the file was rewritten:
+//! a warning names it and the new version is read again from the start (dedup keeps bronze free of duplicates).
+//! A record without a prefix hash (written by an older lander, or of a failed file) is judged as before: by its
+//! first KiB and size.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -31,7 +35,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
-use super::fingerprint::fingerprint;
+use super::fingerprint::{fingerprint, hash_prefix, FileFingerprint, PrefixHash};
 use super::SourceError;
 use crate::checkpoint::{CheckpointStore, FileRecord, FileStatus};
 use crate::store::StoreLocation;
@@ -41,9 +45,9 @@ use crate::store::StoreLocation;
 pub enum Change {
     /// Never seen.
     New,
-    /// Same head, more bytes: read the tail.
+    /// The bytes already consumed are unchanged and more follow: read the tail.
     Appended,
-    /// Content replaced under the same path.
+    /// Rewritten under the same path (the bytes already consumed changed): read the new version whole.
     Replaced,
 }
 
@@ -81,6 +85,8 @@ pub struct LandingFile {
     /// The file grew after its unterminated last line was committed as a record: the bytes up to the next
     /// newline continue that line.
     pub continues_line: bool,
+    /// The hash of bytes `0..start_offset` (of nothing for a file read whole), continued while it is read.
+    pub prefix: PrefixHash,
 }
 
 impl LandingFile {
@@ -259,35 +265,47 @@ async fn evaluate(
         return Ok(Readiness::NotReady { settles_at });
     }
     let mut continues_line = false;
-    let (change, start_offset, start_line) = match &prior {
-        None => (Change::New, 0, 0),
-        Some(p) if gzip && p.fingerprint == fp.fingerprint => {
-            return Ok(Readiness::Skip(SkipReason::Unchanged))
-        }
-        Some(p)
-            if !gzip
-                && p.head_hash == fp.head_hash_of_prefix(p.size)
-                && meta.size >= p.bytes_consumed
-                && p.bytes_consumed > 0 =>
-        {
-            if meta.size == p.bytes_consumed && !(line_final && p.status == FileStatus::Partial) {
+    let (change, start_offset, start_line, prefix) = match &prior {
+        None => (Change::New, 0, 0, PrefixHash::new()),
+        Some(p) => {
+            let nothing_new = meta.size == p.bytes_consumed
+                && (gzip || !(line_final && p.status == FileStatus::Partial));
+            if nothing_new && recalled_unchanged(landing, &rel, &meta, p) {
                 return Ok(Readiness::Skip(SkipReason::Unchanged));
             }
-            if p.status == FileStatus::Ok
-                && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
-            {
-                continues_line = true;
-                tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
+            let kept = match kept_prefix(landing, &meta, &rel, p, gzip, &fp).await {
+                Ok(k) => k,
+                Err(e) => return prefix_read_fault(dataset, &rel, e),
+            };
+            match kept {
+                // A gzip file is read whole: its consumed prefix is all of it, so a kept prefix is no change.
+                Some(_) if gzip => {
+                    remember_unchanged(landing, &rel, &meta, p);
+                    return Ok(Readiness::Skip(SkipReason::Unchanged));
+                }
+                Some(h) => {
+                    if nothing_new {
+                        // Touched (same bytes, new modification time): nothing new.
+                        remember_unchanged(landing, &rel, &meta, p);
+                        return Ok(Readiness::Skip(SkipReason::Unchanged));
+                    }
+                    if p.status == FileStatus::Ok
+                        && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
+                    {
+                        continues_line = true;
+                        tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
+                    }
+                    (Change::Appended, p.bytes_consumed, p.lines_consumed, h)
+                }
+                None if !settled => {
+                    // Rewritten in place and still changing: wait until it settles.
+                    return Ok(Readiness::NotReady { settles_at });
+                }
+                None => {
+                    tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (dedup drops records already in bronze)");
+                    (Change::Replaced, 0, 0, PrefixHash::new())
+                }
             }
-            (Change::Appended, p.bytes_consumed, p.lines_consumed)
-        }
-        Some(_) if !settled => {
-            // Rewritten in place and still changing: wait until it settles.
-            return Ok(Readiness::NotReady { settles_at });
-        }
-        Some(_) => {
-            tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
-            (Change::Replaced, 0, 0)
         }
     };
     Ok(Readiness::Read(Box::new(LandingFile {
@@ -306,7 +324,107 @@ async fn evaluate(
         change,
         limits: opts.limits,
         continues_line,
+        prefix,
     })))
+}
+
+/// The hash of the prefix `p` consumed, when the file still starts with it (`None`: rewritten). Same size and
+/// modification time never get here (the quick path in [`evaluate`]).
+///
+/// With a stored prefix hash, the first `bytes_consumed` bytes are read again and hashed (a file now shorter is
+/// rewritten without a read). A record without one (an older lander's, or a failed file's) is judged as before:
+/// a gzip file by its fingerprint, a plain file by its first KiB and size; then the prefix is hashed so that the
+/// tail continues the hash.
+async fn kept_prefix(
+    landing: &StoreLocation,
+    meta: &object_store::ObjectMeta,
+    rel: &str,
+    p: &FileRecord,
+    gzip: bool,
+    fp: &FileFingerprint,
+) -> Result<Option<PrefixHash>, SourceError> {
+    let consumed = p.bytes_consumed;
+    if let Some(stored) = &p.prefix_hash {
+        if meta.size < consumed || (gzip && meta.size != consumed) {
+            return Ok(None);
+        }
+        let h = hash_prefix(landing, &meta.location, rel, consumed).await?;
+        return Ok((h.hex() == *stored).then_some(h));
+    }
+    if !matches!(p.status, FileStatus::Failed { .. }) {
+        tracing::info!(path = %rel, "checkpoint record has no prefix hash (written by an older lander): telling an append from a rewrite by the first KiB and the size, as that lander did");
+    }
+    let kept = if gzip {
+        p.fingerprint == fp.fingerprint
+    } else {
+        p.head_hash == fp.head_hash_of_prefix(p.size) && meta.size >= consumed && consumed > 0
+    };
+    if !kept || gzip {
+        return Ok(kept.then(PrefixHash::new));
+    }
+    hash_prefix(landing, &meta.location, rel, consumed)
+        .await
+        .map(Some)
+}
+
+/// Files whose prefix was re-hashed and found whole and unchanged while their modification time differs from
+/// their record (a `touch`): landing and path -> (size, modification time, prefix hash). Spares a daemon
+/// re-reading such a file at every listing.
+static UNCHANGED: Mutex<Option<std::collections::HashMap<String, (u64, DateTime<Utc>, String)>>> =
+    Mutex::new(None);
+
+fn remember_unchanged(
+    landing: &StoreLocation,
+    rel: &str,
+    meta: &object_store::ObjectMeta,
+    p: &FileRecord,
+) {
+    if let (Some(stored), Ok(mut g)) = (&p.prefix_hash, UNCHANGED.lock()) {
+        g.get_or_insert_with(Default::default).insert(
+            format!("{}\u{0}{rel}", landing.display),
+            (meta.size, meta.last_modified, stored.clone()),
+        );
+    }
+}
+
+/// Whether this process already found `rel`, at this size and modification time, to be what `p` consumed.
+fn recalled_unchanged(
+    landing: &StoreLocation,
+    rel: &str,
+    meta: &object_store::ObjectMeta,
+    p: &FileRecord,
+) -> bool {
+    let Some(stored) = &p.prefix_hash else {
+        return false;
+    };
+    UNCHANGED.lock().is_ok_and(|g| {
+        let key = format!("{}\u{0}{rel}", landing.display);
+        g.as_ref()
+            .and_then(|m| m.get(&key))
+            .is_some_and(|(size, at, h)| {
+                *size == meta.size && *at == meta.last_modified && h == stored
+            })
+    })
+}
+
+/// A read of the consumed prefix failed: vanished files are skipped, unreadable ones skipped and reported (tried
+/// again at the next listing).
+fn prefix_read_fault(dataset: &str, rel: &str, e: SourceError) -> Result<Readiness, SourceError> {
+    match e {
+        SourceError::Read {
+            source: object_store::Error::NotFound { .. },
+            ..
+        } => {
+            tracing::info!(path = %rel, "file vanished before it was read; skipped");
+            Ok(Readiness::Skip(SkipReason::Vanished))
+        }
+        SourceError::Read { source, .. } => {
+            let reason = format!("cannot read it: {source}");
+            report_fault(dataset, rel, &reason);
+            Ok(Readiness::Skip(SkipReason::Unreadable(reason)))
+        }
+        e => Err(e),
+    }
 }
 
 /// Whether the byte before `end` of a plain file ends a line (`\n` or `\r`); unknown counts as yes.

@@ -19,5 +19,6 @@ mod modes;
 mod operate;
 mod quarantine_bound;
 mod queries;
+mod rewrites;
 mod run_once;
 mod stale_temps;
