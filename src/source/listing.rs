@@ -289,7 +289,9 @@ async fn evaluate(
                         remember_unchanged(landing, &rel, &meta, p);
                         return Ok(Readiness::Skip(SkipReason::Unchanged));
                     }
+                    // (An emptied file, now refilled, has no last line.)
                     if p.status == FileStatus::Ok
+                        && p.bytes_consumed > 0
                         && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
                     {
                         continues_line = true;
