@@ -126,7 +126,10 @@ async fn hash_unhashed_prefixes(ctx: &Context, staged: &mut StagedBatch) {
         let end = if f.gzip { f.size } else { o.end.end_offset };
         match crate::source::fingerprint::hash_prefix(&ctx.landing, &f.location, &f.path, end).await
         {
-            Ok(h) => o.prefix_hash = Some(h.hex()),
+            Ok(h) => {
+                tracing::debug!(path = %f.path, end, "consumed prefix hashed by one more read");
+                o.prefix_hash = Some(h.hex());
+            }
             Err(e) => {
                 tracing::info!(path = %f.path, error = %e, "could not hash the bytes read from the file; its next change is judged by its first KiB and size")
             }

@@ -423,3 +423,150 @@ fn touch(path: &Path, hours: u64) {
     f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600))
         .expect("set mtime");
 }
+
+/// A daemon tails a growing file (a half line waits for its end), ignores a `touch`, and reads a same-size rewrite
+/// as a new version: the prefix hash carried across appends in one process is that of the bytes on disk.
+#[test]
+fn continuous_tails_appends_and_reads_a_rewrite_whole() {
+    each_format(|f| {
+        let w = Workdir::new();
+        std::fs::create_dir_all(w.landing().join(f.dataset())).expect("mkdir");
+        let d = crate::modes::Daemon::start(
+            &w,
+            "continuous",
+            &[
+                "--settle-time",
+                "300ms",
+                "--poll-interval",
+                "200ms",
+                "--partial-line-timeout",
+                "60s",
+            ],
+        );
+        let bronze = w.bronze().join(f.dataset());
+        let deadline = std::time::Duration::from_secs(30);
+        let n = 500 * f.scale();
+        let mut cur = keys(1_000_000, n);
+        write_in_place(&w, f, &f.body(&cur));
+        assert!(
+            wait_until(deadline, || count_rows(&bronze) == cur.len()),
+            "{f:?}: first version"
+        );
+        for round in 0..3u64 {
+            let more = keys(7_000_000 + round * 100_000, 20 * f.scale());
+            let body = f.body(&more);
+            let rows = match f {
+                Format::Csv => {
+                    body[body.iter().position(|b| *b == b'\n').expect("header") + 1..].to_vec()
+                }
+                Format::Ndjson => body,
+            };
+            // Half of it first: the rows before the cut land, the cut row waits for its end.
+            let cut = rows.len() / 2;
+            append(&w, f, &rows[..cut]);
+            let whole = rows[..cut].iter().filter(|b| **b == b'\n').count();
+            assert!(
+                wait_until(deadline, || count_rows(&bronze) == cur.len() + whole),
+                "{f:?} round {round}: the complete rows of the first half"
+            );
+            append(&w, f, &rows[cut..]);
+            cur.extend(&more);
+            assert!(
+                wait_until(deadline, || count_rows(&bronze) == cur.len()),
+                "{f:?} round {round}"
+            );
+        }
+        let rec = &checkpoint_files(&w)[f.file()];
+        assert_eq!(
+            rec["records_duplicate"], 0,
+            "appends are never read twice: {rec:#}"
+        );
+        assert_eq!(rec["versions"], 0, "{rec:#}");
+        // A touch: nothing new (several listings pass).
+        touch(&w.landing().join(f.file()), 1);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(count_rows(&bronze), cur.len());
+        // The same size, keys in the middle changed.
+        let mut v2 = cur.clone();
+        let mid = cur.len() / 2;
+        let changed = 30 * f.scale() as usize;
+        for (i, k) in v2[mid..mid + changed].iter_mut().enumerate() {
+            *k = 2_000_000 + i as u64;
+        }
+        write_in_place(&w, f, &f.body(&v2));
+        let union = cur.len() + changed;
+        assert!(
+            wait_until(deadline, || count_rows(&bronze) == union),
+            "{f:?}: the rewrite"
+        );
+        let (status, _, stderr) = d.stop();
+        assert!(status.success(), "{stderr}");
+        assert_eq!(rewritten_warnings(&stderr, f.file()), 1, "{stderr}");
+        // Every prefix hash was computed while reading (the daemon logs at debug level).
+        assert!(
+            !stderr.contains("consumed prefix hashed by one more read"),
+            "{stderr}"
+        );
+        let rec = &checkpoint_files(&w)[f.file()];
+        assert_eq!(rec["versions"], 1, "{rec:#}");
+        assert_eq!(rec["records_ok"], changed as u64, "{rec:#}");
+        assert_eq!(
+            rec["records_duplicate"],
+            (cur.len() - changed) as u64,
+            "{rec:#}"
+        );
+        assert_bronze(&w, f, &[&cur, &v2]);
+        assert!(w.run_once(&[]).contains("nothing new"));
+    });
+}
+
+/// A gzip file is read whole, so its consumed prefix is all of it: a `touch` is nothing new, new bytes under the
+/// same name are a new version; its hash is computed while it is read (no second read).
+#[test]
+fn a_gzip_file_touched_is_unchanged_and_rewritten_is_a_new_version() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let w = Workdir::new();
+    let name = "gharchive/hour.json.gz";
+    let run = |w: &Workdir| {
+        let out = w
+            .cmd()
+            .env("RUST_LOG", "lander=debug")
+            .args(w.once_args())
+            .output()
+            .expect("spawn");
+        assert_success(&out, &["run", "--mode", "once"], w.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !stderr.contains("consumed prefix hashed by one more read"),
+            "{stderr}"
+        );
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let path = w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "hour.json.gz",
+    );
+    run(&w);
+    // 2011-02-15-0 holds 1,639 events, 2015-01-01-0 7,702 (9,341 together: `run_once` checks both).
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    touch(&path, 1);
+    let (stdout, stderr) = run(&w);
+    assert!(stdout.contains("nothing new"), "{stdout}");
+    assert_eq!(rewritten_warnings(&stderr, name), 0, "{stderr}");
+    std::fs::copy(gharchive("2015-01-01-0.json.gz"), &path).expect("rewrite in place");
+    let x = explain_json(&w, name);
+    assert_eq!(x["readiness"]["change"], "rewritten", "{x:#}");
+    let (stdout, stderr) = run(&w);
+    assert_eq!(rewritten_warnings(&stderr, name), 1, "{stderr}");
+    assert!(
+        stdout.contains("7702 rows written, 0 duplicates dropped"),
+        "{stdout}"
+    );
+    let keys = string_column(&w.bronze().join("gharchive"), "event_key");
+    let distinct: BTreeSet<_> = keys.iter().collect();
+    assert_eq!((keys.len(), distinct.len()), (9341, 9341));
+    assert!(w.run_once(&[]).contains("nothing new"));
+}
