@@ -35,7 +35,9 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
-use super::fingerprint::{fingerprint, hash_prefix, FileFingerprint, PrefixHash};
+use super::fingerprint::{
+    fingerprint, kept_prefix, recalled_unchanged, remember_unchanged, PrefixHash,
+};
 use super::SourceError;
 use crate::checkpoint::{CheckpointStore, FileRecord, FileStatus};
 use crate::store::StoreLocation;
@@ -328,85 +330,6 @@ async fn evaluate(
         continues_line,
         prefix,
     })))
-}
-
-/// The hash of the prefix `p` consumed, when the file still starts with it (`None`: rewritten). Same size and
-/// modification time never get here (the quick path in [`evaluate`]).
-///
-/// With a stored prefix hash, the first `bytes_consumed` bytes are read again and hashed (a file now shorter is
-/// rewritten without a read). A record without one (an older lander's, or a failed file's) is judged as before:
-/// a gzip file by its fingerprint, a plain file by its first KiB and size; then the prefix is hashed so that the
-/// tail continues the hash.
-async fn kept_prefix(
-    landing: &StoreLocation,
-    meta: &object_store::ObjectMeta,
-    rel: &str,
-    p: &FileRecord,
-    gzip: bool,
-    fp: &FileFingerprint,
-) -> Result<Option<PrefixHash>, SourceError> {
-    let consumed = p.bytes_consumed;
-    if let Some(stored) = &p.prefix_hash {
-        if meta.size < consumed || (gzip && meta.size != consumed) {
-            return Ok(None);
-        }
-        let h = hash_prefix(landing, &meta.location, rel, consumed).await?;
-        return Ok((h.hex() == *stored).then_some(h));
-    }
-    if !matches!(p.status, FileStatus::Failed { .. }) {
-        tracing::info!(path = %rel, "checkpoint record has no prefix hash (written by an older lander): telling an append from a rewrite by the first KiB and the size, as that lander did");
-    }
-    let kept = if gzip {
-        p.fingerprint == fp.fingerprint
-    } else {
-        p.head_hash == fp.head_hash_of_prefix(p.size) && meta.size >= consumed && consumed > 0
-    };
-    if !kept || gzip {
-        return Ok(kept.then(PrefixHash::new));
-    }
-    hash_prefix(landing, &meta.location, rel, consumed)
-        .await
-        .map(Some)
-}
-
-/// Files whose prefix was re-hashed and found whole and unchanged while their modification time differs from
-/// their record (a `touch`): landing and path -> (size, modification time, prefix hash). Spares a daemon
-/// re-reading such a file at every listing.
-static UNCHANGED: Mutex<Option<std::collections::HashMap<String, (u64, DateTime<Utc>, String)>>> =
-    Mutex::new(None);
-
-fn remember_unchanged(
-    landing: &StoreLocation,
-    rel: &str,
-    meta: &object_store::ObjectMeta,
-    p: &FileRecord,
-) {
-    if let (Some(stored), Ok(mut g)) = (&p.prefix_hash, UNCHANGED.lock()) {
-        g.get_or_insert_with(Default::default).insert(
-            format!("{}\u{0}{rel}", landing.display),
-            (meta.size, meta.last_modified, stored.clone()),
-        );
-    }
-}
-
-/// Whether this process already found `rel`, at this size and modification time, to be what `p` consumed.
-fn recalled_unchanged(
-    landing: &StoreLocation,
-    rel: &str,
-    meta: &object_store::ObjectMeta,
-    p: &FileRecord,
-) -> bool {
-    let Some(stored) = &p.prefix_hash else {
-        return false;
-    };
-    UNCHANGED.lock().is_ok_and(|g| {
-        let key = format!("{}\u{0}{rel}", landing.display);
-        g.as_ref()
-            .and_then(|m| m.get(&key))
-            .is_some_and(|(size, at, h)| {
-                *size == meta.size && *at == meta.last_modified && h == stored
-            })
-    })
 }
 
 /// A read of the consumed prefix failed: vanished files are skipped, unreadable ones skipped and reported (tried
