@@ -361,8 +361,10 @@ async fn explain(
         (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "rewritten" => "rewritten",
         (Some(r), _, _) if r.status == FileStatus::Partial => "partial",
         (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
+        // A processed plain file waits to settle only when its consumed prefix changed; a gzip file waits after
+        // any change.
         (Some(r), Some(f), ReadinessJson::Settling { .. })
-            if r.fingerprint != f.fingerprint || r.size != f.size =>
+            if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size =>
         {
             "rewritten"
         }
