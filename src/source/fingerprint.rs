@@ -299,10 +299,10 @@ pub(super) fn remember_unchanged(
     meta: &object_store::ObjectMeta,
     p: &FileRecord,
 ) {
-    if let (Some(stored), Ok(mut g)) = (&p.prefix_hash, UNCHANGED.lock()) {
+    if let Ok(mut g) = UNCHANGED.lock() {
         g.get_or_insert_with(Default::default).insert(
             format!("{}\u{0}{rel}", landing.display),
-            (meta.size, meta.last_modified, stored.clone()),
+            (meta.size, meta.last_modified, record_identity(p)),
         );
     }
 }
@@ -314,17 +314,24 @@ pub(super) fn recalled_unchanged(
     meta: &object_store::ObjectMeta,
     p: &FileRecord,
 ) -> bool {
-    let Some(stored) = &p.prefix_hash else {
-        return false;
-    };
+    let stored = record_identity(p);
     UNCHANGED.lock().is_ok_and(|g| {
         let key = format!("{}\u{0}{rel}", landing.display);
         g.as_ref()
             .and_then(|m| m.get(&key))
             .is_some_and(|(size, at, h)| {
-                *size == meta.size && *at == meta.last_modified && h == stored
+                *size == meta.size && *at == meta.last_modified && *h == stored
             })
     })
+}
+
+/// What a record says the file's consumed bytes are: their prefix hash, or (an older lander's record) the
+/// fingerprint of both ends.
+fn record_identity(p: &FileRecord) -> String {
+    match &p.prefix_hash {
+        Some(h) => h.clone(),
+        None => format!("fingerprint {}", p.fingerprint),
+    }
 }
 
 #[cfg(test)]
