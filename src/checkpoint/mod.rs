@@ -698,4 +698,28 @@ mod tests {
         assert!(snap.is_snapshot());
         assert_eq!(snap.batches(Some("g")).expect("batches").len(), 1);
     }
+
+    #[test]
+    fn file_records_without_a_prefix_hash_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = CheckpointStore::open(dir.path()).expect("open");
+        // A file record as lander wrote it before prefix hashes (no `prefix_hash` key at all).
+        let old = r#"{"v":"1","dataset":"g","path":"g/a.json","size":10,"modified":"2026-01-01T00:00:00Z","fingerprint":"00","head_hash":"01","bytes_consumed":10,"lines_consumed":1,"records_ok":1,"records_quarantined":0,"records_duplicate":0,"batches":[1],"versions":0,"status":"Ok","processed_at":"2026-01-01T00:00:01Z"}"#;
+        s.db.insert(b"file/g/g/a.json", old.as_bytes())
+            .expect("insert");
+        let mut r = s.file("g", "g/a.json").expect("read").expect("record");
+        assert_eq!(r.prefix_hash, None);
+        assert_eq!(r.bytes_consumed, 10);
+        // Written back with a hash, it reads back with it; without one, the key is left out as before.
+        r.prefix_hash = Some("ab".repeat(16));
+        let json =
+            String::from_utf8(CheckpointStore::encode(&FileValue::V1(r.clone()))).expect("utf8");
+        assert!(json.contains("\"prefix_hash\""), "{json}");
+        s.db.insert(b"file/g/g/a.json", json.as_bytes())
+            .expect("insert");
+        assert_eq!(s.file("g", "g/a.json").expect("read"), Some(r.clone()));
+        r.prefix_hash = None;
+        let json = String::from_utf8(CheckpointStore::encode(&FileValue::V1(r))).expect("utf8");
+        assert!(!json.contains("prefix_hash"), "{json}");
+    }
 }

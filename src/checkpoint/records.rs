@@ -48,6 +48,11 @@ pub struct FileRecord {
     pub head_hash: String,
     /// Bytes of the file consumed (a growing file continues from here).
     pub bytes_consumed: u64,
+    /// xxh3-128 of bytes `0..bytes_consumed`, hex, computed while reading: a later change that keeps it is an
+    /// append, any other change a new version. `None` in records written by an older lander (judged by
+    /// `head_hash` and size instead) and for failed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_hash: Option<String>,
     /// Lines (NDJSON) or records (CSV) consumed, for line numbers of appended data.
     pub lines_consumed: u64,
     /// Records written to bronze.

@@ -3,7 +3,7 @@
 //! Takes one landing file (a local path, or a path relative to landing) and prints, from the same code the
 //! pipeline runs: the dataset rule that matches (first directory level), the readiness decision of the listing
 //! ([`crate::source::listing::evaluate_path`]: ignored name, settling, too old, ready), the file's fingerprint
-//! against its checkpoint record (new, processed, appended, replaced, reset, failed, partial), the batches and
+//! against its checkpoint record (new, processed, appended, rewritten, reset, failed, partial), the batches and
 //! bronze parts it went into (rows of this file counted from each part's `_source_file` column), its quarantined
 //! lines (from the batches' `_quarantine/<dataset>/part-b<batch>-q.parquet`), and a one-line verdict.
 //!
@@ -68,7 +68,7 @@ pub struct Explanation {
     pub file: Option<FileNow>,
     /// The listing's decision.
     pub readiness: ReadinessJson,
-    /// `new`, `processed`, `appended`, `replaced`, `reset`, `failed`, `partial` or `unknown` (not in landing).
+    /// `new`, `processed`, `appended`, `rewritten`, `reset`, `failed`, `partial` or `unknown` (not in landing).
     pub checkpoint_state: &'static str,
     /// The checkpoint record of the file, as stored.
     pub record: Option<FileRecord>,
@@ -130,7 +130,7 @@ pub enum ReadinessJson {
     TooOld,
     /// Read by the next run.
     Ready {
-        /// `new`, `appended` or `replaced`.
+        /// `new`, `appended` or `rewritten` (the bytes already read changed: read whole again).
         change: &'static str,
         /// Where reading starts.
         start_offset: u64,
@@ -358,9 +358,16 @@ async fn explain(
         (None, Some(_), _) if batches.is_empty() => "new",
         (None, Some(_), _) => "reset",
         (Some(r), _, _) if matches!(r.status, FileStatus::Failed { .. }) => "failed",
+        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "rewritten" => "rewritten",
         (Some(r), _, _) if r.status == FileStatus::Partial => "partial",
         (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
-        (Some(r), Some(f), _) if r.fingerprint != f.fingerprint || r.size != f.size => "replaced",
+        // A processed plain file waits to settle only when its consumed prefix changed; a gzip file waits after
+        // any change.
+        (Some(r), Some(f), ReadinessJson::Settling { .. })
+            if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size =>
+        {
+            "rewritten"
+        }
         (Some(_), _, _) => "processed",
     };
     let (parts, quarantine) = match &dataset {
@@ -399,7 +406,7 @@ fn readiness_json(r: Option<Readiness>, now: DateTime<Utc>) -> ReadinessJson {
             change: match f.change {
                 Change::New => "new",
                 Change::Appended => "appended",
-                Change::Replaced => "replaced",
+                Change::Replaced => "rewritten",
             },
             start_offset: f.start_offset,
             is_final: f.is_final,
@@ -602,6 +609,12 @@ fn verdict(x: &Explanation) -> String {
                 plural(r.records_duplicate, "duplicate", "duplicates")
             );
         }
+        if r.versions > 0 {
+            s += &format!(
+                "; rewritten {} since first ingested, this version read whole",
+                plural(u64::from(r.versions), "time", "times")
+            );
+        }
         s + ")"
     };
     match (&x.readiness, x.checkpoint_state) {
@@ -630,8 +643,8 @@ fn verdict(x: &Explanation) -> String {
         }
         (ReadinessJson::Settling { remaining_seconds }, state) => format!(
             "waiting: {}settling for {remaining_seconds:.1} s more",
-            if state == "replaced" {
-                "replaced content "
+            if state == "rewritten" {
+                "rewritten content "
             } else {
                 ""
             }
@@ -644,7 +657,7 @@ fn verdict(x: &Explanation) -> String {
             "pending: forgotten by `checkpoint reset`; the next run ingests it again".into()
         }
         (ReadinessJson::Ready { .. }, "new") => "pending: new; the next run ingests it".into(),
-        (ReadinessJson::Ready { .. }, "replaced") => "pending: replaced (same path, different fingerprint); the next run ingests the new version, dedup drops records already in bronze".into(),
+        (ReadinessJson::Ready { .. }, "rewritten") => "pending: rewritten (same path, the bytes already read changed); the next run ingests the new version whole, dedup drops records already in bronze".into(),
         (ReadinessJson::Ready { start_offset, .. }, _) => format!(
             "pending: grew; the next run reads it from byte {}",
             thousands(*start_offset)

@@ -38,6 +38,7 @@ pub(super) async fn commit(
     staged: &mut StagedBatch,
 ) -> Result<(Totals, DateTime<Utc>), Error> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
+    hash_unhashed_prefixes(ctx, staged).await;
     let committed_at = Utc::now();
     let (inputs, files, totals) = records(staged, id, committed_at);
     let batch = BatchRecord {
@@ -112,6 +113,28 @@ pub(super) async fn commit(
         "dedup runs written, batch committed, runs published"
     );
     Ok((totals, committed_at))
+}
+
+/// Hashes the consumed prefix of each file whose reader could not tell it (a read that ended well before the
+/// last byte read, e.g. at an unclosed quoted CSV field spanning lines): one more read of `0..end`. A file that
+/// cannot be read now keeps no prefix hash, so its next change is judged by its first KiB and size.
+async fn hash_unhashed_prefixes(ctx: &Context, staged: &mut StagedBatch) {
+    for (f, o) in staged.files.iter().zip(staged.staged.outcomes.iter_mut()) {
+        if o.prefix_hash.is_some() {
+            continue;
+        }
+        let end = if f.gzip { f.size } else { o.end.end_offset };
+        match crate::source::fingerprint::hash_prefix(&ctx.landing, &f.location, &f.path, end).await
+        {
+            Ok(h) => {
+                tracing::debug!(path = %f.path, end, "consumed prefix hashed by one more read");
+                o.prefix_hash = Some(h.hex());
+            }
+            Err(e) => {
+                tracing::info!(path = %f.path, error = %e, "could not hash the bytes read from the file; its next change is judged by its first KiB and size")
+            }
+        }
+    }
 }
 
 /// The batch's inputs, the new record of every file it read, and its totals.
@@ -206,6 +229,7 @@ fn file_record(
         fingerprint: f.fingerprint.clone(),
         head_hash: f.head_hash.clone(),
         bytes_consumed: end_offset,
+        prefix_hash: o.prefix_hash.clone(),
         lines_consumed: o.end.end_line,
         records_ok: base_ok + o.ok,
         records_quarantined: base_q + o.quarantined,

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use object_store::{GetOptions, GetRange};
 use tokio::sync::mpsc;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStoreExt;
 
@@ -22,6 +22,7 @@ use crate::decode::{
 use crate::dedup::Deduper;
 use crate::sink::parquet::{delete_prefix, encode_quarantine, put_staged, upload_parts};
 use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
+use crate::source::fingerprint::ConsumedHasher;
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
 use crate::Error;
@@ -53,12 +54,15 @@ impl From<SinkError> for AttemptError {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct FileOutcome {
     pub(super) end: DecodeEnd,
     pub(super) ok: u64,
     pub(super) duplicates: u64,
     pub(super) quarantined: u64,
+    /// Hex hash of the file's bytes `0..end` (a gzip file: all of it), computed while reading; `None` when the
+    /// reader could not tell it (the commit then reads the prefix again).
+    pub(super) prefix_hash: Option<String>,
 }
 
 #[derive(Default)]
@@ -255,7 +259,7 @@ async fn resolve_decoder(
                 ));
             };
             let input = decode_input(f, 0);
-            let reader = match open_reader(&ctx.landing, f, 0).await {
+            let reader = match open_reader(&ctx.landing, f, 0, None).await {
                 Ok(r) => r,
                 Err(e) => return Ok(Resolved::FileFailed(i, e)),
             };
@@ -316,14 +320,17 @@ async fn copy_to_bronze(ctx: &Context, f: &LandingFile, staging: &str) -> Result
 
 enum FileMsg {
     Item(DecodeItem),
-    End(Result<DecodeEnd, DecodeError>),
+    /// The decoder's end, and the hash of the prefix it consumed.
+    End(Result<DecodeEnd, DecodeError>, Option<String>),
 }
 
-/// Opens a blocking reader over `[start_offset, size)` of a landing file.
+/// Opens a blocking reader over `[start_offset, size)` of a landing file; every byte read is also fed to
+/// `hasher`, if any.
 pub(super) async fn open_reader(
     landing: &StoreLocation,
     f: &LandingFile,
     start: u64,
+    hasher: Option<Arc<Mutex<ConsumedHasher>>>,
 ) -> Result<Box<dyn std::io::Read + Send>, DecodeError> {
     if start >= f.size {
         return Ok(Box::new(std::io::empty()));
@@ -354,6 +361,11 @@ pub(super) async fn open_reader(
         .into_stream()
         .inspect_ok(move |b| {
             read.inc_by(b.len() as u64);
+            if let Some(h) = &hasher {
+                if let Ok(mut h) = h.lock() {
+                    h.feed(b);
+                }
+            }
         })
         .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
@@ -450,9 +462,18 @@ pub(super) async fn stage(
                     return;
                 }
                 let input = decode_input(&f, ingested_at);
-                match open_reader(&landing, &f, input.start_offset).await {
+                // The hash of the consumed prefix, continued from the listing's hash of the bytes before the
+                // first one read (a gzip file is read, and hashed, whole).
+                let start_hash = if f.gzip {
+                    crate::source::fingerprint::PrefixHash::new()
+                } else {
+                    f.prefix.clone()
+                };
+                let hasher = (start_hash.len() == input.start_offset)
+                    .then(|| Arc::new(Mutex::new(ConsumedHasher::new(start_hash))));
+                match open_reader(&landing, &f, input.start_offset, hasher.clone()).await {
                     Err(e) => {
-                        let _ = tx.send(FileMsg::End(Err(e))).await;
+                        let _ = tx.send(FileMsg::End(Err(e), None)).await;
                     }
                     Ok(reader) => {
                         let decoder = decoder.clone();
@@ -461,7 +482,14 @@ pub(super) async fn stage(
                             let r = decoder.decode(reader, &input, &mut |item| {
                                 tx.blocking_send(FileMsg::Item(item)).is_ok()
                             });
-                            let _ = tx.blocking_send(FileMsg::End(r));
+                            let end = |e: &DecodeEnd| if f.gzip { f.size } else { e.end_offset };
+                            let hash = match (&r, &hasher) {
+                                (Ok(e), Some(h)) => {
+                                    h.lock().ok().and_then(|h| h.at(end(e))).map(|h| h.hex())
+                                }
+                                _ => None,
+                            };
+                            let _ = tx.blocking_send(FileMsg::End(r, hash));
                         });
                     }
                 }
@@ -550,11 +578,14 @@ pub(super) async fn stage(
                                 send(&mut events)?;
                             }
                         }
-                        Some(FileMsg::End(Ok(end))) => {
+                        Some(FileMsg::End(Ok(end), hash)) => {
                             outcomes[i].end = end;
+                            outcomes[i].prefix_hash = hash;
                             break;
                         }
-                        Some(FileMsg::End(Err(e))) => return Err(AttemptError::FileFailed(i, e)),
+                        Some(FileMsg::End(Err(e), _)) => {
+                            return Err(AttemptError::FileFailed(i, e))
+                        }
                         None => {
                             return Err(AttemptError::FileFailed(
                                 i,

@@ -18,9 +18,13 @@
 //! unreadable directory or file, a FIFO or a vanished entry is logged once (a warning the first time this process
 //! sees it, then at debug level) and skipped, and the rest of landing is listed (see [`super::walk`]).
 //!
-//! Against the checkpoint: a file with no record is new; a plain file whose head is unchanged and that grew is
-//! read from the bytes already consumed (an append); a file whose content fingerprint changed otherwise is a
-//! new version and is read again from the start (dedup keeps bronze free of duplicates); anything else is done.
+//! Against the checkpoint: a file with no record is new; one with the size and modification time of its record is
+//! done (no read). Any other change re-hashes the prefix the record consumed ([`super::fingerprint::hash_prefix`])
+//! and compares it with the record's `prefix_hash`: equal, a plain file is read from the bytes already consumed
+//! (an append; a gzip file, read whole, is done); different (or the file got shorter), the file was rewritten:
+//! a warning names it and the new version is read again from the start (dedup keeps bronze free of duplicates).
+//! A record without a prefix hash (written by an older lander, or of a failed file) is judged as before: by its
+//! first KiB and size.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -31,7 +35,9 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
-use super::fingerprint::fingerprint;
+use super::fingerprint::{
+    fingerprint, kept_prefix, recalled_unchanged, remember_unchanged, PrefixHash,
+};
 use super::SourceError;
 use crate::checkpoint::{CheckpointStore, FileRecord, FileStatus};
 use crate::store::StoreLocation;
@@ -41,9 +47,9 @@ use crate::store::StoreLocation;
 pub enum Change {
     /// Never seen.
     New,
-    /// Same head, more bytes: read the tail.
+    /// The bytes already consumed are unchanged and more follow: read the tail.
     Appended,
-    /// Content replaced under the same path.
+    /// Rewritten under the same path (the bytes already consumed changed): read the new version whole.
     Replaced,
 }
 
@@ -81,6 +87,8 @@ pub struct LandingFile {
     /// The file grew after its unterminated last line was committed as a record: the bytes up to the next
     /// newline continue that line.
     pub continues_line: bool,
+    /// The hash of bytes `0..start_offset` (of nothing for a file read whole), continued while it is read.
+    pub prefix: PrefixHash,
 }
 
 impl LandingFile {
@@ -259,35 +267,49 @@ async fn evaluate(
         return Ok(Readiness::NotReady { settles_at });
     }
     let mut continues_line = false;
-    let (change, start_offset, start_line) = match &prior {
-        None => (Change::New, 0, 0),
-        Some(p) if gzip && p.fingerprint == fp.fingerprint => {
-            return Ok(Readiness::Skip(SkipReason::Unchanged))
-        }
-        Some(p)
-            if !gzip
-                && p.head_hash == fp.head_hash_of_prefix(p.size)
-                && meta.size >= p.bytes_consumed
-                && p.bytes_consumed > 0 =>
-        {
-            if meta.size == p.bytes_consumed && !(line_final && p.status == FileStatus::Partial) {
+    let (change, start_offset, start_line, prefix) = match &prior {
+        None => (Change::New, 0, 0, PrefixHash::new()),
+        Some(p) => {
+            let nothing_new = meta.size == p.bytes_consumed
+                && (gzip || !(line_final && p.status == FileStatus::Partial));
+            if nothing_new && recalled_unchanged(landing, &rel, &meta, p) {
                 return Ok(Readiness::Skip(SkipReason::Unchanged));
             }
-            if p.status == FileStatus::Ok
-                && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
-            {
-                continues_line = true;
-                tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
+            let kept = match kept_prefix(landing, &meta, &rel, p, gzip, &fp).await {
+                Ok(k) => k,
+                Err(e) => return prefix_read_fault(dataset, &rel, e),
+            };
+            match kept {
+                // A gzip file is read whole: its consumed prefix is all of it, so a kept prefix is no change.
+                Some(_) if gzip => {
+                    remember_unchanged(landing, &rel, &meta, p);
+                    return Ok(Readiness::Skip(SkipReason::Unchanged));
+                }
+                Some(h) => {
+                    if nothing_new {
+                        // Touched (same bytes, new modification time): nothing new.
+                        remember_unchanged(landing, &rel, &meta, p);
+                        return Ok(Readiness::Skip(SkipReason::Unchanged));
+                    }
+                    // (An emptied file, now refilled, has no last line.)
+                    if p.status == FileStatus::Ok
+                        && p.bytes_consumed > 0
+                        && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
+                    {
+                        continues_line = true;
+                        tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
+                    }
+                    (Change::Appended, p.bytes_consumed, p.lines_consumed, h)
+                }
+                None if !settled => {
+                    // Rewritten in place and still changing: wait until it settles.
+                    return Ok(Readiness::NotReady { settles_at });
+                }
+                None => {
+                    tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (dedup drops records already in bronze)");
+                    (Change::Replaced, 0, 0, PrefixHash::new())
+                }
             }
-            (Change::Appended, p.bytes_consumed, p.lines_consumed)
-        }
-        Some(_) if !settled => {
-            // Rewritten in place and still changing: wait until it settles.
-            return Ok(Readiness::NotReady { settles_at });
-        }
-        Some(_) => {
-            tracing::warn!(dataset, path = %rel, "file content changed after it was processed: ingesting the new version (dedup drops records already in bronze)");
-            (Change::Replaced, 0, 0)
         }
     };
     Ok(Readiness::Read(Box::new(LandingFile {
@@ -306,7 +328,28 @@ async fn evaluate(
         change,
         limits: opts.limits,
         continues_line,
+        prefix,
     })))
+}
+
+/// A read of the consumed prefix failed: vanished files are skipped, unreadable ones skipped and reported (tried
+/// again at the next listing).
+fn prefix_read_fault(dataset: &str, rel: &str, e: SourceError) -> Result<Readiness, SourceError> {
+    match e {
+        SourceError::Read {
+            source: object_store::Error::NotFound { .. },
+            ..
+        } => {
+            tracing::info!(path = %rel, "file vanished before it was read; skipped");
+            Ok(Readiness::Skip(SkipReason::Vanished))
+        }
+        SourceError::Read { source, .. } => {
+            let reason = format!("cannot read it: {source}");
+            report_fault(dataset, rel, &reason);
+            Ok(Readiness::Skip(SkipReason::Unreadable(reason)))
+        }
+        e => Err(e),
+    }
 }
 
 /// Whether the byte before `end` of a plain file ends a line (`\n` or `\r`); unknown counts as yes.

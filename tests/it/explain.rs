@@ -1,4 +1,4 @@
-//! `lander explain`: the verdict for an ingested, a settling, a quarantined, an ignored (temp name) and a replaced
+//! `lander explain`: the verdict for an ingested, a settling, a quarantined, an ignored (temp name) and a rewritten
 //! file, `--json` parsed, and paths outside landing refused. Inputs are the bundled fixtures (`tests/fixtures/`),
 //! so these run on a plain clone.
 
@@ -173,7 +173,7 @@ fn explain_an_ignored_temp_file() {
 }
 
 #[test]
-fn explain_a_replaced_file() {
+fn explain_a_rewritten_file() {
     let wd = Workdir::new();
     let lines = fixture_lines();
     wd.land_bytes(
@@ -189,16 +189,16 @@ fn explain_a_replaced_file() {
     );
     let v = explain_json(&wd, "gharchive/h.json", &["--settle-time", "0s"]);
     assert!(
-        verdict(&v).starts_with("pending: replaced (same path, different fingerprint)"),
+        verdict(&v).starts_with("pending: rewritten (same path, the bytes already read changed)"),
         "{v:#}"
     );
-    assert_eq!(v["checkpoint_state"], "replaced");
-    assert_eq!(v["readiness"]["change"], "replaced");
+    assert_eq!(v["checkpoint_state"], "rewritten");
+    assert_eq!(v["readiness"]["change"], "rewritten");
     assert_ne!(v["record"]["fingerprint"], v["file"]["fingerprint"]);
-    // While it settles, the verdict says the replaced content is waiting.
+    // While it settles, the verdict says the rewritten content is waiting.
     let v = explain_json(&wd, "gharchive/h.json", &["--settle-time", "1h"]);
     assert!(
-        verdict(&v).starts_with("waiting: replaced content settling"),
+        verdict(&v).starts_with("waiting: rewritten content settling"),
         "{v:#}"
     );
 }

@@ -708,7 +708,7 @@ fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
     );
     let (stdout, stderr) = run_once_ok(&w, &[]);
     assert!(
-        stderr.contains("file content changed after it was processed"),
+        stderr.contains("file rewritten after it was processed"),
         "{stderr}"
     );
     assert!(

@@ -20,6 +20,7 @@ mod modes;
 mod operate;
 mod quarantine_bound;
 mod queries;
+mod rewrites;
 mod run_once;
 mod stale_temps;
 mod stray_quote;

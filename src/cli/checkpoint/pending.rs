@@ -59,7 +59,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             change: match f.change {
                 Change::New => "new",
                 Change::Appended => "appended",
-                Change::Replaced => "replaced",
+                Change::Replaced => "rewritten",
             },
             size: f.size,
             pending_bytes: f.pending_bytes(),

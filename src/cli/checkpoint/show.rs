@@ -189,6 +189,12 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
         ("fingerprint", f.fingerprint.clone()),
         ("head hash", f.head_hash.clone()),
         (
+            "prefix hash",
+            f.prefix_hash
+                .clone()
+                .unwrap_or_else(|| "none (judged by head hash and size)".into()),
+        ),
+        (
             "consumed",
             format!("{} bytes, {} lines", f.bytes_consumed, f.lines_consumed),
         ),

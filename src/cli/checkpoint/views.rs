@@ -224,7 +224,8 @@ pub struct PendingJson {
     pub dataset: String,
     /// Path relative to landing.
     pub path: String,
-    /// `new`, `appended` (a grown file: only the tail is read) or `replaced` (new content, read again).
+    /// `new`, `appended` (a grown file: only the tail is read) or `rewritten` (the bytes already read changed:
+    /// read whole again).
     pub change: &'static str,
     /// Current size in bytes.
     pub size: u64,
