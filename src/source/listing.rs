@@ -140,6 +140,12 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
             .get_or_create(&crate::metrics::ds(dataset))
             .inc();
     }
+    // A control character in a name (the reason it is skipped, often) would break the log line.
+    let path = if path.chars().any(char::is_control) {
+        path.escape_debug().to_string()
+    } else {
+        path.to_string()
+    };
     if first {
         tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
     } else {
@@ -154,6 +160,10 @@ pub struct Plan {
     pub files: Vec<LandingFile>,
     /// Relative paths of files that are not ready yet (not settled).
     pub not_ready: Vec<String>,
+    /// Entries that are never read as they are (a name no store path can hold, a symlink not followed, an
+    /// unreadable file, ...): relative path and why. Each is also a warning and counted in
+    /// `lander_listing_skipped_entries_total`.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -161,6 +171,7 @@ impl Plan {
         match verdict {
             Readiness::Read(f) => self.files.push(*f),
             Readiness::NotReady { .. } => self.not_ready.push(rel),
+            Readiness::Skip(SkipReason::Unreadable(reason)) => self.skipped.push((rel, reason)),
             Readiness::Skip(_) => {}
         }
     }
@@ -376,8 +387,12 @@ pub async fn plan_listing(
     opts: &PlanOptions,
 ) -> Result<Plan, SourceError> {
     let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
-    let mut plan = Plan::default();
-    for meta in list_objects(landing, dataset, opts.follow_symlinks).await {
+    let (listed, skipped) = list_objects(landing, dataset, opts.follow_symlinks).await;
+    let mut plan = Plan {
+        skipped,
+        ..Plan::default()
+    };
+    for meta in listed {
         let Some(rel) = landing.relative(&meta.location) else {
             continue;
         };
@@ -416,14 +431,15 @@ pub async fn plan_listing(
     Ok(plan)
 }
 
-/// Every object below `<landing>/<dataset>/`. A local landing is walked by [`super::walk::list_local`] (symlink
-/// policy, faults skipped); other backends are listed through `object_store`, where an error ends the listing
-/// early: what was listed so far is returned, the rest waits for the next listing.
+/// Every object below `<landing>/<dataset>/`, and the entries skipped (path, why). A local landing is walked by
+/// [`super::walk::list_local`] (symlink policy, faults skipped); other backends are listed through
+/// `object_store`, where an error ends the listing early: what was listed so far is returned, the rest waits for
+/// the next listing.
 async fn list_objects(
     landing: &StoreLocation,
     dataset: &str,
     follow_symlinks: bool,
-) -> Vec<object_store::ObjectMeta> {
+) -> (Vec<object_store::ObjectMeta>, Vec<(String, String)>) {
     if let Some(root) = landing.local_root.clone() {
         let loc = landing.clone();
         let ds = dataset.to_string();
@@ -432,10 +448,13 @@ async fn list_objects(
         })
         .await
         .expect("listing landing does not panic");
-        for f in &listed.faults {
-            report_fault(dataset, &f.path, &f.reason.to_string());
+        let mut skipped = Vec::new();
+        for f in listed.faults {
+            let reason = f.reason.to_string();
+            report_fault(dataset, &f.path, &reason);
+            skipped.push((f.path, reason));
         }
-        return listed.files;
+        return (listed.files, skipped);
     }
     let prefix = landing.path(dataset);
     let mut list = landing.store.list(Some(&prefix));
@@ -453,7 +472,7 @@ async fn list_objects(
             }
         }
     }
-    out
+    (out, Vec::new())
 }
 
 /// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that
@@ -522,7 +541,14 @@ pub async fn evaluate_path(
             }
         }
     }
-    let location = landing.path(rel);
+    let location = match landing.exact_path(rel) {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = format!("{e}; not read (rename the file)");
+            report_fault(dataset, rel, &reason);
+            return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
+        }
+    };
     let meta = match landing.store.head(&location).await {
         Ok(m) => m,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),

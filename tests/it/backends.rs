@@ -501,6 +501,50 @@ impl Target {
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
+    /// Writes `landing/<dataset>/<name>` under exactly that name: on local with `std::fs` (a file name, not an
+    /// object path), elsewhere under the object path whose segments are the names verbatim (as `hdfs dfs -put`
+    /// or `aws s3 cp` name them), never percent-encoded.
+    pub fn land_exact(&self, dataset: &str, name: &str, bytes: &[u8]) {
+        if !self.landing_url.contains("://") {
+            let dest = FsPath::new(&self.landing_url).join(dataset).join(name);
+            std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&dest, bytes)
+                .unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+            return;
+        }
+        let raw = format!("{}/{dataset}/{name}", self.landing);
+        let path = Path::parse(raw.trim_start_matches('/')).expect("a valid object path");
+        self.rt
+            .block_on(self.store.put(&path, Bytes::copy_from_slice(bytes).into()))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Rows per `_source_file` over every visible `*.parquet` below `bronze/<rel>`.
+    pub fn rows_by_source(&self, rel: &str) -> std::collections::BTreeMap<String, usize> {
+        use arrow::array::AsArray;
+        let mut out = std::collections::BTreeMap::new();
+        for p in self.rows_by_file(rel).into_keys() {
+            let path = self.bronze_path(&p);
+            let bytes = self
+                .rt
+                .block_on(async { self.store.get(&path).await?.bytes().await })
+                .unwrap_or_else(|e| panic!("get {path}: {e}"));
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap_or_else(|e| panic!("parquet {p}: {e}"))
+                    .build()
+                    .expect("reader");
+            for b in reader {
+                let b = b.expect("batch");
+                let col = b.column_by_name("_source_file").expect("_source_file");
+                for v in col.as_string::<i32>().iter() {
+                    *out.entry(v.expect("set").to_string()).or_default() += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Starts a multipart upload of `landing/<rel>` (or `bronze/<rel>`), writes one part and abandons it the way a
     /// killed writer does: on HDFS the client's hidden temporary (`.<name>.tmp.<n>`) stays behind, still open.
     pub fn interrupted_put(&self, in_bronze: bool, rel: &str) {

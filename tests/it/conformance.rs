@@ -344,6 +344,32 @@ fn generate_into_the_backend(kind: Kind) {
     assert_eq!(t.count_rows("sales"), 300);
 }
 
+/// Every name a backend can store is ingested under its own name (issue 19): accents, spaces, `%`, `#`, `*`,
+/// `?`, `\`, `|`, `<`, `>`, `"`, emoji, text that is already percent-encoded and long names, each file a
+/// disjoint slice of the sales CSV whose rows are counted from its lines; a rerun reads nothing again.
+fn every_name_is_ingested(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(kind);
+    let long = if matches!(kind, Kind::Local | Kind::S3) {
+        250
+    } else {
+        248
+    };
+    let mut expected = BTreeMap::new();
+    for (i, name) in crate::names::hard_names(long).iter().enumerate() {
+        let (bytes, rows) = crate::names::content_for(i);
+        t.land_exact("sales", name, &bytes);
+        expected.insert(format!("sales/{name}"), rows);
+    }
+    let out = t.run_once(&[]);
+    assert!(out.contains("sales: batch 1 committed"), "{out}");
+    assert_eq!(t.rows_by_source("sales"), expected, "rows per source file");
+    let out = t.run_once(&[]);
+    assert!(out.contains("nothing new"), "{out}");
+}
+
 macro_rules! conformance {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod local {
@@ -371,6 +397,7 @@ conformance!(
     fetch_into_the_backend,
     fetch_s3_into_the_backend,
     generate_into_the_backend,
+    every_name_is_ingested,
 );
 
 /// The compose stack runs lander the way the HDFS tests do: `continuous` with [`CONTINUOUS_FLAGS`], landing and
