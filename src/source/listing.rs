@@ -141,11 +141,14 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
             .inc();
     }
     // A control character in a name (the reason it is skipped, often) would break the log line.
-    let path = if path.chars().any(char::is_control) {
-        path.escape_debug().to_string()
-    } else {
-        path.to_string()
+    let escape = |s: &str| {
+        if s.chars().any(char::is_control) {
+            s.escape_debug().to_string()
+        } else {
+            s.to_string()
+        }
     };
+    let (path, reason) = (escape(path), escape(reason));
     if first {
         tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
     } else {
@@ -459,9 +462,17 @@ async fn list_objects(
     let prefix = landing.path(dataset);
     let mut list = landing.store.list(Some(&prefix));
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     while let Some(meta) = list.next().await {
         match meta {
             Ok(m) => out.push(m),
+            // A name no store path can hold (a control character): said so, and the listing goes on (HDFS
+            // lists entry by entry; on S3 such a key fails its whole page, which ends the listing there).
+            Err(object_store::Error::InvalidPath { source }) => {
+                let (path, reason) = unrepresentable(landing, dataset, &source);
+                report_fault(dataset, &path, &reason);
+                skipped.push((path, reason));
+            }
             // A file deleted between the directory read and its stat.
             Err(object_store::Error::NotFound { path, .. }) => {
                 tracing::info!(%path, "file vanished while listing; skipped");
@@ -472,7 +483,28 @@ async fn list_objects(
             }
         }
     }
-    (out, Vec::new())
+    (out, skipped)
+}
+
+/// The landing-relative path and the reason of a listed name that no store path can hold.
+fn unrepresentable(
+    landing: &StoreLocation,
+    dataset: &str,
+    e: &object_store::path::Error,
+) -> (String, String) {
+    use object_store::path::Error as E;
+    let raw = match e {
+        E::BadSegment { path, .. } | E::EmptySegment { path } | E::NonUnicode { path, .. } => {
+            path.trim_start_matches('/')
+        }
+        _ => dataset,
+    };
+    let below = format!("{}/", landing.prefix.as_ref());
+    let rel = raw.strip_prefix(below.as_str()).unwrap_or(raw).to_string();
+    (
+        rel,
+        format!("no store path can name it ({e}); not read (rename the file)"),
+    )
 }
 
 /// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that

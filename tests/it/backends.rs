@@ -519,6 +519,30 @@ impl Target {
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
+    /// Creates `landing/<rel>` on the shared MiniDFSCluster through WebHDFS (`curl`), which takes names that no
+    /// object path can hold (a newline); `rel_encoded` is `rel` percent-encoded for the URL.
+    pub fn webhdfs_create(&self, rel_encoded: &str, bytes: &[u8]) {
+        let url = format!(
+            "http://127.0.0.1:{}/webhdfs/v1/{}/{rel_encoded}?op=CREATE&overwrite=true&user.name={}",
+            minidfs().http_port,
+            self.landing,
+            HDFS_ENV[0].1
+        );
+        let file = self.wd.path().join("webhdfs-body");
+        std::fs::write(&file, bytes).expect("write body");
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "-L", "-X", "PUT", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .arg(&url)
+            .output()
+            .expect("the HDFS tests need curl");
+        assert!(
+            out.status.success(),
+            "curl PUT {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Rows per `_source_file` over every visible `*.parquet` below `bronze/<rel>`.
     pub fn rows_by_source(&self, rel: &str) -> std::collections::BTreeMap<String, usize> {
         use arrow::array::AsArray;

@@ -387,6 +387,43 @@ fn every_name_is_ingested(kind: Kind) {
     assert!(out.contains("nothing new"), "{out}");
 }
 
+/// On HDFS a name can hold a newline, which no object path can: that file is a warning naming it and is listed
+/// by `checkpoint pending`, and the files listed after it are still ingested.
+#[test]
+fn hdfs_a_name_no_store_path_can_hold_is_reported_and_the_rest_lands() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(Kind::Hdfs);
+    let (bad, _) = crate::names::content_for(3);
+    t.webhdfs_create("sales/a%0Abad.csv", &bad);
+    let (good, rows) = crate::names::content_for(4);
+    t.land_exact("sales", "b_good.csv", &good);
+    let (more, more_rows) = crate::names::content_for(5);
+    t.land_exact("sales", "c_more.csv", &more);
+    let args = t.once_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = t.run(&args);
+    assert_success(&out, &args, t.wd.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("sales/a\\nbad.csv")),
+        "{stderr}"
+    );
+    assert_eq!(t.count_rows("sales"), rows + more_rows);
+    let mut args = vec!["checkpoint".to_string(), "pending".into(), "--json".into()];
+    args.extend(t.location_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pending: serde_json::Value =
+        serde_json::from_str(&t.run_ok(&refs)).expect("pending --json");
+    let pending = pending.as_array().expect("array");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["change"], "skipped");
+    assert_eq!(pending[0]["path"], "sales/a\nbad.csv");
+}
+
 macro_rules! conformance {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod local {

@@ -99,13 +99,16 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     }
     if !skipped.is_empty() {
         let mut t = Table::new(&[("SKIPPED (NEVER READ UNTIL FIXED)", false), ("WHY", false)]);
-        for (_, path, reason) in skipped {
-            let shown = if path.chars().any(char::is_control) {
-                path.escape_debug().to_string()
+        // A control character (often why it is skipped) would break the table.
+        let shown = |s: String| {
+            if s.chars().any(char::is_control) {
+                s.escape_debug().to_string()
             } else {
-                path
-            };
-            t.row(vec![shown, reason]);
+                s
+            }
+        };
+        for (_, path, reason) in skipped {
+            t.row(vec![shown(path), shown(reason)]);
         }
         emit(&t.render())?;
         let _ = writeln!(
