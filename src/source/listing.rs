@@ -501,9 +501,16 @@ fn unrepresentable(
     };
     let below = format!("{}/", landing.prefix.as_ref());
     let rel = raw.strip_prefix(below.as_str()).unwrap_or(raw).to_string();
+    // object_store converts an S3 listing page all or nothing: the keys of that page and of the pages after it
+    // are not listed either while this key exists.
+    let s3 = if landing.backend == crate::store::Backend::S3 {
+        "; on S3 this ends the listing, so the files listed after it are not read either until it is renamed"
+    } else {
+        ""
+    };
     (
         rel,
-        format!("no store path can name it ({e}); not read (rename the file)"),
+        format!("no store path can name it ({e}); not read (rename the file){s3}"),
     )
 }
 
