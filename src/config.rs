@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod keys;
+mod overlap;
 pub use crate::decode::csv::CsvOptions;
 
 /// Configuration errors: all map to exit code 2.
@@ -274,6 +275,8 @@ impl Config {
         }
         self.clean_source_action()?;
         self.metrics_socket()?;
+        overlap::check_overlap(&self.landing, &self.bronze, &self.checkpoint)
+            .map_err(ConfigError::Invalid)?;
         for (key, v) in [
             ("max_record_bytes", self.max_record_bytes),
             ("max_file_bytes", self.max_file_bytes),

@@ -115,7 +115,7 @@ metrics! {
         records_read: Counters = "records_read",
             "Records decoded before dedup, committed or not (progress)";
         listing_skipped: Counters = "listing_skipped_entries",
-            "Landing entries skipped by listings (symlinks not followed, unreadable or special files)";
+            "Landing entries skipped by listings (unrepresentable names, files outside a dataset directory, symlinks not followed, unreadable or special files)";
         batch_duration: Seconds = "batch_duration_seconds",
             "Time from planning a batch to its commit", new: seconds_histogram;
         land_to_commit: Seconds = "land_to_commit_seconds",

@@ -214,7 +214,9 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
         (s, Some(tmp))
     };
     let mut x = explain(&config, &landing, &bronze, &store, &rel, a.quarantine_lines).await?;
-    if x.file.is_none() && x.record.is_none() && x.batches.is_empty() {
+    // An unreadable entry (a name no store path can hold) exists even though the store cannot see it.
+    let seen = matches!(x.readiness, ReadinessJson::Unreadable { .. });
+    if x.file.is_none() && x.record.is_none() && x.batches.is_empty() && !seen {
         return Err(UsageError(format!(
             "{} does not exist in landing {} and the checkpoint has no record of it",
             a.path, landing.display
@@ -316,10 +318,14 @@ async fn explain(
     for b in &mut batches {
         b.inputs.retain(|i| i.path == rel);
     }
-    // The file in landing now.
-    let location = landing.path(rel);
-    let file = match landing.store.head(&location).await {
-        Ok(meta) => {
+    // The file in landing now (a name that no store path can hold is judged by the listing below).
+    let head = match landing.exact_path(rel) {
+        Ok(location) => landing.store.head(&location).await.ok(),
+        Err(_) => None,
+    };
+    let file = match head {
+        Some(meta) => {
+            let location = meta.location.clone();
             let fp = fingerprint(landing, &location, rel, meta.size)
                 .await
                 .with_context(|| format!("while fingerprinting {rel}"))?;
@@ -330,7 +336,7 @@ async fn explain(
                 fingerprint: fp.fingerprint,
             })
         }
-        Err(_) => None,
+        None => None,
     };
     let ignored = rel
         .split('/')
@@ -629,7 +635,7 @@ fn verdict(x: &Explanation) -> String {
             Some(d) => format!(
                 "ignored: no dataset {d} is configured (declare [datasets.{d}] in lander.toml)"
             ),
-            None => "ignored: files at the top of landing belong to no dataset".into(),
+            None => format!("ignored: {}", crate::source::top::STRAY_REASON),
         },
         (_, "failed") => {
             let reason = match x.record.as_ref().map(|r| &r.status) {

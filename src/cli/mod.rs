@@ -484,7 +484,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
     let skipped = crate::source::listing::skipped_entries_total();
     if skipped > 0 {
-        println!("landing: {skipped} entr(ies) skipped (symlinks not followed, unreadable or special files; see the warnings)");
+        println!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)");
     }
     match args.mode {
         RunMode::Once | RunMode::AvailableNow => {

@@ -84,6 +84,8 @@ pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<S
             BTreeSet::new()
         }
     };
+    // A file directly in landing is never read: say so (once per process) instead of ignoring it silently.
+    crate::source::top::report_stray_files(&ctx.landing).await;
     for d in &present {
         if !ctx.config.datasets.contains_key(d) {
             tracing::warn!(dataset = %d, "landing has a directory with no dataset configured for it; skipped (declare [datasets.{d}] in lander.toml)");

@@ -503,6 +503,7 @@ mod tests {
                 records_ok: 0,
                 records_quarantined: 0,
                 records_duplicate: 0,
+                records_truncated: 0,
                 batches: vec![1],
                 versions: 0,
                 status: FileStatus::Ok,

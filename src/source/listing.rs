@@ -148,6 +148,15 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
             .get_or_create(&crate::metrics::ds(dataset))
             .inc();
     }
+    // A control character in a name (the reason it is skipped, often) would break the log line.
+    let escape = |s: &str| {
+        if s.chars().any(char::is_control) {
+            s.escape_debug().to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let (path, reason) = (escape(path), escape(reason));
     if first {
         tracing::warn!(dataset, %path, "skipped entry in landing: {reason}");
     } else {
@@ -162,6 +171,10 @@ pub struct Plan {
     pub files: Vec<LandingFile>,
     /// Relative paths of files that are not ready yet (not settled).
     pub not_ready: Vec<String>,
+    /// Entries that are never read as they are (a name no store path can hold, a symlink not followed, an
+    /// unreadable file, ...): relative path and why. Each is also a warning and counted in
+    /// `lander_listing_skipped_entries_total`.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -169,6 +182,7 @@ impl Plan {
         match verdict {
             Readiness::Read(f) => self.files.push(*f),
             Readiness::NotReady { .. } => self.not_ready.push(rel),
+            Readiness::Skip(SkipReason::Unreadable(reason)) => self.skipped.push((rel, reason)),
             Readiness::Skip(_) => {}
         }
     }
@@ -419,8 +433,12 @@ pub async fn plan_listing(
     opts: &PlanOptions,
 ) -> Result<Plan, SourceError> {
     let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
-    let mut plan = Plan::default();
-    for meta in list_objects(landing, dataset, opts.follow_symlinks).await {
+    let (listed, skipped) = list_objects(landing, dataset, opts.follow_symlinks).await;
+    let mut plan = Plan {
+        skipped,
+        ..Plan::default()
+    };
+    for meta in listed {
         let Some(rel) = landing.relative(&meta.location) else {
             continue;
         };
@@ -459,14 +477,15 @@ pub async fn plan_listing(
     Ok(plan)
 }
 
-/// Every object below `<landing>/<dataset>/`. A local landing is walked by [`super::walk::list_local`] (symlink
-/// policy, faults skipped); other backends are listed through `object_store`, where an error ends the listing
-/// early: what was listed so far is returned, the rest waits for the next listing.
+/// Every object below `<landing>/<dataset>/`, and the entries skipped (path, why). A local landing is walked by
+/// [`super::walk::list_local`] (symlink policy, faults skipped); other backends are listed through
+/// `object_store`, where an error ends the listing early: what was listed so far is returned, the rest waits for
+/// the next listing.
 async fn list_objects(
     landing: &StoreLocation,
     dataset: &str,
     follow_symlinks: bool,
-) -> Vec<object_store::ObjectMeta> {
+) -> (Vec<object_store::ObjectMeta>, Vec<(String, String)>) {
     if let Some(root) = landing.local_root.clone() {
         let loc = landing.clone();
         let ds = dataset.to_string();
@@ -475,17 +494,28 @@ async fn list_objects(
         })
         .await
         .expect("listing landing does not panic");
-        for f in &listed.faults {
-            report_fault(dataset, &f.path, &f.reason.to_string());
+        let mut skipped = Vec::new();
+        for f in listed.faults {
+            let reason = f.reason.to_string();
+            report_fault(dataset, &f.path, &reason);
+            skipped.push((f.path, reason));
         }
-        return listed.files;
+        return (listed.files, skipped);
     }
     let prefix = landing.path(dataset);
     let mut list = landing.store.list(Some(&prefix));
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     while let Some(meta) = list.next().await {
         match meta {
             Ok(m) => out.push(m),
+            // A name no store path can hold (a control character): said so, and the listing goes on (HDFS
+            // lists entry by entry; on S3 such a key fails its whole page, which ends the listing there).
+            Err(object_store::Error::InvalidPath { source }) => {
+                let (path, reason) = unrepresentable(landing, dataset, &source);
+                report_fault(dataset, &path, &reason);
+                skipped.push((path, reason));
+            }
             // A file deleted between the directory read and its stat.
             Err(object_store::Error::NotFound { path, .. }) => {
                 tracing::info!(%path, "file vanished while listing; skipped");
@@ -496,7 +526,35 @@ async fn list_objects(
             }
         }
     }
-    out
+    (out, skipped)
+}
+
+/// The landing-relative path and the reason of a listed name that no store path can hold.
+fn unrepresentable(
+    landing: &StoreLocation,
+    dataset: &str,
+    e: &object_store::path::Error,
+) -> (String, String) {
+    use object_store::path::Error as E;
+    let raw = match e {
+        E::BadSegment { path, .. } | E::EmptySegment { path } | E::NonUnicode { path, .. } => {
+            path.trim_start_matches('/')
+        }
+        _ => dataset,
+    };
+    let below = format!("{}/", landing.prefix.as_ref());
+    let rel = raw.strip_prefix(below.as_str()).unwrap_or(raw).to_string();
+    // object_store converts an S3 listing page all or nothing: the keys of that page and of the pages after it
+    // are not listed either while this key exists.
+    let s3 = if landing.backend == crate::store::Backend::S3 {
+        "; on S3 this ends the listing, so the files listed after it are not read either until it is renamed"
+    } else {
+        ""
+    };
+    (
+        rel,
+        format!("no store path can name it ({e}); not read (rename the file){s3}"),
+    )
 }
 
 /// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that
@@ -565,7 +623,14 @@ pub async fn evaluate_path(
             }
         }
     }
-    let location = landing.path(rel);
+    let location = match landing.exact_path(rel) {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = format!("{e}; not read (rename the file)");
+            report_fault(dataset, rel, &reason);
+            return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
+        }
+    };
     let meta = match landing.store.head(&location).await {
         Ok(m) => m,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),

@@ -6,12 +6,14 @@
 //! - [`fingerprint`] identifies file contents without reading whole files.
 //! - [`names`]: the one rule for which dataset and file names in landing count (shared with `config` and
 //!   `fetch`).
+//! - [`top`] finds files at the top of landing, which belong to no dataset and are never read.
 //! - [`walk`] lists a local landing entry by entry: symlink policy, and faults skipped instead of fatal.
 //! - [`watch`] turns filesystem events (local) and periodic listings (any backend) into wake-ups.
 
 pub mod fingerprint;
 pub mod listing;
 pub mod names;
+pub mod top;
 pub mod walk;
 pub mod watch;
 

@@ -73,11 +73,13 @@ pub enum Skip {
     #[error("cannot read an entry of the directory: {0}; skipped")]
     Entry(std::io::Error),
     /// A file name that is not UTF-8.
-    #[error("file name is not valid UTF-8; skipped")]
+    #[error(
+        "file name is not valid UTF-8 (no store path can name it); not read (rename the file)"
+    )]
     NotUtf8,
-    /// A name that has no store location.
-    #[error("cannot map its name to a store location; skipped")]
-    NoLocation,
+    /// A name that has no store location (a control character in it): it cannot be read; rename it.
+    #[error("{0}; not read (rename the file)")]
+    NoLocation(crate::store::UnrepresentableName),
     /// The dataset directory is a symlink to a file.
     #[error("the dataset directory is a symlink to a file; skipped")]
     DatasetLinkToFile,
@@ -145,36 +147,20 @@ fn inside(root: &Path, target: &Path) -> Skip {
     Skip::LinkInside(if rel.is_empty() { ".".to_string() } else { rel })
 }
 
-/// The store location of `<root>/<rel>`, encoded exactly as `LocalFileSystem` encodes the names it lists (a
-/// `%` or `#` in a file name is percent-encoded in the location and decoded again when the file is read).
-fn location(landing: &StoreLocation, root: &Path, rel: &str) -> Option<object_store::path::Path> {
-    let root_path = object_store::path::Path::from_absolute_path(root).ok()?;
-    let full = object_store::path::Path::from_absolute_path(root.join(rel)).ok()?;
-    let below: Vec<object_store::path::PathPart<'static>> = full
-        .prefix_match(&root_path)?
-        .map(|p| p.as_ref().to_string().into())
-        .collect();
-    Some(object_store::path::Path::from_iter(
-        landing
-            .prefix
-            .parts()
-            .map(|p| p.as_ref().to_string().into())
-            .chain(below),
-    ))
-}
-
+/// The metadata of the file `<root>/<rel>` under its store location: the name itself, unencoded, which is how
+/// `LocalFileSystem` names the file it opens (`ventas_año.csv` is the location `…/ventas_año.csv`, not
+/// `…/ventas_a%C3%B1o.csv`). A name that no store location can hold is [`Skip::NoLocation`].
 fn object_meta(
     landing: &StoreLocation,
-    root: &Path,
     rel: &str,
     m: &std::fs::Metadata,
-) -> Option<ObjectMeta> {
+) -> Result<ObjectMeta, Skip> {
     let last_modified: DateTime<Utc> = m
         .modified()
         .map(DateTime::<Utc>::from)
         .unwrap_or_else(|_| DateTime::<Utc>::from(std::time::UNIX_EPOCH));
-    Some(ObjectMeta {
-        location: location(landing, root, rel)?,
+    Ok(ObjectMeta {
+        location: landing.exact_path(rel).map_err(Skip::NoLocation)?,
         last_modified,
         size: m.len(),
         e_tag: None,
@@ -254,9 +240,9 @@ pub fn list_local(
                 stack.push((path, rel));
             } else if file_type.is_file() {
                 match std::fs::metadata(&path) {
-                    Ok(m) => match object_meta(landing, root, &rel, &m) {
-                        Some(meta) => files.push(meta),
-                        None => fault(rel, Skip::NoLocation),
+                    Ok(m) => match object_meta(landing, &rel, &m) {
+                        Ok(meta) => files.push(meta),
+                        Err(reason) => fault(rel, reason),
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => fault(rel, Skip::Metadata(e)),
@@ -271,9 +257,9 @@ pub fn list_local(
                 };
                 match std::fs::metadata(&target) {
                     Ok(m) if m.is_dir() => stack.push((target, rel)),
-                    Ok(m) if m.is_file() => match object_meta(landing, root, &rel, &m) {
-                        Some(meta) => files.push(meta),
-                        None => fault(rel, Skip::NoLocation),
+                    Ok(m) if m.is_file() => match object_meta(landing, &rel, &m) {
+                        Ok(meta) => files.push(meta),
+                        Err(reason) => fault(rel, reason),
                     },
                     Ok(_) => fault(rel, Skip::NotRegular),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -399,6 +385,51 @@ mod tests {
             check_local_path(&root, "ds/pipe.json", false),
             Err(Skip::NotRegular)
         ));
+    }
+
+    /// Every name a file can have is listed under a location that reads that very file (no percent-encoding of
+    /// `ñ`, `%`, `#`, ...), and a name no location can hold is a fault naming it.
+    #[test]
+    fn each_listed_location_reads_back_its_own_file() {
+        let (_dir, loc) = crate::source::temp_landing();
+        let root = loc.local_root.clone().expect("local");
+        let names = [
+            "ventas_año.csv",
+            "a b.csv",
+            "50%.csv",
+            "lit%C3%B1.csv",
+            "x#y.csv",
+            "q?*|<>\\\"\\.csv",
+            "📦.csv",
+            "año/dic#a/z.csv",
+        ];
+        for n in names {
+            let p = root.join("ds").join(n);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, n.as_bytes()).expect("write");
+        }
+        std::fs::write(root.join("ds/tab\there.csv"), b"x").expect("write");
+        let l = list_local(&loc, &root, "ds", false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut got: Vec<String> = Vec::new();
+        for m in &l.files {
+            let rel = loc.relative(&m.location).expect("below");
+            let bytes = rt
+                .block_on(async {
+                    let g = object_store::ObjectStoreExt::get(&loc.store, &m.location).await?;
+                    g.bytes().await
+                })
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(format!("ds/{}", String::from_utf8_lossy(&bytes)), rel);
+            assert_eq!(loc.exact_path(&rel).expect("exact"), m.location);
+            got.push(rel);
+        }
+        assert_eq!(got.len(), names.len(), "{got:?} {:?}", l.faults);
+        assert_eq!(l.faults.len(), 1, "{:?}", l.faults);
+        assert_eq!(l.faults[0].path, "ds/tab\there.csv");
+        assert!(matches!(l.faults[0].reason, Skip::NoLocation(_)));
     }
 
     /// An unreadable directory (here: one whose path is longer than PATH_MAX, which `read_dir` refuses even to

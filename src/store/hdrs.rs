@@ -330,9 +330,19 @@ fn meta_of(location: Path, m: &hdrs::Metadata) -> ObjectMeta {
     }
 }
 
-/// The object path of a child `name` of the directory `dir` (an object path, empty for the root).
+/// The object path of a child `name` of the directory `dir` (an object path, empty for the root). The name is
+/// taken verbatim (an object path segment is the HDFS name itself); a name no object path can hold (a control
+/// character) is percent-encoded, so it lists under a name that reads nothing.
 fn child(dir: &Path, name: &str) -> Path {
-    dir.clone().join(name)
+    let raw = if dir.as_ref().is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    };
+    match object_store::path::PathPart::parse(name) {
+        Ok(_) => Path::parse(&raw).unwrap_or_else(|_| dir.clone().join(name)),
+        Err(_) => dir.clone().join(name),
+    }
 }
 
 fn last_segment(path: &str) -> &str {

@@ -105,6 +105,15 @@ pub enum StoreError {
     },
 }
 
+/// A landing name that no store path can name: a segment with an ASCII control character (a newline, a tab,
+/// ...), or a segment `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("its name segment {segment:?} holds a control character (or is . or ..), which no store path can name")]
+pub struct UnrepresentableName {
+    /// The offending segment.
+    pub segment: String,
+}
+
 /// Which kind of store a location is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -141,20 +150,47 @@ pub struct StoreLocation {
 }
 
 impl StoreLocation {
-    /// The store path of `relative` (a `/`-separated path below this location's root).
+    /// The store path of `relative` (a `/`-separated path below this location's root), each segment being the
+    /// name itself: a store path segment *is* the file or object name on every backend (`LocalFileSystem`,
+    /// HDFS and S3 all use it unencoded), so `ventas_año.csv` or `50%.csv` must not be percent-encoded here.
+    /// A segment that cannot be a store path segment (see [`StoreLocation::exact_path`]) is percent-encoded
+    /// instead, which names a different object: use `exact_path` where the name comes from outside.
     pub fn path(&self, relative: &str) -> Path {
-        let mut parts: Vec<object_store::path::PathPart<'static>> = self
-            .prefix
-            .parts()
-            .map(|p| p.as_ref().to_string().into())
-            .collect();
-        parts.extend(
-            relative
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(|s| object_store::path::PathPart::from(s.to_string())),
-        );
-        Path::from_iter(parts)
+        self.exact_path(relative).unwrap_or_else(|_| {
+            let mut parts: Vec<object_store::path::PathPart<'static>> = Vec::new();
+            for p in self.prefix.parts() {
+                parts.push(p.as_ref().to_string().into());
+            }
+            parts.extend(
+                relative
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| object_store::path::PathPart::from(s.to_string())),
+            );
+            Path::from_iter(parts)
+        })
+    }
+
+    /// The store path of `relative`, each segment taken verbatim (the inverse of [`StoreLocation::relative`]).
+    ///
+    /// # Errors
+    /// [`UnrepresentableName`] when a segment holds an ASCII control character or is `.` or `..`: no store path
+    /// names such a file, so it cannot be read through the object store.
+    pub fn exact_path(&self, relative: &str) -> Result<Path, UnrepresentableName> {
+        let mut raw = self.prefix.as_ref().to_string();
+        for s in relative.split('/').filter(|s| !s.is_empty()) {
+            object_store::path::PathPart::parse(s).map_err(|_| UnrepresentableName {
+                segment: s.to_string(),
+            })?;
+            if !raw.is_empty() {
+                raw.push('/');
+            }
+            raw.push_str(s);
+        }
+        // Every segment was checked above and the prefix is a valid path already.
+        Path::parse(&raw).map_err(|_| UnrepresentableName {
+            segment: relative.to_string(),
+        })
     }
 
     /// The part of `path` below this location's root, `/`-separated, or `None` when `path` is outside it.

@@ -501,6 +501,74 @@ impl Target {
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
+    /// Writes `landing/<dataset>/<name>` under exactly that name: on local with `std::fs` (a file name, not an
+    /// object path), elsewhere under the object path whose segments are the names verbatim (as `hdfs dfs -put`
+    /// or `aws s3 cp` name them), never percent-encoded.
+    pub fn land_exact(&self, dataset: &str, name: &str, bytes: &[u8]) {
+        if !self.landing_url.contains("://") {
+            let dest = FsPath::new(&self.landing_url).join(dataset).join(name);
+            std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&dest, bytes)
+                .unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+            return;
+        }
+        let raw = format!("{}/{dataset}/{name}", self.landing);
+        let path = Path::parse(raw.trim_start_matches('/')).expect("a valid object path");
+        self.rt
+            .block_on(self.store.put(&path, Bytes::copy_from_slice(bytes).into()))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Creates `landing/<rel>` on the shared MiniDFSCluster through WebHDFS (`curl`), which takes names that no
+    /// object path can hold (a newline); `rel_encoded` is `rel` percent-encoded for the URL.
+    pub fn webhdfs_create(&self, rel_encoded: &str, bytes: &[u8]) {
+        let url = format!(
+            "http://127.0.0.1:{}/webhdfs/v1/{}/{rel_encoded}?op=CREATE&overwrite=true&user.name={}",
+            minidfs().http_port,
+            self.landing,
+            HDFS_ENV[0].1
+        );
+        let file = self.wd.path().join("webhdfs-body");
+        std::fs::write(&file, bytes).expect("write body");
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "-L", "-X", "PUT", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .arg(&url)
+            .output()
+            .expect("the HDFS tests need curl");
+        assert!(
+            out.status.success(),
+            "curl PUT {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Rows per `_source_file` over every visible `*.parquet` below `bronze/<rel>`.
+    pub fn rows_by_source(&self, rel: &str) -> std::collections::BTreeMap<String, usize> {
+        use arrow::array::AsArray;
+        let mut out = std::collections::BTreeMap::new();
+        for p in self.rows_by_file(rel).into_keys() {
+            let path = self.bronze_path(&p);
+            let bytes = self
+                .rt
+                .block_on(async { self.store.get(&path).await?.bytes().await })
+                .unwrap_or_else(|e| panic!("get {path}: {e}"));
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap_or_else(|e| panic!("parquet {p}: {e}"))
+                    .build()
+                    .expect("reader");
+            for b in reader {
+                let b = b.expect("batch");
+                let col = b.column_by_name("_source_file").expect("_source_file");
+                for v in col.as_string::<i32>().iter() {
+                    *out.entry(v.expect("set").to_string()).or_default() += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Starts a multipart upload of `landing/<rel>` (or `bronze/<rel>`), writes one part and abandons it the way a
     /// killed writer does: on HDFS the client's hidden temporary (`.<name>.tmp.<n>`) stays behind, still open.
     pub fn interrupted_put(&self, in_bronze: bool, rel: &str) {

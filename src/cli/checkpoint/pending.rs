@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::table::{fmt_time, human_bytes, Table};
 use super::{emit, emit_json, open_read, PendingArgs, PendingJson};
 use crate::cli::load_config;
-use crate::source::listing::{plan_dataset, Change, PlanOptions};
+use crate::source::listing::{plan_dataset, plan_listing, Change, PlanOptions};
 use crate::store::StoreLocation;
 
 pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
@@ -39,11 +39,20 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
         ..crate::modes::plan_options(&config, false)
     };
     let mut rows = Vec::new();
+    // (dataset, path, why): entries never read until fixed; files at the top of landing belong to no dataset.
+    let mut skipped: Vec<(String, String, String)> = Vec::new();
+    if a.common.dataset.is_none() {
+        for name in crate::source::top::report_stray_files(&landing).await {
+            skipped.push((String::new(), name, crate::source::top::STRAY_REASON.into()));
+        }
+    }
     for ds in &datasets {
         // Everything the next runs will read, then what a run now would read: the difference is still settling.
-        let all = plan_dataset(&landing, &store, ds, &opts(Duration::ZERO))
+        let plan = plan_listing(&landing, &store, ds, &opts(Duration::ZERO))
             .await
             .with_context(|| format!("while listing {ds} in landing"))?;
+        skipped.extend(plan.skipped.into_iter().map(|(p, r)| (ds.clone(), p, r)));
+        let all = plan.files;
         if all.is_empty() {
             continue;
         }
@@ -64,12 +73,50 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             size: f.size,
             pending_bytes: f.pending_bytes(),
             start_offset: f.start_offset,
-            modified: f.modified,
+            modified: Some(f.modified),
             path: f.path,
+            reason: None,
         }));
     }
+    let never = skipped.len();
     if a.common.json {
+        rows.extend(
+            skipped
+                .into_iter()
+                .map(|(dataset, path, reason)| PendingJson {
+                    dataset,
+                    path,
+                    change: "skipped",
+                    size: 0,
+                    pending_bytes: 0,
+                    start_offset: 0,
+                    modified: None,
+                    ready: false,
+                    reason: Some(reason),
+                }),
+        );
         return emit_json(&rows);
+    }
+    if !skipped.is_empty() {
+        let mut t = Table::new(&[("SKIPPED (NEVER READ UNTIL FIXED)", false), ("WHY", false)]);
+        // A control character (often why it is skipped) would break the table.
+        let shown = |s: String| {
+            if s.chars().any(char::is_control) {
+                s.escape_debug().to_string()
+            } else {
+                s
+            }
+        };
+        for (_, path, reason) in skipped {
+            t.row(vec![shown(path), shown(reason)]);
+        }
+        emit(&t.render())?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{never} entr{} in landing will not be read as {}",
+            if never == 1 { "y" } else { "ies" },
+            if never == 1 { "it is" } else { "they are" }
+        );
     }
     if rows.is_empty() {
         let _ = writeln!(
@@ -93,7 +140,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             r.change.to_string(),
             human_bytes(r.size),
             human_bytes(r.pending_bytes),
-            fmt_time(r.modified),
+            r.modified.map(fmt_time).unwrap_or_default(),
             if r.ready { "yes" } else { "settling" }.to_string(),
         ]);
     }

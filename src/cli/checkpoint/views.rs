@@ -224,8 +224,8 @@ pub struct PendingJson {
     pub dataset: String,
     /// Path relative to landing.
     pub path: String,
-    /// `new`, `appended` (a grown file: only the tail is read) or `rewritten` (the bytes already read changed:
-    /// read whole again).
+    /// `new`, `appended` (a grown file: only the tail is read), `rewritten` (the bytes already read changed: read
+    /// whole again) or `skipped` (never read as it is: see `reason`; size, offsets are 0 and `modified` null).
     pub change: &'static str,
     /// Current size in bytes.
     pub size: u64,
@@ -233,11 +233,15 @@ pub struct PendingJson {
     pub pending_bytes: u64,
     /// Where reading starts.
     pub start_offset: u64,
-    /// Modification time (RFC 3339, UTC).
-    pub modified: DateTime<Utc>,
+    /// Modification time (RFC 3339, UTC); null for a skipped entry.
+    pub modified: Option<DateTime<Utc>>,
     /// False while the file is still settling (a gzip file changed less than the settle time ago): a run now
-    /// would leave it for later.
+    /// would leave it for later. Always false for a skipped entry.
     pub ready: bool,
+    /// Why a `skipped` entry is never read until it is fixed (absent for the other changes). A file directly
+    /// in landing is listed with an empty `dataset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `reset --json`.
