@@ -529,7 +529,10 @@ async fn start(
     }
     // `fetch` and `generate` still create landing: they write into it.
     require_local_landing(&config.landing)?;
-    require_local_bronze(&config.bronze)?;
+    if let Some(dir) = local_landing(&config.bronze) {
+        require_creatable_dir("bronze", std::path::Path::new(dir))?;
+    }
+    require_creatable_dir("checkpoint", &config.checkpoint)?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
@@ -595,25 +598,23 @@ pub(crate) fn local_landing(landing: &str) -> Option<&str> {
         .or((!landing.contains("://")).then_some(landing))
 }
 
-/// A local bronze must be a directory, or be creatable as one: a file there (or above it) would fail with a
-/// bare `File exists` or `Not a directory` from the directory creation.
+/// A local directory that `run` creates when missing (bronze, the checkpoint) must be a directory, or be
+/// creatable as one: a file there (or above it) would fail with a bare `File exists` or `Not a directory`.
+/// `what` names it and its flag/key (`bronze`, `checkpoint`).
 ///
 /// # Errors
 /// [`UsageError`] naming the path and the file in the way.
-pub(crate) fn require_local_bronze(bronze: &str) -> Result<(), UsageError> {
-    let Some(dir) = local_landing(bronze).map(std::path::Path::new) else {
-        return Ok(());
-    };
+pub(crate) fn require_creatable_dir(what: &str, dir: &std::path::Path) -> Result<(), UsageError> {
     // The nearest part of the path that exists must be a directory.
     match dir.ancestors().find(|p| p.exists()) {
         Some(p) if !p.is_dir() => Err(UsageError(if p == dir {
             format!(
-                "bronze {} is not a directory (check --bronze or `bronze` in lander.toml)",
+                "{what} {} is not a directory (check --{what} or `{what}` in lander.toml)",
                 dir.display()
             )
         } else {
             format!(
-                "bronze {} cannot be created: {} is not a directory (check --bronze or `bronze` in lander.toml)",
+                "{what} {} cannot be created: {} is not a directory (check --{what} or `{what}` in lander.toml)",
                 dir.display(),
                 p.display()
             )

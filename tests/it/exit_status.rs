@@ -215,6 +215,55 @@ fn a_run_that_cannot_start_writes_a_failed_summary_and_names_the_cause_once() {
             &["a-file", "not a directory"],
         ),
     ];
+    // Errors whose message embeds their source (which `source()` returns too): the cause appears once.
+    let below = file.join("x").display().to_string();
+    for (args, code, needle) in [
+        (
+            vec!["run", "--config", "missing.toml"],
+            2,
+            "cannot read config file missing.toml",
+        ),
+        (
+            vec![
+                "fetch",
+                "gharchive",
+                "--from",
+                "2015-01-01T00",
+                "--to",
+                "2015-01-01T00",
+            ],
+            1,
+            "cannot open local directory",
+        ),
+    ] {
+        let mut args: Vec<&str> = args;
+        if args[0] == "fetch" {
+            args.extend(["--landing", &below, "--base-url", "http://127.0.0.1:9"]);
+        }
+        let out = w.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(stderr.contains("(os error"), "{stderr}");
+        assert_each_cause_once(&stderr);
+    }
+    // The checkpoint directory: a file, and below a file.
+    for (i, dir) in [file.clone(), file.join("state")].iter().enumerate() {
+        let mut args = w.once_args();
+        let at = args.iter().position(|a| a == "--checkpoint").expect("flag") + 1;
+        args[at] = dir.display().to_string();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run(&refs);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let want = if i == 0 {
+            format!("checkpoint {} is not a directory", file.display())
+        } else {
+            format!("{} is not a directory", file.display())
+        };
+        assert!(stderr.contains(&want), "{stderr}");
+        assert_each_cause_once(&stderr);
+    }
     for (i, (mode, landing, bronze, code, needles)) in cases.into_iter().enumerate() {
         let summary = w.path().join(format!("summary-{i}.json"));
         let args = args_with(&w, mode, landing, bronze, &summary);
