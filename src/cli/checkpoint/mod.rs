@@ -186,6 +186,9 @@ pub struct ImportArgs {
     /// Read the export from this file instead of stdin.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Replace a checkpoint that is not empty (everything it holds is lost: `export` it first to keep a copy).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Checkpoint subcommands.
