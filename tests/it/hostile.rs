@@ -782,3 +782,56 @@ fn growth_after_a_committed_unterminated_line_is_its_continuation() {
     let rec = &checkpoint_files(&w)["gharchive/grow.json"];
     assert_eq!(rec["continued_lines"], serde_json::json!([2]), "{rec}");
 }
+
+/// A UTF-8 byte order mark before the first line of an NDJSON file (gzip or plain, every GH Archive shape) is
+/// skipped, as the CSV decoder skips it: bronze then holds exactly what the same files without the mark give,
+/// and nothing is quarantined. A mark inside the file is data (quarantined as not JSON).
+#[test]
+fn a_bom_before_the_first_ndjson_line_is_skipped() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let land = |w: &Workdir, bom: &[u8]| {
+        for (i, name) in GHARCHIVE_FILES.iter().enumerate().take(4) {
+            let lines = sample_lines(name, 4);
+            let with_mark = |l: &[Vec<u8>]| [bom, &ndjson(l)].concat();
+            w.land_bytes(
+                "gharchive",
+                &format!("s{i}.json.gz"),
+                &gzip(&with_mark(&lines[..2])),
+            );
+            w.land_bytes("gharchive", &format!("s{i}.json"), &with_mark(&lines[2..]));
+        }
+    };
+    let (marked, plain) = (Workdir::new(), Workdir::new());
+    land(&marked, BOM);
+    land(&plain, b"");
+    for w in [&marked, &plain] {
+        run_once_ok(w, &[]);
+        assert!(
+            quarantine(w, "gharchive").is_empty(),
+            "{:?}",
+            quarantine(w, "gharchive")
+        );
+        assert_eq!(count_rows(&w.bronze().join("gharchive")), 16);
+    }
+    for column in ["event_key", "type", "payload"] {
+        let sorted = |w: &Workdir| {
+            let mut v = string_column(&w.bronze().join("gharchive"), column);
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&marked), sorted(&plain), "column {column}");
+    }
+    // Not at the start of the file: the mark is part of the line, which is then not JSON.
+    let w = Workdir::new();
+    let lines = sample_lines("2015-01-01-0.json.gz", 2);
+    let inside = [ndjson(&lines[..1]), BOM.to_vec(), ndjson(&lines[1..])].concat();
+    w.land_bytes("gharchive", "inside.json.gz", &gzip(&inside));
+    run_once_ok(&w, &[]);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1);
+    let q = quarantine(&w, "gharchive");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].line, q[0].raw.starts_with(BOM)), (2, true), "{q:?}");
+}
