@@ -233,12 +233,22 @@ async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error
             return Ok(plan.files);
         }
         if tokio::time::Instant::now() >= deadline || ctx.cancel.is_cancelled() {
-            tracing::warn!(
-                dataset = ds,
-                files = %plan.not_ready.join(", "),
-                "files still changing after waiting {}; a later run reads them",
-                humantime::format_duration(started.elapsed())
-            );
+            let (future, changing) = modified_in_the_future(ctx, plan.not_ready).await;
+            if !future.is_empty() {
+                tracing::warn!(
+                    dataset = ds,
+                    files = %future.join(", "),
+                    "files modified in the future (a writer's clock ahead of this host's, or a time set by hand): a run after that time, plus the settle time, reads them"
+                );
+            }
+            if !changing.is_empty() {
+                tracing::warn!(
+                    dataset = ds,
+                    files = %changing.join(", "),
+                    "files still changing after waiting {}; a later run reads them",
+                    humantime::format_duration(started.elapsed())
+                );
+            }
             return Ok(plan.files);
         }
         if !waiting {
@@ -257,6 +267,28 @@ async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error
         )
         .await;
     }
+}
+
+/// Splits files that are not ready (landing-relative paths) into those whose modification time lies in the
+/// future, each shown as `path (modified <time>)`, and the others (still changing). A file that cannot be
+/// looked at again counts as changing.
+async fn modified_in_the_future(
+    ctx: &Context,
+    not_ready: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    use object_store::ObjectStoreExt as _;
+    let now = Utc::now();
+    let (mut future, mut changing) = (Vec::new(), Vec::new());
+    for rel in not_ready {
+        match ctx.landing.store.head(&ctx.landing.path(&rel)).await {
+            Ok(meta) if meta.last_modified > now => future.push(format!(
+                "{rel} (modified {})",
+                meta.last_modified.format("%Y-%m-%dT%H:%M:%SZ")
+            )),
+            _ => changing.push(rel),
+        }
+    }
+    (future, changing)
 }
 
 async fn run_once(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {

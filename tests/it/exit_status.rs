@@ -404,3 +404,53 @@ fn a_closed_stdout_ends_every_command_cleanly() {
             >= 1
     );
 }
+
+/// A file whose modification time lies in the future (a writer's clock ahead, `touch -d`) is named as such,
+/// not as "still changing", and is read once that time has passed; a file copied just before the run is still
+/// waited for and read.
+#[test]
+fn a_file_modified_in_the_future_is_reported_as_such() {
+    let w = Workdir::new();
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(3 * 86_400);
+    let src = fixtures_landing().join("gharchive");
+    let mut future = Vec::new();
+    for name in ["2011-02-15-0.json.gz", "2013-02-15-0.json.gz"] {
+        let p = w.land(&src.join(name), "gharchive", name);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_modified(ahead)
+            .expect("set mtime");
+        future.push(name);
+    }
+    w.land(
+        &src.join("2015-01-01-0.json.gz"),
+        "gharchive",
+        "2015-01-01-0.json.gz",
+    );
+    let mut args = w.once_args();
+    let at = args
+        .iter()
+        .position(|a| a == "--settle-time")
+        .expect("flag")
+        + 1;
+    args[at] = "1s".into();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.run(&refs);
+    assert_success(&out, &refs, w.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("files modified in the future"))
+        .unwrap_or_else(|| panic!("no warning in\n{stderr}"));
+    for name in &future {
+        assert!(
+            warning.contains(&format!("gharchive/{name} (modified ")),
+            "{warning}"
+        );
+    }
+    assert!(!stderr.contains("still changing"), "{stderr}");
+    // Only the file with an honest time was read.
+    assert_eq!(checkpoint_files(&w), 1);
+}

@@ -26,7 +26,7 @@ mod reset;
 mod show;
 mod stats;
 mod table;
-pub(super) use table::{fmt_time, human_bytes};
+pub(super) use table::{fmt_duration, fmt_time, human_bytes};
 mod transfer;
 mod verify;
 pub mod views;
