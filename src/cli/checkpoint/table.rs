@@ -49,7 +49,7 @@ pub(in crate::cli) fn fmt_duration(d: std::time::Duration) -> String {
     }
     let (unit, per) = UNITS
         .iter()
-        .find(|(_, per)| nanos % per == 0)
+        .find(|(_, per)| nanos.is_multiple_of(*per))
         .copied()
         .unwrap_or(("ns", 1));
     format!("{}{unit}", nanos / per)
