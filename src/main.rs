@@ -1,5 +1,7 @@
 //! The `lander` binary: parse the command line, set up logging and the runtime, run, map errors to exit codes.
 
+use std::io::Write as _;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -54,7 +56,10 @@ fn main() {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             std::process::exit(1);
         }
     };
@@ -63,13 +68,17 @@ fn main() {
     // Let blocking tasks (decoders abandoned on shutdown) finish without waiting for them forever.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     if let Err(e) = result {
-        if e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        }) {
-            std::process::exit(0);
+        let code = lander::cli::exit_code(&e);
+        // A closed stdout (`lander … | head -1`) is not a failure: the reader has what it wanted.
+        if !lander::cli::exit::is_broken_pipe(&e) {
+            let chain = lander::cli::exit::error_chain(e.as_ref());
+            let prefix = match e.downcast_ref::<lander::cli::exit::Interrupted>() {
+                Some(_) => "",
+                None => "error: ",
+            };
+            // Not eprintln!: a closed stderr must not turn into a panic either.
+            let _ = writeln!(std::io::stderr(), "{prefix}{chain}");
         }
-        eprintln!("error: {e:#}");
-        std::process::exit(lander::cli::exit_code(&e));
+        std::process::exit(code);
     }
 }

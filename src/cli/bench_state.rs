@@ -82,8 +82,8 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
         index.publish(runs, None)?;
     }
     let stats = index.snapshot(&a.dataset).stats();
-    println!(
-        "built dedup state of {}: {} keys in {} run(s) over {} day(s), {} bytes on disk, {} bytes of filters, in {:.1}s",
+    super::checkpoint::emit(&format!(
+        "built dedup state of {}: {} keys in {} run(s) over {} day(s), {} bytes on disk, {} bytes of filters, in {:.1}s\n",
         a.dataset,
         stats.keys,
         stats.runs,
@@ -91,6 +91,5 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
         stats.bytes,
         stats.filter_bytes,
         started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    ))
 }

@@ -133,7 +133,7 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
             key => {
                 let value = effective
                     .get(key)
-                    .map_or_else(|| "(none)".to_string(), toml::Value::to_string);
+                    .map_or_else(|| "(none)".to_string(), |v| show_value(key, v));
                 let (source, origin) = if let Some(f) = flags.iter().find(|(k, _)| k == key) {
                     ("flag", Some(f.1.clone()))
                 } else if let Some((_, var, _)) = env.iter().find(|(k, _, _)| *k == key) {
@@ -172,6 +172,29 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
         return emit_json(&report);
     }
     emit(&render(&report))
+}
+
+/// Config keys whose value is a duration (`humantime_serde` in `Config`).
+const DURATION_KEYS: [&str; 8] = [
+    "settle_time",
+    "dedup_horizon",
+    "interval",
+    "max_batch_delay",
+    "poll_interval",
+    "max_file_age",
+    "event_time_max_future",
+    "partial_line_timeout",
+];
+
+/// A value as TOML text; durations as an operator writes them (`"35d"`), not as humantime re-formats them
+/// (`"1month 4days 13h 26m 24s"`).
+fn show_value(key: &str, v: &toml::Value) -> String {
+    match v.as_str().map(crate::config::parse_duration) {
+        Some(Ok(d)) if DURATION_KEYS.contains(&key) => {
+            toml::Value::String(super::checkpoint::fmt_duration(d)).to_string()
+        }
+        _ => v.to_string(),
+    }
 }
 
 /// Config keys given on this command line (`lander config check ...`), with the flag as typed. Flags map one to
@@ -231,4 +254,36 @@ fn render(r: &ConfigReport) -> String {
     }
     s += "ok: the configuration is valid\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key whose default is a duration is listed, and only those: a new duration key must be added.
+    #[test]
+    fn duration_keys_are_exactly_the_duration_fields() {
+        // Optional durations have no default: give one so that the key appears.
+        let config = crate::config::Config {
+            max_file_age: Some(std::time::Duration::from_secs(7 * 86_400)),
+            ..Default::default()
+        };
+        let table = toml::Table::try_from(&config).expect("encode");
+        let found: Vec<&str> = keys::top_level_keys()
+            .iter()
+            .copied()
+            .filter(|k| {
+                table
+                    .get(*k)
+                    .and_then(toml::Value::as_str)
+                    .is_some_and(|v| crate::config::parse_duration(v).is_ok())
+            })
+            .collect();
+        assert_eq!(found, DURATION_KEYS);
+        assert_eq!(
+            show_value("dedup_horizon", &table["dedup_horizon"]),
+            "\"35d\""
+        );
+        assert_eq!(show_value("max_file_age", &table["max_file_age"]), "\"7d\"");
+    }
 }

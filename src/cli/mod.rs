@@ -3,9 +3,14 @@
 //! One function per subcommand; errors carry `anyhow` context naming the user-level action, and
 //! [`exit_code`] maps them to 0 (ok), 1 (runtime failure) or 2 (usage/configuration error).
 
+// println!/eprintln! panic when the other end of the pipe is gone (`lander run | head -1`): output goes through
+// `checkpoint::emit`, whose error `main` maps to exit 0, and notes through `writeln!` on stderr.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod bench_state;
 pub mod checkpoint;
 pub mod config_check;
+pub mod exit;
 pub mod explain;
 pub mod fetch;
 pub mod gaps;
@@ -291,7 +296,8 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
 }
 
 /// Installs SIGINT/SIGTERM handling: the first signal cancels `token` (finish or abandon the current batch,
-/// flush, exit 0); a second one exits at once (recovery on the next start makes that safe).
+/// flush, exit 0, or 128 + the signal when a bounded run leaves files unread, see [`exit::Interrupted`]); a
+/// second one exits at once with 128 + its number (recovery on the next start makes that safe).
 pub fn install_signal_handlers(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     // Register before returning, not inside the task: a SIGTERM that arrives before the task is first polled (a
@@ -306,10 +312,11 @@ pub fn install_signal_handlers(token: CancellationToken) {
     tokio::spawn(async move {
         let mut count = 0;
         loop {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            let signal = tokio::select! {
+                _ = term.recv() => libc::SIGTERM,
+                _ = int.recv() => libc::SIGINT,
+            };
+            exit::record_signal(signal);
             count += 1;
             if count == 1 {
                 tracing::info!("shutdown requested: finishing or abandoning the current batch (signal again to exit at once)");
@@ -318,7 +325,7 @@ pub fn install_signal_handlers(token: CancellationToken) {
                 tracing::warn!(
                     "second signal: exiting now; the next start rolls back any unfinished batch"
                 );
-                std::process::exit(130);
+                std::process::exit(128 + signal);
             }
         }
     });
@@ -339,7 +346,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
             let summary = fetch::run_fetch(cmd, cancel)
                 .await
                 .context("while fetching into landing")?;
-            println!("{summary}");
+            checkpoint::emit(&format!("{summary}\n"))?;
             if summary.failed > 0 {
                 anyhow::bail!("{} download(s) failed", summary.failed);
             }
@@ -359,13 +366,173 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
 }
 
 async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> anyhow::Result<()> {
+    let started_at = chrono::Utc::now();
+    let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
+    let (ctx, datasets) = match start(&args, cancel).await {
+        Ok(started) => started,
+        Err(e) => {
+            // A scheduler reads the summary of a run that could not start too (missing landing, bad config).
+            if let (true, Some(path)) = (bounded, &args.summary_json) {
+                let (landing, bronze) = match load_config(&args.locations) {
+                    Ok(c) => (c.landing, c.bronze),
+                    Err(_) => Default::default(),
+                };
+                let report = summary::RunSummaryReport::new(
+                    args.mode,
+                    landing,
+                    bronze,
+                    started_at,
+                    Err(exit::error_chain(e.as_ref())),
+                    None,
+                );
+                write_summary(&report, path)?;
+            }
+            return Err(e);
+        }
+    };
+    let fetcher = match args.fetch {
+        None => None,
+        Some(FetchSource::Gharchive) => {
+            let follow = follow_args(&args, &ctx.config)?;
+            crate::metrics::init_source("gharchive");
+            let cancel = ctx.cancel.clone();
+            let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
+            Some(tokio::spawn(async move {
+                let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
+                if let Err(e) = &r {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "fetching GH Archive stopped; stopping the run"
+                    );
+                    cancel.cancel();
+                }
+                r
+            }))
+        }
+    };
+    let progress_done = CancellationToken::new();
+    let progress = bounded.then(|| {
+        tokio::spawn(progress::show(
+            datasets.clone(),
+            quiet,
+            progress_done.clone(),
+        ))
+    });
+    let result = modes::run(ctx.clone(), args.mode, datasets).await;
+    progress_done.cancel();
+    // Everything this process prints on stdout, written at once at the end (a closed stdout is then one error,
+    // which `main` treats as success: the data was committed before).
+    let mut out = String::new();
+    if let Some(f) = fetcher {
+        ctx.cancel.cancel();
+        match f.await.expect("the fetch task does not panic") {
+            Ok(summary) => out.push_str(&format!("fetch: {summary}\n")),
+            Err(e) => return Err(e.context("while fetching GH Archive into landing")),
+        }
+    }
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    // The summary of a bounded run: printed as a table, and written as JSON for schedulers (also on failure).
+    let report = bounded.then(|| {
+        summary::RunSummaryReport::new(
+            args.mode,
+            ctx.landing.display.clone(),
+            ctx.bronze.describe(""),
+            started_at,
+            result.as_ref().map_err(|e| exit::error_chain(e)),
+            exit::shutdown_signal(),
+        )
+    });
+    if let (Some(path), Some(report)) = (&args.summary_json, &report) {
+        write_summary(report, path)?;
+    }
+    let summary = result.context("while ingesting")?;
+    ctx.checkpoint
+        .flush()
+        .context("while flushing the checkpoint")?;
+    let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    let skipped = crate::source::listing::skipped_entries_total();
+    if skipped > 0 {
+        out.push_str(&format!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)\n"));
+    }
+    let unread = summary.files_unread();
+    match args.mode {
+        RunMode::Once | RunMode::AvailableNow => {
+            for b in &summary.batches {
+                out.push_str(&format!("{b}\n"));
+            }
+            if summary.batches.is_empty() && unread == 0 {
+                out.push_str(&format!(
+                    "nothing new to ingest in {}\n",
+                    ctx.landing.display
+                ));
+            } else {
+                if let Some(report) = &report {
+                    out.push_str(&format!("{}\n", report.table()));
+                }
+                out.push_str(&format!(
+                    "bronze: {} ({rows} rows written in this run)\n",
+                    ctx.bronze.describe("")
+                ));
+            }
+        }
+        RunMode::MicroBatch | RunMode::Continuous => {
+            out.push_str(&format!(
+                "stopped: {} batch(es) committed, {rows} rows written to {}\n",
+                summary.batches.len(),
+                ctx.bronze.describe("")
+            ));
+        }
+    }
+    let printed = checkpoint::emit(&out);
+    if unread > 0 {
+        // Interrupted before everything was read: the exit code says so even when stdout is gone.
+        return Err(exit::Interrupted {
+            signal: exit::shutdown_signal().unwrap_or(libc::SIGINT),
+            committed: summary.batches.iter().map(|b| b.files as u64).sum(),
+            unread,
+        }
+        .into());
+    }
+    printed
+}
+
+/// Writes the JSON run summary for schedulers.
+fn write_summary(report: &summary::RunSummaryReport, path: &std::path::Path) -> anyhow::Result<()> {
+    report
+        .write_json(path)
+        .with_context(|| format!("while writing the run summary to {}", path.display()))
+}
+
+/// Everything `run` opens before its first batch: the configuration, landing, bronze, the checkpoint, the
+/// datasets and the metrics endpoint.
+///
+/// # Errors
+/// Any of those failing; a usage error for `--fetch` with a bounded mode.
+async fn start(
+    args: &RunArgs,
+    cancel: CancellationToken,
+) -> anyhow::Result<(Context, Vec<String>)> {
     let mut config = load_config(&args.locations)?;
-    apply_run_overrides(&mut config, &args);
+    apply_run_overrides(&mut config, args);
     config
         .validate()
         .context("while validating the configuration")?;
+    if args.fetch.is_some() && matches!(args.mode, RunMode::Once | RunMode::AvailableNow) {
+        return Err(UsageError(
+            "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
+             backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
+                .into(),
+        )
+        .into());
+    }
     // `fetch` and `generate` still create landing: they write into it.
     require_local_landing(&config.landing)?;
+    if let Some(dir) = local_landing(&config.bronze) {
+        require_creatable_dir("bronze", std::path::Path::new(dir))?;
+    }
+    require_creatable_dir("checkpoint", &config.checkpoint)?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
@@ -415,103 +582,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             .with_context(|| format!("while binding the metrics endpoint to {addr}"))?;
         tracing::info!("metrics on http://{bound}/metrics (health: /healthz, /readyz)");
     }
-    let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
-    let fetcher = match args.fetch {
-        None => None,
-        Some(_) if bounded => {
-            return Err(UsageError(
-                "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
-                 backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
-                    .into(),
-            )
-            .into())
-        }
-        Some(FetchSource::Gharchive) => {
-            let follow = follow_args(&args, &ctx.config)?;
-            crate::metrics::init_source("gharchive");
-            let cancel = ctx.cancel.clone();
-            let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
-            Some(tokio::spawn(async move {
-                let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
-                if let Err(e) = &r {
-                    tracing::error!(error = format!("{e:#}"), "fetching GH Archive stopped; stopping the run");
-                    cancel.cancel();
-                }
-                r
-            }))
-        }
-    };
-    let started_at = chrono::Utc::now();
-    let progress_done = CancellationToken::new();
-    let progress = bounded.then(|| {
-        tokio::spawn(progress::show(
-            datasets.clone(),
-            quiet,
-            progress_done.clone(),
-        ))
-    });
-    let result = modes::run(ctx.clone(), args.mode, datasets).await;
-    progress_done.cancel();
-    if let Some(f) = fetcher {
-        ctx.cancel.cancel();
-        match f.await.expect("the fetch task does not panic") {
-            Ok(summary) => println!("fetch: {summary}"),
-            Err(e) => return Err(e.context("while fetching GH Archive into landing")),
-        }
-    }
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    // The summary of a bounded run: printed as a table, and written as JSON for schedulers (also on failure).
-    let report = bounded.then(|| {
-        summary::RunSummaryReport::new(
-            args.mode,
-            ctx.landing.display.clone(),
-            ctx.bronze.describe(""),
-            started_at,
-            result.as_ref(),
-        )
-    });
-    if let (Some(path), Some(report)) = (&args.summary_json, &report) {
-        report
-            .write_json(path)
-            .with_context(|| format!("while writing the run summary to {}", path.display()))?;
-    }
-    let summary = result.context("while ingesting")?;
-    ctx.checkpoint
-        .flush()
-        .context("while flushing the checkpoint")?;
-    let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
-    let skipped = crate::source::listing::skipped_entries_total();
-    if skipped > 0 {
-        println!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)");
-    }
-    match args.mode {
-        RunMode::Once | RunMode::AvailableNow => {
-            for b in &summary.batches {
-                println!("{b}");
-            }
-            if summary.batches.is_empty() {
-                println!("nothing new to ingest in {}", ctx.landing.display);
-            } else {
-                if let Some(report) = &report {
-                    println!("{}", report.table());
-                }
-                println!(
-                    "bronze: {} ({rows} rows written in this run)",
-                    ctx.bronze.describe("")
-                );
-            }
-        }
-        RunMode::MicroBatch | RunMode::Continuous => {
-            println!(
-                "stopped: {} batch(es) committed, {rows} rows written to {}",
-                summary.batches.len(),
-                ctx.bronze.describe("")
-            );
-        }
-    }
-    Ok(())
+    Ok((ctx, datasets))
 }
 
 /// A mistake in how a command was invoked (a path that does not exist, a flag that does not fit the mode, a
@@ -525,6 +596,31 @@ pub(crate) fn local_landing(landing: &str) -> Option<&str> {
     landing
         .strip_prefix("file://")
         .or((!landing.contains("://")).then_some(landing))
+}
+
+/// A local directory that `run` creates when missing (bronze, the checkpoint) must be a directory, or be
+/// creatable as one: a file there (or above it) would fail with a bare `File exists` or `Not a directory`.
+/// `what` names it and its flag/key (`bronze`, `checkpoint`).
+///
+/// # Errors
+/// [`UsageError`] naming the path and the file in the way.
+pub(crate) fn require_creatable_dir(what: &str, dir: &std::path::Path) -> Result<(), UsageError> {
+    // The nearest part of the path that exists must be a directory.
+    match dir.ancestors().find(|p| p.exists()) {
+        Some(p) if !p.is_dir() => Err(UsageError(if p == dir {
+            format!(
+                "{what} {} is not a directory (check --{what} or `{what}` in lander.toml)",
+                dir.display()
+            )
+        } else {
+            format!(
+                "{what} {} cannot be created: {} is not a directory (check --{what} or `{what}` in lander.toml)",
+                dir.display(),
+                p.display()
+            )
+        })),
+        _ => Ok(()),
+    }
 }
 
 /// A local landing must exist: a mistyped path would otherwise be created empty (or listed as empty) and the
@@ -541,22 +637,4 @@ pub(crate) fn require_local_landing(landing: &str) -> Result<(), UsageError> {
     }
 }
 
-/// Maps an error chain to the process exit code: 2 for configuration/usage errors, 1 otherwise.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    for cause in e.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return 2;
-        }
-        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
-            return 2;
-        }
-        if let Some(crate::Error::Config(_)) = cause.downcast_ref::<crate::Error>() {
-            return 2;
-        }
-        // A bad fetch argument (e.g. a --dataset that `run` would never read) is a usage error too.
-        if let Some(crate::fetch::FetchError::InvalidArgument { .. }) = cause.downcast_ref() {
-            return 2;
-        }
-    }
-    1
-}
+pub use exit::exit_code;

@@ -14,8 +14,10 @@ use crate::modes::{BatchReport, RunMode, RunSummary};
 pub struct DatasetSummary {
     /// Batches committed.
     pub batches: u64,
-    /// Files read (including failed ones).
+    /// Files read and committed (including failed ones).
     pub files: u64,
+    /// Files planned but left unread because the run was interrupted (the next run reads them).
+    pub files_unread: u64,
     /// Rows written to bronze.
     pub rows: u64,
     /// Duplicates dropped.
@@ -59,11 +61,15 @@ impl DatasetSummary {
 /// The whole run, as written by `--summary-json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummaryReport {
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, or `interrupted` (a signal stopped the run before it read every file: `files` were
+    /// committed, `files_unread` were not).
     pub status: &'static str,
     /// The error, when `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The signal, when `interrupted` (`SIGINT`, `SIGTERM`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<String>,
     /// Run mode.
     pub mode: RunMode,
     /// Landing location.
@@ -83,13 +89,15 @@ pub struct RunSummaryReport {
 }
 
 impl RunSummaryReport {
-    /// Builds the report of a run that ended with `result`.
+    /// Builds the report of a run that ended with `result` (the error as printed, when it failed, start-up
+    /// included); `signal` is the shutdown signal received, if any: a run that left files unread reports it.
     pub fn new(
         mode: RunMode,
         landing: String,
         bronze: String,
         started_at: DateTime<Utc>,
-        result: Result<&RunSummary, &crate::Error>,
+        result: Result<&RunSummary, String>,
+        signal: Option<i32>,
     ) -> Self {
         let finished_at = Utc::now();
         let seconds = ((finished_at - started_at).num_microseconds().unwrap_or(0) as f64) / 1e6;
@@ -104,16 +112,27 @@ impl RunSummaryReport {
                     datasets.entry(b.dataset.clone()).or_default().add(b);
                     total.add(b);
                 }
+                for (d, n) in &s.unread {
+                    datasets.entry(d.clone()).or_default().files_unread = *n;
+                    total.files_unread += n;
+                }
                 None
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(e),
         };
+        let interrupted = error.is_none() && total.files_unread > 0;
         datasets.values_mut().for_each(DatasetSummary::finish);
         total.seconds = seconds;
         total.finish();
         Self {
-            status: if error.is_none() { "ok" } else { "failed" },
+            status: match (&error, interrupted) {
+                (Some(_), _) => "failed",
+                (None, true) => "interrupted",
+                (None, false) => "ok",
+            },
             error,
+            interrupted_by: interrupted
+                .then(|| crate::cli::exit::signal_name(signal.unwrap_or(libc::SIGINT))),
             mode,
             landing,
             bronze,
@@ -125,10 +144,12 @@ impl RunSummaryReport {
         }
     }
 
-    /// The summary table (datasets as rows, plus a total row when there are several).
+    /// The summary table (datasets as rows, plus a total row when there are several); an `unread` column when
+    /// the run was interrupted.
     pub fn table(&self) -> String {
+        let unread = self.total.files_unread > 0;
         let mut t = Table::new();
-        t.load_style(ASCII_MARKDOWN).set_header([
+        let mut header = vec![
             "dataset",
             "batches",
             "files",
@@ -140,9 +161,13 @@ impl RunSummaryReport {
             "input",
             "seconds",
             "MB/s",
-        ]);
+        ];
+        if unread {
+            header.insert(3, "unread");
+        }
+        t.load_style(ASCII_MARKDOWN).set_header(header);
         let mut row = |name: &str, d: &DatasetSummary| {
-            t.add_row([
+            let mut cells = vec![
                 name.to_string(),
                 d.batches.to_string(),
                 d.files.to_string(),
@@ -154,7 +179,11 @@ impl RunSummaryReport {
                 indicatif::HumanBytes(d.input_bytes).to_string(),
                 format!("{:.2}", d.seconds),
                 format!("{:.1}", d.mb_per_s),
-            ]);
+            ];
+            if unread {
+                cells.insert(3, d.files_unread.to_string());
+            }
+            t.add_row(cells);
         };
         for (name, d) in &self.datasets {
             row(name, d);

@@ -96,6 +96,10 @@ pub struct LineSource {
     continues_line: bool,
 }
 
+/// The UTF-8 byte order mark some editors and Windows tools write at the start of a text file: not part of the
+/// first record (the CSV decoder skips it too).
+const UTF8_BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
+
 /// Bytes read at a time while skipping the rest of an over-long line.
 const SKIM_BYTES: u64 = 64 * 1024;
 
@@ -172,7 +176,8 @@ impl LineSource {
         map_stream_error(self.gzip, &self.path, self.offset, e)
     }
 
-    /// Reads the next complete line into `buf` (cleared first, terminator stripped). Returns where it starts, or
+    /// Reads the next complete line into `buf` (cleared first, terminator stripped, and a UTF-8 BOM before the
+    /// first line of the file removed). Returns where it starts, or
     /// `None` at the end (a trailing partial line of a non-final stream is left unconsumed). Memory is bounded
     /// by `max_record_bytes`: the rest of a longer line is read and dropped up to its newline, and only its
     /// first [`TOO_LONG_HEAD_BYTES`] bytes stay in `buf` ([`LineInfo::too_long`] gives its length).
@@ -235,6 +240,11 @@ impl LineSource {
                     content -= 1;
                 }
             }
+        }
+        // Offset 0 is the start of the file (plain) or of the decompressed stream (gzip): only there a BOM is one.
+        if start == 0 && !continuation && buf.starts_with(UTF8_BOM) {
+            buf.drain(..UTF8_BOM.len());
+            content -= UTF8_BOM.len() as u64;
         }
         let too_long = (content > self.max_record_bytes).then_some(content);
         if too_long.is_some() {
@@ -302,5 +312,62 @@ pub fn map_stream_error(gzip: bool, path: &str, offset: u64, e: std::io::Error) 
     DecodeError::Read {
         path: path.to_string(),
         source: e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn read_all(data: &[u8], gzip: bool, start_offset: u64) -> Vec<(u64, Vec<u8>)> {
+        let bytes = if gzip {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).expect("gz");
+            e.finish().expect("gz")
+        } else {
+            data[start_offset as usize..].to_vec()
+        };
+        let input = DecodeInput {
+            path: "ds/f".into(),
+            start_offset,
+            start_line: 0,
+            gzip,
+            is_final: true,
+            ingested_at: 0,
+            file_bytes: bytes.len() as u64,
+            limits: Limits::default(),
+            continues_line: false,
+        };
+        let mut s = LineSource::new(Box::new(std::io::Cursor::new(bytes)), &input).expect("src");
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(at) = s.next_line(&mut buf).expect("read") {
+            out.push((at.offset, buf.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_bom_before_the_first_line_is_not_part_of_it() {
+        let bom = "\u{feff}";
+        let first = br#"{"a":1}"#.to_vec();
+        for gzip in [false, true] {
+            for (text, nl) in [("\n", 1), ("\r\n", 2)] {
+                let data = format!("{bom}{{\"a\":1}}{text}{bom}{{\"b\":2}}{text}");
+                let lines = read_all(data.as_bytes(), gzip, 0);
+                assert_eq!(lines.len(), 2, "{data:?}");
+                assert_eq!(lines[0], (0, first.clone()), "gzip {gzip}");
+                // Only the file's start is a byte order mark: elsewhere the bytes belong to the record.
+                assert_eq!(lines[1].0, 3 + 7 + nl);
+                assert!(lines[1].1.starts_with(bom.as_bytes()), "gzip {gzip}");
+            }
+        }
+        // A plain file resumed past its start: a line there is taken as it is.
+        let data = format!("x\n{bom}{{\"a\":1}}\n");
+        let lines = read_all(data.as_bytes(), false, 2);
+        assert_eq!(lines[0].0, 2);
+        assert!(lines[0].1.starts_with(bom.as_bytes()));
     }
 }

@@ -23,7 +23,7 @@ pub mod continuous;
 mod stage;
 pub mod verify;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -57,6 +57,25 @@ pub struct RunSummary {
     pub batches: Vec<BatchReport>,
     /// Datasets that had nothing new (in `once`/`available-now`).
     pub idle_datasets: Vec<String>,
+    /// Per dataset, the files a bounded run planned but did not read because shutdown was requested (an
+    /// abandoned batch, batches not started); datasets that read everything are absent.
+    pub unread: BTreeMap<String, u64>,
+}
+
+impl RunSummary {
+    /// Files left unread because of shutdown, over all datasets: a bounded run with any was interrupted.
+    pub fn files_unread(&self) -> u64 {
+        self.unread.values().sum()
+    }
+}
+
+/// What a bounded mode did for one dataset.
+#[derive(Debug, Default)]
+struct DatasetRun {
+    /// Committed batches.
+    reports: Vec<BatchReport>,
+    /// Files planned but not read because shutdown was requested.
+    unread: u64,
 }
 
 /// Datasets to process: the configured ones that have a directory in landing (or all configured ones when
@@ -144,7 +163,9 @@ pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<R
             let r = match mode {
                 RunMode::Once => run_once(&ctx, &ds).await,
                 RunMode::AvailableNow => run_available_now(&ctx, &ds).await,
-                RunMode::MicroBatch => run_micro_batch(&ctx, &ds).await,
+                RunMode::MicroBatch => run_micro_batch(&ctx, &ds)
+                    .await
+                    .map(|reports| DatasetRun { reports, unread: 0 }),
                 RunMode::Continuous => unreachable!("handled above"),
             };
             (ds, r)
@@ -155,8 +176,13 @@ pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<R
     while let Some(joined) = set.join_next().await {
         let (ds, r) = joined.expect("dataset tasks do not panic");
         match r {
-            Ok(reports) if reports.is_empty() => summary.idle_datasets.push(ds),
-            Ok(reports) => summary.batches.extend(reports),
+            Ok(d) if d.reports.is_empty() && d.unread == 0 => summary.idle_datasets.push(ds),
+            Ok(d) => {
+                summary.batches.extend(d.reports);
+                if d.unread > 0 {
+                    summary.unread.insert(ds, d.unread);
+                }
+            }
             Err(e) => {
                 tracing::error!(dataset = %ds, error = %e, "dataset stopped");
                 ctx.cancel.cancel();
@@ -209,12 +235,22 @@ async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error
             return Ok(plan.files);
         }
         if tokio::time::Instant::now() >= deadline || ctx.cancel.is_cancelled() {
-            tracing::warn!(
-                dataset = ds,
-                files = %plan.not_ready.join(", "),
-                "files still changing after waiting {}; a later run reads them",
-                humantime::format_duration(started.elapsed())
-            );
+            let (future, changing) = modified_in_the_future(ctx, plan.not_ready).await;
+            if !future.is_empty() {
+                tracing::warn!(
+                    dataset = ds,
+                    files = %future.join(", "),
+                    "files modified in the future (a writer's clock ahead of this host's, or a time set by hand): a run after that time, plus the settle time, reads them"
+                );
+            }
+            if !changing.is_empty() {
+                tracing::warn!(
+                    dataset = ds,
+                    files = %changing.join(", "),
+                    "files still changing after waiting {}; a later run reads them",
+                    humantime::format_duration(started.elapsed())
+                );
+            }
             return Ok(plan.files);
         }
         if !waiting {
@@ -235,24 +271,59 @@ async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error
     }
 }
 
-async fn run_once(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+/// Splits files that are not ready (landing-relative paths) into those whose modification time lies in the
+/// future, each shown as `path (modified <time>)`, and the others (still changing). A file that cannot be
+/// looked at again counts as changing.
+async fn modified_in_the_future(
+    ctx: &Context,
+    not_ready: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    use object_store::ObjectStoreExt as _;
+    let now = Utc::now();
+    let (mut future, mut changing) = (Vec::new(), Vec::new());
+    for rel in not_ready {
+        match ctx.landing.store.head(&ctx.landing.path(&rel)).await {
+            Ok(meta) if meta.last_modified > now => future.push(format!(
+                "{rel} (modified {})",
+                meta.last_modified.format("%Y-%m-%dT%H:%M:%SZ")
+            )),
+            _ => changing.push(rel),
+        }
+    }
+    (future, changing)
+}
+
+async fn run_once(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {
     let files = plan_bounded(ctx, ds).await?;
-    if files.is_empty() || ctx.cancel.is_cancelled() {
-        return Ok(Vec::new());
+    let planned = files.len() as u64;
+    if ctx.cancel.is_cancelled() {
+        return Ok(DatasetRun {
+            reports: Vec::new(),
+            unread: planned,
+        });
+    }
+    if files.is_empty() {
+        return Ok(DatasetRun::default());
     }
     tracing::info!(
         dataset = ds,
         files = files.len(),
         "ingesting everything new as one batch"
     );
-    Ok(batch::run_batch(ctx, ds, files)
-        .await?
-        .into_iter()
-        .inspect(log_report)
-        .collect())
+    let mut out = DatasetRun::default();
+    match batch::run_batch(ctx, ds, files).await? {
+        Some(r) => {
+            log_report(&r);
+            out.reports.push(r);
+        }
+        // No report and shutdown requested: the batch was abandoned before publishing, its files unread.
+        None if ctx.cancel.is_cancelled() => out.unread = planned,
+        None => {}
+    }
+    Ok(out)
 }
 
-async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+async fn run_available_now(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {
     let files = plan_bounded(ctx, ds).await?;
     let batches = split_batches(
         files,
@@ -260,13 +331,16 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, 
         ctx.config.max_bytes_per_batch,
     );
     let total = batches.len();
-    let mut out = Vec::new();
-    for (i, files) in batches.into_iter().enumerate() {
+    let mut out = DatasetRun::default();
+    let mut batches = batches.into_iter().enumerate();
+    while let Some((i, files)) = batches.next() {
         if ctx.cancel.is_cancelled() {
+            out.unread = files.len() as u64 + batches.map(|(_, f)| f.len() as u64).sum::<u64>();
             tracing::info!(
                 dataset = ds,
                 done = i,
                 total,
+                unread = out.unread,
                 "shutdown: stopping between batches"
             );
             break;
@@ -278,9 +352,18 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, 
             files = files.len(),
             "available-now batch"
         );
-        if let Some(r) = batch::run_batch(ctx, ds, files).await? {
-            log_report(&r);
-            out.push(r);
+        let planned = files.len() as u64;
+        match batch::run_batch(ctx, ds, files).await? {
+            Some(r) => {
+                log_report(&r);
+                out.reports.push(r);
+            }
+            // Abandoned before publishing: this batch's files and every later batch's stay unread.
+            None if ctx.cancel.is_cancelled() => {
+                out.unread = planned + batches.map(|(_, f)| f.len() as u64).sum::<u64>();
+                break;
+            }
+            None => {}
         }
     }
     Ok(out)

@@ -544,13 +544,48 @@ fn export_then_import_round_trips_the_store() {
         "after the migration the stats match the original store"
     );
 
-    // Over an existing store: its content is replaced.
-    cp_ok(&wd, &["reset", "--all", "--yes"]);
-    assert!(cp_json(&wd, &["list"])
-        .as_array()
-        .expect("array")
-        .is_empty());
-    let out = cp_ok(&wd, &["import", "--input", &state.display().to_string()]);
+    // Over an existing store: refused without --yes (from a file and from stdin, with the store full and with
+    // its file records forgotten but its batches still there), then replaced with it.
+    let input = state.display().to_string();
+    let before = cp_ok(&wd, &["export"]);
+    for forget in [false, true] {
+        if forget {
+            cp_ok(&wd, &["reset", "--all", "--yes"]);
+        }
+        let files = if forget { 0 } else { 6 };
+        let by_file = cp(&wd, &["import", "--input", &input]);
+        let mut args = vec!["checkpoint".to_string(), "import".into()];
+        args.extend(wd.location_args());
+        let by_stdin = wd
+            .cmd()
+            .args(&args)
+            .stdin(Stdio::from(std::fs::File::open(&state).expect("open")))
+            .output()
+            .expect("spawn");
+        for out in [by_file, by_stdin] {
+            assert_fails(
+                &out,
+                2,
+                &[
+                    "is not empty",
+                    &format!("({files} file record(s)"),
+                    "pass --yes",
+                ],
+            );
+        }
+        assert_eq!(
+            cp_json(&wd, &["list"]).as_array().expect("array").len(),
+            files
+        );
+        if !forget {
+            assert_eq!(
+                cp_ok(&wd, &["export"]),
+                before,
+                "a refused import changes nothing"
+            );
+        }
+    }
+    let out = cp_ok(&wd, &["import", "--input", &input, "--yes"]);
     assert!(
         out.contains(&format!("imported {} key(s)", lines.len())),
         "{out}"

@@ -335,3 +335,88 @@ pub fn run_measured(w: &Workdir, args: &[String]) -> (std::process::Output, u64)
     };
     (out, peak)
 }
+
+/// A `lander` process started in the background, with its stdout and stderr in files of the workdir (read
+/// while it runs, e.g. to send a signal once the log shows a batch under way). Killed if the test fails.
+pub struct Background {
+    child: Option<std::process::Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Background {
+    /// Starts `lander <args>` in `w` (`RUST_LOG=lander=info`); `name` names its output files.
+    pub fn start(w: &Workdir, name: &str, args: &[String]) -> Self {
+        let stdout = w.path().join(format!("{name}.stdout"));
+        let stderr = w.path().join(format!("{name}.stderr"));
+        let file = |p: &Path| std::fs::File::create(p).expect("output file");
+        let child = w
+            .cmd()
+            .args(args)
+            .stdout(file(&stdout))
+            .stderr(file(&stderr))
+            .spawn()
+            .expect("spawn lander");
+        Self {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits (at most `timeout`) until its log contains `needle`; panics with the log otherwise.
+    pub fn wait_for_log(&self, needle: &str, timeout: std::time::Duration) {
+        if !wait_until(timeout, || self.log().contains(needle)) {
+            panic!(
+                "no {needle:?} in the log after {timeout:?}:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Sends `signal` (`libc::SIGINT`, `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Waits for the exit (at most 30 s); returns (status, stdout, stderr).
+    pub fn wait(mut self) -> (std::process::ExitStatus, String, String) {
+        let mut child = self.child.take().expect("running");
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("lander did not exit within 30 s:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        (status, read(&self.stdout), read(&self.stderr))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A stdout whose reader is already gone: every write to it fails with a broken pipe (EPIPE).
+pub fn closed_stdout() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    std::process::Stdio::from(writer)
+}

@@ -170,3 +170,52 @@ fn version_names_the_commit_and_build_date() {
         assert!(in_git.is_ok_and(|s| s.success()), "{hash} is not a commit");
     }
 }
+
+/// Durations are shown as an operator writes them, whichever source set them (file, variable, flag, default),
+/// in the text and the JSON output; never humantime's `1month 4days 13h 26m 24s` for `35d`.
+#[test]
+fn config_check_prints_durations_as_written() {
+    let wd = Workdir::new();
+    std::fs::write(
+        wd.path().join("lander.toml"),
+        "dedup_horizon = \"35d\"\nmax_file_age = \"400d\"\n",
+    )
+    .expect("write");
+    let args = ["config", "check", "--interval", "90s"];
+    let run = |json: bool| {
+        let mut a = args.to_vec();
+        if json {
+            a.push("--json");
+        }
+        let out = wd
+            .cmd()
+            .args(&a)
+            .env("LANDER_POLL_INTERVAL", "36h")
+            .output()
+            .expect("spawn");
+        assert_success(&out, &a, wd.path());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report: Value = serde_json::from_str(&run(true)).expect("json");
+    let text = run(false);
+    for (key, shown, source) in [
+        ("dedup_horizon", "35d", "file"),
+        ("max_file_age", "400d", "file"),
+        ("poll_interval", "36h", "env"),
+        ("interval", "90s", "flag"),
+        ("settle_time", "1s", "default"),
+        ("max_batch_delay", "50ms", "default"),
+        ("partial_line_timeout", "10m", "default"),
+        ("event_time_max_future", "1d", "default"),
+    ] {
+        let v = value(&report, key);
+        assert_eq!(v["value"], format!("\"{shown}\""), "{key}: {v}");
+        assert_eq!(v["source"], source, "{key}: {v}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"));
+        assert!(line.contains(&format!("\"{shown}\"")), "{line}");
+    }
+    assert!(!text.contains("month"), "{text}");
+}

@@ -9,6 +9,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike};
 
 use crate::common::*;
+use crate::hostile::{quarantine, run_once_ok};
 
 /// Decompressed lines of a gzip file.
 pub fn gz_lines(path: &Path) -> Vec<Vec<u8>> {
@@ -544,4 +545,64 @@ fn once_waits_for_a_file_copied_just_before() {
         "{stderr}"
     );
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 7427);
+}
+
+/// A UTF-8 byte order mark before the first line of an NDJSON file (gzip or plain, every GH Archive shape) is
+/// skipped, as the CSV decoder skips it: bronze then holds exactly what the same files without the mark give,
+/// and nothing is quarantined. A mark inside the file is data (quarantined as not JSON).
+#[test]
+fn a_bom_before_the_first_ndjson_line_is_skipped() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let land = |w: &Workdir, bom: &[u8]| {
+        for (i, name) in GHARCHIVE_FILES.iter().enumerate().take(4) {
+            let mut lines = gz_lines(&gharchive(name));
+            lines.truncate(4);
+            let first = [bom, &lines[0]].concat();
+            w.land_bytes(
+                "gharchive",
+                &format!("s{i}.json.gz"),
+                &gzip(&[first, lines[1].clone()]),
+            );
+            let plain: Vec<u8> = [bom]
+                .into_iter()
+                .chain(lines[2..].iter().flat_map(|l| [l.as_slice(), b"\n"]))
+                .flatten()
+                .copied()
+                .collect();
+            w.land_bytes("gharchive", &format!("s{i}.json"), &plain);
+        }
+    };
+    let (marked, plain) = (Workdir::new(), Workdir::new());
+    land(&marked, BOM);
+    land(&plain, b"");
+    for w in [&marked, &plain] {
+        run_once_ok(w, &[]);
+        assert!(
+            quarantine(w, "gharchive").is_empty(),
+            "{:?}",
+            quarantine(w, "gharchive")
+        );
+        assert_eq!(count_rows(&w.bronze().join("gharchive")), 16);
+    }
+    for column in ["event_key", "type", "payload"] {
+        let sorted = |w: &Workdir| {
+            let mut v = string_column(&w.bronze().join("gharchive"), column);
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&marked), sorted(&plain), "column {column}");
+    }
+    // Not at the start of the file: the mark is part of the line, which is then not JSON.
+    let w = Workdir::new();
+    let lines = gz_lines(&gharchive("2015-01-01-0.json.gz"));
+    let inside = gzip(&[lines[0].clone(), [BOM, &lines[1]].concat()]);
+    w.land_bytes("gharchive", "inside.json.gz", &inside);
+    run_once_ok(&w, &[]);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1);
+    let q = quarantine(&w, "gharchive");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].line, q[0].raw.starts_with(BOM)), (2, true), "{q:?}");
 }

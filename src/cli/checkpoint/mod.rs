@@ -26,7 +26,7 @@ mod reset;
 mod show;
 mod stats;
 mod table;
-pub(super) use table::{fmt_time, human_bytes};
+pub(super) use table::{fmt_duration, fmt_time, human_bytes};
 mod transfer;
 mod verify;
 pub mod views;
@@ -189,6 +189,9 @@ pub struct ImportArgs {
     /// Read the export from this file instead of stdin.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Replace a checkpoint that is not empty (everything it holds is lost: `export` it first to keep a copy).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Checkpoint subcommands.

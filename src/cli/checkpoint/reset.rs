@@ -5,7 +5,6 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use anyhow::{bail, Context as _};
 
 use super::show::{file_table, resolve_file};
-use super::stats::format_horizon;
 use super::{blocking, emit, emit_json, file_json, open_read, open_write, ResetArgs, ResetJson};
 use crate::checkpoint::{CheckpointError, CheckpointStore, FileRecord};
 use crate::cli::load_config;
@@ -101,6 +100,6 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
     emit(&format!(
         "forgot {} file(s); the next run reads them again and dedup drops records already in bronze (within the dedup horizon, {})\n",
         forgotten.len(),
-        format_horizon(config.dedup_horizon)
+        super::fmt_duration(config.dedup_horizon)
     ))
 }

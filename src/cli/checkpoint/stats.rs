@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 
-use super::table::{fmt_time, human_bytes, kv_block, Table};
+use super::table::{fmt_duration, fmt_time, human_bytes, kv_block, Table};
 use super::{blocking, emit, emit_json, open_read, DatasetStatsJson, StatsArgs, StatsJson};
 use crate::checkpoint::{CheckpointStore, FileStatus, SCHEMA_VERSION};
 use crate::cli::load_config;
@@ -27,16 +27,6 @@ pub(super) async fn stats(a: StatsArgs) -> anyhow::Result<()> {
         return emit_json(&doc);
     }
     emit(&render_stats(&doc))
-}
-
-/// A horizon in whole days as `35d` (humantime would say `1month 4days 13h 26m 24s`), anything else as
-/// humantime does.
-pub(super) fn format_horizon(d: Duration) -> String {
-    if d.as_secs() > 0 && d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
-        format!("{}d", d.as_secs() / 86_400)
-    } else {
-        humantime::format_duration(d).to_string()
-    }
 }
 
 /// The dedup index size of `ds`, read from its run files without loading or cleaning them.
@@ -97,7 +87,7 @@ fn compute_stats(
             dedup_watermark: store
                 .watermark(&ds)?
                 .and_then(DateTime::from_timestamp_micros),
-            dedup_horizon: format_horizon(horizon),
+            dedup_horizon: fmt_duration(horizon),
             dedup_horizon_secs: horizon.as_secs(),
             in_flight_batch: store.intent(&ds)?.map(|i| i.id),
             csv_columns: store.schema(&ds)?.map(|s| s.columns.len()),

@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _};
 
 use super::{blocking, emit, open_read, open_write, ExportArgs, ExportLine, ImportArgs};
 use crate::checkpoint::{CheckpointStore, SCHEMA_VERSION};
-use crate::cli::load_config;
+use crate::cli::{load_config, UsageError};
 
 /// The export line of one key/value: JSON values are embedded verbatim when that round-trips byte for byte.
 fn export_line(key: &[u8], value: &[u8]) -> ExportLine {
@@ -116,6 +116,9 @@ pub(super) async fn import(a: ImportArgs) -> anyhow::Result<()> {
     })
     .await?;
     let store = open_write(&config, "import into it").await?;
+    if !a.yes {
+        refuse_to_replace(&store, &config.checkpoint).await?;
+    }
     let n = entries.len();
     blocking(move || -> Result<(), crate::Error> {
         store.import(&entries)?;
@@ -139,6 +142,35 @@ pub(super) async fn import(a: ImportArgs) -> anyhow::Result<()> {
         "imported {n} key(s) into {}\n",
         config.checkpoint.display()
     ))
+}
+
+/// Without `--yes`, an import only goes into an empty checkpoint: it replaces every key, and the files a
+/// non-empty one records would be read again (their records deduplicated only within the horizon).
+///
+/// # Errors
+/// [`UsageError`] (exit 2) naming what the checkpoint holds; checkpoint read failures.
+async fn refuse_to_replace(store: &CheckpointStore, dir: &std::path::Path) -> anyhow::Result<()> {
+    let s = store.clone();
+    let (keys, files) = blocking(move || -> Result<_, crate::Error> {
+        // `meta/` keys (the format version) are in every store, even one that never ingested anything.
+        let keys = s
+            .export()?
+            .iter()
+            .filter(|(k, _)| !k.starts_with(b"meta/"))
+            .count();
+        Ok((keys, s.files(None)?.len()))
+    })
+    .await
+    .context("while reading the checkpoint")?;
+    if keys == 0 {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "checkpoint {} is not empty ({files} file record(s), {keys} key(s)): import replaces all of it; pass --yes \
+         to replace it (`lander checkpoint export` first keeps a copy)",
+        dir.display()
+    ))
+    .into())
 }
 
 #[cfg(test)]

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Checks that docker/Dockerfile's build stage copies everything the build needs, without a container engine.
+#
+# It reads the COPY lines of the first stage (up to the next FROM), copies exactly those paths from the build
+# context (the repository root, as docker-compose.yml's `context: ..`) into a scratch directory laid out as the
+# stage's WORKDIR, and compiles the crate there (`cargo test --no-run --locked --lib --bins`): a file the stage forgets (build.rs,
+# a module outside src/, a file that include_str! reads) fails here as it fails `docker build`. `check` rather
+# than the stage's `cargo build --release`: it catches the same missing files and reuses the test build.
+#
+# Usage: scripts/check-dockerfile.sh [Dockerfile]   (default docker/Dockerfile)
+# The scratch directory lives under $CARGO_TARGET_DIR/dockerfile-check (default ~/.cache/lander-target); the build
+# shares $CARGO_TARGET_DIR with the test build (needs JAVA_HOME for the `hdrs` feature, as the tests do).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+context=$PWD
+dockerfile=${1:-docker/Dockerfile}
+check_dir="${CARGO_TARGET_DIR:-$HOME/.cache/lander-target}/dockerfile-check"
+root="$check_dir/context"
+
+fail() {
+  echo "check-dockerfile: $*" >&2
+  exit 1
+}
+
+[ -f "$dockerfile" ] || fail "$dockerfile does not exist"
+rm -rf "$root"
+mkdir -p "$root"
+
+workdir=/
+stage=0
+copies=0
+saw_build=0
+# Continuation lines (a trailing backslash) are joined first.
+set -f # no globbing of the instructions' words
+while IFS= read -r line; do
+  # shellcheck disable=SC2086 # the instruction's words, split on purpose
+  set -- $line
+  [ $# -gt 0 ] || continue
+  instruction=$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')
+  shift
+  case "$instruction" in
+    FROM)
+      stage=$((stage + 1))
+      [ "$stage" -gt 1 ] && break
+      ;;
+    WORKDIR)
+      case "$1" in
+        /*) workdir=$1 ;;
+        *) workdir="${workdir%/}/$1" ;;
+      esac
+      ;;
+    COPY | ADD)
+      args=()
+      for a in "$@"; do
+        case "$a" in
+          --from=*) fail "the build stage copies from another stage ($line): not supported by this check" ;;
+          --*) ;;
+          *) args+=("$a") ;;
+        esac
+      done
+      [ ${#args[@]} -ge 2 ] || fail "cannot read: $line"
+      dest=${args[-1]}
+      unset 'args[-1]'
+      case "$dest" in
+        /*) target="$root$dest" ;;
+        *) target="$root${workdir%/}/$dest" ;;
+      esac
+      for src in "${args[@]}"; do
+        [ -e "$context/$src" ] || fail "$dockerfile copies $src, which is not in the build context"
+        if [ ${#args[@]} -gt 1 ] || [[ "$dest" == */ ]]; then
+          # Several sources, or a destination ending in /: copied into the directory.
+          mkdir -p "$target"
+          cp -a "$context/$src" "$target/"
+        else
+          mkdir -p "$(dirname "$target")"
+          cp -a "$context/$src" "$target"
+        fi
+        copies=$((copies + 1))
+      done
+      ;;
+    RUN)
+      case "$*" in *"cargo build"*) saw_build=1 ;; esac
+      ;;
+  esac
+done < <(sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' "$dockerfile")
+
+[ "$copies" -gt 0 ] || fail "no COPY line in the build stage of $dockerfile"
+[ "$saw_build" = 1 ] || fail "the build stage of $dockerfile runs no cargo build: update this check"
+crate="$root${workdir%/}"
+[ -f "$crate/Cargo.toml" ] || fail "the build stage does not copy Cargo.toml into its WORKDIR $workdir"
+echo "check-dockerfile: $copies path(s) copied as $dockerfile's build stage does; cargo check --locked in $crate"
+# No git repository around the copy (as in the image): build.rs must cope, and does (commit `unknown`).
+# The test build's own target directory and features (the README's test command): every dependency is already
+# compiled there, so only lander itself is (a separate target directory cost a cold build of every crate, ~25
+# minutes on 2 busy cores). `--lib --bins` in test mode builds no plain binary, so the binary the integration tests
+# run is never replaced by this copy's.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lander-target}" cargo test --no-run --locked --quiet \
+  --features failpoints,hdrs --lib --bins --manifest-path "$crate/Cargo.toml" \
+  || fail "the crate does not compile from what $dockerfile copies (a file its build stage misses?)"
+echo "check-dockerfile: ok"
