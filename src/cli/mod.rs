@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +151,9 @@ pub struct RunArgs {
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
     #[arg(long)]
     pub follow_symlinks: bool,
+    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet [default: parquet].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
+    pub table_format: Option<crate::config::TableFormat>,
     /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_record_bytes: Option<u64>,
@@ -274,7 +278,8 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
         max_decompression_ratio,
         event_time_min,
         event_time_max_future,
-        partial_line_timeout
+        partial_line_timeout,
+        table_format
     );
     if a.metrics_addr.is_some() {
         config.metrics_addr = a.metrics_addr.clone();
@@ -389,6 +394,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
         bronze,
         checkpoint,
         cancel,
+        tables: Default::default(),
     };
     let datasets = modes::datasets_in_landing(&ctx, &args.datasets)
         .await

@@ -19,6 +19,7 @@
 
 pub mod batch;
 mod commit;
+mod delta;
 pub mod continuous;
 mod stage;
 pub mod verify;

@@ -20,10 +20,13 @@ use crate::decode::{
     DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, LineSource, QuarantineRecord,
 };
 use crate::dedup::Deduper;
-use crate::sink::parquet::{delete_prefix, encode_quarantine, put_staged, upload_parts};
+use crate::sink::parquet::{
+    delete_matching, delete_prefix, encode_quarantine, put_staged, upload_parts,
+};
 use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
+use crate::table::TableFormat;
 use crate::Error;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
@@ -69,6 +72,8 @@ pub(super) struct Staged {
     pub(super) parts: Vec<WrittenFile>,
     pub(super) min_time: Option<i64>,
     pub(super) max_time: Option<i64>,
+    /// The Arrow schema of the data parts (the Delta table's schema, without partition columns).
+    pub(super) schema: Option<arrow::datatypes::SchemaRef>,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -106,7 +111,6 @@ pub(super) async fn stage_batch(
     mut files: Vec<LandingFile>,
 ) -> Result<Option<StagedBatch>, Error> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
-    let ingested_at = intent.started_at.timestamp_micros();
     let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
     let mut reject = |files: &mut Vec<LandingFile>, i: usize, e: DecodeError| {
         let f = files.remove(i);
@@ -123,17 +127,17 @@ pub(super) async fn stage_batch(
                 continue;
             }
         };
-        match stage(ctx, dataset, id, &files, &decoder, ingested_at).await {
+        match stage(ctx, intent, &files, &decoder).await {
             Ok(s) => {
                 staged = Some((s, inferred));
                 break;
             }
             Err(AttemptError::FileFailed(i, e)) => {
-                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                discard_attempt(ctx, intent).await?;
                 reject(&mut files, i, e);
             }
             Err(AttemptError::Cancelled) => {
-                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                discard_attempt(ctx, intent).await?;
                 clear_intent(ctx, dataset).await?;
                 tracing::info!(
                     dataset,
@@ -143,7 +147,7 @@ pub(super) async fn stage_batch(
                 return Ok(None);
             }
             Err(AttemptError::Fatal(e)) => {
-                if let Err(cleanup) = delete_prefix(&ctx.bronze, &intent.staging_prefix).await {
+                if let Err(cleanup) = discard_attempt(ctx, intent).await {
                     tracing::warn!(error = %cleanup, "could not remove staging objects; the next start will");
                 }
                 return Err(e);
@@ -173,6 +177,47 @@ pub(super) async fn stage_batch(
     }))
 }
 
+/// Whether the batch's outputs are written at their final names (Delta: a part no commit references is invisible)
+/// rather than under the staging prefix.
+pub(super) fn in_place(ctx: &Context) -> bool {
+    ctx.config.table_format == TableFormat::Delta
+}
+
+/// `-<token>`, the unique component of a batch's output names (empty for an intent without one).
+fn token_suffix(intent_token: &str) -> String {
+    if intent_token.is_empty() {
+        String::new()
+    } else {
+        format!("-{intent_token}")
+    }
+}
+
+/// The name an output is uploaded under: its final name when written in place, else `staging`.
+fn upload_name(ctx: &Context, staging: String, final_path: &str) -> String {
+    if in_place(ctx) {
+        final_path.to_string()
+    } else {
+        staging
+    }
+}
+
+/// Deletes what an abandoned attempt of the batch uploaded: its staging prefix and, when outputs are written in
+/// place, every object of the dataset (and its quarantine) whose name carries the batch's token.
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub(super) async fn discard_attempt(ctx: &Context, intent: &BatchIntent) -> Result<usize, SinkError> {
+    let mut n = delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+    if !intent.token.is_empty() {
+        let ds = &intent.dataset;
+        let mark = format!("b{:08}-{}", intent.id, intent.token);
+        for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
+            n += delete_matching(&ctx.bronze, &prefix, &mark).await?;
+        }
+    }
+    Ok(n)
+}
+
 /// Stages the quarantine of a batch: failed files copied whole, and one quarantine part with the bad records of
 /// good files plus a record per failed file. Returns every output of the batch (data parts first).
 async fn stage_quarantine(
@@ -184,15 +229,21 @@ async fn stage_quarantine(
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     let mut outputs = staged.parts.clone();
     let mut quarantine = staged.quarantine.clone();
+    let tok = token_suffix(&intent.token);
     for (f, e) in failed {
-        let dest = format!("_quarantine/{dataset}/files/b{id:08}/{}", f.path);
-        let staging = format!("{}/files/{}", intent.staging_prefix, f.path);
+        let dest = format!("_quarantine/{dataset}/files/b{id:08}{tok}/{}", f.path);
+        let staging = upload_name(
+            ctx,
+            format!("{}/files/{}", intent.staging_prefix, f.path),
+            &dest,
+        );
         copy_to_bronze(ctx, f, &staging).await?;
         outputs.push(WrittenFile {
             staging,
             final_path: dest.clone(),
             rows: 0,
             bytes: f.size,
+            time_range: None,
         });
         quarantine.push(QuarantineRecord {
             source_file: f.path.clone(),
@@ -203,8 +254,12 @@ async fn stage_quarantine(
         });
     }
     if !quarantine.is_empty() {
-        let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q.parquet");
-        let staging = format!("{}/quarantine.parquet", intent.staging_prefix);
+        let final_path = format!("_quarantine/{dataset}/part-b{id:08}{tok}-q.parquet");
+        let staging = upload_name(
+            ctx,
+            format!("{}/quarantine.parquet", intent.staging_prefix),
+            &final_path,
+        );
         let rows = quarantine.len() as u64;
         let fp = final_path.clone();
         let ingested_at = intent.started_at.timestamp_micros();
@@ -216,6 +271,7 @@ async fn stage_quarantine(
             final_path,
             rows,
             bytes: n,
+            time_range: None,
         });
     }
     Ok(outputs)
@@ -391,6 +447,7 @@ const QUARANTINE_SEQ_BASE: u32 = 1 << 31;
 fn spill_quarantine(
     dataset: &str,
     id: u64,
+    naming: &(String, bool),
     ingested_at: i64,
     spilled: &mut u32,
     records: &mut Vec<QuarantineRecord>,
@@ -398,11 +455,16 @@ fn spill_quarantine(
 ) -> Result<(), AttemptError> {
     *spilled += 1;
     let n = *spilled;
-    let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q{n}.parquet");
-    let staging = format!(
-        "{}/quarantine-{n}.parquet",
-        PartWriter::staging_prefix(dataset, id)
-    );
+    let tok = token_suffix(&naming.0);
+    let final_path = format!("_quarantine/{dataset}/part-b{id:08}{tok}-q{n}.parquet");
+    let staging = if naming.1 {
+        final_path.clone()
+    } else {
+        format!(
+            "{}/quarantine-{n}.parquet",
+            PartWriter::staging_prefix(dataset, id)
+        )
+    };
     let bytes = encode_quarantine(records, id, ingested_at, &final_path)
         .map_err(|e| AttemptError::Fatal(e.into()))?;
     let seq = QUARANTINE_SEQ_BASE + n;
@@ -411,6 +473,7 @@ fn spill_quarantine(
         final_path,
         rows: records.len() as u64,
         bytes: bytes.len() as u64,
+        time_range: None,
     };
     records.clear();
     records.shrink_to_fit();
@@ -420,15 +483,17 @@ fn spill_quarantine(
     Ok(())
 }
 
-/// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names.
+/// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names (or, for Delta, at
+/// their final names).
 pub(super) async fn stage(
     ctx: &Context,
-    dataset: &str,
-    id: u64,
+    intent: &BatchIntent,
     files: &[LandingFile],
     decoder: &Decoder,
-    ingested_at: i64,
 ) -> Result<Staged, AttemptError> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let ingested_at = intent.started_at.timestamp_micros();
+    let naming = (intent.token.clone(), in_place(ctx));
     let (order_tx, mut order_rx) =
         mpsc::channel::<(usize, mpsc::Receiver<FileMsg>)>(ctx.config.parallelism.max(1));
     let (part_tx, part_rx) = mpsc::channel::<PartEvent>(PART_CHANNEL_CAPACITY);
@@ -480,7 +545,8 @@ pub(super) async fn stage(
         let row_group_rows = ctx.config.row_group_rows;
         let target = ctx.config.target_file_bytes;
         tokio::task::spawn_blocking(move || -> Result<_, AttemptError> {
-            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target);
+            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target)
+                .with_naming(&naming.0, naming.1);
             let mut deduper = Deduper::new();
             let mut outcomes = vec![FileOutcome::default(); n];
             let mut quarantine = Vec::new();
@@ -518,6 +584,7 @@ pub(super) async fn stage(
                                 continue;
                             }
                             let tc = out.time_column;
+                            writer.set_time_column(tc);
                             let times = out
                                 .batch
                                 .column(tc)
@@ -541,6 +608,7 @@ pub(super) async fn stage(
                                 spill_quarantine(
                                     &ds,
                                     id,
+                                    &naming,
                                     ingested_at,
                                     &mut spilled,
                                     &mut quarantine,
@@ -594,5 +662,6 @@ pub(super) async fn stage(
         parts,
         min_time,
         max_time,
+        schema: Some(decoder.schema()),
     })
 }
