@@ -132,10 +132,7 @@ pub(super) async fn prepare(
 /// Checkpoint and dedup index failures.
 pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Error> {
     let Prepared {
-        commit,
-        runs,
-        keep,
-        ..
+        commit, runs, keep, ..
     } = prepared;
     let (id, dataset) = (commit.batch.id, commit.batch.dataset.clone());
     let commit_started = Instant::now();

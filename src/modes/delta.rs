@@ -142,16 +142,26 @@ async fn table_commit(
             tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit")
         }
         Committed::Already => {
-            tracing::warn!(dataset = ds, batch = intent.id, "the delta table already had this batch")
+            tracing::warn!(
+                dataset = ds,
+                batch = intent.id,
+                "the delta table already had this batch"
+            )
         }
     }
     match table
         .maybe_checkpoint(&snap, ctx.config.delta_checkpoint_interval)
         .await
     {
-        Ok(true) => tracing::info!(dataset = ds, version = snap.version, "wrote a delta log checkpoint"),
+        Ok(true) => tracing::info!(
+            dataset = ds,
+            version = snap.version,
+            "wrote a delta log checkpoint"
+        ),
         Ok(false) => {}
-        Err(e) => tracing::warn!(dataset = ds, error = %e, "could not write the delta log checkpoint; the log stays readable without it"),
+        Err(e) => {
+            tracing::warn!(dataset = ds, error = %e, "could not write the delta log checkpoint; the log stays readable without it")
+        }
     }
     ctx.tables.keep(&table, snap).await;
     Ok(())

@@ -19,8 +19,8 @@
 
 pub mod batch;
 mod commit;
-mod delta;
 pub mod continuous;
+mod delta;
 mod stage;
 pub mod verify;
 

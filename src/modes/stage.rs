@@ -206,7 +206,10 @@ fn upload_name(ctx: &Context, staging: String, final_path: &str) -> String {
 ///
 /// # Errors
 /// [`SinkError::Store`].
-pub(super) async fn discard_attempt(ctx: &Context, intent: &BatchIntent) -> Result<usize, SinkError> {
+pub(super) async fn discard_attempt(
+    ctx: &Context,
+    intent: &BatchIntent,
+) -> Result<usize, SinkError> {
     let mut n = delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
     if !intent.token.is_empty() {
         let ds = &intent.dataset;

@@ -96,7 +96,11 @@ pub struct TimeRange {
 }
 
 /// The event time range of column `col` over every row group in `meta`, when all of them have statistics.
-fn time_range(meta: &parquet::file::metadata::ParquetMetaData, col: usize, name: &str) -> Option<TimeRange> {
+fn time_range(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    col: usize,
+    name: &str,
+) -> Option<TimeRange> {
     use parquet::file::statistics::Statistics;
     let mut r: Option<TimeRange> = None;
     for rg in meta.row_groups() {

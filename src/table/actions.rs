@@ -168,7 +168,9 @@ pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
         }));
     }
     for p in PARTITION_COLUMNS {
-        fields.push(serde_json::json!({"name": p, "type": "string", "nullable": true, "metadata": {}}));
+        fields.push(
+            serde_json::json!({"name": p, "type": "string", "nullable": true, "metadata": {}}),
+        );
     }
     Ok(serde_json::json!({"type": "struct", "fields": fields}).to_string())
 }
@@ -283,9 +285,13 @@ mod tests {
             }),
         };
         let a = add_of("gh", &f, 5).expect("below the root");
-        assert_eq!(a.path, "year=2015/month=01/day=02/part-b00000001-ab-0000.parquet");
+        assert_eq!(
+            a.path,
+            "year=2015/month=01/day=02/part-b00000001-ab-0000.parquet"
+        );
         assert_eq!(a.partition_values["month"].as_deref(), Some("01"));
-        let s: serde_json::Value = serde_json::from_str(a.stats.as_deref().expect("stats")).expect("json");
+        let s: serde_json::Value =
+            serde_json::from_str(a.stats.as_deref().expect("stats")).expect("json");
         assert_eq!(s["numRecords"], 3);
         assert_eq!(s["minValues"]["created_at"], "2015-01-02T00:00:00.000Z");
         // One microsecond past the minute rounds the maximum up to the next millisecond.

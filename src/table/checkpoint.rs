@@ -179,7 +179,10 @@ pub(super) async fn read_latest(
         return Ok(None);
     };
     let Ok(last) = serde_json::from_slice::<LastCheckpoint>(&bytes) else {
-        tracing::warn!(table = table.root(), "unreadable _last_checkpoint; reading the log from version 0");
+        tracing::warn!(
+            table = table.root(),
+            "unreadable _last_checkpoint; reading the log from version 0"
+        );
         return Ok(None);
     };
     if last.parts.is_some_and(|p| p > 1) {

@@ -109,17 +109,25 @@ impl DeltaTable {
 
     /// The store path of `name` inside `_delta_log/`.
     fn log_path(&self, name: &str) -> object_store::path::Path {
-        self.bronze.path(&format!("{}/_delta_log/{name}", self.root))
+        self.bronze
+            .path(&format!("{}/_delta_log/{name}", self.root))
     }
 
     fn commit_name(version: u64) -> String {
         format!("{version:020}.json")
     }
 
-    fn store_error(&self, action: &'static str, name: &str, source: object_store::Error) -> TableError {
+    fn store_error(
+        &self,
+        action: &'static str,
+        name: &str,
+        source: object_store::Error,
+    ) -> TableError {
         TableError::Store {
             action,
-            path: self.bronze.describe(&format!("{}/_delta_log/{name}", self.root)),
+            path: self
+                .bronze
+                .describe(&format!("{}/_delta_log/{name}", self.root)),
             source,
         }
     }
@@ -153,7 +161,9 @@ impl DeltaTable {
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
             .map(|l| {
                 serde_json::from_slice::<LogLine>(l).map_err(|e| TableError::Corrupt {
-                    path: self.bronze.describe(&format!("{}/_delta_log/{name}", self.root)),
+                    path: self
+                        .bronze
+                        .describe(&format!("{}/_delta_log/{name}", self.root)),
                     message: e.to_string(),
                 })
             })
@@ -270,17 +280,29 @@ impl DeltaTable {
             serde_json::json!({ "metaData": metadata }),
         ];
         match self.put_if_absent(0, &body).await? {
-            true => tracing::info!(table = %self.bronze.describe(&self.root), id = %metadata.id, "created the delta table"),
-            false => tracing::debug!(table = %self.root, "another writer created the delta table first"),
+            true => {
+                tracing::info!(table = %self.bronze.describe(&self.root), id = %metadata.id, "created the delta table")
+            }
+            false => {
+                tracing::debug!(table = %self.root, "another writer created the delta table first")
+            }
         }
         self.load().await?.ok_or_else(|| TableError::Corrupt {
-            path: self.bronze.describe(&format!("{}/_delta_log/{}", self.root, Self::commit_name(0))),
+            path: self.bronze.describe(&format!(
+                "{}/_delta_log/{}",
+                self.root,
+                Self::commit_name(0)
+            )),
             message: "version 0 vanished right after it was written".into(),
         })
     }
 
     /// Writes commit file `version` unless it exists; `Ok(false)` when another writer has that version.
-    async fn put_if_absent(&self, version: u64, lines: &[serde_json::Value]) -> Result<bool, TableError> {
+    async fn put_if_absent(
+        &self,
+        version: u64,
+        lines: &[serde_json::Value],
+    ) -> Result<bool, TableError> {
         let mut body = Vec::new();
         for l in lines {
             body.extend_from_slice(l.to_string().as_bytes());
@@ -299,9 +321,10 @@ impl DeltaTable {
         {
             Ok(_) => Ok(true),
             // S3 answers a lost conditional put with 412 (Precondition), the others with AlreadyExists.
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(false)
-            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
             Err(e) => Err(self.store_error("write", &name, e)),
         }
     }
@@ -326,7 +349,11 @@ impl DeltaTable {
     /// # Errors
     /// [`TableError`]: the store failed (the commit may or may not exist: the caller asks the table again), or
     /// [`TableError::TooManyConflicts`].
-    pub async fn commit(&self, snap: &mut Snapshot, commit: &Commit) -> Result<Committed, TableError> {
+    pub async fn commit(
+        &self,
+        snap: &mut Snapshot,
+        commit: &Commit,
+    ) -> Result<Committed, TableError> {
         self.check_writable(snap)?;
         let (app, version) = &commit.txn;
         let now = now_ms();
@@ -334,7 +361,10 @@ impl DeltaTable {
         if let Some(o) = info.as_object_mut() {
             o.insert("timestamp".into(), now.into());
             o.insert("operation".into(), "WRITE".into());
-            o.insert("operationParameters".into(), serde_json::json!({"mode": "Append"}));
+            o.insert(
+                "operationParameters".into(),
+                serde_json::json!({"mode": "Append"}),
+            );
             o.insert("engineInfo".into(), engine_info().into());
             o.insert("isBlindAppend".into(), true.into());
         }
@@ -374,7 +404,11 @@ impl DeltaTable {
     }
 
     /// Fails unless the table's schema is the one `schema` maps to.
-    pub fn check_schema(&self, snap: &Snapshot, schema: &arrow::datatypes::Schema) -> Result<(), TableError> {
+    pub fn check_schema(
+        &self,
+        snap: &Snapshot,
+        schema: &arrow::datatypes::Schema,
+    ) -> Result<(), TableError> {
         let batch = actions::schema_string(schema)?;
         let same = serde_json::from_str::<serde_json::Value>(&batch).ok()
             == serde_json::from_str::<serde_json::Value>(&snap.metadata.schema_string).ok();
@@ -392,7 +426,11 @@ impl DeltaTable {
     ///
     /// # Errors
     /// [`TableError`] writing it (the table stays valid without it).
-    pub async fn maybe_checkpoint(&self, snap: &Snapshot, interval: u64) -> Result<bool, TableError> {
+    pub async fn maybe_checkpoint(
+        &self,
+        snap: &Snapshot,
+        interval: u64,
+    ) -> Result<bool, TableError> {
         if interval == 0 || snap.version == 0 || snap.version % interval != 0 {
             return Ok(false);
         }
@@ -412,5 +450,12 @@ pub fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

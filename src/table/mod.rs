@@ -91,7 +91,9 @@ pub enum TableError {
         writer: i32,
     },
     /// A column type has no Delta type at protocol 1/2.
-    #[error("column {column} has type {data_type}, which a delta table (protocol 1/2) cannot hold")]
+    #[error(
+        "column {column} has type {data_type}, which a delta table (protocol 1/2) cannot hold"
+    )]
     UnsupportedType {
         /// The column.
         column: String,
@@ -117,7 +119,9 @@ pub enum TableError {
         root: String,
     },
     /// Other writers kept taking the next version.
-    #[error("gave up committing to {root} after {attempts} attempts: other writers took every version")]
+    #[error(
+        "gave up committing to {root} after {attempts} attempts: other writers took every version"
+    )]
     TooManyConflicts {
         /// The table root.
         root: String,
