@@ -233,8 +233,15 @@ async fn stage_quarantine(
     let mut outputs = staged.parts.clone();
     let mut quarantine = staged.quarantine.clone();
     let tok = token_suffix(&intent.token);
+    // Copies of failed files keep their landing path below a directory per batch; written in place (Delta) that
+    // directory carries the token too, which is how recovery finds a copy of a batch that did not commit.
+    let files_dir = if in_place(ctx) {
+        format!("b{id:08}{tok}")
+    } else {
+        format!("b{id:08}")
+    };
     for (f, e) in failed {
-        let dest = format!("_quarantine/{dataset}/files/b{id:08}{tok}/{}", f.path);
+        let dest = format!("_quarantine/{dataset}/files/{files_dir}/{}", f.path);
         let staging = upload_name(
             ctx,
             format!("{}/files/{}", intent.staging_prefix, f.path),

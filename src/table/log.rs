@@ -459,3 +459,106 @@ pub fn uuid_v4() -> String {
         &h[20..32]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{TimeRange, WrittenFile};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn schema() -> Schema {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        Schema::new(vec![
+            Field::new("event_key", DataType::Utf8, false),
+            Field::new("created_at", ts, false),
+        ])
+    }
+
+    fn part(name: &str, rows: u64) -> Add {
+        let f = WrittenFile {
+            staging: String::new(),
+            final_path: format!("ds/year=2015/month=01/day=01/{name}"),
+            rows,
+            bytes: 10,
+            time_range: Some(TimeRange {
+                column: "created_at".into(),
+                min: 1_420_070_400_000_000,
+                max: 1_420_070_401_000_000,
+                nulls: 0,
+            }),
+        };
+        actions::add_of("ds", &f, 1).expect("below the root")
+    }
+
+    fn batch(app: &str, version: i64, name: &str) -> Commit {
+        Commit {
+            adds: vec![part(name, 3)],
+            txn: (app.into(), version),
+            info: serde_json::json!({"lander": {"batch": version}}),
+        }
+    }
+
+    #[tokio::test]
+    async fn racing_writers_both_commit_and_a_batch_never_commits_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bronze = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let table = DeltaTable::new(&bronze, "ds");
+        assert!(table.load().await.expect("load").is_none(), "no table yet");
+        let mut a = table.create(&schema()).await.expect("create");
+        // A second creator finds version 0 taken and reads the table instead of failing.
+        let mut b = table.create(&schema()).await.expect("create again");
+        assert_eq!(a.metadata.id, b.metadata.id);
+
+        assert_eq!(
+            table.commit(&mut a, &batch("app-a", 1, "pa1")).await.expect("a1"),
+            Committed::At(1)
+        );
+        // B's snapshot is stale: version 1 is taken, so it retries at version 2.
+        assert_eq!(
+            table.commit(&mut b, &batch("app-b", 1, "pb1")).await.expect("b1"),
+            Committed::At(2)
+        );
+        // A retried batch that the table already has is not committed again.
+        assert_eq!(
+            table.commit(&mut b, &batch("app-a", 1, "pa1")).await.expect("a1 again"),
+            Committed::Already
+        );
+        let s = table.load().await.expect("load").expect("table");
+        assert_eq!(s.version, 2);
+        assert_eq!((s.app_version("app-a"), s.app_version("app-b")), (Some(1), Some(1)));
+        assert_eq!(s.files.len(), 2);
+        assert!(table.check_schema(&s, &schema()).is_ok());
+        let other = Schema::new(vec![Field::new("x", DataType::Int64, true)]);
+        assert!(matches!(
+            table.check_schema(&s, &other),
+            Err(TableError::SchemaMismatch { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_log_checkpoint_holds_the_whole_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bronze = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+        let table = DeltaTable::new(&bronze, "ds");
+        let mut s = table.create(&schema()).await.expect("create");
+        for v in 1..=4 {
+            table
+                .commit(&mut s, &batch("app", v, &format!("p{v}")))
+                .await
+                .expect("commit");
+            let wrote = table.maybe_checkpoint(&s, 2).await.expect("checkpoint");
+            assert_eq!(wrote, v % 2 == 0, "version {v}");
+        }
+        // Without the commits the checkpoint replaces, the table reads the same from the checkpoint alone.
+        let log = dir.path().join("ds/_delta_log");
+        for v in 0..=4 {
+            std::fs::remove_file(log.join(format!("{v:020}.json"))).expect("remove");
+        }
+        let back = table.load().await.expect("load").expect("table");
+        assert_eq!(back.version, 4);
+        assert_eq!(back.app_version("app"), Some(4));
+        assert_eq!(back.files, s.files);
+        assert_eq!(back.protocol, s.protocol);
+        assert_eq!(back.metadata, s.metadata);
+    }
+}
