@@ -510,22 +510,34 @@ mod tests {
         assert_eq!(a.metadata.id, b.metadata.id);
 
         assert_eq!(
-            table.commit(&mut a, &batch("app-a", 1, "pa1")).await.expect("a1"),
+            table
+                .commit(&mut a, &batch("app-a", 1, "pa1"))
+                .await
+                .expect("a1"),
             Committed::At(1)
         );
         // B's snapshot is stale: version 1 is taken, so it retries at version 2.
         assert_eq!(
-            table.commit(&mut b, &batch("app-b", 1, "pb1")).await.expect("b1"),
+            table
+                .commit(&mut b, &batch("app-b", 1, "pb1"))
+                .await
+                .expect("b1"),
             Committed::At(2)
         );
         // A retried batch that the table already has is not committed again.
         assert_eq!(
-            table.commit(&mut b, &batch("app-a", 1, "pa1")).await.expect("a1 again"),
+            table
+                .commit(&mut b, &batch("app-a", 1, "pa1"))
+                .await
+                .expect("a1 again"),
             Committed::Already
         );
         let s = table.load().await.expect("load").expect("table");
         assert_eq!(s.version, 2);
-        assert_eq!((s.app_version("app-a"), s.app_version("app-b")), (Some(1), Some(1)));
+        assert_eq!(
+            (s.app_version("app-a"), s.app_version("app-b")),
+            (Some(1), Some(1))
+        );
         assert_eq!(s.files.len(), 2);
         assert!(table.check_schema(&s, &schema()).is_ok());
         let other = Schema::new(vec![Field::new("x", DataType::Int64, true)]);

@@ -113,6 +113,19 @@ print(n, k)
     (v[0], v[1])
 }
 
+/// Copies directory `from` to `to` (a checkpoint no process holds).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
+}
+
 /// Data files on disk below the table root (relative paths), the log excluded.
 fn files_on_disk(table: &Path) -> Vec<String> {
     parquet_files(table)
@@ -289,12 +302,45 @@ fn time_travel_to_version_n_gives_the_state_after_batch_n() {
     let w = Workdir::new();
     let mut landed = Vec::new();
     let mut after: Vec<Expected> = Vec::new();
-    for f in GHARCHIVE_FILES {
+    let old = w.path().join("state-before-last-batch");
+    for (i, f) in GHARCHIVE_FILES.iter().enumerate() {
+        if i + 1 == GHARCHIVE_FILES.len() {
+            copy_dir(&w.checkpoint(), &old);
+        }
         w.land(&gharchive(f), "gharchive", f);
         landed.push(gharchive(f));
         delta_once(&w, &[]);
         after.push(expected_of(&landed));
     }
+    // `checkpoint verify` checks the checkpoint against the log: clean for the live checkpoint; a checkpoint
+    // restored from before the last batch is behind the table, and verify says so.
+    let verify = |state: &Path| {
+        let mut args = vec!["checkpoint".to_string(), "verify".into()];
+        args.extend(w.location_args());
+        let c = args
+            .iter()
+            .position(|a| a == "--checkpoint")
+            .expect("--checkpoint")
+            + 1;
+        args[c] = state.display().to_string();
+        w.cmd().args(&args).output().expect("spawn")
+    };
+    let ok = verify(&w.checkpoint());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let behind = verify(&old);
+    let text = String::from_utf8_lossy(&behind.stdout);
+    assert_eq!(behind.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "has batch {} of this checkpoint",
+            GHARCHIVE_FILES.len()
+        )),
+        "{text}"
+    );
     let table = w.bronze().join("gharchive");
     assert_eq!(delta_rs(&table, None).version, GHARCHIVE_FILES.len() as u64);
     for (n, expected) in after.iter().enumerate() {
@@ -344,6 +390,16 @@ fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
         2 * BATCHES as u64,
         "one commit per batch, none lost"
     );
+    // Each checkpoint is consistent with the table: the other job's parts are in the log, not orphans.
+    for w in &jobs {
+        let mut args = vec!["checkpoint".to_string(), "verify".into()];
+        args.extend(w.location_args());
+        let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+        args[b] = bronze.bronze().display().to_string();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run_ok(&refs);
+        assert!(out.starts_with("ok:"), "{out}");
+    }
 }
 
 /// An abort right after each commit step, then a normal run: the table ends exactly as after a clean run, with
