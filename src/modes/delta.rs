@@ -182,10 +182,7 @@ pub(super) async fn finish_committed(ctx: &Context, intent: &BatchIntent) -> Res
         return Ok(false);
     };
     let app = writer_app_id(ctx, &intent.dataset).await?;
-    if !snap
-        .app_version(&app)
-        .is_some_and(|v| v >= intent.id as i64)
-    {
+    if snap.app_version(&app).is_none_or(|v| v < intent.id as i64) {
         return Ok(false);
     }
     let cp = ctx.checkpoint.clone();

@@ -431,7 +431,7 @@ impl DeltaTable {
         snap: &Snapshot,
         interval: u64,
     ) -> Result<bool, TableError> {
-        if interval == 0 || snap.version == 0 || snap.version % interval != 0 {
+        if interval == 0 || snap.version == 0 || !snap.version.is_multiple_of(interval) {
             return Ok(false);
         }
         super::checkpoint::write(self, snap).await?;
