@@ -211,7 +211,8 @@ pub(super) async fn discard_attempt(
     intent: &BatchIntent,
 ) -> Result<usize, SinkError> {
     let mut n = delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
-    if !intent.token.is_empty() {
+    // Parquet outputs only reach their final names after the intent lists them: no listing needed there.
+    if in_place(ctx) && !intent.token.is_empty() {
         let ds = &intent.dataset;
         let mark = format!("b{:08}-{}", intent.id, intent.token);
         for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
