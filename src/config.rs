@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub mod keys;
 mod overlap;
 pub use crate::decode::csv::CsvOptions;
+pub use crate::table::TableFormat;
 
 /// Configuration errors: all map to exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +138,11 @@ pub struct Config {
     pub partial_line_timeout: Duration,
     /// `run`: serve `/metrics`, `/healthz` and `/readyz` on this address, e.g. `127.0.0.1:9464`. Default: off.
     pub metrics_addr: Option<String>,
+    /// How bronze is published: `delta` (each dataset is a Delta Lake table, one commit per batch) or `parquet`
+    /// (plain hive-partitioned Parquet, published by rename). Default `parquet`.
+    pub table_format: TableFormat,
+    /// Delta: write a log checkpoint every this many commits. Default 100.
+    pub delta_checkpoint_interval: u64,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
 }
@@ -172,6 +178,8 @@ impl Default for Config {
             event_time_max_future: Duration::from_secs(86_400),
             partial_line_timeout: Duration::from_secs(600),
             metrics_addr: None,
+            table_format: TableFormat::Parquet,
+            delta_checkpoint_interval: 100,
             datasets: BTreeMap::new(),
         }
     }
@@ -266,6 +274,9 @@ impl Config {
         }
         if self.parallelism == 0 {
             return bad("parallelism must be at least 1".into());
+        }
+        if self.delta_checkpoint_interval == 0 {
+            return bad("delta_checkpoint_interval must be at least 1".into());
         }
         if self.row_group_rows == 0 {
             return bad("row_group_rows must be at least 1".into());

@@ -25,7 +25,10 @@
 //!   use them from there.
 //! - [`dedup`]: drop records whose key was already seen (in this batch or a committed one); [`dedup::index`]
 //!   keeps the committed keys in run files beside the checkpoint, with in-memory filters.
-//! - [`sink`]: split by UTC day and write Parquet parts under staging names, then publish them.
+//! - [`sink`]: split by UTC day and write Parquet parts under staging names (or, for Delta, in place), then
+//!   publish them.
+//! - [`table`]: bronze datasets as Delta Lake tables: one put-if-absent log commit per batch with its `txn`,
+//!   log replay, log checkpoints. It imports `sink`'s part type and `store`, nothing above.
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol; the
 //!   only module that runs the stages in order. [`modes::batch::run_batch`] reads as the protocol's steps:
 //!   intent, `stage` (decode, dedup, encode, quarantine), publish, `commit` (dedup runs, one sled commit);
@@ -64,6 +67,7 @@ pub mod modes;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod table;
 
 /// Top-level error: one variant per module error.
 #[derive(Debug, thiserror::Error)]
@@ -92,4 +96,7 @@ pub enum Error {
     /// Fetch error.
     #[error(transparent)]
     Fetch(#[from] fetch::FetchError),
+    /// Delta table error.
+    #[error(transparent)]
+    Table(#[from] table::TableError),
 }

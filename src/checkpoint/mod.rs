@@ -8,6 +8,7 @@
 //! # Key layout (one sled tree, so that one `apply_batch` is one atomic commit)
 //! ```text
 //! meta/schema_version                 -> "1"
+//! meta/writer_id                      -> random hex id of this checkpoint (Delta txn app ids)
 //! file/<dataset>/<landing path>       -> FileValue   (one per landing file, latest state)
 //! batch/<dataset>/<id: 20 digits>     -> BatchValue  (one per committed batch)
 //! pending/<dataset>                   -> IntentValue (the batch being written, if any)
@@ -390,6 +391,27 @@ impl CheckpointStore {
         let key = format!("pending/{}", intent.dataset);
         self.put_raw(&key, &Self::encode(&IntentValue::V1(intent.clone())))?;
         self.flush()
+    }
+
+    /// The random id of this checkpoint, created on first use: it tells this checkpoint's Delta `txn` actions
+    /// from those of another checkpoint appending to the same table (batch ids restart per checkpoint).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn writer_id(&self) -> Result<String> {
+        const KEY: &str = "meta/writer_id";
+        if let Some(v) = self.get_raw(KEY)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        // Compare-and-swap: a concurrent first use (none: the store is locked) would keep the first id.
+        let _ = self
+            .db
+            .compare_and_swap(KEY.as_bytes(), None as Option<&[u8]>, Some(id.as_bytes()))
+            .map_err(self.sled_err())?;
+        self.flush()?;
+        let v = self.get_raw(KEY)?.expect("written above");
+        Ok(String::from_utf8_lossy(&v).into_owned())
     }
 
     /// Durably forgets the in-flight batch of `dataset` (after it was rolled back).

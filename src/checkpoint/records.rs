@@ -158,6 +158,9 @@ pub enum IntentState {
     Writing,
     /// All parts are durable under staging names and are being renamed to their final names.
     Publishing,
+    /// Delta: every part is durable at its final name and the dedup runs are written; the table commit (version
+    /// with `txn` = this batch id) is being made. The intent holds the sled commit to finish if the table has it.
+    Committing,
 }
 
 /// The batch being written: enough to undo it after a crash.
@@ -175,10 +178,18 @@ pub struct BatchIntent {
     pub finals: Vec<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
+    /// The unique component of the batch's output names (`part-b<id>-<token>-<seq>.parquet`): unique across
+    /// checkpoints sharing one bronze, and what recovery looks for to delete the parts of an uncommitted batch.
+    /// Empty in intents written before it existed.
+    #[serde(default)]
+    pub token: String,
+    /// Delta, state `Committing`: the sled commit that follows the table commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<BatchCommit>,
 }
 
 /// Everything one batch changes in the checkpoint, applied atomically by [`super::CheckpointStore::commit`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BatchCommit {
     /// The batch.
     pub batch: BatchRecord,

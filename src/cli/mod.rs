@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -155,6 +156,9 @@ pub struct RunArgs {
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
     #[arg(long)]
     pub follow_symlinks: bool,
+    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet [default: parquet].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
+    pub table_format: Option<crate::config::TableFormat>,
     /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_record_bytes: Option<u64>,
@@ -279,7 +283,8 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
         max_decompression_ratio,
         event_time_min,
         event_time_max_future,
-        partial_line_timeout
+        partial_line_timeout,
+        table_format
     );
     if a.metrics_addr.is_some() {
         config.metrics_addr = a.metrics_addr.clone();
@@ -556,6 +561,7 @@ async fn start(
         bronze,
         checkpoint,
         cancel,
+        tables: Default::default(),
     };
     let datasets = modes::datasets_in_landing(&ctx, &args.datasets)
         .await

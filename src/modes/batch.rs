@@ -33,6 +33,12 @@
 //!
 //! On shutdown (cancellation) during steps 1-2 the attempt is abandoned and rolled back at once; from step 3 on
 //! the batch is finished.
+//!
+//! This is the protocol of `table_format = "parquet"`. For `delta` (`super::delta`), steps 1-2 are the same
+//! except that parts are written at their final names (unique per batch token), and steps 3-6 become: dedup
+//! runs, intent `Committing` (with the sled commit), one Delta commit (the publish), the sled commit.
+//! Part names carry the intent's random token in both formats, so two checkpoints writing one bronze never
+//! overwrite each other's parts.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,8 +57,9 @@ use crate::source::LandingFile;
 use crate::store::StoreLocation;
 use crate::Error;
 
-use super::commit::{commit, keeps_truncated, record_metrics};
-use super::stage::stage_batch;
+use super::commit::{commit, keeps_truncated, record_metrics, Totals};
+use super::stage::{discard_attempt, stage_batch, StagedBatch};
+use crate::table::{TableFormat, Tables};
 
 /// Everything a batch needs, shared by all batches of a run.
 #[derive(Clone)]
@@ -71,6 +78,8 @@ pub struct Context {
     pub decode_slots: Arc<Semaphore>,
     /// Fires on shutdown.
     pub cancel: CancellationToken,
+    /// Snapshots of the Delta tables this run commits to (`table_format = "delta"`).
+    pub tables: Tables,
 }
 
 /// What a committed batch did.
@@ -117,7 +126,8 @@ impl std::fmt::Display for BatchReport {
 }
 
 /// Test-only crash injection: with the `failpoints` feature, `LANDER_FAIL_AFTER=<step>` aborts the process
-/// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`).
+/// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`; for Delta, see
+/// `super::delta`: `runs`, `publishing` (intent `Committing`), `published` (table commit), `committed`).
 pub fn failpoint(step: &str) {
     #[cfg(feature = "failpoints")]
     if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
@@ -142,12 +152,20 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let intent = blocking(move || cp.intent(&ds)).await?;
+    if let Some(i) = &intent {
+        // Delta: the table says whether the batch committed; if it did, only sled's records were missing.
+        if i.state == IntentState::Committing && super::delta::finish_committed(ctx, i).await? {
+            load_dedup(ctx, dataset).await?;
+            return Ok(0);
+        }
+    }
     let mut removed = 0;
     if let Some(intent) = &intent {
         for f in &intent.finals {
             delete(&ctx.bronze, &ctx.bronze.path(f)).await?;
             removed += 1;
         }
+        removed += discard_attempt(ctx, intent).await?;
     }
     removed += delete_prefix(&ctx.bronze, &format!("_staging/{dataset}")).await?;
     load_dedup(ctx, dataset).await?;
@@ -243,6 +261,8 @@ pub async fn run_batch(
         staging_prefix: PartWriter::staging_prefix(dataset, id),
         finals: Vec::new(),
         started_at: Utc::now(),
+        token: format!("{:012x}", rand::random::<u64>() >> 16),
+        commit: None,
     };
     write_intent(ctx, &intent).await?;
     failpoint("intent");
@@ -253,23 +273,11 @@ pub async fn run_batch(
     };
     failpoint("staged");
 
-    // 3-4. Publishing, then publish: from here on the batch is finished even on shutdown.
-    let intent = BatchIntent {
-        state: IntentState::Publishing,
-        finals: staged
-            .outputs
-            .iter()
-            .map(|f| f.final_path.clone())
-            .collect(),
-        ..intent
+    // 3-6: from here on the batch is finished even on shutdown.
+    let (totals, committed_at) = match ctx.config.table_format {
+        TableFormat::Parquet => publish_and_commit(ctx, intent, &mut staged).await?,
+        TableFormat::Delta => super::delta::commit_batch(ctx, intent, &mut staged).await?,
     };
-    write_intent(ctx, &intent).await?;
-    failpoint("publishing");
-    publish(&ctx.bronze, &staged.outputs).await?;
-    failpoint("published");
-
-    // 5-6. Dedup runs, then the commit.
-    let (totals, committed_at) = commit(ctx, &intent, &mut staged).await?;
 
     // 7. After the commit: metrics, report, clean source.
     let read = || {
@@ -317,8 +325,33 @@ pub async fn run_batch(
     Ok(Some(report))
 }
 
+/// Steps 3-6 for a Parquet bronze: publishing, publish (rename each part), dedup runs, sled commit.
+async fn publish_and_commit(
+    ctx: &Context,
+    intent: BatchIntent,
+    staged: &mut StagedBatch,
+) -> Result<(Totals, chrono::DateTime<Utc>), Error> {
+    // 3-4. Publishing, then publish.
+    let intent = BatchIntent {
+        state: IntentState::Publishing,
+        finals: staged
+            .outputs
+            .iter()
+            .map(|f| f.final_path.clone())
+            .collect(),
+        ..intent
+    };
+    write_intent(ctx, &intent).await?;
+    failpoint("publishing");
+    publish(&ctx.bronze, &staged.outputs).await?;
+    failpoint("published");
+
+    // 5-6. Dedup runs, then the commit.
+    commit(ctx, &intent, staged).await
+}
+
 /// Durably records the in-flight batch (steps 1 and 3).
-async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), Error> {
+pub(super) async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), Error> {
     let cp = ctx.checkpoint.clone();
     let i = intent.clone();
     Ok(blocking(move || cp.write_intent(&i)).await?)

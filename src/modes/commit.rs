@@ -1,5 +1,6 @@
-//! Steps 5 and 6 of the commit protocol (see [`super::batch`]): write the batch's dedup runs, then commit the
-//! file records, the batch record and the schema in one atomic sled batch, then make the runs visible.
+//! Steps 5 and 6 of the commit protocol (see [`super::batch`]): write the batch's dedup runs ([`prepare`]), then
+//! commit the file records, the batch record and the schema in one atomic sled batch and make the runs visible
+//! ([`finish`]). The Delta protocol (`super::delta`) makes its table commit between the two.
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use super::stage::{FileOutcome, StagedBatch};
 use crate::checkpoint::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,
 };
-use crate::dedup::index::keep_from_day;
+use crate::dedup::index::{keep_from_day, StagedRuns};
 use crate::source::{Change, LandingFile};
 use crate::Error;
 
@@ -27,6 +28,18 @@ pub(super) struct Totals {
     pub(super) input_bytes: u64,
 }
 
+/// A batch whose dedup runs are written, ready for its sled commit (and, for Delta, its table commit first).
+pub(super) struct Prepared {
+    /// What the sled commit writes.
+    pub(super) commit: BatchCommit,
+    /// The batch's totals.
+    pub(super) totals: Totals,
+    /// The commit time recorded.
+    pub(super) committed_at: DateTime<Utc>,
+    runs: StagedRuns,
+    keep: Option<i32>,
+}
+
 /// Writes the dedup runs of the published batch `intent`, commits it, and publishes the runs. Returns the
 /// totals and the commit time.
 ///
@@ -37,6 +50,21 @@ pub(super) async fn commit(
     intent: &BatchIntent,
     staged: &mut StagedBatch,
 ) -> Result<(Totals, DateTime<Utc>), Error> {
+    let prepared = prepare(ctx, intent, staged).await?;
+    let out = (prepared.totals, prepared.committed_at);
+    finish(ctx, prepared).await?;
+    Ok(out)
+}
+
+/// Step 5: builds the batch's records and writes its dedup runs (durable, not counted before the sled commit).
+///
+/// # Errors
+/// Checkpoint and dedup index failures.
+pub(super) async fn prepare(
+    ctx: &Context,
+    intent: &BatchIntent,
+    staged: &mut StagedBatch,
+) -> Result<Prepared, Error> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     hash_unhashed_prefixes(ctx, staged).await;
     let committed_at = Utc::now();
@@ -62,7 +90,6 @@ pub(super) async fn commit(
         min_event_time: staged.staged.min_time,
         max_event_time: staged.staged.max_time,
     };
-    let commit_started = Instant::now();
 
     // 5. Dedup runs: durable before the commit that makes them count. Days already behind the horizon that this
     // batch moves the watermark to are not written at all.
@@ -87,13 +114,29 @@ pub(super) async fn commit(
         .await?
     };
     failpoint("runs");
+    Ok(Prepared {
+        commit: BatchCommit {
+            batch,
+            files,
+            schema: staged.schema.take(),
+        },
+        totals,
+        committed_at,
+        runs,
+        keep,
+    })
+}
 
-    // 6. Commit: from here the batch counts.
-    let commit = BatchCommit {
-        batch,
-        files,
-        schema: staged.schema.take(),
-    };
+/// Step 6: the sled commit (from here the batch counts for the checkpoint), then the runs become visible.
+///
+/// # Errors
+/// Checkpoint and dedup index failures.
+pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Error> {
+    let Prepared {
+        commit, runs, keep, ..
+    } = prepared;
+    let (id, dataset) = (commit.batch.id, commit.batch.dataset.clone());
+    let commit_started = Instant::now();
     let cp = ctx.checkpoint.clone();
     blocking(move || {
         #[cfg(feature = "failpoints")]
@@ -106,13 +149,13 @@ pub(super) async fn commit(
     let index = ctx.dedup.clone();
     blocking(move || index.publish(runs, keep)).await?;
     tracing::debug!(
-        dataset,
+        dataset = %dataset,
         batch = id,
         run_files,
         commit_ms = commit_started.elapsed().as_secs_f64() * 1e3,
         "dedup runs written, batch committed, runs published"
     );
-    Ok((totals, committed_at))
+    Ok(())
 }
 
 /// Hashes the consumed prefix of each file whose reader could not tell it (a read that ended well before the

@@ -20,6 +20,7 @@
 pub mod batch;
 mod commit;
 pub mod continuous;
+mod delta;
 mod stage;
 pub mod verify;
 

@@ -20,11 +20,14 @@ use crate::decode::{
     DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, LineSource, QuarantineRecord,
 };
 use crate::dedup::Deduper;
-use crate::sink::parquet::{delete_prefix, encode_quarantine, put_staged, upload_parts};
+use crate::sink::parquet::{
+    delete_matching, delete_prefix, encode_quarantine, put_staged, upload_parts,
+};
 use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
 use crate::source::fingerprint::ConsumedHasher;
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
+use crate::table::TableFormat;
 use crate::Error;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
@@ -73,6 +76,8 @@ pub(super) struct Staged {
     pub(super) parts: Vec<WrittenFile>,
     pub(super) min_time: Option<i64>,
     pub(super) max_time: Option<i64>,
+    /// The Arrow schema of the data parts (the Delta table's schema, without partition columns).
+    pub(super) schema: Option<arrow::datatypes::SchemaRef>,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -110,7 +115,6 @@ pub(super) async fn stage_batch(
     mut files: Vec<LandingFile>,
 ) -> Result<Option<StagedBatch>, Error> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
-    let ingested_at = intent.started_at.timestamp_micros();
     let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
     let mut reject = |files: &mut Vec<LandingFile>, i: usize, e: DecodeError| {
         let f = files.remove(i);
@@ -127,17 +131,17 @@ pub(super) async fn stage_batch(
                 continue;
             }
         };
-        match stage(ctx, dataset, id, &files, &decoder, ingested_at).await {
+        match stage(ctx, intent, &files, &decoder).await {
             Ok(s) => {
                 staged = Some((s, inferred));
                 break;
             }
             Err(AttemptError::FileFailed(i, e)) => {
-                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                discard_attempt(ctx, intent).await?;
                 reject(&mut files, i, e);
             }
             Err(AttemptError::Cancelled) => {
-                delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+                discard_attempt(ctx, intent).await?;
                 clear_intent(ctx, dataset).await?;
                 tracing::info!(
                     dataset,
@@ -147,7 +151,7 @@ pub(super) async fn stage_batch(
                 return Ok(None);
             }
             Err(AttemptError::Fatal(e)) => {
-                if let Err(cleanup) = delete_prefix(&ctx.bronze, &intent.staging_prefix).await {
+                if let Err(cleanup) = discard_attempt(ctx, intent).await {
                     tracing::warn!(error = %cleanup, "could not remove staging objects; the next start will");
                 }
                 return Err(e);
@@ -177,6 +181,51 @@ pub(super) async fn stage_batch(
     }))
 }
 
+/// Whether the batch's outputs are written at their final names (Delta: a part no commit references is invisible)
+/// rather than under the staging prefix.
+pub(super) fn in_place(ctx: &Context) -> bool {
+    ctx.config.table_format == TableFormat::Delta
+}
+
+/// `-<token>`, the unique component of a batch's output names (empty for an intent without one).
+fn token_suffix(intent_token: &str) -> String {
+    if intent_token.is_empty() {
+        String::new()
+    } else {
+        format!("-{intent_token}")
+    }
+}
+
+/// The name an output is uploaded under: its final name when written in place, else `staging`.
+fn upload_name(ctx: &Context, staging: String, final_path: &str) -> String {
+    if in_place(ctx) {
+        final_path.to_string()
+    } else {
+        staging
+    }
+}
+
+/// Deletes what an abandoned attempt of the batch uploaded: its staging prefix and, when outputs are written in
+/// place, every object of the dataset (and its quarantine) whose name carries the batch's token.
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub(super) async fn discard_attempt(
+    ctx: &Context,
+    intent: &BatchIntent,
+) -> Result<usize, SinkError> {
+    let mut n = delete_prefix(&ctx.bronze, &intent.staging_prefix).await?;
+    // Parquet outputs only reach their final names after the intent lists them: no listing needed there.
+    if in_place(ctx) && !intent.token.is_empty() {
+        let ds = &intent.dataset;
+        let mark = format!("b{:08}-{}", intent.id, intent.token);
+        for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
+            n += delete_matching(&ctx.bronze, &prefix, &mark).await?;
+        }
+    }
+    Ok(n)
+}
+
 /// Stages the quarantine of a batch: failed files copied whole, and one quarantine part with the bad records of
 /// good files plus a record per failed file. Returns every output of the batch (data parts first).
 async fn stage_quarantine(
@@ -188,17 +237,26 @@ async fn stage_quarantine(
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     let mut outputs = staged.parts.clone();
     let mut quarantine = staged.quarantine.clone();
+    let tok = token_suffix(&intent.token);
+    // Copies of failed files keep their landing path below a directory per batch; written in place (Delta) that
+    // directory carries the token too, which is how recovery finds a copy of a batch that did not commit.
+    let files_dir = if in_place(ctx) {
+        format!("b{id:08}{tok}")
+    } else {
+        format!("b{id:08}")
+    };
     for (i, (f, e)) in failed.iter().enumerate() {
-        let dest = quarantine_copy_path(dataset, id, &f.path);
+        let dest = quarantine_copy_path(dataset, &files_dir, &f.path);
         // A short staging name: the store's own temporary name for an upload adds a suffix to it (`#<n>` on
         // local, `.<name>.tmp.<n>` on HDFS), which must stay within the name limit too.
-        let staging = format!("{}/files/{i}", intent.staging_prefix);
+        let staging = upload_name(ctx, format!("{}/files/{i}", intent.staging_prefix), &dest);
         copy_to_bronze(ctx, f, &staging).await?;
         outputs.push(WrittenFile {
             staging,
             final_path: dest.clone(),
             rows: 0,
             bytes: f.size,
+            time_range: None,
         });
         quarantine.push(QuarantineRecord {
             source_file: f.path.clone(),
@@ -209,8 +267,12 @@ async fn stage_quarantine(
         });
     }
     if !quarantine.is_empty() {
-        let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q.parquet");
-        let staging = format!("{}/quarantine.parquet", intent.staging_prefix);
+        let final_path = format!("_quarantine/{dataset}/part-b{id:08}{tok}-q.parquet");
+        let staging = upload_name(
+            ctx,
+            format!("{}/quarantine.parquet", intent.staging_prefix),
+            &final_path,
+        );
         let rows = quarantine.len() as u64;
         let fp = final_path.clone();
         let ingested_at = intent.started_at.timestamp_micros();
@@ -222,6 +284,7 @@ async fn stage_quarantine(
             final_path,
             rows,
             bytes: n,
+            time_range: None,
         });
     }
     Ok(outputs)
@@ -232,12 +295,16 @@ async fn stage_quarantine(
 /// `.<name>.tmp.<n>` on HDFS): 200 leaves room for both.
 const MAX_COPY_SEGMENT_BYTES: usize = 200;
 
-/// Where a failed file is copied: `_quarantine/<dataset>/files/b<batch>/<its path>`, with each segment longer
+/// Where a failed file is copied: `_quarantine/<dataset>/files/<files_dir>/<its path>` (`b<batch>`, plus the
+/// batch token when written in place), with each segment longer
 /// than [`MAX_COPY_SEGMENT_BYTES`] shortened (see [`fit_segment`]). The quarantine record keeps the original
 /// path.
-fn quarantine_copy_path(dataset: &str, id: u64, rel: &str) -> String {
+fn quarantine_copy_path(dataset: &str, files_dir: &str, rel: &str) -> String {
     let fitted: Vec<String> = rel.split('/').map(fit_segment).collect();
-    format!("_quarantine/{dataset}/files/b{id:08}/{}", fitted.join("/"))
+    format!(
+        "_quarantine/{dataset}/files/{files_dir}/{}",
+        fitted.join("/")
+    )
 }
 
 /// `seg` itself when it fits [`MAX_COPY_SEGMENT_BYTES`], else its head (cut at a character boundary), `~`, a
@@ -437,6 +504,7 @@ const QUARANTINE_SEQ_BASE: u32 = 1 << 31;
 fn spill_quarantine(
     dataset: &str,
     id: u64,
+    naming: &(String, bool),
     ingested_at: i64,
     spilled: &mut u32,
     records: &mut Vec<QuarantineRecord>,
@@ -444,11 +512,16 @@ fn spill_quarantine(
 ) -> Result<(), AttemptError> {
     *spilled += 1;
     let n = *spilled;
-    let final_path = format!("_quarantine/{dataset}/part-b{id:08}-q{n}.parquet");
-    let staging = format!(
-        "{}/quarantine-{n}.parquet",
-        PartWriter::staging_prefix(dataset, id)
-    );
+    let tok = token_suffix(&naming.0);
+    let final_path = format!("_quarantine/{dataset}/part-b{id:08}{tok}-q{n}.parquet");
+    let staging = if naming.1 {
+        final_path.clone()
+    } else {
+        format!(
+            "{}/quarantine-{n}.parquet",
+            PartWriter::staging_prefix(dataset, id)
+        )
+    };
     let bytes = encode_quarantine(records, id, ingested_at, &final_path)
         .map_err(|e| AttemptError::Fatal(e.into()))?;
     let seq = QUARANTINE_SEQ_BASE + n;
@@ -457,6 +530,7 @@ fn spill_quarantine(
         final_path,
         rows: records.len() as u64,
         bytes: bytes.len() as u64,
+        time_range: None,
     };
     records.clear();
     records.shrink_to_fit();
@@ -466,15 +540,17 @@ fn spill_quarantine(
     Ok(())
 }
 
-/// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names.
+/// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names (or, for Delta, at
+/// their final names).
 pub(super) async fn stage(
     ctx: &Context,
-    dataset: &str,
-    id: u64,
+    intent: &BatchIntent,
     files: &[LandingFile],
     decoder: &Decoder,
-    ingested_at: i64,
 ) -> Result<Staged, AttemptError> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let ingested_at = intent.started_at.timestamp_micros();
+    let naming = (intent.token.clone(), in_place(ctx));
     let (order_tx, mut order_rx) =
         mpsc::channel::<(usize, mpsc::Receiver<FileMsg>)>(ctx.config.parallelism.max(1));
     let (part_tx, part_rx) = mpsc::channel::<PartEvent>(PART_CHANNEL_CAPACITY);
@@ -542,7 +618,8 @@ pub(super) async fn stage(
         let row_group_rows = ctx.config.row_group_rows;
         let target = ctx.config.target_file_bytes;
         tokio::task::spawn_blocking(move || -> Result<_, AttemptError> {
-            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target);
+            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target)
+                .with_naming(&naming.0, naming.1);
             let mut deduper = Deduper::new();
             let mut outcomes = vec![FileOutcome::default(); n];
             let mut quarantine = Vec::new();
@@ -580,6 +657,7 @@ pub(super) async fn stage(
                                 continue;
                             }
                             let tc = out.time_column;
+                            writer.set_time_column(tc);
                             let times = out
                                 .batch
                                 .column(tc)
@@ -603,6 +681,7 @@ pub(super) async fn stage(
                                 spill_quarantine(
                                     &ds,
                                     id,
+                                    &naming,
                                     ingested_at,
                                     &mut spilled,
                                     &mut quarantine,
@@ -659,6 +738,7 @@ pub(super) async fn stage(
         parts,
         min_time,
         max_time,
+        schema: Some(decoder.schema()),
     })
 }
 
@@ -679,7 +759,7 @@ mod tests {
         assert!(fit_segment(&long_a).ends_with(".csv"));
         assert_ne!(fit_segment(&long_a), fit_segment(&long_b));
         assert_eq!(fit_segment("ventas año.csv"), "ventas año.csv");
-        let path = quarantine_copy_path("sales", 7, &format!("sales/sub/{long_a}"));
+        let path = quarantine_copy_path("sales", "b00000007", &format!("sales/sub/{long_a}"));
         assert!(path.starts_with("_quarantine/sales/files/b00000007/sales/sub/"));
         assert!(path.split('/').all(|s| s.len() <= MAX_COPY_SEGMENT_BYTES));
     }

@@ -31,6 +31,9 @@ pub enum VerifyError {
     /// The checkpoint could not be read.
     #[error("cannot read the checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// A Delta table's log could not be read.
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
     /// Bronze could not be listed.
     #[error("cannot list {location} in bronze: {source}")]
     List {
@@ -59,6 +62,10 @@ pub enum ProblemKind {
     IngestedTwice,
     /// A file record naming a batch the checkpoint does not have.
     UnknownBatch,
+    /// Delta: a committed data part that the table's log does not reference (invisible to Delta readers).
+    NotInTable,
+    /// Delta: the table's `txn` says this checkpoint committed a later batch than the checkpoint knows.
+    TableAhead,
 }
 
 /// One inconsistency between the checkpoint and bronze.
@@ -110,6 +117,8 @@ struct Known {
     outputs: BTreeMap<String, (u64, u64, u64)>,
     /// Final names of an uncommitted batch (published or about to be).
     in_flight: BTreeSet<String>,
+    /// `b<id>-<token>`: names carrying it belong to the uncommitted batch (Delta writes parts in place).
+    in_flight_mark: Option<String>,
 }
 
 /// A committed output to look for in bronze.
@@ -184,6 +193,16 @@ pub async fn verify(
         .collect()
         .await;
 
+    // 1b. Delta: the checkpoint against the table's log. Files the log references are known (another
+    // checkpoint may append to the same table).
+    let mut in_tables: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for ds in &datasets {
+        if let Some((p, files)) = table_problems(&checkpoint, bronze, ds, &batches).await? {
+            problems.extend(p);
+            in_tables.insert(ds.clone(), files);
+        }
+    }
+
     // 2. No Parquet file in bronze (or file in its quarantine) unknown to the checkpoint.
     let mut listed = 0u64;
     let mut orphans: Vec<(String, String)> = Vec::new();
@@ -194,7 +213,9 @@ pub async fn verify(
                     continue;
                 }
                 listed += 1;
-                if !is_known(&known, ds, &rel) {
+                if !is_known(&known, ds, &rel)
+                    && !in_tables.get(ds).is_some_and(|t| t.contains(&rel))
+                {
                     orphans.push((ds.clone(), rel));
                 }
             }
@@ -241,6 +262,58 @@ pub async fn verify(
     })
 }
 
+/// Delta: checks the committed batches of `ds` against its table's log, when `ds` is a Delta table. Returns the
+/// problems and every data file the log references (relative to bronze), or `None` when there is no table.
+async fn table_problems(
+    checkpoint: &CheckpointStore,
+    bronze: &StoreLocation,
+    ds: &str,
+    batches: &[BatchRecord],
+) -> Result<Option<(Vec<Problem>, BTreeSet<String>)>, VerifyError> {
+    let table = crate::table::DeltaTable::new(bronze, ds);
+    let Some(snap) = table.load().await? else {
+        return Ok(None);
+    };
+    let cp = checkpoint.clone();
+    let app = crate::table::app_id(ds, &blocking(move || cp.writer_id()).await?);
+    let files: BTreeSet<String> = snap.files.keys().map(|p| format!("{ds}/{p}")).collect();
+    let mut problems = Vec::new();
+    let mut last = 0;
+    for b in batches.iter().filter(|b| b.dataset == ds) {
+        last = last.max(b.id);
+        for o in b
+            .outputs
+            .iter()
+            .filter(|o| o.path.starts_with(&format!("{ds}/")))
+        {
+            if !files.contains(&o.path) {
+                problems.push(Problem {
+                    kind: ProblemKind::NotInTable,
+                    dataset: ds.to_string(),
+                    path: o.path.clone(),
+                    batch: Some(b.id),
+                    message: format!(
+                        "{}: committed by batch {} but not referenced by the delta log of {ds} (invisible to delta readers)",
+                        o.path, b.id
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(v) = snap.app_version(&app).filter(|v| *v > last as i64) {
+        problems.push(Problem {
+            kind: ProblemKind::TableAhead,
+            dataset: ds.to_string(),
+            path: format!("{ds}/_delta_log"),
+            batch: Some(v as u64),
+            message: format!(
+                "the delta table {ds} has batch {v} of this checkpoint ({app}), the checkpoint only up to {last}: was the checkpoint restored from an older copy?"
+            ),
+        });
+    }
+    Ok(Some((problems, files)))
+}
+
 fn known_outputs(
     store: &CheckpointStore,
     datasets: &[String],
@@ -251,6 +324,7 @@ fn known_outputs(
         let mut k = Known {
             outputs: BTreeMap::new(),
             in_flight: BTreeSet::new(),
+            in_flight_mark: None,
         };
         for b in store.batches(Some(ds))? {
             for o in b.outputs {
@@ -264,6 +338,9 @@ fn known_outputs(
             } else {
                 format!("{ds}: batch {id} was interrupted ({state:?}); the next run rolls it back")
             });
+            if !intent.token.is_empty() {
+                k.in_flight_mark = Some(format!("b{:08}-{}", intent.id, intent.token));
+            }
             k.in_flight.extend(intent.finals);
         }
         out.insert(ds.clone(), k);
@@ -272,9 +349,13 @@ fn known_outputs(
 }
 
 fn is_known(known: &HashMap<String, Known>, ds: &str, path: &str) -> bool {
-    known
-        .get(ds)
-        .is_some_and(|k| k.outputs.contains_key(path) || k.in_flight.contains(path))
+    known.get(ds).is_some_and(|k| {
+        k.outputs.contains_key(path)
+            || k.in_flight.contains(path)
+            || k.in_flight_mark
+                .as_ref()
+                .is_some_and(|m| path.contains(m.as_str()))
+    })
 }
 
 fn list_error(bronze: &StoreLocation, prefix: &str, source: object_store::Error) -> VerifyError {

@@ -7,7 +7,7 @@
 pub mod parquet;
 pub mod partition;
 
-pub use self::parquet::{PartEvent, PartWriter, WrittenFile};
+pub use self::parquet::{PartEvent, PartWriter, TimeRange, WrittenFile};
 pub use partition::{split_by_day, PartitionKey};
 
 /// Sink failures: writing bronze failed. These stop the process (after the batch is abandoned).

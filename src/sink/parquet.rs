@@ -4,11 +4,16 @@
 //! out [`PartEvent`]s: open a part, bytes of a part, close a part. [`upload_parts`] (async) streams those bytes
 //! into multipart uploads at *staging* names. [`publish`] renames staged parts to their final names.
 //!
-//! # Names (deterministic per batch)
-//! - staging: `_staging/<dataset>/b<batch>/part-b<batch>-<seq>.parquet`
-//! - final: `<dataset>/year=YYYY/month=MM/day=DD/part-b<batch>-<seq>.parquet`
-//! - quarantine: `_quarantine/<dataset>/part-b<batch>-q.parquet`, plus `-q1`, `-q2`, ... parts written during
-//!   the batch whenever 16 MiB of quarantined records pile up
+//! # Names (unique across writers: batch id plus the batch's random token)
+//! - staging: `_staging/<dataset>/b<batch>/part-b<batch>-<token>-<seq>.parquet`
+//! - final: `<dataset>/year=YYYY/month=MM/day=DD/part-b<batch>-<token>-<seq>.parquet`
+//! - quarantine: `_quarantine/<dataset>/part-b<batch>-<token>-q.parquet`, plus `-q1`, `-q2`, ... parts written
+//!   during the batch whenever 16 MiB of quarantined records pile up
+//!
+//! Two checkpoints writing one bronze both count batches from 1; the token keeps their parts from overwriting
+//! each other (issue 19 §6). For a Delta table ([`PartWriter::with_naming`] `in_place`) parts are uploaded at
+//! their final names directly: no Delta reader sees a part before a commit references it, so there is no
+//! staging name and no publish.
 //!
 //! Readers never look under `_staging/` (Spark and Hive skip `_` paths; a glob on `<dataset>/**` does not reach
 //! it), so a part becomes visible only when renamed to its final name.
@@ -65,7 +70,7 @@ const UPLOAD_CONCURRENCY: usize = 4;
 /// A staged Parquet part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WrittenFile {
-    /// Staging path (relative to bronze).
+    /// Staging path (relative to bronze); equal to `final_path` when the part is written in place (Delta).
     pub staging: String,
     /// Final path (relative to bronze).
     pub final_path: String,
@@ -73,6 +78,56 @@ pub struct WrittenFile {
     pub rows: u64,
     /// Bytes.
     pub bytes: u64,
+    /// Range of the event time column in the part (from its Parquet statistics), when it has one.
+    pub time_range: Option<TimeRange>,
+}
+
+/// The minimum and maximum of a part's event time column (µs since the epoch, UTC) and its null count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeRange {
+    /// The column's name.
+    pub column: String,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+    /// Nulls in the column.
+    pub nulls: u64,
+}
+
+/// The event time range of column `col` over every row group in `meta`, when all of them have statistics.
+fn time_range(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    col: usize,
+    name: &str,
+) -> Option<TimeRange> {
+    use parquet::file::statistics::Statistics;
+    let mut r: Option<TimeRange> = None;
+    for rg in meta.row_groups() {
+        if col >= rg.num_columns() {
+            return None;
+        }
+        let Some(Statistics::Int64(s)) = rg.column(col).statistics() else {
+            return None;
+        };
+        let (min, max) = (*s.min_opt()?, *s.max_opt()?);
+        let nulls = s.null_count_opt().unwrap_or(0);
+        r = Some(match r {
+            None => TimeRange {
+                column: name.to_string(),
+                min,
+                max,
+                nulls,
+            },
+            Some(t) => TimeRange {
+                min: t.min.min(min),
+                max: t.max.max(max),
+                nulls: t.nulls + nulls,
+                ..t
+            },
+        });
+    }
+    r
 }
 
 /// What the encoder asks the uploader to do.
@@ -173,6 +228,8 @@ struct OpenPart {
     uploaded: u64,
     staging: String,
     final_path: String,
+    /// Event time column (index, name) whose statistics the part's [`WrittenFile`] reports.
+    time_column: Option<(usize, String)>,
 }
 
 /// Columns written without a dictionary: (nearly) unique per row, so dictionary encoding only spends time
@@ -212,6 +269,11 @@ pub struct PartWriter {
     target_file_bytes: u64,
     open: HashMap<PartitionKey, OpenPart>,
     next_seq: u32,
+    /// Unique component of part names (empty: names are unique per batch id only).
+    token: String,
+    /// Write parts at their final names (Delta: unreferenced parts are invisible) instead of staging names.
+    in_place: bool,
+    time_column: Option<(usize, String)>,
 }
 
 impl PartWriter {
@@ -231,6 +293,34 @@ impl PartWriter {
             target_file_bytes,
             open: HashMap::new(),
             next_seq: 0,
+            token: String::new(),
+            in_place: false,
+            time_column: None,
+        }
+    }
+
+    /// Names parts `part-b<batch>-<token>-<seq>.parquet` (unique across writers that share bronze, issue 19
+    /// §6) and, when `in_place`, uploads them at their final names instead of staging names.
+    pub fn with_naming(mut self, token: &str, in_place: bool) -> Self {
+        self.token = token.to_string();
+        self.in_place = in_place;
+        self
+    }
+
+    /// The event time column (index in the schema): each closed part reports its range.
+    pub fn set_time_column(&mut self, index: usize) {
+        if self.time_column.is_none() {
+            let name = self.schema.field(index).name().clone();
+            self.time_column = Some((index, name));
+        }
+    }
+
+    /// The file name of part `seq` of batch `batch_id` with unique component `token` (may be empty).
+    pub fn part_name(batch_id: u64, token: &str, seq: u32) -> String {
+        if token.is_empty() {
+            format!("part-b{batch_id:08}-{seq:04}.parquet")
+        } else {
+            format!("part-b{batch_id:08}-{token}-{seq:04}.parquet")
         }
     }
 
@@ -252,12 +342,16 @@ impl PartWriter {
         if !self.open.contains_key(&key) {
             let seq = self.next_seq;
             self.next_seq += 1;
-            let name = format!("part-b{:08}-{seq:04}.parquet", self.batch_id);
-            let staging = format!(
-                "{}/{name}",
-                Self::staging_prefix(&self.dataset, self.batch_id)
-            );
+            let name = Self::part_name(self.batch_id, &self.token, seq);
             let final_path = format!("{}/{}/{name}", self.dataset, key.path());
+            let staging = if self.in_place {
+                final_path.clone()
+            } else {
+                format!(
+                    "{}/{name}",
+                    Self::staging_prefix(&self.dataset, self.batch_id)
+                )
+            };
             let buf = SharedBuf::default();
             let writer =
                 ArrowWriter::try_new(buf.clone(), self.schema.clone(), Some(self.props.clone()))
@@ -279,6 +373,7 @@ impl PartWriter {
                     uploaded: 0,
                     staging,
                     final_path,
+                    time_column: self.time_column.clone(),
                 },
             );
         }
@@ -309,10 +404,14 @@ impl PartWriter {
     }
 
     fn close(mut part: OpenPart, events: &mut Vec<PartEvent>) -> Result<(), SinkError> {
-        part.writer.finish().map_err(|source| SinkError::Encode {
+        let meta = part.writer.finish().map_err(|source| SinkError::Encode {
             path: part.final_path.clone(),
             source,
         })?;
+        let range = part
+            .time_column
+            .as_ref()
+            .and_then(|(i, name)| time_range(&meta, *i, name));
         let mut total = part.uploaded;
         for bytes in part.buf.take() {
             total += bytes.len() as u64;
@@ -328,6 +427,7 @@ impl PartWriter {
                 final_path: part.final_path,
                 rows: part.rows,
                 bytes: total,
+                time_range: range,
             },
         });
         Ok(())
@@ -477,6 +577,37 @@ pub async fn delete_prefix(bronze: &StoreLocation, prefix: &str) -> Result<usize
         n += 1;
     }
     Ok(n)
+}
+
+/// Deletes every object below `prefix` (relative to bronze) whose path carries `mark` (a batch id plus its unique
+/// token): the in-place outputs of a batch that did not commit. Log entries (`_delta_log/`) are never touched.
+/// Lists the whole prefix: it runs only when a batch is rolled back.
+///
+/// # Errors
+/// [`SinkError::Store`].
+pub async fn delete_matching(
+    bronze: &StoreLocation,
+    prefix: &str,
+    mark: &str,
+) -> Result<usize, SinkError> {
+    let p = bronze.path(prefix);
+    let mut list = bronze.store.list(Some(&p));
+    let mut doomed = Vec::new();
+    while let Some(meta) = list.next().await {
+        let meta = match meta {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(source) => return Err(store_error("list", prefix)(source)),
+        };
+        let path = meta.location.as_ref();
+        if path.contains(mark) && !path.contains("/_delta_log/") {
+            doomed.push(meta.location);
+        }
+    }
+    for path in &doomed {
+        delete(bronze, path).await?;
+    }
+    Ok(doomed.len())
 }
 
 /// Deletes one object; a missing one is fine.

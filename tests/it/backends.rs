@@ -677,7 +677,7 @@ impl Target {
                         .expect("reader")
                         .map(|b| b.expect("batch").num_rows())
                         .sum();
-                (p, rows)
+                (crate::common::canonical_part_path(&p), rows)
             })
             .collect()
     }

@@ -216,13 +216,37 @@ pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// Row count of every Parquet file below `dir`, by path relative to `dir`.
+/// `path` with the random token of its batch removed from a part name (`part-b00000001-<12 hex>-0000.parquet`
+/// becomes `part-b00000001-0000.parquet`): part names are unique across writers, so two runs of the same input
+/// name their parts differently; tests compare the rest.
+pub fn canonical_part_path(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let canonical = match name.strip_prefix("part-b") {
+        Some(rest)
+            if rest.len() > 22
+                && rest.as_bytes()[8] == b'-'
+                && rest.as_bytes()[21] == b'-'
+                && rest[9..21].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("part-b{}{}", &rest[..9], &rest[22..])
+        }
+        _ => name.to_string(),
+    };
+    if dir.is_empty() {
+        canonical
+    } else {
+        format!("{dir}/{canonical}")
+    }
+}
+
+/// Row count of every Parquet file below `dir`, by path relative to `dir` ([`canonical_part_path`]).
 pub fn rows_by_file(dir: &Path) -> BTreeMap<String, usize> {
     parquet_files(dir)
         .into_iter()
         .map(|p| {
             let n = read_parquet(&p).iter().map(|b| b.num_rows()).sum();
-            (p.strip_prefix(dir).expect("below").display().to_string(), n)
+            let rel = p.strip_prefix(dir).expect("below").display().to_string();
+            (canonical_part_path(&rel), n)
         })
         .collect()
 }

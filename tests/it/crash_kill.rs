@@ -33,7 +33,7 @@ impl Rng {
 }
 
 /// The 2015-01-01-0 sample split into `n` gzip files of distinct events; returns (name, bytes) and the ids.
-fn split_sample(n: usize) -> (Vec<(String, Vec<u8>)>, HashSet<String>) {
+pub(crate) fn split_sample(n: usize) -> (Vec<(String, Vec<u8>)>, HashSet<String>) {
     use std::io::BufRead;
     let f = std::fs::File::open(gharchive("2015-01-01-0.json.gz")).expect("open");
     let lines: Vec<Vec<u8>> = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))

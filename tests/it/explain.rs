@@ -98,7 +98,11 @@ fn explain_an_ingested_file() {
         assert_eq!(part["rows_of_file"], events as u64);
         let on_disk = rows_by_file(&wd.bronze());
         let path = part["path"].as_str().expect("part path");
-        assert_eq!(on_disk.get(path), Some(&events), "{on_disk:?}");
+        assert_eq!(
+            on_disk.get(&canonical_part_path(path)),
+            Some(&events),
+            "{on_disk:?}"
+        );
     }
     // The text form ends with the same verdict.
     let mut args = vec![

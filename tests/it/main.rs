@@ -8,6 +8,7 @@ mod conformance;
 mod crash_kill;
 mod dashboard;
 mod dedup;
+mod delta;
 mod exit_status;
 mod explain;
 mod faulty_storage;

@@ -1,0 +1,198 @@
+//! The commit protocol of a Delta bronze (`table_format = "delta"`): the steps after staging, and the recovery of
+//! a batch that an earlier run left in the table-commit window. Steps 1-2 are those of [`super::batch`].
+//!
+//! # Commit protocol (Delta)
+//! 1. **Intent** `{id, state: Writing, token}` (as for Parquet). *Crash here:* nothing was written.
+//! 2. **Stage.** Parts are uploaded straight to their final names
+//!    `<dataset>/year=YYYY/month=MM/day=DD/part-b<id>-<token>-<seq>.parquet` (quarantine parts and copies of
+//!    failed files to `_quarantine/<dataset>/...-b<id>-<token>...`). No Delta reader sees a file that no commit
+//!    references. *Crash here:* unreferenced files exist; recovery lists the dataset and its quarantine and
+//!    deletes every name carrying `b<id>-<token>` (the token is in the intent), so they never pile up.
+//! 3. **Dedup runs** of the batch, named after its id (failpoint `runs`). *Crash here:* the runs name a batch
+//!    the checkpoint does not hold; recovery deletes them (as for Parquet) with the files of step 2.
+//! 4. **Committing.** The intent is rewritten with `state: Committing`, every output's final name, and the whole
+//!    sled commit the batch will make; flushed (failpoint `publishing`). *Crash here:* the table does not have
+//!    the batch; recovery deletes the listed outputs and the runs, and the files are read again.
+//! 5. **Table commit = publish.** One put-if-absent commit file: `add` for every data part (`numRecords`, min/max
+//!    of the event time), `txn {appId: lander-<dataset>-<checkpoint writer id>, version: id}` and `commitInfo`
+//!    (lander's version, the landing location, each input's path, fingerprint and byte range). A lost version
+//!    race re-reads the log and retries at the next version (failpoint `published` after it). *Crash here:*
+//!    the table has the batch, sled does not; recovery sees the `txn` version reach the intent's id and applies
+//!    the sled commit stored in the intent, so the batch counts once and nothing is read again.
+//! 6. **Sled commit** (file records, batch record, intent removed) and the runs become visible, as for Parquet
+//!    (failpoint `committed`). A log checkpoint follows every `delta_checkpoint_interval` versions; a failure
+//!    there is only a warning (the log stays complete without it).
+//!
+//! A store error in step 5 may leave the commit written or not: the batch fails, and recovery (at the next start,
+//! or by the daemon's rollback) asks the table which one it was. A batch with no data and no table yet (every
+//! file failed before a schema existed) makes no table commit; a crash after step 4 then rolls it back, which is
+//! safe because the table does not have it.
+
+use chrono::{DateTime, Utc};
+
+use super::batch::{blocking, failpoint, write_intent, Context};
+use super::commit::{finish, prepare, Totals};
+use super::stage::StagedBatch;
+use crate::checkpoint::{BatchCommit, BatchIntent, IntentState};
+use crate::table::actions::add_of;
+use crate::table::{app_id, Commit, Committed, DeltaTable};
+use crate::Error;
+
+/// Steps 3-6 of the Delta protocol for the staged batch `intent`. Returns the totals and the commit time.
+///
+/// # Errors
+/// Table, checkpoint and dedup index failures: the batch then does not count for sled, and recovery asks the
+/// table whether it committed.
+pub(super) async fn commit_batch(
+    ctx: &Context,
+    intent: BatchIntent,
+    staged: &mut StagedBatch,
+) -> Result<(Totals, DateTime<Utc>), Error> {
+    let prepared = prepare(ctx, &intent, staged).await?;
+    let intent = BatchIntent {
+        state: IntentState::Committing,
+        finals: staged
+            .outputs
+            .iter()
+            .map(|f| f.final_path.clone())
+            .collect(),
+        commit: Some(prepared.commit.clone()),
+        ..intent
+    };
+    write_intent(ctx, &intent).await?;
+    failpoint("publishing");
+    table_commit(ctx, &intent, staged, &prepared.commit).await?;
+    failpoint("published");
+    let out = (prepared.totals, prepared.committed_at);
+    finish(ctx, prepared).await?;
+    Ok(out)
+}
+
+/// The `txn` app id of this checkpoint's commits to `dataset`.
+async fn writer_app_id(ctx: &Context, dataset: &str) -> Result<String, Error> {
+    let cp = ctx.checkpoint.clone();
+    let writer = blocking(move || cp.writer_id()).await?;
+    Ok(app_id(dataset, &writer))
+}
+
+/// Step 5: the batch's one Delta commit (creating the table on its first batch).
+async fn table_commit(
+    ctx: &Context,
+    intent: &BatchIntent,
+    staged: &StagedBatch,
+    commit: &BatchCommit,
+) -> Result<(), Error> {
+    let ds = intent.dataset.as_str();
+    let table = DeltaTable::new(&ctx.bronze, ds);
+    let schema = staged.staged.schema.clone();
+    let mut snap = match (ctx.tables.take(&table).await?, &schema) {
+        (Some(s), _) => s,
+        (None, Some(schema)) => table.create(schema).await?,
+        (None, None) => return Ok(()),
+    };
+    if let Some(schema) = &schema {
+        table.check_schema(&snap, schema)?;
+    }
+    let now = Utc::now().timestamp_millis();
+    let data_prefix = format!("{ds}/");
+    let adds = staged
+        .outputs
+        .iter()
+        .filter(|f| f.final_path.starts_with(&data_prefix))
+        .map(|f| add_of(ds, f, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let app = writer_app_id(ctx, ds).await?;
+    let fingerprints: std::collections::HashMap<&str, &str> = commit
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.fingerprint.as_str()))
+        .collect();
+    let inputs: Vec<serde_json::Value> = commit
+        .batch
+        .inputs
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "path": i.path,
+                "fingerprint": fingerprints.get(i.path.as_str()),
+                "start": i.start,
+                "end": i.end,
+                "recordsOk": i.records_ok,
+            })
+        })
+        .collect();
+    let info = serde_json::json!({
+        "lander": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "dataset": ds,
+            "batch": intent.id,
+            "appId": app,
+            "landing": ctx.landing.describe(""),
+            "inputs": inputs,
+            "rows": commit.batch.rows,
+        }
+    });
+    let c = Commit {
+        adds,
+        txn: (app, intent.id as i64),
+        info,
+    };
+    match table.commit(&mut snap, &c).await? {
+        Committed::At(v) => {
+            tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit")
+        }
+        Committed::Already => {
+            tracing::warn!(
+                dataset = ds,
+                batch = intent.id,
+                "the delta table already had this batch"
+            )
+        }
+    }
+    match table
+        .maybe_checkpoint(&snap, ctx.config.delta_checkpoint_interval)
+        .await
+    {
+        Ok(true) => tracing::info!(
+            dataset = ds,
+            version = snap.version,
+            "wrote a delta log checkpoint"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(dataset = ds, error = %e, "could not write the delta log checkpoint; the log stays readable without it")
+        }
+    }
+    ctx.tables.keep(&table, snap).await;
+    Ok(())
+}
+
+/// Recovery of an intent in state `Committing`: when the table has the batch (its `txn` version reached the
+/// intent's id), applies the sled commit stored in the intent and returns `true`; otherwise `false` (the caller
+/// rolls the batch back).
+///
+/// # Errors
+/// Table or checkpoint failures.
+pub(super) async fn finish_committed(ctx: &Context, intent: &BatchIntent) -> Result<bool, Error> {
+    let Some(commit) = intent.commit.clone() else {
+        return Ok(false);
+    };
+    let table = DeltaTable::new(&ctx.bronze, &intent.dataset);
+    let Some(snap) = table.load().await? else {
+        return Ok(false);
+    };
+    let app = writer_app_id(ctx, &intent.dataset).await?;
+    if snap.app_version(&app).is_none_or(|v| v < intent.id as i64) {
+        return Ok(false);
+    }
+    let cp = ctx.checkpoint.clone();
+    blocking(move || cp.commit(&commit)).await?;
+    tracing::warn!(
+        dataset = %intent.dataset,
+        batch = intent.id,
+        version = snap.version,
+        "finished the checkpoint records of a batch that the delta table had committed before the interruption"
+    );
+    ctx.tables.keep(&table, snap).await;
+    Ok(true)
+}

@@ -1,0 +1,301 @@
+//! The Delta log actions lander writes and reads (`protocol`, `metaData`, `add`, `remove`, `txn`), the Delta
+//! schema of an Arrow schema, and the `add` of a written part.
+//!
+//! One line of a commit file holds one action (`{"add": {...}}`); [`LogLine`] reads any of them and ignores the
+//! actions lander does not need (`commitInfo`, `cdc`, `domainMetadata`, ...). A log checkpoint row is the same
+//! object with the other columns null, so [`LogLine`] reads those too.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::{DataType, Schema, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use super::TableError;
+use crate::sink::WrittenFile;
+
+/// The lowest reader version: every Delta reader (Spark 3.5+, DuckDB's delta extension, delta-rs) reads it.
+pub const MIN_READER_VERSION: i32 = 1;
+
+/// The lowest writer version that Spark 3.5+ and delta-rs write to without table features: lander honours what
+/// it requires (append-only and column invariants are never set on its tables).
+pub const MIN_WRITER_VERSION: i32 = 2;
+
+/// The partition columns of every bronze table: the UTC event day, as strings equal to the hive directories.
+pub const PARTITION_COLUMNS: [&str; 3] = ["year", "month", "day"];
+
+/// `protocol`: which readers and writers may use the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Protocol {
+    /// Minimum reader version.
+    pub min_reader_version: i32,
+    /// Minimum writer version.
+    pub min_writer_version: i32,
+    /// Reader features (reader version 3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader_features: Option<Vec<String>>,
+    /// Writer features (writer version 7 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer_features: Option<Vec<String>>,
+}
+
+/// `metaData.format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Format {
+    /// Always `parquet`.
+    pub provider: String,
+    /// Format options (none).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `metaData`: the table's identity, schema and partitioning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaData {
+    /// The table's unique id (a UUID), fixed when the table is created.
+    pub id: String,
+    /// Optional name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Optional description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The data files' format.
+    pub format: Format,
+    /// The schema as Delta's JSON schema, serialized.
+    pub schema_string: String,
+    /// Partition columns, in order.
+    pub partition_columns: Vec<String>,
+    /// Table properties.
+    #[serde(default)]
+    pub configuration: BTreeMap<String, String>,
+    /// Creation time, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<i64>,
+}
+
+/// `add`: a data file joins the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Add {
+    /// Path relative to the table root (a relative URI).
+    pub path: String,
+    /// Partition column -> value (as a string; `null` for a null partition).
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// File size in bytes.
+    pub size: i64,
+    /// When the file was written, ms since the epoch.
+    pub modification_time: i64,
+    /// Whether the commit changes the table's data (always for lander's appends).
+    pub data_change: bool,
+    /// Statistics as a JSON string (`numRecords`, `minValues`, `maxValues`, `nullCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
+}
+
+/// `remove`: a data file leaves the table (written by other writers, e.g. a compaction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remove {
+    /// Path relative to the table root.
+    pub path: String,
+}
+
+/// `txn`: the last version an application committed (the batch id, for lander).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Txn {
+    /// The application.
+    pub app_id: String,
+    /// Its version.
+    pub version: i64,
+    /// When, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<i64>,
+}
+
+/// One line of a commit file (or one row of a log checkpoint): at most one field is set. Unknown actions
+/// deserialize to all `None`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// `add`.
+    pub add: Option<Add>,
+    /// `remove`.
+    pub remove: Option<Remove>,
+    /// `txn`.
+    pub txn: Option<Txn>,
+    /// `metaData`.
+    pub meta_data: Option<MetaData>,
+    /// `protocol`.
+    pub protocol: Option<Protocol>,
+}
+
+/// The Delta type of an Arrow type that lander writes, or `None` when Delta (without table features) has none.
+fn delta_type(t: &DataType) -> Option<String> {
+    Some(match t {
+        DataType::Utf8 | DataType::LargeUtf8 => "string".into(),
+        DataType::Int64 => "long".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int16 => "short".into(),
+        DataType::Int8 => "byte".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Binary | DataType::LargeBinary => "binary".into(),
+        DataType::Date32 => "date".into(),
+        // Delta's `timestamp` is microseconds, adjusted to UTC; a naive timestamp needs the timestampNtz feature.
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamp".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        _ => return None,
+    })
+}
+
+/// Delta's JSON schema (`schemaString`) of the parts' Arrow schema plus the partition columns (strings).
+///
+/// # Errors
+/// [`TableError::UnsupportedType`] for a column type Delta cannot represent at the table's protocol.
+pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
+    let mut fields = Vec::new();
+    for f in schema.fields() {
+        let ty = delta_type(f.data_type()).ok_or_else(|| TableError::UnsupportedType {
+            column: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })?;
+        fields.push(serde_json::json!({
+            "name": f.name(), "type": ty, "nullable": f.is_nullable(), "metadata": {}
+        }));
+    }
+    for p in PARTITION_COLUMNS {
+        fields.push(
+            serde_json::json!({"name": p, "type": "string", "nullable": true, "metadata": {}}),
+        );
+    }
+    Ok(serde_json::json!({"type": "struct", "fields": fields}).to_string())
+}
+
+/// Delta's text form of a timestamp statistic: ISO 8601 with milliseconds, UTC. `round_up` rounds a
+/// sub-millisecond value up (for a maximum), so the bound still holds at millisecond precision.
+fn stat_time(micros: i64, round_up: bool) -> String {
+    let ms = if round_up {
+        micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)
+    } else {
+        micros.div_euclid(1000)
+    };
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// The `add` of part `f` (a path relative to bronze, below `<table root>/`), written at `now_ms`.
+///
+/// # Errors
+/// [`TableError::OutsideTable`] when the part does not lie below the table root.
+pub fn add_of(root: &str, f: &WrittenFile, now_ms: i64) -> Result<Add, TableError> {
+    let rel = f
+        .final_path
+        .strip_prefix(root)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(|| TableError::OutsideTable {
+            path: f.final_path.clone(),
+            root: root.to_string(),
+        })?;
+    let mut partition_values = BTreeMap::new();
+    for seg in rel.split('/') {
+        if let Some((k, v)) = seg.split_once('=') {
+            if PARTITION_COLUMNS.contains(&k) {
+                partition_values.insert(k.to_string(), Some(v.to_string()));
+            }
+        }
+    }
+    let mut stats = serde_json::json!({ "numRecords": f.rows });
+    if let Some(t) = &f.time_range {
+        stats["minValues"] = serde_json::json!({ &t.column: stat_time(t.min, false) });
+        stats["maxValues"] = serde_json::json!({ &t.column: stat_time(t.max, true) });
+        stats["nullCount"] = serde_json::json!({ &t.column: t.nulls });
+    }
+    Ok(Add {
+        path: rel.to_string(),
+        partition_values,
+        size: f.bytes as i64,
+        modification_time: now_ms,
+        data_change: true,
+        stats: Some(stats.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::parquet::TimeRange;
+    use arrow::datatypes::Field;
+
+    #[test]
+    fn schema_maps_lander_types_and_appends_partitions() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let s = Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("created_at", ts, false),
+            Field::new("amount", DataType::Decimal128(12, 2), true),
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_str(&schema_string(&s).expect("supported")).expect("json");
+        let names: Vec<_> = v["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| format!("{}:{}", f["name"], f["type"]).replace('"', ""))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "id:string",
+                "created_at:timestamp",
+                "amount:decimal(12,2)",
+                "year:string",
+                "month:string",
+                "day:string"
+            ]
+        );
+        let naive = Schema::new(vec![Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        )]);
+        assert!(matches!(
+            schema_string(&naive),
+            Err(TableError::UnsupportedType { .. })
+        ));
+    }
+
+    #[test]
+    fn add_has_partition_values_and_time_stats() {
+        let f = WrittenFile {
+            staging: String::new(),
+            final_path: "gh/year=2015/month=01/day=02/part-b00000001-ab-0000.parquet".into(),
+            rows: 3,
+            bytes: 100,
+            time_range: Some(TimeRange {
+                column: "created_at".into(),
+                min: 1_420_156_800_000_000,
+                max: 1_420_156_800_000_001,
+                nulls: 0,
+            }),
+        };
+        let a = add_of("gh", &f, 5).expect("below the root");
+        assert_eq!(
+            a.path,
+            "year=2015/month=01/day=02/part-b00000001-ab-0000.parquet"
+        );
+        assert_eq!(a.partition_values["month"].as_deref(), Some("01"));
+        let s: serde_json::Value =
+            serde_json::from_str(a.stats.as_deref().expect("stats")).expect("json");
+        assert_eq!(s["numRecords"], 3);
+        assert_eq!(s["minValues"]["created_at"], "2015-01-02T00:00:00.000Z");
+        // One microsecond past the minute rounds the maximum up to the next millisecond.
+        assert_eq!(s["maxValues"]["created_at"], "2015-01-02T00:00:00.001Z");
+        assert!(add_of("other", &f, 5).is_err());
+    }
+}

@@ -1,0 +1,553 @@
+//! `table_format = "delta"` (issue 20): bronze datasets are Delta tables, read back by delta-rs' Python package
+//! (`deltalake`) and DuckDB's delta extension; time travel, concurrent writers with different checkpoints, log
+//! checkpoints, and an abort after every commit step. Also, for `parquet`, part names that never collide across
+//! checkpoints (issue 19 §6).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use crate::crash_kill::split_sample;
+use crate::run_once::distinct_events;
+
+/// Reads a Delta table with delta-rs (`deltalake` from PyPI, through its DataFusion query engine): prints
+/// `version`, the sorted event keys, and the table's file paths (relative to the table root).
+const DELTA_RS: &str = r#"
+import json, sys
+from deltalake import DeltaTable, QueryBuilder
+path = sys.argv[1]
+version = int(sys.argv[2]) if len(sys.argv) > 2 else None
+dt = DeltaTable(path, version=version) if version is not None else DeltaTable(path)
+t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
+keys = sorted(t.column("event_key").to_pylist())
+files = sorted(a for a in dt.file_uris())
+p = dt.protocol()
+print(json.dumps({"version": dt.version(), "keys": keys, "files": files,
+    "protocol": [p.min_reader_version, p.min_writer_version],
+    "partitions": list(dt.metadata().partition_columns)}))
+"#;
+
+/// What delta-rs read.
+struct DeltaRead {
+    version: u64,
+    keys: Vec<String>,
+    files: Vec<String>,
+    protocol: (i64, i64),
+    partitions: Vec<String>,
+}
+
+fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> String {
+    let mut c = Command::new("python3");
+    c.arg("-c").arg(script).args(args);
+    if let Some(p) = pythonpath {
+        c.env("PYTHONPATH", p);
+    }
+    let out = c.output().expect("spawn python3");
+    assert!(
+        out.status.success(),
+        "python3 failed (this test needs `pip install deltalake` and, for DuckDB, duckdb 1.5.5 with \
+         duckdb-extension-delta 1.5.5 in $LANDER_DUCKDB_DELTA; .ci/run installs them): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Reads `table` (at `version`, or the latest) with delta-rs.
+fn delta_rs(table: &Path, version: Option<u64>) -> DeltaRead {
+    let t = table.display().to_string();
+    let v = version.map(|v| v.to_string());
+    let mut args = vec![t.as_str()];
+    args.extend(v.as_deref());
+    let out = python(DELTA_RS, &args, None);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).expect("json from delta-rs");
+    let strings = |k: &str| -> Vec<String> {
+        j[k].as_array()
+            .expect("array")
+            .iter()
+            .map(|s| s.as_str().expect("string").to_string())
+            .collect()
+    };
+    DeltaRead {
+        version: j["version"].as_u64().expect("version"),
+        keys: strings("keys"),
+        files: strings("files"),
+        protocol: (
+            j["protocol"][0].as_i64().expect("reader"),
+            j["protocol"][1].as_i64().expect("writer"),
+        ),
+        partitions: strings("partitions"),
+    }
+}
+
+/// Where duckdb 1.5.5 and its delta extension are installed (`pip install --target`), apart from the duckdb
+/// the other tests use.
+fn duckdb_delta_path() -> PathBuf {
+    std::env::var_os("LANDER_DUCKDB_DELTA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/lander-duckdb-delta")
+        })
+}
+
+/// Row count and distinct event keys of `table` read by DuckDB's delta extension (`delta_scan`), loaded from the
+/// file its PyPI package ships (it cannot download at run time).
+fn duckdb_delta(table: &Path) -> (u64, u64) {
+    let script = r#"
+import os, sys, duckdb, duckdb_extension_delta
+c = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+ext = os.path.join(os.path.dirname(duckdb_extension_delta.__file__), "extensions", "v" + duckdb.__version__, "delta.duckdb_extension")
+c.execute(f"LOAD '{ext}'")
+n, k = c.execute("select count(*), count(distinct event_key) from delta_scan(?)", [sys.argv[1]]).fetchone()
+print(n, k)
+"#;
+    let out = python(
+        script,
+        &[&table.display().to_string()],
+        Some(&duckdb_delta_path()),
+    );
+    let v: Vec<u64> = out
+        .split_whitespace()
+        .map(|s| s.parse().expect("number"))
+        .collect();
+    (v[0], v[1])
+}
+
+/// Copies directory `from` to `to` (a checkpoint no process holds).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
+}
+
+/// Data files on disk below the table root (relative paths), the log excluded.
+fn files_on_disk(table: &Path) -> Vec<String> {
+    parquet_files(table)
+        .into_iter()
+        .map(|p| p.strip_prefix(table).expect("below").display().to_string())
+        .filter(|p| !p.starts_with("_delta_log"))
+        .collect()
+}
+
+/// The table's files as paths relative to its root.
+fn relative(table: &Path, uris: &[String]) -> Vec<String> {
+    let root = format!("{}/", table.display());
+    let mut v: Vec<String> = uris
+        .iter()
+        .map(|u| {
+            let p = u.strip_prefix("file://").unwrap_or(u);
+            p.strip_prefix(&root)
+                .unwrap_or_else(|| panic!("{p} is not below {root}"))
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a table must hold, computed without lander: the distinct event ids, and how many distinct events in
+/// all (events without an id, the 2013 Timeline shape, are keyed by a hash of their line: `h:<hex>`).
+#[derive(Debug, PartialEq)]
+struct Expected {
+    ids: BTreeSet<String>,
+    total: usize,
+}
+
+fn expected_of(files: &[PathBuf]) -> Expected {
+    let mut ids = BTreeSet::new();
+    for f in files {
+        for l in crate::run_once::gz_lines(f) {
+            let v: serde_json::Value = serde_json::from_slice(&l).expect("json");
+            if let Some(id) = v["id"].as_str() {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    Expected {
+        ids,
+        total: distinct_events(&refs),
+    }
+}
+
+fn expected_ids(ids: &HashSet<String>) -> Expected {
+    Expected {
+        ids: ids.iter().cloned().collect(),
+        total: ids.len(),
+    }
+}
+
+/// The table's keys as an [`Expected`], after checking that none occurs twice.
+fn found(keys: &[String]) -> Expected {
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(keys.len(), distinct.len(), "no event key twice");
+    Expected {
+        ids: keys
+            .iter()
+            .filter(|k| !k.starts_with("h:"))
+            .cloned()
+            .collect(),
+        total: keys.len(),
+    }
+}
+
+fn delta_once(w: &Workdir, extra: &[&str]) -> String {
+    let mut a = vec!["--table-format", "delta"];
+    a.extend(extra);
+    w.run_once(&a)
+}
+
+/// The table holds every key once and exactly the files its log references.
+fn assert_table_exact(table: &Path, expected: &Expected) -> DeltaRead {
+    let r = delta_rs(table, None);
+    assert_eq!(&found(&r.keys), expected, "every event once");
+    assert_eq!(
+        relative(table, &r.files),
+        files_on_disk(table),
+        "no data file outside the log (an unreferenced part would be garbage)"
+    );
+    r
+}
+
+#[test]
+fn all_gharchive_samples_land_as_one_delta_commit_read_by_delta_rs_and_duckdb() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let w = Workdir::new();
+    let mut paths = Vec::new();
+    for f in GHARCHIVE_FILES {
+        w.land(&gharchive(f), "gharchive", f);
+        paths.push(gharchive(f));
+    }
+    let out = delta_once(&w, &[]);
+    assert!(out.contains("gharchive: batch 1 committed"), "{out}");
+    let table = w.bronze().join("gharchive");
+    let expected = expected_of(&paths);
+    let r = assert_table_exact(&table, &expected);
+    // Version 0 creates the table, version 1 is the batch: one commit per batch.
+    assert_eq!(r.version, 1);
+    assert_eq!(r.protocol, (1, 2), "the lowest protocol every reader reads");
+    assert_eq!(r.partitions, ["year", "month", "day"]);
+    // Every file sits in the hive directory its partition values name.
+    for f in relative(&table, &r.files) {
+        assert!(
+            f.starts_with("year=") && f.contains("/month=") && f.contains("/day="),
+            "{f}"
+        );
+    }
+    let (rows, keys) = duckdb_delta(&table);
+    assert_eq!(
+        (rows, keys),
+        (expected.total as u64, expected.total as u64),
+        "DuckDB's delta_scan"
+    );
+    // The commit names its inputs, and the txn its batch.
+    let log = std::fs::read_to_string(table.join("_delta_log/00000000000000000001.json"))
+        .expect("commit 1");
+    for f in GHARCHIVE_FILES {
+        assert!(
+            log.contains(&format!("\"path\":\"gharchive/{f}\"")),
+            "{f} in {log}"
+        );
+    }
+    assert!(
+        log.contains("\"txn\":{\"appId\":\"lander-gharchive-"),
+        "{log}"
+    );
+    // Each add's stats (a JSON string) count its rows and bound its event times; the counts add up.
+    let mut stat_rows = 0;
+    for l in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+        if let Some(add) = v.get("add") {
+            let st: serde_json::Value =
+                serde_json::from_str(add["stats"].as_str().expect("stats")).expect("stats json");
+            stat_rows += st["numRecords"].as_u64().expect("numRecords");
+            let (lo, hi) = (
+                st["minValues"]["created_at"].as_str().expect("min"),
+                st["maxValues"]["created_at"].as_str().expect("max"),
+            );
+            let day = |t: &str| t[..10].replace('-', "");
+            let pv = &add["partitionValues"];
+            let part_day = format!(
+                "{}{}{}",
+                pv["year"].as_str().expect("year"),
+                pv["month"].as_str().expect("month"),
+                pv["day"].as_str().expect("day")
+            );
+            assert!(
+                lo <= hi && day(lo) == part_day && day(hi) == part_day,
+                "{l}"
+            );
+        }
+    }
+    assert_eq!(stat_rows, expected.total as u64);
+    // A second run has nothing new and makes no commit.
+    let again = delta_once(&w, &[]);
+    assert!(!again.contains("committed"), "{again}");
+    assert_eq!(delta_rs(&table, None).version, 1);
+}
+
+#[test]
+fn time_travel_to_version_n_gives_the_state_after_batch_n() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let w = Workdir::new();
+    let mut landed = Vec::new();
+    let mut after: Vec<Expected> = Vec::new();
+    let old = w.path().join("state-before-last-batch");
+    for (i, f) in GHARCHIVE_FILES.iter().enumerate() {
+        if i + 1 == GHARCHIVE_FILES.len() {
+            copy_dir(&w.checkpoint(), &old);
+        }
+        w.land(&gharchive(f), "gharchive", f);
+        landed.push(gharchive(f));
+        delta_once(&w, &[]);
+        after.push(expected_of(&landed));
+    }
+    // `checkpoint verify` checks the checkpoint against the log: clean for the live checkpoint; a checkpoint
+    // restored from before the last batch is behind the table, and verify says so.
+    let verify = |state: &Path| {
+        let mut args = vec!["checkpoint".to_string(), "verify".into()];
+        args.extend(w.location_args());
+        let c = args
+            .iter()
+            .position(|a| a == "--checkpoint")
+            .expect("--checkpoint")
+            + 1;
+        args[c] = state.display().to_string();
+        w.cmd().args(&args).output().expect("spawn")
+    };
+    let ok = verify(&w.checkpoint());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let behind = verify(&old);
+    let text = String::from_utf8_lossy(&behind.stdout);
+    assert_eq!(behind.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "has batch {} of this checkpoint",
+            GHARCHIVE_FILES.len()
+        )),
+        "{text}"
+    );
+    let table = w.bronze().join("gharchive");
+    assert_eq!(delta_rs(&table, None).version, GHARCHIVE_FILES.len() as u64);
+    for (n, expected) in after.iter().enumerate() {
+        let r = delta_rs(&table, Some(n as u64 + 1));
+        assert_eq!(
+            &found(&r.keys),
+            expected,
+            "version {} = after batch {}",
+            n + 1,
+            n + 1
+        );
+    }
+}
+
+/// Two jobs with their own landing and checkpoint append to one table at the same time: every row of both
+/// survives, every batch is one commit, no commit is lost.
+#[test]
+fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    const BATCHES: usize = 25;
+    let (files, ids) = split_sample(2 * BATCHES);
+    let bronze = Workdir::new();
+    let jobs: Vec<Workdir> = (0..2).map(|_| Workdir::new()).collect();
+    std::thread::scope(|s| {
+        for (j, w) in jobs.iter().enumerate() {
+            let files = &files;
+            let bronze = bronze.bronze();
+            s.spawn(move || {
+                for (name, bytes) in files.iter().skip(j).step_by(2) {
+                    w.land_bytes("gharchive", name, bytes);
+                    let mut args = w.once_args();
+                    let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+                    args[b] = bronze.display().to_string();
+                    args.extend(["--table-format".to_string(), "delta".into()]);
+                    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                    w.run_ok(&refs);
+                }
+            });
+        }
+    });
+    let table = bronze.bronze().join("gharchive");
+    let r = assert_table_exact(&table, &expected_ids(&ids));
+    assert_eq!(
+        r.version,
+        2 * BATCHES as u64,
+        "one commit per batch, none lost"
+    );
+    // Each checkpoint is consistent with the table: the other job's parts are in the log, not orphans.
+    for w in &jobs {
+        let mut args = vec!["checkpoint".to_string(), "verify".into()];
+        args.extend(w.location_args());
+        let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+        args[b] = bronze.bronze().display().to_string();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run_ok(&refs);
+        assert!(out.starts_with("ok:"), "{out}");
+    }
+}
+
+/// An abort right after each commit step, then a normal run: the table ends exactly as after a clean run, with
+/// no unreferenced part, and `checkpoint verify` is clean.
+#[test]
+fn abort_after_every_delta_commit_step_recovers_exactly() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let (files, ids) = split_sample(14);
+    let expected = expected_ids(&ids);
+    let w = Workdir::new();
+    let mut it = files.iter();
+    // A clean first batch creates the table.
+    for (name, bytes) in it.by_ref().take(2) {
+        w.land_bytes("gharchive", name, bytes);
+    }
+    delta_once(&w, &[]);
+    let steps = [
+        "intent",
+        "staged",
+        "runs",
+        "publishing",
+        "published",
+        "committed",
+    ];
+    for step in steps {
+        for (name, bytes) in it.by_ref().take(2) {
+            w.land_bytes("gharchive", name, bytes);
+        }
+        let mut a = w.once_args();
+        a.extend(["--table-format".into(), "delta".into()]);
+        let out = w
+            .cmd()
+            .args(&a)
+            .env("LANDER_FAIL_AFTER", step)
+            .output()
+            .expect("spawn");
+        assert!(!out.status.success(), "{step}: the failpoint aborts");
+        if step == "staged" {
+            // Parts are on disk at their final names, but no commit references them.
+            let r = delta_rs(&w.bronze().join("gharchive"), None);
+            assert!(files_on_disk(&w.bronze().join("gharchive")).len() > r.files.len());
+        }
+    }
+    delta_once(&w, &[]);
+    let table = w.bronze().join("gharchive");
+    let r = assert_table_exact(&table, &expected);
+    // The batches that reached the table commit ("published", "committed") are not committed twice.
+    let commits = std::fs::read_dir(table.join("_delta_log"))
+        .expect("log")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .count() as u64;
+    assert_eq!(commits, r.version + 1);
+    let mut args = vec!["checkpoint".to_string(), "verify".into()];
+    args.extend(w.location_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.run_ok(&refs);
+    assert!(out.starts_with("ok:"), "{out}");
+}
+
+/// With `delta_checkpoint_interval = 2`, the log gets a checkpoint every second version; delta-rs, DuckDB and
+/// lander itself (its next commits and its rerun) read the table through it.
+#[test]
+fn log_checkpoints_are_written_and_read_by_every_reader() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let (files, ids) = split_sample(5);
+    let w = Workdir::new();
+    for (name, bytes) in &files {
+        w.land_bytes("gharchive", name, bytes);
+        let mut a = w.once_args();
+        a.extend(["--table-format".into(), "delta".into()]);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = w
+            .cmd()
+            .args(&refs)
+            .env("LANDER_DELTA_CHECKPOINT_INTERVAL", "2")
+            .output()
+            .expect("spawn");
+        assert_success(&out, &refs, w.path());
+    }
+    let log = w.bronze().join("gharchive/_delta_log");
+    for v in [2, 4] {
+        assert!(
+            log.join(format!("{v:020}.checkpoint.parquet")).is_file(),
+            "checkpoint at version {v}"
+        );
+    }
+    let last: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(log.join("_last_checkpoint")).expect("_last_checkpoint"),
+    )
+    .expect("json");
+    assert_eq!(last["version"], 4);
+    let expected = expected_ids(&ids);
+    let table = w.bronze().join("gharchive");
+    let r = assert_table_exact(&table, &expected);
+    assert_eq!(r.version, 5);
+    let (rows, _) = duckdb_delta(&table);
+    assert_eq!(rows, expected.total as u64);
+    // Reading the checkpoint back, lander still knows its txn: a rerun commits nothing.
+    let again = delta_once(&w, &[]);
+    assert!(!again.contains("committed"), "{again}");
+    assert_eq!(delta_rs(&table, None).version, 5);
+}
+
+/// `parquet` format: two checkpoints writing one bronze both start at batch 1; their parts never share a name
+/// (issue 19 §6), so neither overwrites the other's rows.
+#[test]
+fn two_checkpoints_on_one_parquet_bronze_never_overwrite_each_others_parts() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let bronze = Workdir::new();
+    let mut expected = 0;
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, f) in ["2015-01-01-0.json.gz", "2015-01-01-1.json.gz"]
+        .iter()
+        .enumerate()
+    {
+        let w = Workdir::new();
+        w.land(&gharchive(f), "gharchive", f);
+        let mut args = w.once_args();
+        let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+        args[b] = bronze.bronze().display().to_string();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run_ok(&refs);
+        assert!(
+            out.contains("gharchive: batch 1 committed"),
+            "job {i}: {out}"
+        );
+        expected += distinct_events(&[&gharchive(f)]);
+        for p in parquet_files(&bronze.bronze().join("gharchive")) {
+            *names
+                .entry(p.file_name().expect("name").to_string_lossy().into_owned())
+                .or_default() += 1;
+        }
+    }
+    let keys = string_column(&bronze.bronze().join("gharchive"), "event_key");
+    let distinct: HashSet<_> = keys.iter().collect();
+    assert_eq!(keys.len(), expected, "both jobs' rows are in bronze");
+    assert_eq!(distinct.len(), expected);
+    assert!(
+        names.keys().all(|n| n.starts_with("part-b00000001-")),
+        "{names:?}"
+    );
+}
