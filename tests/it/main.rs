@@ -15,6 +15,7 @@ mod fixtures;
 mod gaps;
 mod hostile;
 mod listing_cost;
+mod many_days;
 mod modes;
 mod operate;
 mod quarantine_bound;
