@@ -1,7 +1,9 @@
 //! Parquet encoding and the staged upload/publish of parts.
 //!
 //! [`PartWriter`] (synchronous, runs on a blocking thread) encodes rows per partition into zstd Parquet and hands
-//! out [`PartEvent`]s: open a part, bytes of a part, close a part. [`upload_parts`] (async) streams those bytes
+//! out [`PartEvent`]s: open a part, bytes of a part, close a part. Its memory does not grow with the number of
+//! days a batch spans: small days wait as rows ([`super::days`], under [`HELD_DAY_BYTES`]) and are written in one
+//! go, big days stream to at most [`MAX_OPEN_PARTS`] open parts. [`upload_parts`] (async) streams those bytes
 //! into multipart uploads at *staging* names. [`publish`] renames staged parts to their final names.
 //!
 //! # Names (deterministic per batch)
