@@ -23,7 +23,7 @@ use crate::dedup::Deduper;
 use crate::sink::parquet::{
     delete_matching, delete_prefix, encode_quarantine, put_staged, upload_parts,
 };
-use crate::sink::{split_by_day, PartEvent, PartWriter, SinkError, WrittenFile};
+use crate::sink::{PartEvent, PartWriter, SinkError, WrittenFile};
 use crate::source::fingerprint::ConsumedHasher;
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
@@ -633,6 +633,12 @@ pub(super) async fn stage(
                 }
                 Ok(())
             };
+            // The data parts' events go to the uploader one by one, as they are encoded.
+            let mut emit = |e: PartEvent| -> Result<(), SinkError> {
+                part_tx
+                    .blocking_send(e)
+                    .map_err(|_| SinkError::Aborted { batch: id })
+            };
             // Quarantined records held in memory (bytes) and quarantine parts already sent to the uploader.
             let mut held = 0usize;
             let mut spilled = 0u32;
@@ -668,10 +674,7 @@ pub(super) async fn stage(
                             if let Some(m) = max(times) {
                                 max_time = Some(max_time.map_or(m, |x| x.max(m)));
                             }
-                            for (key, part) in split_by_day(&out.batch, tc) {
-                                writer.write(key, &part, &mut events)?;
-                            }
-                            send(&mut events)?;
+                            writer.write(&out.batch, tc, &mut emit)?;
                         }
                         Some(FileMsg::Item(DecodeItem::Quarantine(q))) => {
                             outcomes[i].quarantined += q.len() as u64;
@@ -711,8 +714,7 @@ pub(super) async fn stage(
                     }
                 }
             }
-            writer.finish(&mut events)?;
-            send(&mut events)?;
+            writer.finish(&mut emit)?;
             drop(part_tx);
             Ok((
                 outcomes,

@@ -1,9 +1,11 @@
 //! Sink: partitioned, zstd-compressed Parquet parts written under staging names, published by rename.
 //!
 //! - [`partition`] splits batches by UTC day (pure).
+//! - [`days`] holds rows per UTC day in memory until their day is written (pure).
 //! - [`parquet`] encodes Parquet (synchronously, on a blocking thread) and uploads the bytes to staging objects
 //!   through `object_store` (asynchronously), then publishes them.
 
+pub mod days;
 pub mod parquet;
 pub mod partition;
 

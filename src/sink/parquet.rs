@@ -1,7 +1,9 @@
 //! Parquet encoding and the staged upload/publish of parts.
 //!
 //! [`PartWriter`] (synchronous, runs on a blocking thread) encodes rows per partition into zstd Parquet and hands
-//! out [`PartEvent`]s: open a part, bytes of a part, close a part. [`upload_parts`] (async) streams those bytes
+//! out [`PartEvent`]s: open a part, bytes of a part, close a part. Its memory does not grow with the number of
+//! days a batch spans: small days wait as rows ([`super::days`], under [`HELD_DAY_BYTES`]) and are written in one
+//! go, big days stream to at most [`MAX_OPEN_PARTS`] open parts. [`upload_parts`] (async) streams those bytes
 //! into multipart uploads at *staging* names. [`publish`] renames staged parts to their final names.
 //!
 //! # Names (unique across writers: batch id plus the batch's random token)
@@ -35,8 +37,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt32Array,
 };
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -47,6 +50,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::sync::mpsc;
 
+use super::days::HeldRows;
+use super::partition::rows_by_day;
 use super::{PartitionKey, SinkError};
 use crate::decode::QuarantineRecord;
 use crate::store::StoreLocation;
@@ -182,8 +187,13 @@ impl SharedBuf {
     /// Everything buffered, in order.
     fn take(&self) -> Vec<Bytes> {
         let mut s = self.lock();
-        let cur = std::mem::take(&mut s.cur);
+        let mut cur = std::mem::take(&mut s.cur);
         if !cur.is_empty() {
+            // The last segment of a small part: do not keep a whole segment's allocation alive until the upload
+            // completes (thousands of one-day parts are written in a row).
+            if cur.len() < SEGMENT_BYTES / 4 {
+                cur.shrink_to_fit();
+            }
             s.done.push(Bytes::from(cur));
         }
         s.len = 0;
@@ -226,6 +236,8 @@ struct OpenPart {
     buf: SharedBuf,
     rows: u64,
     uploaded: u64,
+    /// The writer's tick at this part's last write (for closing the least recently written part).
+    last_write: u64,
     staging: String,
     final_path: String,
     /// Event time column (index, name) whose statistics the part's [`WrittenFile`] reports.
@@ -259,21 +271,48 @@ pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
     .build()
 }
 
-/// Encodes one batch's rows into Parquet parts, one open part per partition, rolling to a new part when one
-/// reaches `target_file_bytes`.
+/// Arrow bytes of rows held in memory for days without a part of their own, across all days of a batch: when
+/// they exceed this, every held day is written out as a part. Chosen so that the files a batch usually spans
+/// (a day of GH Archive hours, a CSV export of years) end as one part per day, while memory stays well under
+/// 256 MB whatever the spread of event times.
+pub const HELD_DAY_BYTES: usize = 64 << 20;
+
+/// A day whose held rows reach this many Arrow bytes gets a part of its own, open while its rows keep coming:
+/// big days stream to their part, small days wait in memory and are written in one go.
+pub const STREAM_DAY_BYTES: usize = 8 << 20;
+
+/// Parts open at once for streaming days; beyond this the least recently written one is closed (its day's later
+/// rows go to another part). Each open part holds up to a row group ([`ROW_GROUP_BYTES`]) and a column writer per
+/// column, so this bounds the sink's memory together with [`HELD_DAY_BYTES`].
+pub const MAX_OPEN_PARTS: usize = 4;
+
+/// Receives the [`PartEvent`]s of a [`PartWriter`] as they happen (normally a bounded channel to [`upload_parts`]),
+/// so that encoded bytes never pile up in memory; an error stops the writer.
+pub type Emit<'a> = dyn FnMut(PartEvent) -> Result<(), SinkError> + 'a;
+
+/// Encodes one batch's rows into Parquet parts per UTC day, with memory bounded whatever the number of days:
+/// rows of a day wait in memory (under [`HELD_DAY_BYTES`] across all days) and are written in one go as the
+/// day's part; a day that reaches [`STREAM_DAY_BYTES`] streams into a part of its own (at most [`MAX_OPEN_PARTS`]
+/// open); a part rolls over to a new one when it reaches `target_file_bytes`.
 pub struct PartWriter {
     dataset: String,
     batch_id: u64,
     schema: SchemaRef,
     props: WriterProperties,
+    row_group_rows: usize,
     target_file_bytes: u64,
     open: HashMap<PartitionKey, OpenPart>,
+    held: HeldRows,
     next_seq: u32,
     /// Unique component of part names (empty: names are unique per batch id only).
     token: String,
     /// Write parts at their final names (Delta: unreferenced parts are invisible) instead of staging names.
     in_place: bool,
     time_column: Option<(usize, String)>,
+    /// [`HELD_DAY_BYTES`], [`STREAM_DAY_BYTES`], [`MAX_OPEN_PARTS`] (smaller in unit tests).
+    limits: (usize, usize, usize),
+    /// Increases with every write to an open part: the least recently written part has the lowest `last_write`.
+    tick: u64,
 }
 
 impl PartWriter {
@@ -290,15 +329,18 @@ impl PartWriter {
             batch_id,
             schema,
             props: writer_properties(row_group_rows),
+            row_group_rows: row_group_rows.max(1),
             target_file_bytes,
             open: HashMap::new(),
+            held: HeldRows::default(),
             next_seq: 0,
             token: String::new(),
             in_place: false,
             time_column: None,
+            limits: (HELD_DAY_BYTES, STREAM_DAY_BYTES, MAX_OPEN_PARTS),
+            tick: 0,
         }
     }
-
     /// Names parts `part-b<batch>-<token>-<seq>.parquet` (unique across writers that share bronze, issue 19
     /// §6) and, when `in_place`, uploads them at their final names instead of staging names.
     pub fn with_naming(mut self, token: &str, in_place: bool) -> Self {
@@ -324,60 +366,125 @@ impl PartWriter {
         }
     }
 
+    /// The same writer with other memory limits, so unit tests reach them with small inputs.
+    #[cfg(test)]
+    fn with_limits(mut self, held: usize, stream: usize, open: usize) -> Self {
+        self.limits = (held, stream, open);
+        self
+    }
+
     /// The staging directory of a batch (relative to bronze).
     pub fn staging_prefix(dataset: &str, batch_id: u64) -> String {
         format!("_staging/{dataset}/b{batch_id:08}")
     }
 
-    /// Appends `batch` (all rows in partition `key`).
+    /// Writes `batch`, each row into the partition of the UTC day of its column `time_column` (Timestamp µs).
+    /// Rows of one day keep their order. Parts are handed to `emit` as they are encoded.
     ///
     /// # Errors
-    /// [`SinkError::Encode`].
+    /// [`SinkError::Encode`], or the error of `emit`.
     pub fn write(
+        &mut self,
+        batch: &RecordBatch,
+        time_column: usize,
+        emit: &mut Emit<'_>,
+    ) -> Result<(), SinkError> {
+        let groups = rows_by_day(batch, time_column);
+        let whole = groups.len() == 1;
+        let mut hold = Vec::new();
+        for (key, rows) in groups {
+            if !self.open.contains_key(&key) {
+                hold.push((key, rows));
+                continue;
+            }
+            let rows = if whole {
+                batch.clone()
+            } else {
+                take_record_batch(batch, &UInt32Array::from(rows))
+                    .expect("row indices are in bounds of the batch")
+            };
+            self.append(key, &rows, emit)?;
+        }
+        if hold.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<PartitionKey> = hold.iter().map(|(k, _)| *k).collect();
+        self.held.hold(batch, hold);
+        for key in keys {
+            if self.held.day_bytes(key) >= self.limits.1 {
+                self.stream_day(key, emit)?;
+            }
+        }
+        if self.held.bytes() > self.limits.0 {
+            self.write_held(emit)?;
+        }
+        Ok(())
+    }
+
+    /// Gives `key` a part of its own and writes its held rows to it; closes the least recently written part
+    /// first when [`MAX_OPEN_PARTS`] are open.
+    fn stream_day(&mut self, key: PartitionKey, emit: &mut Emit<'_>) -> Result<(), SinkError> {
+        if self.open.len() >= self.limits.2 {
+            let oldest = self
+                .open
+                .iter()
+                .min_by_key(|(_, p)| p.last_write)
+                .map(|(k, _)| *k)
+                .expect("parts are open");
+            let part = self.open.remove(&oldest).expect("present");
+            Self::close(part, emit)?;
+        }
+        if let Some(rows) = self.held.take_day(key) {
+            self.append_sliced(key, &rows, emit)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every held day as a part of its own (one at a time, in day order) and releases the held rows.
+    fn write_held(&mut self, emit: &mut Emit<'_>) -> Result<(), SinkError> {
+        for key in self.held.days() {
+            let Some(rows) = self.held.take_day(key) else {
+                continue;
+            };
+            self.append_sliced(key, &rows, emit)?;
+            if let Some(part) = self.open.remove(&key) {
+                Self::close(part, emit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::append`] in slices of at most a row group, so that `target_file_bytes` is checked between them.
+    fn append_sliced(
+        &mut self,
+        key: PartitionKey,
+        rows: &RecordBatch,
+        emit: &mut Emit<'_>,
+    ) -> Result<(), SinkError> {
+        let mut offset = 0;
+        while offset < rows.num_rows() {
+            let n = self.row_group_rows.min(rows.num_rows() - offset);
+            self.append(key, &rows.slice(offset, n), emit)?;
+            offset += n;
+        }
+        Ok(())
+    }
+
+    /// Appends `batch` (all rows in partition `key`) to the day's open part, opening one if needed, and closes
+    /// the part when it reaches `target_file_bytes`.
+    fn append(
         &mut self,
         key: PartitionKey,
         batch: &RecordBatch,
-        events: &mut Vec<PartEvent>,
+        emit: &mut Emit<'_>,
     ) -> Result<(), SinkError> {
         if !self.open.contains_key(&key) {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let name = Self::part_name(self.batch_id, &self.token, seq);
-            let final_path = format!("{}/{}/{name}", self.dataset, key.path());
-            let staging = if self.in_place {
-                final_path.clone()
-            } else {
-                format!(
-                    "{}/{name}",
-                    Self::staging_prefix(&self.dataset, self.batch_id)
-                )
-            };
-            let buf = SharedBuf::default();
-            let writer =
-                ArrowWriter::try_new(buf.clone(), self.schema.clone(), Some(self.props.clone()))
-                    .map_err(|source| SinkError::Encode {
-                        path: final_path.clone(),
-                        source,
-                    })?;
-            events.push(PartEvent::Open {
-                seq,
-                staging: staging.clone(),
-            });
-            self.open.insert(
-                key,
-                OpenPart {
-                    seq,
-                    writer,
-                    buf,
-                    rows: 0,
-                    uploaded: 0,
-                    staging,
-                    final_path,
-                    time_column: self.time_column.clone(),
-                },
-            );
+            let part = self.open_part(key, emit)?;
+            self.open.insert(key, part);
         }
+        self.tick += 1;
         let part = self.open.get_mut(&key).expect("inserted above");
+        part.last_write = self.tick;
         part.writer
             .write(batch)
             .map_err(|source| SinkError::Encode {
@@ -388,22 +495,62 @@ impl PartWriter {
         if part.buf.len() >= UPLOAD_CHUNK_BYTES {
             for bytes in part.buf.take() {
                 part.uploaded += bytes.len() as u64;
-                events.push(PartEvent::Data {
+                emit(PartEvent::Data {
                     seq: part.seq,
                     bytes,
-                });
+                })?;
             }
         }
-        if part.uploaded + part.buf.len() as u64 + part.writer.in_progress_size() as u64
+        // Bytes written so far (some may still sit in the writer's own buffer) plus the row group in progress.
+        if (part.writer.bytes_written() + part.writer.in_progress_size()) as u64
             >= self.target_file_bytes
         {
             let part = self.open.remove(&key).expect("present");
-            Self::close(part, events)?;
+            Self::close(part, emit)?;
         }
         Ok(())
     }
 
-    fn close(mut part: OpenPart, events: &mut Vec<PartEvent>) -> Result<(), SinkError> {
+    /// Starts the next part of the batch, in partition `key`: at a staging name, or at its final name when
+    /// written in place (Delta).
+    fn open_part(&mut self, key: PartitionKey, emit: &mut Emit<'_>) -> Result<OpenPart, SinkError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let name = Self::part_name(self.batch_id, &self.token, seq);
+        let final_path = format!("{}/{}/{name}", self.dataset, key.path());
+        let staging = if self.in_place {
+            final_path.clone()
+        } else {
+            format!(
+                "{}/{name}",
+                Self::staging_prefix(&self.dataset, self.batch_id)
+            )
+        };
+        let buf = SharedBuf::default();
+        let writer =
+            ArrowWriter::try_new(buf.clone(), self.schema.clone(), Some(self.props.clone()))
+                .map_err(|source| SinkError::Encode {
+                    path: final_path.clone(),
+                    source,
+                })?;
+        emit(PartEvent::Open {
+            seq,
+            staging: staging.clone(),
+        })?;
+        Ok(OpenPart {
+            seq,
+            writer,
+            buf,
+            rows: 0,
+            uploaded: 0,
+            last_write: 0,
+            staging,
+            final_path,
+            time_column: self.time_column.clone(),
+        })
+    }
+
+    fn close(mut part: OpenPart, emit: &mut Emit<'_>) -> Result<(), SinkError> {
         let meta = part.writer.finish().map_err(|source| SinkError::Encode {
             path: part.final_path.clone(),
             source,
@@ -415,12 +562,12 @@ impl PartWriter {
         let mut total = part.uploaded;
         for bytes in part.buf.take() {
             total += bytes.len() as u64;
-            events.push(PartEvent::Data {
+            emit(PartEvent::Data {
                 seq: part.seq,
                 bytes,
-            });
+            })?;
         }
-        events.push(PartEvent::Close {
+        emit(PartEvent::Close {
             seq: part.seq,
             file: WrittenFile {
                 staging: part.staging,
@@ -429,21 +576,20 @@ impl PartWriter {
                 bytes: total,
                 time_range: range,
             },
-        });
-        Ok(())
+        })
     }
 
-    /// Closes every open part (in partition order).
+    /// Closes every open part (in partition order), then writes each held day as a part (in day order).
     ///
     /// # Errors
-    /// [`SinkError::Encode`].
-    pub fn finish(mut self, events: &mut Vec<PartEvent>) -> Result<(), SinkError> {
+    /// [`SinkError::Encode`], or the error of `emit`.
+    pub fn finish(mut self, emit: &mut Emit<'_>) -> Result<(), SinkError> {
         let mut parts: Vec<_> = self.open.drain().collect();
         parts.sort_by_key(|(k, p)| (*k, p.seq));
         for (_, p) in parts {
-            Self::close(p, events)?;
+            Self::close(p, emit)?;
         }
-        Ok(())
+        self.write_held(emit)
     }
 }
 
@@ -694,52 +840,166 @@ pub fn encode_quarantine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Int64Array;
+    use arrow::array::{AsArray, Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::Int64Type;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::collections::BTreeMap;
+
+    const DAY_US: i64 = 86_400_000_000;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Int64, false),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]))
+    }
+
+    /// A batch of rows `xs`, row `x` on UTC day `day(x)`.
+    fn batch(xs: std::ops::Range<i64>, day: impl Fn(i64) -> i64) -> RecordBatch {
+        let t: Vec<i64> = xs.clone().map(|x| day(x) * DAY_US + x).collect();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(xs.collect::<Vec<_>>())),
+                Arc::new(TimestampMicrosecondArray::from(t).with_timezone("UTC")),
+            ],
+        )
+        .expect("batch")
+    }
+
+    /// Runs `writes` through `w`; returns each closed part with its decoded `x` values.
+    fn parts(mut w: PartWriter, writes: &[RecordBatch]) -> Vec<(WrittenFile, Vec<i64>)> {
+        let mut ev = Vec::new();
+        let mut emit = |e| {
+            ev.push(e);
+            Ok(())
+        };
+        for b in writes {
+            w.write(b, 1, &mut emit).expect("write");
+        }
+        w.finish(&mut emit).expect("finish");
+        let mut data: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut out = Vec::new();
+        for e in ev {
+            match e {
+                PartEvent::Open { seq, .. } => assert!(data.insert(seq, Vec::new()).is_none()),
+                PartEvent::Data { seq, bytes } => data.get_mut(&seq).expect("open").extend(&bytes),
+                PartEvent::Close { seq, file } => {
+                    let bytes = Bytes::from(data.remove(&seq).expect("open"));
+                    let xs: Vec<i64> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                        .expect("parquet")
+                        .build()
+                        .expect("reader")
+                        .flat_map(|b| {
+                            let b = b.expect("batch");
+                            b.column(0).as_primitive::<Int64Type>().values().to_vec()
+                        })
+                        .collect();
+                    assert_eq!(xs.len() as u64, file.rows);
+                    out.push((file, xs));
+                }
+            }
+        }
+        assert!(data.is_empty(), "every opened part is closed");
+        out
+    }
 
     #[test]
     fn parts_roll_over_and_decode_back() {
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let mut w = PartWriter::new("ds", 7, schema.clone(), 1000, 1);
-        let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])
-            .expect("batch");
-        let mut ev = Vec::new();
-        let k = PartitionKey { days: 0 };
-        w.write(k, &b, &mut ev).expect("write");
-        w.write(k, &b, &mut ev).expect("write");
-        w.finish(&mut ev).expect("finish");
-        // target_file_bytes = 1: every write closes its part.
-        let closes: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                PartEvent::Close { file, .. } => Some(file.clone()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(closes.len(), 2);
+        // target_file_bytes = 1 and 3 rows a row group: every 3 rows close their part.
+        let w = PartWriter::new("ds", 7, schema(), 3, 1);
+        let got = parts(w, &[batch(0..3, |_| 0), batch(3..6, |_| 0)]);
+        let names: Vec<_> = got.iter().map(|(f, _)| f.final_path.as_str()).collect();
         assert_eq!(
-            closes[1].final_path,
-            "ds/year=1970/month=01/day=01/part-b00000007-0001.parquet"
+            names,
+            [
+                "ds/year=1970/month=01/day=01/part-b00000007-0000.parquet",
+                "ds/year=1970/month=01/day=01/part-b00000007-0001.parquet"
+            ]
         );
         assert_eq!(
-            closes[0].staging,
+            got[0].0.staging,
             "_staging/ds/b00000007/part-b00000007-0000.parquet"
         );
-        let data: Vec<u8> = ev
-            .iter()
-            .take_while(|e| !matches!(e, PartEvent::Close { .. }))
-            .filter_map(|e| match e {
-                PartEvent::Data { bytes, .. } => Some(bytes.to_vec()),
-                _ => None,
+        assert_eq!(got[0].1, [0, 1, 2]);
+        assert_eq!(got[1].1, [3, 4, 5]);
+    }
+
+    /// Each part's day and values: (day, xs), in the order parts were closed.
+    fn by_day(got: &[(WrittenFile, Vec<i64>)]) -> Vec<(String, Vec<i64>)> {
+        got.iter()
+            .map(|(f, xs)| {
+                (
+                    f.final_path.split('/').nth(3).expect("day=").to_string(),
+                    xs.clone(),
+                )
             })
-            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn many_small_days_are_held_and_written_one_part_each_in_row_order() {
+        // 3 batches, rows spread round-robin over 50 days: each day is one part with its rows in order.
+        let w = PartWriter::new("ds", 1, schema(), 65_536, u64::MAX);
+        let writes: Vec<_> = (0..3)
+            .map(|i| batch(i * 100..(i + 1) * 100, |x| x % 50))
             .collect();
-        let r = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(data))
-            .expect("parquet")
-            .build()
-            .expect("reader");
-        let rows: usize = r.map(|b| b.expect("batch").num_rows()).sum();
-        assert_eq!(rows, 3);
+        let got = parts(w, &writes);
+        assert_eq!(got.len(), 50);
+        for (k, (f, xs)) in got.iter().enumerate() {
+            let expected: Vec<i64> = (0..300).filter(|x| x % 50 == k as i64).collect();
+            assert_eq!(xs, &expected, "{}", f.final_path);
+            let day = PartitionKey { days: k as i32 }.path();
+            assert!(f.final_path.contains(&day), "{} in {day}", f.final_path);
+        }
+    }
+
+    #[test]
+    fn held_rows_over_the_budget_are_written_out_and_each_day_keeps_every_row() {
+        // A budget smaller than one batch: every write spills all held days; each day gets a part per write.
+        let w = PartWriter::new("ds", 1, schema(), 65_536, u64::MAX).with_limits(64, usize::MAX, 4);
+        let writes: Vec<_> = (0..4)
+            .map(|i| batch(i * 10..(i + 1) * 10, |x| x % 5))
+            .collect();
+        let got = parts(w, &writes);
+        assert_eq!(got.len(), 4 * 5);
+        let mut per_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (day, xs) in by_day(&got) {
+            per_day.entry(day).or_default().extend(xs);
+        }
+        for (k, (day, xs)) in per_day.iter().enumerate() {
+            assert_eq!(day, &format!("day={:02}", k + 1));
+            let expected: Vec<i64> = (0..40).filter(|x| x % 5 == k as i64).collect();
+            assert_eq!(xs, &expected);
+        }
+    }
+
+    #[test]
+    fn big_days_stream_to_their_own_part_and_the_least_recently_written_is_closed() {
+        // Streaming from 1 byte, at most 2 parts open; days 0, 1, 2 then 0 again: day 0's part is closed when
+        // day 2 needs one, so day 0 ends in two parts; days 1 and 2 in one each.
+        let w = PartWriter::new("ds", 1, schema(), 65_536, u64::MAX).with_limits(usize::MAX, 1, 2);
+        let writes = [
+            batch(0..3, |_| 0),
+            batch(3..6, |_| 1),
+            batch(6..9, |_| 2),
+            batch(9..12, |_| 0),
+        ];
+        let mut got = by_day(&parts(w, &writes));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("day=01".to_string(), vec![0, 1, 2]),
+                ("day=01".to_string(), vec![9, 10, 11]),
+                ("day=02".to_string(), vec![3, 4, 5]),
+                ("day=03".to_string(), vec![6, 7, 8]),
+            ]
+        );
     }
 
     #[test]
@@ -757,7 +1017,6 @@ mod tests {
             .build()
             .expect("reader");
         let b = r.into_iter().next().expect("one").expect("batch");
-        use arrow::array::AsArray;
         assert_eq!(b.column(4).as_binary::<i32>().value(0), &[0xff, b'{']);
     }
 }

@@ -44,8 +44,8 @@ impl PartitionKey {
     }
 }
 
-/// Splits `batch` by the UTC day of column `time_column` (Timestamp µs).
-pub fn split_by_day(batch: &RecordBatch, time_column: usize) -> Vec<(PartitionKey, RecordBatch)> {
+/// The row indices of `batch` per UTC day of column `time_column` (Timestamp µs), ascending within a day.
+pub fn rows_by_day(batch: &RecordBatch, time_column: usize) -> BTreeMap<PartitionKey, Vec<u32>> {
     let times = batch
         .column(time_column)
         .as_primitive::<TimestampMicrosecondType>();
@@ -56,6 +56,12 @@ pub fn split_by_day(batch: &RecordBatch, time_column: usize) -> Vec<(PartitionKe
             .or_default()
             .push(i as u32);
     }
+    groups
+}
+
+/// Splits `batch` by the UTC day of column `time_column` (Timestamp µs).
+pub fn split_by_day(batch: &RecordBatch, time_column: usize) -> Vec<(PartitionKey, RecordBatch)> {
+    let groups = rows_by_day(batch, time_column);
     if groups.len() == 1 {
         let (k, _) = groups.into_iter().next().expect("one group");
         return vec![(k, batch.clone())];

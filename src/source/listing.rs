@@ -5,9 +5,10 @@
 //! `.inprogress`, or containing `#` followed by digits (object_store's own staging names).
 //!
 //! Readiness: a gzip file is read only when its size and mtime have been stable for `settle_time` (a gzip
-//! stream is only decodable when complete). A plain file (NDJSON/CSV) that changed less than `settle_time` ago
-//! is read up to its last complete line only (`is_final = false`); once settled, its end also ends its last
-//! line.
+//! stream is only decodable when complete). So is a plain file (NDJSON/CSV) in `once` and `available-now`, whose
+//! end then ends its last line (a just-copied CSV without a final newline lands whole in one run). In the tailing
+//! modes a plain file that changed less than `settle_time` ago is read up to its last complete line only
+//! (`is_final = false`).
 //!
 //! In `micro-batch` and `continuous` (`PlanOptions::tailing`) a plain file's unterminated last line is not a
 //! record until the file has not changed for `partial_line_timeout` (much longer than `settle_time`: writers
@@ -277,7 +278,11 @@ async fn evaluate(
         .last_modified
         .checked_add_signed(settle)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    if gzip && !settled {
+    // A gzip stream decodes only when complete. In a bounded run a plain file that is still changing waits to
+    // settle too (the run waits for it, see `modes`), so that its end ends its last line: read now, a just-copied
+    // CSV without a final newline would leave its last row for a second run. Tailing modes read up to the last
+    // complete line instead.
+    if !settled && (gzip || !opts.tailing) {
         return Ok(Readiness::NotReady { settles_at });
     }
     let mut continues_line = false;

@@ -547,7 +547,7 @@ impl Target {
     pub fn rows_by_source(&self, rel: &str) -> std::collections::BTreeMap<String, usize> {
         use arrow::array::AsArray;
         let mut out = std::collections::BTreeMap::new();
-        for p in self.rows_by_file(rel).into_keys() {
+        for p in self.visible_parts(rel) {
             let path = self.bronze_path(&p);
             let bytes = self
                 .rt
@@ -656,15 +656,9 @@ impl Target {
     /// Row count of every visible `*.parquet` below `bronze/<rel>` (hidden `_`/`.` segments skipped), by path
     /// relative to bronze.
     pub fn rows_by_file(&self, rel: &str) -> std::collections::BTreeMap<String, usize> {
-        self.bronze_objects(rel)
+        self.visible_parts(rel)
             .into_iter()
-            .filter(|(p, _)| {
-                p.ends_with(".parquet")
-                    && !p
-                        .split('/')
-                        .any(|s| s.starts_with('_') || s.starts_with('.'))
-            })
-            .map(|(p, _)| {
+            .map(|p| {
                 let path = self.bronze_path(&p);
                 let bytes = self
                     .rt
@@ -678,6 +672,20 @@ impl Target {
                         .map(|b| b.expect("batch").num_rows())
                         .sum();
                 (crate::common::canonical_part_path(&p), rows)
+            })
+            .collect()
+    }
+
+    /// The stored paths of every visible `*.parquet` below `bronze/<rel>` (none under a `_` or `.` directory).
+    pub fn visible_parts(&self, rel: &str) -> Vec<String> {
+        self.bronze_objects(rel)
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| {
+                p.ends_with(".parquet")
+                    && !p
+                        .split('/')
+                        .any(|s| s.starts_with('_') || s.starts_with('.'))
             })
             .collect()
     }

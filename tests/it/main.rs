@@ -18,6 +18,7 @@ mod fixtures;
 mod gaps;
 mod hostile;
 mod listing_cost;
+mod many_days;
 mod modes;
 mod names;
 mod operate;

@@ -606,3 +606,78 @@ fn a_bom_before_the_first_ndjson_line_is_skipped() {
     assert_eq!(q.len(), 1, "{q:?}");
     assert_eq!((q[0].line, q[0].raw.starts_with(BOM)), (2, true), "{q:?}");
 }
+
+/// Files copied into landing and ingested at once, whose last line has no newline (common in exports): a bounded
+/// run waits for them to settle and lands every row, the last one included, in one run; each file is `ok`, not
+/// `partial`, and a second run finds nothing new. Several shapes: CSV with LF and with CRLF line ends, plain NDJSON.
+#[test]
+fn a_just_copied_file_without_a_final_newline_lands_whole_in_one_once_run() {
+    let w = Workdir::new();
+    let config = w.path().join("lander.toml");
+    std::fs::write(
+        &config,
+        "[datasets.d]\nformat = \"csv\"\nkey = [\"id\"]\nevent_time = \"t\"\ntimestamp_formats = [\"%Y-%m-%d\"]\ntimezone = \"UTC\"\n",
+    )
+    .expect("lander.toml");
+    let events: Vec<Vec<u8>> = gz_lines(&fixtures_landing().join("gharchive/2015-01-01-0.json.gz"))
+        .into_iter()
+        .take(40)
+        .collect();
+    let ndjson = events.join(&b'\n');
+    let ids: std::collections::HashSet<String> = events
+        .iter()
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).expect("json")["id"].to_string())
+        .collect();
+    // Written in place (no rename): modified just now, as `cp` leaves a file.
+    for (dir, name, bytes) in [
+        ("d", "lf.csv", b"id,t\n1,2020-01-01\n2,2020-01-02".to_vec()),
+        (
+            "d",
+            "crlf.csv",
+            b"id,t\r\n3,2020-01-03\r\n4,2020-01-04".to_vec(),
+        ),
+        ("gharchive", "hour.json", ndjson),
+    ] {
+        std::fs::create_dir_all(w.landing().join(dir)).expect("mkdir");
+        std::fs::write(w.landing().join(dir).join(name), bytes).expect("write");
+    }
+    let mut args: Vec<String> = ["run", "--mode", "once", "-c"].map(String::from).to_vec();
+    args.push(config.display().to_string());
+    args.extend(w.location_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    w.run_ok(&refs);
+    assert_eq!(
+        count_rows(&w.bronze().join("d")),
+        4,
+        "every CSV row, the last ones included"
+    );
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        ids.len(),
+        "every event, the last one included"
+    );
+
+    let mut list: Vec<String> = ["checkpoint", "list", "--json", "--checkpoint"]
+        .map(String::from)
+        .to_vec();
+    list.push(w.checkpoint().display().to_string());
+    let list_refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let files: serde_json::Value =
+        serde_json::from_str(&w.run_ok(&list_refs)).expect("list --json");
+    let statuses: Vec<(String, String)> = files
+        .as_array()
+        .expect("an array of files")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap_or("").to_string(),
+                f["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(statuses.iter().all(|(_, s)| s == "ok"), "{statuses:?}");
+    let again = w.run(&refs);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing new to ingest"));
+}
