@@ -2,14 +2,17 @@
 //!
 //! - [`partition`] splits batches by UTC day (pure).
 //! - [`days`] holds rows per UTC day in memory until their day is written (pure).
-//! - [`parquet`] encodes Parquet (synchronously, on a blocking thread) and uploads the bytes to staging objects
-//!   through `object_store` (asynchronously), then publishes them.
+//! - [`writer`] encodes Parquet parts per UTC day (synchronously, on a blocking thread).
+//! - [`parquet`] uploads their bytes through `object_store` (asynchronously) to staging objects, or to their final
+//!   names for a Delta table, and publishes staged parts; it also encodes the quarantine.
 
 pub mod days;
 pub mod parquet;
 pub mod partition;
+pub mod writer;
 
-pub use self::parquet::{PartEvent, PartWriter, TimeRange, WrittenFile};
+pub use self::parquet::{PartEvent, TimeRange, WrittenFile};
+pub use self::writer::PartWriter;
 pub use partition::{split_by_day, PartitionKey};
 
 /// Sink failures: writing bronze failed. These stop the process (after the batch is abandoned).
