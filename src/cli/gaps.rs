@@ -5,9 +5,11 @@
 //! below `<landing>/<dataset>/`) and an hour range (default: the first to the last hour seen in landing or the
 //! checkpoint), and reports per hour: missing (in neither), pending (in landing, not ingested yet), failed
 //! (rejected whole), quarantined (ingested with quarantined lines) and late (committed more than `--late-after`
-//! after the hour ended). It ends with the exact `lander fetch gharchive --from .. --to ..` commands that fetch
-//! the missing hours again (one per run of consecutive hours). Read-only: the checkpoint is opened through
-//! [`CheckpointStore::open_snapshot`].
+//! after the hour ended). Missing hours are summarised as ranges (one per run of consecutive hours, with a total),
+//! not one row per hour: a run longer than `--max-gap` is reported as a span that was never expected (a landing
+//! that holds single sample hours years apart is not a series with years of gaps), and gets no fetch command.
+//! The report ends with the exact `lander fetch gharchive --from .. --to ..` commands that fetch the real gaps
+//! again (one per range). Read-only: the checkpoint is opened through [`CheckpointStore::open_snapshot`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +51,10 @@ pub struct GapsArgs {
     /// An hour committed more than this long after it ended counts as late.
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
     pub late_after: Duration,
+    /// A run of missing hours longer than this is a span never expected (separate sample hours, not a series),
+    /// reported without a fetch command; give a longer one to count such a span as a gap.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub max_gap: Duration,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -63,8 +69,12 @@ pub struct GapsJson {
     pub from: DateTime<Utc>,
     /// Last hour covered (UTC), inclusive.
     pub to: DateTime<Utc>,
-    /// Hours in the range.
+    /// Hours in the range, less the spans that are not expected.
     pub expected: u64,
+    /// Hours in spans of missing hours longer than `max_gap_seconds` (never expected, not gaps).
+    pub not_expected: u64,
+    /// The longest run of missing hours that still counts as a gap.
+    pub max_gap_seconds: u64,
     /// Hours ingested (committed, with or without quarantined lines).
     pub ingested: u64,
     /// Hours with no file in landing and no checkpoint record.
@@ -79,8 +89,11 @@ pub struct GapsJson {
     pub late: u64,
     /// The lateness threshold.
     pub late_after_seconds: u64,
-    /// Every hour that is not simply ingested on time, oldest first.
+    /// Every hour with a file or record that is not simply ingested on time, oldest first (missing hours are in
+    /// `ranges`).
     pub hours: Vec<HourJson>,
+    /// Runs of consecutive hours with no file and no record, oldest first.
+    pub ranges: Vec<RangeJson>,
     /// Commands that fetch the missing hours again.
     pub fetch_commands: Vec<String>,
 }
@@ -90,7 +103,7 @@ pub struct GapsJson {
 pub struct HourJson {
     /// The hour (UTC).
     pub hour: DateTime<Utc>,
-    /// `missing`, `pending`, `failed` or `ingested`.
+    /// `pending`, `failed` or `ingested`.
     pub state: &'static str,
     /// Landing path(s) of the hour (a dataset may hold one hour in several sub-directories).
     pub paths: Vec<String>,
@@ -104,6 +117,19 @@ pub struct HourJson {
     pub quarantined: u64,
     /// Why it failed.
     pub reason: Option<String>,
+}
+
+/// A run of consecutive hours with no file in landing and no checkpoint record.
+#[derive(Debug, Serialize)]
+pub struct RangeJson {
+    /// First hour of the run (UTC).
+    pub from: DateTime<Utc>,
+    /// Last hour of the run (UTC), inclusive.
+    pub to: DateTime<Utc>,
+    /// Hours in the run.
+    pub hours: u64,
+    /// `missing` (a gap, fetched by a command of `fetch_commands`) or `not_expected` (longer than the max gap).
+    pub kind: &'static str,
 }
 
 #[derive(Default)]
@@ -238,6 +264,8 @@ fn build(
         from,
         to,
         expected: hours.len() as u64,
+        not_expected: 0,
+        max_gap_seconds: a.max_gap.as_secs(),
         ingested: 0,
         missing: 0,
         pending: 0,
@@ -246,32 +274,16 @@ fn build(
         late: 0,
         late_after_seconds: a.late_after.as_secs(),
         hours: Vec::new(),
+        ranges: Vec::new(),
         fetch_commands: Vec::new(),
     };
     let mut missing_runs: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     for &hour in hours {
         let Some(s) = seen.get(&hour) else {
-            r.missing += 1;
-            let extends = missing_runs
-                .last()
-                .is_some_and(|(_, end)| *end + TimeDelta::hours(1) == hour);
-            if extends {
-                if let Some(run) = missing_runs.last_mut() {
-                    run.1 = hour;
-                }
-            } else {
-                missing_runs.push((hour, hour));
+            match missing_runs.last_mut() {
+                Some(run) if run.1 + TimeDelta::hours(1) == hour => run.1 = hour,
+                _ => missing_runs.push((hour, hour)),
             }
-            r.hours.push(HourJson {
-                hour,
-                state: "missing",
-                paths: Vec::new(),
-                landed_at: None,
-                committed_at: None,
-                late_by_seconds: None,
-                quarantined: 0,
-                reason: None,
-            });
             continue;
         };
         let state = match (&s.failed, s.recorded) {
@@ -314,8 +326,37 @@ fn build(
     if a.dataset != "gharchive" {
         let _ = write!(extra, " --dataset {}", shell_word(&a.dataset));
     }
-    r.fetch_commands = missing_runs
+    let max_gap = TimeDelta::from_std(a.max_gap).unwrap_or(TimeDelta::MAX);
+    r.ranges = missing_runs
         .iter()
+        .map(|&(from, to)| {
+            let n = (to - from).num_hours() + 1;
+            let kind = if TimeDelta::hours(n) > max_gap {
+                "not_expected"
+            } else {
+                "missing"
+            };
+            RangeJson {
+                from,
+                to,
+                hours: n as u64,
+                kind,
+            }
+        })
+        .collect();
+    for g in &r.ranges {
+        if g.kind == "missing" {
+            r.missing += g.hours;
+        } else {
+            r.not_expected += g.hours;
+        }
+    }
+    r.expected -= r.not_expected;
+    r.fetch_commands = r
+        .ranges
+        .iter()
+        .filter(|g| g.kind == "missing")
+        .map(|g| (g.from, g.to))
         .map(|(s, e)| {
             format!(
                 "lander fetch gharchive --from {} --to {}{extra}",
@@ -346,17 +387,19 @@ fn short_duration(secs: i64) -> String {
         (0, 0, 0) => format!("{secs}s"),
         (0, 0, m) => format!("{m}m"),
         (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
         (d, h, _) => format!("{d}d {h}h"),
     }
 }
 
 fn render(r: &GapsJson) -> String {
     let mut s = format!(
-        "{}: {} .. {} UTC: {} hour(s) expected, {} ingested, {} missing, {} pending, {} failed, {} with quarantined lines, {} late (committed > {} after the hour ended)\n",
+        "{}: {} .. {} UTC: {} hour(s) expected, {} not expected, {} ingested, {} missing, {} pending, {} failed, {} with quarantined lines, {} late (committed > {} after the hour ended)\n",
         r.dataset,
         r.from.format("%Y-%m-%dT%H"),
         r.to.format("%Y-%m-%dT%H"),
         r.expected,
+        r.not_expected,
         r.ingested,
         r.missing,
         r.pending,
@@ -391,8 +434,48 @@ fn render(r: &GapsJson) -> String {
             if what.is_empty() { "-" } else { &what },
         );
     }
+    render_ranges(&mut s, r);
     for c in &r.fetch_commands {
         let _ = writeln!(s, "hint: {c}");
     }
     s
+}
+
+/// One line per run of missing hours, a total, and a note when every run is a span never expected.
+fn render_ranges(s: &mut String, r: &GapsJson) {
+    if r.ranges.is_empty() {
+        return;
+    }
+    let max_gap = short_duration(r.max_gap_seconds as i64);
+    let _ = writeln!(s, "{:<30} {:>8}  NO FILE", "HOURS (UTC)", "HOURS");
+    for g in &r.ranges {
+        let what = if g.kind == "missing" {
+            "missing".to_string()
+        } else {
+            format!("not expected (longer than --max-gap {max_gap}: separate hours, not a series)")
+        };
+        let _ = writeln!(
+            s,
+            "{} .. {} {:>8}  {what}",
+            g.from.format("%Y-%m-%dT%H"),
+            g.to.format("%Y-%m-%dT%H"),
+            g.hours,
+        );
+    }
+    let count = |kind: &str| r.ranges.iter().filter(|g| g.kind == kind).count();
+    let _ = writeln!(
+        s,
+        "total: {} hour(s) missing in {} range(s); {} hour(s) not expected in {} span(s) longer than {max_gap}",
+        r.missing,
+        count("missing"),
+        r.not_expected,
+        count("not_expected"),
+    );
+    if r.missing == 0 {
+        let _ = writeln!(
+            s,
+            "note: no gap to fetch; the hours seen are more than {max_gap} apart (to check a stretch as a series, \
+             give --from/--to and a longer --max-gap)"
+        );
+    }
 }
