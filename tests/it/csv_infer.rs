@@ -5,7 +5,7 @@
 use crate::common::{parquet_files, run_duckdb, Workdir};
 
 /// A config with one CSV dataset `d` (key `id`, event time `t`) and no `columns`: every other type is inferred.
-fn config(w: &Workdir) -> String {
+fn write_config(w: &Workdir) -> String {
     let p = w.path().join("lander.toml");
     std::fs::write(
         &p,
@@ -46,7 +46,7 @@ fn run_once(w: &Workdir, config: &str) {
 #[test]
 fn inferred_columns_keep_every_original_value() {
     let w = Workdir::new();
-    let config = config(&w);
+    let config = write_config(&w);
     w.land_bytes(
         "d",
         "a.csv",
@@ -64,5 +64,40 @@ fn inferred_columns_keep_every_original_value() {
             "2|DECIMAL(38,0)|-98765432109876543210|VARCHAR|2.5|VARCHAR|n|DOUBLE|1.25|BIGINT|-3|BOOLEAN|false",
             "3|DECIMAL(38,0)|5|VARCHAR|3|VARCHAR|y|DOUBLE|10.0|BIGINT|0|BOOLEAN|true",
         ]
+    );
+}
+
+/// A header-only first file, alone in its run, then a file with rows in a later run: the rows file fixes the
+/// types. Also both in one run (the header-only file first in listing order).
+#[test]
+fn a_header_only_first_file_does_not_fix_every_column_as_text() {
+    let header = b"id,t,qty,price,ok\n";
+    let rows = b"id,t,qty,price,ok\n1,2020-01-01,7,0.5,true\n2,2020-01-02,-3,1.25,false\n";
+    let expected = [
+        "1|BIGINT|7|DOUBLE|0.5|BOOLEAN|true",
+        "2|BIGINT|-3|DOUBLE|1.25|BOOLEAN|false",
+    ];
+
+    let w = Workdir::new();
+    let config = write_config(&w);
+    w.land_bytes("d", "a-header.csv", header);
+    run_once(&w, &config);
+    w.land_bytes("d", "b-rows.csv", rows);
+    run_once(&w, &config);
+    assert_eq!(
+        bronze_values(&w, &["qty", "price", "ok"]),
+        expected,
+        "two runs"
+    );
+
+    let w = Workdir::new();
+    let w2_config = write_config(&w);
+    w.land_bytes("d", "a-header.csv", header);
+    w.land_bytes("d", "b-rows.csv", rows);
+    run_once(&w, &w2_config);
+    assert_eq!(
+        bronze_values(&w, &["qty", "price", "ok"]),
+        expected,
+        "one run"
     );
 }

@@ -17,6 +17,19 @@ pub fn infer_schema(
     options: &CsvOptions,
     dataset: &str,
 ) -> Result<StoredSchema, DecodeError> {
+    infer_schema_sampled(lines, options, dataset).map(|(schema, _)| schema)
+}
+
+/// [`infer_schema`], with the number of records sampled: a schema from zero records (a header-only file) has
+/// every undeclared column as `string` and should not be fixed for the dataset.
+///
+/// # Errors
+/// As [`infer_schema`].
+pub fn infer_schema_sampled(
+    lines: LineSource,
+    options: &CsvOptions,
+    dataset: &str,
+) -> Result<(StoredSchema, usize), DecodeError> {
     let path = lines.path().to_string();
     let text = Text::from_options(options);
     let mut stream = RecordStream::new(lines, options, true)?;
@@ -111,7 +124,7 @@ pub fn infer_schema(
             ty: ty.name(),
         });
     }
-    Ok(StoredSchema { columns })
+    Ok((StoredSchema { columns }, samples.len()))
 }
 
 fn infer_type<'a>(
