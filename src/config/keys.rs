@@ -316,9 +316,9 @@ mod tests {
             Some("landing")
         );
         assert_eq!(suggest("zebra", top_level_keys().iter().copied()), None);
-        let t: toml::Table =
-            toml::from_str("[datasets.s]\nformat = 'csv'\nevent_tme = 'x'").expect("toml");
-        let e = check_keys(std::path::Path::new("l.toml"), &t).expect_err("typo");
+        let text = "[datasets.s]\nformat = 'csv'\nevent_tme = 'x'";
+        let t: toml::Table = toml::from_str(text).expect("toml");
+        let e = check_keys(std::path::Path::new("l.toml"), text, &t).expect_err("typo");
         assert!(e.to_string().contains("did you mean `event_time`?"), "{e}");
     }
 
