@@ -48,6 +48,19 @@ pub enum ConfigError {
         /// The closest known key.
         suggestion: Option<String>,
     },
+    /// A key of a `[datasets.NAME]` table has a wrong value: `line` is the key's own line (when written as
+    /// `key = value` under the table's header), and `message` says what is wrong and how to fix it.
+    #[error("invalid config file {path}{}: `{key}`: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    DatasetKey {
+        /// The file.
+        path: PathBuf,
+        /// The key, dotted (`datasets.shop.infer_rows`).
+        key: String,
+        /// The 1-based line of the key, when found.
+        line: Option<usize>,
+        /// What is wrong, and the fix.
+        message: String,
+    },
     /// A `LANDER_<KEY>` environment variable does not hold a valid value for its key.
     #[error("invalid environment variable {var}: {message}")]
     Env {
@@ -220,7 +233,7 @@ impl Config {
             Ok(text) => {
                 // Keys first, so that a typo gets a hint instead of serde's list of every field.
                 let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
-                keys::check_keys(&path, &table)?;
+                keys::check_keys(&path, &text, &table)?;
                 (table, toml::from_str::<Config>(&text).map_err(parse_err)?)
             }
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {

@@ -93,8 +93,14 @@ pub fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Optio
 /// (`format` plus the CSV options; `[storage]` takes any key).
 ///
 /// # Errors
-/// [`ConfigError::UnknownKey`] for the first unknown key, with the closest known key as a hint.
-pub fn check_keys(path: &std::path::Path, table: &toml::Table) -> Result<(), ConfigError> {
+/// [`ConfigError::UnknownKey`] for the first unknown key, with the closest known key as a hint;
+/// [`ConfigError::DatasetKey`] for an unknown `format`, a `gharchive` dataset redeclared with another format, or a
+/// CSV option of the wrong type (at the key's own line of `text`, the file's contents).
+pub fn check_keys(
+    path: &std::path::Path,
+    text: &str,
+    table: &toml::Table,
+) -> Result<(), ConfigError> {
     let unknown = |key: String, suggestion: Option<&str>| ConfigError::UnknownKey {
         path: path.to_path_buf(),
         key,
@@ -112,6 +118,7 @@ pub fn check_keys(path: &std::path::Path, table: &toml::Table) -> Result<(), Con
     let csv = field_names::<CsvOptions>();
     for (name, ds) in datasets {
         let toml::Value::Table(ds) = ds else { continue };
+        check_dataset(path, text, name, ds)?;
         let is_csv = ds.get("format").and_then(toml::Value::as_str) == Some("csv");
         let known: Vec<&str> = std::iter::once("format")
             .chain(csv.iter().copied().filter(|_| is_csv))
@@ -125,6 +132,91 @@ pub fn check_keys(path: &std::path::Path, table: &toml::Table) -> Result<(), Con
         }
     }
     Ok(())
+}
+
+/// The formats a `[datasets.NAME]` table accepts.
+const FORMATS: [&str; 2] = ["csv", "gharchive"];
+
+/// Checks the `format` of one dataset table and the type of each CSV option, before serde's internally tagged
+/// enum buffers the table and loses every span but the table's own.
+fn check_dataset(
+    path: &std::path::Path,
+    text: &str,
+    name: &str,
+    ds: &toml::Table,
+) -> Result<(), ConfigError> {
+    let err = |key: &str, message: String| ConfigError::DatasetKey {
+        path: path.to_path_buf(),
+        key: format!("datasets.{name}.{key}"),
+        line: key_line(text, name, key),
+        message,
+    };
+    let accepted = FORMATS.map(|f| format!("\"{f}\"")).join(", ");
+    let format = match ds.get("format") {
+        Some(toml::Value::String(f)) if FORMATS.contains(&f.as_str()) => f.as_str(),
+        Some(toml::Value::String(f)) => {
+            return Err(err(
+                "format",
+                format!("unknown format \"{f}\" (accepted: {accepted})"),
+            ))
+        }
+        Some(other) => {
+            return Err(err(
+                "format",
+                format!(
+                    "format must be a string ({accepted}), not {}",
+                    other.type_str()
+                ),
+            ))
+        }
+        None => return Ok(()),
+    };
+    if name == "gharchive" && format != "gharchive" {
+        return Err(err(
+            "format",
+            format!(
+                "`gharchive` is the built-in GH Archive dataset and cannot be redeclared as \"{format}\"; \
+                 give this dataset another name (e.g. [datasets.my_{format}]) and land its files under that name"
+            ),
+        ));
+    }
+    if format != "csv" {
+        return Ok(());
+    }
+    for (key, value) in ds.iter().filter(|(k, _)| *k != "format") {
+        // Alone in a table, a key is checked against its own type; the other options take their defaults.
+        let single: toml::Table = std::iter::once((key.clone(), value.clone())).collect();
+        if let Err(e) = toml::Value::Table(single).try_into::<CsvOptions>() {
+            let message = e.message().lines().next().unwrap_or_default().to_string();
+            if !message.starts_with("unknown field") {
+                return Err(err(key, message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line of `key = ...` under the `[datasets.NAME]` header of `text`, if written that way.
+fn key_line(text: &str, name: &str, key: &str) -> Option<usize> {
+    let headers = [
+        format!("[datasets.{name}]"),
+        format!("[datasets.\"{name}\"]"),
+    ];
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = headers.iter().any(|h| t.replace(' ', "") == *h);
+            continue;
+        }
+        let Some(rest) = t.strip_prefix(key) else {
+            continue;
+        };
+        if inside && rest.trim_start().starts_with('=') {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The `LANDER_<KEY>` variables set in the environment: (key, variable, value).
@@ -224,9 +316,9 @@ mod tests {
             Some("landing")
         );
         assert_eq!(suggest("zebra", top_level_keys().iter().copied()), None);
-        let t: toml::Table =
-            toml::from_str("[datasets.s]\nformat = 'csv'\nevent_tme = 'x'").expect("toml");
-        let e = check_keys(std::path::Path::new("l.toml"), &t).expect_err("typo");
+        let text = "[datasets.s]\nformat = 'csv'\nevent_tme = 'x'";
+        let t: toml::Table = toml::from_str(text).expect("toml");
+        let e = check_keys(std::path::Path::new("l.toml"), text, &t).expect_err("typo");
         assert!(e.to_string().contains("did you mean `event_time`?"), "{e}");
     }
 

@@ -100,6 +100,9 @@ enum Resolved {
     Ready(Decoder, Option<StoredSchema>),
     /// File `index`'s header made schema inference fail.
     FileFailed(usize, DecodeError),
+    /// A CSV decoder from header-only files: it decodes their (zero) rows, and the batch stores no schema and
+    /// creates no table, so the first file with rows still fixes the types.
+    Provisional(Decoder),
 }
 
 /// Stage 2 of the protocol for the batch of `intent`: stages `files` under the batch's staging prefix, re-running
@@ -124,15 +127,19 @@ pub(super) async fn stage_batch(
     // The staged attempt, with the CSV schema it inferred.
     let mut staged = None;
     while !files.is_empty() {
-        let (decoder, inferred) = match resolve_decoder(ctx, dataset, &files).await? {
-            Resolved::Ready(decoder, inferred) => (decoder, inferred),
+        let (decoder, inferred, provisional) = match resolve_decoder(ctx, dataset, &files).await? {
+            Resolved::Ready(decoder, inferred) => (decoder, inferred, false),
+            Resolved::Provisional(decoder) => (decoder, None, true),
             Resolved::FileFailed(i, e) => {
                 reject(&mut files, i, e);
                 continue;
             }
         };
         match stage(ctx, intent, &files, &decoder).await {
-            Ok(s) => {
+            Ok(mut s) => {
+                if provisional && s.parts.is_empty() {
+                    s.schema = None;
+                }
                 staged = Some((s, inferred));
                 break;
             }
@@ -327,7 +334,7 @@ fn fit_segment(seg: &str) -> String {
 }
 
 /// Resolves the decoder of `dataset` for these files: GH Archive needs nothing; CSV uses the stored schema or
-/// infers one from the first file that starts at offset 0.
+/// infers one from the first file with rows (each read from byte 0 for its header).
 async fn resolve_decoder(
     ctx: &Context,
     dataset: &str,
@@ -340,56 +347,59 @@ async fn resolve_decoder(
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let stored = blocking(move || cp.schema(&ds)).await?;
-    let (schema, new) = match stored {
-        Some(s) => (s, false),
-        None => {
-            let Some((i, f)) = files
-                .iter()
-                .enumerate()
-                .find(|(_, f)| f.gzip || f.start_offset == 0)
-            else {
-                return Ok(Resolved::FileFailed(
-                    0,
-                    DecodeError::Header {
-                        path: files.first().map(|f| f.path.clone()).unwrap_or_default(),
-                        dataset: dataset.to_string(),
-                        reason:
-                            "no stored schema and no file read from its start to infer one from"
-                                .into(),
-                    },
-                ));
-            };
-            let input = decode_input(f, 0);
-            let reader = match open_reader(&ctx.landing, f, 0, None).await {
-                Ok(r) => r,
-                Err(e) => return Ok(Resolved::FileFailed(i, e)),
-            };
-            let o = opts.clone();
-            let ds = dataset.to_string();
-            let inferred = blocking(move || {
-                let lines = LineSource::new(reader, &input)?;
-                crate::decode::csv::infer_schema(lines, &o, &ds)
-            })
-            .await;
-            match inferred {
-                Ok(s) => {
-                    let cols: Vec<String> = s
-                        .columns
-                        .iter()
-                        .map(|c| format!("{}:{}", c.name, c.ty))
-                        .collect();
-                    tracing::info!(dataset, from = %f.path, columns = %cols.join(", "), "inferred and fixed the CSV schema");
-                    (s, true)
-                }
-                Err(e) => return Ok(Resolved::FileFailed(i, e)),
+    if let Some(schema) = stored {
+        let dec = CsvDecoder::new(dataset, &opts, &schema)?;
+        return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), None));
+    }
+    // The first file with rows fixes the schema; a header-only file would fix every undeclared column as text,
+    // so its schema only decodes this batch (no rows) and is neither stored nor made the table's schema.
+    let mut header_only = None;
+    for (i, f) in files.iter().enumerate() {
+        let input = decode_input(f, 0);
+        let reader = match open_reader(&ctx.landing, f, 0, None).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Resolved::FileFailed(i, e)),
+        };
+        let o = opts.clone();
+        let ds = dataset.to_string();
+        let inferred = blocking(move || {
+            let lines = LineSource::new(reader, &input)?;
+            crate::decode::csv::infer_schema_sampled(lines, &o, &ds)
+        })
+        .await;
+        match inferred {
+            Ok((s, 0)) => {
+                header_only.get_or_insert(s);
             }
+            Ok((s, _)) => {
+                let cols: Vec<String> = s
+                    .columns
+                    .iter()
+                    .map(|c| format!("{}:{}", c.name, c.ty))
+                    .collect();
+                tracing::info!(dataset, from = %f.path, columns = %cols.join(", "), "inferred and fixed the CSV schema");
+                let dec = CsvDecoder::new(dataset, &opts, &s)?;
+                return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), Some(s)));
+            }
+            Err(e) => return Ok(Resolved::FileFailed(i, e)),
         }
+    }
+    let Some(schema) = header_only else {
+        return Ok(Resolved::FileFailed(
+            0,
+            DecodeError::Header {
+                path: String::new(),
+                dataset: dataset.to_string(),
+                reason: "no stored schema and no file to infer one from".into(),
+            },
+        ));
     };
+    tracing::info!(
+        dataset,
+        "no rows yet to infer the CSV schema from; it is fixed from the first file with rows"
+    );
     let dec = CsvDecoder::new(dataset, &opts, &schema)?;
-    Ok(Resolved::Ready(
-        Decoder::Csv(Arc::new(dec)),
-        new.then_some(schema),
-    ))
+    Ok(Resolved::Provisional(Decoder::Csv(Arc::new(dec))))
 }
 
 /// Streams a landing file into a bronze staging object (for the quarantine of failed files).

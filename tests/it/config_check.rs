@@ -219,3 +219,80 @@ fn config_check_prints_durations_as_written() {
     }
     assert!(!text.contains("month"), "{text}");
 }
+
+/// `lander config check` with `toml` as the config; returns stderr after asserting exit 2.
+fn refused(toml: &str) -> String {
+    let wd = Workdir::new();
+    std::fs::write(wd.path().join("lander.toml"), toml).expect("write");
+    let out = wd.run(&["config", "check", "-c", "lander.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{toml}\n{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A wrong type inside a dataset table names the key and its own line, wherever the key sits in the table and
+/// whatever the table's position in the file.
+#[test]
+fn a_wrong_type_in_a_dataset_table_points_at_the_key_line() {
+    let cases = [
+        (
+            "[datasets.t]\nformat = \"csv\"\nevent_time = \"ts\"\ninfer_rows = \"many\"\n",
+            "datasets.t.infer_rows",
+            4,
+        ),
+        (
+            "settle_time = \"1s\"\n\n[datasets.shop]\nhas_header = 1\nformat = \"csv\"\nevent_time = \"ts\"\n",
+            "datasets.shop.has_header",
+            4,
+        ),
+        (
+            "[datasets.a]\nformat = \"csv\"\nevent_time = \"ts\"\n\n[datasets.b]\nformat = \"csv\"\nevent_time = \"ts\"\nkey = \"id\"\n",
+            "datasets.b.key",
+            8,
+        ),
+    ];
+    for (toml, key, line) in cases {
+        let err = refused(toml);
+        assert!(
+            err.contains(&format!("line {line}: `{key}`: invalid type")),
+            "{toml}\n{err}"
+        );
+    }
+}
+
+/// An unknown format is named with the accepted ones (not reported as an unknown CSV key).
+#[test]
+fn an_unknown_format_names_the_format_and_the_accepted_ones() {
+    for format in ["parquet", "CSV", "json"] {
+        let err = refused(&format!(
+            "[datasets.t]\nformat = \"{format}\"\nevent_time = \"ts\"\n"
+        ));
+        assert!(
+            err.contains(&format!(
+                "line 2: `datasets.t.format`: unknown format \"{format}\" (accepted: \"csv\", \"gharchive\")"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("unknown key"), "{err}");
+    }
+}
+
+/// Redeclaring the built-in `gharchive` dataset as CSV is refused with the fix (another name).
+#[test]
+fn redeclaring_gharchive_as_csv_is_refused_with_the_fix() {
+    let err = refused("[datasets.gharchive]\nformat = \"csv\"\nevent_time = \"created_at\"\n");
+    assert!(
+        err.contains(
+            "line 2: `datasets.gharchive.format`: `gharchive` is the built-in GH Archive dataset"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("give this dataset another name"), "{err}");
+    // Declaring it with its own format stays accepted.
+    let wd = Workdir::new();
+    std::fs::write(
+        wd.path().join("lander.toml"),
+        "[datasets.gharchive]\nformat = \"gharchive\"\n",
+    )
+    .expect("write");
+    wd.run_ok(&["config", "check", "-c", "lander.toml"]);
+}

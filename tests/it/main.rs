@@ -6,6 +6,7 @@ mod common;
 mod config_check;
 mod conformance;
 mod crash_kill;
+mod csv_infer;
 mod dashboard;
 mod dedup;
 mod delta;

@@ -1,13 +1,14 @@
 //! Fixing a CSV dataset's schema from its first file: declared types win, the rest is inferred from a sample.
 
 use super::records::{RecordStream, Text};
-use super::types::{normalize_name, parse_bool, parse_timestamp, parse_timezone, ColumnType, Zone};
+use super::types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, Zone};
 use super::{CsvOptions, StoredColumn, StoredSchema};
 use crate::decode::{DecodeError, LineSource};
 
 /// Reads the header and up to `options.infer_rows` records of a first file and fixes the schema: declared
 /// types win, the event-time column is a timestamp, other columns get the narrowest type every sampled value
-/// fits (`int64` unless a value has a leading zero, `float64`, `bool`, `timestamp`, else `string`).
+/// fits and keeps exactly: `int64` (no leading zeros), `decimal(38,0)` for wider integers, `float64` when every
+/// value is finite and reads back as the same number, `bool` from `true`/`false` only, `timestamp`, else `string`.
 ///
 /// # Errors
 /// [`DecodeError`] when the stream cannot be read or has no header.
@@ -16,6 +17,19 @@ pub fn infer_schema(
     options: &CsvOptions,
     dataset: &str,
 ) -> Result<StoredSchema, DecodeError> {
+    infer_schema_sampled(lines, options, dataset).map(|(schema, _)| schema)
+}
+
+/// [`infer_schema`], with the number of records sampled: a schema from zero records (a header-only file) has
+/// every undeclared column as `string` and should not be fixed for the dataset.
+///
+/// # Errors
+/// As [`infer_schema`].
+pub fn infer_schema_sampled(
+    lines: LineSource,
+    options: &CsvOptions,
+    dataset: &str,
+) -> Result<(StoredSchema, usize), DecodeError> {
     let path = lines.path().to_string();
     let text = Text::from_options(options);
     let mut stream = RecordStream::new(lines, options, true)?;
@@ -110,7 +124,7 @@ pub fn infer_schema(
             ty: ty.name(),
         });
     }
-    Ok(StoredSchema { columns })
+    Ok((StoredSchema { columns }, samples.len()))
 }
 
 fn infer_type<'a>(
@@ -122,25 +136,30 @@ fn infer_type<'a>(
     if non_empty.clone().next().is_none() {
         return ColumnType::String;
     }
-    let leading_zero = |v: &str| {
-        let d = v.trim_start_matches(['-', '+']);
-        d.len() > 1 && d.starts_with('0') && !d.starts_with("0.")
-    };
     if non_empty
         .clone()
         .all(|v| v.parse::<i64>().is_ok() && !leading_zero(v))
     {
         return ColumnType::Int64;
     }
-    let numeric = |v: &str| {
-        v.bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-            && v.parse::<f64>().is_ok()
-    };
-    if non_empty.clone().all(|v| numeric(v) && !leading_zero(v)) {
+    // Integers past i64 keep every digit as a decimal; a float64 would round them.
+    if non_empty
+        .clone()
+        .all(|v| wide_integer(v) && !leading_zero(v))
+    {
+        return ColumnType::Decimal(38, 0);
+    }
+    if non_empty
+        .clone()
+        .all(|v| float_round_trips(v) && !leading_zero(v))
+    {
         return ColumnType::Float64;
     }
-    if non_empty.clone().all(|v| parse_bool(v).is_some()) {
+    // Only the words `true`/`false`: `y`, `t` or `1` in a sample are as likely codes as booleans.
+    if non_empty
+        .clone()
+        .all(|v| v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"))
+    {
         return ColumnType::Bool;
     }
     if non_empty
@@ -150,4 +169,123 @@ fn infer_type<'a>(
         return ColumnType::Timestamp;
     }
     ColumnType::String
+}
+
+/// `007` or `-01.5`: a leading zero is part of a code or an identifier, which a number would drop.
+fn leading_zero(v: &str) -> bool {
+    let d = v.trim_start_matches(['-', '+']);
+    d.len() > 1 && d.starts_with('0') && !d.starts_with("0.")
+}
+
+/// An integer of up to 38 digits (what `decimal(38,0)` holds).
+fn wide_integer(v: &str) -> bool {
+    let d = v.strip_prefix(['-', '+']).unwrap_or(v);
+    !d.is_empty() && d.len() <= 38 && d.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A decimal number that parses to a finite `f64` whose shortest form is the same number: `0.1` and `1.50`
+/// qualify, `1e400` (infinite) and `12345678901234567.5` (rounded) do not.
+fn float_round_trips(v: &str) -> bool {
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return false;
+    }
+    let Ok(f) = v.parse::<f64>() else {
+        return false;
+    };
+    f.is_finite() && canonical(v).is_some() && canonical(v) == canonical(&format!("{f:e}"))
+}
+
+/// A decimal numeral as (negative, significant digits, exponent of the last digit); zero has no digits.
+fn canonical(v: &str) -> Option<(bool, String, i64)> {
+    let (neg, rest) = match v.as_bytes().first()? {
+        b'-' => (true, &v[1..]),
+        b'+' => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let digits: String = format!("{int}{frac}");
+    let frac_len = i64::try_from(frac.len()).ok()?;
+    let trimmed = digits.trim_start_matches('0');
+    let significant = trimmed.trim_end_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let dropped = i64::try_from(trimmed.len() - significant.len()).ok()?;
+    Some((neg, significant.to_string(), exp - frac_len + dropped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn infer(values: &[&str]) -> ColumnType {
+        let options = CsvOptions::default();
+        infer_type(values.iter().copied(), &options, Zone::Utc)
+    }
+
+    #[test]
+    fn integers_past_i64_become_decimal_not_float() {
+        assert_eq!(
+            infer(&["12345678901234567890", "1"]),
+            ColumnType::Decimal(38, 0)
+        );
+        assert_eq!(
+            infer(&["-99999999999999999999999999999999999999"]),
+            ColumnType::Decimal(38, 0)
+        );
+        assert_eq!(
+            infer(&["9223372036854775807", "-9223372036854775808"]),
+            ColumnType::Int64
+        );
+        // 39 digits do not fit decimal(38,0), and a float would round them
+        assert_eq!(
+            infer(&["123456789012345678901234567890123456789"]),
+            ColumnType::String
+        );
+    }
+
+    #[test]
+    fn floats_only_when_every_value_round_trips() {
+        assert_eq!(
+            infer(&["0.1", "1.50", "-2.5e-3", "1e300", "3"]),
+            ColumnType::Float64
+        );
+        assert_eq!(infer(&["1.5", "1e400"]), ColumnType::String);
+        assert_eq!(infer(&["1e-400"]), ColumnType::String);
+        assert_eq!(infer(&["12345678901234567.5"]), ColumnType::String);
+        assert_eq!(infer(&["0.1", "12345678901234567890"]), ColumnType::String);
+        assert_eq!(infer(&["1.5", "inf"]), ColumnType::String);
+        assert_eq!(infer(&["1.5", "NaN"]), ColumnType::String);
+        assert_eq!(infer(&["007.5"]), ColumnType::String);
+    }
+
+    #[test]
+    fn booleans_only_from_true_and_false() {
+        assert_eq!(infer(&["true", "FALSE", "True"]), ColumnType::Bool);
+        for codes in [&["y", "n"][..], &["yes", "no"], &["t", "f"], &["true", "y"]] {
+            assert_eq!(infer(codes), ColumnType::String, "{codes:?}");
+        }
+        assert_eq!(infer(&["1", "0"]), ColumnType::Int64);
+    }
+
+    #[test]
+    fn canonical_forms_compare_numbers_not_spellings() {
+        assert_eq!(canonical("1.50"), canonical("15e-1"));
+        assert_eq!(canonical("0.0"), canonical("0"));
+        assert_ne!(
+            canonical("1.2345678901234567e19"),
+            canonical("12345678901234567890")
+        );
+        assert_eq!(canonical("."), None);
+    }
 }

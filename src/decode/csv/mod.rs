@@ -27,7 +27,7 @@ use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-pub use infer::infer_schema;
+pub use infer::{infer_schema, infer_schema_sampled};
 pub use options::{CsvOptions, StoredColumn, StoredSchema, DEFAULT_MAX_QUOTED_LINES};
 use records::{RecordStream, Text};
 pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
