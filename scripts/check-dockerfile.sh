@@ -88,7 +88,7 @@ done < <(sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' "$dockerfile")
 [ "$saw_build" = 1 ] || fail "the build stage of $dockerfile runs no cargo build: update this check"
 crate="$root${workdir%/}"
 [ -f "$crate/Cargo.toml" ] || fail "the build stage does not copy Cargo.toml into its WORKDIR $workdir"
-echo "check-dockerfile: $copies path(s) copied as $dockerfile's build stage does; cargo check --locked in $crate"
+echo "check-dockerfile: $copies path(s) copied as $dockerfile's build stage does; building the crate in $crate"
 # No git repository around the copy (as in the image): build.rs must cope, and does (commit `unknown`).
 # The test build's own target directory and features (the README's test command): every dependency is already
 # compiled there, so only lander itself is (a separate target directory cost a cold build of every crate, ~25

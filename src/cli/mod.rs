@@ -532,8 +532,13 @@ async fn start(
         )
         .into());
     }
-    // `fetch` and `generate` still create landing: they write into it.
-    require_local_landing(&config.landing)?;
+    // `fetch`, `generate` and `run --fetch` write into landing, so they create it; a plain `run` only reads it,
+    // and a landing that does not exist is a mistyped path, not something to create.
+    match (args.fetch.is_some(), local_landing(&config.landing)) {
+        (true, Some(dir)) => std::fs::create_dir_all(dir)
+            .with_context(|| format!("while creating landing {dir} for --fetch"))?,
+        _ => require_local_landing(&config.landing)?,
+    }
     if let Some(dir) = local_landing(&config.bronze) {
         require_creatable_dir("bronze", std::path::Path::new(dir))?;
     }

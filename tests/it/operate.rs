@@ -328,7 +328,8 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         return;
     };
     let w = Workdir::new();
-    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    // No landing yet: `run --fetch` creates it, as `fetch` does.
+    std::fs::remove_dir_all(w.landing()).expect("rm landing");
     // Two ended hours, named as the archive names them, holding the two 2015 sample hours.
     let mirror = w.path().join("mirror");
     std::fs::create_dir_all(&mirror).expect("mkdir");
