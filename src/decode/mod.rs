@@ -533,6 +533,15 @@ mod tests {
 
     /// Bounded fuzz run over both decoders: arbitrary bytes never panic, and every non-blank line ends up
     /// either in a row or in the quarantine.
+    /// Lines after the header of a CSV input, blank (or lone `\r`) lines not counted: what rows + quarantined
+    /// records must add up to.
+    fn data_lines(data: &[u8]) -> u64 {
+        data.split(|b| *b == b'\n')
+            .skip(1)
+            .filter(|l| !l.iter().all(|b| *b == b'\r'))
+            .count() as u64
+    }
+
     #[test]
     fn fuzz_every_line_is_a_row_or_quarantined() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -614,11 +623,7 @@ mod tests {
             data.extend(rng.bytes(csv_alphabet, n));
             let (rows, bad) = run(&dec, &data, Limits::default())
                 .unwrap_or_else(|e| panic!("csv round {round}: {e}"));
-            let lines = data
-                .split(|b| *b == b'\n')
-                .skip(1)
-                .filter(|l| !l.iter().all(|b| *b == b'\r'))
-                .count() as u64;
+            let lines = data_lines(&data);
             assert_eq!(
                 rows + bad,
                 lines,
@@ -638,11 +643,7 @@ mod tests {
                 stray.insert(at, b'"');
                 let (rows, bad) = run(&dec, &stray, Limits::default())
                     .unwrap_or_else(|e| panic!("stray quote round {round}: {e}"));
-                let lines = stray
-                    .split(|b| *b == b'\n')
-                    .skip(1)
-                    .filter(|l| !l.iter().all(|b| *b == b'\r'))
-                    .count() as u64;
+                let lines = data_lines(&stray);
                 assert_eq!(
                     rows + bad,
                     lines,
@@ -670,11 +671,7 @@ mod tests {
             }
             let (rows, bad) =
                 run(&dec, &data, small).unwrap_or_else(|e| panic!("big csv round {round}: {e}"));
-            let lines = data
-                .split(|b| *b == b'\n')
-                .skip(1)
-                .filter(|l| !l.iter().all(|b| *b == b'\r'))
-                .count() as u64;
+            let lines = data_lines(&data);
             assert_eq!(rows + bad, lines, "big csv round {round}");
             // Quoted fields, some of them spanning lines and far over the limit.
             let mut quoted = data.clone();
