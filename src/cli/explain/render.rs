@@ -1,0 +1,246 @@
+//! The text of `lander explain`: the one-line verdict and the human-readable report of an [`Explanation`]
+//! (the JSON is the `Explanation` itself).
+
+use super::*;
+
+/// `1234567` -> `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// The one-line verdict.
+pub(super) fn verdict(x: &Explanation) -> String {
+    let last_batch = x.record.as_ref().and_then(|r| r.batches.last().copied());
+    let ingested = |r: &FileRecord| {
+        let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
+        let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
+        let mut s = format!(
+            "ingested in batch {batch} ({}",
+            plural(r.records_ok, "row", "rows")
+        );
+        if r.records_ok > 0 {
+            s += &format!(" in {}", plural(parts, "part", "parts"));
+        }
+        if r.records_quarantined > 0 {
+            s += &format!(
+                ", {} quarantined",
+                plural(r.records_quarantined, "line", "lines")
+            );
+        }
+        if r.records_truncated > 0 {
+            s += &format!(
+                ", {} over max_record_bytes kept only in part, so the file stays in landing",
+                plural(r.records_truncated, "record", "records")
+            );
+        }
+        if r.records_duplicate > 0 {
+            s += &format!(
+                ", {} dropped",
+                plural(r.records_duplicate, "duplicate", "duplicates")
+            );
+        }
+        if r.versions > 0 {
+            s += &format!(
+                "; rewritten {} since first ingested, this version read whole",
+                plural(u64::from(r.versions), "time", "times")
+            );
+        }
+        s + ")"
+    };
+    match (&x.readiness, x.checkpoint_state) {
+        (ReadinessJson::Ignored { rule, segment }, _) => {
+            if x.path.ends_with(segment.as_str()) {
+                format!("ignored: {rule}")
+            } else {
+                format!("ignored: {rule} on directory {segment}")
+            }
+        }
+        (ReadinessJson::NoDataset, _) => match &x.dataset {
+            Some(d) => format!(
+                "ignored: no dataset {d} is configured (declare [datasets.{d}] in lander.toml)"
+            ),
+            None => format!("ignored: {}", crate::source::top::STRAY_REASON),
+        },
+        (_, "failed") => {
+            let reason = match x.record.as_ref().map(|r| &r.status) {
+                Some(FileStatus::Failed { reason }) => reason.as_str(),
+                _ => "",
+            };
+            format!(
+                "failed in batch {}: {reason} (the whole file is in the quarantine)",
+                last_batch.unwrap_or_default()
+            )
+        }
+        (ReadinessJson::Settling { remaining_seconds }, state) => format!(
+            "waiting: {}settling for {remaining_seconds:.1} s more",
+            if state == "rewritten" {
+                "rewritten content "
+            } else {
+                ""
+            }
+        ),
+        (ReadinessJson::TooOld, _) => {
+            "ignored: too old (older than max_file_age on a new checkpoint)".into()
+        }
+        (ReadinessJson::Unreadable { reason }, _) => format!("skipped: {reason}"),
+        (ReadinessJson::Ready { .. }, "reset") => {
+            "pending: forgotten by `checkpoint reset`; the next run ingests it again".into()
+        }
+        (ReadinessJson::Ready { .. }, "new") => "pending: new; the next run ingests it".into(),
+        (ReadinessJson::Ready { .. }, "rewritten") => "pending: rewritten (same path, the bytes already read changed); the next run ingests the new version whole, dedup drops records already in bronze".into(),
+        (ReadinessJson::Ready { start_offset, .. }, _) => format!(
+            "pending: grew; the next run reads it from byte {}",
+            thousands(*start_offset)
+        ),
+        (_, "partial") => match &x.record {
+            Some(r) => format!(
+                "partial: read up to byte {} in batch {}; the rest is read once it ends a line or settles",
+                thousands(r.bytes_consumed),
+                last_batch.unwrap_or_default()
+            ),
+            None => "partial".into(),
+        },
+        (ReadinessJson::Missing, _) => match &x.record {
+            Some(r) => format!("{}; no longer in landing", ingested(r)),
+            None => "not in landing; read by batches before a `checkpoint reset`".into(),
+        },
+        (_, _) => match &x.record {
+            Some(r) => ingested(r),
+            None => "unknown".into(),
+        },
+    }
+}
+
+pub(super) fn render(x: &Explanation) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    line("file:", x.path.clone());
+    line("location:", x.location.clone());
+    match (&x.dataset, &x.rule) {
+        (Some(d), Some(r)) => {
+            line("dataset:", d.clone());
+            line("  decode:", r.decode.clone());
+            line("  key:", r.key.clone());
+            line(
+                "  event time:",
+                format!("{} (partitions bronze by UTC day)", r.event_time),
+            );
+        }
+        (Some(d), None) => line("dataset:", format!("{d} (not configured)")),
+        (None, _) => line("dataset:", "none (file at the top of landing)".into()),
+    }
+    match &x.file {
+        Some(f) => line(
+            "in landing:",
+            format!(
+                "{} ({} B), modified {} UTC, fingerprint {}",
+                human_bytes(f.size),
+                thousands(f.size),
+                fmt_time(f.modified),
+                f.fingerprint
+            ),
+        ),
+        None => line(
+            "in landing:",
+            "no (deleted, archived or never there)".into(),
+        ),
+    }
+    let readiness = match &x.readiness {
+        ReadinessJson::Ignored { rule, segment } => format!("ignored: {rule} ({segment})"),
+        ReadinessJson::NoDataset => "ignored: no dataset rule".into(),
+        ReadinessJson::Settling { remaining_seconds } => {
+            format!("settling: ready in {remaining_seconds:.1} s if it does not change again")
+        }
+        ReadinessJson::TooOld => "too old: older than max_file_age on a new checkpoint".into(),
+        ReadinessJson::Ready {
+            change,
+            start_offset,
+            is_final,
+        } => format!(
+            "ready ({change}, from byte {}{})",
+            thousands(*start_offset),
+            if *is_final {
+                ""
+            } else {
+                ", up to its last complete line"
+            }
+        ),
+        ReadinessJson::Unchanged => "unchanged since it was processed".into(),
+        ReadinessJson::Unreadable { reason } => format!("unreadable: {reason}"),
+        ReadinessJson::Missing => "not in landing".into(),
+    };
+    line("readiness:", readiness);
+    let cp = match &x.record {
+        Some(r) => format!(
+            "{} (status {}, fingerprint {}, {} of {} consumed, {} lines, processed {} UTC{})",
+            x.checkpoint_state,
+            r.status_label(),
+            r.fingerprint,
+            thousands(r.bytes_consumed),
+            thousands(r.size),
+            thousands(r.lines_consumed),
+            fmt_time(r.processed_at),
+            match &r.status {
+                FileStatus::Failed { reason } => format!(", reason: {reason}"),
+                _ => String::new(),
+            }
+        ),
+        None => format!("{} (no record)", x.checkpoint_state),
+    };
+    line("checkpoint:", cp);
+    for b in &x.batches {
+        let inputs: Vec<String> = b
+            .inputs
+            .iter()
+            .map(|i| {
+                format!(
+                    "bytes {}..{}: {} ok, {} quarantined, {} duplicates",
+                    i.start, i.end, i.records_ok, i.records_quarantined, i.records_duplicate
+                )
+            })
+            .collect();
+        line(
+            "batch:",
+            format!(
+                "{} committed {} UTC: {}",
+                b.id,
+                fmt_time(b.committed_at),
+                inputs.join("; ")
+            ),
+        );
+    }
+    for p in &x.parts {
+        let rows = match (&p.rows_of_file, &p.error) {
+            (Some(n), _) => format!("{} of {} rows", thousands(*n), thousands(p.rows)),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "?".into(),
+        };
+        line("part:", format!("{} ({rows})", p.path));
+    }
+    if x.quarantine.count > 0 {
+        line("quarantine:", plural(x.quarantine.count, "line", "lines"));
+        for q in &x.quarantine.lines {
+            line(
+                "",
+                format!(
+                    "line {} (offset {}, batch {}): {}",
+                    q.line, q.offset, q.batch, q.reason
+                ),
+            );
+        }
+    }
+    line("verdict:", x.verdict.clone());
+    s
+}
