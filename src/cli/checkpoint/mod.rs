@@ -2,7 +2,7 @@
 //!
 //! Takes a checkpoint directory (plus landing or bronze for `pending` and `verify`) and prints aligned tables,
 //! or with `--json` one JSON document on stdout whose fields are listed on each `*Json` type below (and in the
-//! README, "Inspecting the checkpoint").
+//! docs/operating.md, "Inspecting the checkpoint").
 //!
 //! Guarantees:
 //! - Read commands (`list`, `show`, `stats`, `pending`, `verify`, `export`) never write to a store that a daemon

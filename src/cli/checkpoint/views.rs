@@ -1,5 +1,5 @@
 //! The JSON documents of `lander checkpoint --json`. Their field names are a stable interface: scripts parse them
-//! (the README lists them under "Inspecting the checkpoint").
+//! (docs/operating.md lists them under "Inspecting the checkpoint").
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
