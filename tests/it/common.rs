@@ -444,3 +444,14 @@ pub fn closed_stdout() -> std::process::Stdio {
     drop(reader);
     std::process::Stdio::from(writer)
 }
+
+/// The bronze partition directory `year=YYYY/month=MM/day=DD` of a UTC day.
+pub fn day_partition(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    format!(
+        "year={:04}/month={:02}/day={:02}",
+        d.year(),
+        d.month(),
+        d.day()
+    )
+}

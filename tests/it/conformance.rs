@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::backends::{Kind, Target};
 use crate::common::*;
+use crate::names::sales_lines;
 
 const G2011: &str = "2011-02-15-0.json.gz";
 const G2013: &str = "2013-02-15-0.json.gz";
@@ -28,19 +29,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The first `n` data lines of `transacciones_ventas.csv` with its header (unique transaction ids).
 fn sales_slice(n: usize) -> Vec<u8> {
     sales_lines(0, n)
-}
-
-/// The header plus data lines `skip..skip + n` of `transacciones_ventas.csv`.
-fn sales_lines(skip: usize, n: usize) -> Vec<u8> {
-    let text = std::fs::read_to_string(shared_data().join("sales/transacciones_ventas.csv"))
-        .expect("sales csv");
-    let mut lines = text.lines();
-    let mut out = String::new();
-    for line in lines.next().into_iter().chain(lines.skip(skip).take(n)) {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.into_bytes()
 }
 
 /// Lands the suite's standard input: two GH Archive shapes and a sales CSV slice.

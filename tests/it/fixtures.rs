@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use crate::common::*;
 use crate::run_once::{distinct_events, gz_lines, lander_toml};
@@ -20,15 +20,6 @@ const SUPERSTORE: &str = "Sample - Superstore-sample.csv";
 
 fn fixture(dataset: &str, name: &str) -> PathBuf {
     fixtures_landing().join(dataset).join(name)
-}
-
-fn partition(d: NaiveDate) -> String {
-    format!(
-        "year={:04}/month={:02}/day={:02}",
-        d.year(),
-        d.month(),
-        d.day()
-    )
 }
 
 /// Rows per `year=/month=/day=` directory of bronze's `dataset`.
@@ -64,7 +55,7 @@ fn csv_rows_by_day(
     for rec in r.records() {
         let rec = rec.expect("record");
         if seen.insert(rec[k].to_string()) {
-            *out.entry(partition(day(&rec[t]))).or_insert(0) += 1;
+            *out.entry(day_partition(day(&rec[t]))).or_insert(0) += 1;
         }
     }
     out
@@ -103,7 +94,7 @@ fn once_on_the_bundled_fixtures_lands_every_record_once_in_its_day() {
                 let t = v["created_at"].as_str().expect("created_at");
                 let t = DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"));
                 *gh_days
-                    .entry(partition(t.to_utc().date_naive()))
+                    .entry(day_partition(t.to_utc().date_naive()))
                     .or_insert(0) += 1;
             }
         }

@@ -28,16 +28,6 @@ fn first_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2001, 1, 1).expect("valid date")
 }
 
-/// `year=YYYY/month=MM/day=DD` of a date.
-fn partition(d: NaiveDate) -> String {
-    format!(
-        "year={:04}/month={:02}/day={:02}",
-        d.year(),
-        d.month(),
-        d.day()
-    )
-}
-
 /// The NDJSON lines: the shortest [`EVENTS`] real 2015 events with distinct ids, event `i` moved to day
 /// `i % days` of the spread (at a time of day that varies too); returns the file and the rows expected per
 /// partition.
@@ -72,7 +62,7 @@ fn ndjson_over(days: i64) -> (Vec<u8>, BTreeMap<String, usize>) {
         .into();
         out.extend(serde_json::to_vec(&v).expect("json"));
         out.push(b'\n');
-        *expected.entry(partition(day)).or_insert(0) += 1;
+        *expected.entry(day_partition(day)).or_insert(0) += 1;
         if ids.len() == EVENTS {
             break;
         }
@@ -105,7 +95,7 @@ fn superstore_over(days: Option<i64>) -> (Vec<u8>, BTreeMap<String, usize>) {
         let mut fields: Vec<String> = rec.iter().map(str::to_string).collect();
         fields[col] = format!("{}/{}/{}", day.month(), day.day(), day.year());
         w.write_record(&fields).expect("row");
-        *expected.entry(partition(day)).or_insert(0) += 1;
+        *expected.entry(day_partition(day)).or_insert(0) += 1;
     }
     let file = match days {
         Some(_) => w.into_inner().expect("csv bytes"),
@@ -137,7 +127,7 @@ fn partitions(bronze: &Path, dataset: &str, time_column: &str) -> BTreeMap<Strin
                 let day = chrono::DateTime::from_timestamp_micros(t.value(i))
                     .expect("valid time")
                     .date_naive();
-                assert_eq!(partition(day), dir, "row {i} of {rel}");
+                assert_eq!(day_partition(day), dir, "row {i} of {rel}");
             }
             entry.0 += b.num_rows();
         }
