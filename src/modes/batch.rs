@@ -334,11 +334,7 @@ async fn publish_and_commit(
     // 3-4. Publishing, then publish.
     let intent = BatchIntent {
         state: IntentState::Publishing,
-        finals: staged
-            .outputs
-            .iter()
-            .map(|f| f.final_path.clone())
-            .collect(),
+        finals: staged.final_paths(),
         ..intent
     };
     write_intent(ctx, &intent).await?;

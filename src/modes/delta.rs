@@ -51,11 +51,7 @@ pub(super) async fn commit_batch(
     let prepared = prepare(ctx, &intent, staged).await?;
     let intent = BatchIntent {
         state: IntentState::Committing,
-        finals: staged
-            .outputs
-            .iter()
-            .map(|f| f.final_path.clone())
-            .collect(),
+        finals: staged.final_paths(),
         commit: Some(prepared.commit.clone()),
         ..intent
     };

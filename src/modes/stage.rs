@@ -94,6 +94,13 @@ pub(super) struct StagedBatch {
     pub(super) outputs: Vec<WrittenFile>,
 }
 
+impl StagedBatch {
+    /// The final names of every output, as the intent records them for recovery.
+    pub(super) fn final_paths(&self) -> Vec<String> {
+        self.outputs.iter().map(|f| f.final_path.clone()).collect()
+    }
+}
+
 /// How the decoder of a batch was resolved.
 enum Resolved {
     /// The decoder, and the CSV schema to store when this batch inferred it.
