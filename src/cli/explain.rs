@@ -129,6 +129,13 @@ pub enum ReadinessJson {
         /// Seconds until it has been stable for the settle time.
         remaining_seconds: f64,
     },
+    /// Not ready because its modification time lies in the future: it does not settle by age until then.
+    ModifiedInTheFuture {
+        /// The modification time.
+        modified: DateTime<Utc>,
+        /// Seconds until it has been stable for the settle time, counted from that future time.
+        remaining_seconds: f64,
+    },
     /// Older than `max_file_age` on a new checkpoint.
     TooOld,
     /// Read by the next run.
@@ -372,11 +379,11 @@ async fn explain(
         (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
         // A processed plain file waits to settle only when its consumed prefix changed; a gzip file waits after
         // any change.
-        (Some(r), Some(f), ReadinessJson::Settling { .. })
-            if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size =>
-        {
-            "rewritten"
-        }
+        (
+            Some(r),
+            Some(f),
+            ReadinessJson::Settling { .. } | ReadinessJson::ModifiedInTheFuture { .. },
+        ) if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size => "rewritten",
         (Some(_), _, _) => "processed",
     };
     let (parts, quarantine) = match &dataset {
@@ -402,9 +409,20 @@ async fn explain(
 fn readiness_json(r: Option<Readiness>, now: DateTime<Utc>) -> ReadinessJson {
     match r {
         None => ReadinessJson::Missing,
-        Some(Readiness::NotReady { settles_at }) => ReadinessJson::Settling {
-            remaining_seconds: (settles_at - now).num_milliseconds().max(0) as f64 / 1000.0,
-        },
+        Some(Readiness::NotReady {
+            settles_at,
+            modified,
+        }) => {
+            let remaining_seconds = (settles_at - now).num_milliseconds().max(0) as f64 / 1000.0;
+            if modified > now {
+                ReadinessJson::ModifiedInTheFuture {
+                    modified,
+                    remaining_seconds,
+                }
+            } else {
+                ReadinessJson::Settling { remaining_seconds }
+            }
+        }
         Some(Readiness::Skip(SkipReason::TooOld)) => ReadinessJson::TooOld,
         Some(Readiness::Skip(SkipReason::Unchanged)) => ReadinessJson::Unchanged,
         Some(Readiness::Skip(SkipReason::Vanished)) => ReadinessJson::Missing,

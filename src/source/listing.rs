@@ -165,6 +165,10 @@ pub fn report_fault(dataset: &str, path: &str, reason: &str) {
     }
 }
 
+/// What `run`, `explain` and `checkpoint pending` say of a file whose modification time lies in the future: it
+/// is not "settling" (it never settles by age until the clock reaches it).
+pub const MODIFIED_IN_THE_FUTURE: &str = "modified in the future (a writer's clock ahead of this host's, or a time set by hand): a run after that time, plus the settle time, reads it";
+
 /// The result of planning: what to read now, and what to look at again once it has settled.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -198,6 +202,8 @@ pub enum Readiness {
     NotReady {
         /// When it will have been stable for `settle_time`, if it does not change again.
         settles_at: DateTime<Utc>,
+        /// Its modification time: later than now when a writer's clock is ahead (see [`MODIFIED_IN_THE_FUTURE`]).
+        modified: DateTime<Utc>,
     },
     /// Nothing to read.
     Skip(SkipReason),
@@ -283,7 +289,10 @@ async fn evaluate(
     // CSV without a final newline would leave its last row for a second run. Tailing modes read up to the last
     // complete line instead.
     if !settled && (gzip || !opts.tailing) {
-        return Ok(Readiness::NotReady { settles_at });
+        return Ok(Readiness::NotReady {
+            settles_at,
+            modified: meta.last_modified,
+        });
     }
     let mut continues_line = false;
     let (change, start_offset, start_line, prefix) = match &prior {
@@ -322,7 +331,10 @@ async fn evaluate(
                 }
                 None if !settled => {
                     // Rewritten in place and still changing: wait until it settles.
-                    return Ok(Readiness::NotReady { settles_at });
+                    return Ok(Readiness::NotReady {
+                        settles_at,
+                        modified: meta.last_modified,
+                    });
                 }
                 None => {
                     tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (dedup drops records already in bronze)");

@@ -226,3 +226,105 @@ fn explain_refuses_paths_outside_landing_or_unknown() {
         "{out:?}"
     );
 }
+
+/// Sets `path`'s modification time `ahead` of now.
+fn date_ahead(path: &Path, ahead: std::time::Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() + ahead)
+        .expect("set mtime");
+}
+
+/// A file whose modification time lies in the future (gzip or plain, new or rewritten after it was processed,
+/// with or without a settle time) is not "settling": `explain` and `checkpoint pending` say what `run` says.
+/// A file copied just now is still "settling" under a settle time.
+#[test]
+fn explain_and_pending_name_a_file_modified_in_the_future() {
+    let wd = Workdir::new();
+    let lines = fixture_lines();
+    wd.land_bytes(
+        "gharchive",
+        "rewritten.json",
+        format!("{}\n", lines[0]).as_bytes(),
+    );
+    wd.run_once(&[]);
+    let ahead = std::time::Duration::from_secs(2 * 86_400);
+    let rewritten = wd.land_bytes(
+        "gharchive",
+        "rewritten.json",
+        format!("{}\n{}\n", lines[1], lines[2]).as_bytes(),
+    );
+    date_ahead(&rewritten, ahead);
+    let gz = wd.land(&fixture_hour(), "gharchive", "2015-01-01-1.json.gz");
+    date_ahead(&gz, ahead);
+    let plain = wd.land_bytes(
+        "gharchive",
+        "plain.json",
+        format!("{}\n", lines[3]).as_bytes(),
+    );
+    date_ahead(&plain, ahead);
+    let future = [
+        ("gharchive/rewritten.json", "rewritten"),
+        ("gharchive/2015-01-01-1.json.gz", "new"),
+        ("gharchive/plain.json", "new"),
+    ];
+    for settle in ["0s", "1h"] {
+        for (path, state) in future {
+            let v = explain_json(&wd, path, &["--settle-time", settle]);
+            assert!(
+                verdict(&v).starts_with("waiting: modified in the future (a writer's clock ahead"),
+                "{settle} {v:#}"
+            );
+            assert!(!verdict(&v).contains("settling"), "{v:#}");
+            assert_eq!(v["readiness"]["state"], "modified_in_the_future", "{v:#}");
+            let remaining = v["readiness"]["remaining_seconds"].as_f64().expect("secs");
+            assert!(remaining > 86_400.0, "{remaining}");
+            assert_eq!(v["checkpoint_state"], state, "{v:#}");
+        }
+    }
+    // An honest file under a settle time is still settling (the future ones are not).
+    wd.land_bytes(
+        "gharchive",
+        "honest.json",
+        format!("{}\n", lines[4]).as_bytes(),
+    );
+    let v = explain_json(&wd, "gharchive/honest.json", &["--settle-time", "1h"]);
+    assert!(verdict(&v).starts_with("waiting: settling for "), "{v:#}");
+    for settle in ["0s", "1h"] {
+        let mut args = vec!["checkpoint", "pending", "--json", "--settle-time", settle];
+        let loc = wd.location_args();
+        args.extend(loc.iter().map(String::as_str));
+        let p: Value = serde_json::from_str(&wd.run_ok(&args)).expect("pending --json");
+        let rows = p.as_array().expect("array");
+        for (path, change) in future {
+            let row = rows
+                .iter()
+                .find(|r| r["path"] == path)
+                .unwrap_or_else(|| panic!("{path} not pending at {settle}: {p:#}"));
+            assert_eq!(row["ready"], false, "{row:#}");
+            assert_eq!(row["change"], change, "{row:#}");
+            let reason = row["reason"].as_str().unwrap_or_default();
+            assert!(reason.starts_with("modified in the future"), "{row:#}");
+        }
+        let honest = rows
+            .iter()
+            .find(|r| r["path"] == "gharchive/honest.json")
+            .expect("honest pending");
+        assert_eq!(honest["ready"], settle == "0s", "{honest:#}");
+        assert!(honest.get("reason").is_none(), "{honest:#}");
+        args.retain(|a| *a != "--json");
+        let out = wd.run(&args);
+        assert_success(&out, &args, wd.path());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (path, _) in future {
+            let line = text.lines().find(|l| l.starts_with(path)).expect("row");
+            assert!(line.ends_with("no: modified in the future"), "{line}");
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("3 file(s) modified in the future"),
+            "{out:?}"
+        );
+    }
+}

@@ -9,8 +9,11 @@ use chrono::Utc;
 
 use super::table::{fmt_time, human_bytes, Table};
 use super::{emit, emit_json, open_read, PendingArgs, PendingJson};
+use crate::checkpoint::CheckpointStore;
 use crate::cli::load_config;
-use crate::source::listing::{plan_dataset, plan_listing, Change, PlanOptions};
+use crate::source::listing::{
+    plan_dataset, plan_listing, Change, PlanOptions, MODIFIED_IN_THE_FUTURE,
+};
 use crate::store::StoreLocation;
 
 pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
@@ -52,6 +55,8 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("while listing {ds} in landing"))?;
         skipped.extend(plan.skipped.into_iter().map(|(p, r)| (ds.clone(), p, r)));
+        // With no settle time, only a file modified in the future is not ready: say so, as `run` does.
+        rows.extend(modified_in_the_future(&landing, &store, ds, plan.not_ready, now).await);
         let all = plan.files;
         if all.is_empty() {
             continue;
@@ -78,6 +83,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             reason: None,
         }));
     }
+    let future = rows.iter().filter(|r| r.reason.is_some()).count();
     let never = skipped.len();
     if a.common.json {
         rows.extend(
@@ -141,10 +147,21 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             human_bytes(r.size),
             human_bytes(r.pending_bytes),
             r.modified.map(fmt_time).unwrap_or_default(),
-            if r.ready { "yes" } else { "settling" }.to_string(),
+            match (r.ready, r.reason.is_some()) {
+                (true, _) => "yes",
+                (false, true) => "no: modified in the future",
+                (false, false) => "settling",
+            }
+            .to_string(),
         ]);
     }
     emit(&t.render())?;
+    if future > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{future} file(s) {MODIFIED_IN_THE_FUTURE}"
+        );
+    }
     let total: u64 = rows.iter().map(|r| r.pending_bytes).sum();
     let _ = writeln!(
         std::io::stderr(),
@@ -153,4 +170,38 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
         human_bytes(total)
     );
     Ok(())
+}
+
+/// Rows for files not ready with no settle time (`not_ready`, landing-relative): those whose modification time
+/// lies after `now`. They never settle by age, so they are not called settling; `reason` says what they are.
+async fn modified_in_the_future(
+    landing: &StoreLocation,
+    store: &CheckpointStore,
+    ds: &str,
+    not_ready: Vec<String>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<PendingJson> {
+    use object_store::ObjectStoreExt as _;
+    let mut rows = Vec::new();
+    for rel in not_ready {
+        let Ok(meta) = landing.store.head(&landing.path(&rel)).await else {
+            continue;
+        };
+        if meta.last_modified <= now {
+            continue;
+        }
+        let known = matches!(store.file(ds, &rel), Ok(Some(_)));
+        rows.push(PendingJson {
+            dataset: ds.to_string(),
+            change: if known { "rewritten" } else { "new" },
+            size: meta.size,
+            pending_bytes: meta.size,
+            start_offset: 0,
+            modified: Some(meta.last_modified),
+            ready: false,
+            reason: Some(MODIFIED_IN_THE_FUTURE.to_string()),
+            path: rel,
+        });
+    }
+    rows
 }

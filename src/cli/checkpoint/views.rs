@@ -238,8 +238,9 @@ pub struct PendingJson {
     /// False while the file is still settling (a gzip file changed less than the settle time ago): a run now
     /// would leave it for later. Always false for a skipped entry.
     pub ready: bool,
-    /// Why a `skipped` entry is never read until it is fixed (absent for the other changes). A file directly
-    /// in landing is listed with an empty `dataset`.
+    /// Why a `skipped` entry is never read until it is fixed, or why a file is not ready although it is not
+    /// settling (its modification time lies in the future); absent otherwise. A file directly in landing is
+    /// listed with an empty `dataset`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! (the JSON is the `Explanation` itself).
 
 use super::*;
+use crate::source::listing::MODIFIED_IN_THE_FUTURE;
 
 /// `1234567` -> `1,234,567`.
 fn thousands(n: u64) -> String {
@@ -91,6 +92,10 @@ pub(super) fn verdict(x: &Explanation) -> String {
                 ""
             }
         ),
+        (ReadinessJson::ModifiedInTheFuture { modified, .. }, _) => format!(
+            "waiting: {MODIFIED_IN_THE_FUTURE}; it was modified at {} UTC",
+            fmt_time(*modified)
+        ),
         (ReadinessJson::TooOld, _) => {
             "ignored: too old (older than max_file_age on a new checkpoint)".into()
         }
@@ -163,6 +168,13 @@ pub(super) fn render(x: &Explanation) -> String {
         ReadinessJson::Settling { remaining_seconds } => {
             format!("settling: ready in {remaining_seconds:.1} s if it does not change again")
         }
+        ReadinessJson::ModifiedInTheFuture {
+            modified,
+            remaining_seconds,
+        } => format!(
+            "not settling: modified at {} UTC, in the future; ready in {remaining_seconds:.1} s if it does not change again",
+            fmt_time(*modified)
+        ),
         ReadinessJson::TooOld => "too old: older than max_file_age on a new checkpoint".into(),
         ReadinessJson::Ready {
             change,
