@@ -34,7 +34,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
@@ -60,6 +59,9 @@ pub fn keep_signals_for_lander() {
         );
     }
 }
+
+mod raw;
+use raw::RawFs;
 
 /// The store name in `object_store::Error`s.
 const STORE: &str = "HDFS (JNI)";
@@ -152,8 +154,29 @@ fn parent(path: &str) -> &str {
 struct Inner {
     namenode: String,
     config: Vec<(String, String)>,
-    client: tokio::sync::OnceCell<Arc<hdrs::Client>>,
+    client: tokio::sync::OnceCell<Arc<Conn>>,
     temp_seq: AtomicU64,
+}
+
+/// One connection: the `hdrs` client writes file contents; every call that carries a name goes through `raw`,
+/// which speaks JNI's modified UTF-8 (see [`raw`]), so a name beyond the Basic Multilingual Plane (an emoji)
+/// is listed, read, renamed and deleted under its own name instead of panicking in `hdrs`.
+struct Conn {
+    client: hdrs::Client,
+    raw: RawFs,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conn")
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = hdrs::Client;
+    fn deref(&self) -> &hdrs::Client {
+        &self.client
+    }
 }
 
 /// An `ObjectStore` on one HDFS cluster through libhdfs. Connects (and starts the JVM) on the first call.
@@ -182,7 +205,7 @@ impl HdrsStore {
         }
     }
 
-    async fn client(&self) -> object_store::Result<Arc<hdrs::Client>> {
+    async fn client(&self) -> object_store::Result<Arc<Conn>> {
         let inner = self.inner.clone();
         self.inner
             .client
@@ -194,9 +217,13 @@ impl HdrsStore {
                     for (k, v) in &config {
                         builder = builder.with_config(k, v);
                     }
-                    builder
-                        .connect()
-                        .map_err(|source| HdrsError::Connect { namenode, source })
+                    let client = builder.connect().map_err(|source| HdrsError::Connect {
+                        namenode: namenode.clone(),
+                        source,
+                    })?;
+                    let raw = RawFs::connect(&namenode, &config)
+                        .map_err(|source| HdrsError::Connect { namenode, source })?;
+                    Ok(Conn { client, raw })
                 })
                 .await
                 .map_err(|e| {
@@ -217,7 +244,7 @@ impl HdrsStore {
         &self,
         operation: &'static str,
         path: &str,
-        f: impl FnOnce(&hdrs::Client) -> object_store::Result<T> + Send + 'static,
+        f: impl FnOnce(&Conn) -> object_store::Result<T> + Send + 'static,
     ) -> object_store::Result<T> {
         let client = self.client().await?;
         tokio::task::spawn_blocking(move || f(&client))
@@ -233,7 +260,13 @@ impl HdrsStore {
 
     /// A fresh hidden temporary name beside `target`: `.<name>.tmp.<n>`, the pattern the pure-Rust client uses.
     fn temp_for(&self, target: &str) -> String {
-        let name = &target[target.rfind('/').map_or(0, |i| i + 1)..];
+        // The contents are written through `hdrs`, which passes names as plain UTF-8: a character beyond U+FFFF
+        // would name another file there, so the temporary's name replaces it (the rename to `target` goes
+        // through `raw`, which encodes it).
+        let name: String = target[target.rfind('/').map_or(0, |i| i + 1)..]
+            .chars()
+            .map(|c| if (c as u32) > 0xFFFF { '_' } else { c })
+            .collect();
         let n = (u64::from(std::process::id()) << 32)
             | self.inner.temp_seq.fetch_add(1, Ordering::Relaxed);
         format!("{}/.{name}.tmp.{n}", parent(target).trim_end_matches('/'))
@@ -241,8 +274,9 @@ impl HdrsStore {
 }
 
 /// Opens `path` for writing (creating its directory first).
-fn create(client: &hdrs::Client, path: &str) -> object_store::Result<hdrs::File> {
+fn create(client: &Conn, path: &str) -> object_store::Result<hdrs::File> {
     client
+        .raw
         .create_dir(parent(path))
         .map_err(|e| call_error("mkdirs", parent(path), e))?;
     client
@@ -262,37 +296,31 @@ fn close(file: hdrs::File, path: &str) -> object_store::Result<()> {
 /// Moves `from` onto `to`: a no-clobber rename, or, to overwrite an existing file, delete then rename (see the
 /// module doc). On failure `from` is removed when `discard_source` (a temporary).
 fn move_into_place(
-    client: &hdrs::Client,
+    client: &Conn,
     from: &str,
     to: &str,
     overwrite: bool,
     discard_source: bool,
 ) -> object_store::Result<()> {
     let result = (|| {
-        client
-            .create_dir(parent(to))
+        let raw = &client.raw;
+        raw.create_dir(parent(to))
             .map_err(|e| call_error("mkdirs", parent(to), e))?;
-        let Err(first) = client.rename_file(from, to) else {
+        let Err(first) = raw.rename(from, to) else {
             return Ok(());
         };
         // `FileSystem#rename` answers false (EIO here) for a missing source and for an existing target alike.
-        client
-            .metadata(from)
-            .map_err(|e| call_error("rename", from, e))?;
-        match client.metadata(to) {
+        raw.info(from).map_err(|e| call_error("rename", from, e))?;
+        match raw.info(to) {
             Ok(_) if overwrite => {
-                client
-                    .remove_file(to)
-                    .map_err(|e| call_error("delete", to, e))?;
-                client
-                    .rename_file(from, to)
-                    .map_err(|e| match client.metadata(to) {
-                        Ok(_) => generic(HdrsError::RenameRaced {
-                            from: from.to_string(),
-                            to: to.to_string(),
-                        }),
-                        Err(_) => call_error("rename", from, e),
-                    })
+                raw.delete(to).map_err(|e| call_error("delete", to, e))?;
+                raw.rename(from, to).map_err(|e| match raw.info(to) {
+                    Ok(_) => generic(HdrsError::RenameRaced {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    }),
+                    Err(_) => call_error("rename", from, e),
+                })
             }
             Ok(_) => Err(object_store::Error::AlreadyExists {
                 path: to.to_string(),
@@ -306,7 +334,7 @@ fn move_into_place(
         }
     })();
     if result.is_err() && discard_source {
-        let _ = client.remove_file(from);
+        let _ = client.raw.delete(from);
     }
     result
 }
@@ -320,11 +348,11 @@ fn put_result() -> PutResult {
     }
 }
 
-fn meta_of(location: Path, m: &hdrs::Metadata) -> ObjectMeta {
+fn meta_of(location: Path, m: &raw::Entry) -> ObjectMeta {
     ObjectMeta {
         location,
-        last_modified: DateTime::<Utc>::from(m.modified()),
-        size: m.len(),
+        last_modified: m.modified,
+        size: m.size,
         e_tag: None,
         version: None,
     }
@@ -345,23 +373,19 @@ fn child(dir: &Path, name: &str) -> Path {
     }
 }
 
-fn last_segment(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
 /// Every file below `dir` (recursive), as object metadata. A missing `dir` lists nothing.
-fn walk(client: &hdrs::Client, dir: &Path) -> object_store::Result<Vec<ObjectMeta>> {
+fn walk(client: &Conn, dir: &Path) -> object_store::Result<Vec<ObjectMeta>> {
     let mut out = Vec::new();
     let mut pending = vec![dir.clone()];
     while let Some(d) = pending.pop() {
-        let entries = match client.read_dir(&hdfs_path(&d)) {
-            Ok(e) => e.into_inner(),
+        let entries = match client.raw.list(&hdfs_path(&d)) {
+            Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(call_error("list", &hdfs_path(&d), e)),
         };
         for m in entries {
-            let p = child(&d, last_segment(m.path()));
-            if m.is_dir() {
+            let p = child(&d, &m.name);
+            if m.is_dir {
                 pending.push(p);
             } else {
                 out.push(meta_of(p, &m));
@@ -400,7 +424,7 @@ impl ObjectStore for HdrsStore {
                 .map_err(|e| call_error("write", &temp, e));
             let closed = close(file, &temp);
             if let Err(e) = written.and(closed) {
-                let _ = client.remove_file(&temp);
+                let _ = client.raw.delete(&temp);
                 return Err(e);
             }
             move_into_place(client, &temp, &target, overwrite, true)
@@ -467,9 +491,10 @@ impl ObjectStore for HdrsStore {
         let (meta, range, bytes) = self
             .call("get", &path.clone(), move |client| {
                 let m = client
-                    .metadata(&path)
+                    .raw
+                    .info(&path)
                     .map_err(|e| call_error("get", &path, e))?;
-                if m.is_dir() {
+                if m.is_dir {
                     return Err(object_store::Error::NotFound {
                         path: path.clone(),
                         source: "a directory, not a file".into(),
@@ -488,35 +513,16 @@ impl ObjectStore for HdrsStore {
                 if options.head || range.is_empty() {
                     return Ok((meta, range, Bytes::new()));
                 }
-                let file = client
-                    .open_file()
-                    .read(true)
-                    .open(&path)
-                    .map_err(|e| call_error("open", &path, e))?;
                 let len = usize::try_from(range.end - range.start).map_err(|_| {
                     object_store::Error::Generic {
                         store: STORE,
                         source: format!("range {range:?} of {path} does not fit in memory").into(),
                     }
                 })?;
-                let mut buf = vec![0u8; len];
-                let mut filled = 0;
-                while filled < len {
-                    let n = file
-                        .read_at(&mut buf[filled..], range.start + filled as u64)
-                        .map_err(|e| call_error("read", &path, e))?;
-                    if n == 0 {
-                        return Err(call_error(
-                            "read",
-                            &path,
-                            std::io::Error::new(
-                                ErrorKind::UnexpectedEof,
-                                format!("file ended at byte {}", range.start + filled as u64),
-                            ),
-                        ));
-                    }
-                    filled += n;
-                }
+                let buf = client
+                    .raw
+                    .read_range(&path, range.start, len)
+                    .map_err(|e| call_error("read", &path, e))?;
                 Ok((meta, range, Bytes::from(buf)))
             })
             .await?;
@@ -542,9 +548,9 @@ impl ObjectStore for HdrsStore {
                     let path = hdfs_path(&location);
                     store
                         .call("delete", &path.clone(), move |client| {
-                            client.remove_file(&path).map_err(|e| {
+                            client.raw.delete(&path).map_err(|e| {
                                 // hdfsDelete answers EIO for a missing path too.
-                                match client.metadata(&path) {
+                                match client.raw.info(&path) {
                                     Err(missing) if missing.kind() == ErrorKind::NotFound => {
                                         call_error("delete", &path, missing)
                                     }
@@ -584,9 +590,9 @@ impl ObjectStore for HdrsStore {
         let dir = prefix.cloned().unwrap_or_default();
         let path = hdfs_path(&dir);
         self.call("list", &path.clone(), move |client| {
-            let entries = match client.read_dir(&path) {
-                Ok(e) => e.into_inner(),
-                Err(e) if e.kind() == ErrorKind::NotFound => Vec::new().into_iter(),
+            let entries = match client.raw.list(&path) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(call_error("list", &path, e)),
             };
             let mut out = ListResult {
@@ -595,8 +601,8 @@ impl ObjectStore for HdrsStore {
                 extensions: Default::default(),
             };
             for m in entries {
-                let p = child(&dir, last_segment(m.path()));
-                if m.is_dir() {
+                let p = child(&dir, &m.name);
+                if m.is_dir {
                     out.common_prefixes.push(p);
                 } else {
                     out.objects.push(meta_of(p, &m));
@@ -620,10 +626,11 @@ impl ObjectStore for HdrsStore {
         let temp = self.temp_for(&to);
         self.call("copy", &from.clone(), move |client| {
             client
+                .raw
                 .create_dir(parent(&temp))
                 .map_err(|e| call_error("mkdirs", parent(&temp), e))?;
-            if let Err(e) = client.copy_file(&from, &temp) {
-                let _ = client.remove_file(&temp);
+            if let Err(e) = client.raw.copy(&from, &temp) {
+                let _ = client.raw.delete(&temp);
                 return Err(call_error("copy", &from, e));
             }
             move_into_place(client, &temp, &to, overwrite, true)
@@ -703,7 +710,7 @@ impl MultipartUpload for HdrsUpload {
         self.store
             .call("upload completion", &target.clone(), move |client| {
                 if let Err(e) = written {
-                    let _ = client.remove_file(&temp);
+                    let _ = client.raw.delete(&temp);
                     return Err(e);
                 }
                 move_into_place(client, &temp, &target, true, true)
@@ -718,7 +725,8 @@ impl MultipartUpload for HdrsUpload {
         self.store
             .call("upload abort", &temp.clone(), move |client| {
                 client
-                    .remove_file(&temp)
+                    .raw
+                    .delete(&temp)
                     .map_err(|e| call_error("delete", &temp, e))
             })
             .await

@@ -349,13 +349,6 @@ fn every_name_is_ingested(kind: Kind) {
     };
     let mut expected = BTreeMap::new();
     for (i, name) in crate::names::hard_names(long).iter().enumerate() {
-        // libhdfs hands names out in JNI's modified UTF-8, where a character beyond U+FFFF (an emoji) is a
-        // surrogate pair that the hdrs crate refuses (it panics, and the listing of that directory fails with
-        // the message): a known limit of `hdfs+jni://`, which the native `hdfs://` client does not have.
-        #[cfg(feature = "hdrs")]
-        if kind == Kind::HdfsJni && name.chars().any(|c| c as u32 > 0xFFFF) {
-            continue;
-        }
         let (bytes, rows) = crate::names::content_for(i);
         t.land_exact("sales", name, &bytes);
         expected.insert(format!("sales/{name}"), rows);

@@ -29,6 +29,8 @@ pub fn hard_names(long: usize) -> Vec<String> {
         "lt<gt>.csv",
         "quote\"d.csv",
         "emoji_📦🚀.csv",
+        "😀first.csv",
+        "four-byte 🚀 dir/𝄞 clef 𠀋.csv",
         "semi;comma,eq=amp&plus+tilde~.csv",
         "año 2024/dic#a/ventas.csv",
         "100%/ñ ?.csv",
