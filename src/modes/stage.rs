@@ -185,7 +185,7 @@ pub(super) async fn stage_batch(
         clear_intent(ctx, dataset).await?;
         return Ok(None);
     }
-    let outputs = stage_quarantine(ctx, intent, &staged, &failed).await?;
+    let outputs = stage_quarantine(ctx, intent, &staged, &files, &failed).await?;
     Ok(Some(StagedBatch {
         files,
         failed,
@@ -240,12 +240,15 @@ pub(super) async fn discard_attempt(
     Ok(n)
 }
 
-/// Stages the quarantine of a batch: failed files copied whole, and one quarantine part with the bad records of
-/// good files plus a record per failed file. Returns every output of the batch (data parts first).
+/// Stages the quarantine of a batch: failed files copied whole, and files of `read` with a record kept only in
+/// part (over `max_record_bytes`) copied whole too, so every byte is in the quarantine; then one quarantine part
+/// with the bad records of good files plus a record per copy saying where it is. Returns every output of the
+/// batch (data parts first).
 async fn stage_quarantine(
     ctx: &Context,
     intent: &BatchIntent,
     staged: &Staged,
+    read: &[LandingFile],
     failed: &[(LandingFile, DecodeError)],
 ) -> Result<Vec<WrittenFile>, Error> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
@@ -277,6 +280,33 @@ async fn stage_quarantine(
             line: 0,
             offset: 0,
             reason: format!("whole file rejected: {e}; copied to {dest}"),
+            raw: Vec::new(),
+        });
+    }
+    // A record cut short leaves its file flagged (`ok+truncated`) and in landing; its copy keeps the cut bytes.
+    let truncated = read
+        .iter()
+        .zip(&staged.outcomes)
+        .filter(|(_, o)| o.end.truncated > 0);
+    for (i, (f, o)) in truncated.enumerate() {
+        let dest = quarantine_copy_path(dataset, &files_dir, &f.path);
+        let staging = upload_name(ctx, format!("{}/files/t{i}", intent.staging_prefix), &dest);
+        copy_to_bronze(ctx, f, &staging).await?;
+        outputs.push(WrittenFile {
+            staging,
+            final_path: dest.clone(),
+            rows: 0,
+            bytes: f.size,
+            time_range: None,
+        });
+        quarantine.push(QuarantineRecord {
+            source_file: f.path.clone(),
+            line: 0,
+            offset: 0,
+            reason: format!(
+                "{} record(s) over max_record_bytes kept here only in part; the whole file is copied to {dest}",
+                o.end.truncated
+            ),
             raw: Vec::new(),
         });
     }

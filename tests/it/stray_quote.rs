@@ -399,3 +399,142 @@ fn the_real_sales_file_with_a_stray_quote_in_row_50000() {
     );
     assert!(peak_kib < 200 << 10, "peak RSS {peak_kib} KiB");
 }
+
+/// Every file under `dir`, recursively.
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().expect("type").is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A file with a record kept only in part (over `max_record_bytes`: an unbalanced quote running on, a long
+/// quoted field, a long NDJSON line; first, middle or last record, with and without a final newline) is copied
+/// whole to `_quarantine/<dataset>/files/` like a failed file, byte for byte, with a quarantine row naming the
+/// copy; its good rows still land and it stays in landing, flagged. A clean file gets no copy.
+#[test]
+fn a_file_with_a_record_kept_only_in_part_is_copied_whole_to_the_quarantine() {
+    let w = Workdir::new();
+    let long_field = "x".repeat(3000);
+    // (name, over-long row, its 1-based row number, rows, final newline)
+    let shapes = [
+        (
+            "stray_middle.csv",
+            format!("\"{long_field}"),
+            150,
+            300,
+            true,
+        ),
+        (
+            "quoted_first.csv",
+            format!("\"{long_field}\""),
+            1,
+            200,
+            true,
+        ),
+        (
+            "quoted_last.csv",
+            format!("\"{long_field}\""),
+            100,
+            100,
+            false,
+        ),
+    ];
+    let mut expected: BTreeMap<String, (Vec<u8>, Vec<i64>)> = BTreeMap::new();
+    for (k, (name, field, at, n, final_eol)) in shapes.iter().enumerate() {
+        let base = 10_000 * (k + 1);
+        let mut g = generate(name, base, *n, &[], None, "\n", *final_eol);
+        let target = row(base + at);
+        let over = target.replacen(",Deportes,", &format!(",{field},"), 1);
+        let text = String::from_utf8(g.data.clone()).expect("utf-8");
+        g.data = text.replacen(&target, &over, 1).into_bytes();
+        g.good.retain(|i| *i != (base + at) as i64);
+        w.land_bytes("sales", name, &g.data);
+        expected.insert(format!("sales/{name}"), (g.data, g.good));
+    }
+    let clean = generate("clean.csv", 90_000, 50, &[], None, "\n", true);
+    w.land_bytes("sales", "clean.csv", &clean.data);
+    let lines = crate::explain::fixture_lines();
+    let long_json = format!("{{\"id\":\"x\",\"type\":\"PushEvent\",\"pad\":\"{long_field}\"}}");
+    let gh = format!("{}\n{long_json}\n{}\n", lines[0], lines[1]);
+    w.land_bytes("gharchive", "long.json", gh.as_bytes());
+
+    let (stdout, stderr) = run_once_ok(
+        &w,
+        &["--clean-source", "delete", "--max-record-bytes", "1000"],
+    );
+    let copies = files_below(&w.bronze().join("_quarantine"));
+    let copies: Vec<String> = copies
+        .iter()
+        .map(|p| {
+            p.strip_prefix(w.bronze())
+                .expect("below")
+                .display()
+                .to_string()
+        })
+        .filter(|p| p.contains("/files/"))
+        .collect();
+    let mut all = expected.clone();
+    all.insert(
+        "gharchive/long.json".into(),
+        (gh.clone().into_bytes(), Vec::new()),
+    );
+    for (path, (bytes, _)) in &all {
+        let ds = path.split('/').next().expect("dataset");
+        let copy = copies
+            .iter()
+            .find(|c| {
+                c.starts_with(&format!("_quarantine/{ds}/files/b00000001"))
+                    && c.ends_with(path.as_str())
+            })
+            .unwrap_or_else(|| panic!("no copy of {path} in {copies:?}\n{stdout}\n{stderr}"));
+        assert_eq!(
+            &std::fs::read(w.bronze().join(copy)).expect("read copy"),
+            bytes,
+            "{copy} is the original"
+        );
+        let q = quarantine(&w, ds);
+        let pointer = q
+            .iter()
+            .find(|r| r.source_file == *path && r.line == 0)
+            .unwrap_or_else(|| panic!("no quarantine row for the copy of {path}"));
+        assert!(
+            pointer.reason.ends_with(&format!("copied to {copy}")),
+            "{}",
+            pointer.reason
+        );
+        assert!(
+            pointer.reason.contains("1 record(s) over max_record_bytes"),
+            "{}",
+            pointer.reason
+        );
+        // The cut record itself is still there, with its first bytes.
+        assert!(q.iter().any(|r| r.source_file == *path
+            && r.line > 0
+            && r.reason.contains("over max_record_bytes")));
+        assert!(w.landing().join(path).exists(), "{path} stays in landing");
+    }
+    assert!(
+        !copies.iter().any(|c| c.contains("clean.csv")),
+        "{copies:?}"
+    );
+    assert!(!w.landing().join("sales/clean.csv").exists());
+    let landed = landed_ids(&w);
+    for (path, (_, good)) in &expected {
+        assert_eq!(&landed[path], good, "{path}");
+    }
+    assert_eq!(landed["sales/clean.csv"], clean.good);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 2);
+    let records = checkpoint_files(&w);
+    for path in all.keys() {
+        assert_eq!(records[path]["records_truncated"], 1, "{path}");
+    }
+}
