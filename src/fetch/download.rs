@@ -147,10 +147,38 @@ impl Downloader {
         jobs: Vec<Job>,
         cancel: &CancellationToken,
     ) -> Vec<Outcome> {
+        self.fetch_all_while_up(jobs, cancel, None).await
+    }
+
+    /// As [`Self::fetch_all`], but when `trip_after` downloads in a row fail (retries exhausted: the source looks
+    /// down or broken), the jobs not started yet, and those in flight, end as [`Outcome::Cancelled`] instead of
+    /// each retrying against it in turn.
+    pub(crate) async fn fetch_all_while_up(
+        &self,
+        jobs: Vec<Job>,
+        cancel: &CancellationToken,
+        trip_after: Option<usize>,
+    ) -> Vec<Outcome> {
         let count = jobs.len();
+        let round = cancel.child_token();
+        let failing = std::sync::atomic::AtomicUsize::new(0);
+        let (round, failing) = (&round, &failing);
         let mut results: Vec<(usize, Outcome)> =
             futures::stream::iter(jobs.into_iter().enumerate())
-                .map(|(index, job)| async move { (index, self.fetch(&job, cancel).await) })
+                .map(|(index, job)| async move {
+                    let outcome = self.fetch(&job, round).await;
+                    match &outcome {
+                        Outcome::Failed { .. } => {
+                            let n = failing.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if trip_after.is_some_and(|t| n >= t) {
+                                round.cancel();
+                            }
+                        }
+                        Outcome::Cancelled => {}
+                        _ => failing.store(0, std::sync::atomic::Ordering::Relaxed),
+                    }
+                    (index, outcome)
+                })
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;

@@ -284,14 +284,30 @@ pub async fn run(
         );
     });
     let mut summary = FetchSummary::default();
-    for (_, outcome) in fetch_hours(&downloader, &base, &args.dataset, &hours, now, &cancel).await {
+    for (_, outcome) in fetch_hours(
+        &downloader,
+        &base,
+        &args.dataset,
+        &hours,
+        now,
+        &cancel,
+        None,
+    )
+    .await
+    {
         outcome.count(&mut summary);
     }
     downloader.finish();
     Ok(summary)
 }
 
-/// Fetches `hours` concurrently and classifies each; outcomes are in the order of `hours`.
+/// Hours named one by one in a round's warnings; the rest are counted in one line (a mirror without a year
+/// of hours would otherwise print a line per hour).
+const LOGGED_PER_ROUND: usize = 3;
+
+/// Fetches `hours` concurrently and classifies each; outcomes are in the order of `hours`. With `trip_after`,
+/// that many failed downloads in a row stop the round (see [`Downloader::fetch_all_while_up`]): the hours not
+/// tried are pending. Warnings are aggregated per round: at most [`LOGGED_PER_ROUND`] per kind, then a count.
 async fn fetch_hours(
     downloader: &Downloader,
     base: &Url,
@@ -299,6 +315,7 @@ async fn fetch_hours(
     hours: &[DateTime<Utc>],
     now: DateTime<Utc>,
     cancel: &CancellationToken,
+    trip_after: Option<usize>,
 ) -> Vec<(DateTime<Utc>, HourOutcome)> {
     let mut outcomes: Vec<Option<HourOutcome>> = vec![None; hours.len()];
     let mut requested = Vec::new();
@@ -335,7 +352,10 @@ async fn fetch_hours(
             );
         });
     }
-    let results = downloader.fetch_all(jobs, cancel).await;
+    let results = downloader
+        .fetch_all_while_up(jobs, cancel, trip_after)
+        .await;
+    let (mut missing, mut failed) = (Vec::new(), 0usize);
     for (index, outcome) in requested.into_iter().zip(results) {
         let hour = hours[index];
         let classified = match outcome {
@@ -344,9 +364,7 @@ async fn fetch_hours(
             Outcome::Cancelled => HourOutcome::Cancelled,
             Outcome::NotFound { .. } => match classify_unavailable(hour, now) {
                 Unavailable::Missing => {
-                    downloader.progress().log(|| {
-                        tracing::warn!(file = %hour_file_name(hour), "missing from the archive (404 for an old hour)");
-                    });
+                    missing.push(hour);
                     HourOutcome::Missing
                 }
                 Unavailable::Pending => {
@@ -357,18 +375,80 @@ async fn fetch_hours(
                 }
             },
             Outcome::Failed { error } => {
-                downloader.progress().log(|| tracing::error!("{error}"));
+                failed += 1;
+                if failed <= LOGGED_PER_ROUND {
+                    downloader.progress().log(|| tracing::error!("{error}"));
+                }
                 HourOutcome::Failed
             }
         };
         outcomes[index] = Some(classified);
     }
+    log_round(downloader, &missing, failed, &outcomes, trip_after, cancel);
     hours
         .iter()
         .zip(outcomes)
         .map(|(hour, outcome)| (*hour, outcome.unwrap_or(HourOutcome::Cancelled)))
         .collect()
 }
+
+/// The aggregated warnings of one round of [`fetch_hours`].
+fn log_round(
+    downloader: &Downloader,
+    missing: &[DateTime<Utc>],
+    failed: usize,
+    outcomes: &[Option<HourOutcome>],
+    trip_after: Option<usize>,
+    cancel: &CancellationToken,
+) {
+    let log = |f: &dyn Fn()| downloader.progress().log(f);
+    if missing.len() <= LOGGED_PER_ROUND {
+        for hour in missing {
+            log(
+                &|| tracing::warn!(file = %hour_file_name(*hour), "missing from the archive (404 for an old hour)"),
+            );
+        }
+    } else if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+        log(&|| {
+            tracing::warn!(
+                hours = missing.len(),
+                first = %hour_file_name(*first),
+                last = %hour_file_name(*last),
+                "hours missing from the archive (404 for old hours); one line per round"
+            )
+        });
+    }
+    if failed > LOGGED_PER_ROUND {
+        log(&|| {
+            tracing::error!(
+                more = failed - LOGGED_PER_ROUND,
+                "more hours failed in this round (errors not repeated)"
+            )
+        });
+    }
+    let untried = outcomes
+        .iter()
+        .filter(|o| matches!(o, None | Some(HourOutcome::Cancelled)))
+        .count();
+    if trip_after.is_some() && untried > 0 && !cancel.is_cancelled() {
+        log(&|| {
+            tracing::warn!(
+                failed,
+                untried,
+                "downloads keep failing: the source looks down; the hours not tried wait for a later round"
+            )
+        });
+    }
+}
+
+/// The pause after a `--follow` round that fetched nothing while hours failed or were missing: doubles from
+/// [`IDLE_BACKOFF_BASE`] per such round, up to the poll interval, so that a mirror that is down or lacks a
+/// range is not asked for hour after hour in a tight loop. Any fetched hour resets it.
+const IDLE_BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+/// How long `--follow` keeps retrying an hour whose download failed (in later rounds, after the pause above)
+/// before it counts it as failed and moves past it.
+const FOLLOW_GIVE_UP: TimeDelta = TimeDelta::hours(1);
 
 /// `--follow`: fetch from `from` on, hour after hour, until `cancel` fires.
 ///
@@ -386,6 +466,13 @@ async fn follow(
     let mut next = floor_hour(from);
     // Hours after `next` that are already resolved (fetched while an earlier hour was still pending).
     let mut resolved: BTreeSet<DateTime<Utc>> = BTreeSet::new();
+    // Rounds in a row that fetched nothing while hours failed or were missing (see [`IDLE_BACKOFF_BASE`]).
+    let mut idle_rounds = 0u32;
+    let trip_after = Some(downloader.concurrency.max(2));
+    // When each hour that failed first failed: it is tried again in later rounds until FOLLOW_GIVE_UP has passed
+    // (a source that is down for a while loses no hour; a file that is broken for good is given up).
+    let mut first_failed: std::collections::HashMap<DateTime<Utc>, DateTime<Utc>> =
+        std::collections::HashMap::new();
     downloader.progress().log(|| {
         tracing::info!(from = %hour_file_name(next), base_url = %base, "following GH Archive");
     });
@@ -403,12 +490,31 @@ async fn follow(
             Vec::new()
         };
         let mut waiting = 0;
-        for (hour, outcome) in
-            fetch_hours(downloader, base, &args.dataset, &batch, now, cancel).await
+        let (mut progressed, mut unlucky, mut unpublished) = (false, false, 0);
+        for (hour, outcome) in fetch_hours(
+            downloader,
+            base,
+            &args.dataset,
+            &batch,
+            now,
+            cancel,
+            trip_after,
+        )
+        .await
         {
-            if outcome.is_resolved() {
+            match outcome {
+                HourOutcome::Fetched(_) | HourOutcome::Skipped => progressed = true,
+                HourOutcome::Missing | HourOutcome::Failed | HourOutcome::Cancelled => {
+                    unlucky = true
+                }
+                HourOutcome::Pending => unpublished += 1,
+            }
+            let retry_later = outcome == HourOutcome::Failed
+                && now - *first_failed.entry(hour).or_insert(now) < FOLLOW_GIVE_UP;
+            if outcome.is_resolved() && !retry_later {
                 outcome.count(&mut summary);
                 resolved.insert(hour);
+                first_failed.remove(&hour);
             } else {
                 waiting += 1;
             }
@@ -420,7 +526,22 @@ async fn follow(
         if cancel.is_cancelled() {
             break;
         }
-        if waiting > 0 || next > last_ended {
+        idle_rounds = if progressed || !unlucky {
+            0
+        } else {
+            idle_rounds + 1
+        };
+        if idle_rounds > 0 && !(unpublished > 0 || next > last_ended) {
+            let pause = IDLE_BACKOFF_BASE
+                .saturating_mul(2u32.saturating_pow(idle_rounds.min(20) - 1))
+                .min(args.poll_interval);
+            tracing::debug!(pause = %humantime::format_duration(pause), "nothing fetched this round; pausing");
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        if unpublished > 0 || next > last_ended {
             downloader.progress().log(|| {
                 tracing::info!(
                     next = %hour_file_name(next),

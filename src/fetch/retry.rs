@@ -104,15 +104,21 @@ impl Downloader {
                     let delay =
                         wait.unwrap_or_else(|| self.policy.backoff(retry, &mut rand::rng()));
                     retry += 1;
-                    self.progress.log(|| {
-                        tracing::warn!(
-                            %url,
-                            retry,
-                            of = self.policy.retries,
-                            delay = %humantime::format_duration(delay),
-                            "retrying download: {error}"
-                        );
-                    });
+                    // One warning per download: its later retries are debug lines, and giving up is an error
+                    // line with the attempts and the last cause (a source that is down would otherwise print a
+                    // line per retry of every file in flight).
+                    if retry == 1 {
+                        self.progress.log(|| {
+                            tracing::warn!(
+                                %url,
+                                retries = self.policy.retries,
+                                delay = %humantime::format_duration(delay),
+                                "retrying download: {error}"
+                            );
+                        });
+                    } else {
+                        tracing::debug!(%url, retry, of = self.policy.retries, delay = %humantime::format_duration(delay), "retrying download: {error}");
+                    }
                     tokio::select! {
                         () = cancel.cancelled() => return Outcome::Cancelled,
                         () = tokio::time::sleep(delay) => {}

@@ -753,3 +753,121 @@ async fn fetch_refuses_names_that_run_would_ignore() {
     assert!(server.requests("/a.part").is_empty());
     assert!(server.requests("/_b.csv").is_empty());
 }
+
+/// Runs `lander <args>` for `secs` seconds against `server`, then interrupts it with SIGINT; returns its stderr.
+async fn run_for(args: &[String], dir: &Path, secs: u64) -> String {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lander"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lander");
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: signalling a child this test spawned and still owns.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("lander stops after SIGINT")
+        .expect("wait");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn warn_lines(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .count()
+}
+
+/// Following an archive from years back against a source that lacks every hour (404) or fails every request
+/// (503) neither storms it nor floods the log (issue 22): over a few seconds the requests stay within a few
+/// rounds (a round is a week of hours; after a round that fetched nothing lander pauses 1 s, 2 s, ...; after
+/// `concurrency` failed downloads in a row it stops the round), and WARN/ERROR lines stay a handful (missing
+/// hours are one line per round, failures a few lines and a count). Both `run --fetch` and `fetch --follow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_source_that_lacks_or_fails_everything_is_bounded() {
+    const WEEK: usize = 24 * 7;
+    // (what the source does, command, most requests, most warning lines) over 5 s.
+    for (status, run_fetch) in [(404u16, true), (404, false), (503, false)] {
+        let server = Server::start().await;
+        if status != 404 {
+            server.fail_everything(status);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("landing")).expect("mkdir");
+        let base = server.base_url();
+        let args: Vec<String> = if run_fetch {
+            [
+                "run",
+                "--mode",
+                "continuous",
+                "--landing",
+                "landing",
+                "--bronze",
+                "bronze",
+                "--checkpoint",
+                "state",
+                "--fetch",
+                "gharchive",
+                "--fetch-from",
+                "2015-01-01T00",
+                "--fetch-base-url",
+                &base,
+            ]
+            .map(String::from)
+            .to_vec()
+        } else {
+            [
+                "fetch",
+                "gharchive",
+                "--follow",
+                "--from",
+                "2015-01-01T00",
+                "--base-url",
+                &base,
+                "--landing",
+                "landing",
+                "--retries",
+                "1",
+                "--retry-backoff",
+                "10ms",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let stderr = run_for(&args, dir.path(), 5).await;
+        let requests = server.total_requests();
+        let warnings = warn_lines(&stderr);
+        eprintln!("{status} run_fetch={run_fetch}: {requests} requests, {warnings} warning lines");
+        // Rounds start at 0 s, ~1 s and ~3 s (the next would be at ~7 s).
+        let (most_requests, least_requests) = if status == 404 {
+            (3 * WEEK, WEEK)
+        } else {
+            (80, 4)
+        };
+        let most_warnings = if status == 404 { 6 } else { 45 };
+        assert!(
+            (least_requests..=most_requests).contains(&requests),
+            "{status}: {requests} requests in 5 s\n{stderr}"
+        );
+        assert!(
+            warnings <= most_warnings,
+            "{status}: {warnings} warning lines\n{stderr}"
+        );
+        if status == 404 {
+            assert!(
+                stderr.contains("hours missing from the archive"),
+                "{stderr}"
+            );
+        } else {
+            assert!(stderr.contains("the source looks down"), "{stderr}");
+            // The first hour failed, so it is asked for again in each later round (not given up) while hours
+            // a day later are never asked for.
+            let first = server.requests("/2015-01-01-0.json.gz").len();
+            assert!(first >= 4, "{first} requests for the first hour\n{stderr}");
+            assert!(server.requests("/2015-01-02-0.json.gz").is_empty());
+        }
+    }
+}

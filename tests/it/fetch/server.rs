@@ -60,6 +60,8 @@ struct State {
     headers: HashMap<String, Vec<(String, String)>>,
     log: Vec<Logged>,
     ranges: bool,
+    /// A status for every request without a fault of its own (a source that is down).
+    fail_all: Option<u16>,
 }
 
 /// The test server; stops when dropped.
@@ -131,6 +133,11 @@ impl Server {
             .entry(path.to_string())
             .or_default()
             .push_back(fault);
+    }
+
+    /// Answers `code` to every request that has no fault of its own.
+    pub(super) fn fail_everything(&self, code: u16) {
+        self.lock().fail_all = Some(code);
     }
 
     pub(super) fn header(&self, path: &str, name: &str, value: &str) {
@@ -214,7 +221,11 @@ fn respond(
             range_start,
             at: Instant::now(),
         });
-        let fault = s.faults.get_mut(&path).and_then(VecDeque::pop_front);
+        let fault = s
+            .faults
+            .get_mut(&path)
+            .and_then(VecDeque::pop_front)
+            .or(s.fail_all.map(Fault::Status));
         (
             s.files.get(&path).cloned(),
             fault,
