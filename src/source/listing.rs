@@ -526,8 +526,19 @@ async fn list_objects(
     while let Some(meta) = list.next().await {
         match meta {
             Ok(m) => out.push(m),
+            // On S3 such a key fails its whole page: list the keys raw instead (every key, each one that no
+            // store path can hold reported).
+            Err(object_store::Error::InvalidPath { .. }) if landing.s3_keys.is_some() => {
+                match list_s3_raw(landing, dataset, &prefix).await {
+                    Ok(listed) => return listed,
+                    Err(source) => {
+                        tracing::warn!(dataset, error = %source, listed = out.len(), "listing landing failed part way; using what was listed, the rest waits for the next listing");
+                        break;
+                    }
+                }
+            }
             // A name no store path can hold (a control character): said so, and the listing goes on (HDFS
-            // lists entry by entry; on S3 such a key fails its whole page, which ends the listing there).
+            // lists entry by entry).
             Err(object_store::Error::InvalidPath { source }) => {
                 let (path, reason) = unrepresentable(landing, dataset, &source);
                 report_fault(dataset, &path, &reason);
@@ -546,6 +557,37 @@ async fn list_objects(
     (out, skipped)
 }
 
+/// Every object below `prefix` on S3 from raw ListObjectsV2 pages ([`crate::store::s3_keys`]), and the keys no
+/// store path can hold, reported as skipped; ignored names are left to the planner as for any listing.
+async fn list_s3_raw(
+    landing: &StoreLocation,
+    dataset: &str,
+    prefix: &object_store::path::Path,
+) -> Result<(Vec<object_store::ObjectMeta>, Vec<(String, String)>), object_store::Error> {
+    let Some(keys) = &landing.s3_keys else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let listed = keys.list(&format!("{}/", prefix.as_ref())).await?;
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    for o in listed {
+        match object_store::path::Path::parse(&o.key) {
+            Ok(location) => out.push(object_store::ObjectMeta {
+                location,
+                last_modified: o.last_modified,
+                size: o.size,
+                e_tag: o.e_tag,
+                version: None,
+            }),
+            Err(e) => {
+                let (path, reason) = unrepresentable(landing, dataset, &e);
+                report_fault(dataset, &path, &reason);
+                skipped.push((path, reason));
+            }
+        }
+    }
+    Ok((out, skipped))
+}
+
 /// The landing-relative path and the reason of a listed name that no store path can hold.
 fn unrepresentable(
     landing: &StoreLocation,
@@ -561,16 +603,9 @@ fn unrepresentable(
     };
     let below = format!("{}/", landing.prefix.as_ref());
     let rel = raw.strip_prefix(below.as_str()).unwrap_or(raw).to_string();
-    // object_store converts an S3 listing page all or nothing: the keys of that page and of the pages after it
-    // are not listed either while this key exists.
-    let s3 = if landing.backend == crate::store::Backend::S3 {
-        "; on S3 this ends the listing, so the files listed after it are not read either until it is renamed"
-    } else {
-        ""
-    };
     (
         rel,
-        format!("no store path can name it ({e}); not read (rename the file){s3}"),
+        format!("no store path can name it ({e}); not read (rename the file)"),
     )
 }
 

@@ -39,6 +39,7 @@
 #[cfg(feature = "hdrs")]
 pub mod hdrs;
 mod open;
+pub mod s3_keys;
 mod timeout;
 
 pub use timeout::TimeoutStore;
@@ -147,6 +148,8 @@ pub struct StoreLocation {
     pub local_root: Option<std::path::PathBuf>,
     /// The backend.
     pub backend: Backend,
+    /// On S3: the raw key listing, for a listing that `object_store` cannot convert (see [`s3_keys`]).
+    pub s3_keys: Option<Arc<s3_keys::S3Keys>>,
 }
 
 impl StoreLocation {

@@ -103,6 +103,7 @@ impl StoreLocation {
             source,
         };
         // `base` is the store's URL, for messages.
+        let mut s3_keys = None;
         let (store, backend, base): (Arc<dyn ObjectStore>, _, _) = match remote {
             Remote::Hdfs { scheme, authority } => {
                 let mut builder =
@@ -138,7 +139,13 @@ impl StoreLocation {
                 for (key, value) in s3 {
                     builder = builder.with_config(key, value);
                 }
-                let store = builder.with_bucket_name(bucket).build().map_err(refused)?;
+                let builder = builder.with_bucket_name(bucket);
+                let store = builder.clone().build().map_err(refused)?;
+                s3_keys = Some(Arc::new(super::s3_keys::S3Keys::new(
+                    &builder,
+                    store.clone(),
+                    bucket,
+                )));
                 (Arc::new(store), Backend::S3, format!("s3://{bucket}"))
             }
         };
@@ -148,6 +155,7 @@ impl StoreLocation {
             prefix: parse_prefix(path, display)?,
             display: display.to_string(),
             local_root: None,
+            s3_keys,
             backend,
         })
     }
@@ -172,6 +180,7 @@ impl StoreLocation {
             prefix: Path::default(),
             display: display.to_string(),
             local_root: Some(root),
+            s3_keys: None,
             backend: Backend::Local,
         })
     }

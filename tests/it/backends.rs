@@ -519,6 +519,30 @@ impl Target {
             .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
+    /// Puts `landing/<rel>` on moto through boto3, under exactly that key: any key S3 holds, control characters
+    /// included, which no object path can name.
+    pub fn s3_put_raw(&self, rel: &str, bytes: &[u8]) {
+        let file = self.wd.path().join("s3-body");
+        std::fs::write(&file, bytes).expect("write body");
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                 aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[2]).put_object(Bucket=sys.argv[3], \
+                 Key=sys.argv[4], Body=open(sys.argv[5], 'rb').read())",
+            ])
+            .args([&moto().endpoint, S3_KEY, BUCKET])
+            .arg(format!("{}/{rel}", self.landing))
+            .arg(&file)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "boto3 put_object {rel:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Creates `landing/<rel>` on the shared MiniDFSCluster through WebHDFS (`curl`), which takes names that no
     /// object path can hold (a newline); `rel_encoded` is `rel` percent-encoded for the URL.
     pub fn webhdfs_create(&self, rel_encoded: &str, bytes: &[u8]) {
