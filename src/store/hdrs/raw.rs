@@ -136,6 +136,8 @@ fn entry(info: &hdfsFileInfo) -> Entry {
         name: from_jni(last_segment(name)),
         is_dir: info.mKind == tObjectKind_kObjectKindDirectory,
         size: u64::try_from(info.mSize).unwrap_or(0),
+        // `c_long` (seconds) is 32 bits on some targets, where the conversion is not the identity.
+        #[allow(clippy::useless_conversion)]
         modified: DateTime::from_timestamp(i64::from(info.mLastMod), 0).unwrap_or_default(),
     }
 }
