@@ -37,7 +37,7 @@ struct DeltaRead {
     partitions: Vec<String>,
 }
 
-fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> String {
+pub(crate) fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> String {
     let mut c = Command::new("python3");
     c.arg("-c").arg(script).args(args);
     if let Some(p) = pythonpath {
@@ -154,12 +154,12 @@ fn relative(table: &Path, uris: &[String]) -> Vec<String> {
 /// What a table must hold, computed without lander: the distinct event ids, and how many distinct events in
 /// all (events without an id, the 2013 Timeline shape, are keyed by a hash of their line: `h:<hex>`).
 #[derive(Debug, PartialEq)]
-struct Expected {
+pub(crate) struct Expected {
     ids: BTreeSet<String>,
     total: usize,
 }
 
-fn expected_of(files: &[PathBuf]) -> Expected {
+pub(crate) fn expected_of(files: &[PathBuf]) -> Expected {
     let mut ids = BTreeSet::new();
     for f in files {
         for l in crate::run_once::gz_lines(f) {
@@ -184,7 +184,7 @@ fn expected_ids(ids: &HashSet<String>) -> Expected {
 }
 
 /// The table's keys as an [`Expected`], after checking that none occurs twice.
-fn found(keys: &[String]) -> Expected {
+pub(crate) fn found(keys: &[String]) -> Expected {
     let distinct: BTreeSet<&String> = keys.iter().collect();
     assert_eq!(keys.len(), distinct.len(), "no event key twice");
     Expected {

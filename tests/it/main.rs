@@ -10,6 +10,7 @@ mod csv_infer;
 mod dashboard;
 mod dedup;
 mod delta;
+mod delta_conformance;
 mod exit_status;
 mod explain;
 mod faulty_storage;
