@@ -355,20 +355,23 @@ fn time_travel_to_version_n_gives_the_state_after_batch_n() {
     }
 }
 
-/// Two jobs with their own landing and checkpoint append to one table at the same time: every row of both
-/// survives, every batch is one commit, no commit is lost.
+/// Two jobs with their own landing and checkpoint append to one table at the same time, 50 `once` runs of one
+/// file each: every row of both survives, every batch is one commit (one log file per version, each job's txn
+/// versions 1..=50 once each), no commit is lost; about 9 s.
 #[test]
 fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
     let Some(_) = require_shared_data() else {
         return;
     };
-    const BATCHES: usize = 25;
+    use std::sync::atomic::Ordering::Relaxed;
+    const BATCHES: usize = 50;
     let (files, ids) = split_sample(2 * BATCHES);
     let bronze = Workdir::new();
     let jobs: Vec<Workdir> = (0..2).map(|_| Workdir::new()).collect();
+    let races = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for (j, w) in jobs.iter().enumerate() {
-            let files = &files;
+            let (files, races) = (&files, &races);
             let bronze = bronze.bronze();
             s.spawn(move || {
                 for (name, bytes) in files.iter().skip(j).step_by(2) {
@@ -378,18 +381,56 @@ fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
                     args[b] = bronze.display().to_string();
                     args.extend(["--table-format".to_string(), "delta".into()]);
                     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-                    w.run_ok(&refs);
+                    let out = w
+                        .cmd()
+                        .env("RUST_LOG", "lander=debug")
+                        .args(&refs)
+                        .output()
+                        .expect("spawn");
+                    assert_success(&out, &refs, w.path());
+                    let log = String::from_utf8_lossy(&out.stderr);
+                    races.fetch_add(log.matches("lost the race").count(), Relaxed);
                 }
             });
         }
     });
+    // How often a commit found its version taken (about 5 in 100 here): printed, not asserted, since the
+    // interleaving is up to the scheduler.
+    eprintln!("commits that lost the version race and retried: {races:?}");
     let table = bronze.bronze().join("gharchive");
     let r = assert_table_exact(&table, &expected_ids(&ids));
+    // `split_sample` may make a file or two fewer than asked (whole chunks of lines): one batch per file.
+    assert!(files.len() > 2 * BATCHES - 3, "{} files", files.len());
     assert_eq!(
         r.version,
-        2 * BATCHES as u64,
+        files.len() as u64,
         "one commit per batch, none lost"
     );
+    // Every version is one commit file, and each job's txn versions are its batches 1..=n, each once.
+    let mut txns: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for v in 0..=r.version {
+        let log = std::fs::read_to_string(table.join(format!("_delta_log/{v:020}.json")))
+            .unwrap_or_else(|e| panic!("commit {v}: {e}"));
+        for l in log.lines() {
+            let a: serde_json::Value = serde_json::from_str(l).expect("json line");
+            if let Some(t) = a.get("txn") {
+                let app = t["appId"].as_str().expect("appId").to_string();
+                txns.entry(app)
+                    .or_default()
+                    .push(t["version"].as_u64().expect("version"));
+            }
+        }
+    }
+    assert_eq!(txns.len(), 2, "one txn app id per checkpoint: {txns:?}");
+    for (j, batches) in txns.values().enumerate() {
+        let n = batches.len() as u64;
+        assert_eq!(
+            batches,
+            &(1..=n).collect::<Vec<_>>(),
+            "job {j}: {batches:?}"
+        );
+    }
+    assert_eq!(txns.values().map(Vec::len).sum::<usize>(), files.len());
     // Each checkpoint is consistent with the table: the other job's parts are in the log, not orphans.
     for w in &jobs {
         let mut args = vec!["checkpoint".to_string(), "verify".into()];
