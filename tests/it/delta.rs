@@ -29,10 +29,10 @@ print(json.dumps({"version": dt.version(), "keys": keys, "files": files,
 "#;
 
 /// What delta-rs read.
-struct DeltaRead {
-    version: u64,
+pub(crate) struct DeltaRead {
+    pub(crate) version: u64,
     keys: Vec<String>,
-    files: Vec<String>,
+    pub(crate) files: Vec<String>,
     protocol: (i64, i64),
     partitions: Vec<String>,
 }
@@ -54,7 +54,7 @@ pub(crate) fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> 
 }
 
 /// Reads `table` (at `version`, or the latest) with delta-rs.
-fn delta_rs(table: &Path, version: Option<u64>) -> DeltaRead {
+pub(crate) fn delta_rs(table: &Path, version: Option<u64>) -> DeltaRead {
     let t = table.display().to_string();
     let v = version.map(|v| v.to_string());
     let mut args = vec![t.as_str()];
@@ -127,7 +127,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Data files on disk below the table root (relative paths), the log excluded.
-fn files_on_disk(table: &Path) -> Vec<String> {
+pub(crate) fn files_on_disk(table: &Path) -> Vec<String> {
     parquet_files(table)
         .into_iter()
         .map(|p| p.strip_prefix(table).expect("below").display().to_string())
@@ -176,7 +176,7 @@ pub(crate) fn expected_of(files: &[PathBuf]) -> Expected {
     }
 }
 
-fn expected_ids(ids: &HashSet<String>) -> Expected {
+pub(crate) fn expected_ids(ids: &HashSet<String>) -> Expected {
     Expected {
         ids: ids.iter().cloned().collect(),
         total: ids.len(),
@@ -204,7 +204,7 @@ fn delta_once(w: &Workdir, extra: &[&str]) -> String {
 }
 
 /// The table holds every key once and exactly the files its log references.
-fn assert_table_exact(table: &Path, expected: &Expected) -> DeltaRead {
+pub(crate) fn assert_table_exact(table: &Path, expected: &Expected) -> DeltaRead {
     let r = delta_rs(table, None);
     assert_eq!(&found(&r.keys), expected, "every event once");
     assert_eq!(

@@ -11,6 +11,7 @@ mod dashboard;
 mod dedup;
 mod delta;
 mod delta_conformance;
+mod delta_kill;
 mod exit_status;
 mod explain;
 mod faulty_storage;
