@@ -285,3 +285,43 @@ delta_conformance!(
     #[cfg(feature = "failpoints")]
     crash_before_the_log_write_recovers_exactly_once,
 );
+
+/// The compose stack writes Delta explicitly (both landers) and its `query` profile's Spark reads bronze through
+/// the Delta log (Delta's jars and session extension, a `delta.` table path), never as loose Parquet files.
+#[test]
+fn the_compose_stack_writes_delta_and_spark_reads_it_as_delta() {
+    let compose = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/docker-compose.yml"),
+    )
+    .expect("docker/docker-compose.yml");
+    let block = |start: &str| -> String {
+        compose
+            .split(start)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {start:?} in the compose file"))
+            .split("\n\n")
+            .next()
+            .expect("its block")
+            .to_string()
+    };
+    for start in ["x-lander-env: &lander-env\n", "\n  lander-s3:\n"] {
+        let b = block(start);
+        assert!(
+            b.lines().any(|l| l.trim() == "LANDER_TABLE_FORMAT: delta"),
+            "{start:?} does not set LANDER_TABLE_FORMAT: delta:\n{b}"
+        );
+    }
+    let spark = block("\n  spark:\n");
+    for needle in [
+        "\"--packages\", \"io.delta:delta-spark_2.12:",
+        "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "FROM delta.`hdfs://namenode:8020/proyecto/spark/streaming/bronze/gharchive`",
+    ] {
+        assert!(
+            spark.contains(needle),
+            "the spark service lacks {needle}:\n{spark}"
+        );
+    }
+    assert!(!spark.contains("parquet.`"), "{spark}");
+}
