@@ -10,6 +10,8 @@ mod csv_infer;
 mod dashboard;
 mod dedup;
 mod delta;
+mod delta_conformance;
+mod delta_kill;
 mod exit_status;
 mod explain;
 mod faulty_storage;
