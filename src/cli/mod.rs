@@ -160,7 +160,7 @@ pub struct RunArgs {
     /// to others: a moved landing or bronze, a table recreated on purpose. Logged.
     #[arg(long)]
     pub rebind: bool,
-    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet [default: parquet].
+    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees) [default: delta].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
     pub table_format: Option<crate::config::TableFormat>,
     /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
