@@ -152,7 +152,8 @@ pub struct Config {
     /// `run`: serve `/metrics`, `/healthz` and `/readyz` on this address, e.g. `127.0.0.1:9464`. Default: off.
     pub metrics_addr: Option<String>,
     /// How bronze is published: `delta` (each dataset is a Delta Lake table, one commit per batch) or `parquet`
-    /// (plain hive-partitioned Parquet, published by rename). Default `parquet`.
+    /// (plain hive-partitioned Parquet published part by part by rename, for readers without Delta: a reader can
+    /// see part of a batch). Default `delta`.
     pub table_format: TableFormat,
     /// Delta: write a log checkpoint every this many commits. Default 100.
     pub delta_checkpoint_interval: u64,
@@ -191,7 +192,7 @@ impl Default for Config {
             event_time_max_future: Duration::from_secs(86_400),
             partial_line_timeout: Duration::from_secs(600),
             metrics_addr: None,
-            table_format: TableFormat::Parquet,
+            table_format: TableFormat::Delta,
             delta_checkpoint_interval: 100,
             datasets: BTreeMap::new(),
         }

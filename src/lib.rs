@@ -99,4 +99,7 @@ pub enum Error {
     /// Delta table error.
     #[error(transparent)]
     Table(#[from] table::TableError),
+    /// The checkpoint is bound to other locations.
+    #[error(transparent)]
+    Binding(#[from] checkpoint::binding::BindingError),
 }

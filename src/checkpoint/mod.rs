@@ -9,6 +9,7 @@
 //! ```text
 //! meta/schema_version                 -> "1"
 //! meta/writer_id                      -> random hex id of this checkpoint (Delta txn app ids)
+//! meta/binding                        -> BindingValue (landing, bronze, Delta table ids: see [`binding`])
 //! file/<dataset>/<landing path>       -> FileValue   (one per landing file, latest state)
 //! batch/<dataset>/<id: 20 digits>     -> BatchValue  (one per committed batch)
 //! pending/<dataset>                   -> IntentValue (the batch being written, if any)
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod binding;
 mod lock;
 mod records;
 

@@ -72,7 +72,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return 2;
         }
-        if let Some(crate::Error::Config(_)) = cause.downcast_ref::<crate::Error>() {
+        if let Some(crate::Error::Config(_) | crate::Error::Binding(_)) =
+            cause.downcast_ref::<crate::Error>()
+        {
             return 2;
         }
         // A bad fetch argument (e.g. a --dataset that `run` would never read) is a usage error too.

@@ -81,6 +81,9 @@ pub struct Explanation {
     pub parts: Vec<PartJson>,
     /// Quarantined lines of this file.
     pub quarantine: QuarantineJson,
+    /// How the checkpoint's binding differs from these locations (empty when it belongs to them): the record
+    /// above then describes another landing or bronze, and `run` refuses to use it here without `--rebind`.
+    pub binding: Vec<String>,
     /// One-line verdict.
     pub verdict: String,
 }
@@ -233,6 +236,19 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    let datasets: Vec<String> = x.dataset.iter().cloned().collect();
+    x.binding = crate::modes::binding::mismatches(
+        &landing,
+        &bronze,
+        &store,
+        &datasets,
+        config.table_format,
+    )
+    .await
+    .context("while reading the checkpoint's binding")?
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     x.verdict = verdict(&x);
     if a.json {
         return emit_json(&x);
@@ -402,6 +418,7 @@ async fn explain(
         batches,
         parts,
         quarantine,
+        binding: Vec::new(),
         verdict: String::new(),
     })
 }

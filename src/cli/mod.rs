@@ -156,7 +156,11 @@ pub struct RunArgs {
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
     #[arg(long)]
     pub follow_symlinks: bool,
-    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet [default: parquet].
+    /// Bind the checkpoint to this run's landing and bronze (and the Delta tables there) even when it is bound
+    /// to others: a moved landing or bronze, a table recreated on purpose. Logged.
+    #[arg(long)]
+    pub rebind: bool,
+    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees) [default: delta].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
     pub table_format: Option<crate::config::TableFormat>,
     /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
@@ -571,6 +575,9 @@ async fn start(
     let datasets = modes::datasets_in_landing(&ctx, &args.datasets)
         .await
         .context("while listing landing")?;
+    modes::binding::bind(&ctx, &datasets, args.rebind)
+        .await
+        .context("while checking which landing and bronze the checkpoint belongs to")?;
     tracing::info!(
         mode = ?args.mode,
         landing = %ctx.landing.display,

@@ -83,7 +83,18 @@ async fn table_commit(
     let schema = staged.staged.schema.clone();
     let mut snap = match (ctx.tables.take(&table).await?, &schema) {
         (Some(s), _) => s,
-        (None, Some(schema)) => table.create(schema).await?,
+        (None, Some(schema)) => {
+            let snap = table.create(schema).await?;
+            // The checkpoint belongs to this table from now on (`super::binding`); a crash before this line
+            // leaves the dataset unbound, and the next start binds it to the table it finds.
+            let (cp, ds, id) = (
+                ctx.checkpoint.clone(),
+                ds.to_string(),
+                snap.metadata.id.clone(),
+            );
+            blocking(move || cp.bind_table(&ds, &id)).await?;
+            snap
+        }
         (None, None) => return Ok(()),
     };
     if let Some(schema) = &schema {

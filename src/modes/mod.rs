@@ -18,6 +18,7 @@
 //! [`batch::run_batch`].
 
 pub mod batch;
+pub mod binding;
 mod commit;
 pub mod continuous;
 mod delta;

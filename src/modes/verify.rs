@@ -66,6 +66,8 @@ pub enum ProblemKind {
     NotInTable,
     /// Delta: the table's `txn` says this checkpoint committed a later batch than the checkpoint knows.
     TableAhead,
+    /// The checkpoint is bound to another bronze, or to another Delta table (`super::binding`).
+    OtherLocation,
 }
 
 /// One inconsistency between the checkpoint and bronze.

@@ -455,3 +455,25 @@ pub fn day_partition(d: chrono::NaiveDate) -> String {
         d.day()
     )
 }
+
+/// The copy of the failed landing file `rel` that batch `batch` put in `dataset`'s quarantine:
+/// `_quarantine/<dataset>/files/b<batch: 8 digits>[-<token>]/<rel>` (Delta names carry the batch's token, Parquet
+/// names do not). Panics unless exactly one batch directory of that id exists.
+pub fn quarantined_copy(bronze: &Path, dataset: &str, batch: u64, rel: &str) -> PathBuf {
+    let files = bronze.join("_quarantine").join(dataset).join("files");
+    let id = format!("b{batch:08}");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&files)
+        .unwrap_or_else(|e| panic!("read {}: {e}", files.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            name == id || name.starts_with(&format!("{id}-"))
+        })
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one copy directory of batch {batch}: {dirs:?}"
+    );
+    dirs[0].join(rel)
+}

@@ -1,7 +1,9 @@
 //! Faulty bronze storage (issue 11), injected with `LANDER_FAIL_STORE` (feature `failpoints`; the wrapper sees
 //! only the `ObjectStore` trait, so it serves any backend): a failed batch commits nothing and leaves no Parquet
 //! visible; `once` exits 1 and the next run recovers; `micro-batch` and `continuous` roll back and retry with
-//! backoff until the fault clears; `checkpoint verify` is clean afterwards.
+//! backoff until the fault clears; `checkpoint verify` is clean afterwards. Tests of the Parquet protocol's own
+//! steps (rename on publish, rollback of published parts) say `--table-format parquet`; their Delta equivalents
+//! follow them.
 
 #![cfg(feature = "failpoints")]
 
@@ -41,7 +43,13 @@ fn land_2011_hour(w: &Workdir) {
 
 /// `lander run --mode once` in `w` with `env` set; the output whatever the status.
 fn once_with(w: &Workdir, env: &[(&str, &str)]) -> std::process::Output {
-    let args = w.once_args();
+    once_in(w, "delta", env)
+}
+
+/// `lander run --mode once --table-format <format>` in `w` with `env` set; the output whatever the status.
+fn once_in(w: &Workdir, format: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut args = w.once_args();
+    args.extend(["--table-format".into(), format.into()]);
     let mut cmd = w.cmd();
     cmd.args(&args);
     for (k, v) in env {
@@ -65,25 +73,62 @@ fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
     };
     let w = Workdir::new();
     land_2011_hour(&w);
-    // Staging fails on its first write; then publishing fails on its first rename.
+    // Staging fails on its first write; then publishing fails on its first rename (Parquet publishes by rename).
     for fault in ["write:1-1000", "rename:1-1"] {
-        let out = once_with(&w, &[("LANDER_FAIL_STORE", fault)]);
+        let out = once_in(&w, "parquet", &[("LANDER_FAIL_STORE", fault)]);
         assert_failed_cleanly(&w, &out, "injected storage fault");
     }
-    w.run_once(&[]);
+    w.run_once(&["--table-format", "parquet"]);
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
     assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
     verify_ok(&w);
 }
 
-fn daemon_recovers(mode: &str, fault: &str) {
+/// Delta has no rename: a fault on each write of a batch in turn (its parts, the table's version 0, the batch's
+/// commit) fails the run cleanly, leaves no part on disk, and the next run lands every row once.
+#[test]
+fn delta_a_fault_on_any_write_of_a_batch_fails_cleanly_and_the_next_run_recovers() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let mut faulted = 0;
+    for n in 1..=40 {
+        let w = Workdir::new();
+        land_2011_hour(&w);
+        let fault = format!("write:{n}-{n}");
+        let out = once_in(&w, "delta", &[("LANDER_FAIL_STORE", &fault)]);
+        if out.status.success() {
+            // The batch makes fewer than n writes: every one of them was faulted once.
+            break;
+        }
+        faulted += 1;
+        assert_failed_cleanly(&w, &out, "injected storage fault");
+        assert!(
+            parquet_files(&w.bronze().join("gharchive")).is_empty(),
+            "{fault}: parts left behind: {:?}",
+            parquet_files(&w.bronze())
+        );
+        w.run_once(&["--table-format", "delta"]);
+        assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639, "{fault}");
+        assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
+        verify_ok(&w);
+    }
+    assert!(
+        faulted >= 3,
+        "a part, version 0 and the commit: {faulted} write(s)"
+    );
+}
+
+fn daemon_recovers(mode: &str, fault: &str, format: &str) {
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
     let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
     args.extend(w.location_args());
     args.extend(
         [
+            "--table-format",
+            format,
             "--settle-time",
             "0s",
             "--interval",
@@ -135,7 +180,7 @@ fn continuous_retries_with_backoff_until_a_write_fault_clears() {
     let Some(_) = require_shared_data() else {
         return;
     };
-    daemon_recovers("continuous", "write:1-3");
+    daemon_recovers("continuous", "write:1-3", "delta");
 }
 
 #[test]
@@ -143,7 +188,16 @@ fn micro_batch_retries_after_a_fault_in_the_middle_of_publishing() {
     let Some(_) = require_shared_data() else {
         return;
     };
-    daemon_recovers("micro-batch", "rename:2-2");
+    daemon_recovers("micro-batch", "rename:2-2", "parquet");
+}
+
+#[test]
+fn micro_batch_retries_after_a_fault_in_the_middle_of_a_delta_batch() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    // The second and third writes: past the first part, into the table's creation or commit.
+    daemon_recovers("micro-batch", "write:2-3", "delta");
 }
 
 /// Unmounts a tmpfs when the test ends, however it ends.
@@ -223,14 +277,14 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
     };
     let w = Workdir::new();
     land_2011_hour(&w);
-    let out = once_with(&w, &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
+    let out = once_in(&w, "parquet", &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
     assert_failed_cleanly(&w, &out, "injected checkpoint fault");
     assert!(
         parquet_files(&w.bronze()).is_empty(),
         "published parts taken back: {:?}",
         parquet_files(&w.bronze())
     );
-    w.run_once(&[]);
+    w.run_once(&["--table-format", "parquet"]);
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
     verify_ok(&w);
 
@@ -240,9 +294,16 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
     let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "micro-batch".into()];
     args.extend(w.location_args());
     args.extend(
-        ["--settle-time", "0s", "--interval", "200ms"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "--table-format",
+            "parquet",
+            "--settle-time",
+            "0s",
+            "--interval",
+            "200ms",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     let mut child = w
         .cmd()
@@ -274,5 +335,90 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
     );
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
+    verify_ok(&w);
+}
+
+/// Delta: the checkpoint fails to commit after the table committed the batch. The table is the truth: the batch
+/// is not taken back, `once` exits 1, and the batch counts once: its rows are in the table exactly once (one
+/// commit), the checkpoint records it (finished from the intent) and the next run reads nothing again.
+/// `micro-batch` ends the same way: its rollback finishes the records instead of reading the files again.
+#[test]
+fn delta_a_failing_checkpoint_commit_after_the_table_commit_counts_the_batch_once() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let commits = |w: &Workdir| {
+        std::fs::read_dir(w.bronze().join("gharchive/_delta_log"))
+            .expect("log")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            })
+            .count()
+    };
+    let w = Workdir::new();
+    land_2011_hour(&w);
+    let out = once_in(&w, "delta", &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("injected checkpoint fault"), "{stderr}");
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    let out = w.run_once(&["--table-format", "delta"]);
+    assert!(
+        out.contains("nothing new"),
+        "the committed batch was read again: {out}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(commits(&w), 2, "version 0 and one commit of the batch");
+    assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
+    verify_ok(&w);
+
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "micro-batch".into()];
+    args.extend(w.location_args());
+    args.extend(
+        [
+            "--table-format",
+            "delta",
+            "--settle-time",
+            "0s",
+            "--interval",
+            "200ms",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut child = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_FAIL_CHECKPOINT", "commit:1-1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path().join("log")).expect("log"))
+        .spawn()
+        .expect("spawn");
+    land_2011_hour(&w);
+    let mut list = vec!["checkpoint".to_string(), "list".into(), "--json".into()];
+    list.extend(w.location_args());
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    let landed = wait_until(Duration::from_secs(60), || {
+        let out = w.run(&list);
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("gharchive/2011-02-15-0.json.gz")
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().expect("wait");
+    let log = std::fs::read_to_string(w.path().join("log")).unwrap_or_default();
+    assert!(landed, "never committed; log:\n{log}");
+    // The failed commit is not retried by reading the files again: the rollback finds the batch in the table and
+    // finishes its records from the intent.
+    assert!(log.contains("injected checkpoint fault"), "{log}");
+    assert!(
+        log.contains("finished the checkpoint records of a batch that the delta table had committed"),
+        "{log}"
+    );
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(commits(&w), 2, "version 0 and one commit of the batch");
     verify_ok(&w);
 }

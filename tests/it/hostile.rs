@@ -354,9 +354,12 @@ fn decompression_bombs_and_oversized_files_are_rejected_whole() {
     assert!(stdout.contains("1 failed file(s)"), "{stdout}");
     assert!(stderr.contains("max_decompression_ratio"), "{stderr}");
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
-    let copied = w
-        .bronze()
-        .join("_quarantine/gharchive/files/b00000001/gharchive/2015-01-01-9.json.gz");
+    let copied = quarantined_copy(
+        &w.bronze(),
+        "gharchive",
+        1,
+        "gharchive/2015-01-01-9.json.gz",
+    );
     assert_eq!(std::fs::read(&copied).expect("copied").len(), bomb.len());
     let q = quarantine(&w, "gharchive");
     assert_eq!(q.len(), 1);

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per user-visible behaviour. They run the real `lander` binary.
 
 mod backends;
+mod binding;
 mod checkpoint_cmd;
 mod common;
 mod config_check;

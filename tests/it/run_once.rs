@@ -369,9 +369,12 @@ fn truncated_gzip_is_rejected_whole_and_others_land() {
     assert!(out.contains("1 failed file(s)"), "{out}");
     // Nothing of the truncated file is in bronze; the other file is complete.
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 4074);
-    let copied = w
-        .bronze()
-        .join("_quarantine/gharchive/files/b00000001/gharchive/2015-01-01-0.json.gz");
+    let copied = quarantined_copy(
+        &w.bronze(),
+        "gharchive",
+        1,
+        "gharchive/2015-01-01-0.json.gz",
+    );
     assert_eq!(std::fs::read(&copied).expect("quarantined copy"), bytes);
     // A rerun does not retry the same broken content.
     assert!(w.run_once(&[]).contains("nothing new"));
@@ -407,8 +410,36 @@ fn csv_rows_with_bad_values_are_quarantined() {
     assert!(reasons.value(2).contains("expected 10 fields"));
 }
 
-/// Crash between publishing parts and committing the checkpoint: parts are visible, the checkpoint does not
-/// know them; the next start rolls them back and the batch is redone, leaving bronze equal to a clean run.
+/// Lands the 2015 and 2013 GH Archive hours in `w`.
+fn land_2015_and_2013(w: &Workdir) {
+    w.land(
+        &gharchive("2015-01-01-0.json.gz"),
+        "gharchive",
+        "2015-01-01-0.json.gz",
+    );
+    w.land(
+        &gharchive("2013-02-15-0.json.gz"),
+        "gharchive",
+        "2013-02-15-0.json.gz",
+    );
+}
+
+/// `lander run --mode once` in `w` with `extra` flags, aborted after the commit step `step`.
+#[cfg(feature = "failpoints")]
+fn abort_after(w: &Workdir, step: &str, extra: &[&str]) {
+    let mut args = w.once_args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_FAIL_AFTER", step)
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success(), "failpoint {step} should abort");
+}
+
+/// Parquet: crash between publishing parts and committing the checkpoint: parts are visible, the checkpoint does
+/// not know them; the next start rolls them back and the batch is redone, leaving bronze equal to a clean run.
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_after_publish_before_commit_recovers_exactly() {
@@ -418,46 +449,79 @@ fn crash_after_publish_before_commit_recovers_exactly() {
     let clean = Workdir::new();
     let crashed = Workdir::new();
     for w in [&clean, &crashed] {
-        w.land(
-            &gharchive("2015-01-01-0.json.gz"),
-            "gharchive",
-            "2015-01-01-0.json.gz",
-        );
-        w.land(
-            &gharchive("2013-02-15-0.json.gz"),
-            "gharchive",
-            "2013-02-15-0.json.gz",
-        );
+        land_2015_and_2013(w);
     }
-    clean.run_once(&[]);
+    let parquet = ["--table-format", "parquet"];
+    clean.run_once(&parquet);
     for step in ["intent", "staged", "publishing", "published", "runs"] {
-        let mut args = vec![
-            "run".to_string(),
-            "--mode".into(),
-            "once".into(),
-            "--settle-time".into(),
-            "0s".into(),
-        ];
-        args.extend(crashed.location_args());
-        let out = crashed
-            .cmd()
-            .args(&args)
-            .env("LANDER_FAIL_AFTER", step)
-            .output()
-            .expect("spawn");
-        assert!(!out.status.success(), "failpoint {step} should abort");
+        abort_after(&crashed, step, &parquet);
     }
     assert!(
         count_rows(&crashed.bronze().join("gharchive")) > 0,
         "the last crash left published parts behind"
     );
-    crashed.run_once(&[]);
+    crashed.run_once(&parquet);
     assert_eq!(
         rows_by_file(&crashed.bronze().join("gharchive")),
         rows_by_file(&clean.bronze().join("gharchive"))
     );
     assert!(parquet_files(&crashed.bronze().join("_staging")).is_empty());
-    assert!(crashed.run_once(&[]).contains("nothing new"));
+    assert!(crashed.run_once(&parquet).contains("nothing new"));
+}
+
+/// Delta: the same batch crashes after each step before the table commit (rolled back each time), then after
+/// the table commit and before the sled commit. The table has the batch; the next start finishes the sled
+/// records from the intent, so the batch counts once: nothing is read again, bronze equals a clean run (no
+/// part of the rolled-back attempts left), every event once, one commit of the batch in the log.
+#[cfg(feature = "failpoints")]
+#[test]
+fn crash_after_the_delta_commit_before_the_sled_commit_counts_the_batch_once() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let clean = Workdir::new();
+    let crashed = Workdir::new();
+    for w in [&clean, &crashed] {
+        land_2015_and_2013(w);
+    }
+    let delta = ["--table-format", "delta"];
+    clean.run_once(&delta);
+    for step in ["intent", "staged", "runs", "publishing", "published"] {
+        abort_after(&crashed, step, &delta);
+    }
+    let log = |w: &Workdir| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(w.bronze().join("gharchive/_delta_log"))
+            .expect("log")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        log(&crashed),
+        log(&clean),
+        "the last crash came after the table commit"
+    );
+    let out = crashed.run_once(&delta);
+    assert!(
+        out.contains("nothing new"),
+        "the committed batch was read again: {out}"
+    );
+    assert_eq!(log(&crashed), log(&clean), "no second commit");
+    let table = crashed.bronze().join("gharchive");
+    assert_eq!(
+        rows_by_file(&table),
+        rows_by_file(&clean.bronze().join("gharchive"))
+    );
+    let keys = string_column(&table, "event_key");
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "every event once");
+    let mut args = vec!["checkpoint".to_string(), "list".into(), "--json".into()];
+    args.extend(crashed.location_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let listed: serde_json::Value = serde_json::from_str(&crashed.run_ok(&refs)).expect("json");
+    assert_eq!(listed.as_array().expect("array").len(), 2, "{listed}");
 }
 
 /// DuckDB reads bronze as-is with hive partitioning (fails when the duckdb module is absent; `.ci/run` installs

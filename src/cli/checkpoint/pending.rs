@@ -34,6 +34,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let store = open_read(&config).await?;
+    warn_other_landing(&store, &landing).await?;
     let now = Utc::now();
     let opts = |settle_time| PlanOptions {
         settle_time,
@@ -204,4 +205,27 @@ async fn modified_in_the_future(
         });
     }
     rows
+}
+
+/// Says on stderr when the checkpoint is bound to another landing: the list then compares this landing with the
+/// records of the other one (and `run` would refuse the pair without `--rebind`). Bronze is not looked at here.
+async fn warn_other_landing(
+    store: &crate::checkpoint::CheckpointStore,
+    landing: &StoreLocation,
+) -> anyhow::Result<()> {
+    let cp = store.clone();
+    let bound = super::blocking(move || cp.binding())
+        .await
+        .context("while reading the checkpoint's binding")?;
+    let given = crate::modes::binding::location_key(landing);
+    let bronze = bound.bronze.clone().unwrap_or_default();
+    for m in bound.mismatches(&given, &bronze, &[]) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: checkpoint {} does not belong to this landing: {m}; what follows compares {given} with the \
+             records of the other landing, and `lander run` refuses this pair (exit 2) unless --rebind",
+            store.dir().display()
+        );
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use anyhow::{bail, Context as _};
 
 use super::{emit, emit_json, open_read, VerifyArgs};
 use crate::cli::load_config;
-use crate::modes::verify::{verify as check, Report, VerifyOptions};
+use crate::modes::verify::{verify as check, Problem, ProblemKind, Report, VerifyOptions};
 use crate::store::StoreLocation;
 
 pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
@@ -17,9 +17,10 @@ pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         dataset: a.common.dataset.clone(),
         read_rows: !a.skip_row_counts,
     };
-    let report = check(store, &bronze, &options)
+    let mut report = check(store.clone(), &bronze, &options)
         .await
         .context("while verifying the checkpoint against bronze")?;
+    binding_problems(&store, &bronze, &mut report).await?;
     if a.common.json {
         emit_json(&report)?;
     } else {
@@ -31,6 +32,50 @@ pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             report.problems.len(),
             bronze.describe("")
         );
+    }
+    Ok(())
+}
+
+/// Adds a problem for each way the checkpoint is bound to another bronze or another table than the one checked
+/// (landing is not looked at here): the comparison above then mixes two locations.
+async fn binding_problems(
+    store: &crate::checkpoint::CheckpointStore,
+    bronze: &StoreLocation,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let cp = store.clone();
+    let bound = super::blocking(move || cp.binding())
+        .await
+        .context("while reading the checkpoint's binding")?;
+    let landing = bound.landing.clone().unwrap_or_default();
+    let landing = StoreLocation {
+        display: landing.clone(),
+        local_root: None,
+        ..bronze.clone()
+    };
+    // Parquet datasets have no table: looking for one finds none, and none is bound to them.
+    let found = crate::modes::binding::mismatches(
+        &landing,
+        bronze,
+        store,
+        &report.datasets,
+        crate::table::TableFormat::Delta,
+    )
+    .await
+    .context("while comparing the checkpoint's binding with bronze")?;
+    for m in found {
+        let dataset = match &m {
+            crate::checkpoint::binding::Mismatch::Table { dataset, .. } => dataset.clone(),
+            _ => String::new(),
+        };
+        report.problems.push(Problem {
+            kind: ProblemKind::OtherLocation,
+            dataset,
+            path: String::new(),
+            batch: None,
+            message: format!("checkpoint does not belong to this bronze: {m} (lander run --rebind binds it here on purpose)"),
+        });
+        report.consistent = false;
     }
     Ok(())
 }

@@ -23,6 +23,15 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 /// The one-line verdict.
 pub(super) fn verdict(x: &Explanation) -> String {
+    let v = file_verdict(x);
+    if x.binding.is_empty() {
+        return v;
+    }
+    format!("the checkpoint belongs to other locations ({}), so `run` refuses it here without --rebind; by its records: {v}", x.binding.join("; "))
+}
+
+/// The verdict on the file alone.
+fn file_verdict(x: &Explanation) -> String {
     let last_batch = x.record.as_ref().and_then(|r| r.batches.last().copied());
     let ingested = |r: &FileRecord| {
         let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
@@ -252,6 +261,9 @@ pub(super) fn render(x: &Explanation) -> String {
                 ),
             );
         }
+    }
+    for m in &x.binding {
+        line("binding:", format!("checkpoint mismatch: {m}"));
     }
     line("verdict:", x.verdict.clone());
     s
