@@ -15,6 +15,7 @@
 //! duplicates can arrive apart.
 
 pub mod index;
+pub mod lookup;
 
 use std::collections::BTreeMap;
 

@@ -21,6 +21,7 @@ pub mod batch;
 mod commit;
 pub mod continuous;
 mod delta;
+pub mod keys;
 mod stage;
 pub mod verify;
 

@@ -627,7 +627,12 @@ pub(super) async fn stage(
     // Consumer: dedup + partition + encode, in file order, on a blocking thread.
     let consumer = {
         let schema = decoder.schema();
-        let committed = ctx.dedup.snapshot(dataset);
+        let mut committed = crate::dedup::lookup::Lookup::new(
+            ctx.dedup.clone(),
+            dataset,
+            id - 1,
+            super::keys::day_loader(ctx, dataset, decoder),
+        );
         let cancel = ctx.cancel.clone();
         let ds = dataset.to_string();
         let n = files.len();

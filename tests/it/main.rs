@@ -9,6 +9,7 @@ mod crash_kill;
 mod csv_infer;
 mod dashboard;
 mod dedup;
+mod dedup_bronze;
 mod delta;
 mod exit_status;
 mod explain;
