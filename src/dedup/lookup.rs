@@ -6,6 +6,10 @@
 //! day the index does not hold whole ([`DatasetRuns::is_complete`]), the loader's keys become the day's base run
 //! ([`DedupIndex::install_day`]) before the record is checked, so a key that is anywhere in bronze is found
 //! whatever was pruned, evicted or never seen by this checkpoint. Synchronous: the loader blocks its caller.
+//!
+//! Forgetting is explicit: a record whose day lies before the retention cut (`dedup_retention`) is not checked
+//! at all, and neither is one whose day the index cannot load and no longer holds (a dataset without a key
+//! column in bronze, on a day pruned from the local index): [`Check::Unchecked`], which the caller counts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +19,17 @@ use super::index::{date_of, DatasetRuns, DedupIndex, IndexError};
 /// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset.
 pub type DayLoader =
     Box<dyn FnMut(i32) -> Result<Vec<u128>, Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+/// The outcome of checking one record against the committed keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Bronze holds the key on that day: a duplicate.
+    Seen,
+    /// Bronze does not hold it.
+    New,
+    /// Not checked: the day is beyond the retention, or neither held nor loadable.
+    Unchecked,
+}
 
 /// One day loaded from bronze during a batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +50,8 @@ pub struct Lookup {
     runs: Arc<DatasetRuns>,
     loader: Option<DayLoader>,
     loaded: Vec<DayLoad>,
+    retain_from: Option<i32>,
+    held_from: Option<i32>,
 }
 
 impl std::fmt::Debug for Lookup {
@@ -63,7 +80,38 @@ impl Lookup {
             runs,
             loader,
             loaded: Vec::new(),
+            retain_from: None,
+            held_from: None,
         }
+    }
+
+    /// Records of UTC days before `retain_from` are not checked (`dedup_retention`); `held_from` is the first
+    /// day the local index still holds (the horizon's cut), for datasets without a loader.
+    pub fn with_cuts(mut self, retain_from: Option<i32>, held_from: Option<i32>) -> Self {
+        self.retain_from = retain_from;
+        self.held_from = held_from;
+        self
+    }
+
+    /// Checks `key` on UTC day `day` (see [`Check`]).
+    ///
+    /// # Errors
+    /// As [`Lookup::contains`].
+    pub fn check(&mut self, key: u128, day: i32) -> Result<Check, IndexError> {
+        if self.retain_from.is_some_and(|r| day < r) {
+            return Ok(Check::Unchecked);
+        }
+        let unheld = self.loader.is_none()
+            && !self.runs.is_complete(day)
+            && self.held_from.is_some_and(|h| day < h);
+        if unheld {
+            return Ok(Check::Unchecked);
+        }
+        Ok(if self.contains(key, day)? {
+            Check::Seen
+        } else {
+            Check::New
+        })
     }
 
     /// Whether `key` was committed on UTC day `day`, loading the day from bronze first when it is not held.

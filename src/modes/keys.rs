@@ -253,7 +253,10 @@ impl ChunkBytes {
         let from = start
             .checked_sub(self.start)
             .and_then(|f| usize::try_from(f).ok())
-            .filter(|f| f.checked_add(len).is_some_and(|end| end <= self.bytes.len()))
+            .filter(|f| {
+                f.checked_add(len)
+                    .is_some_and(|end| end <= self.bytes.len())
+            })
             .ok_or_else(|| {
                 parquet::errors::ParquetError::General(format!(
                     "read of {len} bytes at {start} outside the fetched column chunk"
@@ -281,10 +284,7 @@ impl ChunkReader for ChunkBytes {
 ///
 /// # Errors
 /// [`KeysError::Parquet`] when the chunk does not decode.
-pub fn decode_chunk(
-    chunk: ColumnChunk,
-    mut each: impl FnMut(u64, &str),
-) -> Result<(), KeysError> {
+pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Result<(), KeysError> {
     let err = |source| KeysError::Parquet {
         path: chunk.path.clone(),
         column: chunk.column_name.clone(),
@@ -308,8 +308,8 @@ pub fn decode_chunk(
     let mut row = chunk.first_row;
     for batch in reader {
         let batch = batch.map_err(|e| err(e.into()))?;
-        let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)
-            .map_err(|e| err(e.into()))?;
+        let col =
+            arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| err(e.into()))?;
         for v in col.as_string::<i32>().iter() {
             if let Some(v) = v {
                 each(row, v);

@@ -505,4 +505,13 @@ pub(crate) fn log_report(r: &BatchReport) {
         secs = r.elapsed.as_secs_f64(),
         "batch committed"
     );
+    if r.unchecked > 0 {
+        tracing::warn!(
+            dataset = %r.dataset,
+            batch = r.id,
+            unchecked = r.unchecked,
+            "{} record(s) NOT checked for duplicates: their event day is beyond dedup_retention, so they were written without looking for an earlier copy",
+            r.unchecked
+        );
+    }
 }

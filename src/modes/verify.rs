@@ -478,13 +478,26 @@ const FOOTER_PREFETCH_BYTES: u64 = 64 << 10;
 pub enum FooterError {
     /// Shorter than the 8-byte footer itself.
     #[error("{size} bytes is too short for a Parquet file")]
-    TooShort { size: u64 },
+    TooShort {
+        /// The file's size.
+        size: u64,
+    },
     /// The footer's metadata length does not fit in the file.
     #[error("footer claims {meta_len} bytes of metadata in a {size}-byte file")]
-    BadLength { meta_len: u64, size: u64 },
+    BadLength {
+        /// Metadata bytes the footer claims.
+        meta_len: u64,
+        /// The file's size.
+        size: u64,
+    },
     /// The store answered a range read with fewer bytes than asked for.
     #[error("the store returned {got} bytes for a {wanted}-byte range read")]
-    ShortRead { got: usize, wanted: u64 },
+    ShortRead {
+        /// Bytes returned.
+        got: usize,
+        /// Bytes asked for.
+        wanted: u64,
+    },
     /// The range read failed.
     #[error(transparent)]
     Store(#[from] object_store::Error),

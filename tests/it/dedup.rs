@@ -238,7 +238,11 @@ fn repeats_across_runs_days_apart_and_pruning_by_day() {
     assert_eq!(days(&w), ["2020-01-20"]);
 
     // Id 2 (day 1) again, and a new id on day 1: the day is read back from bronze, so 2 is dropped.
-    w.land_bytes("gharchive", "d.json.gz", &gzip(&[event(2, day1), event(7, day1)]));
+    w.land_bytes(
+        "gharchive",
+        "d.json.gz",
+        &gzip(&[event(2, day1), event(7, day1)]),
+    );
     let out = w.run_once(&["--dedup-horizon", "2d"]);
     assert!(out.contains("1 rows written"), "{out}");
     assert_eq!(column_text(&gh, "id"), ["1", "2", "3", "4", "5", "6", "7"]);

@@ -48,7 +48,11 @@ pub fn distinct_keys<'a>(lines: impl IntoIterator<Item = &'a String>) -> usize {
     let mut keys = HashSet::new();
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l.trim()).expect("json line");
-        match v.get("id").and_then(|i| i.as_str().map(String::from).or(i.as_u64().map(|n| n.to_string()))) {
+        match v.get("id").and_then(|i| {
+            i.as_str()
+                .map(String::from)
+                .or(i.as_u64().map(|n| n.to_string()))
+        }) {
             Some(id) => keys.insert(format!("id:{id}")),
             None => keys.insert(format!("line:{}", l.trim())),
         };
@@ -65,17 +69,162 @@ fn a_republished_old_hour_lands_each_event_once() {
     };
     for format in ["parquet", "delta"] {
         let w = Workdir::new();
-        w.land(&gharchive("2015-01-01-0.json.gz"), "gharchive", "2015-01-01-0.json.gz");
+        w.land(
+            &gharchive("2015-01-01-0.json.gz"),
+            "gharchive",
+            "2015-01-01-0.json.gz",
+        );
         let y2013 = gz_lines(&gharchive("2013-02-15-0.json.gz"), None);
-        w.land_bytes("gharchive", "2013-02-15-0.json.gz", &gzip_lines(&y2013[..3000]));
+        w.land_bytes(
+            "gharchive",
+            "2013-02-15-0.json.gz",
+            &gzip_lines(&y2013[..3000]),
+        );
         w.run_once(&["--table-format", format]);
-        w.land(&gharchive("2013-02-15-0.json.gz"), "gharchive", "2013-02-15-0.json.gz");
+        w.land(
+            &gharchive("2013-02-15-0.json.gz"),
+            "gharchive",
+            "2013-02-15-0.json.gz",
+        );
         let out = w.run_once(&["--table-format", format]);
-        assert!(out.contains("| 3000 "), "{format}: 3,000 duplicates dropped: {out}");
+        assert!(
+            out.contains("| 3000 "),
+            "{format}: 3,000 duplicates dropped: {out}"
+        );
         let y2015 = gz_lines(&gharchive("2015-01-01-0.json.gz"), None);
         let expected = distinct_keys(y2015.iter().chain(&y2013));
         let (rows, distinct) = duckdb_counts(&w.bronze().join("gharchive"));
         assert_eq!(rows, distinct, "{format}: no event_key twice");
-        assert_eq!(rows as usize, expected, "{format}: every distinct event once");
+        assert_eq!(
+            rows as usize, expected,
+            "{format}: every distinct event once"
+        );
     }
+}
+
+/// A GH Archive event line with this id and time.
+fn event(id: u32, created_at: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","type":"PushEvent","actor":{{"id":{id},"login":"u{id}"}},"repo":{{"id":1,"name":"o/r"}},"payload":{{"n":{id}}},"public":true,"created_at":"{created_at}"}}"#
+    )
+}
+
+/// Ids in bronze, sorted.
+fn ids(w: &Workdir) -> Vec<String> {
+    let mut ids: Vec<String> = string_column(&w.bronze().join("gharchive"), "id")
+        .into_iter()
+        .map(|v| v.expect("id"))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// `run --mode once` with `extra`, returning (stdout + stderr, the dataset's summary-json entry).
+fn run_with_summary(w: &Workdir, extra: &[&str]) -> (String, serde_json::Value) {
+    let json = w.path().join("summary.json");
+    let mut args = w.once_args();
+    args.extend(["--summary-json".into(), json.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.run(&refs);
+    assert_success(&out, &refs, w.path());
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("summary")).expect("json");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (text, v["datasets"]["gharchive"].clone())
+}
+
+/// A key is per (dataset, key, UTC event day): the same id with another time on the same UTC day is a
+/// duplicate (the first wins), on another UTC day it is another record; within one batch and across batches.
+#[test]
+fn the_same_key_is_a_duplicate_only_on_the_same_utc_day() {
+    for split in [false, true] {
+        let w = Workdir::new();
+        let first = vec![
+            event(10, "2020-03-01T10:00:00Z"),
+            event(11, "2020-03-01T10:00:00Z"),
+        ];
+        let second = vec![
+            event(10, "2020-03-01T23:59:59Z"),
+            event(10, "2020-03-02T00:00:01Z"),
+            event(11, "2020-02-29T23:00:00Z"),
+        ];
+        if split {
+            w.land_bytes("gharchive", "a.json.gz", &gzip_lines(&first));
+            w.run_once(&[]);
+            w.land_bytes("gharchive", "b.json.gz", &gzip_lines(&second));
+        } else {
+            let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+            w.land_bytes("gharchive", "a.json.gz", &gzip_lines(&all));
+        }
+        w.run_once(&[]);
+        assert_eq!(ids(&w), ["10", "10", "11", "11"], "split={split}");
+        let days: Vec<String> = std::fs::read_dir(w.bronze().join("gharchive/year=2020/month=03"))
+            .expect("march")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(days.len(), 2, "split={split}: {days:?}");
+    }
+}
+
+/// With a finite `dedup_retention`, records of days beyond it are written without a check and counted (summary
+/// JSON and table, the batch line says so plainly); without it, the same repeat is dropped.
+#[test]
+fn records_beyond_retention_are_counted_as_unchecked() {
+    let w = Workdir::new();
+    let old = "2020-01-01T10:00:00Z";
+    w.land_bytes(
+        "gharchive",
+        "a.json.gz",
+        &gzip_lines(&[event(1, old), event(2, old)]),
+    );
+    let (_, s) = run_with_summary(&w, &[]);
+    assert_eq!(
+        (s["rows"].as_u64(), s["unchecked"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    w.land_bytes(
+        "gharchive",
+        "b.json.gz",
+        &gzip_lines(&[event(1, old), event(3, old)]),
+    );
+    let (text, s) = run_with_summary(&w, &["--dedup-retention", "30d"]);
+    assert_eq!(
+        (
+            s["rows"].as_u64(),
+            s["duplicates"].as_u64(),
+            s["unchecked"].as_u64()
+        ),
+        (Some(2), Some(0), Some(2)),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 record(s) NOT checked for duplicates"),
+        "{text}"
+    );
+    assert!(text.contains("unchecked"), "summary table column: {text}");
+    assert_eq!(ids(&w), ["1", "1", "2", "3"]);
+
+    // Without a retention the same repeat is checked against bronze and dropped.
+    w.land_bytes(
+        "gharchive",
+        "c.json.gz",
+        &gzip_lines(&[event(2, old), event(4, old)]),
+    );
+    let (text, s) = run_with_summary(&w, &[]);
+    assert_eq!(
+        (
+            s["rows"].as_u64(),
+            s["duplicates"].as_u64(),
+            s["unchecked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{text}"
+    );
+    assert!(!text.contains("NOT checked"), "{text}");
 }
