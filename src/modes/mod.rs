@@ -24,6 +24,7 @@ mod delta;
 pub mod keys;
 mod stage;
 pub mod verify;
+pub mod verify_keys;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

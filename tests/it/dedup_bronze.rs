@@ -228,3 +228,209 @@ fn records_beyond_retention_are_counted_as_unchecked() {
     );
     assert!(!text.contains("NOT checked"), "{text}");
 }
+
+/// `checkpoint verify --keys` over `w`'s bronze of table format `format`: (exit code, stdout).
+fn verify_keys(w: &Workdir, format: &str) -> (i32, String) {
+    let mut args: Vec<String> = ["checkpoint", "verify", "--keys"]
+        .map(String::from)
+        .to_vec();
+    args.extend(w.location_args());
+    let out = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_TABLE_FORMAT", format)
+        .output()
+        .expect("spawn lander");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `verify --keys` passes on a clean table (Parquet and Delta bronze) and catches a duplicate planted by hand,
+/// naming the key, both files and the rows.
+#[test]
+fn verify_keys_passes_clean_tables_and_catches_a_planted_duplicate() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    for format in ["parquet", "delta"] {
+        let w = Workdir::new();
+        w.land(
+            &gharchive("2015-01-01-1.json.gz"),
+            "gharchive",
+            "2015-01-01-1.json.gz",
+        );
+        w.land_bytes(
+            "gharchive",
+            "x.json.gz",
+            &gzip_lines(&[
+                event(7, "2020-01-01T00:00:00Z"),
+                event(7, "2020-01-02T00:00:00Z"),
+            ]),
+        );
+        w.run_once(&["--table-format", format]);
+        let (code, out) = verify_keys(&w, format);
+        assert_eq!(code, 0, "{format}: {out}");
+        assert!(
+            out.contains("ok: no key held more than once on one day"),
+            "{out}"
+        );
+    }
+    // A part copied by hand within its day partition: every key of it is there twice.
+    let w = Workdir::new();
+    w.land_bytes(
+        "gharchive",
+        "x.json.gz",
+        &gzip_lines(&[
+            event(7, "2020-01-01T00:00:00Z"),
+            event(8, "2020-01-01T01:00:00Z"),
+        ]),
+    );
+    w.run_once(&[]);
+    let day = w.bronze().join("gharchive/year=2020/month=01/day=01");
+    let part = parquet_files(&day).pop().expect("a part");
+    std::fs::copy(&part, day.join("part-planted.parquet")).expect("plant");
+    let (code, out) = verify_keys(&w, "parquet");
+    assert_eq!(code, 1, "{out}");
+    let name = part
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    for key in ["7", "8"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("problem: key {key} held 2 times")))
+            .unwrap_or_else(|| panic!("key {key} reported: {out}"));
+        assert!(
+            line.contains(&name) && line.contains("part-planted.parquet"),
+            "{line}"
+        );
+    }
+}
+
+/// One delivery of the backfill: (landing name, lines).
+type Delivery = (String, Vec<String>);
+
+/// The five sample hours in a shuffled order, with re-deliveries: two hours first in part and later whole under
+/// the same name (supersets), an exact copy under a new name, and a synthetic day re-sent after events forty
+/// days newer ("a month later"). Returns the deliveries in arrival order, in steps.
+fn backfill_steps() -> Vec<Vec<Delivery>> {
+    let hour = |n: &str| gz_lines(&gharchive(n), None);
+    let (h11, h12, h13) = (
+        hour("2011-02-15-0.json.gz"),
+        hour("2012-02-15-0.json.gz"),
+        hour("2013-02-15-0.json.gz"),
+    );
+    let (h15a, h15b) = (hour("2015-01-01-0.json.gz"), hour("2015-01-01-1.json.gz"));
+    let may: Vec<String> = (0..50)
+        .map(|i| event(100 + i, "2016-05-01T12:00:00Z"))
+        .collect();
+    let june: Vec<String> = (0..20)
+        .map(|i| event(200 + i, "2016-06-10T12:00:00Z"))
+        .collect();
+    let d = |name: &str, lines: &[String]| (name.to_string(), lines.to_vec());
+    vec![
+        vec![d("2015-01-01-1.json.gz", &h15b)],
+        vec![d("2012-02-15-0.json.gz", &h12[..h12.len() / 2])],
+        vec![
+            d("may.json.gz", &may),
+            d("2013-02-15-0.json.gz", &h13[..2000]),
+        ],
+        vec![d("2011-02-15-0.json.gz", &h11), d("june.json.gz", &june)],
+        vec![d("2015-01-01-0.json.gz", &h15a)],
+        vec![d("2012-02-15-0.json.gz", &h12)],
+        vec![
+            d("copy-of-2011.json.gz", &h11),
+            d("may-resent.json.gz", &may),
+        ],
+        vec![d("2013-02-15-0.json.gz", &h13)],
+    ]
+}
+
+/// Batches committed for `gharchive` (0 while there is no checkpoint yet).
+fn batches_committed(w: &Workdir) -> u64 {
+    let out = w
+        .cmd()
+        .args(["checkpoint", "stats", "--json", "--checkpoint"])
+        .arg(w.checkpoint())
+        .output()
+        .expect("spawn lander");
+    if !out.status.success() {
+        return 0;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["datasets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["dataset"] == "gharchive"))
+        .and_then(|d| d["batches"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Random-order backfill with re-deliveries: bronze holds each distinct key once, equal to an independent count
+/// over every line delivered, in `once`, `available-now --max-files-per-batch 1` and `continuous`, with a
+/// horizon of one day (so almost every old day is read back from bronze).
+#[test]
+fn random_order_backfill_with_redeliveries_lands_each_key_once_in_every_mode() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let steps = backfill_steps();
+    let all: Vec<&String> = steps.iter().flatten().flat_map(|(_, l)| l).collect();
+    let expected = distinct_keys(all.iter().copied()) as u64;
+    let mut totals = Vec::new();
+    for mode in ["once", "available-now", "continuous"] {
+        let w = Workdir::new();
+        let extra = [
+            "--settle-time",
+            "0s",
+            "--dedup-horizon",
+            "1d",
+            "--max-files-per-batch",
+            "1",
+        ];
+        let daemon = (mode == "continuous").then(|| {
+            std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
+            crate::modes::Daemon::start(
+                &w,
+                mode,
+                &[&extra[..], &["--poll-interval", "1s"]].concat(),
+            )
+        });
+        // One file per batch: a re-delivered name (a new version) is a batch of its own too.
+        let mut landed = 0u64;
+        for step in &steps {
+            for (name, lines) in step {
+                w.land_bytes("gharchive", name, &gzip_lines(lines));
+            }
+            landed += step.len() as u64;
+            match &daemon {
+                None => {
+                    let mut args = vec!["run", "--mode", mode];
+                    let loc = w.location_args();
+                    args.extend(loc.iter().map(String::as_str));
+                    args.extend(extra);
+                    w.run_ok(&args);
+                }
+                Some(_) => {
+                    let done = wait_until(std::time::Duration::from_secs(60), || {
+                        batches_committed(&w) >= landed
+                    });
+                    assert!(done, "continuous: step not committed");
+                }
+            }
+        }
+        if let Some(d) = daemon {
+            let (status, _, stderr) = d.stop();
+            assert!(status.success(), "{stderr}");
+        }
+        let (rows, distinct) = duckdb_counts(&w.bronze().join("gharchive"));
+        assert_eq!(rows, distinct, "{mode}: a key twice in bronze");
+        assert_eq!(rows, expected, "{mode}: every distinct key once");
+        let (code, out) = verify_keys(&w, "parquet");
+        assert_eq!(code, 0, "{mode}: {out}");
+        totals.push(rows);
+    }
+    assert!(totals.windows(2).all(|t| t[0] == t[1]), "{totals:?}");
+}
