@@ -85,13 +85,18 @@ pub struct Config {
     /// place. Default `1s`.
     #[serde(with = "humantime_serde")]
     pub settle_time: Duration,
-    /// Dedup horizon: a key is remembered while its event time is within this span of the newest event time seen
-    /// in the dataset. Default `35d`: longer than a month, the window over which sales exports repeat transactions
-    /// (and `lander generate sales` draws its duplicates), so that bronze is the same whichever mode and batch
-    /// sizes ingest the files. Cost: 16 bytes of disk and about 1.1 bytes of memory per remembered key, and one
-    /// filter probe per UTC day with keys for each new record.
+    /// Dedup horizon: how long behind the newest event time a day's keys stay in the local dedup index (run
+    /// files beside the checkpoint). It bounds the index's disk and memory, not what is checked: a day the index
+    /// no longer holds is read back from bronze when a record of it arrives (for a dataset whose bronze holds no
+    /// key column, a CSV dataset, records of such a day are not checked and are counted as unchecked).
+    /// Default `35d`. Cost: 16 bytes of disk and about 1.1 bytes of memory per held key.
     #[serde(with = "humantime_serde")]
     pub dedup_horizon: Duration,
+    /// Dedup retention: records whose UTC event day lies more than this before the batch's start are not checked
+    /// for duplicates at all; they are written and counted (`lander_records_unchecked_total`, the run summary,
+    /// the batch log line). Default: none (every record is checked, whatever its age).
+    #[serde(with = "humantime_serde")]
+    pub dedup_retention: Option<Duration>,
     /// Upper bound on files per batch (available-now, micro-batch, continuous). Default 1000 (no bound in `once`).
     pub max_files_per_batch: usize,
     /// Upper bound on input bytes per batch, in bytes. Default 1 GiB (no bound in `once`).
@@ -169,6 +174,7 @@ impl Default for Config {
             checkpoint: PathBuf::from("checkpoints"),
             settle_time: Duration::from_secs(1),
             dedup_horizon: Duration::from_secs(35 * 24 * 3600),
+            dedup_retention: None,
             max_files_per_batch: 1000,
             max_bytes_per_batch: 1 << 30,
             interval: Duration::from_secs(10),

@@ -102,6 +102,8 @@ metrics! {
             "Records sent to quarantine; a file rejected whole counts one";
         duplicates_dropped: Counters = "duplicates_dropped",
             "Records dropped as duplicates of a key seen in the batch or committed before";
+        records_unchecked: Counters = "records_unchecked",
+            "Records written without a dedup check: their event day is beyond dedup_retention";
         batches_committed: Counters = "batches_committed",
             "Batches committed";
         batches_failed: Counters = "batches_failed",

@@ -175,9 +175,10 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
 }
 
 /// Config keys whose value is a duration (`humantime_serde` in `Config`).
-const DURATION_KEYS: [&str; 8] = [
+const DURATION_KEYS: [&str; 9] = [
     "settle_time",
     "dedup_horizon",
+    "dedup_retention",
     "interval",
     "max_batch_delay",
     "poll_interval",

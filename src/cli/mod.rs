@@ -120,9 +120,14 @@ pub struct RunArgs {
     /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line [default: 1s].
     #[arg(long, value_parser = parse_duration)]
     pub settle_time: Option<std::time::Duration>,
-    /// Dedup horizon behind the newest event time [default: 35d].
+    /// How long behind the newest event a day's keys stay in the local dedup index (a cache bound; older days
+    /// are read back from bronze) [default: 35d].
     #[arg(long, value_parser = parse_duration)]
     pub dedup_horizon: Option<std::time::Duration>,
+    /// Records whose event day is older than this (before the batch's start) are not checked for duplicates,
+    /// only counted [default: none, every record is checked].
+    #[arg(long, value_parser = parse_duration)]
+    pub dedup_retention: Option<std::time::Duration>,
     /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
     #[arg(long)]
     pub max_files_per_batch: Option<usize>,
@@ -295,6 +300,9 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
     }
     if a.follow_symlinks {
         config.follow_symlinks = true;
+    }
+    if a.dedup_retention.is_some() {
+        config.dedup_retention = a.dedup_retention;
     }
     if a.max_file_age.is_some() {
         config.max_file_age = a.max_file_age;

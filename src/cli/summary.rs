@@ -22,6 +22,8 @@ pub struct DatasetSummary {
     pub rows: u64,
     /// Duplicates dropped.
     pub duplicates: u64,
+    /// Records written without a dedup check (event day beyond `dedup_retention`).
+    pub unchecked: u64,
     /// Records quarantined (a failed file counts one).
     pub quarantined: u64,
     /// Files rejected whole.
@@ -42,6 +44,7 @@ impl DatasetSummary {
         self.files += b.files as u64;
         self.rows += b.rows;
         self.duplicates += b.duplicates;
+        self.unchecked += b.unchecked;
         self.quarantined += b.quarantined;
         self.failed_files += b.failed_files as u64;
         self.parts += b.parts as u64;
@@ -162,6 +165,10 @@ impl RunSummaryReport {
             "seconds",
             "MB/s",
         ];
+        let unchecked = self.total.unchecked > 0;
+        if unchecked {
+            header.insert(5, "unchecked");
+        }
         if unread {
             header.insert(3, "unread");
         }
@@ -180,6 +187,9 @@ impl RunSummaryReport {
                 format!("{:.2}", d.seconds),
                 format!("{:.1}", d.mb_per_s),
             ];
+            if unchecked {
+                cells.insert(5, d.unchecked.to_string());
+            }
             if unread {
                 cells.insert(3, d.files_unread.to_string());
             }

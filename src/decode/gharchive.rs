@@ -428,6 +428,16 @@ pub fn decode(
     })
 }
 
+/// The dedup key hash of a bronze `event_key` value: the event id's hash, or for an event without an id the
+/// content hash it was written as (`h:` and 32 hex digits).
+pub fn key_of_event_key(value: &str) -> u128 {
+    value
+        .strip_prefix("h:")
+        .filter(|h| h.len() == 32)
+        .and_then(|h| u128::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| key_hash(b"id", value.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

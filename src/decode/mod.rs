@@ -339,6 +339,15 @@ impl Decoder {
         }
     }
 
+    /// The bronze column that holds each row's dedup key, and how a value of it maps back to the key hash;
+    /// `None` when bronze keeps no key (CSV: the key is hashed from the raw text of the record).
+    pub fn bronze_key(&self) -> Option<(&'static str, fn(&str) -> u128)> {
+        match self {
+            Decoder::Gharchive => Some(("event_key", gharchive::key_of_event_key)),
+            Decoder::Csv(_) => None,
+        }
+    }
+
     /// Decodes `reader` (positioned at `input.start_offset` of the raw file) and calls `emit` for each item;
     /// `emit` returns `false` to stop early ([`DecodeError::Cancelled`]).
     ///

@@ -42,7 +42,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use run::{date_of, parse_run_name, remove, run_name, write_run, Run};
+pub(crate) use run::date_of;
+use run::{parse_run_name, remove, run_name, write_run, Run};
 
 /// Runs one day may hold before adjacent runs are merged. Each run costs one filter probe per lookup, so this
 /// bounds lookup cost on a day that keeps receiving small batches (a continuous daemon), while merging only
@@ -69,6 +70,14 @@ pub enum IndexError {
         path: PathBuf,
         /// What was wrong.
         reason: String,
+    },
+    /// The keys of a day could not be read from bronze.
+    #[error("dedup: cannot load the keys of {day} from bronze: {source}")]
+    Bronze {
+        /// The UTC event day.
+        day: NaiveDate,
+        /// What failed (a store or Parquet error, from the loader).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The filter could not be built (practically unreachable for distinct keys).
     #[error("dedup index {path}: cannot build the filter: {reason}")]
@@ -102,26 +111,37 @@ pub struct DatasetRuns {
 }
 
 impl DatasetRuns {
-    /// Whether a committed batch already wrote a record with `key`. Probes the runs of `day_hint` (the record's
-    /// own event day, where a repeat almost always lives) first, then every other day.
+    /// Whether a committed batch already wrote a record with `key` on UTC event day `day`. Keys are per
+    /// (dataset, key, day): a key on another day is another record. Only meaningful for a day that
+    /// [`DatasetRuns::is_complete`] says is held whole.
     ///
     /// # Errors
     /// [`IndexError::Io`] when a run cannot be read.
-    pub fn contains(&self, key: u128, day_hint: i32) -> Result<bool> {
-        let hinted = self.days.get(&day_hint).into_iter();
-        let others = self
-            .days
-            .iter()
-            .filter(|(d, _)| **d != day_hint)
-            .map(|(_, runs)| runs);
-        for runs in hinted.chain(others) {
-            for r in runs {
-                if r.contains(key)? {
-                    return Ok(true);
-                }
+    pub fn contains(&self, key: u128, day: i32) -> Result<bool> {
+        for r in self.days.get(&day).into_iter().flatten() {
+            if r.contains(key)? {
+                return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Whether the runs of `day` hold every key bronze holds for it: one of them is a *base run* (batch range
+    /// starting at 0, loaded from bronze by [`DedupIndex::install_day`], or a merge that includes one). Runs a
+    /// batch wrote on a day that was never loaded (or that was evicted and touched again) are not enough.
+    pub fn is_complete(&self, day: i32) -> bool {
+        self.days
+            .get(&day)
+            .is_some_and(|runs| runs.iter().any(|r| r.lo == 0))
+    }
+
+    /// Bytes this dataset's runs cost: files on disk plus filters and fences in memory.
+    pub fn cost_bytes(&self) -> u64 {
+        self.days
+            .values()
+            .flatten()
+            .map(|r| r.len + r.memory_bytes())
+            .sum()
     }
 
     /// Summary numbers.
@@ -279,6 +299,46 @@ impl DedupIndex {
             .get(dataset)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Installs the keys bronze holds for `day` of `dataset` (every batch up to `last_committed`) as the day's
+    /// base run `<day>-b0-b<last_committed>`, durably, drops the runs of that day it covers, and returns the
+    /// new snapshot. The run counts at once (bronze already holds those keys); a crash after it was renamed
+    /// into place leaves a valid base run, and one before leaves only a temporary file that load deletes.
+    ///
+    /// # Errors
+    /// [`IndexError`] when the run cannot be written or an old run cannot be deleted.
+    pub fn install_day(
+        &self,
+        dataset: &str,
+        day: i32,
+        last_committed: u64,
+        mut keys: Vec<u128>,
+    ) -> Result<Arc<DatasetRuns>> {
+        let dir = self.dataset_dir(dataset);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        keys.sort_unstable();
+        keys.dedup();
+        let path = dir.join(run_name(day, 0, last_committed));
+        write_run(&path, &keys)?;
+        drop(keys);
+        let base = Arc::new(Run::open(&path, 0, last_committed)?);
+        let mut days = self.snapshot(dataset).days.clone();
+        let (covered, later): (Vec<_>, Vec<_>) = days
+            .remove(&day)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|r| r.hi <= last_committed);
+        days.insert(day, std::iter::once(base).chain(later).collect());
+        let snap = Arc::new(DatasetRuns { days });
+        self.datasets
+            .lock()
+            .expect("the index map lock is never poisoned")
+            .insert(dataset.to_string(), snap.clone());
+        for r in covered.iter().filter(|r| r.path != path) {
+            remove(&r.path)?;
+        }
+        Ok(snap)
     }
 
     /// Writes the new keys of batch `batch` (distinct, none already committed), grouped by UTC day, as one run

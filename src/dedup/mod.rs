@@ -6,15 +6,16 @@
 //! batch order wins, so replaying a batch keeps the same rows. Nothing per record is kept beyond its 16-byte
 //! key hash. [`Deduper`] is pure and synchronous; [`index`] owns the files.
 //!
-//! # Semantics (compare Spark's `dropDuplicatesWithinWatermark`)
-//! A key is remembered while its event time lies within the dataset's horizon (default 35 days, see
-//! `Config::dedup_horizon`) of the newest event time committed for the dataset (the watermark); older keys are
-//! pruned after a commit, in whole UTC days, so state stays bounded. Unlike Spark, a record older than the
-//! watermark is not dropped as late: it is checked against what is still remembered and written if new. A
-//! duplicate whose first occurrence was pruned is written again: choose a horizon longer than the time
-//! duplicates can arrive apart.
+//! # Semantics
+//! A key is per (dataset, key, UTC event day): a record is a duplicate when a record with the same key and the
+//! same UTC event day was kept before (in this batch or a committed one); the first occurrence wins. The same
+//! key with an event time on another UTC day is another record. The committed keys of a day come from the
+//! local index ([`index`]) when it holds the day whole, and otherwise from bronze itself ([`lookup`]), so the
+//! index's horizon bounds its size, not what is checked. Only `dedup_retention` stops checking: a record whose
+//! day is beyond it is kept unchecked and counted.
 
 pub mod index;
+pub mod lookup;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,8 @@ pub struct Deduped {
     pub batch: RecordBatch,
     /// Rows dropped.
     pub duplicates: u64,
+    /// Rows kept without a check against the committed keys ([`lookup::Check::Unchecked`]).
+    pub unchecked: u64,
     /// Index of the event-time column.
     pub time_column: usize,
 }
@@ -86,9 +89,17 @@ impl Deduper {
         keys[i / SEGMENT_KEYS][i % SEGMENT_KEYS]
     }
 
-    fn seen(&self, key: u128) -> bool {
+    fn day_at(days: &[Vec<i32>], i: u32) -> i32 {
+        let i = i as usize;
+        days[i / SEGMENT_KEYS][i % SEGMENT_KEYS]
+    }
+
+    /// Keys are per (key, UTC day): the same key on another day is another record.
+    fn seen(&self, key: u128, day: i32) -> bool {
         self.index
-            .find(fold(key), |i| Self::key_at(&self.keys, *i) == key)
+            .find(fold(key), |i| {
+                Self::key_at(&self.keys, *i) == key && Self::day_at(&self.days, *i) == day
+            })
             .is_some()
     }
 
@@ -124,15 +135,15 @@ impl Deduper {
         by_day
     }
 
-    /// Drops rows of `chunk` whose key is in this batch already or for which `committed(key, day)` is true
-    /// (`day` is the record's UTC event day, a hint for where a repeat is likely stored).
+    /// Drops rows of `chunk` whose (key, UTC event day) is in this batch already or for which
+    /// `committed(key, day)` says [`lookup::Check::Seen`]; counts those it says [`lookup::Check::Unchecked`].
     ///
     /// # Errors
     /// Whatever `committed` returns.
     pub fn dedup<E>(
         &mut self,
         chunk: Decoded,
-        mut committed: impl FnMut(u128, i32) -> Result<bool, E>,
+        mut committed: impl FnMut(u128, i32) -> Result<lookup::Check, E>,
     ) -> Result<Deduped, E> {
         let times = chunk
             .batch
@@ -140,9 +151,18 @@ impl Deduper {
             .as_primitive::<TimestampMicrosecondType>();
         let mut keep = Vec::with_capacity(chunk.keys.len());
         let mut kept = 0usize;
+        let mut unchecked = 0u64;
         for (i, key) in chunk.keys.iter().enumerate() {
             let day = day_of(times.value(i));
-            let fresh = !self.seen(*key) && !committed(*key, day)?;
+            let fresh = !self.seen(*key, day)
+                && match committed(*key, day)? {
+                    lookup::Check::Seen => false,
+                    lookup::Check::New => true,
+                    lookup::Check::Unchecked => {
+                        unchecked += 1;
+                        true
+                    }
+                };
             if fresh {
                 self.keep(*key, day);
                 kept += 1;
@@ -159,6 +179,7 @@ impl Deduper {
         Ok(Deduped {
             batch,
             duplicates,
+            unchecked,
             time_column: chunk.time_column,
         })
     }
@@ -202,7 +223,13 @@ mod tests {
     fn drops_within_batch_and_committed_first_wins() {
         let mut d = Deduper::new();
         let out = d
-            .dedup(chunk(&[1, 2, 2, 3]), |k, _| Ok::<_, ()>(k == 3))
+            .dedup(chunk(&[1, 2, 2, 3]), |k, _| {
+                Ok::<_, ()>(if k == 3 {
+                    lookup::Check::Seen
+                } else {
+                    lookup::Check::New
+                })
+            })
             .expect("ok");
         assert_eq!(out.duplicates, 2);
         let ids = out
@@ -211,9 +238,9 @@ mod tests {
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(ids.values(), &[1, 2]);
         let out = d
-            .dedup(chunk(&[2, 4]), |_, _| Ok::<_, ()>(false))
+            .dedup(chunk(&[2, 4]), |_, _| Ok::<_, ()>(lookup::Check::Unchecked))
             .expect("ok");
-        assert_eq!(out.duplicates, 1);
+        assert_eq!((out.duplicates, out.unchecked), (1, 1));
         assert_eq!(d.len(), 3);
         // Event times are tiny (µs), so every key is on day 0.
         assert_eq!(d.into_new_keys(), BTreeMap::from([(0, vec![1, 2, 4])]));

@@ -97,6 +97,8 @@ pub struct BatchReport {
     pub rows: u64,
     /// Duplicates dropped.
     pub duplicates: u64,
+    /// Records written without a dedup check (their event day is beyond `dedup_retention`).
+    pub unchecked: u64,
     /// Records quarantined.
     pub quarantined: u64,
     /// Parquet data parts published.
@@ -121,7 +123,16 @@ impl std::fmt::Display for BatchReport {
             self.failed_files,
             self.parts,
             self.elapsed.as_secs_f64()
-        )
+        )?;
+        if self.unchecked > 0 {
+            // Said plainly: these records were not compared with anything.
+            write!(
+                f,
+                "; {} record(s) NOT checked for duplicates (event day beyond dedup_retention)",
+                self.unchecked
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -303,6 +314,7 @@ pub async fn run_batch(
         failed_files,
         rows: totals.rows,
         duplicates: totals.duplicates,
+        unchecked: totals.unchecked,
         quarantined: totals.quarantined,
         parts: staged
             .staged

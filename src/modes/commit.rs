@@ -22,6 +22,8 @@ pub(super) struct Totals {
     pub(super) rows: u64,
     /// Records dropped as duplicates.
     pub(super) duplicates: u64,
+    /// Records written without a dedup check (beyond `dedup_retention`).
+    pub(super) unchecked: u64,
     /// Records quarantined (a file rejected as a whole counts one).
     pub(super) quarantined: u64,
     /// Landing bytes read.
@@ -194,6 +196,7 @@ fn records(
         let end = if f.gzip { f.size } else { o.end.end_offset };
         totals.rows += o.ok;
         totals.duplicates += o.duplicates;
+        totals.unchecked += o.unchecked;
         totals.quarantined += o.quarantined;
         totals.input_bytes += end.saturating_sub(start);
         inputs.push(BatchInput {
@@ -324,6 +327,9 @@ pub(super) fn record_metrics<'a>(
     m.records_quarantined
         .get_or_create(&l)
         .inc_by(totals.quarantined);
+    m.records_unchecked
+        .get_or_create(&l)
+        .inc_by(totals.unchecked);
     m.input_bytes.get_or_create(&l).inc_by(totals.input_bytes);
     m.files_failed.get_or_create(&l).inc_by(failed_files as u64);
     m.batches_committed.get_or_create(&l).inc();

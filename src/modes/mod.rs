@@ -22,8 +22,10 @@ pub mod binding;
 mod commit;
 pub mod continuous;
 mod delta;
+pub mod keys;
 mod stage;
 pub mod verify;
+pub mod verify_keys;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -505,4 +507,13 @@ pub(crate) fn log_report(r: &BatchReport) {
         secs = r.elapsed.as_secs_f64(),
         "batch committed"
     );
+    if r.unchecked > 0 {
+        tracing::warn!(
+            dataset = %r.dataset,
+            batch = r.id,
+            unchecked = r.unchecked,
+            "{} record(s) NOT checked for duplicates: their event day is beyond dedup_retention, so they were written without looking for an earlier copy",
+            r.unchecked
+        );
+    }
 }

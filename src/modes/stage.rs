@@ -62,6 +62,8 @@ pub(super) struct FileOutcome {
     pub(super) end: DecodeEnd,
     pub(super) ok: u64,
     pub(super) duplicates: u64,
+    /// Records written without a check against the committed keys (beyond `dedup_retention`).
+    pub(super) unchecked: u64,
     pub(super) quarantined: u64,
     /// Hex hash of the file's bytes `0..end` (a gzip file: all of it), computed while reading; `None` when the
     /// reader could not tell it (the commit then reads the prefix again).
@@ -654,10 +656,30 @@ pub(super) async fn stage(
         })
     };
 
+    // The first day the local dedup index still holds (days behind the horizon were pruned from it).
+    let held_from = crate::dedup::index::keep_from_day(
+        ctx.checkpoint
+            .watermark(dataset)
+            .map_err(|e| AttemptError::Fatal(e.into()))?,
+        ctx.config.dedup_horizon,
+    );
     // Consumer: dedup + partition + encode, in file order, on a blocking thread.
     let consumer = {
         let schema = decoder.schema();
-        let committed = ctx.dedup.snapshot(dataset);
+        let mut committed = crate::dedup::lookup::Lookup::new(
+            ctx.dedup.clone(),
+            dataset,
+            id - 1,
+            super::keys::day_loader(ctx, dataset, decoder),
+        )
+        .with_cuts(
+            ctx.config.dedup_retention.map(|r| {
+                crate::dedup::index::day_of(
+                    ingested_at.saturating_sub(i64::try_from(r.as_micros()).unwrap_or(i64::MAX)),
+                )
+            }),
+            held_from,
+        );
         let cancel = ctx.cancel.clone();
         let ds = dataset.to_string();
         let n = files.len();
@@ -702,9 +724,10 @@ pub(super) async fn stage(
                         Some(FileMsg::Item(DecodeItem::Rows(d))) => {
                             records_read.inc_by(d.batch.num_rows() as u64);
                             let out = deduper
-                                .dedup(d, |k, day| committed.contains(k, day))
+                                .dedup(d, |k, day| committed.check(k, day))
                                 .map_err(|e| AttemptError::Fatal(e.into()))?;
                             outcomes[i].duplicates += out.duplicates;
+                            outcomes[i].unchecked += out.unchecked;
                             outcomes[i].ok += out.batch.num_rows() as u64;
                             if out.batch.num_rows() == 0 {
                                 continue;

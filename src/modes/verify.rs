@@ -477,16 +477,29 @@ const FOOTER_PREFETCH_BYTES: u64 = 64 << 10;
 
 /// Why the footer of a committed Parquet file could not be read.
 #[derive(Debug, thiserror::Error)]
-enum FooterError {
+pub enum FooterError {
     /// Shorter than the 8-byte footer itself.
     #[error("{size} bytes is too short for a Parquet file")]
-    TooShort { size: u64 },
+    TooShort {
+        /// The file's size.
+        size: u64,
+    },
     /// The footer's metadata length does not fit in the file.
     #[error("footer claims {meta_len} bytes of metadata in a {size}-byte file")]
-    BadLength { meta_len: u64, size: u64 },
+    BadLength {
+        /// Metadata bytes the footer claims.
+        meta_len: u64,
+        /// The file's size.
+        size: u64,
+    },
     /// The store answered a range read with fewer bytes than asked for.
     #[error("the store returned {got} bytes for a {wanted}-byte range read")]
-    ShortRead { got: usize, wanted: u64 },
+    ShortRead {
+        /// Bytes returned.
+        got: usize,
+        /// Bytes asked for.
+        wanted: u64,
+    },
     /// The range read failed.
     #[error(transparent)]
     Store(#[from] object_store::Error),
@@ -498,12 +511,26 @@ enum FooterError {
     NegativeRows(i64),
 }
 
-/// The row count in the footer of the Parquet file at `location` (one range read, two for a large footer).
+/// The row count in the footer of the Parquet file at `location`.
 async fn footer_rows(
     bronze: &StoreLocation,
     location: &object_store::path::Path,
     size: u64,
 ) -> Result<u64, FooterError> {
+    let rows = footer_metadata(bronze, location, size)
+        .await?
+        .file_metadata()
+        .num_rows();
+    u64::try_from(rows).map_err(|_| FooterError::NegativeRows(rows))
+}
+
+/// The metadata in the footer of the Parquet file at `location` of `size` bytes (one range read, two for a
+/// large footer).
+pub(super) async fn footer_metadata(
+    bronze: &StoreLocation,
+    location: &object_store::path::Path,
+    size: u64,
+) -> Result<parquet::file::metadata::ParquetMetaData, FooterError> {
     let footer = FOOTER_SIZE as u64;
     if size < footer {
         return Err(FooterError::TooShort { size });
@@ -544,10 +571,7 @@ async fn footer_rows(
     let metadata = tail
         .get(from..footer_at)
         .ok_or(FooterError::BadLength { meta_len, size })?;
-    let rows = ParquetMetaDataReader::decode_metadata(metadata)?
-        .file_metadata()
-        .num_rows();
-    u64::try_from(rows).map_err(|_| FooterError::NegativeRows(rows))
+    Ok(ParquetMetaDataReader::decode_metadata(metadata)?)
 }
 
 /// Overlapping reads of one landing file that both wrote rows, unless the file was replaced since (a new

@@ -337,7 +337,7 @@ async fn evaluate(
                     });
                 }
                 None => {
-                    tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (dedup drops records already in bronze)");
+                    tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (each record is checked against the keys bronze holds for its event day and dropped on a match; the batch line counts records not checked)");
                     (Change::Replaced, 0, 0, PrefixHash::new())
                 }
             }

@@ -10,6 +10,7 @@ mod crash_kill;
 mod csv_infer;
 mod dashboard;
 mod dedup;
+mod dedup_bronze;
 mod delta;
 mod delta_conformance;
 mod delta_kill;

@@ -143,6 +143,10 @@ pub struct VerifyArgs {
     /// Skip reading Parquet footers (check existence and sizes only).
     #[arg(long)]
     pub skip_row_counts: bool,
+    /// Also scan bronze's key column, partition by partition, and report every key held more than once on one
+    /// UTC day with its files and rows (exit 1 on any). Reads Parquet only, not the dedup index.
+    #[arg(long)]
+    pub keys: bool,
 }
 
 /// `lander checkpoint reset`.

@@ -98,8 +98,14 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         });
     }
     emit(&format!(
-        "forgot {} file(s); the next run reads them again and dedup drops records already in bronze (within the dedup horizon, {})\n",
+        "forgot {} file(s); the next run reads them again and drops each record whose key bronze holds for its event day{}\n",
         forgotten.len(),
-        super::fmt_duration(config.dedup_horizon)
+        config
+            .dedup_retention
+            .map(|r| format!(
+                " (records older than dedup_retention, {}, are written unchecked and counted)",
+                super::fmt_duration(r)
+            ))
+            .unwrap_or_default()
     ))
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context as _};
 use super::{emit, emit_json, open_read, VerifyArgs};
 use crate::cli::load_config;
 use crate::modes::verify::{verify as check, Problem, ProblemKind, Report, VerifyOptions};
+use crate::modes::verify_keys::DuplicateKey;
 use crate::store::StoreLocation;
 
 pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
@@ -21,10 +22,29 @@ pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         .await
         .context("while verifying the checkpoint against bronze")?;
     binding_problems(&store, &bronze, &mut report).await?;
-    if a.common.json {
-        emit_json(&report)?;
+    let dups = if a.keys {
+        Some(duplicate_keys(&config, &bronze, a.common.dataset.as_deref()).await?)
     } else {
-        emit(&render(&report))?;
+        None
+    };
+    match (&dups, a.common.json) {
+        (None, true) => emit_json(&report)?,
+        (Some(d), true) => {
+            emit_json(&serde_json::json!({ "verify": report, "duplicate_keys": d }))?
+        }
+        (_, false) => emit(&render(&report))?,
+    }
+    if let Some(d) = &dups {
+        if !a.common.json {
+            emit(&render_keys(d))?;
+        }
+    }
+    if let Some(d) = dups.as_ref().filter(|d| !d.is_empty()) {
+        bail!(
+            "verify --keys found {} key(s) held more than once on one day in {}",
+            d.len(),
+            bronze.describe("")
+        );
     }
     if !report.consistent {
         bail!(
@@ -78,6 +98,54 @@ async fn binding_problems(
         report.consistent = false;
     }
     Ok(())
+}
+
+/// Duplicate keys of every configured dataset whose bronze holds a key column (GH Archive's `event_key`).
+async fn duplicate_keys(
+    config: &crate::config::Config,
+    bronze: &StoreLocation,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<DuplicateKey>> {
+    let mut out = Vec::new();
+    for (name, ds) in &config.datasets {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let column = match ds {
+            crate::config::DatasetConfig::Gharchive {} => "event_key",
+            // CSV bronze keeps no key column: nothing to scan.
+            crate::config::DatasetConfig::Csv(_) => continue,
+        };
+        out.extend(
+            crate::modes::verify_keys::duplicate_keys(bronze, config.table_format, name, column)
+                .await
+                .with_context(|| format!("while scanning the keys of {name} in bronze"))?,
+        );
+    }
+    Ok(out)
+}
+
+fn render_keys(d: &[DuplicateKey]) -> String {
+    let mut text = String::new();
+    for k in d {
+        let places: Vec<String> = k
+            .occurrences
+            .iter()
+            .map(|(f, r)| format!("{f} row {r}"))
+            .collect();
+        text.push_str(&format!(
+            "problem: key {} held {} times in {}/{}: {}\n",
+            k.key,
+            k.occurrences.len(),
+            k.dataset,
+            k.partition,
+            places.join(", ")
+        ));
+    }
+    if d.is_empty() {
+        text.push_str("ok: no key held more than once on one day\n");
+    }
+    text
 }
 
 fn render(r: &Report) -> String {

@@ -113,7 +113,7 @@ fn file_verdict(x: &Explanation) -> String {
             "pending: forgotten by `checkpoint reset`; the next run ingests it again".into()
         }
         (ReadinessJson::Ready { .. }, "new") => "pending: new; the next run ingests it".into(),
-        (ReadinessJson::Ready { .. }, "rewritten") => "pending: rewritten (same path, the bytes already read changed); the next run ingests the new version whole, dedup drops records already in bronze".into(),
+        (ReadinessJson::Ready { .. }, "rewritten") => "pending: rewritten (same path, the bytes already read changed); the next run ingests the new version whole; a record whose key bronze holds for its event day is dropped, and records not checked (beyond dedup_retention) are counted".into(),
         (ReadinessJson::Ready { start_offset, .. }, _) => format!(
             "pending: grew; the next run reads it from byte {}",
             thousands(*start_offset)

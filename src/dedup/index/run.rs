@@ -28,7 +28,7 @@ const PAGE: usize = 4096;
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// The calendar date of a UTC day number (days since 1970-01-01).
-pub(super) fn date_of(day: i32) -> NaiveDate {
+pub(crate) fn date_of(day: i32) -> NaiveDate {
     NaiveDate::from_num_days_from_ce_opt(day.saturating_add(EPOCH_DAYS_FROM_CE))
         .expect("event days lie within chrono's date range")
 }

@@ -1,0 +1,161 @@
+//! The committed keys a batch checks its records against: the dedup index, with every UTC day a record touches
+//! made whole from bronze first.
+//!
+//! Takes the index's snapshot of one dataset and a loader that reads the keys bronze holds for one day (the
+//! scheduler builds it: `dedup` knows nothing of Parquet, the checkpoint or the table). On the first record of a
+//! day the index does not hold whole ([`DatasetRuns::is_complete`]), the loader's keys become the day's base run
+//! ([`DedupIndex::install_day`]) before the record is checked, so a key that is anywhere in bronze is found
+//! whatever was pruned, evicted or never seen by this checkpoint. Synchronous: the loader blocks its caller.
+//!
+//! Forgetting is explicit: a record whose day lies before the retention cut (`dedup_retention`) is not checked
+//! at all, and neither is one whose day the index cannot load and no longer holds (a dataset without a key
+//! column in bronze, on a day pruned from the local index): [`Check::Unchecked`], which the caller counts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::index::{date_of, DatasetRuns, DedupIndex, IndexError};
+
+/// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset.
+pub type DayLoader =
+    Box<dyn FnMut(i32) -> Result<Vec<u128>, Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+/// The outcome of checking one record against the committed keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Bronze holds the key on that day: a duplicate.
+    Seen,
+    /// Bronze does not hold it.
+    New,
+    /// Not checked: the day is beyond the retention, or neither held nor loadable.
+    Unchecked,
+}
+
+/// One day loaded from bronze during a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DayLoad {
+    /// The UTC day.
+    pub day: i32,
+    /// Keys read (rows of the day's parts).
+    pub keys: u64,
+    /// Time spent reading them and writing the base run.
+    pub elapsed: Duration,
+}
+
+/// The committed keys of one dataset as one batch sees them.
+pub struct Lookup {
+    index: Arc<DedupIndex>,
+    dataset: String,
+    last_committed: u64,
+    runs: Arc<DatasetRuns>,
+    loader: Option<DayLoader>,
+    loaded: Vec<DayLoad>,
+    retain_from: Option<i32>,
+    held_from: Option<i32>,
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup")
+            .field("dataset", &self.dataset)
+            .field("loaded", &self.loaded)
+            .finish()
+    }
+}
+
+impl Lookup {
+    /// The committed keys of `dataset` (whose last committed batch is `last_committed`). Without a loader (a
+    /// dataset whose bronze holds no key column) only the runs held locally are checked.
+    pub fn new(
+        index: Arc<DedupIndex>,
+        dataset: &str,
+        last_committed: u64,
+        loader: Option<DayLoader>,
+    ) -> Self {
+        let runs = index.snapshot(dataset);
+        Self {
+            index,
+            dataset: dataset.to_string(),
+            last_committed,
+            runs,
+            loader,
+            loaded: Vec::new(),
+            retain_from: None,
+            held_from: None,
+        }
+    }
+
+    /// Records of UTC days before `retain_from` are not checked (`dedup_retention`); `held_from` is the first
+    /// day the local index still holds (the horizon's cut), for datasets without a loader.
+    pub fn with_cuts(mut self, retain_from: Option<i32>, held_from: Option<i32>) -> Self {
+        self.retain_from = retain_from;
+        self.held_from = held_from;
+        self
+    }
+
+    /// Checks `key` on UTC day `day` (see [`Check`]).
+    ///
+    /// # Errors
+    /// As [`Lookup::contains`].
+    pub fn check(&mut self, key: u128, day: i32) -> Result<Check, IndexError> {
+        if self.retain_from.is_some_and(|r| day < r) {
+            return Ok(Check::Unchecked);
+        }
+        let unheld = self.loader.is_none()
+            && !self.runs.is_complete(day)
+            && self.held_from.is_some_and(|h| day < h);
+        if unheld {
+            return Ok(Check::Unchecked);
+        }
+        Ok(if self.contains(key, day)? {
+            Check::Seen
+        } else {
+            Check::New
+        })
+    }
+
+    /// Whether `key` was committed on UTC day `day`, loading the day from bronze first when it is not held.
+    ///
+    /// # Errors
+    /// [`IndexError::Bronze`] when the loader fails, other [`IndexError`]s when a run cannot be written or read.
+    pub fn contains(&mut self, key: u128, day: i32) -> Result<bool, IndexError> {
+        if !self.runs.is_complete(day) {
+            self.load_day(day)?;
+        }
+        self.runs.contains(key, day)
+    }
+
+    fn load_day(&mut self, day: i32) -> Result<(), IndexError> {
+        let Some(loader) = self.loader.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let keys = loader(day).map_err(|source| IndexError::Bronze {
+            day: date_of(day),
+            source,
+        })?;
+        let n = keys.len() as u64;
+        self.runs = self
+            .index
+            .install_day(&self.dataset, day, self.last_committed, keys)?;
+        let load = DayLoad {
+            day,
+            keys: n,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            dataset = %self.dataset,
+            day = %date_of(day),
+            keys = n,
+            ms = load.elapsed.as_secs_f64() * 1e3,
+            "dedup: loaded the keys of a day from bronze"
+        );
+        self.loaded.push(load);
+        Ok(())
+    }
+
+    /// The days loaded from bronze so far.
+    pub fn loaded(&self) -> &[DayLoad] {
+        &self.loaded
+    }
+}

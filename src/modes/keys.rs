@@ -1,0 +1,354 @@
+//! Keys read back from bronze: the dedup index's source of truth for a UTC day it does not hold, and what
+//! `checkpoint verify --keys` scans.
+//!
+//! Takes a dataset, a day and the bronze format; produces the key column of every part bronze holds for that
+//! day partition. A Parquet bronze's parts of a day are the checkpoint's committed outputs under the day's
+//! partition; a Delta bronze's are the files the table's current snapshot lists there. Only the key column is
+//! read (projection), one row group's column chunk at a time (range reads of the footer and of that chunk), so
+//! memory is bounded by one column chunk per part in flight, whatever the size of the parts.
+
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::DataType;
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{ChunkReader, Length};
+use tokio::sync::mpsc;
+
+use super::batch::{blocking, Context};
+use super::verify::{footer_metadata, FooterError};
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::sink::partition::PartitionKey;
+use crate::store::StoreLocation;
+use crate::table::{DeltaTable, TableError, TableFormat, Tables};
+
+/// Column chunks fetched ahead of the decoder: two keep the store busy while one is decoded, and bound memory
+/// to three chunks.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Why keys could not be read back from bronze.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The checkpoint's batch records could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The Delta table's log could not be read.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A part's footer could not be read.
+    #[error("{path}: cannot read its Parquet footer: {source}")]
+    Footer {
+        /// The part, relative to bronze.
+        path: String,
+        /// What failed.
+        source: FooterError,
+    },
+    /// A range read of a part failed.
+    #[error("{path}: {source}")]
+    Store {
+        /// The part, relative to bronze.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A column chunk could not be decoded.
+    #[error("{path}: cannot decode column {column}: {source}")]
+    Parquet {
+        /// The part, relative to bronze.
+        path: String,
+        /// The key column.
+        column: String,
+        /// The decoder's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// A part has no key column.
+    #[error("{path}: has no column {column}")]
+    MissingColumn {
+        /// The part, relative to bronze.
+        path: String,
+        /// The key column.
+        column: String,
+    },
+}
+
+/// One Parquet part of bronze.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Part {
+    /// Path relative to bronze.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Where a day's parts are listed: the bronze format and what it needs.
+#[derive(Clone)]
+pub(super) struct PartSource {
+    pub(super) bronze: StoreLocation,
+    pub(super) checkpoint: CheckpointStore,
+    pub(super) format: TableFormat,
+    pub(super) tables: Tables,
+}
+
+impl PartSource {
+    pub(super) fn of(ctx: &Context) -> Self {
+        Self {
+            bronze: ctx.bronze.clone(),
+            checkpoint: ctx.checkpoint.clone(),
+            format: ctx.config.table_format,
+            tables: ctx.tables.clone(),
+        }
+    }
+
+    /// The parts bronze holds for UTC day `day` of `dataset`, sorted by path.
+    ///
+    /// # Errors
+    /// Checkpoint or table log failures.
+    pub(super) async fn day_parts(&self, dataset: &str, day: i32) -> Result<Vec<Part>, KeysError> {
+        let partition = PartitionKey { days: day }.path();
+        let mut parts = match self.format {
+            TableFormat::Parquet => {
+                let prefix = format!("{dataset}/{partition}/");
+                let cp = self.checkpoint.clone();
+                let ds = dataset.to_string();
+                blocking(move || cp.batches(Some(&ds)))
+                    .await?
+                    .into_iter()
+                    .flat_map(|b| b.outputs)
+                    .filter(|o| o.path.starts_with(&prefix) && o.path.ends_with(".parquet"))
+                    .map(|o| Part {
+                        path: o.path,
+                        size: o.bytes,
+                    })
+                    .collect::<Vec<_>>()
+            }
+            TableFormat::Delta => {
+                let table = DeltaTable::new(&self.bronze, dataset);
+                let Some(snap) = self.tables.take(&table).await? else {
+                    return Ok(Vec::new());
+                };
+                let prefix = format!("{partition}/");
+                let parts = snap
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&prefix))
+                    .map(|(p, add)| Part {
+                        path: format!("{dataset}/{p}"),
+                        size: u64::try_from(add.size).unwrap_or(0),
+                    })
+                    .collect();
+                self.tables.keep(&table, snap).await;
+                parts
+            }
+        };
+        parts.sort();
+        parts.dedup();
+        Ok(parts)
+    }
+}
+
+/// One row group's chunk of the key column of one part, fetched.
+pub struct ColumnChunk {
+    /// The part.
+    pub path: String,
+    /// Row of the part at which this row group starts.
+    pub first_row: u64,
+    meta: Arc<ParquetMetaData>,
+    row_group: usize,
+    column: usize,
+    column_name: String,
+    start: u64,
+    bytes: Bytes,
+}
+
+/// Fetches the key column `column` of every part in `parts`, one row group's chunk at a time, into `tx` (in
+/// part and row-group order). Stops when the receiver is dropped.
+pub(super) async fn fetch_chunks(
+    bronze: StoreLocation,
+    parts: Vec<Part>,
+    column: String,
+    tx: mpsc::Sender<Result<ColumnChunk, KeysError>>,
+) {
+    for part in parts {
+        let sent = match fetch_part(&bronze, &part, &column, &tx).await {
+            Ok(sent) => sent,
+            Err(e) => tx.send(Err(e)).await.is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// Sends the chunks of one part; `Ok(false)` when the receiver is gone.
+async fn fetch_part(
+    bronze: &StoreLocation,
+    part: &Part,
+    column: &str,
+    tx: &mpsc::Sender<Result<ColumnChunk, KeysError>>,
+) -> Result<bool, KeysError> {
+    let location = bronze.path(&part.path);
+    let meta = footer_metadata(bronze, &location, part.size)
+        .await
+        .map_err(|source| KeysError::Footer {
+            path: part.path.clone(),
+            source,
+        })?;
+    let meta = Arc::new(meta);
+    let schema = meta.file_metadata().schema_descr();
+    let Some(index) = (0..schema.num_columns()).find(|i| schema.column(*i).name() == column) else {
+        return Err(KeysError::MissingColumn {
+            path: part.path.clone(),
+            column: column.to_string(),
+        });
+    };
+    let mut first_row = 0u64;
+    for (rg, group) in meta.row_groups().iter().enumerate() {
+        let (start, len) = group.column(index).byte_range();
+        let bytes = bronze
+            .store
+            .get_range(&location, start..start + len)
+            .await
+            .map_err(|source| KeysError::Store {
+                path: part.path.clone(),
+                source,
+            })?;
+        let chunk = ColumnChunk {
+            path: part.path.clone(),
+            first_row,
+            meta: meta.clone(),
+            row_group: rg,
+            column: index,
+            column_name: column.to_string(),
+            start,
+            bytes,
+        };
+        first_row += u64::try_from(group.num_rows()).unwrap_or(0);
+        if tx.send(Ok(chunk)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The bytes of one column chunk, posing as the whole file for the Parquet reader (which reads only that
+/// chunk's range once the metadata is given).
+struct ChunkBytes {
+    file_len: u64,
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Length for ChunkBytes {
+    fn len(&self) -> u64 {
+        self.file_len
+    }
+}
+
+impl ChunkBytes {
+    fn slice(&self, start: u64, len: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .and_then(|f| usize::try_from(f).ok())
+            .filter(|f| {
+                f.checked_add(len)
+                    .is_some_and(|end| end <= self.bytes.len())
+            })
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "read of {len} bytes at {start} outside the fetched column chunk"
+                ))
+            })?;
+        Ok(self.bytes.slice(from..from + len))
+    }
+}
+
+impl ChunkReader for ChunkBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let end = self.start + self.bytes.len() as u64;
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+        Ok(bytes::Buf::reader(self.slice(start, len)?))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, length)
+    }
+}
+
+/// Decodes a chunk and calls `each(row of the part, key)` for every value.
+///
+/// # Errors
+/// [`KeysError::Parquet`] when the chunk does not decode.
+pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Result<(), KeysError> {
+    let err = |source| KeysError::Parquet {
+        path: chunk.path.clone(),
+        column: chunk.column_name.clone(),
+        source,
+    };
+    let file_len = chunk.meta.file_metadata().num_rows().max(0) as u64;
+    let mask = ProjectionMask::leaves(chunk.meta.file_metadata().schema_descr(), [chunk.column]);
+    let arrow_meta =
+        ArrowReaderMetadata::try_new(chunk.meta.clone(), Default::default()).map_err(err)?;
+    let input = ChunkBytes {
+        // Only used as an upper bound by the reader; the chunk's own range is what it reads.
+        file_len: file_len.max(chunk.start + chunk.bytes.len() as u64),
+        start: chunk.start,
+        bytes: chunk.bytes.clone(),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(input, arrow_meta)
+        .with_projection(mask)
+        .with_row_groups(vec![chunk.row_group])
+        .build()
+        .map_err(err)?;
+    let mut row = chunk.first_row;
+    for batch in reader {
+        let batch = batch.map_err(|e| err(e.into()))?;
+        let col =
+            arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| err(e.into()))?;
+        for v in col.as_string::<i32>().iter() {
+            if let Some(v) = v {
+                each(row, v);
+            }
+            row += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The dedup index's loader for `dataset`: reads the keys bronze holds for a day (see the module doc), called
+/// from the blocking thread that deduplicates. `None` when the dataset's bronze holds no key column (CSV).
+/// Must be built inside the runtime.
+pub(super) fn day_loader(
+    ctx: &Context,
+    dataset: &str,
+    decoder: &crate::decode::Decoder,
+) -> Option<crate::dedup::lookup::DayLoader> {
+    let (column, key_of) = decoder.bronze_key()?;
+    let source = PartSource::of(ctx);
+    let handle = tokio::runtime::Handle::current();
+    let ds = dataset.to_string();
+    Some(Box::new(move |day| {
+        let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let (source, ds) = (source.clone(), ds.clone());
+        // The reads run on the runtime; this (blocking) thread decodes the chunks as they arrive.
+        let task = handle.spawn(async move {
+            match source.day_parts(&ds, day).await {
+                Ok(parts) => fetch_chunks(source.bronze, parts, column.to_string(), tx).await,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        let mut keys = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            decode_chunk(chunk?, |_, v| keys.push(key_of(v)))?;
+        }
+        task.abort();
+        Ok(keys)
+    }))
+}
