@@ -28,7 +28,8 @@
 //! - [`sink`]: split by UTC day and write Parquet parts under staging names (or, for Delta, in place), then
 //!   publish them.
 //! - [`table`]: bronze datasets as Delta Lake tables: one put-if-absent log commit per batch with its `txn`,
-//!   log replay, log checkpoints. It imports `sink`'s part type and `store`, nothing above.
+//!   log replay, log checkpoints, through `delta_kernel` over lander's stores. It imports `sink`'s part type and
+//!   `store`, nothing above.
 //! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol; the
 //!   only module that runs the stages in order. [`modes::batch::run_batch`] reads as the protocol's steps:
 //!   intent, `stage` (decode, dedup, encode, quarantine), publish, `commit` (dedup runs, one sled commit);

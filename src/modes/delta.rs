@@ -157,7 +157,7 @@ async fn table_commit(
         }
     }
     match table
-        .maybe_checkpoint(&snap, ctx.config.delta_checkpoint_interval)
+        .maybe_checkpoint(&mut snap, ctx.config.delta_checkpoint_interval)
         .await
     {
         Ok(true) => tracing::info!(

@@ -1,9 +1,6 @@
-//! The Delta log actions lander writes and reads (`protocol`, `metaData`, `add`, `remove`, `txn`), the Delta
-//! schema of an Arrow schema, and the `add` of a written part.
-//!
-//! One line of a commit file holds one action (`{"add": {...}}`); [`LogLine`] reads any of them and ignores the
-//! actions lander does not need (`commitInfo`, `cdc`, `domainMetadata`, ...). A log checkpoint row is the same
-//! object with the other columns null, so [`LogLine`] reads those too.
+//! The Delta log actions lander writes by hand (`protocol` and `metaData` of version 0) or hands to the kernel
+//! (`add`, with the statistics lander computed while writing a part), the Delta schema of an Arrow schema, and
+//! the `add` of a written part. Reading the log is the kernel's job ([`super::log`]).
 
 use std::collections::BTreeMap;
 
@@ -92,44 +89,6 @@ pub struct Add {
     /// Statistics as a JSON string (`numRecords`, `minValues`, `maxValues`, `nullCount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<String>,
-}
-
-/// `remove`: a data file leaves the table (written by other writers, e.g. a compaction).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Remove {
-    /// Path relative to the table root.
-    pub path: String,
-}
-
-/// `txn`: the last version an application committed (the batch id, for lander).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Txn {
-    /// The application.
-    pub app_id: String,
-    /// Its version.
-    pub version: i64,
-    /// When, ms since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_updated: Option<i64>,
-}
-
-/// One line of a commit file (or one row of a log checkpoint): at most one field is set. Unknown actions
-/// deserialize to all `None`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogLine {
-    /// `add`.
-    pub add: Option<Add>,
-    /// `remove`.
-    pub remove: Option<Remove>,
-    /// `txn`.
-    pub txn: Option<Txn>,
-    /// `metaData`.
-    pub meta_data: Option<MetaData>,
-    /// `protocol`.
-    pub protocol: Option<Protocol>,
 }
 
 /// The Delta type of an Arrow type that lander writes, or `None` when Delta (without table features) has none.

@@ -9,32 +9,49 @@
 //! minReader 1 / minWriter 2, the lowest that Spark 3.5+, DuckDB's delta extension and delta-rs all read.
 //!
 //! # What a commit guarantees
-//! - **Atomic.** A batch is one commit file `_delta_log/<version: 20 digits>.json`, created with
-//!   `PutMode::Create` (put-if-absent): on local a hard link that fails if the name exists, on HDFS a rename
-//!   without overwrite, on S3 a `PUT` with `If-None-Match: *`. Readers see all of a batch's parts or none; a
-//!   part no commit references is invisible to every Delta reader.
+//! - **Atomic.** A batch is one commit file `_delta_log/<version: 20 digits>.json`, written by `delta_kernel`'s
+//!   transaction through its default engine over lander's own store (the same `Arc<dyn ObjectStore>` as every
+//!   other bronze write) with `PutMode::Create` (put-if-absent): on local a hard link that fails if the name
+//!   exists, on HDFS a rename without overwrite, on S3 a `PUT` with `If-None-Match: *`. Readers see all of a
+//!   batch's parts or none; a part no commit references is invisible to every Delta reader.
 //! - **Exactly once, recorded in the table.** The commit carries `txn {appId, version: batch id}`; the app id
 //!   names the dataset and the checkpoint (`lander-<dataset>-<checkpoint writer id>`), because batch ids restart
 //!   per checkpoint and two checkpoints may append to one table. [`Snapshot::app_version`] answers whether a
-//!   batch committed.
+//!   batch committed (the kernel's `get_app_id_version`).
 //! - **Concurrent appenders.** When the version is taken (another writer: a second job, a compaction), the
-//!   snapshot is brought up to date and the commit is retried at the next version; appends never conflict
-//!   logically. A retry first checks the `txn`: a commit is never made twice.
-//! - **Log checkpoints** (`<version>.checkpoint.parquet` + `_last_checkpoint`) every
-//!   `delta_checkpoint_interval` commits, so opening a table reads at most that many commit files.
+//!   kernel answers `Conflicted`; it cannot re-base a transaction, so lander brings the snapshot up to date and
+//!   builds a new one for the next version. Appends never conflict logically. Each attempt first checks the
+//!   `txn`: a commit is never made twice.
+//! - **What was ingested from where.** `commitInfo` carries, beside the kernel's fields (timestamp, operation
+//!   `WRITE`, `engineInfo: lander/<version>`, `isBlindAppend`), lander's object `commitInfo.lander`: the
+//!   landing location and each input's path, fingerprint and byte range. The kernel takes it as the
+//!   connector's `commitInfo` row (`with_commit_info`), so it lands in the same commit file.
+//! - **Log checkpoints** (`<version>.checkpoint.parquet` + `_last_checkpoint`, the kernel's checkpoint writer)
+//!   every `delta_checkpoint_interval` commits, so opening a table reads one checkpoint plus at most that many
+//!   commit files.
 //!
-//! Version 0 (`protocol` + `metaData`) is written by hand here, like every commit: `delta_kernel` 0.30 was not
-//! linked (see the README's "Exactly once"): the protocol subset lander writes (blind appends with `txn`) is
-//! small, and this keeps one arrow/parquet stack and no extra build time.
+//! # What is the kernel's and what is hand-written
+//! `delta_kernel` 0.30.1 (with `delta_kernel_default_engine`) does log replay (snapshots, incremental updates,
+//! the live files through its scan metadata, `txn` versions), the commits (`add` actions, `txn`, `commitInfo`,
+//! put-if-absent, `Conflicted`) and the log checkpoints. Hand-written here:
+//! - **version 0** ([`DeltaTable::create`]): the kernel's table creation sits behind its unstable `internal-api`
+//!   and always writes the table-features protocol (reader 3 / writer 7); lander's tables are protocol 1/2, the
+//!   lowest that Spark 3.5+, DuckDB's delta extension and delta-rs read. Written put-if-absent like any commit;
+//! - the **Delta schema** of lander's Arrow schema and the **`add` of a part** with its statistics
+//!   ([`actions`]): lander writes its parts itself (the sink), so it hands the kernel their metadata;
+//! - the **retry loop** around a lost race (above).
+//!
+//! lander enables the kernel's `internal-api` feature (no extra crates) only to read `metaData` (the table id,
+//! the schema string) and `protocol` of a snapshot, which 0.30.1 exposes nowhere else.
 
 pub mod actions;
-mod checkpoint;
+mod kernel;
 mod log;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use actions::{Add, MetaData, Protocol, Txn};
+pub use actions::{Add, MetaData, Protocol};
 pub use log::{uuid_v4, Commit, Committed, DeltaTable, Snapshot};
 
 /// How bronze is published (`table_format`).
@@ -128,13 +145,16 @@ pub enum TableError {
         /// Attempts made.
         attempts: u32,
     },
-    /// Encoding or decoding a log checkpoint failed.
-    #[error("log checkpoint {path}: {message}")]
-    Checkpoint {
-        /// The checkpoint file.
-        path: String,
-        /// What failed.
-        message: String,
+    /// The Delta kernel failed reading, committing to or checkpointing the table (a store fault it met, or a
+    /// log it cannot read).
+    #[error("failed to {action} the delta table {root}: {source}")]
+    Kernel {
+        /// `read`, `commit to`, `checkpoint`.
+        action: &'static str,
+        /// The table root.
+        root: String,
+        /// The kernel's error.
+        source: Box<delta_kernel::KernelError>,
     },
 }
 
