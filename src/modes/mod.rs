@@ -22,6 +22,7 @@ pub mod binding;
 mod commit;
 pub mod continuous;
 mod delta;
+mod quarantine;
 mod stage;
 pub mod verify;
 
