@@ -138,7 +138,8 @@ impl std::fmt::Display for BatchReport {
 
 /// Test-only crash injection: with the `failpoints` feature, `LANDER_FAIL_AFTER=<step>` aborts the process
 /// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`; for Delta, see
-/// `super::delta`: `runs`, `publishing` (intent `Committing`), `published` (table commit), `committed`).
+/// `super::delta`: `runs`, `publishing` (intent `Committing`), `published` (data table commit), `quarantined`
+/// (quarantine table commit), `committed`).
 pub fn failpoint(step: &str) {
     #[cfg(feature = "failpoints")]
     if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {

@@ -19,7 +19,12 @@
 //!    race re-reads the log and retries at the next version (failpoint `published` after it). *Crash here:*
 //!    the table has the batch, sled does not; recovery sees the `txn` version reach the intent's id and applies
 //!    the sled commit stored in the intent, so the batch counts once and nothing is read again.
-//! 6. **Sled commit** (file records, batch record, intent removed) and the runs become visible, as for Parquet
+//! 6. **Quarantine commit.** The batch's quarantine parts become one commit of the quarantine table
+//!    `_quarantine/<dataset>` with the same `txn` (`super::quarantine`; none when nothing was quarantined), then
+//!    failpoint `quarantined`. *Crash between 5 and 6* (failpoint `published`): recovery sees the data table
+//!    have the batch and the quarantine table not, and commits the quarantine parts listed in the intent with
+//!    the same `txn` before the sled commit, so both tables agree and the quarantine rows count once.
+//! 7. **Sled commit** (file records, batch record, intent removed) and the runs become visible, as for Parquet
 //!    (failpoint `committed`). A log checkpoint follows every `delta_checkpoint_interval` versions; a failure
 //!    there is only a warning (the log stays complete without it).
 //!
@@ -32,13 +37,14 @@ use chrono::{DateTime, Utc};
 
 use super::batch::{blocking, failpoint, write_intent, Context};
 use super::commit::{finish, prepare, Totals};
+use super::quarantine;
 use super::stage::StagedBatch;
 use crate::checkpoint::{BatchCommit, BatchIntent, IntentState};
 use crate::table::actions::add_of;
 use crate::table::{app_id, Commit, Committed, DeltaTable};
 use crate::Error;
 
-/// Steps 3-6 of the Delta protocol for the staged batch `intent`. Returns the totals and the commit time.
+/// Steps 3-7 of the Delta protocol for the staged batch `intent`. Returns the totals and the commit time.
 ///
 /// # Errors
 /// Table, checkpoint and dedup index failures: the batch then does not count for sled, and recovery asks the
@@ -59,6 +65,16 @@ pub(super) async fn commit_batch(
     failpoint("publishing");
     table_commit(ctx, &intent, staged, &prepared.commit).await?;
     failpoint("published");
+    let app = writer_app_id(ctx, &intent.dataset).await?;
+    quarantine::commit(
+        ctx,
+        &intent.dataset,
+        &app,
+        intent.id,
+        &prepared.commit.batch.outputs,
+    )
+    .await?;
+    failpoint("quarantined");
     let out = (prepared.totals, prepared.committed_at);
     finish(ctx, prepared).await?;
     Ok(out)
@@ -174,9 +190,10 @@ async fn table_commit(
     Ok(())
 }
 
-/// Recovery of an intent in state `Committing`: when the table has the batch (its `txn` version reached the
-/// intent's id), applies the sled commit stored in the intent and returns `true`; otherwise `false` (the caller
-/// rolls the batch back).
+/// Recovery of an intent in state `Committing`: when the data table or the quarantine table has the batch
+/// (its `txn` version reached the intent's id), commits it to the quarantine table if that one lacks it (a crash
+/// between the two commits: the parts are listed in the intent), applies the sled commit stored in the intent
+/// and returns `true`; otherwise `false` (the caller rolls the batch back).
 ///
 /// # Errors
 /// Table or checkpoint failures.
@@ -184,22 +201,36 @@ pub(super) async fn finish_committed(ctx: &Context, intent: &BatchIntent) -> Res
     let Some(commit) = intent.commit.clone() else {
         return Ok(false);
     };
-    let table = DeltaTable::new(&ctx.bronze, &intent.dataset);
-    let Some(snap) = table.load().await? else {
+    let ds = intent.dataset.as_str();
+    let app = writer_app_id(ctx, ds).await?;
+    let table = DeltaTable::new(&ctx.bronze, ds);
+    let snap = table.load().await?;
+    let in_data = snap
+        .as_ref()
+        .is_some_and(|s| s.app_version(&app).is_some_and(|v| v >= intent.id as i64));
+    // The quarantine commit follows the data commit; it alone has the batch only when the batch had no data
+    // table to commit to (every record quarantined before a schema existed).
+    let in_quarantine = quarantine::has(ctx, ds, &app, intent.id).await?;
+    if !in_data && !in_quarantine {
         return Ok(false);
-    };
-    let app = writer_app_id(ctx, &intent.dataset).await?;
-    if snap.app_version(&app).is_none_or(|v| v < intent.id as i64) {
-        return Ok(false);
+    }
+    if !in_quarantine {
+        quarantine::commit(ctx, ds, &app, intent.id, &commit.batch.outputs).await?;
+        tracing::warn!(
+            dataset = ds,
+            batch = intent.id,
+            "committed the quarantine of a batch whose data commit an interruption had separated from it"
+        );
     }
     let cp = ctx.checkpoint.clone();
     blocking(move || cp.commit(&commit)).await?;
     tracing::warn!(
         dataset = %intent.dataset,
         batch = intent.id,
-        version = snap.version,
         "finished the checkpoint records of a batch that the delta table had committed before the interruption"
     );
-    ctx.tables.keep(&table, snap).await;
+    if let Some(snap) = snap {
+        ctx.tables.keep(&table, snap).await;
+    }
     Ok(true)
 }

@@ -23,6 +23,7 @@ mod commit;
 pub mod continuous;
 mod delta;
 pub mod keys;
+mod quarantine;
 mod stage;
 pub mod verify;
 pub mod verify_keys;

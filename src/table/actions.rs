@@ -116,6 +116,14 @@ fn delta_type(t: &DataType) -> Option<String> {
 /// # Errors
 /// [`TableError::UnsupportedType`] for a column type Delta cannot represent at the table's protocol.
 pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
+    schema_string_with(schema, &PARTITION_COLUMNS)
+}
+
+/// [`schema_string`] with the partition columns `partitions` (none for the quarantine table).
+///
+/// # Errors
+/// As [`schema_string`].
+pub fn schema_string_with(schema: &Schema, partitions: &[&str]) -> Result<String, TableError> {
     let mut fields = Vec::new();
     for f in schema.fields() {
         let ty = delta_type(f.data_type()).ok_or_else(|| TableError::UnsupportedType {
@@ -126,7 +134,7 @@ pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
             "name": f.name(), "type": ty, "nullable": f.is_nullable(), "metadata": {}
         }));
     }
-    for p in PARTITION_COLUMNS {
+    for p in partitions {
         fields.push(
             serde_json::json!({"name": p, "type": "string", "nullable": true, "metadata": {}}),
         );

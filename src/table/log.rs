@@ -287,6 +287,18 @@ impl DeltaTable {
     /// # Errors
     /// [`TableError`]: the store failed, or the schema has a type Delta cannot hold at protocol 1/2.
     pub async fn create(&self, schema: &arrow::datatypes::Schema) -> Result<Snapshot, TableError> {
+        self.create_with(schema, &PARTITION_COLUMNS).await
+    }
+
+    /// [`DeltaTable::create`] with the partition columns `partitions` (none: the quarantine table).
+    ///
+    /// # Errors
+    /// As [`DeltaTable::create`].
+    pub async fn create_with(
+        &self,
+        schema: &arrow::datatypes::Schema,
+        partitions: &[&str],
+    ) -> Result<Snapshot, TableError> {
         let metadata = MetaData {
             id: uuid_v4(),
             name: None,
@@ -295,8 +307,8 @@ impl DeltaTable {
                 provider: "parquet".into(),
                 options: BTreeMap::new(),
             },
-            schema_string: actions::schema_string(schema)?,
-            partition_columns: PARTITION_COLUMNS.map(String::from).to_vec(),
+            schema_string: actions::schema_string_with(schema, partitions)?,
+            partition_columns: partitions.iter().map(|p| p.to_string()).collect(),
             configuration: BTreeMap::new(),
             created_time: Some(now_ms()),
         };
@@ -309,7 +321,7 @@ impl DeltaTable {
         let info = serde_json::json!({"commitInfo": {
             "timestamp": now_ms(),
             "operation": "CREATE TABLE",
-            "operationParameters": {"partitionBy": serde_json::to_string(&PARTITION_COLUMNS).unwrap_or_default()},
+            "operationParameters": {"partitionBy": serde_json::to_string(partitions).unwrap_or_default()},
             "engineInfo": engine_info(),
             "isBlindAppend": true,
         }});

@@ -415,7 +415,9 @@ fn delta_a_failing_checkpoint_commit_after_the_table_commit_counts_the_batch_onc
     // finishes its records from the intent.
     assert!(log.contains("injected checkpoint fault"), "{log}");
     assert!(
-        log.contains("finished the checkpoint records of a batch that the delta table had committed"),
+        log.contains(
+            "finished the checkpoint records of a batch that the delta table had committed"
+        ),
         "{log}"
     );
     assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);

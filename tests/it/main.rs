@@ -29,6 +29,7 @@ mod names;
 mod operate;
 mod overlap;
 mod quarantine_bound;
+mod quarantine_table;
 mod queries;
 mod rewrites;
 mod run_once;
