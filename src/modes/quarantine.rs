@@ -93,7 +93,7 @@ pub(super) async fn commit(
     }
     // As for the data table: a log checkpoint every `delta_checkpoint_interval` versions keeps opening it cheap.
     if let Err(e) = table
-        .maybe_checkpoint(&snap, ctx.config.delta_checkpoint_interval)
+        .maybe_checkpoint(&mut snap, ctx.config.delta_checkpoint_interval)
         .await
     {
         tracing::warn!(dataset, error = %e, "could not write the quarantine table's log checkpoint; the log stays readable without it");
