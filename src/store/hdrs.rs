@@ -261,15 +261,21 @@ impl HdrsStore {
     /// A fresh hidden temporary name beside `target`: `.<name>.tmp.<n>`, the pattern the pure-Rust client uses.
     fn temp_for(&self, target: &str) -> String {
         // The contents are written through `hdrs`, which passes names as plain UTF-8: a character beyond U+FFFF
-        // would name another file there, so the temporary's name replaces it (the rename to `target` goes
-        // through `raw`, which encodes it).
+        // would name another file or directory there. So the temporary's name replaces it, and a temporary for a
+        // directory holding one goes to its closest ancestor without one (the rename into place goes through
+        // `raw`, which encodes every name, and HDFS renames across directories).
+        let beyond_bmp = |s: &str| s.chars().any(|c| (c as u32) > 0xFFFF);
         let name: String = target[target.rfind('/').map_or(0, |i| i + 1)..]
             .chars()
             .map(|c| if (c as u32) > 0xFFFF { '_' } else { c })
             .collect();
+        let mut dir = parent(target);
+        while beyond_bmp(dir) {
+            dir = parent(dir);
+        }
         let n = (u64::from(std::process::id()) << 32)
             | self.inner.temp_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}/.{name}.tmp.{n}", parent(target).trim_end_matches('/'))
+        format!("{}/.{name}.tmp.{n}", dir.trim_end_matches('/'))
     }
 }
 

@@ -368,6 +368,19 @@ fn every_name_is_ingested(kind: Kind) {
     assert_eq!(t.rows_by_source("sales"), expected, "rows per source file");
     let out = t.run_once(&[]);
     assert!(out.contains("nothing new"), "{out}");
+    // A file rejected whole, below a directory whose name has a character beyond U+FFFF, is copied to the
+    // quarantine under its own name (on `hdfs+jni://` its temporary cannot sit in that directory).
+    let broken = b"not gzip at all\n".repeat(50);
+    t.land_exact("sales", "four-byte 🚀 dir/broken 📦.csv.gz", &broken);
+    t.run_once(&[]);
+    let copies = t.bronze_objects("_quarantine/sales/files");
+    assert!(
+        copies.iter().any(
+            |(p, size)| p.ends_with("/sales/four-byte 🚀 dir/broken 📦.csv.gz")
+                && *size == broken.len() as u64
+        ),
+        "{copies:?}"
+    );
 }
 
 /// On HDFS a name can hold a newline, which no object path can: that file is a warning naming it and is listed
