@@ -200,6 +200,11 @@ impl StagedRuns {
     pub fn is_empty(&self) -> bool {
         self.days.is_empty()
     }
+
+    /// The UTC days the batch wrote keys for.
+    pub fn days(&self) -> Vec<i32> {
+        self.days.iter().map(|(d, _)| *d).collect()
+    }
 }
 
 /// What [`DedupIndex::load`] found and cleaned up.
@@ -425,6 +430,49 @@ impl DedupIndex {
             remove(&run.path)?;
         }
         Ok(())
+    }
+}
+
+impl DedupIndex {
+    /// Evicts whole days of `dataset`, least recently written or loaded first (by the highest batch id among a
+    /// day's runs), until its runs cost at most `budget` bytes (disk plus memory, [`DatasetRuns::cost_bytes`]);
+    /// days in `keep` stay. An evicted day is read back from bronze on its next touch. Returns the days evicted.
+    ///
+    /// # Errors
+    /// [`IndexError::Io`] when a run cannot be deleted. A crash midway leaves no day wrongly complete: a day's
+    /// base run is deleted before its other runs.
+    pub fn evict(&self, dataset: &str, budget: u64, keep: &[i32]) -> Result<usize> {
+        let current = self.snapshot(dataset);
+        let mut cost = current.cost_bytes();
+        if cost <= budget {
+            return Ok(0);
+        }
+        let mut days = current.days.clone();
+        let mut order: Vec<(u64, i32)> = days
+            .iter()
+            .filter(|(d, _)| !keep.contains(d))
+            .map(|(d, runs)| (runs.iter().map(|r| r.hi).max().unwrap_or(0), *d))
+            .collect();
+        order.sort_unstable();
+        let mut dropped: Vec<Arc<Run>> = Vec::new();
+        let mut evicted = 0;
+        for (_, d) in order {
+            if cost <= budget {
+                break;
+            }
+            let Some(mut runs) = days.remove(&d) else {
+                continue;
+            };
+            cost = cost.saturating_sub(runs.iter().map(|r| r.len + r.memory_bytes()).sum());
+            runs.sort_by_key(|r| r.lo);
+            dropped.extend(runs);
+            evicted += 1;
+        }
+        self.set(dataset, DatasetRuns { days });
+        for run in dropped {
+            remove(&run.path)?;
+        }
+        Ok(evicted)
     }
 }
 
