@@ -92,6 +92,11 @@ pub struct Config {
     /// Default `35d`. Cost: 16 bytes of disk and about 1.1 bytes of memory per held key.
     #[serde(with = "humantime_serde")]
     pub dedup_horizon: Duration,
+    /// Byte budget of the dedup index of one dataset (run files on disk plus filters in memory), in bytes. When
+    /// a commit leaves more, whole UTC days are evicted, least recently written or loaded first; an evicted day is
+    /// read back from bronze on its next touch, so the budget bounds cost, not what is checked (CSV datasets,
+    /// whose bronze holds no key column, are not evicted). Default 4 GiB (4294967296).
+    pub dedup_cache_bytes: u64,
     /// Dedup retention: records whose UTC event day lies more than this before the batch's start are not checked
     /// for duplicates at all; they are written and counted (`lander_records_unchecked_total`, the run summary,
     /// the batch log line). Default: none (every record is checked, whatever its age).
@@ -175,6 +180,7 @@ impl Default for Config {
             settle_time: Duration::from_secs(1),
             dedup_horizon: Duration::from_secs(35 * 24 * 3600),
             dedup_retention: None,
+            dedup_cache_bytes: 4 << 30,
             max_files_per_batch: 1000,
             max_bytes_per_batch: 1 << 30,
             interval: Duration::from_secs(10),

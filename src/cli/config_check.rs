@@ -267,6 +267,7 @@ mod tests {
         // Optional durations have no default: give one so that the key appears.
         let config = crate::config::Config {
             max_file_age: Some(std::time::Duration::from_secs(7 * 86_400)),
+            dedup_retention: Some(std::time::Duration::from_secs(400 * 86_400)),
             ..Default::default()
         };
         let table = toml::Table::try_from(&config).expect("encode");

@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// only counted [default: none, every record is checked].
     #[arg(long, value_parser = parse_duration)]
     pub dedup_retention: Option<std::time::Duration>,
+    /// Byte budget of a dataset's dedup index (disk + memory); cold days beyond it are evicted and read back
+    /// from bronze when touched, e.g. 256MiB [default: 4GiB].
+    #[arg(long, value_parser = crate::config::parse_byte_size)]
+    pub dedup_cache_bytes: Option<u64>,
     /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
     #[arg(long)]
     pub max_files_per_batch: Option<usize>,
@@ -278,6 +282,7 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
     set!(
         settle_time,
         dedup_horizon,
+        dedup_cache_bytes,
         max_files_per_batch,
         max_bytes_per_batch,
         interval,

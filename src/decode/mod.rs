@@ -321,6 +321,9 @@ pub struct DecodeEnd {
     pub truncated: u64,
 }
 
+/// Maps a value of a bronze key column back to its dedup key hash.
+pub type KeyOfValue = fn(&str) -> u128;
+
 /// The per-dataset decoder, built once per batch.
 #[derive(Debug, Clone)]
 pub enum Decoder {
@@ -341,7 +344,7 @@ impl Decoder {
 
     /// The bronze column that holds each row's dedup key, and how a value of it maps back to the key hash;
     /// `None` when bronze keeps no key (CSV: the key is hashed from the raw text of the record).
-    pub fn bronze_key(&self) -> Option<(&'static str, fn(&str) -> u128)> {
+    pub fn bronze_key(&self) -> Option<(&'static str, KeyOfValue)> {
         match self {
             Decoder::Gharchive => Some(("event_key", gharchive::key_of_event_key)),
             Decoder::Csv(_) => None,

@@ -149,7 +149,25 @@ pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Erro
     failpoint("committed");
     let run_files = runs.len();
     let index = ctx.dedup.clone();
-    blocking(move || index.publish(runs, keep)).await?;
+    // Only a dataset whose bronze holds its keys can lose days from the index: they are read back when touched.
+    let budget = matches!(
+        ctx.config.datasets.get(&dataset),
+        Some(crate::config::DatasetConfig::Gharchive {})
+    )
+    .then_some(ctx.config.dedup_cache_bytes);
+    let ds = dataset.clone();
+    blocking(move || -> Result<(), crate::dedup::index::IndexError> {
+        let touched = runs.days();
+        index.publish(runs, keep)?;
+        if let Some(b) = budget {
+            let evicted = index.evict(&ds, b, &touched)?;
+            if evicted > 0 {
+                tracing::debug!(dataset = %ds, evicted, "dedup: evicted cold days from the index (dedup_cache_bytes)");
+            }
+        }
+        Ok(())
+    })
+    .await?;
     tracing::debug!(
         dataset = %dataset,
         batch = id,

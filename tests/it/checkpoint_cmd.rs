@@ -538,9 +538,12 @@ fn export_then_import_round_trips_the_store() {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = wd.run_ok(&refs);
     assert!(out.contains("nothing new"), "{out}");
+    // The same keys; the run layout may differ (the original also holds the empty base run a first batch loads
+    // for a new day, issue 21; migrated keys are runs of the last batch, and their day is loaded again on touch).
     let migrated = stats_of(&restored);
     assert_eq!(
-        migrated, original,
+        without_runs(migrated),
+        without_runs(original),
         "after the migration the stats match the original store"
     );
 

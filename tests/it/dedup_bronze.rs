@@ -370,7 +370,7 @@ fn batches_committed(w: &Workdir) -> u64 {
 
 /// Random-order backfill with re-deliveries: bronze holds each distinct key once, equal to an independent count
 /// over every line delivered, in `once`, `available-now --max-files-per-batch 1` and `continuous`, with a
-/// horizon of one day (so almost every old day is read back from bronze).
+/// horizon of one day (so almost every old day is read back from bronze), and with a 1-byte index budget.
 #[test]
 fn random_order_backfill_with_redeliveries_lands_each_key_once_in_every_mode() {
     let Some(_) = require_shared_data() else {
@@ -380,13 +380,22 @@ fn random_order_backfill_with_redeliveries_lands_each_key_once_in_every_mode() {
     let all: Vec<&String> = steps.iter().flatten().flat_map(|(_, l)| l).collect();
     let expected = distinct_keys(all.iter().copied()) as u64;
     let mut totals = Vec::new();
-    for mode in ["once", "available-now", "continuous"] {
+    // The last variant keeps every day within the horizon but gives the index a 1-byte budget: every day a
+    // batch did not touch is evicted after each commit and read back from bronze when touched again.
+    for (mode, horizon, budget) in [
+        ("once", "1d", "4GiB"),
+        ("available-now", "1d", "4GiB"),
+        ("continuous", "1d", "4GiB"),
+        ("available-now", "4000d", "1"),
+    ] {
         let w = Workdir::new();
         let extra = [
             "--settle-time",
             "0s",
             "--dedup-horizon",
-            "1d",
+            horizon,
+            "--dedup-cache-bytes",
+            budget,
             "--max-files-per-batch",
             "1",
         ];
@@ -430,6 +439,15 @@ fn random_order_backfill_with_redeliveries_lands_each_key_once_in_every_mode() {
         assert_eq!(rows, expected, "{mode}: every distinct key once");
         let (code, out) = verify_keys(&w, "parquet");
         assert_eq!(code, 0, "{mode}: {out}");
+        if budget == "1" {
+            let mut days: Vec<String> = std::fs::read_dir(w.checkpoint().join("dedup/gharchive"))
+                .expect("dedup dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy()[..10].to_string())
+                .collect();
+            days.sort();
+            days.dedup();
+            assert!(days.len() <= 2, "the budget evicts cold days: {days:?}");
+        }
         totals.push(rows);
     }
     assert!(totals.windows(2).all(|t| t[0] == t[1]), "{totals:?}");
