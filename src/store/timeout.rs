@@ -109,6 +109,8 @@ impl Limiter {
                 }
             }
         })
+        // Fused: delta_kernel's engine polls a body stream once more after its end, which `unfold` forbids.
+        .fuse()
         .boxed()
     }
 }

@@ -222,7 +222,7 @@ impl DeltaTable {
         use futures::StreamExt;
         let prefix = self.log_path("");
         let mut list = self.bronze.store.list(Some(&prefix));
-        !matches!(list.next().await, None)
+        list.next().await.is_some()
     }
 
     /// Reads the table from its log through the kernel: the newest log checkpoint, then every later commit.
@@ -404,10 +404,15 @@ impl DeltaTable {
             return Ok(Attempt::Done(Committed::Already, None));
         }
         let (info, info_schema) = kernel::commit_info(&commit.info).map_err(rows)?;
-        let mut txn = kernel
-            .clone()
-            .update_table(UpdateTableOperation::Write, engine_info(), true)
-            .with_blind_append()
+        let mut builder =
+            kernel
+                .clone()
+                .update_table(UpdateTableOperation::Write, engine_info(), true);
+        // The kernel refuses a blind append without files; a batch with no data still records its `txn`.
+        if !commit.adds.is_empty() {
+            builder = builder.with_blind_append();
+        }
+        let mut txn = builder
             .with_transaction_id(app.clone(), *version)
             .with_operation_parameters([("mode", Some("Append"))])
             .with_commit_info(info, info_schema)
