@@ -33,7 +33,6 @@ pub struct FaultyStore {
     op: Op,
     first: u64,
     last: u64,
-    calls: AtomicU64,
 }
 
 impl std::fmt::Display for FaultyStore {
@@ -47,7 +46,7 @@ impl FaultyStore {
         if op != self.op {
             return Ok(());
         }
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
         if (self.first..=self.last).contains(&n) {
             return Err(object_store::Error::Generic {
                 store: "fault",
@@ -60,11 +59,13 @@ impl FaultyStore {
     }
 }
 
-/// Wraps `location`'s store when `LANDER_FAIL_STORE` is set (and logs it); returns it unchanged otherwise.
-pub fn wrap_from_env(mut location: StoreLocation) -> StoreLocation {
-    let Ok(spec) = std::env::var("LANDER_FAIL_STORE") else {
-        return location;
-    };
+/// Calls counted per process, shared by every wrapped store: the kernel's engine writes a local table's log
+/// through a store of its own (`crate::table`), and its writes must count in the same sequence as lander's.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The parsed `LANDER_FAIL_STORE`, or `None` when it is unset (or invalid, which is logged).
+fn spec_from_env() -> Option<(Op, u64, u64)> {
+    let spec = std::env::var("LANDER_FAIL_STORE").ok()?;
     let parsed = spec.split_once(':').and_then(|(op, range)| {
         let op = match op {
             "write" => Op::Write,
@@ -74,18 +75,31 @@ pub fn wrap_from_env(mut location: StoreLocation) -> StoreLocation {
         let (a, b) = range.split_once('-').unwrap_or((range, range));
         Some((op, a.parse().ok()?, b.parse().ok()?))
     });
-    let Some((op, first, last)) = parsed else {
+    if parsed.is_none() {
         tracing::warn!(%spec, "LANDER_FAIL_STORE is not <write|rename>:<first>-<last>; ignored");
-        return location;
-    };
-    tracing::warn!(%spec, "test fault injection: bronze store calls will fail");
-    location.store = Arc::new(FaultyStore {
-        inner: location.store.clone(),
-        op,
-        first,
-        last,
-        calls: AtomicU64::new(0),
-    });
+    }
+    parsed
+}
+
+/// Wraps `store` when `LANDER_FAIL_STORE` is set; returns it unchanged otherwise.
+pub fn wrap_store_from_env(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+    match spec_from_env() {
+        Some((op, first, last)) => Arc::new(FaultyStore {
+            inner: store,
+            op,
+            first,
+            last,
+        }),
+        None => store,
+    }
+}
+
+/// Wraps `location`'s store when `LANDER_FAIL_STORE` is set (and logs it); returns it unchanged otherwise.
+pub fn wrap_from_env(mut location: StoreLocation) -> StoreLocation {
+    if let Ok(spec) = std::env::var("LANDER_FAIL_STORE") {
+        tracing::warn!(%spec, "test fault injection: bronze store calls will fail");
+    }
+    location.store = wrap_store_from_env(location.store.clone());
     location
 }
 

@@ -44,6 +44,13 @@ pub(super) fn engine(bronze: &StoreLocation) -> Arc<dyn Engine> {
         ),
         Backend::Hdfs | Backend::S3 => bronze.store.clone(),
     };
+    // Tests inject faults into bronze's store; a local table's log goes through this second store, so it is
+    // wrapped too (HDFS and S3 use bronze's store, already wrapped).
+    #[cfg(feature = "failpoints")]
+    let store = match bronze.backend {
+        Backend::Local => crate::faults::wrap_store_from_env(store),
+        Backend::Hdfs | Backend::S3 => store,
+    };
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => Arc::new(
             DefaultEngineBuilder::new(store)

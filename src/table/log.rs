@@ -218,11 +218,24 @@ impl DeltaTable {
 
     /// Whether `_delta_log/` holds anything (a table whose log cannot be listed counts as existing, so the
     /// kernel's error is the one reported).
+    /// Whether the log holds a version (a commit or a checkpoint), not merely something: a crash or a lost race
+    /// while writing version 0 on HDFS leaves the put's temporary (`.00000000000000000000.json.tmp.N`) there.
     async fn has_log(&self) -> bool {
         use futures::StreamExt;
         let prefix = self.log_path("");
         let mut list = self.bronze.store.list(Some(&prefix));
-        list.next().await.is_some()
+        while let Some(item) = list.next().await {
+            let Ok(meta) = item else {
+                // A listing that fails says nothing about the table: let the kernel's error stand.
+                return true;
+            };
+            let name = meta.location.filename().unwrap_or_default();
+            let version = name.split('.').next().unwrap_or_default();
+            if version.len() == 20 && version.bytes().all(|b| b.is_ascii_digit()) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Reads the table from its log through the kernel: the newest log checkpoint, then every later commit.
