@@ -244,6 +244,10 @@ impl DeltaTable {
     /// # Errors
     /// [`TableError`] when the log cannot be read or is not valid Delta.
     pub async fn load(&self) -> Result<Option<Snapshot>, TableError> {
+        // Asked first: the kernel logs a missing table at ERROR level, which a first run must not print.
+        if !self.has_log().await {
+            return Ok(None);
+        }
         let url =
             kernel::table_url(&self.bronze, &self.root).map_err(|message| TableError::Corrupt {
                 path: self.describe(),
