@@ -28,7 +28,10 @@ use crate::source::fingerprint::ConsumedHasher;
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
 use crate::table::TableFormat;
+
+mod copy_names;
 use crate::Error;
+use copy_names::quarantine_copy_path;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
 const FILE_CHANNEL_CAPACITY: usize = 4;
@@ -265,25 +268,12 @@ async fn stage_quarantine(
         format!("b{id:08}")
     };
     for (i, (f, e)) in failed.iter().enumerate() {
-        let dest = quarantine_copy_path(dataset, &files_dir, &f.path);
-        // A short staging name: the store's own temporary name for an upload adds a suffix to it (`#<n>` on
-        // local, `.<name>.tmp.<n>` on HDFS), which must stay within the name limit too.
-        let staging = upload_name(ctx, format!("{}/files/{i}", intent.staging_prefix), &dest);
-        copy_to_bronze(ctx, f, &staging).await?;
-        outputs.push(WrittenFile {
-            staging,
-            final_path: dest.clone(),
-            rows: 0,
-            bytes: f.size,
-            time_range: None,
-        });
-        quarantine.push(QuarantineRecord {
-            source_file: f.path.clone(),
-            line: 0,
-            offset: 0,
-            reason: format!("whole file rejected: {e}; copied to {dest}"),
-            raw: Vec::new(),
-        });
+        let (out, rec) = copy_whole(ctx, intent, &files_dir, format!("{i}"), f, |dest| {
+            format!("whole file rejected: {e}; copied to {dest}")
+        })
+        .await?;
+        outputs.push(out);
+        quarantine.push(rec);
     }
     // A record cut short leaves its file flagged (`ok+truncated`) and in landing; its copy keeps the cut bytes.
     let truncated = read
@@ -291,26 +281,15 @@ async fn stage_quarantine(
         .zip(&staged.outcomes)
         .filter(|(_, o)| o.end.truncated > 0);
     for (i, (f, o)) in truncated.enumerate() {
-        let dest = quarantine_copy_path(dataset, &files_dir, &f.path);
-        let staging = upload_name(ctx, format!("{}/files/t{i}", intent.staging_prefix), &dest);
-        copy_to_bronze(ctx, f, &staging).await?;
-        outputs.push(WrittenFile {
-            staging,
-            final_path: dest.clone(),
-            rows: 0,
-            bytes: f.size,
-            time_range: None,
-        });
-        quarantine.push(QuarantineRecord {
-            source_file: f.path.clone(),
-            line: 0,
-            offset: 0,
-            reason: format!(
+        let (out, rec) = copy_whole(ctx, intent, &files_dir, format!("t{i}"), f, |dest| {
+            format!(
                 "{} record(s) over max_record_bytes kept here only in part; the whole file is copied to {dest}",
                 o.end.truncated
-            ),
-            raw: Vec::new(),
-        });
+            )
+        })
+        .await?;
+        outputs.push(out);
+        quarantine.push(rec);
     }
     if !quarantine.is_empty() {
         let final_path = format!("_quarantine/{dataset}/part-b{id:08}{tok}-q.parquet");
@@ -336,40 +315,40 @@ async fn stage_quarantine(
     Ok(outputs)
 }
 
-/// The longest path segment, in bytes, of a failed file's copy in the quarantine. Local filesystems and HDFS
-/// allow 255 bytes per name, and their temporary names for an upload add to it (`#<n>` on local,
-/// `.<name>.tmp.<n>` on HDFS): 200 leaves room for both.
-const MAX_COPY_SEGMENT_BYTES: usize = 200;
-
-/// Where a failed file is copied: `_quarantine/<dataset>/files/<files_dir>/<its path>` (`b<batch>`, plus the
-/// batch token when written in place), with each segment longer
-/// than [`MAX_COPY_SEGMENT_BYTES`] shortened (see [`fit_segment`]). The quarantine record keeps the original
-/// path.
-fn quarantine_copy_path(dataset: &str, files_dir: &str, rel: &str) -> String {
-    let fitted: Vec<String> = rel.split('/').map(fit_segment).collect();
-    format!(
-        "_quarantine/{dataset}/files/{files_dir}/{}",
-        fitted.join("/")
-    )
-}
-
-/// `seg` itself when it fits [`MAX_COPY_SEGMENT_BYTES`], else its head (cut at a character boundary), `~`, a
-/// hash of the whole name (distinct names stay distinct) and its extension, if short.
-fn fit_segment(seg: &str) -> String {
-    if seg.len() <= MAX_COPY_SEGMENT_BYTES {
-        return seg.to_string();
-    }
-    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seg.as_bytes()));
-    let ext = seg
-        .rfind('.')
-        .map(|i| &seg[i..])
-        .filter(|e| e.len() <= 16)
-        .unwrap_or("");
-    let mut end = MAX_COPY_SEGMENT_BYTES - 1 - hash.len() - ext.len();
-    while !seg.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}~{hash}{ext}", &seg[..end])
+/// Copies landing file `f` whole to its quarantine copy below `files_dir` (staged as `files/<leaf>`): the output
+/// to publish and the quarantine row naming the copy, whose reason `why` words from the copy's path.
+async fn copy_whole(
+    ctx: &Context,
+    intent: &BatchIntent,
+    files_dir: &str,
+    leaf: String,
+    f: &LandingFile,
+    why: impl FnOnce(&str) -> String,
+) -> Result<(WrittenFile, QuarantineRecord), Error> {
+    let dest = quarantine_copy_path(&intent.dataset, files_dir, &f.path);
+    // A short staging name: the store's own temporary name for an upload adds a suffix to it (`#<n>` on local,
+    // `.<name>.tmp.<n>` on HDFS), which must stay within the name limit too.
+    let staging = upload_name(
+        ctx,
+        format!("{}/files/{leaf}", intent.staging_prefix),
+        &dest,
+    );
+    copy_to_bronze(ctx, f, &staging).await?;
+    let record = QuarantineRecord {
+        source_file: f.path.clone(),
+        line: 0,
+        offset: 0,
+        reason: why(&dest),
+        raw: Vec::new(),
+    };
+    let out = WrittenFile {
+        staging,
+        final_path: dest,
+        rows: 0,
+        bytes: f.size,
+        time_range: None,
+    };
+    Ok((out, record))
 }
 
 /// Resolves the decoder of `dataset` for these files: GH Archive needs nothing; CSV uses the stored schema or
@@ -812,27 +791,4 @@ pub(super) async fn stage(
         max_time,
         schema: Some(decoder.schema()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quarantine_copy_names_fit_the_name_limit_and_stay_distinct() {
-        let long_a = format!("{}.csv", "ñ".repeat(125)); // 254 bytes
-        let long_b = format!("{}x.csv", "ñ".repeat(124)); // a different 253-byte name
-        let long_ext = format!("{}.{}", "a".repeat(200), "e".repeat(40));
-        for name in [long_a.as_str(), long_b.as_str(), long_ext.as_str()] {
-            let fitted = fit_segment(name);
-            assert!(fitted.len() <= MAX_COPY_SEGMENT_BYTES, "{fitted}");
-            assert!(fitted.contains('~'), "{fitted}");
-        }
-        assert!(fit_segment(&long_a).ends_with(".csv"));
-        assert_ne!(fit_segment(&long_a), fit_segment(&long_b));
-        assert_eq!(fit_segment("ventas año.csv"), "ventas año.csv");
-        let path = quarantine_copy_path("sales", "b00000007", &format!("sales/sub/{long_a}"));
-        assert!(path.starts_with("_quarantine/sales/files/b00000007/sales/sub/"));
-        assert!(path.split('/').all(|s| s.len() <= MAX_COPY_SEGMENT_BYTES));
-    }
 }
