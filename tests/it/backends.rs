@@ -6,7 +6,7 @@
 //! stops when the binary exits, because both watch their stdin and the pipe closes with this process. Each test
 //! gets its own root (`/t/<n>` on HDFS, `s3://lander-it/<n>` on S3), so tests run in parallel.
 //!
-//! A missing tool is a test failure, never a skip: CI (`.ci/run`) installs Maven's artifacts and moto.
+//! A missing tool is a test failure, never a skip: CI (`.ci/run` = `scripts/test`) installs Maven's artifacts and moto.
 //!
 //! The tests read and write the backends with `object_store` clients built here from the raw endpoints (not
 //! through lander's `store` module), so a test checks lander's output independently of lander's own URL handling.

@@ -291,7 +291,7 @@ pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
 }
 
 /// Runs a Python script with the `duckdb` package (`python3 -c SCRIPT ARGS...`) and returns its stdout.
-/// Fails, never skips, when `python3` or `duckdb` is missing: `.ci/run` installs it (`pip install duckdb`).
+/// Fails, never skips, when `python3` or `duckdb` is missing: `scripts/test` installs it (in `.venv/`).
 pub fn run_duckdb(script: &str, args: &[&str]) -> String {
     let probe = Command::new("python3")
         .args(["-c", "import duckdb"])
@@ -299,7 +299,7 @@ pub fn run_duckdb(script: &str, args: &[&str]) -> String {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
-            "this test needs the duckdb Python package (pip install duckdb; .ci/run installs it): {}",
+            "this test needs the duckdb Python package (scripts/test installs it in .venv): {}",
             String::from_utf8_lossy(&o.stderr)
         ),
         Err(e) => panic!("this test needs python3 with the duckdb package: {e}"),

@@ -47,7 +47,7 @@ pub(crate) fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> 
     assert!(
         out.status.success(),
         "python3 failed (this test needs `pip install deltalake` and, for DuckDB, duckdb 1.5.5 with \
-         duckdb-extension-delta 1.5.5 in $LANDER_DUCKDB_DELTA; .ci/run installs them): {}",
+         duckdb-extension-delta 1.5.5 in $LANDER_DUCKDB_DELTA; scripts/test installs them): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
