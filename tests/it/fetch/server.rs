@@ -26,7 +26,6 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-
 /// A fault served instead of (or while serving) the file, once per request, in queue order.
 #[derive(Debug, Clone)]
 pub(super) enum Fault {
