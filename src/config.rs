@@ -1,6 +1,6 @@
 //! Configuration: `lander.toml` merged with command-line overrides.
 //!
-//! Takes in an optional TOML file (every key is documented in the README and on the field below) and produces a
+//! Takes in an optional TOML file (every key is documented in docs/configuration.md and on the field below) and produces a
 //! validated [`Config`]. Precedence, lowest first: built-in defaults, the TOML file, CLI flags. Two datasets are
 //! built in (`gharchive`, `sales`); a `[datasets.NAME]` table overrides or adds one. The first directory level of
 //! landing names the dataset.

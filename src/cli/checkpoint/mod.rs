@@ -55,7 +55,7 @@ pub struct CommonArgs {
     /// Only this dataset.
     #[arg(long, short = 'd')]
     pub dataset: Option<String>,
-    /// Print one JSON document on stdout instead of tables (fields: see the README).
+    /// Print one JSON document on stdout instead of tables (fields: see docs/operating.md).
     #[arg(long)]
     pub json: bool,
 }
