@@ -62,8 +62,14 @@ fn other_landing(w: &Workdir, name: &str) -> PathBuf {
     let other = w.path().join("landing2");
     let dest = other.join("gharchive").join(name);
     std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(gharchive("2012-02-15-0.json.gz"), &dest).expect("copy");
+    std::fs::copy(bundled("2013-02-15-0.json.gz"), &dest).expect("copy");
     other
+}
+
+/// A bundled GH Archive sample (tests/fixtures): these tests need two files of different content, nothing more, so
+/// they run on a plain clone too.
+fn bundled(name: &str) -> PathBuf {
+    fixtures_landing().join("gharchive").join(name)
 }
 
 fn canonical(p: &Path) -> String {
@@ -78,7 +84,7 @@ fn another_landing_is_refused_until_rebind() {
     for format in FORMATS {
         let w = Workdir::new();
         w.land(
-            &gharchive("2011-02-15-0.json.gz"),
+            &bundled("2011-02-15-0.json.gz"),
             "gharchive",
             "2011-02-15-0.json.gz",
         );
@@ -159,7 +165,7 @@ fn another_bronze_is_refused_and_verify_names_it() {
     for format in FORMATS {
         let w = Workdir::new();
         w.land(
-            &gharchive("2011-02-15-0.json.gz"),
+            &bundled("2011-02-15-0.json.gz"),
             "gharchive",
             "2011-02-15-0.json.gz",
         );
@@ -173,9 +179,9 @@ fn another_bronze_is_refused_and_verify_names_it() {
         std::fs::create_dir_all(&other).expect("mkdir");
         // A new file too: an unbound run would ingest it into the other bronze and skip the old one.
         w.land(
-            &gharchive("2012-02-15-0.json.gz"),
+            &bundled("2013-02-15-0.json.gz"),
             "gharchive",
-            "2012-02-15-0.json.gz",
+            "2013-02-15-0.json.gz",
         );
         let refused = run_at(&w, &landing, &other, format, &[]);
         assert_refused(&refused, &canonical(&bronze), &canonical(&other));
@@ -202,7 +208,7 @@ fn another_bronze_is_refused_and_verify_names_it() {
 fn a_recreated_or_deleted_table_is_refused_without_reingest() {
     let w = Workdir::new();
     w.land(
-        &gharchive("2011-02-15-0.json.gz"),
+        &bundled("2011-02-15-0.json.gz"),
         "gharchive",
         "2011-02-15-0.json.gz",
     );
@@ -262,9 +268,9 @@ fn a_recreated_or_deleted_table_is_refused_without_reingest() {
     assert_ne!(first_id, second_id);
     let rows = count_rows(&table);
     w.land(
-        &gharchive("2012-02-15-0.json.gz"),
+        &bundled("2013-02-15-0.json.gz"),
         "gharchive",
-        "2012-02-15-0.json.gz",
+        "2013-02-15-0.json.gz",
     );
     let refused = run_at(&w, &landing, &bronze, "delta", &[]);
     assert_refused(&refused, &first_id, &second_id);
@@ -288,7 +294,7 @@ fn a_checkpoint_without_binding_is_bound_by_its_next_run() {
     for format in FORMATS {
         let w = Workdir::new();
         w.land(
-            &gharchive("2011-02-15-0.json.gz"),
+            &bundled("2011-02-15-0.json.gz"),
             "gharchive",
             "2011-02-15-0.json.gz",
         );
