@@ -47,7 +47,61 @@ pub fn fixtures_landing() -> PathBuf {
 
 /// One of the five GH Archive sample files.
 pub fn gharchive(name: &str) -> PathBuf {
-    shared_data().join("gharchive").join(name)
+    sample(&format!("gharchive/{name}"))
+}
+
+/// The bundled prefixes of the full samples (tests/fixtures/README.md): each is the first lines of the genuine
+/// file of that name (GH Archive: the first 800 lines of 2011, 1,000 of 2013 and of 2015-01-01-0; sales: the
+/// first 3,000 rows).
+const BUNDLED: [(&str, &str); 4] = [
+    (
+        "gharchive/2011-02-15-0.json.gz",
+        "gharchive/2011-02-15-0.json.gz",
+    ),
+    (
+        "gharchive/2013-02-15-0.json.gz",
+        "gharchive/2013-02-15-0.json.gz",
+    ),
+    (
+        "gharchive/2015-01-01-0.json.gz",
+        "gharchive/2015-01-01-0.json.gz",
+    ),
+    (
+        "sales/transacciones_ventas.csv",
+        "sales/transacciones_ventas-sample.csv",
+    ),
+];
+
+/// A sample by its path under the full samples (`gharchive/<hour>.json.gz`, `sales/transacciones_ventas.csv`):
+/// the genuine file when the full samples are present, else its bundled prefix when there is one (a plain clone).
+/// Tests that use it compute what they expect from the bytes they get, never from fixed counts.
+pub fn sample(rel: &str) -> PathBuf {
+    let genuine = shared_data().join(rel);
+    if genuine.is_file() {
+        return genuine;
+    }
+    match BUNDLED.iter().find(|(full, _)| *full == rel) {
+        Some((_, bundled)) => fixtures_landing().join(bundled),
+        None => genuine,
+    }
+}
+
+/// The samples the storage conformance suites use: all four have bundled prefixes, so those suites run on a plain
+/// clone too.
+pub const STANDARD_SAMPLES: [&str; 4] = [
+    "gharchive/2011-02-15-0.json.gz",
+    "gharchive/2013-02-15-0.json.gz",
+    "gharchive/2015-01-01-0.json.gz",
+    "sales/transacciones_ventas.csv",
+];
+
+/// Whether every sample in `rels` can be had ([`sample`]: genuine or bundled); if not, prints `SKIPPED` like
+/// [`require_shared_data`]. Use as `if !require_samples(&[...]) { return; }`.
+pub fn require_samples(rels: &[&str]) -> bool {
+    if rels.iter().all(|r| sample(r).is_file()) {
+        return true;
+    }
+    require_shared_data().is_some()
 }
 
 /// All five GH Archive sample names.

@@ -67,9 +67,9 @@ fn verify(t: &Target) -> std::process::Output {
 /// Once: bronze equals the local expectation file by file; a rerun adds nothing; `checkpoint verify` passes,
 /// then catches a deleted part.
 fn once_rerun_and_verify(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     land_standard(&t);
     let out = t.run_once(&[]);
@@ -110,9 +110,9 @@ fn once_rerun_and_verify(kind: Kind) {
 /// the local expectation, no staging is left, verify passes and a rerun adds nothing.
 #[cfg(feature = "failpoints")]
 fn crash_at_every_failpoint_recovers(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     land_standard(&t);
     for step in ["intent", "staged", "publishing", "published"] {
@@ -155,9 +155,9 @@ fn crash_at_every_failpoint_recovers(kind: Kind) {
 /// `continuous` on a backend without filesystem events: the periodic listing picks up a file landed after start,
 /// and SIGTERM stops it cleanly.
 fn continuous_picks_up_a_new_file(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(50));
     let mut args = vec!["run".to_string(), "--mode".into(), "continuous".into()];
@@ -257,9 +257,9 @@ fn fetch_into_the_backend(kind: Kind) {
 /// `fetch s3 s3://bucket/prefix --dataset sales --landing <backend>` copies the new objects (keeping their
 /// sub-paths, skipping hidden ones) through the staged put; a rerun copies nothing; `run` ingests them.
 fn fetch_s3_into_the_backend(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     use object_store::ObjectStoreExt;
     let t = Target::new(kind);
     let src = crate::backends::unique_prefix("src");
@@ -338,9 +338,9 @@ fn generate_into_the_backend(kind: Kind) {
 /// `?`, `\`, `|`, `<`, `>`, `"`, emoji, text that is already percent-encoded and long names, each file a
 /// disjoint slice of the sales CSV whose rows are counted from its lines; a rerun reads nothing again.
 fn every_name_is_ingested(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     let long = if matches!(kind, Kind::Local | Kind::S3) {
         250
@@ -387,9 +387,9 @@ fn every_name_is_ingested(kind: Kind) {
 /// by `checkpoint pending`, and the files listed after it are still ingested.
 #[test]
 fn hdfs_a_name_no_store_path_can_hold_is_reported_and_the_rest_lands() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(Kind::Hdfs);
     let (bad, _) = crate::names::content_for(3);
     t.webhdfs_create("sales/a%0Abad.csv", &bad);
@@ -426,9 +426,9 @@ fn hdfs_a_name_no_store_path_can_hold_is_reported_and_the_rest_lands() {
 /// file lands, those listed before and after them included.
 #[test]
 fn s3_a_key_no_store_path_can_hold_is_reported_and_the_rest_lands() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(Kind::S3);
     // (moto answers 404 to a key with a newline, which real S3 takes: ESC and TAB stand in for it.)
     let bad = [
@@ -608,9 +608,9 @@ fn cmd_without_aws_env(t: &Target) -> std::process::Command {
 /// S3 configured in `lander.toml` (`[storage]`) alone, with no `AWS_*` variable in lander's environment.
 #[test]
 fn s3_configured_in_lander_toml() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(Kind::S3);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(20));
     let config = write_s3_storage_toml(&t);
@@ -627,9 +627,9 @@ fn s3_configured_in_lander_toml() {
 /// Without the file the same fetch fails, so nothing else supplied the credentials.
 #[test]
 fn fetch_takes_storage_options_from_lander_toml() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     use object_store::ObjectStoreExt;
     let t = Target::new(Kind::S3);
     let src = crate::backends::unique_prefix("cfgsrc");
@@ -695,9 +695,9 @@ fn fetch_takes_storage_options_from_lander_toml() {
 /// `hdfs-site.xml`) and bronze through `fs.defaultFS` (`hdfs:///...`, from `core-site.xml`), on the real cluster.
 #[test]
 fn hdfs_name_service_and_default_fs_from_hadoop_conf_dir() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(Kind::Hdfs);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(30));
     let port = crate::backends::minidfs().namenode_port;

@@ -220,9 +220,9 @@ fn available_now_args(t: &Target) -> Vec<String> {
 /// files stored, one commit per batch; time travel to version N gives the state after batch N; a rerun adds
 /// no commit.
 fn delta_rs_reads_every_version(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     let files = inputs();
     for (name, bytes) in &files {
@@ -264,9 +264,9 @@ fn delta_rs_reads_every_version(kind: Kind) {
 /// run recovers, commits each event exactly once, and no part is left that the log does not reference.
 #[cfg(feature = "failpoints")]
 fn crash_before_the_log_write_recovers_exactly_once(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     let files = inputs();
     let local = local_copies(&t.wd, &files);
@@ -317,9 +317,9 @@ fn crash_before_the_log_write_recovers_exactly_once(kind: Kind) {
 /// per `once` run, [`CONCURRENT_BATCHES`] runs each: the log's put-if-absent lets one writer take each version and
 /// the other retry, so delta-rs reads every event of both once, one commit per batch, no orphan part.
 fn two_checkpoints_append_concurrently(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let (files, ids) = crate::crash_kill::split_sample(2 * CONCURRENT_BATCHES);
     let jobs = [Target::new(kind), Target::new(kind)];
     let bronze = jobs[0].bronze_url.clone();

@@ -51,8 +51,13 @@ pub fn hard_names(long: usize) -> Vec<String> {
 
 /// The header plus data lines `skip..skip + n` of `transacciones_ventas.csv` (unique transaction ids).
 pub fn sales_lines(skip: usize, n: usize) -> Vec<u8> {
-    let text = std::fs::read_to_string(shared_data().join("sales/transacciones_ventas.csv"))
-        .expect("sales csv");
+    let text =
+        std::fs::read_to_string(sample("sales/transacciones_ventas.csv")).expect("sales csv");
+    assert!(
+        text.lines().count() > skip + n,
+        "the sales sample has fewer than {} rows",
+        skip + n
+    );
     let mut lines = text.lines();
     let mut out = String::new();
     for line in lines.next().into_iter().chain(lines.skip(skip).take(n)) {
