@@ -332,6 +332,26 @@ pub fn string_column(dir: &Path, column: &str) -> Vec<Option<String>> {
     out
 }
 
+/// [`string_column`] while a writer may still delete parts below `dir` (a daemon rolling back a killed batch):
+/// `None` when a listed part vanished before it could be read.
+pub fn try_string_column(dir: &Path, column: &str) -> Option<Vec<Option<String>>> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for p in parquet_files(dir) {
+        let f = std::fs::File::open(&p).ok()?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+            .ok()?
+            .build()
+            .ok()?;
+        for b in reader {
+            let b = b.ok()?;
+            let c = b.column_by_name(column)?.as_string::<i32>().clone();
+            out.extend((0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_string())));
+        }
+    }
+    Some(out)
+}
+
 /// Polls `f` every 50 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = std::time::Instant::now();

@@ -34,9 +34,9 @@ fn once_delta(w: &Workdir) -> Vec<String> {
 
 #[test]
 fn sigkill_between_the_parts_upload_and_the_log_write_recovers_exactly_once() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let (files, ids) = split_sample(KILLS + 1);
     let w = Workdir::new();
     let table = w.bronze().join("gharchive");
