@@ -317,7 +317,9 @@ pub async fn convert(
         serde_json::json!({ "metaData": metadata }),
     ];
     if let Some((app, version)) = &opts.txn {
-        lines.push(serde_json::json!({"txn": {"appId": app, "version": version, "lastUpdated": now_ms()}}));
+        lines.push(
+            serde_json::json!({"txn": {"appId": app, "version": version, "lastUpdated": now_ms()}}),
+        );
     }
     lines.extend(adds.iter().map(|a| serde_json::json!({ "add": a })));
     if !table.put_version_zero(&lines).await? {

@@ -99,10 +99,12 @@ pub async fn read_log(bronze: &StoreLocation, root: &str) -> Result<Vec<LogCommi
                 path: bronze.describe(&rel),
                 source,
             })?;
-        out.push(parse_commit(version, &bytes).map_err(|message| TableError::Corrupt {
-            path: bronze.describe(&rel),
-            message,
-        })?);
+        out.push(
+            parse_commit(version, &bytes).map_err(|message| TableError::Corrupt {
+                path: bronze.describe(&rel),
+                message,
+            })?,
+        );
     }
     Ok(out)
 }
@@ -388,8 +390,14 @@ mod tests {
         let h = summarize(&log);
         let ops: Vec<&str> = h.iter().map(|v| v.operation.as_str()).collect();
         assert_eq!(ops, ["create", "batch", "optimize", "schema change"]);
-        assert_eq!((h[1].rows_added, h[1].files_added, h[1].bytes_added), (7, 2, 30));
-        assert_eq!((h[1].app_id.as_deref(), h[1].batch), (Some("lander-s-1"), Some(1)));
+        assert_eq!(
+            (h[1].rows_added, h[1].files_added, h[1].bytes_added),
+            (7, 2, 30)
+        );
+        assert_eq!(
+            (h[1].app_id.as_deref(), h[1].batch),
+            (Some("lander-s-1"), Some(1))
+        );
         assert_eq!(h[1].inputs, ["s/a.csv"]);
         assert_eq!((h[2].rows_removed, h[2].files_removed), (4, 1));
         let change = h[3].schema_change.as_ref().expect("a schema change");
@@ -397,7 +405,10 @@ mod tests {
         assert_eq!(change.cause.as_deref(), Some("s/new.csv"));
         assert!(parse_commit(4, b"{not json").is_err());
         assert_eq!(commit_version("00000000000000000012.json"), Some(12));
-        assert_eq!(commit_version("00000000000000000012.checkpoint.parquet"), None);
+        assert_eq!(
+            commit_version("00000000000000000012.checkpoint.parquet"),
+            None
+        );
         assert_eq!(commit_version(".00000000000000000012.json.tmp"), None);
     }
 }

@@ -341,7 +341,10 @@ impl DeltaTable {
     }
 
     /// Writes `_delta_log/00000000000000000000.json` unless it exists; `Ok(false)` when another writer has it.
-    pub(super) async fn put_version_zero(&self, lines: &[serde_json::Value]) -> Result<bool, TableError> {
+    pub(super) async fn put_version_zero(
+        &self,
+        lines: &[serde_json::Value],
+    ) -> Result<bool, TableError> {
         let mut body = Vec::new();
         for l in lines {
             body.extend_from_slice(l.to_string().as_bytes());

@@ -133,7 +133,9 @@ pub async fn vacuum(
     opts: &VacuumOptions,
 ) -> Result<Option<VacuumReport>, VacuumError> {
     if opts.retain < MIN_RETENTION && !opts.force {
-        return Err(VacuumError::RetentionTooShort { retain: opts.retain });
+        return Err(VacuumError::RetentionTooShort {
+            retain: opts.retain,
+        });
     }
     let cutoff = opts.now_ms - i64::try_from(opts.retain.as_millis()).unwrap_or(i64::MAX);
     // Listed first: see the module doc.
@@ -231,9 +233,8 @@ async fn data_files(
         .filter_map(|m| {
             let rel = bronze.relative(&m.location)?;
             let rel = rel.strip_prefix(&prefix)?.to_string();
-            let keep = rel.ends_with(".parquet")
-                && !rel.starts_with("_delta_log/")
-                && rel != "_delta_log";
+            let keep =
+                rel.ends_with(".parquet") && !rel.starts_with("_delta_log/") && rel != "_delta_log";
             keep.then(|| (rel, (m.size, m.last_modified.timestamp_millis())))
         })
         .collect())

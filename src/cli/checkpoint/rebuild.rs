@@ -153,9 +153,14 @@ pub(super) async fn rebuild(a: RebuildArgs) -> anyhow::Result<()> {
 async fn open_empty(config: &crate::config::Config) -> anyhow::Result<CheckpointStore> {
     let store = open_write(config, "rebuild it").await?;
     let cp = store.clone();
-    let (files, batches) = blocking(move || Ok::<_, crate::checkpoint::CheckpointError>((cp.files(None)?.len(), cp.batches(None)?.len())))
-        .await
-        .context("while reading the checkpoint")?;
+    let (files, batches) = blocking(move || {
+        Ok::<_, crate::checkpoint::CheckpointError>((
+            cp.files(None)?.len(),
+            cp.batches(None)?.len(),
+        ))
+    })
+    .await
+    .context("while reading the checkpoint")?;
     if files + batches > 0 {
         return Err(UsageError(format!(
             "checkpoint {} already holds {files} file and {batches} batch record(s): rebuild writes into an empty \
@@ -278,11 +283,14 @@ async fn rebuild_dataset(
     let mut q_outputs: BTreeMap<i64, Vec<OutputFile>> = BTreeMap::new();
     for c in quarantine {
         if let Some((_, v)) = c.txns.iter().find(|(a, _)| a == app) {
-            q_outputs.entry(*v).or_default().extend(c.adds.iter().map(|a| OutputFile {
-                path: format!("_quarantine/{ds}/{}", a.path),
-                rows: a.rows.unwrap_or(0),
-                bytes: a.size.unwrap_or(0).max(0) as u64,
-            }));
+            q_outputs
+                .entry(*v)
+                .or_default()
+                .extend(c.adds.iter().map(|a| OutputFile {
+                    path: format!("_quarantine/{ds}/{}", a.path),
+                    rows: a.rows.unwrap_or(0),
+                    bytes: a.size.unwrap_or(0).max(0) as u64,
+                }));
         }
     }
     let copies = failed_copies(bronze, ds).await?;
@@ -301,7 +309,12 @@ async fn rebuild_dataset(
             continue;
         };
         let id = u64::try_from(*id).unwrap_or(0);
-        let batch = batch_record(ds, id, c, q_outputs.get(&(id as i64)).map_or(&[], Vec::as_slice));
+        let batch = batch_record(
+            ds,
+            id,
+            c,
+            q_outputs.get(&(id as i64)).map_or(&[], Vec::as_slice),
+        );
         for (i, input) in batch.inputs.iter().enumerate() {
             let fp = c.lander()["inputs"][i]["fingerprint"]
                 .as_str()
@@ -401,7 +414,9 @@ async fn file_record(
             tally.gone += 1;
             return Ok(r);
         }
-        Err(e) => return Err(e).with_context(|| format!("while reading {}", landing.describe(path))),
+        Err(e) => {
+            return Err(e).with_context(|| format!("while reading {}", landing.describe(path)))
+        }
     };
     if meta.size < acc.end {
         tally.changed += 1;
@@ -414,11 +429,14 @@ async fn file_record(
         tally.changed += 1;
         return Ok(r);
     }
-    let prefix = hash_prefix(landing, &location, path, acc.end)
-        .await
-        .with_context(|| format!("while hashing {}", landing.describe(path)))?;
     r.head_hash = fp.head_hash;
-    r.prefix_hash = Some(prefix.hex());
+    // A failed file's record has no prefix hash (nothing of it was consumed into bronze).
+    if !matches!(r.status, FileStatus::Failed { .. }) {
+        let prefix = hash_prefix(landing, &location, path, acc.end)
+            .await
+            .with_context(|| format!("while hashing {}", landing.describe(path)))?;
+        r.prefix_hash = Some(prefix.hex());
+    }
     r.modified = meta.last_modified;
     if meta.size > acc.end && !matches!(r.status, FileStatus::Failed { .. }) {
         // The listing sees the size differ, checks the prefix, and reads the rest as an append.

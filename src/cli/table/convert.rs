@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::datasets;
-use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::{CheckpointStore, FileRecord};
 use crate::cli::checkpoint::{emit, emit_json, human_bytes};
 use crate::cli::{load_config, LocationArgs, UsageError};
 use crate::store::StoreLocation;
@@ -35,6 +35,8 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
         .context("while opening bronze")?;
+    let landing = StoreLocation::open_with(&config.landing, &config.storage)
+        .context("while opening landing")?;
     let cp = if CheckpointStore::exists(&config.checkpoint) {
         Some(crate::cli::checkpoint::open_write(&config, "convert its bronze").await?)
     } else {
@@ -42,25 +44,33 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     };
     let mut reports: Vec<ConvertReport> = Vec::new();
     for ds in datasets(&config, a.dataset.as_deref()) {
-        let txn = match &cp {
+        let (txn, inputs) = match &cp {
             Some(cp) => {
                 let (store, d) = (cp.clone(), ds.clone());
-                let (writer, last) = crate::cli::checkpoint::blocking(move || {
+                let (writer, last, files) = crate::cli::checkpoint::blocking(move || {
                     Ok::<_, crate::checkpoint::CheckpointError>((
                         store.writer_id()?,
                         store.last_batch_id(&d)?,
+                        store.files(Some(&d))?,
                     ))
                 })
                 .await
                 .context("while reading the checkpoint")?;
-                (last > 0).then(|| (app_id(&ds, &writer), last as i64))
+                let txn = (last > 0).then(|| (app_id(&ds, &writer), last as i64));
+                (txn, inputs_of(&files))
             }
-            None => None,
+            None => (None, Vec::new()),
         };
+        // Like a batch's commit: the landing and what was read from it (the checkpoint's file records), so that
+        // `checkpoint rebuild --from-table` can recreate these records too.
         let info = serde_json::json!({"lander": {
             "version": env!("CARGO_PKG_VERSION"),
             "operation": "convert",
             "dataset": ds,
+            "batch": txn.as_ref().map(|t| t.1),
+            "appId": txn.as_ref().map(|t| t.0.clone()),
+            "landing": landing.describe(""),
+            "inputs": inputs,
         }});
         for (root, partitioned) in [(ds.clone(), true), (format!("_quarantine/{ds}"), false)] {
             let opts = ConvertOptions {
@@ -119,4 +129,20 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
         text.push_str("from now on run with table_format = \"delta\" (or --table-format delta)\n");
     }
     emit(&text)
+}
+
+/// The `commitInfo.lander.inputs` of the files a checkpoint processed (whole files, as one range each).
+fn inputs_of(files: &[FileRecord]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "path": f.path,
+                "fingerprint": f.fingerprint,
+                "start": 0,
+                "end": f.bytes_consumed,
+                "recordsOk": f.records_ok,
+            })
+        })
+        .collect()
 }
