@@ -281,8 +281,10 @@ async fn rebuild_dataset(
     quarantine: &[LogCommit],
 ) -> anyhow::Result<Tally> {
     let mut q_outputs: BTreeMap<i64, Vec<OutputFile>> = BTreeMap::new();
+    let mut q_batches = BTreeSet::new();
     for c in quarantine {
         if let Some((_, v)) = c.txns.iter().find(|(a, _)| a == app) {
+            q_batches.insert(*v);
             q_outputs
                 .entry(*v)
                 .or_default()
@@ -342,7 +344,37 @@ async fn rebuild_dataset(
             .await
             .with_context(|| format!("while writing batch {id} of {ds}"))?;
         tally.batches += 1;
+        q_batches.remove(&(id as i64));
         last = Some(batch);
+    }
+    // Batches only the quarantine table has (every record quarantined before the data table existed): their
+    // ids are taken, so the next batch id must pass them.
+    for id in q_batches {
+        let outputs = q_outputs.remove(&id).unwrap_or_default();
+        let at = DateTime::<Utc>::default();
+        let batch = BatchRecord {
+            id: u64::try_from(id).unwrap_or(0),
+            dataset: ds.to_string(),
+            started_at: at,
+            committed_at: at,
+            inputs: Vec::new(),
+            rows: 0,
+            duplicates: 0,
+            quarantined: outputs.iter().map(|o| o.rows).sum(),
+            outputs,
+            min_event_time: None,
+            max_event_time: None,
+        };
+        let commit = BatchCommit {
+            batch,
+            files: Vec::new(),
+            schema: None,
+        };
+        let cp = store.clone();
+        blocking(move || cp.commit(&commit))
+            .await
+            .with_context(|| format!("while writing quarantine batch {id} of {ds}"))?;
+        tally.batches += 1;
     }
     let Some(last) = last else {
         return Ok(tally);
