@@ -416,6 +416,16 @@ impl CheckpointStore {
         Ok(String::from_utf8_lossy(&v).into_owned())
     }
 
+    /// Durably sets the id of this checkpoint (`checkpoint rebuild --from-table`: the id the table's `txn` app
+    /// ids name, so that the rebuilt checkpoint's batches are the table's).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Sled`].
+    pub fn set_writer_id(&self, id: &str) -> Result<()> {
+        self.put_raw("meta/writer_id", id.as_bytes())?;
+        self.flush()
+    }
+
     /// Durably forgets the in-flight batch of `dataset` (after it was rolled back).
     ///
     /// # Errors

@@ -17,6 +17,7 @@ pub mod gaps;
 pub mod progress;
 pub mod serve;
 pub mod summary;
+pub mod table;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Download GH Archive hours or other files into landing.
     #[command(subcommand)]
     Fetch(fetch::FetchCommand),
+    /// Operate the Delta tables of bronze: vacuum, history, convert.
+    #[command(subcommand)]
+    Table(table::TableCommand),
     /// Generate synthetic data into landing.
     #[command(subcommand)]
     Generate(fetch::GenerateCommand),
@@ -361,6 +365,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_pipeline(*args, cli.quiet, cancel).await,
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
+        Command::Table(cmd) => table::run(cmd).await,
         Command::Explain(a) => explain::run(a).await,
         Command::Config(cmd) => config_check::run(cmd).await,
         Command::Fetch(cmd) => {

@@ -164,7 +164,7 @@ enum Attempt {
     Lost(u64),
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -316,25 +316,7 @@ impl DeltaTable {
         schema: &arrow::datatypes::Schema,
         partitions: &[&str],
     ) -> Result<Snapshot, TableError> {
-        let metadata = MetaData {
-            id: uuid_v4(),
-            name: None,
-            description: None,
-            format: Format {
-                provider: "parquet".into(),
-                options: BTreeMap::new(),
-            },
-            schema_string: actions::schema_string_with(schema, partitions)?,
-            partition_columns: partitions.iter().map(|p| p.to_string()).collect(),
-            configuration: BTreeMap::new(),
-            created_time: Some(now_ms()),
-        };
-        let protocol = Protocol {
-            min_reader_version: MIN_READER_VERSION,
-            min_writer_version: MIN_WRITER_VERSION,
-            reader_features: None,
-            writer_features: None,
-        };
+        let (protocol, metadata) = version_zero_actions(schema, partitions)?;
         let info = serde_json::json!({"commitInfo": {
             "timestamp": now_ms(),
             "operation": "CREATE TABLE",
@@ -359,7 +341,10 @@ impl DeltaTable {
     }
 
     /// Writes `_delta_log/00000000000000000000.json` unless it exists; `Ok(false)` when another writer has it.
-    async fn put_version_zero(&self, lines: &[serde_json::Value]) -> Result<bool, TableError> {
+    pub(super) async fn put_version_zero(
+        &self,
+        lines: &[serde_json::Value],
+    ) -> Result<bool, TableError> {
         let mut body = Vec::new();
         for l in lines {
             body.extend_from_slice(l.to_string().as_bytes());
@@ -549,8 +534,39 @@ impl DeltaTable {
     }
 }
 
+/// The `protocol` (1/2) and `metaData` (a new id, `schema` plus the partition columns `partitions`) of a new
+/// table's version 0.
+///
+/// # Errors
+/// [`TableError::UnsupportedType`] for a column Delta cannot hold at protocol 1/2.
+pub(super) fn version_zero_actions(
+    schema: &arrow::datatypes::Schema,
+    partitions: &[&str],
+) -> Result<(Protocol, MetaData), TableError> {
+    let metadata = MetaData {
+        id: uuid_v4(),
+        name: None,
+        description: None,
+        format: Format {
+            provider: "parquet".into(),
+            options: BTreeMap::new(),
+        },
+        schema_string: actions::schema_string_with(schema, partitions)?,
+        partition_columns: partitions.iter().map(|p| p.to_string()).collect(),
+        configuration: BTreeMap::new(),
+        created_time: Some(now_ms()),
+    };
+    let protocol = Protocol {
+        min_reader_version: MIN_READER_VERSION,
+        min_writer_version: MIN_WRITER_VERSION,
+        reader_features: None,
+        writer_features: None,
+    };
+    Ok((protocol, metadata))
+}
+
 /// `engineInfo` of lander's commits.
-fn engine_info() -> String {
+pub(super) fn engine_info() -> String {
     format!("lander/{}", env!("CARGO_PKG_VERSION"))
 }
 

@@ -45,8 +45,11 @@
 //! the schema string) and `protocol` of a snapshot, which 0.30.1 exposes nowhere else.
 
 pub mod actions;
+pub mod convert;
+pub mod history;
 mod kernel;
 mod log;
+pub mod vacuum;
 
 use std::collections::HashMap;
 use std::sync::Arc;

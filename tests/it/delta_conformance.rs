@@ -355,6 +355,136 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     assert_eq!(r.files, stored_parts(t), "no orphan part");
 }
 
+/// `table convert`, `table vacuum`, `table history` and `checkpoint rebuild --from-table` on this backend (issue
+/// 23): a Parquet bronze converted in place reads back through delta-rs with the rows of its parts; a crashed
+/// Delta batch leaves unreferenced parts, which a forced zero-retention vacuum deletes (and only they: the default
+/// retention keeps them) while delta-rs still reads the table; the rerun commits the file; history lists convert
+/// then the batch with its rows; a deleted checkpoint is rebuilt from the logs and the rerun reads nothing.
+#[cfg(feature = "failpoints")]
+fn table_operations(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(kind);
+    let files = inputs();
+    let local = local_copies(&t.wd, &files);
+    let args = available_now_args(&t);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let with_locations = |sub: &[&str]| -> String {
+        let mut a: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
+        a.extend(t.location_args());
+        let r: Vec<&str> = a.iter().map(String::as_str).collect();
+        t.run_ok(&r)
+    };
+    for (name, bytes) in &files[..2] {
+        t.land_bytes("gharchive", name, bytes.clone());
+    }
+    let mut parquet = refs.clone();
+    let at = parquet
+        .iter()
+        .position(|a| *a == "delta")
+        .expect("--table-format delta");
+    parquet[at] = "parquet";
+    t.run_ok(&parquet);
+    let out = with_locations(&["table", "convert", "-d", "gharchive"]);
+    assert!(out.contains("gharchive: converted"), "{out}");
+    let r = read(&t, kind, None);
+    assert_eq!((r.version, found(&r.keys)), (0, expected_of(&local[..2])));
+    assert_eq!(r.files, stored_parts(&t), "every part converted");
+
+    let (name, bytes) = &files[2];
+    t.land_bytes("gharchive", name, bytes.clone());
+    let crashed = t
+        .cmd()
+        .args(&args)
+        .env("LANDER_FAIL_AFTER", "publishing")
+        .output()
+        .expect("spawn");
+    assert!(!crashed.status.success());
+    let orphans: Vec<String> = stored_parts(&t)
+        .into_iter()
+        .filter(|p| !r.files.contains(p))
+        .map(|p| format!("gharchive/{p}"))
+        .collect();
+    assert!(!orphans.is_empty(), "the crashed batch left parts");
+    let deleted = |out: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(out).expect("json");
+        let mut d: Vec<String> = v
+            .as_array()
+            .expect("reports")
+            .iter()
+            .flat_map(|r| r["deleted"].as_array().cloned().unwrap_or_default())
+            .map(|x| x["path"].as_str().expect("path").to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    assert!(
+        deleted(&with_locations(&[
+            "table",
+            "vacuum",
+            "--json",
+            "-d",
+            "gharchive"
+        ]))
+        .is_empty(),
+        "young parts are kept"
+    );
+    let dry = deleted(&with_locations(&[
+        "table",
+        "vacuum",
+        "--json",
+        "--retain",
+        "0s",
+        "--force",
+        "--dry-run",
+    ]));
+    assert_eq!(dry, orphans);
+    let real = deleted(&with_locations(&[
+        "table", "vacuum", "--json", "--retain", "0s", "--force",
+    ]));
+    assert_eq!(real, dry, "a real run deletes what the dry run listed");
+    assert_eq!(
+        stored_parts(&t),
+        r.files,
+        "only the referenced parts are left"
+    );
+    assert_eq!(found(&read(&t, kind, None).keys), expected_of(&local[..2]));
+
+    t.run_ok(&refs);
+    let latest = read(&t, kind, None);
+    assert_eq!(
+        (latest.version, found(&latest.keys)),
+        (1, expected_of(&local[..3]))
+    );
+    let h: serde_json::Value =
+        serde_json::from_str(&with_locations(&["table", "history", "--json"])).expect("json");
+    let ops: Vec<&str> = h["gharchive"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["operation"].as_str().expect("op"))
+        .collect();
+    assert_eq!(ops, ["batch", "convert"]);
+    let rows: u64 = h["gharchive"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["rows_added"].as_u64().expect("rows"))
+        .sum();
+    assert_eq!(rows as usize, expected_of(&local[..3]).total_len());
+
+    std::fs::remove_dir_all(t.wd.checkpoint()).expect("delete the checkpoint");
+    let out = with_locations(&["checkpoint", "rebuild", "--from-table"]);
+    assert!(
+        out.contains("gharchive: rebuilt 2 batch(es) and 3 file record(s): 3 unchanged"),
+        "{out}"
+    );
+    let again = t.run_ok(&refs);
+    assert!(!again.contains("committed"), "{again}");
+    assert_eq!(read(&t, kind, None).version, 1, "nothing read again");
+}
+
 macro_rules! delta_conformance {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod local {
@@ -377,6 +507,8 @@ delta_conformance!(
     delta_rs_reads_every_version,
     #[cfg(feature = "failpoints")]
     crash_before_the_log_write_recovers_exactly_once,
+    #[cfg(feature = "failpoints")]
+    table_operations,
 );
 
 /// On S3 the log's put-if-absent is a conditional put (`If-None-Match: *`), which moto enforces. (Local is

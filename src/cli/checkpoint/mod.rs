@@ -22,6 +22,7 @@
 //! - `table`: text formatting (aligned tables, times, byte sizes) and the `--since` parser.
 
 mod pending;
+mod rebuild;
 mod reset;
 mod show;
 mod stats;
@@ -198,6 +199,21 @@ pub struct ImportArgs {
     pub yes: bool,
 }
 
+/// `lander checkpoint rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Locations and config (uses --landing, --bronze and --checkpoint, which must be empty or absent).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Rebuild from the Delta tables' logs (`txn` and `commitInfo.lander` of each commit); required, the only
+    /// source there is.
+    #[arg(long)]
+    pub from_table: bool,
+    /// Only this dataset [default: every configured dataset].
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+}
+
 /// Checkpoint subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CheckpointCommand {
@@ -218,6 +234,8 @@ pub enum CheckpointCommand {
     Export(ExportArgs),
     /// Replace the store's content with an export read from stdin (or --input).
     Import(ImportArgs),
+    /// Recreate a lost checkpoint (file records, batches, writer id) from the Delta tables of bronze.
+    Rebuild(RebuildArgs),
     /// Hourly datasets (GH Archive): missing, late, failed and quarantined hours, with the fetch commands to
     /// re-try the missing ones.
     Gaps(super::gaps::GapsArgs),
@@ -238,6 +256,7 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
         CheckpointCommand::Reset(a) => reset::reset(a).await,
         CheckpointCommand::Export(a) => transfer::export(a).await,
         CheckpointCommand::Import(a) => transfer::import(a).await,
+        CheckpointCommand::Rebuild(a) => rebuild::rebuild(a).await,
         CheckpointCommand::Gaps(a) => super::gaps::run(a).await,
     }
 }
