@@ -37,6 +37,7 @@ fn batch(app: &str, version: i64, name: &str) -> Commit {
             "landing": "/landing",
             "inputs": [{"path": "a.json.gz", "fingerprint": "f1", "start": 0, "end": 10}, {"path": "b.json.gz", "fingerprint": null, "start": 5, "end": 7}],
         }}),
+        schema: None,
     }
 }
 
