@@ -399,6 +399,56 @@ fn add_columns_evolves_the_delta_schema_in_the_batch_commit() {
 }
 
 #[test]
+fn a_first_batch_with_a_new_column_creates_the_table_with_it_and_a_rerun_adds_nothing() {
+    let w = Workdir::new();
+    let config = write_config(&w, Some("add_columns"), "delta");
+    // Every slice in one run: the schema inferred from `a.csv` evolves before the table exists.
+    for (name, bytes) in slices() {
+        w.land_bytes("ventas", name, &bytes);
+    }
+    w.run_once(&["-c", &config]);
+    let expect = expected(&w, "add_columns");
+    let table = w.bronze().join("ventas");
+    let columns = assert_rows(&table, &expect);
+    assert!(columns.contains(&"channel".to_string()), "{columns:?}");
+    let meta = metadata_actions(&table);
+    assert_eq!(
+        meta.len(),
+        1,
+        "created with the evolved schema: no second metaData"
+    );
+    assert!(meta[0].1["schemaString"]
+        .as_str()
+        .expect("schema")
+        .contains("\"channel\""));
+    // A rerun reads nothing and commits nothing; the checkpoint lists each file once.
+    let versions = |t: &Path| {
+        std::fs::read_dir(t.join("_delta_log"))
+            .expect("log")
+            .count()
+    };
+    let before = versions(&table);
+    let out = w.run_once(&["-c", &config]);
+    assert!(
+        out.contains("nothing new") || !out.contains("committed"),
+        "{out}"
+    );
+    assert_eq!(versions(&table), before);
+    assert_rows(&table, &expect);
+    let mut args = vec![
+        "checkpoint".to_string(),
+        "list".into(),
+        "--checkpoint".into(),
+    ];
+    args.push(w.checkpoint().display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let list = w.run_ok(&refs);
+    for (name, _) in slices() {
+        assert_eq!(list.matches(&format!("ventas/{name}")).count(), 1, "{list}");
+    }
+}
+
+#[test]
 fn rescue_keeps_the_schema_and_lands_every_row_with_what_did_not_fit() {
     let w = Workdir::new();
     let config = write_config(&w, Some("rescue"), "delta");
