@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
 use crate::common::*;
@@ -602,4 +603,33 @@ fn a_parquet_bronze_refuses_add_columns_and_fails_by_default() {
         ));
     }
     assert_eq!(schemas.len(), 1, "{schemas:?}");
+}
+
+#[test]
+fn rescue_on_a_parquet_bronze_lands_every_row_in_one_schema() {
+    let w = Workdir::new();
+    let config = write_config(&w, Some("rescue"), "parquet");
+    assert_eq!(land_and_run(&w, &config), [0, 0]);
+    let expect = expected(&w, "rescue");
+    let dir = w.bronze().join("ventas");
+    assert_eq!(count_rows(&dir), 5 * ROWS);
+    let mut schemas = std::collections::BTreeSet::new();
+    let mut rescued = Vec::new();
+    for p in parquet_files(&dir) {
+        for b in read_parquet(&p) {
+            schemas.insert(format!("{:?}", b.schema().fields()));
+            let c = b.column_by_name("_rescued_data").expect("_rescued_data");
+            let c = c.as_string::<i32>();
+            rescued.extend(
+                (0..c.len())
+                    .filter(|i| c.is_valid(*i))
+                    .map(|i| Value::from(c.value(i))),
+            );
+        }
+    }
+    assert_eq!(schemas.len(), 1, "{schemas:?}");
+    rescued.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+    let mut want: Vec<Value> = expect["rescued"].as_array().expect("rescued").to_vec();
+    want.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+    assert_eq!(rescued, want);
 }
