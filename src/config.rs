@@ -362,6 +362,13 @@ impl Config {
                 }
                 crate::decode::csv::parse_timezone(&o.timezone)
                     .map_err(|e| ConfigError::Invalid(format!("datasets.{name}: {e}")))?;
+                // Parts of a plain-Parquet bronze have no log to say which schema is current: a reader would
+                // meet parts of different schemas and must merge them itself.
+                if self.table_format == TableFormat::Parquet
+                    && o.schema_evolution == Some(crate::decode::csv::SchemaEvolution::AddColumns)
+                {
+                    return bad(format!("datasets.{name}: schema_evolution = \"add_columns\" needs table_format = \"delta\" (a plain-Parquet bronze cannot evolve its schema; use \"fail\" or \"rescue\")"));
+                }
                 for (col, ty) in &o.columns {
                     crate::decode::csv::ColumnType::parse(ty).map_err(|e| {
                         ConfigError::Invalid(format!("datasets.{name}.columns.{col}: {e}"))

@@ -212,6 +212,17 @@ pub enum DecodeError {
         /// Details.
         reason: String,
     },
+    /// `schema_evolution = "add_columns"`: the CSV header has columns the batch's schema lacks. Not a failure of
+    /// the file: the batch is decoded again with them added to the schema.
+    #[error("{path}: the header adds columns {columns:?} to the schema of dataset {dataset}")]
+    NewColumns {
+        /// Landing path.
+        path: String,
+        /// Dataset.
+        dataset: String,
+        /// The new columns' header names, in header order.
+        columns: Vec<String>,
+    },
     /// The dataset's stored CSV schema does not fit its options (an event-time or key column it lacks, an unknown
     /// column type or time zone): no file of the dataset can be decoded until the configuration is fixed.
     #[error(

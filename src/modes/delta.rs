@@ -113,9 +113,12 @@ async fn table_commit(
         }
         (None, None) => return Ok(()),
     };
-    if let Some(schema) = &schema {
-        table.check_schema(&snap, schema)?;
-    }
+    // Columns the batch adds (CSV schema evolution) go into the commit's `metaData`; anything else that differs
+    // fails the batch.
+    let added = match &schema {
+        Some(schema) => table.check_schema(&snap, schema)?,
+        None => Vec::new(),
+    };
     let now = Utc::now().timestamp_millis();
     let data_prefix = format!("{ds}/");
     let adds = staged
@@ -144,7 +147,7 @@ async fn table_commit(
             })
         })
         .collect();
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "lander": {
             "version": env!("CARGO_PKG_VERSION"),
             "dataset": ds,
@@ -155,10 +158,21 @@ async fn table_commit(
             "rows": commit.batch.rows,
         }
     });
+    if !added.is_empty() {
+        // Which file brought them: the inputs of this batch whose header has them (the decoder knows; the
+        // commit names the batch's inputs, the columns, and the schema they make).
+        info["lander"]["addedColumns"] = serde_json::json!(added);
+        tracing::info!(dataset = ds, batch = intent.id, columns = ?added, "the delta table's schema evolves in this commit");
+    }
+    let batch_schema = match (&schema, added.is_empty()) {
+        (Some(s), false) => Some(crate::table::actions::schema_string(s)?),
+        _ => None,
+    };
     let c = Commit {
         adds,
         txn: (app, intent.id as i64),
         info,
+        schema: batch_schema,
     };
     match table.commit(&mut snap, &c).await? {
         Committed::At(v) => {

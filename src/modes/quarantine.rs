@@ -87,6 +87,7 @@ pub(super) async fn commit(
             "batch": id,
             "appId": app,
         }}),
+        schema: None,
     };
     if let Committed::At(v) = table.commit(&mut snap, &c).await? {
         tracing::debug!(dataset, batch = id, version = v, "quarantine delta commit");

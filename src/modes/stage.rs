@@ -14,11 +14,7 @@ use object_store::ObjectStoreExt;
 
 use super::batch::{blocking, clear_intent, Context};
 use crate::checkpoint::{BatchIntent, StoredSchema};
-use crate::config::DatasetConfig;
-use crate::decode::csv::CsvDecoder;
-use crate::decode::{
-    DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, LineSource, QuarantineRecord,
-};
+use crate::decode::{DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, QuarantineRecord};
 use crate::dedup::Deduper;
 use crate::sink::parquet::{
     delete_matching, delete_prefix, encode_quarantine, put_staged, upload_parts,
@@ -30,8 +26,10 @@ use crate::store::StoreLocation;
 use crate::table::TableFormat;
 
 mod copy_names;
+mod resolve;
 use crate::Error;
 use copy_names::quarantine_copy_path;
+use resolve::resolve_decoder;
 
 /// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
 const FILE_CHANNEL_CAPACITY: usize = 4;
@@ -136,10 +134,13 @@ pub(super) async fn stage_batch(
         tracing::warn!(dataset, path = %f.path, error = %e, "file rejected as a whole; re-running the batch without it");
         failed.push((f, e));
     };
-    // The staged attempt, with the CSV schema it inferred.
+    // The staged attempt, with the CSV schema it inferred or evolved.
     let mut staged = None;
+    // Header names of the columns that files of this batch add to the schema (`add_columns`).
+    let mut added: Vec<String> = Vec::new();
     while !files.is_empty() {
-        let (decoder, inferred, provisional) = match resolve_decoder(ctx, dataset, &files).await? {
+        let resolved = resolve_decoder(ctx, dataset, &files, &added).await?;
+        let (decoder, inferred, provisional) = match resolved {
             Resolved::Ready(decoder, inferred) => (decoder, inferred, false),
             Resolved::Provisional(decoder) => (decoder, None, true),
             Resolved::FileFailed(i, e) => {
@@ -154,6 +155,20 @@ pub(super) async fn stage_batch(
                 }
                 staged = Some((s, inferred));
                 break;
+            }
+            // A header with new columns: decode the whole batch again with them in the schema, so every part
+            // of the batch has the one schema its commit gives the table.
+            Err(AttemptError::FileFailed(_, DecodeError::NewColumns { path, columns, .. }))
+                if columns.iter().any(|c| !added.contains(c)) =>
+            {
+                discard_attempt(ctx, intent).await?;
+                tracing::info!(dataset, path = %path, columns = ?columns, "the header adds columns; decoding the batch again with them");
+                added.extend(
+                    columns
+                        .into_iter()
+                        .filter(|c| !added.contains(c))
+                        .collect::<Vec<_>>(),
+                );
             }
             Err(AttemptError::FileFailed(i, e)) => {
                 discard_attempt(ctx, intent).await?;
@@ -349,75 +364,6 @@ async fn copy_whole(
         time_range: None,
     };
     Ok((out, record))
-}
-
-/// Resolves the decoder of `dataset` for these files: GH Archive needs nothing; CSV uses the stored schema or
-/// infers one from the first file with rows (each read from byte 0 for its header).
-async fn resolve_decoder(
-    ctx: &Context,
-    dataset: &str,
-    files: &[LandingFile],
-) -> Result<Resolved, Error> {
-    let opts = match ctx.config.datasets.get(dataset) {
-        Some(DatasetConfig::Csv(o)) => o.clone(),
-        _ => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
-    };
-    let cp = ctx.checkpoint.clone();
-    let ds = dataset.to_string();
-    let stored = blocking(move || cp.schema(&ds)).await?;
-    if let Some(schema) = stored {
-        let dec = CsvDecoder::new(dataset, &opts, &schema)?;
-        return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), None));
-    }
-    // The first file with rows fixes the schema; a header-only file would fix every undeclared column as text,
-    // so its schema only decodes this batch (no rows) and is neither stored nor made the table's schema.
-    let mut header_only = None;
-    for (i, f) in files.iter().enumerate() {
-        let input = decode_input(f, 0);
-        let reader = match open_reader(&ctx.landing, f, 0, None).await {
-            Ok(r) => r,
-            Err(e) => return Ok(Resolved::FileFailed(i, e)),
-        };
-        let o = opts.clone();
-        let ds = dataset.to_string();
-        let inferred = blocking(move || {
-            let lines = LineSource::new(reader, &input)?;
-            crate::decode::csv::infer_schema_sampled(lines, &o, &ds)
-        })
-        .await;
-        match inferred {
-            Ok((s, 0)) => {
-                header_only.get_or_insert(s);
-            }
-            Ok((s, _)) => {
-                let cols: Vec<String> = s
-                    .columns
-                    .iter()
-                    .map(|c| format!("{}:{}", c.name, c.ty))
-                    .collect();
-                tracing::info!(dataset, from = %f.path, columns = %cols.join(", "), "inferred and fixed the CSV schema");
-                let dec = CsvDecoder::new(dataset, &opts, &s)?;
-                return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), Some(s)));
-            }
-            Err(e) => return Ok(Resolved::FileFailed(i, e)),
-        }
-    }
-    let Some(schema) = header_only else {
-        return Ok(Resolved::FileFailed(
-            0,
-            DecodeError::Header {
-                path: String::new(),
-                dataset: dataset.to_string(),
-                reason: "no stored schema and no file to infer one from".into(),
-            },
-        ));
-    };
-    tracing::info!(
-        dataset,
-        "no rows yet to infer the CSV schema from; it is fixed from the first file with rows"
-    );
-    let dec = CsvDecoder::new(dataset, &opts, &schema)?;
-    Ok(Resolved::Provisional(Decoder::Csv(Arc::new(dec))))
 }
 
 /// Streams a landing file into a bronze staging object (for the quarantine of failed files).

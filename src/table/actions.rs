@@ -142,6 +142,47 @@ pub fn schema_string_with(schema: &Schema, partitions: &[&str]) -> Result<String
     Ok(serde_json::json!({"type": "struct", "fields": fields}).to_string())
 }
 
+/// The fields of Delta schema `batch` (a `schemaString`) that Delta schema `table` lacks: the columns a commit
+/// of the batch adds to the table (schema evolution). Every column of the table must be in the batch with the
+/// same type, and every added column must be nullable (the table's earlier files read it as null).
+///
+/// # Errors
+/// What makes the batch's schema no evolution of the table's, in words.
+pub fn new_columns(table: &str, batch: &str) -> Result<Vec<serde_json::Value>, String> {
+    let fields = |s: &str| -> Result<Vec<serde_json::Value>, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| format!("schema is not JSON: {e}"))?;
+        v["fields"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| "schema has no fields".to_string())
+    };
+    let (table, batch) = (fields(table)?, fields(batch)?);
+    for t in &table {
+        match batch.iter().find(|b| b["name"] == t["name"]) {
+            None => return Err(format!("the batch lacks the table's column {}", t["name"])),
+            Some(b) if b["type"] != t["type"] => {
+                return Err(format!(
+                    "column {} is {} in the table and {} in the batch",
+                    t["name"], t["type"], b["type"]
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let added: Vec<serde_json::Value> = batch
+        .into_iter()
+        .filter(|b| !table.iter().any(|t| t["name"] == b["name"]))
+        .collect();
+    if let Some(f) = added.iter().find(|f| f["nullable"] != true) {
+        return Err(format!(
+            "new column {} is not nullable, which the table's earlier files cannot satisfy",
+            f["name"]
+        ));
+    }
+    Ok(added)
+}
+
 /// Delta's text form of a timestamp statistic: ISO 8601 with milliseconds, UTC. `round_up` rounds a
 /// sub-millisecond value up (for a maximum), so the bound still holds at millisecond precision.
 fn stat_time(micros: i64, round_up: bool) -> String {
@@ -235,6 +276,33 @@ mod tests {
             schema_string(&naive),
             Err(TableError::UnsupportedType { .. })
         ));
+    }
+
+    #[test]
+    fn new_columns_are_the_batch_columns_the_table_lacks() {
+        let s = |fields: Vec<Field>| schema_string(&Schema::new(fields)).expect("supported");
+        let id = Field::new("id", DataType::Int64, true);
+        let channel = Field::new("channel", DataType::Utf8, true);
+        let table = s(vec![id.clone()]);
+        assert_eq!(new_columns(&table, &table), Ok(vec![]));
+        let added = new_columns(&table, &s(vec![id.clone(), channel.clone()])).expect("evolves");
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0]["name"], "channel");
+        assert_eq!(added[0]["type"], "string");
+        // Order does not matter: readers map by name.
+        assert!(new_columns(&table, &s(vec![channel.clone(), id.clone()])).is_ok());
+        // A dropped column, a changed type, a non-nullable new column: no evolution.
+        assert!(new_columns(&s(vec![id.clone(), channel.clone()]), &table)
+            .expect_err("dropped")
+            .contains("lacks"));
+        let id_str = Field::new("id", DataType::Utf8, true);
+        assert!(new_columns(&table, &s(vec![id_str]))
+            .expect_err("retyped")
+            .contains("\"long\""));
+        let strict = Field::new("n", DataType::Int64, false);
+        assert!(new_columns(&table, &s(vec![id, strict]))
+            .expect_err("not null")
+            .contains("not nullable"));
     }
 
     #[test]

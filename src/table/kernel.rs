@@ -243,3 +243,16 @@ pub(super) fn live_files(
     }
     Ok(files)
 }
+
+/// The kernel's fields of Delta schema fields (`schemaString` entries), for columns a commit adds.
+///
+/// # Errors
+/// A field the kernel cannot read, in words.
+pub(super) fn struct_fields(
+    fields: Vec<serde_json::Value>,
+) -> Result<Vec<delta_kernel::schema::StructField>, String> {
+    fields
+        .into_iter()
+        .map(|f| serde_json::from_value(f).map_err(|e| format!("a new column: {e}")))
+        .collect()
+}

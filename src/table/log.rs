@@ -98,27 +98,11 @@ impl Snapshot {
         files: BTreeMap<String, Add>,
     ) -> Self {
         let config = kernel.table_configuration();
-        let (m, p) = (config.metadata(), config.protocol());
+        let p = config.protocol();
         let features = |f: Option<&[delta_kernel::table_features::TableFeature]>| {
             f.map(|f| f.iter().map(|x| x.as_ref().to_string()).collect())
         };
-        let metadata = MetaData {
-            id: m.id().to_string(),
-            name: m.name().map(String::from),
-            description: m.description().map(String::from),
-            format: Format {
-                provider: m.format_provider().to_string(),
-                options: BTreeMap::new(),
-            },
-            schema_string: m.schema_string().clone(),
-            partition_columns: m.partition_columns().to_vec(),
-            configuration: m
-                .configuration()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            created_time: m.created_time(),
-        };
+        let metadata = metadata_of(&kernel);
         let protocol = Protocol {
             min_reader_version: p.min_reader_version(),
             min_writer_version: p.min_writer_version(),
@@ -137,6 +121,28 @@ impl Snapshot {
     }
 }
 
+/// The `metaData` of the kernel's snapshot `kernel`.
+fn metadata_of(kernel: &SnapshotRef) -> MetaData {
+    let m = kernel.table_configuration().metadata();
+    MetaData {
+        id: m.id().to_string(),
+        name: m.name().map(String::from),
+        description: m.description().map(String::from),
+        format: Format {
+            provider: m.format_provider().to_string(),
+            options: BTreeMap::new(),
+        },
+        schema_string: m.schema_string().clone(),
+        partition_columns: m.partition_columns().to_vec(),
+        configuration: m
+            .configuration()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        created_time: m.created_time(),
+    }
+}
+
 /// Everything one commit adds: the batch's parts, its `txn`, and a `commitInfo` body.
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -147,6 +153,10 @@ pub struct Commit {
     /// lander's fields of `commitInfo` (a JSON object: `{"lander": {...}}`), merged by the kernel with its own
     /// (timestamp, operation, engineInfo, ...).
     pub info: serde_json::Value,
+    /// The Delta schema (`schemaString`) of the batch's parts, when it may add columns to the table's: the
+    /// columns the table lacks are added, nullable, by a `metaData` action in the same commit (checked again
+    /// on every attempt, against the snapshot it is built on). `None`: the parts have the table's schema.
+    pub schema: Option<String>,
 }
 
 /// How a commit ended.
@@ -406,13 +416,28 @@ impl DeltaTable {
             return Ok(Attempt::Done(Committed::Already, None));
         }
         let (info, info_schema) = kernel::commit_info(&commit.info).map_err(rows)?;
+        let added = match &commit.schema {
+            Some(batch) => {
+                let table = kernel.table_configuration().metadata().schema_string();
+                let added = actions::new_columns(table, batch).map_err(|e| {
+                    delta_kernel::KernelError::generic(format!("the batch's schema: {e}"))
+                })?;
+                kernel::struct_fields(added).map_err(rows)?
+            }
+            None => Vec::new(),
+        };
         let mut builder =
             kernel
                 .clone()
                 .update_table(UpdateTableOperation::Write, engine_info(), true);
-        // The kernel refuses a blind append without files; a batch with no data still records its `txn`.
-        if !commit.adds.is_empty() {
+        // The kernel refuses a blind append without files, and one that changes the schema; a batch with no
+        // data still records its `txn`.
+        if !commit.adds.is_empty() && added.is_empty() {
             builder = builder.with_blind_append();
+        }
+        // Schema evolution: the kernel writes the table's `metaData` (same id) with the columns appended.
+        for f in added {
+            builder = builder.add_column(f);
         }
         let mut txn = builder
             .with_transaction_id(app.clone(), *version)
@@ -468,6 +493,8 @@ impl DeltaTable {
                         Some(k) => snap.kernel = k,
                         None => self.update(snap).await?,
                     }
+                    // A commit that added columns changed the metadata the snapshot holds.
+                    snap.metadata = metadata_of(&snap.kernel);
                     for a in &commit.adds {
                         snap.files.insert(a.path.clone(), a.clone());
                     }
@@ -492,23 +519,28 @@ impl DeltaTable {
         })
     }
 
-    /// Fails unless the table's schema is the one `schema` maps to.
+    /// The names of the columns that parts of schema `schema` add to the table (none: the same schema, in any
+    /// order); fails unless they are an evolution of it (every table column, with its type; new ones nullable).
+    ///
+    /// # Errors
+    /// [`TableError::SchemaMismatch`], or [`TableError::UnsupportedType`] for a type Delta cannot hold.
     pub fn check_schema(
         &self,
         snap: &Snapshot,
         schema: &arrow::datatypes::Schema,
-    ) -> Result<(), TableError> {
+    ) -> Result<Vec<String>, TableError> {
         let batch = actions::schema_string(schema)?;
-        let same = serde_json::from_str::<serde_json::Value>(&batch).ok()
-            == serde_json::from_str::<serde_json::Value>(&snap.metadata.schema_string).ok();
-        if !same {
-            return Err(TableError::SchemaMismatch {
-                root: self.describe(),
-                table: snap.metadata.schema_string.clone(),
-                batch,
-            });
-        }
-        Ok(())
+        let mismatch = |reason: String| TableError::SchemaMismatch {
+            root: self.describe(),
+            reason,
+            table: snap.metadata.schema_string.clone(),
+            batch: batch.clone(),
+        };
+        let added = actions::new_columns(&snap.metadata.schema_string, &batch).map_err(mismatch)?;
+        Ok(added
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+            .collect())
     }
 
     /// Writes a log checkpoint of `snap` through the kernel's checkpoint writer (classic single-file

@@ -121,10 +121,14 @@ pub enum TableError {
         data_type: String,
     },
     /// The batch's schema differs from the table's.
-    #[error("the schema of {root} differs from this batch's: table {table}, batch {batch}")]
+    #[error(
+        "the schema of {root} differs from this batch's ({reason}): table {table}, batch {batch}"
+    )]
     SchemaMismatch {
         /// The table root.
         root: String,
+        /// What differs (a column the batch lacks, a changed type).
+        reason: String,
         /// The table's `schemaString`.
         table: String,
         /// The batch's.

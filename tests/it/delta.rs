@@ -82,7 +82,7 @@ pub(crate) fn delta_rs(table: &Path, version: Option<u64>) -> DeltaRead {
 
 /// Where duckdb 1.5.5 and its delta extension are installed (`pip install --target`), apart from the duckdb
 /// the other tests use.
-fn duckdb_delta_path() -> PathBuf {
+pub(crate) fn duckdb_delta_path() -> PathBuf {
     std::env::var_os("LANDER_DUCKDB_DELTA")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -54,7 +54,7 @@ struct Read {
 }
 
 /// The table `bronze/<dataset>` of `t` as delta-rs addresses it, with the storage options it needs.
-fn table_url(t: &Target, kind: Kind, dataset: &str) -> (String, serde_json::Value) {
+pub(crate) fn table_url(t: &Target, kind: Kind, dataset: &str) -> (String, serde_json::Value) {
     let url = format!("{}/{dataset}", t.bronze_url);
     match kind {
         Kind::Local | Kind::Hdfs => (url, serde_json::json!({})),
@@ -105,7 +105,7 @@ fn read(t: &Target, kind: Kind, version: Option<u64>) -> Read {
 }
 
 /// `python3 -c script args`, killed and failed after [`READ_DEADLINE`]; returns stdout.
-fn python_with_deadline(script: &str, args: &[&str]) -> String {
+pub(crate) fn python_with_deadline(script: &str, args: &[&str]) -> String {
     // Output to files, not pipes: the keys of a table fill a pipe, and nobody would read it while we wait.
     let (stdout, stderr) = (
         tempfile::tempfile().expect("tempfile"),

@@ -33,6 +33,7 @@ mod quarantine_table;
 mod queries;
 mod rewrites;
 mod run_once;
+mod schema_evolution;
 mod stale_temps;
 mod stray_quote;
 mod table_ops;

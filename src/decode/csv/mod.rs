@@ -5,10 +5,15 @@
 //! quoted delimiters and newlines, several timestamp formats and a time zone for timestamps without an offset.
 //!
 //! Column types are declared in the config or inferred once from the first file ([`infer_schema`]); the result
-//! is a [`StoredSchema`] that the checkpoint keeps, so later files cannot silently change the types. A file
-//! whose header does not match fails as a whole ([`DecodeError::Header`]); a row that does not fit (wrong field
-//! count, unparseable value, missing key or event time, invalid text) goes to the quarantine with its exact bytes.
+//! is a [`StoredSchema`] that the checkpoint keeps, so later files cannot silently change the types. A header
+//! maps onto it by name; one that differs is handled by the dataset's [`SchemaEvolution`] mode (`evolve`): the
+//! file fails as a whole ([`DecodeError::Header`]), asks for new columns ([`DecodeError::NewColumns`]) or has
+//! what does not fit rescued into [`RESCUED_COLUMN`]. A row that does not fit (wrong field count, unparseable
+//! value outside `rescue`, missing key or event time, invalid text) goes to the quarantine with its exact bytes.
 
+mod evolve;
+#[cfg(test)]
+mod evolve_tests;
 mod infer;
 mod options;
 mod records;
@@ -17,6 +22,7 @@ mod resync_tests;
 mod types;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -27,8 +33,12 @@ use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use evolve::{map_header, rescued_json, HeaderMap, HeaderMismatch};
+pub use evolve::{read_header, with_new_columns, RESCUED_COLUMN};
 pub use infer::{infer_schema, infer_schema_sampled};
-pub use options::{CsvOptions, StoredColumn, StoredSchema, DEFAULT_MAX_QUOTED_LINES};
+pub use options::{
+    CsvOptions, SchemaEvolution, StoredColumn, StoredSchema, DEFAULT_MAX_QUOTED_LINES,
+};
 use records::{RecordStream, Text};
 pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
 use types::{parse_bool, parse_date};
@@ -65,6 +75,8 @@ struct Chunk {
     columns: Vec<Builder>,
     lineage: Lineage,
     keys: Vec<u128>,
+    /// `_rescued_data` (`rescue` mode only).
+    rescued: Option<StringBuilder>,
 }
 
 /// A CSV decoder for one dataset with its fixed schema.
@@ -77,6 +89,10 @@ pub struct CsvDecoder {
     time_index: usize,
     key_indices: Vec<usize>,
     zone: Zone,
+    mode: SchemaEvolution,
+    /// Headers of files read from past their start (a growing file), by landing path: their fields map by the
+    /// names of their own header.
+    headers: HashMap<String, Vec<String>>,
 }
 
 impl CsvDecoder {
@@ -121,6 +137,53 @@ impl CsvDecoder {
             time_index,
             key_indices,
             zone: parse_timezone(&options.timezone).map_err(|e| err(e.to_string()))?,
+            mode: SchemaEvolution::Fail,
+            headers: HashMap::new(),
+        })
+    }
+
+    /// Sets how headers that differ from the schema are met (the decoder of [`CsvDecoder::new`] is `fail`), and
+    /// the headers of the files that are read from past their start. `rescue` adds [`RESCUED_COLUMN`] (a
+    /// string) after the schema's columns.
+    pub fn with_evolution(
+        mut self,
+        mode: SchemaEvolution,
+        headers: HashMap<String, Vec<String>>,
+    ) -> Self {
+        if mode == SchemaEvolution::Rescue && self.mode != SchemaEvolution::Rescue {
+            let mut fields: Vec<Field> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.insert(
+                self.columns.len(),
+                Field::new(RESCUED_COLUMN, arrow::datatypes::DataType::Utf8, true),
+            );
+            self.schema = Arc::new(Schema::new(fields));
+        }
+        self.mode = mode;
+        self.headers = headers;
+        self
+    }
+
+    /// Maps `header` onto the schema, or says why the file is refused.
+    fn map(&self, header: &[String], path: &str) -> Result<HeaderMap, DecodeError> {
+        let mut required: Vec<&str> = vec![self.options.event_time.as_str()];
+        required.extend(self.options.key.iter().map(String::as_str));
+        let stored: Vec<StoredColumn> = self.columns.iter().map(|(c, _)| c.clone()).collect();
+        map_header(&stored, &required, header, self.mode).map_err(|m| match m {
+            HeaderMismatch::Reject(reason) => DecodeError::Header {
+                path: path.to_string(),
+                dataset: self.dataset.clone(),
+                reason,
+            },
+            HeaderMismatch::NewColumns(columns) => DecodeError::NewColumns {
+                path: path.to_string(),
+                dataset: self.dataset.clone(),
+                columns,
+            },
         })
     }
 
@@ -224,8 +287,8 @@ impl CsvDecoder {
             dataset: self.dataset.clone(),
             reason,
         };
-        // mapping[i] = field index in this file of schema column i.
-        let mapping: Vec<usize> = if at_start && self.options.has_header {
+        // How this file's fields map onto the schema's columns (by name when the file has a header).
+        let map: HeaderMap = if at_start && self.options.has_header {
             let Some(rec) = stream.next()? else {
                 return Ok(DecodeEnd {
                     end_offset: stream.end_offset,
@@ -246,35 +309,36 @@ impl CsvDecoder {
                 .ok_or_else(|| {
                     header_err("header is not valid text in the configured encoding".into())
                 })?;
-            let mut mapping = Vec::with_capacity(self.columns.len());
-            for (c, _) in &self.columns {
-                let i = header.iter().position(|h| *h == c.source).ok_or_else(|| {
-                    header_err(format!(
-                        "column {:?} is missing from the header {header:?}",
-                        c.source
-                    ))
-                })?;
-                mapping.push(i);
-            }
-            if let Some(extra) = header
-                .iter()
-                .find(|h| !self.columns.iter().any(|(c, _)| c.source == **h))
-            {
-                return Err(header_err(format!(
-                    "unexpected column {extra:?} (the dataset's schema is fixed; declare a new dataset or reset it)"
-                )));
-            }
-            stream.expect_fields(header.len());
-            mapping
+            self.map(&header, &input.path)?
+        } else if let Some(header) = self
+            .headers
+            .get(&input.path)
+            .filter(|_| self.options.has_header)
+        {
+            self.map(header, &input.path)?
         } else {
-            stream.expect_fields(self.columns.len());
-            (0..self.columns.len()).collect()
+            HeaderMap {
+                columns: (0..self.columns.len()).map(Some).collect(),
+                extra: Vec::new(),
+                fields: self.columns.len(),
+            }
         };
+        stream.expect_fields(map.fields);
+        let rescue = self.mode == SchemaEvolution::Rescue;
+        // Columns whose bad values still quarantine the row in `rescue` mode: without them it could be neither
+        // partitioned nor deduplicated.
+        let mut protected = vec![false; self.columns.len()];
+        protected[self.time_index] = true;
+        for &k in &self.key_indices {
+            protected[k] = true;
+        }
+        let mut rescued: Vec<(String, String)> = Vec::new();
         let ncols = self.columns.len();
         let mut chunk = Chunk {
             columns: self.builders(),
             lineage: Lineage::new(),
             keys: Vec::with_capacity(CHUNK_ROWS),
+            rescued: rescue.then(StringBuilder::new),
         };
         let mut values: Vec<Value<'_>> = Vec::with_capacity(ncols);
         let mut key_buf = Vec::new();
@@ -286,6 +350,7 @@ impl CsvDecoder {
         let time_label = format!("event time {:?}", self.options.event_time);
         while let Some(rec) = stream.next()? {
             values.clear();
+            rescued.clear();
             let result: Result<(), RecordError> = (|| {
                 if let Some(len) = rec.too_long {
                     return Err(RecordError::TooLong {
@@ -297,20 +362,43 @@ impl CsvDecoder {
                 if let Some(why) = rec.unbalanced {
                     return Err(RecordError::UnbalancedQuote { why });
                 }
-                if rec.fields.len() != ncols {
+                if rec.fields.len() != map.fields {
                     return Err(RecordError::FieldCount {
-                        expected: ncols,
+                        expected: map.fields,
                         found: rec.fields.len(),
                         lines: rec.raw.iter().filter(|b| **b == b'\n').count() + 1,
                     });
                 }
                 for (i, (c, ty)) in self.columns.iter().enumerate() {
-                    let raw = &rec.fields[mapping[i]];
+                    // A column the file's header lacks reads as null (never as an empty string).
+                    let Some(at) = map.columns[i] else {
+                        values.push(Value::Null);
+                        continue;
+                    };
+                    let raw = &rec.fields[at];
                     let s = text.decode(raw).ok_or_else(|| RecordError::ColumnNotUtf8 {
                         column: c.source.clone(),
                     })?;
-                    let v = self.parse_value(&c.source, *ty, Cow::Owned(s.into_owned()))?;
-                    values.push(v);
+                    match self.parse_value(&c.source, *ty, Cow::Owned(s.into_owned())) {
+                        Ok(v) => values.push(v),
+                        // Never coerced: the column is null and the text is kept, under its header name.
+                        Err(_) if rescue && !protected[i] => {
+                            let s = text.decode(raw).unwrap_or_default().into_owned();
+                            rescued.push((c.source.clone(), s));
+                            values.push(Value::Null);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                for (at, name) in &map.extra {
+                    let s = text.decode(&rec.fields[*at]).ok_or_else(|| {
+                        RecordError::ColumnNotUtf8 {
+                            column: name.clone(),
+                        }
+                    })?;
+                    if !s.is_empty() {
+                        rescued.push((name.clone(), s.into_owned()));
+                    }
                 }
                 match values[self.time_index] {
                     Value::Null => {
@@ -330,7 +418,8 @@ impl CsvDecoder {
                     key_buf.extend_from_slice(&rec.raw);
                 } else {
                     for &k in &self.key_indices {
-                        let f = rec.fields[mapping[k]].trim_ascii();
+                        // Key columns are never missing from a header (`map_header` refuses it).
+                        let f = map.columns[k].map_or(&b""[..], |at| rec.fields[at].trim_ascii());
                         if f.is_empty() {
                             return Err(RecordError::MissingKey(self.columns[k].0.source.clone()));
                         }
@@ -369,6 +458,13 @@ impl CsvDecoder {
                     (Builder::Dec(b), _) => b.append_null(),
                 }
             }
+            if let Some(b) = &mut chunk.rescued {
+                if rescued.is_empty() {
+                    b.append_null();
+                } else {
+                    b.append_value(rescued_json(&rescued));
+                }
+            }
             chunk
                 .lineage
                 .push(&input.path, rec.line, rec.offset, input.ingested_at);
@@ -405,6 +501,9 @@ impl CsvDecoder {
                 }
             })
             .collect();
+        if let Some(b) = &mut chunk.rescued {
+            cols.push(Arc::new(b.finish()));
+        }
         cols.extend(chunk.lineage.finish());
         let batch =
             RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");

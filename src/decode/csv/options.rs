@@ -33,6 +33,10 @@ pub struct CsvOptions {
     /// `decimal(P,S)`. Columns not declared are inferred from the first file (`infer_rows` rows) once; the
     /// resulting schema is stored in the checkpoint and fixed from then on.
     pub columns: BTreeMap<String, String>,
+    /// What a header that differs from the stored schema does: `fail`, `add_columns` or `rescue` (see
+    /// [`SchemaEvolution`]). Unset: `add_columns` on a Delta bronze, `fail` on a plain-Parquet one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<SchemaEvolution>,
     /// Rows sampled for type inference. Default 1000.
     pub infer_rows: usize,
     /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
@@ -61,6 +65,7 @@ impl Default for CsvOptions {
             ],
             timezone: "UTC".into(),
             columns: BTreeMap::new(),
+            schema_evolution: None,
             infer_rows: 1000,
             normalize_names: true,
             max_quoted_lines: DEFAULT_MAX_QUOTED_LINES,
@@ -91,6 +96,34 @@ impl CsvOptions {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ..CsvOptions::default()
+        }
+    }
+}
+
+/// How a CSV dataset meets a file whose header differs from its stored schema (like Auto Loader's
+/// `schemaEvolutionMode`). In every mode a header is mapped by name (a reordered header is the same schema), and
+/// a value that does not parse as its column's type is never coerced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// A header that lacks a column of the schema or has one the schema does not is rejected whole.
+    Fail,
+    /// A header with new columns adds them to the schema (typed as declared in `columns`, else `string`); a
+    /// header without a column of the schema reads it as null. Bad values go to the quarantine.
+    AddColumns,
+    /// The schema stays as it is; values that do not fit (a column the schema does not have, a value that does
+    /// not parse as its column's type) go into the `_rescued_data` JSON column and the row still lands. A
+    /// header without a column of the schema reads it as null.
+    Rescue,
+}
+
+impl SchemaEvolution {
+    /// The name in `lander.toml`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::AddColumns => "add_columns",
+            Self::Rescue => "rescue",
         }
     }
 }

@@ -37,6 +37,7 @@ fn batch(app: &str, version: i64, name: &str) -> Commit {
             "landing": "/landing",
             "inputs": [{"path": "a.json.gz", "fingerprint": "f1", "start": 0, "end": 10}, {"path": "b.json.gz", "fingerprint": null, "start": 5, "end": 7}],
         }}),
+        schema: None,
     }
 }
 
@@ -153,6 +154,81 @@ async fn racing_writers_both_commit_and_a_batch_never_commits_twice() {
     assert_eq!(info["lander"]["inputs"][0]["fingerprint"], "f1");
     assert_eq!(info["lander"]["inputs"][1]["path"], "b.json.gz");
     assert_eq!(info["lander"]["inputs"][1]["end"], 7);
+}
+
+/// Two writers whose batches both add column `channel`: the first commit's `metaData` adds it, the second (on a
+/// stale snapshot) finds it there when it rebuilds and adds nothing; both batches commit, the table id stays, and
+/// a batch that changes a column's type or lacks one is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_writers_that_add_the_same_column_add_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bronze = StoreLocation::open(dir.path().to_str().expect("utf8")).expect("open");
+    let table = DeltaTable::new(&bronze, "ds");
+    let mut a = table.create(&schema()).await.expect("create");
+    let mut b = table.load().await.expect("load").expect("table");
+    let mut wide = schema().fields().to_vec();
+    wide.push(Arc::new(Field::new("channel", DataType::Utf8, true)));
+    let wide = Schema::new(wide);
+    assert_eq!(
+        table.check_schema(&a, &wide).expect("an evolution"),
+        ["channel"]
+    );
+    let evolving = |app: &str, name: &str| Commit {
+        schema: Some(actions::schema_string(&wide).expect("schema")),
+        ..batch(app, 1, name)
+    };
+    assert_eq!(
+        table
+            .commit(&mut a, &evolving("app-a", "pa1"))
+            .await
+            .expect("a1"),
+        Committed::At(1)
+    );
+    assert!(
+        a.metadata.schema_string.contains("\"channel\""),
+        "the snapshot sees the new schema"
+    );
+    assert_eq!(
+        table
+            .commit(&mut b, &evolving("app-b", "pb1"))
+            .await
+            .expect("b1"),
+        Committed::At(2)
+    );
+    let metadata = |v: u64| {
+        log_lines(dir.path(), v)
+            .into_iter()
+            .filter_map(|l| l.get("metaData").cloned())
+            .collect::<Vec<_>>()
+    };
+    let added = metadata(1);
+    assert_eq!(added.len(), 1, "version 1 adds the column");
+    assert!(metadata(2).is_empty(), "version 2 finds it there");
+    let s = table.load().await.expect("load").expect("table");
+    assert_eq!(s.metadata.id, a.metadata.id);
+    let fields: serde_json::Value =
+        serde_json::from_str(&s.metadata.schema_string).expect("schema json");
+    let names: Vec<&str> = fields["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "channel").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        table.check_schema(&s, &schema()).is_err(),
+        "a batch without channel"
+    );
+    let mut retyped = schema().fields().to_vec();
+    retyped.push(Arc::new(Field::new("channel", DataType::Int64, true)));
+    assert!(matches!(
+        table.check_schema(&s, &Schema::new(retyped)),
+        Err(TableError::SchemaMismatch { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
