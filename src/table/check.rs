@@ -177,7 +177,10 @@ pub async fn lost_inputs(
             source,
         })?;
         let name = meta.location.filename().unwrap_or_default();
-        if let Some(v) = name.strip_suffix(".json").and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             versions.push(v);
         }
     }

@@ -236,6 +236,9 @@ pub async fn optimize(
         report.files_out = outputs.len();
         report.bytes_out = outputs.iter().map(|f| f.bytes).sum();
         report.rows = outputs.iter().map(|f| f.rows).sum();
+        // Tests stop here to commit a competing rewrite first.
+        #[cfg(feature = "failpoints")]
+        crate::faults::gate("optimize-commit").await;
         report.outcome = match commit_partition(table, &mut snap, &p, &inputs, &outputs).await {
             Ok(Rewritten::At(v)) => PartitionOutcome::Committed(v),
             Ok(Rewritten::InputsGone(gone)) => {
@@ -496,7 +499,10 @@ fn conform(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
 /// on the partition's day (the column the sink partitioned by).
 fn time_column(schema: &Schema, b: &RecordBatch, dir: &str) -> Option<usize> {
     schema.fields().iter().enumerate().find_map(|(i, f)| {
-        if !matches!(f.data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some(_))) {
+        if !matches!(
+            f.data_type(),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_))
+        ) {
             return None;
         }
         let col = b.column(i).as_primitive::<TimestampMicrosecondType>();

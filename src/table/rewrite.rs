@@ -117,7 +117,11 @@ fn attempt(
     let mut txn = snapshot
         .clone()
         .update_table(operation, engine_info(), data_change)
-        .with_operation_parameters(rw.parameters.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+        .with_operation_parameters(
+            rw.parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone()))),
+        )
         .with_commit_info(info, info_schema)
         .build(engine, Box::new(FileSystemCommitter::new()))?;
     for r in removes {

@@ -31,7 +31,7 @@ print(json.dumps({"version": dt.version(), "keys": keys, "files": files,
 /// What delta-rs read.
 pub(crate) struct DeltaRead {
     pub(crate) version: u64,
-    keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
     pub(crate) files: Vec<String>,
     protocol: (i64, i64),
     partitions: Vec<String>,
@@ -92,7 +92,7 @@ fn duckdb_delta_path() -> PathBuf {
 
 /// Row count and distinct event keys of `table` read by DuckDB's delta extension (`delta_scan`), loaded from the
 /// file its PyPI package ships (it cannot download at run time).
-fn duckdb_delta(table: &Path) -> (u64, u64) {
+pub(crate) fn duckdb_delta(table: &Path) -> (u64, u64) {
     let script = r#"
 import os, sys, duckdb, duckdb_extension_delta
 c = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})

@@ -59,17 +59,32 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
     let mut unrepaired = 0usize;
     for ds in &datasets {
         let table = DeltaTable::new(&bronze, ds);
-        let Some(mut snap) = table.load().await.with_context(|| format!("while reading {}", bronze.describe(ds)))? else {
+        let Some(mut snap) = table
+            .load()
+            .await
+            .with_context(|| format!("while reading {}", bronze.describe(ds)))?
+        else {
             continue;
         };
         let mut missing = missing_files(&table, &snap)
             .await
             .with_context(|| format!("while checking {}", bronze.describe(ds)))?;
         if missing.is_empty() {
-            let _ = writeln!(out, "{ds}: {} file(s) referenced at version {}, all present", snap.files.len(), snap.version);
+            let _ = writeln!(
+                out,
+                "{ds}: {} file(s) referenced at version {}, all present",
+                snap.files.len(),
+                snap.version
+            );
             continue;
         }
-        let _ = writeln!(out, "{ds}: {} of {} file(s) referenced at version {} are missing from storage:", missing.len(), snap.files.len(), snap.version);
+        let _ = writeln!(
+            out,
+            "{ds}: {} of {} file(s) referenced at version {} are missing from storage:",
+            missing.len(),
+            snap.files.len(),
+            snap.version
+        );
         for m in &missing {
             let _ = writeln!(out, "  {}", describe(m));
         }
@@ -79,7 +94,10 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
         }
         let mut committed = None;
         for _ in 0..REPAIR_ATTEMPTS {
-            match repair(&table, &mut snap, &missing).await.with_context(|| format!("while repairing {}", bronze.describe(ds)))? {
+            match repair(&table, &mut snap, &missing)
+                .await
+                .with_context(|| format!("while repairing {}", bronze.describe(ds)))?
+            {
                 Rewritten::At(v) => {
                     committed = Some(v);
                     break;
@@ -96,23 +114,37 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
         let rows: u64 = missing.iter().filter_map(|m| m.rows).sum();
         match committed {
             Some(v) => {
-                let _ = writeln!(out, "{ds}: repaired: removed {} reference(s) ({rows} rows) in version {v}", missing.len());
+                let _ = writeln!(
+                    out,
+                    "{ds}: repaired: removed {} reference(s) ({rows} rows) in version {v}",
+                    missing.len()
+                );
             }
             None if missing.is_empty() => {
-                let _ = writeln!(out, "{ds}: another writer removed those references meanwhile; nothing to repair");
+                let _ = writeln!(
+                    out,
+                    "{ds}: another writer removed those references meanwhile; nothing to repair"
+                );
                 continue;
             }
-            None => anyhow::bail!("could not repair {}: other writers kept removing files", bronze.describe(ds)),
+            None => anyhow::bail!(
+                "could not repair {}: other writers kept removing files",
+                bronze.describe(ds)
+            ),
         }
-        let mut days: Vec<i32> = missing.iter().filter_map(|m| day_of_path(&m.path)).collect();
+        let mut days: Vec<i32> = missing
+            .iter()
+            .filter_map(|m| day_of_path(&m.path))
+            .collect();
         days.sort_unstable();
         days.dedup();
         if let Some(cp) = &checkpoint {
             let dir = cp.dir().join("dedup").join(ds);
-            let forgotten = tokio::task::spawn_blocking(move || crate::dedup::index::forget_days(&dir, &days))
-                .await
-                .expect("forgetting dedup days does not panic")
-                .context("while making the dedup index forget the repaired days")?;
+            let forgotten =
+                tokio::task::spawn_blocking(move || crate::dedup::index::forget_days(&dir, &days))
+                    .await
+                    .expect("forgetting dedup days does not panic")
+                    .context("while making the dedup index forget the repaired days")?;
             if forgotten > 0 {
                 let _ = writeln!(out, "{ds}: the dedup index forgot the repaired day(s) ({forgotten} run file(s)); the next run reads their keys from the table");
             }
@@ -124,7 +156,10 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
         if inputs.is_empty() {
             let _ = writeln!(out, "{ds}: no commit names the landing inputs of those rows; re-ingest the landing files of those days to restore them");
         } else {
-            let _ = writeln!(out, "{ds}: to restore the rows, re-ingest the landing files they came from, then run:");
+            let _ = writeln!(
+                out,
+                "{ds}: to restore the rows, re-ingest the landing files they came from, then run:"
+            );
             let mut seen = std::collections::BTreeSet::new();
             for i in inputs.iter().filter(|i| seen.insert(i.path.clone())) {
                 let _ = writeln!(out, "  lander checkpoint reset --yes --file {}", i.path);

@@ -51,7 +51,12 @@ async fn open(
         Some(d) if !config.datasets.contains_key(d) => {
             return Err(UsageError(format!(
                 "dataset {d:?} is not configured (configured: {})",
-                config.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
+                config
+                    .datasets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .into())
         }
