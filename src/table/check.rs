@@ -156,16 +156,8 @@ struct CommitOrigin {
     removes: Vec<String>,
 }
 
-/// The landing inputs of the batches that wrote `paths` (table-relative), read from every commit's
-/// `commitInfo.lander.inputs`. A file written by a compaction is traced through the files that compaction
-/// removed. Inputs of a batch count even when only some of its rows went to a lost file.
-///
-/// # Errors
-/// [`TableError`] listing or reading the log.
-pub async fn lost_inputs(
-    table: &DeltaTable,
-    paths: &[String],
-) -> Result<Vec<LostInput>, TableError> {
+/// The body of every commit file (`_delta_log/<version>.json`) of `table`, by version.
+async fn read_log(table: &DeltaTable) -> Result<Vec<(u64, Vec<u8>)>, TableError> {
     let bronze = &table.bronze;
     let log = format!("{}/_delta_log", table.root());
     let mut versions = Vec::new();
@@ -203,6 +195,39 @@ pub async fn lost_inputs(
         .buffer_unordered(READ_CONCURRENCY)
         .try_collect()
         .await?;
+    Ok(commits)
+}
+
+/// Every data file a commit of `table` removed (a compaction's inputs, a repair's lost files), with the version
+/// that removed it: files a batch committed that are rightly no longer in the table.
+///
+/// # Errors
+/// [`TableError`] listing or reading the log.
+pub async fn removed_paths(table: &DeltaTable) -> Result<BTreeMap<String, u64>, TableError> {
+    let mut removed = BTreeMap::new();
+    for (v, body) in read_log(table).await? {
+        for line in String::from_utf8_lossy(&body).lines() {
+            if let Ok(action) = serde_json::from_str::<serde_json::Value>(line) {
+                if let Some(p) = action["remove"]["path"].as_str() {
+                    removed.insert(p.to_string(), v);
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The landing inputs of the batches that wrote `paths` (table-relative), read from every commit's
+/// `commitInfo.lander.inputs`. A file written by a compaction is traced through the files that compaction
+/// removed. Inputs of a batch count even when only some of its rows went to a lost file.
+///
+/// # Errors
+/// [`TableError`] listing or reading the log.
+pub async fn lost_inputs(
+    table: &DeltaTable,
+    paths: &[String],
+) -> Result<Vec<LostInput>, TableError> {
+    let commits = read_log(table).await?;
     let mut added_by: BTreeMap<String, u64> = BTreeMap::new();
     let mut origins: BTreeMap<u64, CommitOrigin> = BTreeMap::new();
     for (v, body) in commits {
