@@ -190,3 +190,20 @@ pub fn checkpoint_commit(
     }
     Ok(())
 }
+
+/// `LANDER_TEST_GATE=<dir>`: at the gate named `name`, creates `<dir>/<name>.waiting` and waits until
+/// `<dir>/<name>.open` exists, so a test can run another writer at exactly that point (e.g. between a
+/// compaction's writes and its commit). Without the variable it returns at once.
+pub async fn gate(name: &str) {
+    let Some(dir) = std::env::var_os("LANDER_TEST_GATE").map(std::path::PathBuf::from) else {
+        return;
+    };
+    if let Err(e) = std::fs::write(dir.join(format!("{name}.waiting")), b"") {
+        tracing::warn!(error = %e, "LANDER_TEST_GATE: cannot create the waiting mark");
+        return;
+    }
+    let open = dir.join(format!("{name}.open"));
+    while !open.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 
 pub(crate) use run::date_of;
+pub use run::forget_days;
 use run::{parse_run_name, remove, run_name, write_run, Run};
 
 /// Runs one day may hold before adjacent runs are merged. Each run costs one filter probe per lookup, so this

@@ -281,6 +281,9 @@ async fn table_problems(
     let files: BTreeSet<String> = snap.files.keys().map(|p| format!("{ds}/{p}")).collect();
     let mut problems = Vec::new();
     let mut last = 0;
+    // Parts a later commit removed on purpose (a compaction's inputs, a repair's lost files), read from the log
+    // only when some committed part is not in the table.
+    let mut removed: Option<BTreeMap<String, u64>> = None;
     for b in batches.iter().filter(|b| b.dataset == ds) {
         last = last.max(b.id);
         for o in b
@@ -288,7 +291,14 @@ async fn table_problems(
             .iter()
             .filter(|o| o.path.starts_with(&format!("{ds}/")))
         {
-            if !files.contains(&o.path) {
+            if files.contains(&o.path) {
+                continue;
+            }
+            if removed.is_none() {
+                removed = Some(crate::table::check::removed_paths(&table).await?);
+            }
+            let rel = o.path.strip_prefix(&format!("{ds}/")).unwrap_or(&o.path);
+            if !removed.as_ref().is_some_and(|r| r.contains_key(rel)) {
                 problems.push(Problem {
                     kind: ProblemKind::NotInTable,
                     dataset: ds.to_string(),

@@ -22,17 +22,17 @@ use crate::store::StoreLocation;
 
 /// Attempts at committing one batch before giving up: each lost race means another writer committed, so this
 /// many in a row only happens under a storm of writers (or a broken put-if-absent).
-const MAX_COMMIT_ATTEMPTS: u32 = 200;
+pub(super) const MAX_COMMIT_ATTEMPTS: u32 = 200;
 
 /// Upper bound of the random pause before retrying a lost race (spreads writers that collide in lockstep).
-const RETRY_JITTER: Duration = Duration::from_millis(20);
+pub(super) const RETRY_JITTER: Duration = Duration::from_millis(20);
 
 /// A Delta table: a root directory (relative to bronze) holding `_delta_log/`.
 #[derive(Clone)]
 pub struct DeltaTable {
-    bronze: StoreLocation,
-    root: String,
-    engine: Arc<dyn Engine>,
+    pub(super) bronze: StoreLocation,
+    pub(super) root: String,
+    pub(super) engine: Arc<dyn Engine>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -59,7 +59,7 @@ pub struct Snapshot {
     pub files: BTreeMap<String, Add>,
     /// `txn` versions known at `version` (a cache of the kernel's answers and of this writer's commits).
     txns: HashMap<String, i64>,
-    kernel: SnapshotRef,
+    pub(super) kernel: SnapshotRef,
     engine: Arc<dyn Engine>,
 }
 
@@ -193,7 +193,8 @@ impl DeltaTable {
         &self.root
     }
 
-    fn describe(&self) -> String {
+    /// The table root as messages name it (bronze plus the root).
+    pub(super) fn describe(&self) -> String {
         self.bronze.describe(&self.root)
     }
 
@@ -205,13 +206,13 @@ impl DeltaTable {
         }
     }
 
-    fn log_path(&self, name: &str) -> object_store::path::Path {
+    pub(super) fn log_path(&self, name: &str) -> object_store::path::Path {
         self.bronze
             .path(&format!("{}/_delta_log/{name}", self.root))
     }
 
     /// Runs kernel work `f` (synchronous, blocking on the store) on tokio's blocking pool.
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         action: &'static str,
         f: impl FnOnce(&dyn Engine) -> Result<T, delta_kernel::KernelError> + Send + 'static,

@@ -39,16 +39,21 @@
 //!   lowest that Spark 3.5+, DuckDB's delta extension and delta-rs read. Written put-if-absent like any commit;
 //! - the **Delta schema** of lander's Arrow schema and the **`add` of a part** with its statistics
 //!   ([`actions`]): lander writes its parts itself (the sink), so it hands the kernel their metadata;
-//! - the **retry loop** around a lost race (above).
+//! - the **retry loop** around a lost race (above);
+//! - **rewrites** ([`rewrite`]): a commit of `remove` + `add` that re-checks its inputs on every attempt, for
+//!   compaction ([`optimize`]) and repair ([`check`]).
 //!
 //! lander enables the kernel's `internal-api` feature (no extra crates) only to read `metaData` (the table id,
 //! the schema string) and `protocol` of a snapshot, which 0.30.1 exposes nowhere else.
 
 pub mod actions;
+pub mod check;
 pub mod convert;
 pub mod history;
 mod kernel;
 mod log;
+pub mod optimize;
+pub mod rewrite;
 pub mod vacuum;
 
 use std::collections::HashMap;
@@ -56,6 +61,7 @@ use std::sync::Arc;
 
 pub use actions::{Add, MetaData, Protocol};
 pub use log::{uuid_v4, Commit, Committed, DeltaTable, Snapshot};
+pub use rewrite::{Rewrite, RewriteKind, Rewritten};
 
 /// How bronze is published (`table_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

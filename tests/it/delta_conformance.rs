@@ -355,6 +355,79 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     assert_eq!(r.files, stored_parts(t), "no orphan part");
 }
 
+/// `lander table optimize` then `lander table check --repair` on the backend (issue 23): the two 2015 slices'
+/// parts become one part with the same events (time travel to the version before still reads them); once that
+/// part is deleted from storage, `check` names it and exits 1, and `--repair` leaves a table delta-rs reads with
+/// exactly the other inputs' events.
+fn optimize_then_check_repair(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(kind);
+    let files = inputs();
+    for (name, bytes) in &files {
+        t.land_bytes("gharchive", name, bytes.clone());
+    }
+    let args = available_now_args(&t);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    t.run_ok(&refs);
+    let local = local_copies(&t.wd, &files);
+    let table = |cmd: &[&str]| -> std::process::Output {
+        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        a.extend(t.location_args());
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        t.run(&refs)
+    };
+    let before = read(&t, kind, None);
+    let out = table(&["table", "optimize"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = read(&t, kind, None);
+    assert_eq!(after.version, before.version + 1, "{stdout}");
+    assert_eq!(found(&after.keys), expected_of(&local), "the same events");
+    let compacted: Vec<&String> = after.files.iter().filter(|f| f.contains("-opt")).collect();
+    assert_eq!(compacted.len(), 1, "{:?}", after.files);
+    assert_eq!(
+        after.files.len(),
+        before.files.len() - 1,
+        "two parts became one"
+    );
+    assert_eq!(
+        found(&read(&t, kind, Some(before.version)).keys),
+        expected_of(&local)
+    );
+
+    t.delete_bronze(&format!("gharchive/{}", compacted[0]));
+    let check = table(&["table", "check"]);
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    assert!(text.contains(compacted[0].as_str()), "{text}");
+    let repair = table(&["table", "check", "--repair"]);
+    let text = String::from_utf8_lossy(&repair.stdout).into_owned();
+    assert!(
+        repair.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    for (name, _) in &files[2..] {
+        assert!(
+            text.contains(&format!("gharchive/{name}")),
+            "the slices are named: {text}"
+        );
+    }
+    let repaired = read(&t, kind, None);
+    assert_eq!(
+        found(&repaired.keys),
+        expected_of(&local[..2]),
+        "the other inputs' events"
+    );
+    assert_eq!(repaired.version, after.version + 1);
+}
+
 /// `table convert`, `table vacuum`, `table history` and `checkpoint rebuild --from-table` on this backend (issue
 /// 23): a Parquet bronze converted in place reads back through delta-rs with the rows of its parts; a crashed
 /// Delta batch leaves unreferenced parts, which a forced zero-retention vacuum deletes (and only they: the default
@@ -509,6 +582,7 @@ delta_conformance!(
     crash_before_the_log_write_recovers_exactly_once,
     #[cfg(feature = "failpoints")]
     table_operations,
+    optimize_then_check_repair,
 );
 
 /// On S3 the log's put-if-absent is a conditional put (`If-None-Match: *`), which moto enforces. (Local is

@@ -37,3 +37,4 @@ mod schema_evolution;
 mod stale_temps;
 mod stray_quote;
 mod table_ops;
+mod table_optimize;

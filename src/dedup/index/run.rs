@@ -278,3 +278,33 @@ pub(super) fn remove(path: &Path) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Deletes every run of the UTC days `days` in the run directory `dir` of one dataset (on disk; for a checkpoint
+/// no process holds), base runs first, so a crash midway never leaves a day looking complete with keys missing.
+/// The next run of the dataset reads those days back from bronze when a batch touches them. Returns the runs
+/// deleted.
+///
+/// # Errors
+/// [`IndexError::Io`] when the directory cannot be read or a run deleted.
+pub fn forget_days(dir: &Path, days: &[i32]) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut doomed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((day, lo, _)) = parse_run_name(&name) {
+            if days.contains(&day) {
+                doomed.push((lo != 0, entry.path()));
+            }
+        }
+    }
+    doomed.sort();
+    for (_, path) in &doomed {
+        remove(path)?;
+    }
+    Ok(doomed.len())
+}

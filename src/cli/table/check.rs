@@ -1,0 +1,181 @@
+//! `lander table check [--repair]`: files a table references that storage lacks, and their removal
+//! ([`crate::table::check`]). After a repair, the dedup index of the checkpoint forgets the affected days, so
+//! that re-ingesting their landing files (`checkpoint reset --file`, then `run`) restores exactly the rows that
+//! were lost: dedup then sees the table as it now is.
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::checkpoint::CheckpointStore;
+use crate::cli::checkpoint::{emit, open_write};
+use crate::cli::LocationArgs;
+use crate::table::check::{lost_inputs, missing_files, repair, MissingFile};
+use crate::table::{DeltaTable, Rewritten};
+
+/// Repairs retried when another writer removes a missing file first.
+const REPAIR_ATTEMPTS: usize = 3;
+
+/// `lander table check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Locations and config (--bronze, the config's datasets, and --checkpoint for --repair).
+    #[command(flatten)]
+    pub locations: LocationArgs,
+    /// Only this dataset [default: every configured dataset].
+    #[arg(long, short = 'd')]
+    pub dataset: Option<String>,
+    /// Remove the references to missing files in one commit (their rows leave the table), and make the
+    /// checkpoint's dedup index forget the affected days.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// The UTC day number (days since 1970-01-01) of a `year=/month=/day=` path.
+fn day_of_path(path: &str) -> Option<i32> {
+    let mut ymd = [None; 3];
+    for seg in path.split('/') {
+        if let Some((k, v)) = seg.split_once('=') {
+            let i = ["year", "month", "day"].iter().position(|c| *c == k)?;
+            ymd[i] = v.parse::<u32>().ok();
+        }
+    }
+    let d = chrono::NaiveDate::from_ymd_opt(ymd[0]? as i32, ymd[1]?, ymd[2]?)?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((d - epoch).num_days()).ok()
+}
+
+pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
+    let (config, bronze, datasets) = super::open(&a.locations, a.dataset.as_deref()).await?;
+    // The repair changes what dedup must believe: hold the checkpoint (no daemon may run meanwhile) before
+    // committing anything.
+    let checkpoint = if a.repair && CheckpointStore::exists(&config.checkpoint) {
+        Some(open_write(&config, "repair a table").await?)
+    } else {
+        None
+    };
+    let mut out = String::new();
+    let mut unrepaired = 0usize;
+    for ds in &datasets {
+        let table = DeltaTable::new(&bronze, ds);
+        let Some(mut snap) = table
+            .load()
+            .await
+            .with_context(|| format!("while reading {}", bronze.describe(ds)))?
+        else {
+            continue;
+        };
+        let mut missing = missing_files(&table, &snap)
+            .await
+            .with_context(|| format!("while checking {}", bronze.describe(ds)))?;
+        if missing.is_empty() {
+            let _ = writeln!(
+                out,
+                "{ds}: {} file(s) referenced at version {}, all present",
+                snap.files.len(),
+                snap.version
+            );
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{ds}: {} of {} file(s) referenced at version {} are missing from storage:",
+            missing.len(),
+            snap.files.len(),
+            snap.version
+        );
+        for m in &missing {
+            let _ = writeln!(out, "  {}", describe(m));
+        }
+        if !a.repair {
+            unrepaired += missing.len();
+            continue;
+        }
+        let mut committed = None;
+        for _ in 0..REPAIR_ATTEMPTS {
+            match repair(&table, &mut snap, &missing)
+                .await
+                .with_context(|| format!("while repairing {}", bronze.describe(ds)))?
+            {
+                Rewritten::At(v) => {
+                    committed = Some(v);
+                    break;
+                }
+                // Another writer removed some of them first: check again on the table as it is now.
+                Rewritten::InputsGone(_) => {
+                    missing = missing_files(&table, &snap).await?;
+                    if missing.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        let rows: u64 = missing.iter().filter_map(|m| m.rows).sum();
+        match committed {
+            Some(v) => {
+                let _ = writeln!(
+                    out,
+                    "{ds}: repaired: removed {} reference(s) ({rows} rows) in version {v}",
+                    missing.len()
+                );
+            }
+            None if missing.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "{ds}: another writer removed those references meanwhile; nothing to repair"
+                );
+                continue;
+            }
+            None => anyhow::bail!(
+                "could not repair {}: other writers kept removing files",
+                bronze.describe(ds)
+            ),
+        }
+        let mut days: Vec<i32> = missing
+            .iter()
+            .filter_map(|m| day_of_path(&m.path))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if let Some(cp) = &checkpoint {
+            let dir = cp.dir().join("dedup").join(ds);
+            let forgotten =
+                tokio::task::spawn_blocking(move || crate::dedup::index::forget_days(&dir, &days))
+                    .await
+                    .expect("forgetting dedup days does not panic")
+                    .context("while making the dedup index forget the repaired days")?;
+            if forgotten > 0 {
+                let _ = writeln!(out, "{ds}: the dedup index forgot the repaired day(s) ({forgotten} run file(s)); the next run reads their keys from the table");
+            }
+        }
+        let paths: Vec<String> = missing.iter().map(|m| m.path.clone()).collect();
+        let inputs = lost_inputs(&table, &paths)
+            .await
+            .with_context(|| format!("while reading the log of {}", bronze.describe(ds)))?;
+        if inputs.is_empty() {
+            let _ = writeln!(out, "{ds}: no commit names the landing inputs of those rows; re-ingest the landing files of those days to restore them");
+        } else {
+            let _ = writeln!(
+                out,
+                "{ds}: to restore the rows, re-ingest the landing files they came from, then run:"
+            );
+            let mut seen = std::collections::BTreeSet::new();
+            for i in inputs.iter().filter(|i| seen.insert(i.path.clone())) {
+                let _ = writeln!(out, "  lander checkpoint reset --yes --file {}", i.path);
+            }
+        }
+    }
+    emit(&out)?;
+    if unrepaired > 0 {
+        anyhow::bail!("{unrepaired} referenced file(s) missing from storage (repair: lander table check --repair)");
+    }
+    Ok(())
+}
+
+fn describe(m: &MissingFile) -> String {
+    match m.rows {
+        Some(r) => format!("{} ({} bytes, {r} rows)", m.path, m.size),
+        None => format!("{} ({} bytes)", m.path, m.size),
+    }
+}
