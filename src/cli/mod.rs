@@ -81,15 +81,12 @@ pub enum Command {
     /// Download GH Archive hours or other files into landing.
     #[command(subcommand)]
     Fetch(fetch::FetchCommand),
-    /// Operate the Delta tables of bronze: vacuum, history, convert.
+    /// Operate the Delta tables of bronze: optimize, check --repair, vacuum, history, convert.
     #[command(subcommand)]
     Table(table::TableCommand),
     /// Generate synthetic data into landing.
     #[command(subcommand)]
     Generate(fetch::GenerateCommand),
-    /// Operate the bronze Delta tables: compact small parts, check for and repair missing files.
-    #[command(subcommand)]
-    Table(table::TableCommand),
     /// Build a large committed dedup state in a checkpoint, for benchmarks.
     #[command(hide = true, name = "bench-dedup-state")]
     BenchDedupState(bench_state::BenchStateArgs),
@@ -370,7 +367,6 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
         Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
         Command::Table(cmd) => table::run(cmd).await,
         Command::Explain(a) => explain::run(a).await,
-        Command::Table(cmd) => table::run(cmd).await,
         Command::Config(cmd) => config_check::run(cmd).await,
         Command::Fetch(cmd) => {
             install_signal_handlers(cancel.clone());
