@@ -47,6 +47,7 @@
 pub mod actions;
 mod kernel;
 mod log;
+pub mod temps;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -615,6 +615,40 @@ impl Target {
         });
     }
 
+    /// Writes `bronze/<rel>` (one put, as the test store's client does it).
+    pub fn put_bronze(&self, rel: &str, bytes: &[u8]) {
+        let path = self.bronze_path(rel);
+        self.rt
+            .block_on(self.store.put(&path, Bytes::copy_from_slice(bytes).into()))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Sets the modification time of `bronze/<rel>` on the shared MiniDFSCluster through WebHDFS (`curl`): `age`
+    /// in the past.
+    pub fn webhdfs_age_bronze(&self, rel: &str, age: Duration) {
+        let mtime = std::time::SystemTime::now() - age;
+        let ms = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis();
+        let url = format!(
+            "http://127.0.0.1:{}/webhdfs/v1/{}/{rel}?op=SETTIMES&modificationtime={ms}&user.name={}",
+            minidfs().http_port,
+            self.bronze,
+            HDFS_ENV[0].1
+        );
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "-X", "PUT"])
+            .arg(&url)
+            .output()
+            .expect("the HDFS tests need curl");
+        assert!(
+            out.status.success(),
+            "curl PUT {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Copies a local file into `landing/<dataset>/<name>`.
     pub fn land(&self, src: &FsPath, dataset: &str, name: &str) {
         let bytes = std::fs::read(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));

@@ -11,7 +11,8 @@
 //! two jobs made 99 concurrent commits on the MiniDFSCluster hung in `DeltaTable(...)` for 16 minutes at no
 //! CPU; the same read minutes later returned version 99 with its 99 files in 0.6 s. That table's `_delta_log`
 //! also held 25 `.<version>.json.tmp.<n>` files, the temporaries of commits that lost the race and were not
-//! removed. Every delta-rs read here has a deadline ([`READ_DEADLINE`]), so such a hang fails instead of blocking.
+//! removed (lander now writes log entries on HDFS through `store::create_put`, which removes them:
+//! `stale_temps::put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses`). Every delta-rs read here has a deadline ([`READ_DEADLINE`]), so such a hang fails instead of blocking.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
