@@ -204,6 +204,12 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where the shared moto server's request recorder writes (see `s3_bytes`).
+pub fn recording_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moto-recording-{}.jsonl", std::process::id()))
+}
+
 /// The shared moto server, started on first use, with [`BUCKET`] created.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
@@ -222,6 +228,8 @@ pub fn moto() -> &'static Moto {
                 "sh",
             ])
             .arg(port.to_string())
+            // `POST /moto-api/recorder/start-recording` appends requests here (`s3_bytes`), not to the cwd.
+            .env("MOTO_RECORDER_FILEPATH", recording_path())
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

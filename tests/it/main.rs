@@ -33,5 +33,6 @@ mod quarantine_table;
 mod queries;
 mod rewrites;
 mod run_once;
+mod s3_bytes;
 mod stale_temps;
 mod stray_quote;
