@@ -1,5 +1,5 @@
 //! The binding of a checkpoint to the locations it describes: the landing and bronze it was first used with and,
-//! for a Delta bronze, the id (`metaData.id`) of each dataset's table.
+//! for a Delta bronze, the id (`metaData.id`) of each dataset's table and of its quarantine table.
 //!
 //! A checkpoint says which landing files are in bronze. Used with another landing it would take same-named files
 //! there for rewritten ones and ingest them again; used with another bronze (or a table deleted and recreated)
@@ -26,7 +26,8 @@ pub struct Binding {
     pub landing: Option<String>,
     /// The bronze location (an absolute local path or a URL).
     pub bronze: Option<String>,
-    /// Per dataset, the `metaData.id` of its Delta table (Delta bronze only).
+    /// Per dataset, the `metaData.id` of its Delta table, and per quarantine table (key `_quarantine/<dataset>`)
+    /// the id of that one (Delta bronze only).
     #[serde(default)]
     pub tables: BTreeMap<String, String>,
 }
@@ -55,9 +56,10 @@ pub enum Mismatch {
         /// The given one.
         given: String,
     },
-    /// The dataset's Delta table has another id (deleted and recreated), or no longer exists (`given: None`).
+    /// The dataset's Delta table (or its quarantine table) has another id (deleted and recreated), or no longer
+    /// exists (`given: None`).
     Table {
-        /// The dataset.
+        /// The dataset, or `_quarantine/<dataset>` for its quarantine table.
         dataset: String,
         /// The table root.
         root: String,

@@ -180,6 +180,7 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
         removed += discard_attempt(ctx, intent).await?;
     }
     removed += delete_prefix(&ctx.bronze, &format!("_staging/{dataset}")).await?;
+    removed += remove_log_temps(ctx, dataset).await;
     load_dedup(ctx, dataset).await?;
     if let Some(intent) = intent {
         clear_intent(ctx, dataset).await?;
@@ -192,6 +193,26 @@ pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
         );
     }
     Ok(removed)
+}
+
+/// HDFS: removes the stale temporaries of log entries from `dataset`'s data and quarantine tables
+/// (`crate::table::temps`). Only a warning when that fails: leftovers cost space, never correctness.
+async fn remove_log_temps(ctx: &Context, dataset: &str) -> usize {
+    if ctx.config.table_format != TableFormat::Delta
+        || ctx.bronze.backend != crate::store::Backend::Hdfs
+    {
+        return 0;
+    }
+    let mut removed = 0;
+    for root in [dataset.to_string(), super::quarantine::root(dataset)] {
+        match crate::table::temps::remove_stale_log_temps(&ctx.bronze, &root, Utc::now()).await {
+            Ok(n) => removed += n,
+            Err(e) => {
+                tracing::warn!(table = %root, error = %e, "could not remove stale temporaries from the delta log")
+            }
+        }
+    }
+    removed
 }
 
 /// Loads the dedup index of `dataset`: moves keys an old-layout checkpoint kept in sled into run files, then

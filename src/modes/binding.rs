@@ -1,7 +1,7 @@
 //! Before a run: the checkpoint must belong to the given landing and bronze (and, for Delta, to the tables there).
 //!
 //! [`bind`] compares the checkpoint's binding (`crate::checkpoint::binding`) with the run's locations and the
-//! `metaData.id` of each dataset's table. A checkpoint never bound (new, or written before bindings existed)
+//! `metaData.id` of each dataset's table and of its quarantine table. A checkpoint never bound (new, or written before bindings existed)
 //! is bound now; a difference fails the run with [`BindingError`] (exit 2), before recovery or any listing
 //! touches anything, unless the run rebinds on purpose (`--rebind`), which is logged. [`mismatches`] is the
 //! read-only check of `checkpoint pending`, `checkpoint verify` and `explain`.
@@ -19,7 +19,9 @@ pub fn location_key(loc: &StoreLocation) -> String {
     loc.describe("").trim_end_matches('/').to_string()
 }
 
-/// Per dataset: its table root and the id of the Delta table there (`None`: no table). Empty for Parquet.
+/// Per table of each dataset (its data table, keyed by the dataset, and its quarantine table, keyed by
+/// `_quarantine/<dataset>`): the key, the table root and the id of the Delta table there (`None`: no table).
+/// Empty for Parquet.
 ///
 /// # Errors
 /// [`crate::table::TableError`] reading a log.
@@ -33,8 +35,15 @@ async fn table_ids(
         return Ok(out);
     }
     for ds in datasets {
-        let snap = DeltaTable::new(bronze, ds).load().await?;
-        out.push((ds.clone(), bronze.describe(ds), snap.map(|s| s.metadata.id)));
+        // The quarantine table is bound too: recreated, its log would lack the batches sled says it holds.
+        for key in [ds.clone(), super::quarantine::root(ds)] {
+            let snap = DeltaTable::new(bronze, &key).load().await?;
+            out.push((
+                key.clone(),
+                bronze.describe(&key),
+                snap.map(|s| s.metadata.id),
+            ));
+        }
     }
     Ok(out)
 }

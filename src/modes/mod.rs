@@ -27,6 +27,7 @@ mod quarantine;
 mod stage;
 pub mod verify;
 pub mod verify_keys;
+mod verify_table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

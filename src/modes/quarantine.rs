@@ -13,7 +13,7 @@ use crate::checkpoint::OutputFile;
 use crate::table::{Add, Commit, Committed, DeltaTable};
 use crate::Error;
 
-use super::batch::Context;
+use super::batch::{blocking, Context};
 
 /// The quarantine table's root (relative to bronze) of `dataset`.
 pub(super) fn root(dataset: &str) -> String {
@@ -73,9 +73,18 @@ pub(super) async fn commit(
     let mut snap = match ctx.tables.take(&table).await? {
         Some(s) => s,
         None => {
-            table
+            let snap = table
                 .create_with(&crate::sink::parquet::quarantine_schema(), &[])
-                .await?
+                .await?;
+            // Bound like the data table (`super::binding`, key `_quarantine/<dataset>`); a crash before this
+            // line leaves it unbound, and the next start binds it to the table it finds.
+            let (cp, key, id) = (
+                ctx.checkpoint.clone(),
+                root(dataset),
+                snap.metadata.id.clone(),
+            );
+            blocking(move || cp.bind_table(&key, &id)).await?;
+            snap
         }
     };
     let c = Commit {

@@ -5,7 +5,9 @@
 //!    Parquet footer equals the recorded one;
 //! 2. every visible Parquet part in bronze, and every published quarantine file, is known to the checkpoint (no
 //!    orphans; the final names of an in-flight batch count as known);
-//! 3. no landing file was ingested twice (overlapping byte ranges that both wrote rows, unless the file was
+//! 3. (Delta) the checkpoint agrees with the logs of the data and quarantine tables, and every file a log
+//!    references is in bronze (`super::verify_table`);
+//! 4. no landing file was ingested twice (overlapping byte ranges that both wrote rows, unless the file was
 //!    replaced since), and no file record names a batch the checkpoint does not have.
 //!
 //! `lander checkpoint verify` prints the [`Report`]; the crash tests run the same checks after every kill.
@@ -62,10 +64,13 @@ pub enum ProblemKind {
     IngestedTwice,
     /// A file record naming a batch the checkpoint does not have.
     UnknownBatch,
-    /// Delta: a committed data part that the table's log does not reference (invisible to Delta readers).
+    /// Delta: a committed data or quarantine part that its table's log does not reference, or a batch that
+    /// quarantined rows whose `txn` the quarantine log lacks (invisible to Delta readers).
     NotInTable,
     /// Delta: the table's `txn` says this checkpoint committed a later batch than the checkpoint knows.
     TableAhead,
+    /// Delta: a file the data or quarantine log references is not in bronze (Delta readers fail on it).
+    NotInStorage,
     /// The checkpoint is bound to another bronze, or to another Delta table (`super::binding`).
     OtherLocation,
 }
@@ -195,13 +200,14 @@ pub async fn verify(
         .collect()
         .await;
 
-    // 1b. Delta: the checkpoint against the table's log. Files the log references are known (another
-    // checkpoint may append to the same table).
+    // 1b. Delta: the checkpoint against the logs of the data and quarantine tables (`super::verify_table`).
+    // Files a log references are known (another checkpoint may append to the same table).
     let mut in_tables: HashMap<String, BTreeSet<String>> = HashMap::new();
     for ds in &datasets {
-        if let Some((p, files)) = table_problems(&checkpoint, bronze, ds, &batches).await? {
-            problems.extend(p);
-            in_tables.insert(ds.clone(), files);
+        let t = super::verify_table::check_tables(&checkpoint, bronze, ds, &batches).await?;
+        if t.is_delta {
+            problems.extend(t.problems);
+            in_tables.insert(ds.clone(), t.files);
         }
     }
 
@@ -209,8 +215,10 @@ pub async fn verify(
     let mut listed = 0u64;
     let mut orphans: Vec<(String, String)> = Vec::new();
     for ds in &datasets {
+        let mut all = BTreeSet::new();
         for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
             for rel in list_objects(bronze, &prefix).await? {
+                all.insert(rel.clone());
                 if !must_be_known(ds, &rel) {
                     continue;
                 }
@@ -221,6 +229,11 @@ pub async fn verify(
                     orphans.push((ds.clone(), rel));
                 }
             }
+        }
+        // 2b. Delta: every file a log references is in bronze.
+        if let Some(files) = in_tables.get(ds) {
+            let own = |f: &str| known.get(ds).is_some_and(|k| k.outputs.contains_key(f));
+            problems.extend(super::verify_table::dangling(ds, files, &all, own));
         }
     }
     if !orphans.is_empty() && checkpoint.is_snapshot() {
@@ -262,68 +275,6 @@ pub async fn verify(
         problems,
         notes,
     })
-}
-
-/// Delta: checks the committed batches of `ds` against its table's log, when `ds` is a Delta table. Returns the
-/// problems and every data file the log references (relative to bronze), or `None` when there is no table.
-async fn table_problems(
-    checkpoint: &CheckpointStore,
-    bronze: &StoreLocation,
-    ds: &str,
-    batches: &[BatchRecord],
-) -> Result<Option<(Vec<Problem>, BTreeSet<String>)>, VerifyError> {
-    let table = crate::table::DeltaTable::new(bronze, ds);
-    let Some(snap) = table.load().await? else {
-        return Ok(None);
-    };
-    let cp = checkpoint.clone();
-    let app = crate::table::app_id(ds, &blocking(move || cp.writer_id()).await?);
-    let files: BTreeSet<String> = snap.files.keys().map(|p| format!("{ds}/{p}")).collect();
-    let mut problems = Vec::new();
-    let mut last = 0;
-    // Parts a later commit removed on purpose (a compaction's inputs, a repair's lost files), read from the log
-    // only when some committed part is not in the table.
-    let mut removed: Option<BTreeMap<String, u64>> = None;
-    for b in batches.iter().filter(|b| b.dataset == ds) {
-        last = last.max(b.id);
-        for o in b
-            .outputs
-            .iter()
-            .filter(|o| o.path.starts_with(&format!("{ds}/")))
-        {
-            if files.contains(&o.path) {
-                continue;
-            }
-            if removed.is_none() {
-                removed = Some(crate::table::check::removed_paths(&table).await?);
-            }
-            let rel = o.path.strip_prefix(&format!("{ds}/")).unwrap_or(&o.path);
-            if !removed.as_ref().is_some_and(|r| r.contains_key(rel)) {
-                problems.push(Problem {
-                    kind: ProblemKind::NotInTable,
-                    dataset: ds.to_string(),
-                    path: o.path.clone(),
-                    batch: Some(b.id),
-                    message: format!(
-                        "{}: committed by batch {} but not referenced by the delta log of {ds} (invisible to delta readers)",
-                        o.path, b.id
-                    ),
-                });
-            }
-        }
-    }
-    if let Some(v) = snap.app_version(&app).filter(|v| *v > last as i64) {
-        problems.push(Problem {
-            kind: ProblemKind::TableAhead,
-            dataset: ds.to_string(),
-            path: format!("{ds}/_delta_log"),
-            batch: Some(v as u64),
-            message: format!(
-                "the delta table {ds} has batch {v} of this checkpoint ({app}), the checkpoint only up to {last}: was the checkpoint restored from an older copy?"
-            ),
-        });
-    }
-    Ok(Some((problems, files)))
 }
 
 fn known_outputs(

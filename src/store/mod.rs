@@ -29,13 +29,16 @@
 //!   `dfs.namenode.replication.min`); `rename` is one NameNode `rename2` call with overwrite: atomic, the target
 //!   is either the old or the new file. HDFS refuses a rename into a directory that does not exist, so the
 //!   store creates the target's parent directories first (an idempotent `mkdirs`). `copy` is a client-side read
-//!   and rewrite (not atomic; lander does not use it on HDFS).
+//!   and rewrite (not atomic; lander does not use it on HDFS). A put-if-absent (`PutMode::Create`, the Delta
+//!   log's entries) on `hdfs://` goes through [`create_put`]: a temporary of lander's own naming renamed without
+//!   overwrite, deleted when the name was taken, so a lost version race leaves nothing behind.
 //! - S3: a `put` and a completed multipart upload are atomic (the object appears whole or not at all) and durable
 //!   when they return; listings are strongly consistent. There is no rename: object_store's `rename` is a
 //!   server-side `CopyObject` (atomic per object) followed by a `DeleteObject` of the source, so between the two
 //!   both names exist, and a crash between them leaves the source behind. The sink's commit protocol copes with
 //!   that (see `sink::parquet`): sources are staging names that recovery deletes.
 
+pub mod create_put;
 #[cfg(feature = "hdrs")]
 pub mod hdrs;
 mod open;

@@ -114,7 +114,8 @@ impl StoreLocation {
                 }
                 let store = builder.build().map_err(refused)?;
                 (
-                    Arc::new(store),
+                    // Put-if-absent that removes its temporary when it loses (`super::create_put`).
+                    Arc::new(super::create_put::CreateByRename::new(Arc::new(store))),
                     Backend::Hdfs,
                     format!("{scheme}://{authority}"),
                 )

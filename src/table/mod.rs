@@ -55,6 +55,7 @@ mod log;
 pub mod optimize;
 pub mod rewrite;
 pub mod vacuum;
+pub mod temps;
 
 use std::collections::HashMap;
 use std::sync::Arc;

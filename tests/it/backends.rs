@@ -204,6 +204,12 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where the shared moto server's request recorder writes (see `s3_bytes`).
+pub fn recording_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moto-recording-{}.jsonl", std::process::id()))
+}
+
 /// The shared moto server, started on first use, with [`BUCKET`] created.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
@@ -222,6 +228,8 @@ pub fn moto() -> &'static Moto {
                 "sh",
             ])
             .arg(port.to_string())
+            // `POST /moto-api/recorder/start-recording` appends requests here (`s3_bytes`), not to the cwd.
+            .env("MOTO_RECORDER_FILEPATH", recording_path())
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -613,6 +621,40 @@ impl Target {
                 .unwrap_or_else(|e| panic!("write a part of {path}: {e}"));
             // Dropped without complete() or abort().
         });
+    }
+
+    /// Writes `bronze/<rel>` (one put, as the test store's client does it).
+    pub fn put_bronze(&self, rel: &str, bytes: &[u8]) {
+        let path = self.bronze_path(rel);
+        self.rt
+            .block_on(self.store.put(&path, Bytes::copy_from_slice(bytes).into()))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
+    }
+
+    /// Sets the modification time of `bronze/<rel>` on the shared MiniDFSCluster through WebHDFS (`curl`): `age`
+    /// in the past.
+    pub fn webhdfs_age_bronze(&self, rel: &str, age: Duration) {
+        let mtime = std::time::SystemTime::now() - age;
+        let ms = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis();
+        let url = format!(
+            "http://127.0.0.1:{}/webhdfs/v1/{}/{rel}?op=SETTIMES&modificationtime={ms}&user.name={}",
+            minidfs().http_port,
+            self.bronze,
+            HDFS_ENV[0].1
+        );
+        let out = Command::new("curl")
+            .args(["-sS", "-f", "-X", "PUT"])
+            .arg(&url)
+            .output()
+            .expect("the HDFS tests need curl");
+        assert!(
+            out.status.success(),
+            "curl PUT {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Copies a local file into `landing/<dataset>/<name>`.

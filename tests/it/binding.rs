@@ -347,3 +347,102 @@ fn a_checkpoint_without_binding_is_bound_by_its_next_run() {
         assert_refused(&refused, &canonical(&landing), &canonical(&other));
     }
 }
+
+/// The quarantine table `_quarantine/<dataset>` is bound like the data table: deleted, or replaced by another
+/// job's table, a run is refused with exit 2 naming the table, both ids and `--rebind`, and writes nothing;
+/// `--rebind` binds the checkpoint to the table found.
+#[test]
+fn a_recreated_or_deleted_quarantine_table_is_refused_until_rebind() {
+    use crate::quarantine_table::sales_csv;
+    let w = Workdir::new();
+    w.land_bytes("sales", "day1.csv", sales_csv(1, 3, 2).as_bytes());
+    let (landing, bronze) = (w.landing(), w.bronze());
+    assert_success(
+        &run_at(&w, &landing, &bronze, "delta", &[]),
+        &["run"],
+        w.path(),
+    );
+    let quarantine = bronze.join("_quarantine/sales");
+    let id = |t: &Path| -> String {
+        let log = std::fs::read_to_string(t.join("_delta_log/00000000000000000000.json"))
+            .expect("version 0");
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .find_map(|v| v["metaData"]["id"].as_str().map(String::from))
+            .expect("metaData.id")
+    };
+    let first_id = id(&quarantine);
+    let data_versions = || {
+        std::fs::read_dir(bronze.join("sales/_delta_log"))
+            .expect("log")
+            .filter(|e| {
+                e.as_ref()
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".json")
+            })
+            .count()
+    };
+    let versions = data_versions();
+    w.land_bytes("sales", "day2.csv", sales_csv(100, 2, 2).as_bytes());
+
+    // Deleted.
+    let saved = w.path().join("saved");
+    std::fs::rename(&quarantine, &saved).expect("move the quarantine table away");
+    let refused = run_at(&w, &landing, &bronze, "delta", &[]);
+    assert_refused(&refused, &first_id, &quarantine.display().to_string());
+    assert!(
+        stderr(&refused).contains("no longer exists"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !quarantine.exists(),
+        "a refused run created the quarantine table"
+    );
+    assert_eq!(data_versions(), versions, "a refused run committed");
+
+    // Replaced by another job's quarantine table (another checkpoint, the same bronze).
+    let c2 = w.path().join("state2").display().to_string();
+    let (l, b) = (landing.display().to_string(), bronze.display().to_string());
+    w.run_ok(&[
+        "run",
+        "--mode",
+        "once",
+        "--settle-time",
+        "0s",
+        "--landing",
+        &l,
+        "--bronze",
+        &b,
+        "--checkpoint",
+        &c2,
+        "--table-format",
+        "delta",
+    ]);
+    let second_id = id(&quarantine);
+    assert_ne!(first_id, second_id);
+    let versions = data_versions();
+    let refused = run_at(&w, &landing, &bronze, "delta", &[]);
+    assert_refused(&refused, &first_id, &second_id);
+    assert!(
+        stderr(&refused).contains("_quarantine/sales"),
+        "the refusal names the quarantine table: {}",
+        stderr(&refused)
+    );
+    assert_eq!(data_versions(), versions, "a refused run committed");
+
+    let rebound = run_at(&w, &landing, &bronze, "delta", &["--rebind"]);
+    assert_success(&rebound, &["run", "--rebind"], w.path());
+    assert_eq!(
+        data_versions(),
+        versions + 1,
+        "the rebound run ingested day2.csv"
+    );
+    assert_success(
+        &run_at(&w, &landing, &bronze, "delta", &[]),
+        &["run", "after rebind"],
+        w.path(),
+    );
+}

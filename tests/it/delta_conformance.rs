@@ -7,11 +7,12 @@
 //! lines), never from lander's output. The `delta_conformance!` macro instantiates each behaviour per backend
 //! as `delta_conformance::<backend>::<behaviour>`.
 //!
-//! Two writers on HDFS are not run: with deltalake 1.6.6 (hdfs-native 0.13.5 inside), the first read right after
+//! Two writers on HDFS are read with lander's verify, not delta-rs: with deltalake 1.6.6 (hdfs-native 0.13.5 inside), the first read right after
 //! two jobs made 99 concurrent commits on the MiniDFSCluster hung in `DeltaTable(...)` for 16 minutes at no
 //! CPU; the same read minutes later returned version 99 with its 99 files in 0.6 s. That table's `_delta_log`
 //! also held 25 `.<version>.json.tmp.<n>` files, the temporaries of commits that lost the race and were not
-//! removed. Every delta-rs read here has a deadline ([`READ_DEADLINE`]), so such a hang fails instead of blocking.
+//! removed (lander now writes log entries on HDFS through `store::create_put`, which removes them:
+//! `stale_temps::put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses`). Every delta-rs read here has a deadline ([`READ_DEADLINE`]), so such a hang fails instead of blocking.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `once` runs per job in [`two_checkpoints_append_concurrently`].
 const CONCURRENT_BATCHES: usize = 50;
+
+/// `once` runs per job in [`hdfs_two_checkpoints_append_concurrently`]: fewer than on S3, each run pays the HDFS
+/// client's connection set-up.
+const HDFS_CONCURRENT_BATCHES: usize = 20;
 
 /// Reads a Delta table with delta-rs: `url`, a JSON object of storage options, then an optional version.
 /// Prints the version, the event keys (sorted), the files the log references and the commit count of the
@@ -320,7 +325,36 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     if !require_samples(&STANDARD_SAMPLES) {
         return;
     }
-    let (files, ids) = crate::crash_kill::split_sample(2 * CONCURRENT_BATCHES);
+    let (jobs, files, ids) = append_concurrently(kind, CONCURRENT_BATCHES);
+    let t = &jobs[0];
+    let r = read(t, kind, None);
+    assert_eq!(
+        found(&r.keys),
+        crate::delta::expected_ids(&ids),
+        "every event of both jobs once"
+    );
+    assert_eq!(
+        r.version,
+        files.len() as u64,
+        "one commit per batch, none lost"
+    );
+    assert_eq!(r.history, files.len() as u64 + 1);
+    assert_eq!(stored_commits(t), files.len() as u64 + 1);
+    assert_eq!(r.files, stored_parts(t), "no orphan part");
+}
+
+/// Two jobs land `batches` files each and run `once` per file against the first job's bronze, at the same time.
+/// Returns the jobs, the files and the ids of their events.
+#[allow(clippy::type_complexity)]
+fn append_concurrently(
+    kind: Kind,
+    batches: usize,
+) -> (
+    [Target; 2],
+    Vec<(String, Vec<u8>)>,
+    std::collections::HashSet<String>,
+) {
+    let (files, ids) = crate::crash_kill::split_sample(2 * batches);
     let jobs = [Target::new(kind), Target::new(kind)];
     let bronze = jobs[0].bronze_url.clone();
     std::thread::scope(|s| {
@@ -338,21 +372,7 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
             });
         }
     });
-    let t = &jobs[0];
-    let r = read(t, kind, None);
-    assert_eq!(
-        found(&r.keys),
-        crate::delta::expected_ids(&ids),
-        "every event of both jobs once"
-    );
-    assert_eq!(
-        r.version,
-        files.len() as u64,
-        "one commit per batch, none lost"
-    );
-    assert_eq!(r.history, files.len() as u64 + 1);
-    assert_eq!(stored_commits(t), files.len() as u64 + 1);
-    assert_eq!(r.files, stored_parts(t), "no orphan part");
+    (jobs, files, ids)
 }
 
 /// `lander table optimize` then `lander table check --repair` on the backend (issue 23): the two 2015 slices'
@@ -586,12 +606,53 @@ delta_conformance!(
 );
 
 /// On S3 the log's put-if-absent is a conditional put (`If-None-Match: *`), which moto enforces. (Local is
-/// `delta::two_checkpoints_appending_concurrently_keep_all_rows_of_both`. HDFS is not run: after 99 concurrent
-/// commits there, delta-rs' first read of the table hung for 16 minutes at no CPU, while a read minutes later
-/// returned the right version at once; see the module docs.)
+/// `delta::two_checkpoints_appending_concurrently_keep_all_rows_of_both`; HDFS is
+/// [`hdfs_two_checkpoints_append_concurrently`], read without delta-rs: see the module docs.)
 #[test]
 fn s3_two_checkpoints_append_concurrently() {
     two_checkpoints_append_concurrently(Kind::S3)
+}
+
+/// On HDFS (the MiniDFSCluster), where the log's put-if-absent is a rename without overwrite: two jobs append
+/// [`HDFS_CONCURRENT_BATCHES`] batches each at the same time; every batch is one commit, none lost, each job's
+/// `checkpoint verify` agrees with the shared table's log and storage, the parts hold every event once, and no
+/// commit that lost a race left its temporary in `_delta_log`. Read with lander's own verify and the `parquet`
+/// crate rather than delta-rs, whose first read after many concurrent commits here once hung (module docs).
+///
+/// Ignored: not reliable yet. On a loaded machine (load 10+) both jobs failed after about 34 commits with lander's
+/// own read of the newest log entry (`_delta_log/000…034.json`) timing out after 30 s in the hdfs-native client,
+/// the same stall delta-rs showed (module docs), so the stall is in the HDFS read path, not in delta-rs. Run it
+/// by hand with `--ignored`.
+#[test]
+#[ignore = "HDFS reads of fresh log entries stall under concurrent commits; see the doc comment"]
+fn hdfs_two_checkpoints_append_concurrently() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let (jobs, files, ids) = append_concurrently(Kind::Hdfs, HDFS_CONCURRENT_BATCHES);
+    let t = &jobs[0];
+    assert_eq!(
+        stored_commits(t),
+        files.len() as u64 + 1,
+        "one commit per batch, none lost"
+    );
+    let temps: Vec<String> = t
+        .bronze_objects("gharchive/_delta_log")
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
+        .collect();
+    assert!(temps.is_empty(), "temporaries left in the log: {temps:?}");
+    assert_eq!(t.count_rows("gharchive"), ids.len(), "every event once");
+    for job in &jobs {
+        let mut args = vec!["checkpoint".to_string(), "verify".into()];
+        args.extend(job.location_args());
+        let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+        args[b] = t.bronze_url.clone();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = job.run_ok(&refs);
+        assert!(out.starts_with("ok:"), "{out}");
+    }
 }
 
 /// The compose stack writes Delta explicitly (both landers) and its `query` profile's Spark reads bronze through

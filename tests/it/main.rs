@@ -34,6 +34,7 @@ mod queries;
 mod rewrites;
 mod run_once;
 mod schema_evolution;
+mod s3_bytes;
 mod stale_temps;
 mod stray_quote;
 mod table_ops;

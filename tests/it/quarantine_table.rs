@@ -77,7 +77,7 @@ fn txns(table: &Path) -> Vec<(String, i64)> {
 }
 
 /// A sales CSV with `good` valid rows and `bad` rows whose quantity is not a number, ids from `first`.
-fn sales_csv(first: u64, good: u64, bad: u64) -> String {
+pub(crate) fn sales_csv(first: u64, good: u64, bad: u64) -> String {
     let mut s = String::from(
         "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status\n",
     );
@@ -320,4 +320,181 @@ fn quarantine_rows_count_once_when_killed_at_random_moments() {
     verify.extend(w.location_args());
     let refs: Vec<&str> = verify.iter().map(String::as_str).collect();
     assert!(w.run_ok(&refs).starts_with("ok:"));
+}
+
+/// `checkpoint verify` with the workdir's locations: (exit code, stdout).
+fn verify(w: &Workdir, checkpoint: &Path) -> (Option<i32>, String) {
+    let (l, b, c) = (
+        w.landing().display().to_string(),
+        w.bronze().display().to_string(),
+        checkpoint.display().to_string(),
+    );
+    let out = w.run(&[
+        "checkpoint",
+        "verify",
+        "--landing",
+        &l,
+        "--bronze",
+        &b,
+        "--checkpoint",
+        &c,
+    ]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Asserts that verify exits 1 and that its output holds every one of `needles`.
+fn assert_verify_finds(w: &Workdir, needles: &[&str]) {
+    let (code, text) = verify(w, &w.checkpoint());
+    assert_eq!(code, Some(1), "verify should fail:\n{text}");
+    for n in needles {
+        assert!(text.contains(n), "verify does not say {n:?}:\n{text}");
+    }
+}
+
+/// The quarantine parts (not the log) of a quarantine table, sorted.
+fn quarantine_parts(table: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = parquet_files(table)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("_delta_log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `lander run --mode available-now` (one file per batch, Delta) over `landing` with `checkpoint`.
+fn run_with(w: &Workdir, landing: &Path, checkpoint: &Path) {
+    let (l, b, c) = (
+        landing.display().to_string(),
+        w.bronze().display().to_string(),
+        checkpoint.display().to_string(),
+    );
+    w.run_ok(&[
+        "run",
+        "--mode",
+        "available-now",
+        "--settle-time",
+        "0s",
+        "--max-files-per-batch",
+        "1",
+        "--table-format",
+        "delta",
+        "--landing",
+        &l,
+        "--bronze",
+        &b,
+        "--checkpoint",
+        &c,
+    ]);
+}
+
+/// `checkpoint verify` checks the quarantine table against sled and storage: after real runs on CSVs whose bad
+/// rows are quarantined (three batches, then a second job appending to the same tables from its own landing),
+/// each defect planted by hand is named and exits 1 — a quarantine part deleted (the first batch's, the last
+/// one's, the other job's), the quarantine commit of a batch lost (its log entry removed), the quarantine table
+/// deleted, and the table replaced by another job's — and verify is clean again once the defect is undone.
+#[test]
+fn verify_checks_the_quarantine_log_against_sled_and_storage() {
+    let w = Workdir::new();
+    for (n, (good, bad)) in [(3, 2), (1, 4), (2, 1)].into_iter().enumerate() {
+        w.land_bytes(
+            "sales",
+            &format!("day{n}.csv"),
+            sales_csv(100 * (n as u64 + 1), good, bad).as_bytes(),
+        );
+    }
+    run_with(&w, &w.landing(), &w.checkpoint());
+    let quarantine = w.bronze().join("_quarantine/sales");
+    assert_eq!(batch_ids(&delta_rs(&quarantine)), [1, 1, 2, 2, 2, 2, 3]);
+    let (code, text) = verify(&w, &w.checkpoint());
+    assert_eq!(code, Some(0), "{text}");
+    let parts = quarantine_parts(&quarantine);
+    assert_eq!(parts.len(), 3, "one quarantine part per batch");
+    let rel = |p: &Path| {
+        p.strip_prefix(w.bronze())
+            .expect("in bronze")
+            .display()
+            .to_string()
+    };
+
+    // A deleted part of this checkpoint's batches: missing from bronze.
+    for part in [&parts[0], &parts[2]] {
+        let kept = std::fs::read(part).expect("read part");
+        std::fs::remove_file(part).expect("rm part");
+        assert_verify_finds(&w, &[&format!("{}: missing from bronze", rel(part))]);
+        std::fs::write(part, kept).expect("restore part");
+        assert_eq!(verify(&w, &w.checkpoint()).0, Some(0));
+    }
+
+    // A lost quarantine commit: the log's last entry (batch 3's commit) removed.
+    let last = quarantine.join(format!("_delta_log/{:020}.json", txns(&quarantine).len()));
+    let kept = std::fs::read(&last).expect("read log entry");
+    std::fs::remove_file(&last).expect("rm log entry");
+    assert_verify_finds(
+        &w,
+        &[
+            "has no txn of batch 3",
+            &format!(
+                "{}: quarantined by batch 3 but not referenced by the quarantine delta log",
+                rel(&parts[2])
+            ),
+        ],
+    );
+    std::fs::write(&last, kept).expect("restore log entry");
+    assert_eq!(verify(&w, &w.checkpoint()).0, Some(0));
+
+    // A second job (its own checkpoint and landing) appends to the same tables; a part of its batch deleted:
+    // this checkpoint's verify finds the quarantine log referencing a file that is gone.
+    let (landing2, other) = (w.path().join("landing2"), w.path().join("state2"));
+    std::fs::create_dir_all(landing2.join("sales")).expect("mkdir");
+    std::fs::write(landing2.join("sales/day9.csv"), sales_csv(900, 1, 2)).expect("write");
+    run_with(&w, &landing2, &other);
+    assert_eq!(verify(&w, &w.checkpoint()).0, Some(0));
+    let theirs = quarantine_parts(&quarantine)
+        .into_iter()
+        .find(|p| !parts.contains(p))
+        .expect("the other job's part");
+    let kept = std::fs::read(&theirs).expect("read part");
+    std::fs::remove_file(&theirs).expect("rm part");
+    assert_verify_finds(
+        &w,
+        &[&format!(
+            "{}: referenced by the delta log of _quarantine/sales but missing from bronze",
+            rel(&theirs)
+        )],
+    );
+    std::fs::write(&theirs, kept).expect("restore part");
+    assert_eq!(verify(&w, &w.checkpoint()).0, Some(0));
+
+    // The quarantine table deleted, then replaced by another job's (a third checkpoint, one more bad file).
+    std::fs::rename(&quarantine, w.path().join("saved-quarantine")).expect("move it away");
+    assert_verify_finds(
+        &w,
+        &[
+            "batch 1 of sales quarantined rows",
+            "no quarantine delta table _quarantine/sales",
+            "which no longer exists",
+        ],
+    );
+    let third = w.path().join("state3");
+    run_with(&w, &landing2, &third);
+    assert!(
+        quarantine.join("_delta_log").is_dir(),
+        "the third job created a quarantine table"
+    );
+    assert_eq!(
+        verify(&w, &third).0,
+        Some(0),
+        "its checkpoint agrees with its table"
+    );
+    assert_verify_finds(
+        &w,
+        &[
+            "has no txn of batch 1",
+            "has no txn of batch 2",
+            "(deleted and recreated?)",
+        ],
+    );
 }

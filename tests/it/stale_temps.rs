@@ -3,6 +3,8 @@
 //! removes the stale ones of its own temporaries in landing; `run` removes those in bronze's staging on start.
 //! Each is abandoned here through the same pure-Rust client lander uses, mid-upload, so it is still open.
 
+use std::time::Duration;
+
 use crate::backends::{Kind, Target};
 use crate::common::*;
 
@@ -88,4 +90,158 @@ fn run_removes_client_temporaries_from_hdfs_staging_on_start() {
         "{:?}",
         t.bronze_objects("_staging")
     );
+}
+
+/// Hidden names in `bronze/<dir>`, sorted.
+fn hidden_in(t: &Target, dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = t
+        .bronze_objects(dir)
+        .into_iter()
+        .filter_map(|(p, _)| {
+            let name = p.rsplit('/').next().expect("name").to_string();
+            name.starts_with('.').then_some(name)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Temporaries of log entries left in a Delta table's `_delta_log` on HDFS (by a killed put, or by a client that
+/// lost the race for a version and did not clean up): `run` removes, when it starts, those whose version exists
+/// and that are older than a few minutes, in every naming (the client's `.<v>.json.tmp.<n>`, lander's
+/// `.<v>.json.lander-<r>.tmp` and the client's temporary of that), and keeps a young one (a writer may still be
+/// writing it), one of a version nobody has taken (a commit in flight) and other writers' files.
+#[test]
+fn run_removes_stale_temporaries_of_taken_versions_from_an_hdfs_delta_log() {
+    let t = Target::new(Kind::Hdfs);
+    let csv =
+        std::fs::read_to_string(fixtures_landing().join("sales/transacciones_ventas-sample.csv"))
+            .expect("sales csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    let slice = |from: usize| -> Vec<u8> {
+        let mut s = format!("{}\n", lines[0]);
+        for l in &lines[from..from + 10] {
+            s += &format!("{l}\n");
+        }
+        s.into_bytes()
+    };
+    t.land_bytes("sales", "ventas-1.csv", slice(1));
+    t.run_once(&["--table-format", "delta"]);
+    let v = |n: u64| format!("{n:020}.json");
+    let hour = Duration::from_secs(3600);
+    // (name, age, removed)
+    let planted = [
+        (format!(".{}.tmp.3", v(1)), hour, true),
+        (format!(".{}.lander-0123456789abcdef.tmp", v(0)), hour, true),
+        (
+            format!("..{}.lander-0123456789abcdef.tmp.tmp.1", v(1)),
+            hour,
+            true,
+        ),
+        (format!(".{}.tmp.4", v(1)), Duration::ZERO, false),
+        (format!(".{}.tmp.1", v(7)), hour, false),
+        (".other-writer.json.tmp.1".to_string(), hour, false),
+    ];
+    for (name, age, _) in &planted {
+        let rel = format!("sales/_delta_log/{name}");
+        t.put_bronze(&rel, b"{}");
+        if !age.is_zero() {
+            t.webhdfs_age_bronze(&rel, *age);
+        }
+    }
+    let mut all: Vec<String> = planted.iter().map(|(n, _, _)| n.clone()).collect();
+    all.sort();
+    assert_eq!(hidden_in(&t, "sales/_delta_log"), all);
+
+    t.land_bytes("sales", "ventas-2.csv", slice(11));
+    t.run_once(&["--table-format", "delta"]);
+    let mut kept: Vec<String> = planted
+        .iter()
+        .filter(|(_, _, removed)| !removed)
+        .map(|(n, _, _)| n.clone())
+        .collect();
+    kept.sort();
+    assert_eq!(hidden_in(&t, "sales/_delta_log"), kept);
+    assert_eq!(t.count_rows("sales"), 20);
+    let mut verify = vec!["checkpoint".to_string(), "verify".into()];
+    verify.extend(t.location_args());
+    let refs: Vec<&str> = verify.iter().map(String::as_str).collect();
+    assert!(t.run_ok(&refs).starts_with("ok:"));
+}
+
+/// The put-if-absent lander writes log entries with on HDFS (`lander::store::create_put`): writers racing for
+/// the same names (8 at once, for each of 20 names) get exactly one winner per name, every loser gets
+/// `AlreadyExists`, and no temporary is left in the directory, whoever lost and at which step.
+#[test]
+fn put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses() {
+    use lander::store::create_put::CreateByRename;
+    use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+    let t = Target::new(Kind::Hdfs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!(
+        "hdfs://127.0.0.1:{}",
+        crate::backends::minidfs().namenode_port
+    );
+    let dir = t
+        .bronze_url
+        .strip_prefix(&url)
+        .expect("an hdfs bronze")
+        .trim_start_matches('/')
+        .to_string()
+        + "/race/_delta_log";
+    let (wins, losses) = rt.block_on(async {
+        let raw = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+            .with_url(url.clone())
+            .build()
+            .expect("hdfs store");
+        let store: std::sync::Arc<dyn ObjectStore> =
+            std::sync::Arc::new(CreateByRename::new(std::sync::Arc::new(raw)));
+        let (mut wins, mut losses) = (0, 0);
+        for version in 0..20u64 {
+            let path = object_store::path::Path::from(format!("{dir}/{version:020}.json"));
+            let puts = (0..8).map(|w| {
+                let (store, path) = (store.clone(), path.clone());
+                tokio::spawn(async move {
+                    let opts = PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    };
+                    store
+                        .put_opts(&path, format!("{{\"writer\":{w}}}\n").into(), opts)
+                        .await
+                })
+            });
+            let mut won = 0;
+            for p in futures::future::join_all(puts).await {
+                match p.expect("join") {
+                    Ok(_) => won += 1,
+                    Err(object_store::Error::AlreadyExists { .. }) => losses += 1,
+                    Err(e) => panic!("a put failed otherwise than losing: {e}"),
+                }
+            }
+            assert_eq!(won, 1, "version {version}: one winner");
+            wins += won;
+            let body = store
+                .get(&path)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            assert!(body.starts_with(b"{\"writer\":"), "a whole entry");
+        }
+        (wins, losses)
+    });
+    assert_eq!((wins, losses), (20, 20 * 7));
+    let names: Vec<String> = t
+        .bronze_objects("race/_delta_log")
+        .into_iter()
+        .map(|(p, _)| p.rsplit('/').next().expect("name").to_string())
+        .collect();
+    assert_eq!(names.len(), 20, "only the entries, no temporary: {names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }

@@ -85,7 +85,10 @@ async fn binding_problems(
     .context("while comparing the checkpoint's binding with bronze")?;
     for m in found {
         let dataset = match &m {
-            crate::checkpoint::binding::Mismatch::Table { dataset, .. } => dataset.clone(),
+            crate::checkpoint::binding::Mismatch::Table { dataset, .. } => dataset
+                .strip_prefix("_quarantine/")
+                .unwrap_or(dataset)
+                .to_string(),
             _ => String::new(),
         };
         report.problems.push(Problem {
