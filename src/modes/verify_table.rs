@@ -60,9 +60,10 @@ pub(super) async fn check_tables(
         // Parts a later commit removed on purpose (a compaction's inputs, a repair's lost files), read from the
         // log only when some committed part is not in the table.
         let live: BTreeSet<String> = snap.files.keys().map(|p| format!("{ds}/{p}")).collect();
-        let missing = batches.iter().flat_map(|b| &b.outputs).any(|o| {
-            o.path.starts_with(&format!("{ds}/")) && !live.contains(&o.path)
-        });
+        let missing = batches
+            .iter()
+            .flat_map(|b| &b.outputs)
+            .any(|o| o.path.starts_with(&format!("{ds}/")) && !live.contains(&o.path));
         let removed: BTreeSet<String> = if missing {
             crate::table::check::removed_paths(&DeltaTable::new(bronze, ds))
                 .await?

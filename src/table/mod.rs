@@ -54,8 +54,8 @@ mod kernel;
 mod log;
 pub mod optimize;
 pub mod rewrite;
-pub mod vacuum;
 pub mod temps;
+pub mod vacuum;
 
 use std::collections::HashMap;
 use std::sync::Arc;
