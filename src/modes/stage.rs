@@ -83,6 +83,8 @@ pub(super) struct Staged {
     pub(super) max_time: Option<i64>,
     /// The Arrow schema of the data parts (the Delta table's schema, without partition columns).
     pub(super) schema: Option<arrow::datatypes::SchemaRef>,
+    /// Whether bronze holds the keys of these rows (so days can be evicted from the index and read back).
+    pub(super) keys_in_bronze: bool,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -362,11 +364,19 @@ async fn resolve_decoder(
         Some(DatasetConfig::Csv(o)) => o.clone(),
         _ => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
     };
+    // Rows carry `_record_key` unless this dataset's bronze was written without it (its schema is kept).
+    let record_key = super::keys::csv_record_key(ctx, dataset).await?;
+    if !record_key {
+        tracing::debug!(dataset, "bronze has no _record_key column (written by an older lander): days that leave the local dedup index cannot be read back, and their records are counted as unchecked");
+    }
+    let new_decoder = |schema: &StoredSchema| {
+        CsvDecoder::new(dataset, &opts, schema).map(|d| d.with_record_key(record_key))
+    };
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let stored = blocking(move || cp.schema(&ds)).await?;
     if let Some(schema) = stored {
-        let dec = CsvDecoder::new(dataset, &opts, &schema)?;
+        let dec = new_decoder(&schema)?;
         return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), None));
     }
     // The first file with rows fixes the schema; a header-only file would fix every undeclared column as text,
@@ -396,7 +406,7 @@ async fn resolve_decoder(
                     .map(|c| format!("{}:{}", c.name, c.ty))
                     .collect();
                 tracing::info!(dataset, from = %f.path, columns = %cols.join(", "), "inferred and fixed the CSV schema");
-                let dec = CsvDecoder::new(dataset, &opts, &s)?;
+                let dec = new_decoder(&s)?;
                 return Ok(Resolved::Ready(Decoder::Csv(Arc::new(dec)), Some(s)));
             }
             Err(e) => return Ok(Resolved::FileFailed(i, e)),
@@ -416,7 +426,7 @@ async fn resolve_decoder(
         dataset,
         "no rows yet to infer the CSV schema from; it is fixed from the first file with rows"
     );
-    let dec = CsvDecoder::new(dataset, &opts, &schema)?;
+    let dec = new_decoder(&schema)?;
     Ok(Resolved::Provisional(Decoder::Csv(Arc::new(dec))))
 }
 
@@ -790,5 +800,6 @@ pub(super) async fn stage(
         min_time,
         max_time,
         schema: Some(decoder.schema()),
+        keys_in_bronze: decoder.bronze_key().is_some(),
     })
 }
