@@ -3,7 +3,7 @@
 //!
 //! Takes a dataset, a day and the bronze format; produces the key column of every part bronze holds for that
 //! day partition. A Parquet bronze's parts of a day are the checkpoint's committed outputs under the day's
-//! partition; a Delta bronze's are the files the table's current snapshot lists there. Only the key column is
+//! partition (the batch records are read once per batch, however many days it loads); a Delta bronze's are the files the table's current snapshot lists there. Only the key column is
 //! read (projection), one row group's column chunk at a time (range reads of the footer and of that chunk), so
 //! memory is bounded by one column chunk per part in flight, whatever the size of the parts.
 //!
@@ -11,6 +11,7 @@
 //! unless the dataset's bronze was first written without that column ([`csv_record_key`] keeps such a table's
 //! schema): then no day of it can be read back, and a day missing from the local index is not checked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -95,6 +96,9 @@ pub(super) struct PartSource {
     pub(super) checkpoint: CheckpointStore,
     pub(super) format: TableFormat,
     pub(super) tables: Tables,
+    /// A Parquet bronze's committed parts by day partition, read from the checkpoint on the first day loaded
+    /// and kept for the rest of the batch (one batch's loads see the same committed batches).
+    committed: Arc<tokio::sync::OnceCell<HashMap<String, Vec<Part>>>>,
 }
 
 impl PartSource {
@@ -104,7 +108,36 @@ impl PartSource {
             checkpoint: ctx.checkpoint.clone(),
             format: ctx.config.table_format,
             tables: ctx.tables.clone(),
+            committed: Arc::default(),
         }
+    }
+
+    /// Every committed data part of `dataset` by its day partition's directory (`<dataset>/year=../month=../day=..`).
+    async fn committed_parts(
+        &self,
+        dataset: &str,
+    ) -> Result<&HashMap<String, Vec<Part>>, KeysError> {
+        self.committed
+            .get_or_try_init(|| async {
+                let cp = self.checkpoint.clone();
+                let ds = dataset.to_string();
+                let prefix = format!("{ds}/year=");
+                let batches = blocking(move || cp.batches(Some(&ds))).await?;
+                let mut by: HashMap<String, Vec<Part>> = HashMap::new();
+                for o in batches.into_iter().flat_map(|b| b.outputs) {
+                    if !(o.path.starts_with(&prefix) && o.path.ends_with(".parquet")) {
+                        continue;
+                    }
+                    if let Some((dir, _)) = o.path.rsplit_once('/') {
+                        by.entry(dir.to_string()).or_default().push(Part {
+                            path: o.path.clone(),
+                            size: o.bytes,
+                        });
+                    }
+                }
+                Ok(by)
+            })
+            .await
     }
 
     /// The parts bronze holds for UTC day `day` of `dataset`, sorted by path.
@@ -114,21 +147,12 @@ impl PartSource {
     pub(super) async fn day_parts(&self, dataset: &str, day: i32) -> Result<Vec<Part>, KeysError> {
         let partition = PartitionKey { days: day }.path();
         let mut parts = match self.format {
-            TableFormat::Parquet => {
-                let prefix = format!("{dataset}/{partition}/");
-                let cp = self.checkpoint.clone();
-                let ds = dataset.to_string();
-                blocking(move || cp.batches(Some(&ds)))
-                    .await?
-                    .into_iter()
-                    .flat_map(|b| b.outputs)
-                    .filter(|o| o.path.starts_with(&prefix) && o.path.ends_with(".parquet"))
-                    .map(|o| Part {
-                        path: o.path,
-                        size: o.bytes,
-                    })
-                    .collect::<Vec<_>>()
-            }
+            TableFormat::Parquet => self
+                .committed_parts(dataset)
+                .await?
+                .get(&format!("{dataset}/{partition}"))
+                .cloned()
+                .unwrap_or_default(),
             TableFormat::Delta => {
                 let table = DeltaTable::new(&self.bronze, dataset);
                 let Some(snap) = self.tables.take(&table).await? else {
