@@ -88,14 +88,15 @@ pub struct Config {
     /// Dedup horizon: how long behind the newest event time a day's keys stay in the local dedup index (run
     /// files beside the checkpoint). It bounds the index's disk and memory, not what is checked: a day the index
     /// no longer holds is read back from bronze when a record of it arrives (for a dataset whose bronze holds no
-    /// key column, a CSV dataset, records of such a day are not checked and are counted as unchecked).
+    /// key column, a CSV table written before `_record_key`, records of such a day are not checked and are
+    /// counted as unchecked).
     /// Default `35d`. Cost: 16 bytes of disk and about 1.1 bytes of memory per held key.
     #[serde(with = "humantime_serde")]
     pub dedup_horizon: Duration,
     /// Byte budget of the dedup index of one dataset (run files on disk plus filters in memory), in bytes. When
     /// a commit leaves more, whole UTC days are evicted, least recently written or loaded first; an evicted day is
-    /// read back from bronze on its next touch, so the budget bounds cost, not what is checked (CSV datasets,
-    /// whose bronze holds no key column, are not evicted). Default 4 GiB (4294967296).
+    /// read back from bronze on its next touch, so the budget bounds cost, not what is checked (a CSV table
+    /// written before `_record_key`, whose bronze holds no key column, is not evicted). Default 4 GiB (4294967296).
     pub dedup_cache_bytes: u64,
     /// Dedup retention: records whose UTC event day lies more than this before the batch's start are not checked
     /// for duplicates at all; they are written and counted (`lander_records_unchecked_total`, the run summary,

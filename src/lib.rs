@@ -100,6 +100,9 @@ pub enum Error {
     /// Delta table error.
     #[error(transparent)]
     Table(#[from] table::TableError),
+    /// Keys could not be read back from bronze.
+    #[error(transparent)]
+    Keys(#[from] modes::keys::KeysError),
     /// The checkpoint is bound to other locations.
     #[error(transparent)]
     Binding(#[from] checkpoint::binding::BindingError),

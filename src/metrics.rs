@@ -103,7 +103,7 @@ metrics! {
         duplicates_dropped: Counters = "duplicates_dropped",
             "Records dropped as duplicates of a key seen in the batch or committed before";
         records_unchecked: Counters = "records_unchecked",
-            "Records written without a dedup check: their event day is beyond dedup_retention";
+            "Records written without a dedup check: their event day is beyond dedup_retention, or not readable from bronze";
         batches_committed: Counters = "batches_committed",
             "Batches committed";
         batches_failed: Counters = "batches_failed",

@@ -22,7 +22,7 @@ pub struct DatasetSummary {
     pub rows: u64,
     /// Duplicates dropped.
     pub duplicates: u64,
-    /// Records written without a dedup check (event day beyond `dedup_retention`).
+    /// Records written without a dedup check (event day beyond `dedup_retention`, or not readable from bronze).
     pub unchecked: u64,
     /// Records quarantined (a failed file counts one).
     pub quarantined: u64,

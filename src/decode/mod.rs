@@ -31,6 +31,7 @@ mod lineage;
 mod lines;
 mod reason;
 
+pub use lineage::{key_of_record_key, RECORD_KEY};
 pub use lines::{limit_error, map_stream_error, LineInfo, LineSource};
 pub use reason::{QuoteRunaway, RecordError};
 
@@ -354,11 +355,12 @@ impl Decoder {
     }
 
     /// The bronze column that holds each row's dedup key, and how a value of it maps back to the key hash;
-    /// `None` when bronze keeps no key (CSV: the key is hashed from the raw text of the record).
+    /// `None` when bronze keeps no key (a CSV table written before `_record_key`: the key is hashed from the raw
+    /// text of the record, which bronze does not keep).
     pub fn bronze_key(&self) -> Option<(&'static str, KeyOfValue)> {
         match self {
             Decoder::Gharchive => Some(("event_key", gharchive::key_of_event_key)),
-            Decoder::Csv(_) => None,
+            Decoder::Csv(c) => c.record_key().then_some((RECORD_KEY, key_of_record_key)),
         }
     }
 

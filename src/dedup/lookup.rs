@@ -8,17 +8,21 @@
 //! whatever was pruned, evicted or never seen by this checkpoint. Synchronous: the loader blocks its caller.
 //!
 //! Forgetting is explicit: a record whose day lies before the retention cut (`dedup_retention`) is not checked
-//! at all, and neither is one whose day the index cannot load and no longer holds (a dataset without a key
-//! column in bronze, on a day pruned from the local index): [`Check::Unchecked`], which the caller counts.
+//! at all, and neither is one whose day the index cannot load and does not hold whole (a CSV table written
+//! before `_record_key`, on a day pruned from the local index; a day with a part that lacks the key column)
+//! unless the runs it holds have the key: [`Check::Unchecked`], which the caller counts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::index::{date_of, DatasetRuns, DedupIndex, IndexError};
 
-/// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset.
-pub type DayLoader =
-    Box<dyn FnMut(i32) -> Result<Vec<u128>, Box<dyn std::error::Error + Send + Sync>> + Send>;
+/// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset; `None` when bronze
+/// cannot tell them (a part of the day has no key column).
+pub type DayLoader = Box<
+    dyn FnMut(i32) -> Result<Option<Vec<u128>>, Box<dyn std::error::Error + Send + Sync>> + Send,
+>;
 
 /// The outcome of checking one record against the committed keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub struct Lookup {
     loaded: Vec<DayLoad>,
     retain_from: Option<i32>,
     held_from: Option<i32>,
+    unloadable: HashSet<i32>,
 }
 
 impl std::fmt::Debug for Lookup {
@@ -82,6 +87,7 @@ impl Lookup {
             loaded: Vec::new(),
             retain_from: None,
             held_from: None,
+            unloadable: HashSet::new(),
         }
     }
 
@@ -93,7 +99,9 @@ impl Lookup {
         self
     }
 
-    /// Checks `key` on UTC day `day` (see [`Check`]).
+    /// Checks `key` on UTC day `day` (see [`Check`]). A key found in the runs held locally is [`Check::Seen`]
+    /// even on a day that is not held whole; a key not found there is [`Check::New`] only if the day is whole
+    /// (held, or loaded now) or within the local index's reach.
     ///
     /// # Errors
     /// As [`Lookup::contains`].
@@ -101,25 +109,22 @@ impl Lookup {
         if self.retain_from.is_some_and(|r| day < r) {
             return Ok(Check::Unchecked);
         }
-        let unheld = self.loader.is_none()
-            && !self.runs.is_complete(day)
-            && self.held_from.is_some_and(|h| day < h);
-        if unheld {
-            return Ok(Check::Unchecked);
+        if self.contains(key, day)? {
+            return Ok(Check::Seen);
         }
-        Ok(if self.contains(key, day)? {
-            Check::Seen
-        } else {
-            Check::New
-        })
+        let unheld = !self.runs.is_complete(day)
+            && (self.unloadable.contains(&day)
+                || (self.loader.is_none() && self.held_from.is_some_and(|h| day < h)));
+        Ok(if unheld { Check::Unchecked } else { Check::New })
     }
 
-    /// Whether `key` was committed on UTC day `day`, loading the day from bronze first when it is not held.
+    /// Whether `key` was committed on UTC day `day`, loading the day from bronze first when it is not held (and
+    /// can be loaded).
     ///
     /// # Errors
     /// [`IndexError::Bronze`] when the loader fails, other [`IndexError`]s when a run cannot be written or read.
     pub fn contains(&mut self, key: u128, day: i32) -> Result<bool, IndexError> {
-        if !self.runs.is_complete(day) {
+        if !self.runs.is_complete(day) && !self.unloadable.contains(&day) {
             self.load_day(day)?;
         }
         self.runs.contains(key, day)
@@ -134,6 +139,15 @@ impl Lookup {
             day: date_of(day),
             source,
         })?;
+        let Some(keys) = keys else {
+            tracing::warn!(
+                dataset = %self.dataset,
+                day = %date_of(day),
+                "dedup: the day cannot be read back from bronze (a part without the key column): its records that the local index does not hold are NOT checked, and are counted as unchecked"
+            );
+            self.unloadable.insert(day);
+            return Ok(());
+        };
         let n = keys.len() as u64;
         self.runs = self
             .index
@@ -157,5 +171,49 @@ impl Lookup {
     /// The days loaded from bronze so far.
     pub fn loaded(&self) -> &[DayLoad] {
         &self.loaded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes and publishes batch `b` of `g` holding `ks` on `day`.
+    fn commit(idx: &DedupIndex, b: u64, day: i32, ks: &[u128]) {
+        let s = idx
+            .write_batch("g", b, [(day, ks.to_vec())].into_iter().collect())
+            .expect("write");
+        idx.publish(s, None).expect("publish");
+    }
+
+    #[test]
+    fn loaded_days_are_checked_and_unloadable_ones_are_counted_not_claimed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = Arc::new(DedupIndex::new(dir.path()));
+        idx.load("g", 0, None).expect("load");
+        commit(&idx, 1, 5, &[1]);
+        // Bronze: day 5 holds 1 and 2; day 6 has a part without the key column.
+        let loader: DayLoader = Box::new(|day| {
+            Ok(match day {
+                5 => Some(vec![1, 2]),
+                6 => None,
+                _ => Some(Vec::new()),
+            })
+        });
+        let mut l = Lookup::new(idx.clone(), "g", 1, Some(loader));
+        assert_eq!(l.check(2, 5).expect("check"), Check::Seen, "read back");
+        assert_eq!(l.check(3, 5).expect("check"), Check::New);
+        assert_eq!(l.check(9, 6).expect("check"), Check::Unchecked);
+        assert_eq!(l.check(9, 7).expect("check"), Check::New, "an empty day");
+        assert_eq!(l.loaded().iter().map(|d| d.day).collect::<Vec<_>>(), [5, 7]);
+        // No loader (a table without a key column): days behind the local cut are unchecked, unless a key
+        // held locally is found there; days the index holds are checked.
+        commit(&idx, 2, 6, &[4]);
+        let mut l = Lookup::new(idx, "g", 2, None).with_cuts(None, Some(7));
+        assert_eq!(l.check(4, 6).expect("check"), Check::Seen);
+        assert_eq!(l.check(8, 6).expect("check"), Check::Unchecked);
+        assert_eq!(l.check(8, 7).expect("check"), Check::New);
+        let mut l = l.with_cuts(Some(6), Some(7));
+        assert_eq!(l.check(2, 5).expect("check"), Check::Unchecked, "retention");
     }
 }

@@ -97,7 +97,8 @@ pub struct BatchReport {
     pub rows: u64,
     /// Duplicates dropped.
     pub duplicates: u64,
-    /// Records written without a dedup check (their event day is beyond `dedup_retention`).
+    /// Records written without a dedup check (their event day is beyond `dedup_retention`, or neither held
+    /// locally nor readable from bronze).
     pub unchecked: u64,
     /// Records quarantined.
     pub quarantined: u64,
@@ -128,7 +129,7 @@ impl std::fmt::Display for BatchReport {
             // Said plainly: these records were not compared with anything.
             write!(
                 f,
-                "; {} record(s) NOT checked for duplicates (event day beyond dedup_retention)",
+                "; {} record(s) NOT checked for duplicates (event day beyond dedup_retention, or not readable from bronze)",
                 self.unchecked
             )?;
         }

@@ -40,6 +40,8 @@ pub(super) struct Prepared {
     pub(super) committed_at: DateTime<Utc>,
     runs: StagedRuns,
     keep: Option<i32>,
+    /// Whether bronze holds the batch's keys: only then can days leave the index (they are read back).
+    evictable: bool,
 }
 
 /// Writes the dedup runs of the published batch `intent`, commits it, and publishes the runs. Returns the
@@ -126,6 +128,7 @@ pub(super) async fn prepare(
         committed_at,
         runs,
         keep,
+        evictable: staged.staged.keys_in_bronze,
     })
 }
 
@@ -135,7 +138,11 @@ pub(super) async fn prepare(
 /// Checkpoint and dedup index failures.
 pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Error> {
     let Prepared {
-        commit, runs, keep, ..
+        commit,
+        runs,
+        keep,
+        evictable,
+        ..
     } = prepared;
     let (id, dataset) = (commit.batch.id, commit.batch.dataset.clone());
     let commit_started = Instant::now();
@@ -150,11 +157,7 @@ pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Erro
     let run_files = runs.len();
     let index = ctx.dedup.clone();
     // Only a dataset whose bronze holds its keys can lose days from the index: they are read back when touched.
-    let budget = matches!(
-        ctx.config.datasets.get(&dataset),
-        Some(crate::config::DatasetConfig::Gharchive {})
-    )
-    .then_some(ctx.config.dedup_cache_bytes);
+    let budget = evictable.then_some(ctx.config.dedup_cache_bytes);
     let ds = dataset.clone();
     blocking(move || -> Result<(), crate::dedup::index::IndexError> {
         let touched = runs.days();

@@ -3,10 +3,15 @@
 //!
 //! Takes a dataset, a day and the bronze format; produces the key column of every part bronze holds for that
 //! day partition. A Parquet bronze's parts of a day are the checkpoint's committed outputs under the day's
-//! partition; a Delta bronze's are the files the table's current snapshot lists there. Only the key column is
+//! partition (the batch records are read once per batch, however many days it loads); a Delta bronze's are the files the table's current snapshot lists there. Only the key column is
 //! read (projection), one row group's column chunk at a time (range reads of the footer and of that chunk), so
 //! memory is bounded by one column chunk per part in flight, whatever the size of the parts.
+//!
+//! GH Archive bronze holds its key as `event_key`; CSV bronze as `_record_key` ([`crate::decode::RECORD_KEY`]),
+//! unless the dataset's bronze was first written without that column ([`csv_record_key`] keeps such a table's
+//! schema): then no day of it can be read back, and a day missing from the local index is not checked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -91,6 +96,9 @@ pub(super) struct PartSource {
     pub(super) checkpoint: CheckpointStore,
     pub(super) format: TableFormat,
     pub(super) tables: Tables,
+    /// A Parquet bronze's committed parts by day partition, read from the checkpoint on the first day loaded
+    /// and kept for the rest of the batch (one batch's loads see the same committed batches).
+    committed: Arc<tokio::sync::OnceCell<HashMap<String, Vec<Part>>>>,
 }
 
 impl PartSource {
@@ -100,7 +108,36 @@ impl PartSource {
             checkpoint: ctx.checkpoint.clone(),
             format: ctx.config.table_format,
             tables: ctx.tables.clone(),
+            committed: Arc::default(),
         }
+    }
+
+    /// Every committed data part of `dataset` by its day partition's directory (`<dataset>/year=../month=../day=..`).
+    async fn committed_parts(
+        &self,
+        dataset: &str,
+    ) -> Result<&HashMap<String, Vec<Part>>, KeysError> {
+        self.committed
+            .get_or_try_init(|| async {
+                let cp = self.checkpoint.clone();
+                let ds = dataset.to_string();
+                let prefix = format!("{ds}/year=");
+                let batches = blocking(move || cp.batches(Some(&ds))).await?;
+                let mut by: HashMap<String, Vec<Part>> = HashMap::new();
+                for o in batches.into_iter().flat_map(|b| b.outputs) {
+                    if !(o.path.starts_with(&prefix) && o.path.ends_with(".parquet")) {
+                        continue;
+                    }
+                    if let Some((dir, _)) = o.path.rsplit_once('/') {
+                        by.entry(dir.to_string()).or_default().push(Part {
+                            path: o.path.clone(),
+                            size: o.bytes,
+                        });
+                    }
+                }
+                Ok(by)
+            })
+            .await
     }
 
     /// The parts bronze holds for UTC day `day` of `dataset`, sorted by path.
@@ -110,21 +147,12 @@ impl PartSource {
     pub(super) async fn day_parts(&self, dataset: &str, day: i32) -> Result<Vec<Part>, KeysError> {
         let partition = PartitionKey { days: day }.path();
         let mut parts = match self.format {
-            TableFormat::Parquet => {
-                let prefix = format!("{dataset}/{partition}/");
-                let cp = self.checkpoint.clone();
-                let ds = dataset.to_string();
-                blocking(move || cp.batches(Some(&ds)))
-                    .await?
-                    .into_iter()
-                    .flat_map(|b| b.outputs)
-                    .filter(|o| o.path.starts_with(&prefix) && o.path.ends_with(".parquet"))
-                    .map(|o| Part {
-                        path: o.path,
-                        size: o.bytes,
-                    })
-                    .collect::<Vec<_>>()
-            }
+            TableFormat::Parquet => self
+                .committed_parts(dataset)
+                .await?
+                .get(&format!("{dataset}/{partition}"))
+                .cloned()
+                .unwrap_or_default(),
             TableFormat::Delta => {
                 let table = DeltaTable::new(&self.bronze, dataset);
                 let Some(snap) = self.tables.take(&table).await? else {
@@ -320,8 +348,89 @@ pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Resu
     Ok(())
 }
 
+/// Whether the CSV dataset's rows are to carry `_record_key`: yes for a new dataset, and for one whose bronze
+/// already has the column; no for bronze written before it (its table schema, or its first committed part, lacks
+/// it), whose schema is kept.
+///
+/// # Errors
+/// Table log, checkpoint or footer read failures.
+pub(super) async fn csv_record_key(ctx: &Context, dataset: &str) -> Result<bool, KeysError> {
+    // Tests write bronze as a lander before `_record_key` did, to check that such a table keeps working.
+    #[cfg(feature = "failpoints")]
+    if std::env::var_os("LANDER_TEST_CSV_WITHOUT_RECORD_KEY").is_some() {
+        return Ok(false);
+    }
+    let column = crate::decode::RECORD_KEY;
+    match ctx.config.table_format {
+        TableFormat::Delta => {
+            let table = DeltaTable::new(&ctx.bronze, dataset);
+            let Some(snap) = ctx.tables.take(&table).await? else {
+                return Ok(true);
+            };
+            let has = schema_has(&snap.metadata.schema_string, column);
+            ctx.tables.keep(&table, snap).await;
+            Ok(has)
+        }
+        TableFormat::Parquet => {
+            let Some(part) = first_part(&ctx.checkpoint, dataset).await? else {
+                return Ok(true);
+            };
+            let meta = footer_metadata(&ctx.bronze, &ctx.bronze.path(&part.path), part.size)
+                .await
+                .map_err(|source| KeysError::Footer {
+                    path: part.path.clone(),
+                    source,
+                })?;
+            let schema = meta.file_metadata().schema_descr();
+            Ok((0..schema.num_columns()).any(|i| schema.column(i).name() == column))
+        }
+    }
+}
+
+/// Whether the Delta schema string names a top-level field `column`.
+fn schema_has(schema_string: &str, column: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(schema_string)
+        .ok()
+        .and_then(|v| {
+            v.get("fields")?.as_array().map(|fields| {
+                fields
+                    .iter()
+                    .any(|f| f.get("name").and_then(|n| n.as_str()) == Some(column))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The data part of the first committed batch of `dataset` that wrote one (batch ids count up from 1).
+async fn first_part(
+    checkpoint: &CheckpointStore,
+    dataset: &str,
+) -> Result<Option<Part>, KeysError> {
+    let cp = checkpoint.clone();
+    let ds = dataset.to_string();
+    blocking(move || -> Result<Option<Part>, CheckpointError> {
+        let prefix = format!("{ds}/year=");
+        for id in 1..=cp.last_batch_id(&ds)? {
+            let outputs = cp.batch(&ds, id)?.map(|b| b.outputs).unwrap_or_default();
+            if let Some(o) = outputs
+                .into_iter()
+                .find(|o| o.path.starts_with(&prefix) && o.path.ends_with(".parquet"))
+            {
+                return Ok(Some(Part {
+                    path: o.path,
+                    size: o.bytes,
+                }));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .map_err(KeysError::from)
+}
+
 /// The dedup index's loader for `dataset`: reads the keys bronze holds for a day (see the module doc), called
-/// from the blocking thread that deduplicates. `None` when the dataset's bronze holds no key column (CSV).
+/// from the blocking thread that deduplicates; a day with a part that lacks the key column cannot be loaded
+/// (`None`). `None` when the dataset's bronze holds no key column (a CSV table written before `_record_key`).
 /// Must be built inside the runtime.
 pub(super) fn day_loader(
     ctx: &Context,
@@ -334,10 +443,10 @@ pub(super) fn day_loader(
     let ds = dataset.to_string();
     Some(Box::new(move |day| {
         let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let (source, ds) = (source.clone(), ds.clone());
+        let (source, day_ds) = (source.clone(), ds.clone());
         // The reads run on the runtime; this (blocking) thread decodes the chunks as they arrive.
         let task = handle.spawn(async move {
-            match source.day_parts(&ds, day).await {
+            match source.day_parts(&day_ds, day).await {
                 Ok(parts) => fetch_chunks(source.bronze, parts, column.to_string(), tx).await,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -346,9 +455,16 @@ pub(super) fn day_loader(
         });
         let mut keys = Vec::new();
         while let Some(chunk) = rx.blocking_recv() {
-            decode_chunk(chunk?, |_, v| keys.push(key_of(v)))?;
+            match chunk {
+                Err(KeysError::MissingColumn { path, column }) => {
+                    task.abort();
+                    tracing::warn!(dataset = %ds, part = %path, column = %column, "dedup: a part of the day has no key column, so the day cannot be read back from bronze");
+                    return Ok(None);
+                }
+                chunk => decode_chunk(chunk?, |_, v| keys.push(key_of(v)))?,
+            }
         }
         task.abort();
-        Ok(keys)
+        Ok(Some(keys))
     }))
 }

@@ -514,7 +514,7 @@ pub(crate) fn log_report(r: &BatchReport) {
             dataset = %r.dataset,
             batch = r.id,
             unchecked = r.unchecked,
-            "{} record(s) NOT checked for duplicates: their event day is beyond dedup_retention, so they were written without looking for an earlier copy",
+            "{} record(s) NOT checked for duplicates: their event day is beyond dedup_retention, or neither held by the local dedup index nor readable from bronze (a CSV table written before _record_key), so they were written without looking for an earlier copy",
             r.unchecked
         );
     }

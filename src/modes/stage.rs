@@ -81,6 +81,8 @@ pub(super) struct Staged {
     pub(super) max_time: Option<i64>,
     /// The Arrow schema of the data parts (the Delta table's schema, without partition columns).
     pub(super) schema: Option<arrow::datatypes::SchemaRef>,
+    /// Whether bronze holds the keys of these rows (so days can be evicted from the index and read back).
+    pub(super) keys_in_bronze: bool,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -736,5 +738,6 @@ pub(super) async fn stage(
         min_time,
         max_time,
         schema: Some(decoder.schema()),
+        keys_in_bronze: decoder.bronze_key().is_some(),
     })
 }

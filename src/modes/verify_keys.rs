@@ -31,6 +31,15 @@ pub struct DuplicateKey {
     pub occurrences: Vec<(String, u64)>,
 }
 
+/// What a key scan found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KeyScan {
+    /// Keys held more than once on one day.
+    pub duplicates: Vec<DuplicateKey>,
+    /// Parts without the key column (a CSV table written before `_record_key`): their keys were not scanned.
+    pub unscanned: Vec<String>,
+}
+
 /// The parts of `dataset` by day partition.
 async fn parts_by_partition(
     bronze: &StoreLocation,
@@ -88,7 +97,8 @@ async fn parts_by_partition(
     Ok(by)
 }
 
-/// Every key of column `column` that occurs more than once in one day partition of `dataset`.
+/// Every key of column `column` that occurs more than once in one day partition of `dataset`, and the parts
+/// that have no such column.
 ///
 /// # Errors
 /// [`KeysError`] when bronze cannot be listed or a part cannot be read.
@@ -97,8 +107,8 @@ pub async fn duplicate_keys(
     format: TableFormat,
     dataset: &str,
     column: &str,
-) -> Result<Vec<DuplicateKey>, KeysError> {
-    let mut out = Vec::new();
+) -> Result<KeyScan, KeysError> {
+    let mut out = KeyScan::default();
     for (partition, parts) in parts_by_partition(bronze, format, dataset).await? {
         let (tx, mut rx) = mpsc::channel(SCAN_CHUNKS_IN_FLIGHT);
         let task = tokio::spawn(fetch_chunks(bronze.clone(), parts, column.to_string(), tx));
@@ -106,7 +116,13 @@ pub async fn duplicate_keys(
         let mut first: HashMap<String, (String, u64)> = HashMap::new();
         let mut again: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
         while let Some(chunk) = rx.recv().await {
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Err(KeysError::MissingColumn { path, .. }) => {
+                    out.unscanned.push(path);
+                    continue;
+                }
+                chunk => chunk?,
+            };
             let path = chunk.path.clone();
             let rows = tokio::task::spawn_blocking(move || {
                 let mut rows = Vec::new();
@@ -127,12 +143,13 @@ pub async fn duplicate_keys(
             }
         }
         task.abort();
-        out.extend(again.into_iter().map(|(key, occurrences)| DuplicateKey {
-            dataset: dataset.to_string(),
-            partition: partition.clone(),
-            key,
-            occurrences,
-        }));
+        out.duplicates
+            .extend(again.into_iter().map(|(key, occurrences)| DuplicateKey {
+                dataset: dataset.to_string(),
+                partition: partition.clone(),
+                key,
+                occurrences,
+            }));
     }
     Ok(out)
 }

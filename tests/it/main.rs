@@ -11,6 +11,7 @@ mod csv_infer;
 mod dashboard;
 mod dedup;
 mod dedup_bronze;
+mod dedup_bronze_csv;
 mod delta;
 mod delta_conformance;
 mod delta_kill;

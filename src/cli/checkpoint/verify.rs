@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _};
 use super::{emit, emit_json, open_read, VerifyArgs};
 use crate::cli::load_config;
 use crate::modes::verify::{verify as check, Problem, ProblemKind, Report, VerifyOptions};
-use crate::modes::verify_keys::DuplicateKey;
+use crate::modes::verify_keys::KeyScan;
 use crate::store::StoreLocation;
 
 pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
@@ -29,9 +29,11 @@ pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     };
     match (&dups, a.common.json) {
         (None, true) => emit_json(&report)?,
-        (Some(d), true) => {
-            emit_json(&serde_json::json!({ "verify": report, "duplicate_keys": d }))?
-        }
+        (Some(d), true) => emit_json(&serde_json::json!({
+            "verify": report,
+            "duplicate_keys": d.duplicates,
+            "unscanned_parts": d.unscanned,
+        }))?,
         (_, false) => emit(&render(&report))?,
     }
     if let Some(d) = &dups {
@@ -39,10 +41,10 @@ pub(super) async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             emit(&render_keys(d))?;
         }
     }
-    if let Some(d) = dups.as_ref().filter(|d| !d.is_empty()) {
+    if let Some(d) = dups.as_ref().filter(|d| !d.duplicates.is_empty()) {
         bail!(
             "verify --keys found {} key(s) held more than once on one day in {}",
-            d.len(),
+            d.duplicates.len(),
             bronze.describe("")
         );
     }
@@ -103,33 +105,42 @@ async fn binding_problems(
     Ok(())
 }
 
-/// Duplicate keys of every configured dataset whose bronze holds a key column (GH Archive's `event_key`).
+/// Duplicate keys of every configured dataset: GH Archive's `event_key`, CSV's `_record_key` (parts written
+/// before that column existed are reported as not scanned).
 async fn duplicate_keys(
     config: &crate::config::Config,
     bronze: &StoreLocation,
     only: Option<&str>,
-) -> anyhow::Result<Vec<DuplicateKey>> {
-    let mut out = Vec::new();
+) -> anyhow::Result<KeyScan> {
+    let mut out = KeyScan::default();
     for (name, ds) in &config.datasets {
         if only.is_some_and(|o| o != name) {
             continue;
         }
         let column = match ds {
             crate::config::DatasetConfig::Gharchive {} => "event_key",
-            // CSV bronze keeps no key column: nothing to scan.
-            crate::config::DatasetConfig::Csv(_) => continue,
+            crate::config::DatasetConfig::Csv(_) => crate::decode::RECORD_KEY,
         };
-        out.extend(
+        let scan =
             crate::modes::verify_keys::duplicate_keys(bronze, config.table_format, name, column)
                 .await
-                .with_context(|| format!("while scanning the keys of {name} in bronze"))?,
-        );
+                .with_context(|| format!("while scanning the keys of {name} in bronze"))?;
+        out.duplicates.extend(scan.duplicates);
+        out.unscanned.extend(scan.unscanned);
     }
     Ok(out)
 }
 
-fn render_keys(d: &[DuplicateKey]) -> String {
+fn render_keys(scan: &KeyScan) -> String {
     let mut text = String::new();
+    if !scan.unscanned.is_empty() {
+        text.push_str(&format!(
+            "note: {} part(s) have no key column (CSV written before _record_key), their keys were NOT checked: {}\n",
+            scan.unscanned.len(),
+            scan.unscanned.join(", ")
+        ));
+    }
+    let d = &scan.duplicates;
     for k in d {
         let places: Vec<String> = k
             .occurrences
@@ -145,8 +156,12 @@ fn render_keys(d: &[DuplicateKey]) -> String {
             places.join(", ")
         ));
     }
-    if d.is_empty() {
+    if d.is_empty() && scan.unscanned.is_empty() {
         text.push_str("ok: no key held more than once on one day\n");
+    } else if d.is_empty() {
+        text.push_str(
+            "ok: no key held more than once on one day in the parts that have a key column\n",
+        );
     }
     text
 }

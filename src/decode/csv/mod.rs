@@ -43,7 +43,7 @@ use records::{RecordStream, Text};
 pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
 use types::{parse_bool, parse_date};
 
-use super::lineage::{lineage_fields, Lineage};
+use super::lineage::{lineage_fields, record_key_column, record_key_field, Lineage};
 use super::{
     key_hash, DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoded, Emitter, LineSource,
     QuarantineRecord, RecordError, CHUNK_ROWS,
@@ -93,6 +93,8 @@ pub struct CsvDecoder {
     /// Headers of files read from past their start (a growing file), by landing path: their fields map by the
     /// names of their own header.
     headers: HashMap<String, Vec<String>>,
+    /// Whether bronze rows end with `_record_key` (see [`CsvDecoder::with_record_key`]).
+    record_key: bool,
 }
 
 impl CsvDecoder {
@@ -139,6 +141,7 @@ impl CsvDecoder {
             zone: parse_timezone(&options.timezone).map_err(|e| err(e.to_string()))?,
             mode: SchemaEvolution::Fail,
             headers: HashMap::new(),
+            record_key: false,
         })
     }
 
@@ -185,6 +188,29 @@ impl CsvDecoder {
                 columns,
             },
         })
+    }
+
+    /// Ends every bronze row with `_record_key`, its dedup key (so bronze alone can tell which keys a day
+    /// holds) when `on`; a table written before that column existed keeps its schema (`on` false: no change).
+    pub fn with_record_key(mut self, on: bool) -> Self {
+        if !on || self.record_key {
+            return self;
+        }
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(record_key_field());
+        self.schema = Arc::new(Schema::new(fields));
+        self.record_key = true;
+        self
+    }
+
+    /// Whether bronze rows carry `_record_key`.
+    pub fn record_key(&self) -> bool {
+        self.record_key
     }
 
     /// The bronze schema.
@@ -505,6 +531,9 @@ impl CsvDecoder {
             cols.push(Arc::new(b.finish()));
         }
         cols.extend(chunk.lineage.finish());
+        if self.record_key {
+            cols.push(record_key_column(&chunk.keys));
+        }
         let batch =
             RecordBatch::try_new(self.schema.clone(), cols).expect("builders match the csv schema");
         Decoded {
@@ -727,6 +756,49 @@ mod tests {
         assert_eq!(lines.value(1), 4);
         assert_eq!(lines.value(2), 7);
         assert_eq!(bad[1].offset, (after + 18) as u64);
+    }
+
+    #[test]
+    fn record_key_column_holds_each_rows_key_and_reads_back_to_it() {
+        let data = b"Row ID,Order Date,Qty\n1,1/1/2020,5\n2,1/2/2020,6\n";
+        let inp = input("ds/a.csv");
+        let schema = infer_schema(
+            LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+            &opts(),
+            "ds",
+        )
+        .expect("infer");
+        let plain = CsvDecoder::new("ds", &opts(), &schema).expect("decoder");
+        let dec = CsvDecoder::new("ds", &opts(), &schema)
+            .expect("decoder")
+            .with_record_key(true);
+        assert_eq!(
+            dec.schema().fields().len(),
+            plain.schema().fields().len() + 1
+        );
+        let mut rows = Vec::new();
+        dec.decode(
+            LineSource::new(Box::new(std::io::Cursor::new(data.to_vec())), &inp).expect("src"),
+            &inp,
+            &mut |item| {
+                if let DecodeItem::Rows(d) = item {
+                    rows.push(d);
+                }
+                true
+            },
+        )
+        .expect("decode");
+        let d = &rows[0];
+        let col = d.batch.column_by_name("_record_key").expect("column");
+        let col = col.as_string::<i32>();
+        assert_eq!(col.len(), 2);
+        for (i, k) in d.keys.iter().enumerate() {
+            assert_eq!(col.value(i).len(), 32);
+            assert_eq!(crate::decode::key_of_record_key(col.value(i)), *k);
+        }
+        // The key is the hash of the raw key field, as without the column.
+        assert_eq!(d.keys[0], key_hash(b"csv", b"1\x1f"));
+        assert_ne!(crate::decode::key_of_record_key("not hex"), d.keys[0]);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub(super) async fn resolve_decoder(
         Ok(h) => h,
         Err((i, e)) => return Ok(Resolved::FileFailed(i, e)),
     };
+    // Rows carry `_record_key` unless this dataset's bronze was written without it (its schema is kept).
+    let record_key = crate::modes::keys::csv_record_key(ctx, dataset).await?;
+    if !record_key {
+        tracing::debug!(dataset, "bronze has no _record_key column (written by an older lander): days that leave the local dedup index cannot be read back, and their records are counted as unchecked");
+    }
     let build = |schema: &StoredSchema| -> Result<(Decoder, StoredSchema), Error> {
         let evolved = crate::decode::csv::with_new_columns(schema, added, &opts).map_err(|e| {
             DecodeError::Schema {
@@ -50,7 +55,9 @@ pub(super) async fn resolve_decoder(
                 reason: e.to_string(),
             }
         })?;
-        let dec = CsvDecoder::new(dataset, &opts, &evolved)?.with_evolution(mode, headers.clone());
+        let dec = CsvDecoder::new(dataset, &opts, &evolved)?
+            .with_evolution(mode, headers.clone())
+            .with_record_key(record_key);
         Ok((Decoder::Csv(Arc::new(dec)), evolved))
     };
     let cp = ctx.checkpoint.clone();
