@@ -205,6 +205,18 @@ impl StagedRuns {
     pub fn days(&self) -> Vec<i32> {
         self.days.iter().map(|(d, _)| *d).collect()
     }
+
+    /// Takes the runs of `other` (the same batch, written again for some days with more keys) in place of this
+    /// one's runs of those days.
+    pub fn absorb(&mut self, other: StagedRuns) {
+        for (day, path) in other.days {
+            match self.days.iter_mut().find(|(d, _)| *d == day) {
+                Some(slot) => slot.1 = path,
+                None => self.days.push((day, path)),
+            }
+        }
+        self.days.sort_by_key(|(d, _)| *d);
+    }
 }
 
 /// What [`DedupIndex::load`] found and cleaned up.
@@ -434,6 +446,40 @@ impl DedupIndex {
 }
 
 impl DedupIndex {
+    /// The UTC days of `dataset` held whole ([`DatasetRuns::is_complete`]).
+    pub fn complete_days(&self, dataset: &str) -> Vec<i32> {
+        let snap = self.snapshot(dataset);
+        snap.days
+            .keys()
+            .copied()
+            .filter(|d| snap.is_complete(*d))
+            .collect()
+    }
+
+    /// Durably forgets `days` of `dataset` (another writer added keys to them that this index does not hold): their
+    /// runs are deleted, base runs first, so a crash midway leaves no day wrongly complete, and the next touch
+    /// reads the day back from bronze. Returns how many days were held.
+    ///
+    /// # Errors
+    /// [`IndexError::Io`] when a run cannot be deleted.
+    pub fn forget_days(&self, dataset: &str, days: &[i32]) -> Result<usize> {
+        let mut held = self.snapshot(dataset).days.clone();
+        let mut dropped: Vec<Arc<Run>> = Vec::new();
+        let mut n = 0;
+        for d in days {
+            if let Some(mut runs) = held.remove(d) {
+                runs.sort_by_key(|r| r.lo);
+                dropped.extend(runs);
+                n += 1;
+            }
+        }
+        self.set(dataset, DatasetRuns { days: held });
+        for run in dropped {
+            remove(&run.path)?;
+        }
+        Ok(n)
+    }
+
     /// Evicts whole days of `dataset`, least recently written or loaded first (by the highest batch id among a
     /// day's runs), until its runs cost at most `budget` bytes (disk plus memory, [`DatasetRuns::cost_bytes`]);
     /// days in `keep` stay. An evicted day is read back from bronze on its next touch. Returns the days evicted.

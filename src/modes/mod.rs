@@ -21,12 +21,14 @@ pub mod batch;
 pub mod binding;
 mod commit;
 pub mod continuous;
+pub mod cross_check;
 mod delta;
 pub mod keys;
 mod quarantine;
 mod stage;
 pub mod verify;
 pub mod verify_keys;
+pub mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -147,6 +149,7 @@ pub(crate) fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
         partial_line_timeout: config.partial_line_timeout,
         // validate() checked it; a config that was not validated gets the defaults.
         limits: config.limits().unwrap_or_default(),
+        worker: config.worker_spec().ok().flatten(),
     }
 }
 

@@ -83,6 +83,8 @@ pub(super) struct Staged {
     pub(super) max_time: Option<i64>,
     /// The Arrow schema of the data parts (the Delta table's schema, without partition columns).
     pub(super) schema: Option<arrow::datatypes::SchemaRef>,
+    /// The key column bronze holds and its key hash (the cross-worker check reads other writers' parts by it).
+    pub(super) bronze_key: Option<(&'static str, crate::decode::KeyOfValue)>,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -790,5 +792,6 @@ pub(super) async fn stage(
         min_time,
         max_time,
         schema: Some(decoder.schema()),
+        bronze_key: decoder.bronze_key(),
     })
 }
