@@ -35,3 +35,4 @@ mod rewrites;
 mod run_once;
 mod stale_temps;
 mod stray_quote;
+mod workers;
