@@ -379,3 +379,67 @@ fn explain_and_pending_say_when_a_file_belongs_to_another_worker() {
         "{err}"
     );
 }
+
+/// `--workers N` takes the index from a StatefulSet pod name in `$HOSTNAME` (`lander-1` is worker 1 of 2, also
+/// qualified) and refuses a host name without one (exit 2).
+#[test]
+fn workers_n_takes_the_index_from_the_pod_name() {
+    let w = Workdir::new();
+    let src = fixtures_landing().join("gharchive");
+    let fixture = std::fs::read_dir(&src)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.is_file())
+        .expect("a fixture");
+    let names: Vec<String> = (0..2u64)
+        .flat_map(|o| {
+            [
+                copy_name(&format!("a{o}"), 2, o),
+                copy_name(&format!("b{o}"), 2, o),
+            ]
+        })
+        .collect();
+    for n in &names {
+        w.land(&fixture, "gharchive", n);
+    }
+    let mut args = w.once_args();
+    args.extend(["--workers".to_string(), "2".to_string()]);
+    let out = w
+        .cmd()
+        .args(&args)
+        .env("HOSTNAME", "lander-1.lander.ingest.svc.cluster.local")
+        .output()
+        .expect("spawn");
+    assert_success(
+        &out,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        w.path(),
+    );
+    let cp = w.checkpoint().display().to_string();
+    let list = w.run_ok(&["checkpoint", "list", "--checkpoint", &cp, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(list.trim()).expect("list json");
+    let read: BTreeSet<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|f| f["path"].as_str().expect("path").to_string())
+        .collect();
+    let expected: BTreeSet<String> = names
+        .iter()
+        .map(|n| format!("gharchive/{n}"))
+        .filter(|p| owner(p, 2) == 1)
+        .collect();
+    assert_eq!(read, expected);
+    let out = w
+        .cmd()
+        .args(&args)
+        .env("HOSTNAME", "ingest-box")
+        .output()
+        .expect("spawn");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ingest-box") && err.contains("--worker I/N"),
+        "{err}"
+    );
+}
