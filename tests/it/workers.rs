@@ -537,3 +537,57 @@ print(json.dumps([len(keys), len(set(keys))]))
         ]);
     }
 }
+
+/// Worker 1 aborts after each commit step (its batch in the table but not in its checkpoint, or the reverse)
+/// while workers 0 and 2 ingest copies of its files, then restarts: every event once.
+#[test]
+fn a_worker_aborted_at_every_commit_step_restarts_and_every_event_stays_once() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    for step in [
+        "runs",
+        "publishing",
+        "published",
+        "quarantined",
+        "committed",
+    ] {
+        let w = Workdir::new();
+        let originals = land_with_cross_worker_copies(&w, 3);
+        let mut children = Vec::new();
+        for i in 0..3 {
+            let args = worker_args(&w, i, 3, &[]);
+            let mut c = w.cmd();
+            if i == 1 {
+                c.env("LANDER_FAIL_AFTER", step);
+            }
+            let err = std::fs::File::create(w.path().join(format!("w{i}.err"))).expect("log");
+            children.push(
+                c.args(&args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(err)
+                    .spawn()
+                    .expect("spawn"),
+            );
+        }
+        for (i, mut c) in children.into_iter().enumerate() {
+            let status = c.wait().expect("wait");
+            let log =
+                std::fs::read_to_string(w.path().join(format!("w{i}.err"))).unwrap_or_default();
+            assert_eq!(status.success(), i != 1, "{step}: worker {i}:\n{log}");
+        }
+        let logs = run_workers(&w, 3, &[]);
+        let refs: Vec<&Path> = originals.iter().map(PathBuf::as_path).collect();
+        let expected = distinct_events(&refs);
+        let (rows, distinct) = table_counts(&w.bronze().join("gharchive"));
+        assert_eq!(
+            (rows, distinct),
+            (expected, expected),
+            "{step}:\n{}",
+            logs.join("\n---\n")
+        );
+        for i in 0..3 {
+            assert_verify_keys(&w, i);
+        }
+    }
+}
