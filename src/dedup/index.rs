@@ -34,6 +34,7 @@
 //!
 //! Everything here is synchronous file I/O; the scheduler calls it on blocking threads.
 
+mod forget;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};
@@ -446,40 +447,6 @@ impl DedupIndex {
 }
 
 impl DedupIndex {
-    /// The UTC days of `dataset` held whole ([`DatasetRuns::is_complete`]).
-    pub fn complete_days(&self, dataset: &str) -> Vec<i32> {
-        let snap = self.snapshot(dataset);
-        snap.days
-            .keys()
-            .copied()
-            .filter(|d| snap.is_complete(*d))
-            .collect()
-    }
-
-    /// Durably forgets `days` of `dataset` (another writer added keys to them that this index does not hold): their
-    /// runs are deleted, base runs first, so a crash midway leaves no day wrongly complete, and the next touch
-    /// reads the day back from bronze. Returns how many days were held.
-    ///
-    /// # Errors
-    /// [`IndexError::Io`] when a run cannot be deleted.
-    pub fn forget_days(&self, dataset: &str, days: &[i32]) -> Result<usize> {
-        let mut held = self.snapshot(dataset).days.clone();
-        let mut dropped: Vec<Arc<Run>> = Vec::new();
-        let mut n = 0;
-        for d in days {
-            if let Some(mut runs) = held.remove(d) {
-                runs.sort_by_key(|r| r.lo);
-                dropped.extend(runs);
-                n += 1;
-            }
-        }
-        self.set(dataset, DatasetRuns { days: held });
-        for run in dropped {
-            remove(&run.path)?;
-        }
-        Ok(n)
-    }
-
     /// Evicts whole days of `dataset`, least recently written or loaded first (by the highest batch id among a
     /// day's runs), until its runs cost at most `budget` bytes (disk plus memory, [`DatasetRuns::cost_bytes`]);
     /// days in `keep` stay. An evicted day is read back from bronze on its next touch. Returns the days evicted.
