@@ -168,6 +168,10 @@ pub struct Config {
     pub table_format: TableFormat,
     /// Delta: write a log checkpoint every this many commits. Default 100.
     pub delta_checkpoint_interval: u64,
+    /// This process is worker `I` of `N` sharing one landing and one bronze (`"I/N"`, e.g. `"0/3"`): it takes
+    /// only the landing files whose stable hash mod `N` is `I` (`crate::source::assign`). Default: none (every
+    /// file).
+    pub worker: Option<String>,
     /// Datasets by name (= first directory level in landing).
     pub datasets: BTreeMap<String, DatasetConfig>,
 }
@@ -207,6 +211,7 @@ impl Default for Config {
             metrics_addr: None,
             table_format: TableFormat::Delta,
             delta_checkpoint_interval: 100,
+            worker: None,
             datasets: BTreeMap::new(),
         }
     }
@@ -228,6 +233,21 @@ pub fn builtin_sales() -> DatasetConfig {
 }
 
 impl Config {
+    /// The parsed `worker`, if set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when it is not `I/N` with `0 <= I < N`.
+    pub fn worker_spec(&self) -> Result<Option<crate::source::assign::WorkerSpec>, ConfigError> {
+        self.worker
+            .as_deref()
+            .map(|w| {
+                w.parse().map_err(|e: crate::source::assign::AssignError| {
+                    ConfigError::Invalid(e.to_string())
+                })
+            })
+            .transpose()
+    }
+
     /// Loads `path` (TOML) over the defaults, then applies the `LANDER_<KEY>` environment variables
     /// ([`keys::env_overrides`]). When `path` is `None`, `./lander.toml` is used if it exists.
     ///
@@ -292,6 +312,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.worker_spec()?;
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.max_files_per_batch == 0 {
             return bad("max_files_per_batch must be at least 1".into());

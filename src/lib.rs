@@ -106,4 +106,7 @@ pub enum Error {
     /// The checkpoint is bound to other locations.
     #[error(transparent)]
     Binding(#[from] checkpoint::binding::BindingError),
+    /// The cross-worker dedup check failed or found another writer's keys in the batch.
+    #[error(transparent)]
+    CrossCheck(#[from] modes::cross_check::CrossCheckError),
 }

@@ -30,6 +30,9 @@ pub struct Binding {
     /// the id of that one (Delta bronze only).
     #[serde(default)]
     pub tables: BTreeMap<String, String>,
+    /// The worker (`I/N`) this checkpoint ingests as, when it is one of several (`crate::source::assign`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +71,13 @@ pub enum Mismatch {
         /// The id found, if the table exists.
         given: Option<String>,
     },
+    /// Another worker assignment (`I/N`; `None`: every file, a single process).
+    Worker {
+        /// The bound assignment.
+        bound: Option<String>,
+        /// The given one.
+        given: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Mismatch {
@@ -97,6 +107,18 @@ impl std::fmt::Display for Mismatch {
                 f,
                 "it is bound to the delta table {root} with id {bound}, which no longer exists (deleted?)"
             ),
+            Mismatch::Worker { bound, given } => {
+                let show = |w: &Option<String>| match w {
+                    Some(w) => format!("worker {w}"),
+                    None => "every file (no worker)".to_string(),
+                };
+                write!(
+                    f,
+                    "it was used as {}, not {} (changing the workers is a procedure: see docs/scaling.md)",
+                    show(bound),
+                    show(given)
+                )
+            }
         }
     }
 }
@@ -201,6 +223,7 @@ mod tests {
             landing: Some("/a/landing".into()),
             bronze: Some("/a/bronze".into()),
             tables: [("gharchive".to_string(), "id-1".to_string())].into(),
+            worker: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! pending/<dataset>                   -> IntentValue (the batch being written, if any)
 //! schema/<dataset>                    -> SchemaValue (CSV column types, fixed after the first file)
 //! wm/<dataset>                        -> i64 BE, newest event time seen (µs since epoch, UTC)
+//! seen/<dataset>                      -> u64 BE, Delta version up to which other writers' parts were checked
 //! ```
 //! Stores written by lander before the dedup index moved out also hold `dedup/<dataset>/<hash>` and
 //! `dexp/<dataset>/<day>/<hash>` keys; [`CheckpointStore::legacy_dedup_keys`] reads them once so the scheduler
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 pub mod binding;
 mod lock;
 mod records;
+mod seen;
 
 pub use records::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, IntentState,

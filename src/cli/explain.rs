@@ -84,8 +84,21 @@ pub struct Explanation {
     /// How the checkpoint's binding differs from these locations (empty when it belongs to them): the record
     /// above then describes another landing or bronze, and `run` refuses to use it here without `--rebind`.
     pub binding: Vec<String>,
+    /// When the checkpoint is one of several workers': which worker owns this file.
+    pub worker: Option<WorkerJson>,
     /// One-line verdict.
     pub verdict: String,
+}
+
+/// Which worker owns the file (`crate::source::assign`).
+#[derive(Debug, Serialize)]
+pub struct WorkerJson {
+    /// The checkpoint's worker, `I/N`.
+    pub this: String,
+    /// The index of the worker that owns the file, of the same `N`.
+    pub owner: u32,
+    /// Whether this checkpoint's worker reads it.
+    pub mine: bool,
 }
 
 /// The dataset rule.
@@ -249,6 +262,13 @@ pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     .iter()
     .map(ToString::to_string)
     .collect();
+    let worker =
+        crate::modes::workers::bound_worker(&store).or_else(|| config.worker_spec().ok().flatten());
+    x.worker = worker.map(|w| WorkerJson {
+        this: w.to_string(),
+        owner: crate::source::assign::WorkerSpec::owner_of(&rel, w.count),
+        mine: w.owns(&rel),
+    });
     x.verdict = verdict(&x);
     if a.json {
         return emit_json(&x);
@@ -419,6 +439,7 @@ async fn explain(
         parts,
         quarantine,
         binding: Vec::new(),
+        worker: None,
         verdict: String::new(),
     })
 }

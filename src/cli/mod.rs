@@ -173,6 +173,13 @@ pub struct RunArgs {
     /// to others: a moved landing or bronze, a table recreated on purpose. Logged.
     #[arg(long)]
     pub rebind: bool,
+    /// Run as worker I of N sharing landing and bronze, e.g. 0/3: take only the landing files whose stable
+    /// hash mod N is I (each worker needs its own checkpoint) [default: every file].
+    #[arg(long, conflicts_with = "workers")]
+    pub worker: Option<String>,
+    /// Run as one of N workers, this one's index taken from a StatefulSet pod name `<name>-I` in $HOSTNAME.
+    #[arg(long)]
+    pub workers: Option<u32>,
     /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees) [default: delta].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
     pub table_format: Option<crate::config::TableFormat>,
@@ -318,6 +325,9 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
     }
     if a.latest_first {
         config.latest_first = true;
+    }
+    if a.worker.is_some() {
+        config.worker = a.worker.clone();
     }
 }
 
@@ -543,6 +553,13 @@ async fn start(
 ) -> anyhow::Result<(Context, Vec<String>)> {
     let mut config = load_config(&args.locations)?;
     apply_run_overrides(&mut config, args);
+    if let Some(n) = args.workers {
+        config.worker = Some(
+            crate::modes::workers::worker_from_host(n)
+                .map_err(|e| UsageError(e.to_string()))?
+                .to_string(),
+        );
+    }
     config
         .validate()
         .context("while validating the configuration")?;
@@ -596,6 +613,9 @@ async fn start(
     modes::binding::bind(&ctx, &datasets, args.rebind)
         .await
         .context("while checking which landing and bronze the checkpoint belongs to")?;
+    modes::workers::bind_worker(&ctx, &datasets, args.rebind)
+        .await
+        .context("while checking which worker the checkpoint belongs to")?;
     tracing::info!(
         mode = ?args.mode,
         landing = %ctx.landing.display,

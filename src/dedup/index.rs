@@ -34,6 +34,7 @@
 //!
 //! Everything here is synchronous file I/O; the scheduler calls it on blocking threads.
 
+mod forget;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};
@@ -205,6 +206,18 @@ impl StagedRuns {
     /// The UTC days the batch wrote keys for.
     pub fn days(&self) -> Vec<i32> {
         self.days.iter().map(|(d, _)| *d).collect()
+    }
+
+    /// Takes the runs of `other` (the same batch, written again for some days with more keys) in place of this
+    /// one's runs of those days.
+    pub fn absorb(&mut self, other: StagedRuns) {
+        for (day, path) in other.days {
+            match self.days.iter_mut().find(|(d, _)| *d == day) {
+                Some(slot) => slot.1 = path,
+                None => self.days.push((day, path)),
+            }
+        }
+        self.days.sort_by_key(|(d, _)| *d);
     }
 }
 

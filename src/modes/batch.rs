@@ -266,15 +266,38 @@ pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
         );
         Ok(())
     })
-    .await
+    .await?;
+    super::cross_check::init_seen(ctx, dataset).await
 }
 
 /// Runs one batch over `files` (all of `dataset`) through the whole commit protocol. Returns `None` when the
-/// batch was abandoned because of shutdown before publishing, or had nothing to record.
+/// batch was abandoned because of shutdown before publishing, or had nothing to record. A batch that another
+/// writer's commit collides with (`super::cross_check`) is rolled back and run again.
 ///
 /// # Errors
 /// Sink and checkpoint failures (fatal). File-level failures are recorded, not returned.
 pub async fn run_batch(
+    ctx: &Context,
+    dataset: &str,
+    files: Vec<LandingFile>,
+) -> Result<Option<BatchReport>, Error> {
+    for _ in 0..super::cross_check::MAX_REDOS {
+        match run_batch_once(ctx, dataset, files.clone()).await {
+            Err(Error::CrossCheck(e)) if e.redo() => {
+                tracing::warn!(dataset, error = %e, "cross-writer check");
+                recover(ctx, dataset).await?;
+            }
+            r => return r,
+        }
+    }
+    Err(super::cross_check::CrossCheckError::TooManyRedos {
+        dataset: dataset.to_string(),
+        attempts: super::cross_check::MAX_REDOS,
+    }
+    .into())
+}
+
+async fn run_batch_once(
     ctx: &Context,
     dataset: &str,
     files: Vec<LandingFile>,

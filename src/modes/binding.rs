@@ -90,6 +90,7 @@ pub async fn bind(ctx: &Context, datasets: &[String], rebind: bool) -> Result<()
         landing: Some(landing),
         bronze: Some(bronze),
         tables: bound.tables.clone(),
+        worker: bound.worker.clone(),
     };
     // Another bronze: the ids of the old one mean nothing there.
     if bound.bronze != next.bronze {

@@ -44,6 +44,32 @@ pub(super) struct Prepared {
     evictable: bool,
 }
 
+impl Prepared {
+    /// Adds `keys_by_day` (for each day: the batch's own new keys and the keys other writers committed that
+    /// day, found by the cross-worker check) to the batch's runs, written again for those days; days behind the
+    /// horizon are left out as in [`prepare`]. They count with the batch's sled commit.
+    ///
+    /// # Errors
+    /// Dedup index failures: the batch must then not commit.
+    pub(super) async fn rewrite_runs(
+        &mut self,
+        ctx: &Context,
+        mut keys_by_day: std::collections::BTreeMap<i32, Vec<u128>>,
+    ) -> Result<(), Error> {
+        if let Some(k) = self.keep {
+            keys_by_day = keys_by_day.split_off(&k);
+        }
+        if keys_by_day.is_empty() {
+            return Ok(());
+        }
+        let index = ctx.dedup.clone();
+        let (ds, id) = (self.commit.batch.dataset.clone(), self.commit.batch.id);
+        let more = blocking(move || index.write_batch(&ds, id, keys_by_day)).await?;
+        self.runs.absorb(more);
+        Ok(())
+    }
+}
+
 /// Writes the dedup runs of the published batch `intent`, commits it, and publishes the runs. Returns the
 /// totals and the commit time.
 ///

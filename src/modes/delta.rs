@@ -15,8 +15,10 @@
 //!    the batch; recovery deletes the listed outputs and the runs, and the files are read again.
 //! 5. **Table commit = publish.** One put-if-absent commit file: `add` for every data part (`numRecords`, min/max
 //!    of the event time), `txn {appId: lander-<dataset>-<checkpoint writer id>, version: id}` and `commitInfo`
-//!    (lander's version, the landing location, each input's path, fingerprint and byte range). A lost version
-//!    race re-reads the log and retries at the next version (failpoint `published` after it). *Crash here:*
+//!    (lander's version, the worker, the landing location, each input's path, fingerprint and byte range).
+//!    Before every attempt the batch's keys are checked against what other writers committed since this
+//!    checkpoint last looked (`super::cross_check`); a lost version race re-reads the log, checks the new
+//!    versions and retries at the next version (failpoint `published` after it). *Crash here:*
 //!    the table has the batch, sled does not; recovery sees the `txn` version reach the intent's id and applies
 //!    the sled commit stored in the intent, so the batch counts once and nothing is read again.
 //! 6. **Quarantine commit.** The batch's quarantine parts become one commit of the quarantine table
@@ -36,10 +38,11 @@
 use chrono::{DateTime, Utc};
 
 use super::batch::{blocking, failpoint, write_intent, Context};
-use super::commit::{finish, prepare, Totals};
+use super::commit::{finish, prepare, Prepared, Totals};
+use super::cross_check::CrossCheck;
 use super::quarantine;
 use super::stage::StagedBatch;
-use crate::checkpoint::{BatchCommit, BatchIntent, IntentState};
+use crate::checkpoint::{BatchIntent, IntentState};
 use crate::table::actions::add_of;
 use crate::table::{app_id, Commit, Committed, DeltaTable};
 use crate::Error;
@@ -54,7 +57,9 @@ pub(super) async fn commit_batch(
     intent: BatchIntent,
     staged: &mut StagedBatch,
 ) -> Result<(Totals, DateTime<Utc>), Error> {
-    let prepared = prepare(ctx, &intent, staged).await?;
+    let app = writer_app_id(ctx, &intent.dataset).await?;
+    let mut check = CrossCheck::start(ctx, &intent.dataset, intent.id, app.clone(), staged).await?;
+    let mut prepared = prepare(ctx, &intent, staged).await?;
     let intent = BatchIntent {
         state: IntentState::Committing,
         finals: staged.final_paths(),
@@ -63,9 +68,8 @@ pub(super) async fn commit_batch(
     };
     write_intent(ctx, &intent).await?;
     failpoint("publishing");
-    table_commit(ctx, &intent, staged, &prepared.commit).await?;
+    let version = table_commit(ctx, &intent, staged, &mut prepared, &mut check).await?;
     failpoint("published");
-    let app = writer_app_id(ctx, &intent.dataset).await?;
     quarantine::commit(
         ctx,
         &intent.dataset,
@@ -77,6 +81,9 @@ pub(super) async fn commit_batch(
     failpoint("quarantined");
     let out = (prepared.totals, prepared.committed_at);
     finish(ctx, prepared).await?;
+    if let Some(v) = version {
+        check.finish(ctx, v).await?;
+    }
     Ok(out)
 }
 
@@ -87,13 +94,16 @@ async fn writer_app_id(ctx: &Context, dataset: &str) -> Result<String, Error> {
     Ok(app_id(dataset, &writer))
 }
 
-/// Step 5: the batch's one Delta commit (creating the table on its first batch).
+/// Step 5: the batch's one Delta commit (creating the table on its first batch), after the cross-writer check
+/// (`super::cross_check`). Returns the version committed (`None`: no commit, or the table already had it).
 async fn table_commit(
     ctx: &Context,
     intent: &BatchIntent,
     staged: &StagedBatch,
-    commit: &BatchCommit,
-) -> Result<(), Error> {
+    prepared: &mut Prepared,
+    check: &mut CrossCheck,
+) -> Result<Option<u64>, Error> {
+    let commit = &prepared.commit.clone();
     let ds = intent.dataset.as_str();
     let table = DeltaTable::new(&ctx.bronze, ds);
     let schema = staged.staged.schema.clone();
@@ -111,7 +121,7 @@ async fn table_commit(
             blocking(move || cp.bind_table(&ds, &id)).await?;
             snap
         }
-        (None, None) => return Ok(()),
+        (None, None) => return Ok(None),
     };
     // Columns the batch adds (CSV schema evolution) go into the commit's `metaData`; anything else that differs
     // fails the batch.
@@ -153,6 +163,7 @@ async fn table_commit(
             "dataset": ds,
             "batch": intent.id,
             "appId": app,
+            "worker": ctx.config.worker,
             "landing": ctx.landing.describe(""),
             "inputs": inputs,
             "rows": commit.batch.rows,
@@ -174,18 +185,21 @@ async fn table_commit(
         info,
         schema: batch_schema,
     };
-    match table.commit(&mut snap, &c).await? {
+    let committed = check.commit(ctx, &table, &mut snap, &c, prepared).await?;
+    let version = match committed {
         Committed::At(v) => {
-            tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit")
+            tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit");
+            Some(v)
         }
         Committed::Already => {
             tracing::warn!(
                 dataset = ds,
                 batch = intent.id,
                 "the delta table already had this batch"
-            )
+            );
+            None
         }
-    }
+    };
     match table
         .maybe_checkpoint(&mut snap, ctx.config.delta_checkpoint_interval)
         .await
@@ -201,7 +215,7 @@ async fn table_commit(
         }
     }
     ctx.tables.keep(&table, snap).await;
-    Ok(())
+    Ok(version)
 }
 
 /// Recovery of an intent in state `Committing`: when the data table or the quarantine table has the batch

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod binding;
 mod commit;
 pub mod continuous;
+pub mod cross_check;
 mod delta;
 pub mod keys;
 mod quarantine;
@@ -28,6 +29,7 @@ mod stage;
 pub mod verify;
 pub mod verify_keys;
 mod verify_table;
+pub mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -148,6 +150,7 @@ pub(crate) fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
         partial_line_timeout: config.partial_line_timeout,
         // validate() checked it; a config that was not validated gets the defaults.
         limits: config.limits().unwrap_or_default(),
+        worker: config.worker_spec().ok().flatten(),
     }
 }
 

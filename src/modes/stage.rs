@@ -83,6 +83,8 @@ pub(super) struct Staged {
     pub(super) schema: Option<arrow::datatypes::SchemaRef>,
     /// Whether bronze holds the keys of these rows (so days can be evicted from the index and read back).
     pub(super) keys_in_bronze: bool,
+    /// The key column bronze holds and its key hash (the cross-worker check reads other writers' parts by it).
+    pub(super) bronze_key: Option<(&'static str, crate::decode::KeyOfValue)>,
 }
 
 /// What stage 2 left under staging names, ready to publish.
@@ -739,5 +741,6 @@ pub(super) async fn stage(
         max_time,
         schema: Some(decoder.schema()),
         keys_in_bronze: decoder.bronze_key().is_some(),
+        bronze_key: decoder.bronze_key(),
     })
 }

@@ -472,6 +472,7 @@ mod tests {
                 tailing: false,
                 partial_line_timeout: std::time::Duration::ZERO,
                 limits: crate::decode::Limits::default(),
+                worker: None,
             }
         }
 

@@ -121,6 +121,9 @@ pub struct PlanOptions {
     pub partial_line_timeout: Duration,
     /// Limits and record policy handed to the decoders.
     pub limits: crate::decode::Limits,
+    /// This process is one of several workers: files another worker owns are left out before they are read
+    /// ([`super::assign`]). `None`: every file.
+    pub worker: Option<super::assign::WorkerSpec>,
 }
 
 /// Distinct entries of landing skipped by listings of this process (also `lander_listing_skipped_entries_total`).
@@ -180,6 +183,8 @@ pub struct Plan {
     /// unreadable file, ...): relative path and why. Each is also a warning and counted in
     /// `lander_listing_skipped_entries_total`.
     pub skipped: Vec<(String, String)>,
+    /// Files listed but left to other workers (`PlanOptions::worker`).
+    pub other_workers: usize,
 }
 
 impl Plan {
@@ -462,6 +467,11 @@ pub async fn plan_listing(
         if is_ignored_path(&rel) || !rel.contains('/') {
             continue;
         }
+        // Another worker's file: not fingerprinted, not read (the listing is the only shared cost).
+        if opts.worker.is_some_and(|w| !w.owns(&rel)) {
+            plan.other_workers += 1;
+            continue;
+        }
         let verdict = evaluate(
             landing,
             checkpoint,
@@ -626,6 +636,10 @@ pub async fn plan_paths(
     let mut plan = Plan::default();
     for rel in paths {
         if is_ignored_path(rel) || !rel.starts_with(&format!("{dataset}/")) {
+            continue;
+        }
+        if opts.worker.is_some_and(|w| !w.owns(rel)) {
+            plan.other_workers += 1;
             continue;
         }
         let renamed = renamed_in.contains(rel);

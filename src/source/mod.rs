@@ -10,6 +10,7 @@
 //! - [`walk`] lists a local landing entry by entry: symlink policy, and faults skipped instead of fatal.
 //! - [`watch`] turns filesystem events (local) and periodic listings (any backend) into wake-ups.
 
+pub mod assign;
 pub mod fingerprint;
 pub mod listing;
 pub mod names;

@@ -472,52 +472,73 @@ impl DeltaTable {
         snap: &mut Snapshot,
         commit: &Commit,
     ) -> Result<Committed, TableError> {
-        self.check_writable(snap)?;
-        let (app, version) = commit.txn.clone();
-        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
-            if snap.txns.get(&app).is_some_and(|v| *v >= version) {
-                return Ok(Committed::Already);
+        for _ in 1..=MAX_COMMIT_ATTEMPTS {
+            if let Some(done) = self.try_commit(snap, commit).await? {
+                return Ok(done);
             }
-            let (kernel, c) = (snap.kernel.clone(), commit.clone());
-            let outcome = self
-                .blocking("commit to", move |engine| {
-                    Self::attempt(engine, &kernel, &c)
-                })
-                .await?;
-            match outcome {
-                Attempt::Done(Committed::Already, _) => {
-                    snap.txns.insert(app, version);
-                    return Ok(Committed::Already);
-                }
-                Attempt::Done(Committed::At(v), post) => {
-                    match post {
-                        Some(k) => snap.kernel = k,
-                        None => self.update(snap).await?,
-                    }
-                    // A commit that added columns changed the metadata the snapshot holds.
-                    snap.metadata = metadata_of(&snap.kernel);
-                    for a in &commit.adds {
-                        snap.files.insert(a.path.clone(), a.clone());
-                    }
-                    snap.version = v;
-                    snap.txns.insert(app, version);
-                    return Ok(Committed::At(v));
-                }
-                Attempt::Lost(v) => {
-                    tracing::debug!(table = %self.root, version = v, attempt, "lost the race for a delta version; retrying");
-                }
-            }
-            let jitter = rand::random::<u64>() % (RETRY_JITTER.as_millis() as u64 + 1);
-            tokio::time::sleep(Duration::from_millis(jitter)).await;
-            self.update(snap).await?;
-            // Another writer may have committed this very batch (the same checkpoint elsewhere).
-            snap.txns.clear();
-            self.check_writable(snap)?;
         }
-        Err(TableError::TooManyConflicts {
+        Err(self.too_many_conflicts())
+    }
+
+    /// The error of a commit that lost [`MAX_COMMIT_ATTEMPTS`] races in a row.
+    pub fn too_many_conflicts(&self) -> TableError {
+        TableError::TooManyConflicts {
             root: self.describe(),
             attempts: MAX_COMMIT_ATTEMPTS,
-        })
+        }
+    }
+
+    /// One attempt of [`DeltaTable::commit`] at version `snap.version + 1`: `None` when another writer took that
+    /// version, after a short random pause and with `snap` brought up to the table's latest version (the
+    /// caller may look at what was committed meanwhile before it tries again).
+    ///
+    /// # Errors
+    /// As [`DeltaTable::commit`].
+    pub async fn try_commit(
+        &self,
+        snap: &mut Snapshot,
+        commit: &Commit,
+    ) -> Result<Option<Committed>, TableError> {
+        self.check_writable(snap)?;
+        let (app, version) = commit.txn.clone();
+        if snap.txns.get(&app).is_some_and(|v| *v >= version) {
+            return Ok(Some(Committed::Already));
+        }
+        let (kernel, c) = (snap.kernel.clone(), commit.clone());
+        let outcome = self
+            .blocking("commit to", move |engine| {
+                Self::attempt(engine, &kernel, &c)
+            })
+            .await?;
+        match outcome {
+            Attempt::Done(Committed::Already, _) => {
+                snap.txns.insert(app, version);
+                Ok(Some(Committed::Already))
+            }
+            Attempt::Done(Committed::At(v), post) => {
+                match post {
+                    Some(k) => snap.kernel = k,
+                    None => self.update(snap).await?,
+                }
+                // A commit that added columns changed the metadata the snapshot holds.
+                snap.metadata = metadata_of(&snap.kernel);
+                for a in &commit.adds {
+                    snap.files.insert(a.path.clone(), a.clone());
+                }
+                snap.version = v;
+                snap.txns.insert(app, version);
+                Ok(Some(Committed::At(v)))
+            }
+            Attempt::Lost(v) => {
+                tracing::debug!(table = %self.root, version = v, "lost the race for a delta version; retrying");
+                let jitter = rand::random::<u64>() % (RETRY_JITTER.as_millis() as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                self.update(snap).await?;
+                // Another writer may have committed this very batch (the same checkpoint elsewhere).
+                snap.txns.clear();
+                Ok(None)
+            }
+        }
     }
 
     /// The names of the columns that parts of schema `schema` add to the table (none: the same schema, in any

@@ -40,3 +40,4 @@ mod stale_temps;
 mod stray_quote;
 mod table_ops;
 mod table_optimize;
+mod workers;

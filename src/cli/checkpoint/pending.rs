@@ -36,12 +36,17 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     let store = open_read(&config).await?;
     warn_other_landing(&store, &landing).await?;
     let now = Utc::now();
+    // A worker's checkpoint lists only its own files: the assignment it is bound to, else the configured one.
+    let worker =
+        crate::modes::workers::bound_worker(&store).or_else(|| config.worker_spec().ok().flatten());
     let opts = |settle_time| PlanOptions {
         settle_time,
         latest_first: false,
         now,
+        worker,
         ..crate::modes::plan_options(&config, false)
     };
+    let mut other_workers = 0;
     let mut rows = Vec::new();
     // (dataset, path, why): entries never read until fixed; files at the top of landing belong to no dataset.
     let mut skipped: Vec<(String, String, String)> = Vec::new();
@@ -56,6 +61,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("while listing {ds} in landing"))?;
         skipped.extend(plan.skipped.into_iter().map(|(p, r)| (ds.clone(), p, r)));
+        other_workers += plan.other_workers;
         // With no settle time, only a file modified in the future is not ready: say so, as `run` does.
         rows.extend(modified_in_the_future(&landing, &store, ds, plan.not_ready, now).await);
         let all = plan.files;
@@ -83,6 +89,12 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
             path: f.path,
             reason: None,
         }));
+    }
+    if let (Some(w), true) = (worker, other_workers > 0) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{other_workers} file(s) in landing belong to other workers (this checkpoint is worker {w}) and are not listed"
+        );
     }
     let future = rows.iter().filter(|r| r.reason.is_some()).count();
     let never = skipped.len();

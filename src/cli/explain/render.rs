@@ -23,7 +23,13 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 /// The one-line verdict.
 pub(super) fn verdict(x: &Explanation) -> String {
-    let v = file_verdict(x);
+    let mut v = file_verdict(x);
+    if let Some(w) = x.worker.as_ref().filter(|w| !w.mine) {
+        v = format!(
+            "belongs to worker {} (not to this checkpoint's worker {}), which reads it; this worker never does. By this checkpoint's records: {v}",
+            w.owner, w.this
+        );
+    }
     if x.binding.is_empty() {
         return v;
     }
@@ -264,6 +270,20 @@ pub(super) fn render(x: &Explanation) -> String {
     }
     for m in &x.binding {
         line("binding:", format!("checkpoint mismatch: {m}"));
+    }
+    if let Some(w) = &x.worker {
+        let who = if w.mine {
+            "this worker"
+        } else {
+            "another worker"
+        };
+        line(
+            "worker:",
+            format!(
+                "owned by worker {} ({who}; this checkpoint is worker {})",
+                w.owner, w.this
+            ),
+        );
     }
     line("verdict:", x.verdict.clone());
     s
