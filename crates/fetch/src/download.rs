@@ -41,7 +41,7 @@ use super::progress::Progress;
 use super::retry::{AttemptError, RetryPolicy};
 use super::verify::GzipVerifier;
 use super::{open_landing, rename_no_clobber, DownloadArgs, FetchContext, FetchError};
-use crate::store::StoreLocation;
+use lander_core::store::StoreLocation;
 
 /// Sent with every request so that mirror operators can identify the client.
 const USER_AGENT: &str = concat!("lander/", env!("CARGO_PKG_VERSION"));

@@ -36,7 +36,7 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::{open_landing, validate_dataset, FetchError, DEFAULT_LANDING};
-use crate::store::StoreLocation;
+use lander_core::store::StoreLocation;
 
 /// The header of `transacciones_ventas.csv`.
 pub const SALES_HEADER: &str =

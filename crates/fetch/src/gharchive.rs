@@ -8,7 +8,7 @@
 //! means "not published yet" for an hour that ended less than [`PUBLICATION_WINDOW`] ago (pending: retried by
 //! `--follow`, reported by a range fetch) and "missing" for an older hour. Hours that have not ended are pending
 //! without a request. Neither fails the other hours. Downloads, retries, verification and atomic publication are
-//! those of every fetch (see [`crate::fetch`]).
+//! those of every fetch (see [`crate`]).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -212,8 +212,8 @@ impl HourOutcome {
     }
 
     fn count(self, summary: &mut FetchSummary) {
-        let m = crate::metrics::get();
-        let l = crate::metrics::src("gharchive");
+        let m = lander_core::metrics::get();
+        let l = lander_core::metrics::src("gharchive");
         match self {
             Self::Fetched(bytes) => {
                 summary.fetched += 1;

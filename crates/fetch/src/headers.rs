@@ -169,7 +169,7 @@ pub(crate) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::names::sanitize_file_name;
+    use crate::names::sanitize_file_name;
 
     #[test]
     fn retry_after_seconds_and_dates() {

@@ -1,7 +1,7 @@
 //! Fetch: the side entrance that only *writes into* landing.
 //!
 //! Takes a command's arguments (`fetch gharchive`, `fetch url`, `fetch s3`, `generate sales`) and produces files
-//! under `<landing>/<dataset>/<name>`. It shares the object-store helpers ([`crate::store`]) with the pipeline, not
+//! under `<landing>/<dataset>/<name>`. It shares the object-store helpers ([`lander_core::store`]) with the pipeline, not
 //! its state: it reads neither the config file nor the checkpoint. The CLI (`cli::fetch`) loads those and hands
 //! over plain values in a [`FetchContext`]: the `[storage]` options and the landing paths already ingested.
 //!
@@ -39,7 +39,7 @@ pub use generate::{generate_sales, SalesArgs, SalesSummary};
 pub use gharchive::GharchiveArgs;
 use names::validate_dataset;
 
-use crate::store::{StoreError, StoreLocation};
+use lander_core::store::{StoreError, StoreLocation};
 
 /// Default landing location of every fetch and generate command.
 pub const DEFAULT_LANDING: &str = "layers/landing";
@@ -235,7 +235,7 @@ pub struct DownloadArgs {
     pub retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = crate::config::parse_byte_size)]
+    #[arg(long, default_value = "4GiB", value_parser = lander_core::units::parse_byte_size)]
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]

@@ -11,7 +11,7 @@ const MAX_NAME_BYTES: usize = 200;
 ///
 /// Refused: empty names, `.`/`..`, anything with a path separator (`/` or `\`, which also rules out absolute
 /// paths), NUL bytes, names longer than [`MAX_NAME_BYTES`], and (after sanitizing) any name that the landing
-/// listing skips ([`crate::source::check_name`]: a leading `_`, a staging suffix such as `.tmp` or `.part`), which
+/// listing skips ([`lander_core::names::check_name`]: a leading `_`, a staging suffix such as `.tmp` or `.part`), which
 /// `run` would ignore forever. Sanitized: every character other than letters, digits and `.-_+=@,` becomes `_`,
 /// and leading dots are dropped (a dotfile would be ignored by the watcher).
 pub(crate) fn sanitize_file_name(name: &str, url: &str) -> Result<String, FetchError> {
@@ -50,7 +50,7 @@ pub(crate) fn sanitize_file_name(name: &str, url: &str) -> Result<String, FetchE
         return Err(refuse("it is longer than 200 bytes"));
     }
     // The landing listing's own rule: a name it skips (`_x`, `a.part`, ...) would sit in landing forever.
-    crate::source::check_name(cleaned).map_err(|e| refuse(&e.to_string()))?;
+    lander_core::names::check_name(cleaned).map_err(|e| refuse(&e.to_string()))?;
     Ok(cleaned.to_string())
 }
 

@@ -6,7 +6,7 @@
 //! same staged put as the HTTP fetches, so landing never shows a partial file whatever its backend. Objects whose
 //! path has a hidden or temporary segment (`_`/`.` prefixes, `.tmp`, ...) are not copied; an object already in
 //! landing is skipped without reading it, so a rerun copies only what is new. Credentials and endpoint come from
-//! the `AWS_*` variables (see `crate::store`).
+//! the `AWS_*` variables (see `lander_core::store`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -18,7 +18,7 @@ use object_store::{ObjectMeta, ObjectStoreExt, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
 use super::{open_landing, rename_no_clobber, validate_dataset, FetchError, FetchSummary, S3Args};
-use crate::store::{backend_of, Backend, StoreLocation};
+use lander_core::store::{backend_of, Backend, StoreLocation};
 
 /// Objects copied concurrently.
 const COPY_CONCURRENCY: usize = 4;
@@ -73,7 +73,7 @@ pub async fn run(
     let mut objects: Vec<(String, ObjectMeta)> = objects
         .into_iter()
         .filter_map(|m| source.relative(&m.location).map(|rel| (rel, m)))
-        .filter(|(rel, _)| !rel.is_empty() && !crate::source::is_ignored_path(rel))
+        .filter(|(rel, _)| !rel.is_empty() && !lander_core::names::is_ignored_path(rel))
         .collect();
     objects.sort_by(|a, b| a.0.cmp(&b.0));
     tracing::info!(source = %args.url, objects = objects.len(), landing = %landing.display, "copying from S3");

@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::FetchError;
-use crate::store::{Backend, StoreLocation};
+use lander_core::store::{Backend, StoreLocation};
 
 /// Age after which an inner temporary of fetch is stale even when its file is not in landing: longer than any
 /// one upload (a 4 GiB file at 2 MB/s takes 35 minutes), and HDFS's own lease hard limit, after which the

@@ -139,7 +139,7 @@ pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<S
 
 /// The planning options of `config` for a mode that does (`tailing`) or does not tail growing files. They hold
 /// the current time (readiness and `max_file_age` are judged against it): build them anew for every listing.
-pub(crate) fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
+pub fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
     PlanOptions {
         settle_time: config.settle_time,
         max_file_age: config.max_file_age,

@@ -13,7 +13,7 @@
 pub mod assign;
 pub mod fingerprint;
 pub mod listing;
-pub mod names;
+pub use lander_core::names;
 pub mod top;
 pub mod walk;
 pub mod watch;

@@ -1,0 +1,66 @@
+//! lander's ingestion: from files in landing to committed bronze tables, exactly once.
+//!
+//! - [`source`]: listing landing, readiness, fingerprints, watching for new files (the name rule itself is
+//!   `lander_core::names`, re-exported as `source::names`).
+//! - [`checkpoint`]: the sled store of processed files, committed batches, the in-flight intent and the dedup
+//!   watermark. `source` reads it; only `modes` writes it.
+//! - [`config`]: `lander.toml` plus overrides.
+//! - [`table`]: bronze datasets as Delta Lake tables through `delta_kernel` over lander's stores.
+//! - [`modes`]: the scheduler (`once`, `available-now`, `micro-batch`, `continuous`) and the commit protocol; the
+//!   only module that runs the stages in order.
+//! - `faults` (feature `failpoints` only): storage fault injection for tests.
+//!
+//! It builds on `lander-core` (store, decode, dedup, sink, metrics), which is re-exported inside this crate under
+//! the same module names, and knows nothing of `lander-fetch` or the command line.
+#![warn(missing_docs)]
+// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
+// meant literally, not as HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+
+pub(crate) use lander_core::{decode, dedup, metrics, sink, store};
+
+pub mod checkpoint;
+pub mod config;
+#[cfg(feature = "failpoints")]
+pub mod faults;
+pub mod modes;
+pub mod source;
+pub mod table;
+
+/// Top-level error: one variant per module error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Storage location error.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Configuration error.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Checkpoint error.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Decode error (file-level).
+    #[error(transparent)]
+    Decode(#[from] decode::DecodeError),
+    /// Dedup index error.
+    #[error(transparent)]
+    Dedup(#[from] dedup::index::IndexError),
+    /// Sink error.
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    /// Source (listing) error.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// Delta table error.
+    #[error(transparent)]
+    Table(#[from] table::TableError),
+    /// Keys could not be read back from bronze.
+    #[error(transparent)]
+    Keys(#[from] modes::keys::KeysError),
+    /// The checkpoint is bound to other locations.
+    #[error(transparent)]
+    Binding(#[from] checkpoint::binding::BindingError),
+    /// The cross-worker dedup check failed or found another writer's keys in the batch.
+    #[error(transparent)]
+    CrossCheck(#[from] modes::cross_check::CrossCheckError),
+}
