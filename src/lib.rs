@@ -22,6 +22,9 @@
 //! Within `lander-ingest`, data still flows one way: `source` -> `checkpoint` -> `table` -> `modes`; `modes` is the
 //! only module that runs the stages in order.
 #![warn(missing_docs)]
+// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
+// meant literally, not as HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 pub use lander_core::{decode, dedup, metrics, sink, store};
 pub use lander_fetch as fetch;

@@ -3,7 +3,7 @@
 //!
 //! It reads the process metrics ([`crate::metrics`]): bytes and records read so far, bytes committed, and the
 //! backlog the listing found. The total is the input of the run: what batches committed plus what is still in
-//! the backlog ([`Accounting`]). Bytes read are not added to it: a batch's files stay in the backlog until it
+//! the backlog (`Accounting`). Bytes read are not added to it: a batch's files stay in the backlog until it
 //! commits, so "read + backlog" counted them twice (a 290 MiB input showed a 557 MiB total and twice the ETA).
 //! The total is known once the first listing is done, never shrinks, grows only by files discovered later, and
 //! the bar ends at 100% when the backlog is empty. Log lines written while the bar is shown go above it

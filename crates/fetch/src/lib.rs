@@ -17,6 +17,10 @@
 //!   `<landing>/<dataset>/`.
 //! - **Per-file severity.** One file failing, missing or not yet published never stops the others; the
 //!   [`FetchSummary`] counts each outcome and the CLI exits non-zero when `failed > 0`.
+#![warn(missing_docs)]
+// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
+// meant literally, not as HTML or links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 mod body;
 mod download;

@@ -184,7 +184,7 @@ pub const STREAM_DAY_BYTES: usize = 8 << 20;
 /// column, so this bounds the sink's memory together with [`HELD_DAY_BYTES`].
 pub const MAX_OPEN_PARTS: usize = 4;
 
-/// Receives the [`PartEvent`]s of a [`PartWriter`] as they happen (normally a bounded channel to [`upload_parts`]),
+/// Receives the [`PartEvent`]s of a [`PartWriter`] as they happen (normally a bounded channel to [`upload_parts`](super::parquet::upload_parts)),
 /// so that encoded bytes never pile up in memory; an error stops the writer.
 pub type Emit<'a> = dyn FnMut(PartEvent) -> Result<(), SinkError> + 'a;
 

@@ -8,7 +8,7 @@
 //! memory is bounded by one column chunk per part in flight, whatever the size of the parts.
 //!
 //! GH Archive bronze holds its key as `event_key`; CSV bronze as `_record_key` ([`crate::decode::RECORD_KEY`]),
-//! unless the dataset's bronze was first written without that column ([`csv_record_key`] keeps such a table's
+//! unless the dataset's bronze was first written without that column (`csv_record_key` keeps such a table's
 //! schema): then no day of it can be read back, and a day missing from the local index is not checked.
 
 use std::collections::HashMap;

@@ -161,7 +161,7 @@ const MAX_HELD_BACK_BYTES: usize = 1 << 20;
 /// boundary at or before the last byte read (known only once decoding ended).
 ///
 /// Everything up to the last newline read is folded into the running hash; the bytes after it are held (at most
-/// [`MAX_HELD_BACK_BYTES`]) until the next newline, so the hash at any end offset from the last newline on can be
+/// `MAX_HELD_BACK_BYTES`) until the next newline, so the hash at any end offset from the last newline on can be
 /// computed without reading the file again.
 #[derive(Debug, Clone)]
 pub struct ConsumedHasher {

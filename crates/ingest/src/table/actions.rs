@@ -1,6 +1,6 @@
 //! The Delta log actions lander writes by hand (`protocol` and `metaData` of version 0) or hands to the kernel
 //! (`add`, with the statistics lander computed while writing a part), the Delta schema of an Arrow schema, and
-//! the `add` of a written part. Reading the log is the kernel's job ([`super::log`]).
+//! the `add` of a written part. Reading the log is the kernel's job (`table::log`).
 
 use std::collections::BTreeMap;
 

@@ -480,7 +480,7 @@ impl DeltaTable {
         Err(self.too_many_conflicts())
     }
 
-    /// The error of a commit that lost [`MAX_COMMIT_ATTEMPTS`] races in a row.
+    /// The error of a commit that lost `MAX_COMMIT_ATTEMPTS` races in a row.
     pub fn too_many_conflicts(&self) -> TableError {
         TableError::TooManyConflicts {
             root: self.describe(),

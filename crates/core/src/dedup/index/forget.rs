@@ -23,7 +23,7 @@ impl DedupIndex {
     /// reads the day back from bronze. Returns how many days were held.
     ///
     /// # Errors
-    /// [`IndexError::Io`] when a run cannot be deleted.
+    /// [`IndexError::Io`](super::IndexError::Io) when a run cannot be deleted.
     pub fn forget_days(&self, dataset: &str, days: &[i32]) -> Result<usize> {
         let mut held = self.snapshot(dataset).days.clone();
         let mut dropped: Vec<Arc<Run>> = Vec::new();
