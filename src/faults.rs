@@ -191,6 +191,16 @@ pub fn checkpoint_commit(
     Ok(())
 }
 
+/// `LANDER_FAIL_AFTER=<step>`: aborts the process (like a SIGKILL: no destructor, no flush) right after `step`.
+/// The steps are named where they are called: the batch protocol's (`crate::modes::batch::failpoint`) and
+/// compaction's (`optimize-written`: outputs written, not committed; `optimize-committed`).
+pub fn abort_after(step: &str) {
+    if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
+        eprintln!("failpoint: aborting after {step}");
+        std::process::abort();
+    }
+}
+
 /// `LANDER_TEST_GATE=<dir>`: at the gate named `name`, creates `<dir>/<name>.waiting` and waits until
 /// `<dir>/<name>.open` exists, so a test can run another writer at exactly that point (e.g. between a
 /// compaction's writes and its commit). Without the variable it returns at once.
