@@ -203,7 +203,8 @@ pub fn abort_after(step: &str) {
 
 /// `LANDER_TEST_GATE=<dir>`: at the gate named `name`, creates `<dir>/<name>.waiting` and waits until
 /// `<dir>/<name>.open` exists, so a test can run another writer at exactly that point (e.g. between a
-/// compaction's writes and its commit). Without the variable it returns at once.
+/// compaction's writes and its commit). Passing consumes both marks, so the next arrival waits for a new
+/// `.open` (a daemon reaches the gate once per compaction). Without the variable it returns at once.
 pub async fn gate(name: &str) {
     let Some(dir) = std::env::var_os("LANDER_TEST_GATE").map(std::path::PathBuf::from) else {
         return;
@@ -216,4 +217,6 @@ pub async fn gate(name: &str) {
     while !open.exists() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let _ = std::fs::remove_file(dir.join(format!("{name}.waiting")));
+    let _ = std::fs::remove_file(open);
 }

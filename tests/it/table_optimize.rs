@@ -22,7 +22,7 @@ use crate::run_once::gz_lines;
 const SMALL_COMMITS: usize = 200;
 
 /// The day all of `split_sample`'s events fall on.
-const DAY: &str = "year=2015/month=01/day=01";
+pub(crate) const DAY: &str = "year=2015/month=01/day=01";
 
 /// Reads a Delta table with delta-rs: every row as `[event_key, sha256 of all its columns]`, sorted, plus the
 /// version and the files (relative to the table root) of the version read.
@@ -42,13 +42,13 @@ print(json.dumps({"version": dt.version(), "rows": rows, "files": files}))
 "#;
 
 /// What [`ROWS`] read.
-struct Rows {
-    version: u64,
-    rows: Vec<(String, String)>,
-    files: Vec<String>,
+pub(crate) struct Rows {
+    pub(crate) version: u64,
+    pub(crate) rows: Vec<(String, String)>,
+    pub(crate) files: Vec<String>,
 }
 
-fn read_rows(table: &Path, version: Option<u64>) -> Rows {
+pub(crate) fn read_rows(table: &Path, version: Option<u64>) -> Rows {
     let t = table.display().to_string();
     let v = version.map(|v| v.to_string());
     let mut args = vec![t.as_str()];
@@ -78,7 +78,7 @@ fn read_rows(table: &Path, version: Option<u64>) -> Rows {
 }
 
 /// `lander table <args...>` with the workdir's locations; returns the output whatever the status.
-fn table_cmd(w: &Workdir, args: &[&str]) -> std::process::Output {
+pub(crate) fn table_cmd(w: &Workdir, args: &[&str]) -> std::process::Output {
     let mut a: Vec<String> = vec!["table".into()];
     a.extend(args.iter().map(|s| s.to_string()));
     a.extend(w.location_args());
@@ -86,14 +86,14 @@ fn table_cmd(w: &Workdir, args: &[&str]) -> std::process::Output {
     w.run(&refs)
 }
 
-fn table_ok(w: &Workdir, args: &[&str]) -> String {
+pub(crate) fn table_ok(w: &Workdir, args: &[&str]) -> String {
     let out = table_cmd(w, args);
     assert_success(&out, args, w.path());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `run --mode available-now --max-files-per-batch 1`: one commit per landing file.
-fn run_one_per_commit(w: &Workdir) -> String {
+pub(crate) fn run_one_per_commit(w: &Workdir) -> String {
     let mut a: Vec<String> = [
         "run",
         "--mode",
@@ -113,13 +113,13 @@ fn run_one_per_commit(w: &Workdir) -> String {
 }
 
 /// Lands `files` (name, gzip bytes) under `landing/gharchive/`.
-fn land_all(w: &Workdir, files: &[(String, Vec<u8>)]) {
+pub(crate) fn land_all(w: &Workdir, files: &[(String, Vec<u8>)]) {
     for (name, bytes) in files {
         w.land_bytes("gharchive", name, bytes);
     }
 }
 
-fn in_partition<'a>(files: &'a [String], dir: &str) -> Vec<&'a String> {
+pub(crate) fn in_partition<'a>(files: &'a [String], dir: &str) -> Vec<&'a String> {
     files
         .iter()
         .filter(|f| f.starts_with(&format!("{dir}/")))
@@ -342,7 +342,7 @@ fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing(
 }
 
 /// `commitInfo.operation` of every version of `table`, in version order.
-fn operations(table: &Path) -> Vec<String> {
+pub(crate) fn operations(table: &Path) -> Vec<String> {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
         .expect("log")
         .flatten()
@@ -362,7 +362,10 @@ fn operations(table: &Path) -> Vec<String> {
 }
 
 /// The table holds every id of `ids` once and nothing else; returns its files.
-fn assert_table_exact_keys(table: &Path, ids: &std::collections::HashSet<String>) -> Vec<String> {
+pub(crate) fn assert_table_exact_keys(
+    table: &Path,
+    ids: &std::collections::HashSet<String>,
+) -> Vec<String> {
     let r = delta_rs(table, None);
     let got: Vec<&String> = r.keys.iter().collect();
     let distinct: BTreeSet<&String> = got.iter().copied().collect();
