@@ -182,6 +182,11 @@ impl CrossCheck {
             if let Some(done) = table.try_commit(snap, commit).await? {
                 return Ok(done);
             }
+            crate::metrics::get()
+                .commit_conflicts
+                .get_or_create(&crate::metrics::ds(&self.dataset))
+                .inc();
+            tracing::info!(dataset = %self.dataset, batch = self.batch_id, latest = snap.version, "lost the delta version race to another writer; checking its commits before retrying");
         }
         Err(table.too_many_conflicts().into())
     }
@@ -264,6 +269,10 @@ impl CrossCheck {
                 .collect();
             prepared.rewrite_runs(ctx, runs).await?;
         }
+        crate::metrics::get()
+            .cross_check_duration
+            .get_or_create(&crate::metrics::ds(&self.dataset))
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             dataset = %self.dataset,
             batch = self.batch_id,

@@ -41,3 +41,4 @@ mod stray_quote;
 mod table_ops;
 mod table_optimize;
 mod workers;
+mod workers_kill;
