@@ -179,7 +179,10 @@ impl CrossCheck {
             if attempt == 0 {
                 hold_after_check().await;
             }
-            if let Some(done) = table.try_commit(snap, commit).await? {
+            let started = Instant::now();
+            let done = table.try_commit(snap, commit).await?;
+            tracing::debug!(dataset = %self.dataset, batch = self.batch_id, won = done.is_some(), ms = started.elapsed().as_secs_f64() * 1e3, "delta commit attempt");
+            if let Some(done) = done {
                 return Ok(done);
             }
             crate::metrics::get()
