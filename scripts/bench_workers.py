@@ -36,6 +36,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # importing bench_scale must not leave scripts/__pycache__
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import bench_scale  # noqa: E402  (build_input, lander_bin)
 
