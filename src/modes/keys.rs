@@ -476,11 +476,11 @@ pub(super) fn day_loader(
     let source = PartSource::of(ctx);
     let handle = tokio::runtime::Handle::current();
     let ds = dataset.to_string();
-    Some(Box::new(move |day| {
+    Some(Box::new(move |day, spill| {
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT + DECODERS);
         let (source, day_ds) = (source.clone(), ds.clone());
         // The reads run on the runtime; DECODERS threads decode the chunks as they arrive, and this (blocking)
-        // thread gathers their keys.
+        // thread hands their keys to the spill.
         let task = handle.spawn(async move {
             match source.day_parts(&day_ds, day).await {
                 Ok(parts) => fetch_chunks(source.bronze, parts, column.to_string(), tx).await,
@@ -489,14 +489,16 @@ pub(super) fn day_loader(
                 }
             }
         });
-        let got = gather_keys(rx, key_of);
+        let got = gather_keys(rx, key_of, spill);
         task.abort();
         match got {
-            Err(KeysError::MissingColumn { path, column }) => {
+            Err(GatherError::Keys(KeysError::MissingColumn { path, column })) => {
                 tracing::warn!(dataset = %ds, part = %path, column = %column, "dedup: a part of the day has no key column, so the day cannot be read back from bronze");
-                Ok(None)
+                Ok(false)
             }
-            got => Ok(Some(got?)),
+            Err(GatherError::Keys(e)) => Err(e.into()),
+            Err(GatherError::Spill(e)) => Err(e.into()),
+            Ok(()) => Ok(true),
         }
     }))
 }
@@ -504,17 +506,23 @@ pub(super) fn day_loader(
 /// Threads that decode and hash the key column chunks of a day load.
 const DECODERS: usize = 2;
 
-/// Decodes the chunks `rx` delivers on [`DECODERS`] threads and returns every key hash (unsorted). The result
-/// grows by exactly each part's row count (from its footer) as its first chunk arrives, so it never holds more
-/// than the day's keys plus the chunks in flight. The first error (or missing column) stops the fetch.
+/// Why gathering a day's keys stopped.
+enum GatherError {
+    Keys(KeysError),
+    Spill(crate::dedup::index::IndexError),
+}
+
+/// Decodes the chunks `rx` delivers on [`DECODERS`] threads into `spill` (which bounds the memory: see
+/// [`crate::dedup::index::KeySpill`]). The first error (or missing column) stops the fetch.
 fn gather_keys(
     rx: mpsc::Receiver<Result<ColumnChunk, KeysError>>,
     key_of: crate::decode::KeyOfValue,
-) -> Result<Vec<u128>, KeysError> {
+    spill: &mut crate::dedup::index::KeySpill,
+) -> Result<(), GatherError> {
     let rx = std::sync::Mutex::new(rx);
     let next = || rx.lock().expect("never poisoned").blocking_recv();
     let stop = || rx.lock().expect("never poisoned").close();
-    let (keys_tx, keys_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u128>)>(DECODERS);
+    let (keys_tx, keys_rx) = std::sync::mpsc::sync_channel::<Vec<u128>>(DECODERS);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..DECODERS)
             .map(|_| {
@@ -522,15 +530,10 @@ fn gather_keys(
                 s.spawn(move || -> Result<(), KeysError> {
                     while let Some(chunk) = next() {
                         let chunk = chunk.inspect_err(|_| stop())?;
-                        let part_rows = if chunk.first_row == 0 {
-                            chunk.meta.file_metadata().num_rows().max(0) as u64
-                        } else {
-                            0
-                        };
                         let rows = chunk.meta.row_group(chunk.row_group).num_rows().max(0);
                         let mut out = Vec::with_capacity(rows as usize);
                         decode_keys(chunk, key_of, &mut out).inspect_err(|_| stop())?;
-                        if keys_tx.send((part_rows, out)).is_err() {
+                        if keys_tx.send(out).is_err() {
                             return Ok(());
                         }
                     }
@@ -539,18 +542,19 @@ fn gather_keys(
             })
             .collect();
         drop(keys_tx);
-        let mut keys: Vec<u128> = Vec::new();
-        let mut expected = 0usize;
-        for (part_rows, out) in keys_rx {
-            expected += part_rows as usize;
-            if keys.len() + out.len() > keys.capacity() {
-                keys.reserve_exact(expected.max(keys.len() + out.len()) - keys.len());
+        let mut spilled = Ok(());
+        for out in keys_rx {
+            spilled = spill.extend(&out);
+            if spilled.is_err() {
+                stop();
+                break;
             }
-            keys.extend_from_slice(&out);
         }
         for w in workers {
-            w.join().expect("decoders do not panic")?;
+            w.join()
+                .expect("decoders do not panic")
+                .map_err(GatherError::Keys)?;
         }
-        Ok(keys)
+        spilled.map_err(GatherError::Spill)
     })
 }

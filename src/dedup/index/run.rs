@@ -34,7 +34,7 @@ const HEADER_LEN: usize = 8 + 8 + 20 + 8;
 const KEY_LEN: usize = 16;
 /// Keys per block: one 4 KiB page, so an exact check after a filter hit reads a single page of keys (a plain
 /// binary search over a 70 MB run touches a dozen pages per check).
-const BLOCK_KEYS: usize = 256;
+pub(super) const BLOCK_KEYS: usize = 256;
 /// The key section starts on a page boundary so each block is exactly one page.
 const PAGE: usize = 4096;
 /// Days from 0001-01-01 (chrono's day count) to 1970-01-01.
@@ -133,15 +133,28 @@ fn bloom_bits(key: u128) -> impl Iterator<Item = (usize, u64)> {
 
 /// The Bloom filter of `keys`, in one pass.
 fn bloom_build(keys: &[u128]) -> Vec<u64> {
-    let blocks = (keys.len() * BLOOM_BITS_PER_KEY).div_ceil(512).max(1);
+    bloom_build_from(keys.len(), |add| {
+        keys.iter().for_each(|k| add(*k));
+        Ok(())
+    })
+    .expect("adding from memory does not fail")
+}
+
+/// The Bloom filter, sized for `n` keys, of the keys `keys` feeds to its argument.
+pub(super) fn bloom_build_from(
+    n: usize,
+    keys: impl FnOnce(&mut dyn FnMut(u128)) -> Result<()>,
+) -> Result<Vec<u64>> {
+    let blocks = (n * BLOOM_BITS_PER_KEY).div_ceil(512).max(1);
     let mut words = vec![0u64; blocks * BLOOM_BLOCK_WORDS];
-    for k in keys {
-        let block = bloom_block(words.len(), *k);
-        for (w, bit) in bloom_bits(*k) {
+    let len = words.len();
+    keys(&mut |k| {
+        let block = bloom_block(len, k);
+        for (w, bit) in bloom_bits(k) {
             words[block + w] |= bit;
         }
-    }
-    words
+    })?;
+    Ok(words)
 }
 
 /// Where the sections of a run with `keys` keys and `fp_len` fingerprint bytes start: (fences, keys, end).
@@ -299,10 +312,22 @@ impl Run {
 /// Writes `keys` (sorted, distinct) as a run at `path`: temp file, fsync, rename, directory fsync.
 pub(super) fn write_run(path: &Path, keys: &[u128]) -> Result<()> {
     debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-    let filter: Vec<u8> = bloom_build(keys)
-        .into_iter()
-        .flat_map(u64::to_le_bytes)
-        .collect();
+    let filter = bloom_build(keys);
+    let fences: Vec<u128> = keys.chunks(BLOCK_KEYS).map(|b| b[0]).collect();
+    write_run_with(path, keys.len() as u64, &filter, &fences, |out| {
+        keys.iter().try_for_each(|k| out(*k))
+    })
+}
+
+/// Writes a run of `n` keys (sorted, distinct) whose filter and fences are given and whose keys `keys` feeds to
+/// its argument in order: temp file, fsync, rename, directory fsync.
+pub(super) fn write_run_with(
+    path: &Path,
+    n: u64,
+    filter: &[u64],
+    fences: &[u128],
+    keys: impl FnOnce(&mut dyn FnMut(u128) -> Result<()>) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().expect("run paths have a parent directory");
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -312,31 +337,35 @@ pub(super) fn write_run(path: &Path, keys: &[u128]) -> Result<()> {
     ));
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let fp = &filter;
+    let fp_len = filter.len() * 8;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    header.extend_from_slice(&n.to_le_bytes());
     header.extend_from_slice(&[0u8; 20]);
-    header.extend_from_slice(&(fp.len() as u64).to_le_bytes());
+    header.extend_from_slice(&(fp_len as u64).to_le_bytes());
     let (fences_at, keys_at, _) =
-        layout(keys.len() as u64, fp.len()).expect("a run that fits in memory has a layout");
-    let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
+        layout(n, fp_len).expect("a run that fits in memory has a layout");
+    debug_assert_eq!(fences.len() as u64, n.div_ceil(BLOCK_KEYS as u64));
+    let head = |w: &mut BufWriter<File>| -> std::io::Result<()> {
         w.write_all(&header)?;
-        w.write_all(fp)?;
-        w.write_all(&vec![0u8; fences_at - HEADER_LEN - fp.len()])?;
-        let mut at = fences_at;
-        for block in keys.chunks(BLOCK_KEYS) {
-            w.write_all(&block[0].to_be_bytes())?;
-            at += KEY_LEN;
+        for word in filter {
+            w.write_all(&word.to_le_bytes())?;
         }
-        w.write_all(&vec![0u8; keys_at - at])?;
-        for k in keys {
-            w.write_all(&k.to_be_bytes())?;
+        w.write_all(&vec![0u8; fences_at - HEADER_LEN - fp_len])?;
+        for f in fences {
+            w.write_all(&f.to_be_bytes())?;
         }
-        w.flush()?;
-        w.get_ref().sync_all()
+        w.write_all(&vec![0u8; keys_at - fences_at - fences.len() * KEY_LEN])
     };
-    write(&mut w).map_err(io_err(&tmp))?;
+    head(&mut w).map_err(io_err(&tmp))?;
+    let mut written = 0u64;
+    keys(&mut |k| {
+        written += 1;
+        w.write_all(&k.to_be_bytes()).map_err(io_err(&tmp))
+    })?;
+    debug_assert_eq!(written, n);
+    w.flush().map_err(io_err(&tmp))?;
+    w.get_ref().sync_all().map_err(io_err(&tmp))?;
     drop(w);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
     sync_dir(dir)
