@@ -2,8 +2,8 @@
 # Issue 21: a 100k-event batch touching 3 cold days of a 30-day, GH Archive-volume dataset (default 150M keys),
 # with a 256 MB dedup cache budget: wall time, peak RSS, and each day load (keys, ms) from lander's log.
 #
-# 1. `lander bench-dedup-state --bronze B --bronze-days DAYS` builds the state: DAYS committed batches, one per
-#    UTC day 2014-12-02..2014-12-31, each with KEYS/DAYS GH Archive-like ids written as the `event_key` column of
+# 1. The `bench_dedup_state` example (built here) with `--bronze B --bronze-days DAYS` builds the state: DAYS
+#    committed batches, one per UTC day 2014-12-02..2014-12-31, each with KEYS/DAYS GH Archive-like ids written as the `event_key` column of
 #    24 Parquet parts in that day's partition of a plain-Parquet bronze (the batch records list them as outputs)
 #    and NO dedup runs: the local index holds no day, as after a cache budget evicted them all, so every day a
 #    batch touches is cold and is read back from bronze (footer and key column chunks, decoded, hashed, sorted,
@@ -22,6 +22,10 @@ keys="${KEYS:-150000000}"
 days="${DAYS:-30}"
 reps="${REPS:-3}"
 [[ -x "$lander" ]] || { echo "error: no lander binary at $lander" >&2; exit 2; }
+# The state builder is an example, not part of the lander binary: built here (release) unless BENCH_STATE_BIN is set.
+state_bin="${BENCH_STATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/examples/bench_dedup_state}"
+[[ -n "${BENCH_STATE_BIN:-}" ]] || (cd "$repo" && cargo build --release --quiet --example bench_dedup_state)
+[[ -x "$state_bin" ]] || { echo "error: no bench_dedup_state binary at $state_bin" >&2; exit 2; }
 scratch="${SCRATCH:-$(mktemp -d)}"
 mkdir -p "$scratch"
 trap 'rm -rf "$scratch"' EXIT
@@ -37,7 +41,7 @@ for c in 1 2 3 4 5 6 7; do
 done
 
 echo "machine: $(nproc) CPUs; lander: $lander; keys: $keys over $days days; reps: $reps; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/time -f "build: %e s, peak RSS %M KiB" "$lander" bench-dedup-state --checkpoint "$scratch/state/c" \
+/usr/bin/time -f "build: %e s, peak RSS %M KiB" "$state_bin" --checkpoint "$scratch/state/c" \
     --bronze "$scratch/state/b" --bronze-days "$days" --keys "$keys" --days "$days" --last-day 2014-12-31
 echo "state on disk: $(du -sh "$scratch/state/b" | cut -f1) of bronze, $(du -sh "$scratch/state/c" | cut -f1) of checkpoint"
 

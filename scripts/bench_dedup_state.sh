@@ -2,8 +2,8 @@
 # A large committed dedup state (default 30M keys over 7 UTC days, "a busy week"): start-up time, the commit time
 # of a ~100k-event batch against it, and peak RSS.
 #
-# 1. `lander bench-dedup-state` (hidden subcommand) builds the state in a fresh checkpoint: one committed batch per
-#    day 2014-12-25..2014-12-31, each with KEYS/7 random 128-bit keys, through the same index and commit calls as
+# 1. The `bench_dedup_state` example (examples/, built here) builds the state in a fresh checkpoint: one
+#    committed batch per day 2014-12-25..2014-12-31, each with KEYS/7 random 128-bit keys, through the same index and commit calls as
 #    `run` (not through the CLI's decode path, which would take most of an hour for 30M events).
 # 2. Start-up: `lander run --mode once` on an empty landing against a copy of that checkpoint: the whole process
 #    (open sled, recover, load the dedup index, find nothing, exit), wall time and peak RSS.
@@ -22,6 +22,10 @@ lander="${LANDER_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/lander}"
 keys="${KEYS:-30000000}"
 reps="${REPS:-3}"
 [[ -x "$lander" ]] || { echo "error: no lander binary at $lander" >&2; exit 2; }
+# The state builder is an example, not part of the lander binary: built here (release) unless BENCH_STATE_BIN is set.
+state_bin="${BENCH_STATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/examples/bench_dedup_state}"
+[[ -n "${BENCH_STATE_BIN:-}" ]] || (cd "$repo" && cargo build --release --quiet --example bench_dedup_state)
+[[ -x "$state_bin" ]] || { echo "error: no bench_dedup_state binary at $state_bin" >&2; exit 2; }
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 fixtures="$repo/../shared/data/gharchive"
@@ -38,7 +42,7 @@ fi
 
 echo "machine: $(nproc) CPUs; lander: $lander; keys: $keys; reps: $reps; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s.%N)
-/usr/bin/time -f "build: %e s, peak RSS %M KiB" "$lander" bench-dedup-state --checkpoint "$scratch/state" \
+/usr/bin/time -f "build: %e s, peak RSS %M KiB" "$state_bin" --checkpoint "$scratch/state" \
     --keys "$keys" --days 7 --last-day 2014-12-31
 echo "state on disk: $(du -sh "$scratch/state/dedup" | cut -f1) of runs, $(du -sh "$scratch/state/sled" | cut -f1) of sled"
 

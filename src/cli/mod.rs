@@ -7,7 +7,6 @@
 // `checkpoint::emit`, whose error `main` maps to exit 0, and notes through `writeln!` on stderr.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod bench_state;
 pub mod checkpoint;
 pub mod config_check;
 pub mod exit;
@@ -87,9 +86,6 @@ pub enum Command {
     /// Generate synthetic data into landing.
     #[command(subcommand)]
     Generate(fetch::GenerateCommand),
-    /// Build a large committed dedup state in a checkpoint, for benchmarks.
-    #[command(hide = true, name = "bench-dedup-state")]
-    BenchDedupState(bench_state::BenchStateArgs),
 }
 
 /// Options shared by commands that open the pipeline's locations.
@@ -389,9 +385,6 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::BenchDedupState(a) => tokio::task::spawn_blocking(move || bench_state::run(a))
-            .await
-            .expect("the state builder does not panic"),
         Command::Generate(cmd) => {
             install_signal_handlers(cancel.clone());
             fetch::run_generate(cmd, cancel)

@@ -1,4 +1,5 @@
-//! `lander bench-dedup-state` (hidden): builds a large committed dedup state directly, for benchmarks of
+//! `bench_dedup_state` (an example, not part of the lander binary; `scripts/bench_dedup_state.sh` and
+//! `scripts/bench_cold_days.sh` build it): builds a large committed dedup state directly, for benchmarks of
 //! start-up, lookups and commits against it (ingesting tens of millions of events through `run` only to get
 //! there would take most of an hour).
 //!
@@ -15,11 +16,11 @@ use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use rand::{Rng, SeedableRng};
 
-use crate::checkpoint::{BatchCommit, BatchRecord, CheckpointStore};
-use crate::dedup::index::DedupIndex;
+use lander::checkpoint::{BatchCommit, BatchRecord, CheckpointStore};
+use lander::dedup::index::DedupIndex;
 
 /// Arguments of `lander bench-dedup-state`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Parser)]
 pub struct BenchStateArgs {
     /// Checkpoint directory to create or extend.
     #[arg(long)]
@@ -103,7 +104,7 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
         index.publish(runs, None)?;
     }
     let stats = index.snapshot(&a.dataset).stats();
-    super::checkpoint::emit(&format!(
+    emit(&format!(
         "built dedup state of {}: {} keys in {} run(s) over {} day(s), {} bytes on disk, {} bytes of filters, in {:.1}s\n",
         a.dataset,
         stats.keys,
@@ -125,14 +126,14 @@ fn write_bronze_day(
     batch: u64,
     first: u64,
     keys: u64,
-) -> anyhow::Result<Vec<crate::checkpoint::OutputFile>> {
+) -> anyhow::Result<Vec<lander::checkpoint::OutputFile>> {
     use arrow::array::StringBuilder;
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
     let rel_dir = format!(
         "{}/{}",
         a.dataset,
-        crate::sink::partition::PartitionKey { days: day }.path()
+        lander::sink::partition::PartitionKey { days: day }.path()
     );
     std::fs::create_dir_all(bronze.join(&rel_dir))?;
     let schema = Arc::new(Schema::new(vec![Field::new(
@@ -149,7 +150,7 @@ fn write_bronze_day(
         let mut w = parquet::arrow::ArrowWriter::try_new(
             file,
             schema.clone(),
-            Some(crate::sink::writer::writer_properties(65_536)),
+            Some(lander::sink::writer::writer_properties(65_536)),
         )?;
         let mut k = lo;
         while k < hi {
@@ -163,11 +164,22 @@ fn write_bronze_day(
             k = end;
         }
         w.close()?;
-        outputs.push(crate::checkpoint::OutputFile {
+        outputs.push(lander::checkpoint::OutputFile {
             bytes: std::fs::metadata(bronze.join(&rel))?.len(),
             path: rel,
             rows: hi - lo,
         });
     }
     Ok(outputs)
+}
+
+/// Prints `text` to stdout (an error when stdout is closed, instead of a panic).
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    run(<BenchStateArgs as clap::Parser>::parse())
 }
