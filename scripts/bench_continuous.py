@@ -36,7 +36,15 @@ Environment:
   FILES_PER_DAY  files whose events share a UTC day [1]
   RSS_REPORT_S   width of a window of the RSS curve  [60]
   TABLE_FORMAT   delta | parquet (what "visible" means, see above)  [delta]
+  COMPACT_MIN_FILES, COMPACT_QUIET, COMPACT_MAX_FILES   automatic compaction (delta only), passed to lander as
+                 LANDER_COMPACT_*; COMPACT_MIN_FILES=0 turns it off  [lander's defaults: 16, 10m, 64]
 A 10-minute steady stream: FILES=3000 SPACING_MS=200 FILES_PER_DAY=100.
+With TABLE_FORMAT=delta the live parts of every partition are counted once a second by replaying the log (adds
+minus removes) and the largest count any partition reached is printed, with the compactions lander logged
+("partition compacted"). A compaction's commit adds parts too (dataChange=false): it does not count as a file
+becoming visible.
+Automatic compaction at a file a second for 10 minutes, one day:
+  FILES=600 SPACING_MS=1000 FILES_PER_DAY=600 COMPACT_MIN_FILES=16 COMPACT_MAX_FILES=16 COMPACT_QUIET=10m
 """
 
 import datetime as dt
@@ -128,14 +136,42 @@ def log_versions(log_dir):
 
 
 def adds_of(path):
-    """The `add` paths of one commit file."""
+    """The `add` paths of one commit file that bring new rows (a compaction's adds are dataChange=false)."""
     out = []
     with open(path) as f:
         for line in f:
             action = json.loads(line)
-            if "add" in action:
+            if "add" in action and action["add"].get("dataChange", True):
                 out.append(action["add"]["path"])
     return out
+
+
+class LiveParts:
+    """Live parts per partition directory of a Delta table, kept up to date by replaying new commit files."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.next = 0
+        self.live = {}
+        self.peak = 0
+
+    def update(self):
+        versions = set(log_versions(self.log_dir))
+        while self.next in versions:
+            with open(os.path.join(self.log_dir, f"{self.next:020d}.json")) as f:
+                for line in f:
+                    a = json.loads(line)
+                    if "add" in a:
+                        self.live[a["add"]["path"]] = True
+                    elif "remove" in a:
+                        self.live.pop(a["remove"]["path"], None)
+            self.next += 1
+        counts = {}
+        for p in self.live:
+            d = p.rsplit("/", 1)[0]
+            counts[d] = counts.get(d, 0) + 1
+        self.peak = max([self.peak] + list(counts.values()))
+        return counts
 
 
 def wait_in_log(log_dir, t0, after, prefix):
@@ -214,7 +250,13 @@ def main():
         log_path = os.path.join(tmp, "lander.log")
         log = open(log_path, "w+")
         # cwd = tmp: no ./lander.toml is picked up, so only the flags above and built-in defaults apply.
-        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
+        env = dict(os.environ)
+        for k in ("COMPACT_MIN_FILES", "COMPACT_QUIET", "COMPACT_MAX_FILES"):
+            if k in os.environ:
+                env["LANDER_" + k] = os.environ[k]
+        compact = {k: env[k] for k in env if k.startswith("LANDER_COMPACT_")}
+        print(f"automatic compaction: {compact or 'lander defaults'}")
+        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=log, env=env)
         t_start = time.perf_counter()
         while True:
             with open(log_path) as f:
@@ -227,10 +269,13 @@ def main():
             time.sleep(0.01)
         rss = []  # (seconds since start, MiB)
         sampling = threading.Event()
+        parts = LiveParts(os.path.join(bronze, "gharchive", "_delta_log"))
 
         def sample():
             t = time.perf_counter()
             while not sampling.is_set():
+                if TABLE_FORMAT == "delta":
+                    parts.update()
                 try:
                     with open(f"/proc/{proc.pid}/status") as f:
                         kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
@@ -292,7 +337,7 @@ def main():
             print("lander did not exit within 30 s of SIGTERM (killed)")
         stop_ms = (time.perf_counter() - t_term) * 1000
 
-        batches = []
+        batches, compactions = [], []
         log.seek(0)
         for line in log:
             try:
@@ -302,6 +347,8 @@ def main():
             fields = rec.get("fields", {})
             if fields.get("message") == "batch committed":
                 batches.append(fields)
+            if fields.get("message") == "partition compacted":
+                compactions.append(fields)
         rows = sum(b.get("rows", 0) for b in batches)
         per_batch = [b["secs"] for b in batches if "secs" in b]
         warns = [l for l in open(log_path) if '"level":"WARN"' in l or '"level":"ERROR"' in l]
@@ -328,7 +375,12 @@ def main():
         print(f"targets: p50 < 100 ms: {'MET' if p50_ok else 'NOT MET'} ({s['p50'] * 1000:.1f} ms); "
               f"p99 < {p99_target * 1000:.0f} ms: {'MET' if p99_ok else 'NOT MET'} ({s['p99'] * 1000:.1f} ms)")
         if TABLE_FORMAT == "delta":
-            print(f"delta log: {len(log_versions(log_dir))} commit files (version 0 + one per batch expected)")
+            print(f"delta log: {len(log_versions(log_dir))} commit files (version 0 + one per batch + one per compaction)")
+            final = parts.update()
+            print(f"live parts per partition: peak {parts.peak} (sampled 1/s), at the end max {max(final.values(), default=0)} "
+                  f"over {len(final)} partition(s); compactions logged: {len(compactions)}, parts rewritten "
+                  f"{sum(c.get('files_in', 0) for c in compactions)}, compaction secs "
+                  f"{fmt_ms(summary([c['secs'] for c in compactions])) if compactions else '-'}")
         print(f"SIGTERM -> exit: {stop_ms:.0f} ms, exit code {rc} ({'ok' if rc == 0 else 'NOT 0'})")
         if rss:
             print(f"RSS samples (1/s): {len(rss)}; per {RSS_REPORT_S} s window: min/median/max MiB")

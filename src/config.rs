@@ -168,6 +168,16 @@ pub struct Config {
     pub table_format: TableFormat,
     /// Delta: write a log checkpoint every this many commits. Default 100.
     pub delta_checkpoint_interval: u64,
+    /// `micro-batch`/`continuous` with `table_format = "delta"`: a partition with at least this many parts smaller
+    /// than `target_file_bytes` is compacted automatically once it has gone quiet (`compact_quiet`), on a task
+    /// beside the batches (`crate::modes::compact`). `0` turns automatic compaction off. Default 16.
+    pub compact_min_files: usize,
+    /// How long a partition must go without a new part before it is compacted automatically. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub compact_quiet: Duration,
+    /// A partition with this many small parts is compacted automatically even when it is not quiet (a day that
+    /// files keep landing in). Default 64.
+    pub compact_max_files: usize,
     /// This process is worker `I` of `N` sharing one landing and one bronze (`"I/N"`, e.g. `"0/3"`): it takes
     /// only the landing files whose stable hash mod `N` is `I` (`crate::source::assign`). Default: none (every
     /// file).
@@ -211,6 +221,9 @@ impl Default for Config {
             metrics_addr: None,
             table_format: TableFormat::Delta,
             delta_checkpoint_interval: 100,
+            compact_min_files: 16,
+            compact_quiet: Duration::from_secs(600),
+            compact_max_files: 64,
             worker: None,
             datasets: BTreeMap::new(),
         }
@@ -325,6 +338,15 @@ impl Config {
         }
         if self.delta_checkpoint_interval == 0 {
             return bad("delta_checkpoint_interval must be at least 1".into());
+        }
+        if self.compact_min_files == 1 {
+            return bad("compact_min_files must be at least 2 (one part alone is never rewritten), or 0 to turn automatic compaction off".into());
+        }
+        if self.compact_max_files < self.compact_min_files {
+            return bad(format!(
+                "compact_max_files ({}) must be at least compact_min_files ({})",
+                self.compact_max_files, self.compact_min_files
+            ));
         }
         if self.row_group_rows == 0 {
             return bad("row_group_rows must be at least 1".into());

@@ -191,9 +191,20 @@ pub fn checkpoint_commit(
     Ok(())
 }
 
+/// `LANDER_FAIL_AFTER=<step>`: aborts the process (like a SIGKILL: no destructor, no flush) right after `step`.
+/// The steps are named where they are called: the batch protocol's (`crate::modes::batch::failpoint`) and
+/// compaction's (`optimize-written`: outputs written, not committed; `optimize-committed`).
+pub fn abort_after(step: &str) {
+    if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
+        eprintln!("failpoint: aborting after {step}");
+        std::process::abort();
+    }
+}
+
 /// `LANDER_TEST_GATE=<dir>`: at the gate named `name`, creates `<dir>/<name>.waiting` and waits until
 /// `<dir>/<name>.open` exists, so a test can run another writer at exactly that point (e.g. between a
-/// compaction's writes and its commit). Without the variable it returns at once.
+/// compaction's writes and its commit). Passing consumes both marks, so the next arrival waits for a new
+/// `.open` (a daemon reaches the gate once per compaction). Without the variable it returns at once.
 pub async fn gate(name: &str) {
     let Some(dir) = std::env::var_os("LANDER_TEST_GATE").map(std::path::PathBuf::from) else {
         return;
@@ -206,4 +217,6 @@ pub async fn gate(name: &str) {
     while !open.exists() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let _ = std::fs::remove_file(dir.join(format!("{name}.waiting")));
+    let _ = std::fs::remove_file(open);
 }

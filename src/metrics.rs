@@ -132,6 +132,16 @@ metrics! {
             "Committed dedup keys remembered (within the horizon)";
         dataset_failing: Gauges = "dataset_failing",
             "1 while the dataset's last batch attempt failed and is being retried";
+        compactions: Counters = "compactions",
+            "Partitions compacted automatically (one commit each)";
+        compactions_abandoned: Counters = "compactions_abandoned",
+            "Automatic compactions abandoned because another writer removed some of their inputs meanwhile (nothing committed, outputs deleted)";
+        compactions_failed: Counters = "compactions_failed",
+            "Automatic compactions that failed (nothing committed; tried again later)";
+        compaction_files: Counters = "compaction_files_rewritten",
+            "Small parts replaced by automatic compactions";
+        compaction_bytes: Counters = "compaction_bytes_rewritten",
+            "Bytes of the small parts replaced by automatic compactions";
     }
     SourceLabel => fn zero_source {
         fetch_downloads: SourceCounters = "fetch_downloads",

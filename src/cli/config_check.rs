@@ -175,7 +175,7 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
 }
 
 /// Config keys whose value is a duration (`humantime_serde` in `Config`).
-const DURATION_KEYS: [&str; 9] = [
+const DURATION_KEYS: [&str; 10] = [
     "settle_time",
     "dedup_horizon",
     "dedup_retention",
@@ -185,6 +185,7 @@ const DURATION_KEYS: [&str; 9] = [
     "max_file_age",
     "event_time_max_future",
     "partial_line_timeout",
+    "compact_quiet",
 ];
 
 /// A value as TOML text; durations as an operator writes them (`"35d"`), not as humantime re-formats them

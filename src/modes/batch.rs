@@ -143,10 +143,7 @@ impl std::fmt::Display for BatchReport {
 /// (quarantine table commit), `committed`).
 pub fn failpoint(step: &str) {
     #[cfg(feature = "failpoints")]
-    if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
-        eprintln!("failpoint: aborting after {step}");
-        std::process::abort();
-    }
+    crate::faults::abort_after(step);
     let _ = step;
 }
 

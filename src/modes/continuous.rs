@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use super::compact::Compactor;
 use super::{plan_options, Attempt, BatchReport, Context, DaemonBatches, RunSummary};
 use crate::source::listing::{plan_listing, plan_paths, split_batches};
 use crate::source::watch::{watch, WatchEvent};
@@ -103,12 +104,28 @@ pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Erro
     }
 }
 
+/// One dataset's batches, with its automatic compaction beside them ([`super::compact`]).
 async fn dataset_loop(
     ctx: &Context,
     ds: &str,
-    mut rx: mpsc::Receiver<Wake>,
+    rx: mpsc::Receiver<Wake>,
 ) -> Result<Vec<BatchReport>, Error> {
+    let compactor = Compactor::start(ctx, ds);
     let mut batches = DaemonBatches::default();
+    let r = batch_loop(ctx, ds, rx, &mut batches, compactor.as_ref()).await;
+    if let Some(c) = compactor {
+        c.stop().await;
+    }
+    r.map(|()| batches.reports)
+}
+
+async fn batch_loop(
+    ctx: &Context,
+    ds: &str,
+    mut rx: mpsc::Receiver<Wake>,
+    batches: &mut DaemonBatches,
+    compactor: Option<&Compactor>,
+) -> Result<(), Error> {
     let mut poll = tokio::time::interval(ctx.config.poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
@@ -190,16 +207,20 @@ async fn dataset_loop(
                 break;
             }
             match batches.run(ctx, ds, files).await {
-                Attempt::Shutdown => return Ok(batches.reports),
+                Attempt::Shutdown => return Ok(()),
                 Attempt::RolledBack => {
                     // List everything again: the failed batch's files are still new.
                     relist = true;
                     break;
                 }
-                Attempt::Done => {}
+                Attempt::Done => {
+                    if let Some(c) = compactor {
+                        c.poke();
+                    }
+                }
             }
             last_batch_end = Some(Instant::now());
         }
     }
-    Ok(batches.reports)
+    Ok(())
 }

@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod binding;
 mod commit;
+pub mod compact;
 pub mod continuous;
 pub mod cross_check;
 mod delta;
@@ -379,10 +380,25 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<DatasetRun, Error>
 }
 
 async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+    let mut out = DaemonBatches::default();
+    let compactor = compact::Compactor::start(ctx, ds);
+    let r = micro_batches(ctx, ds, &mut out, compactor.as_ref()).await;
+    if let Some(c) = compactor {
+        c.stop().await;
+    }
+    r.map(|()| out.reports)
+}
+
+/// The batches of `run_micro_batch`, each followed by a poke of the compactor.
+async fn micro_batches(
+    ctx: &Context,
+    ds: &str,
+    out: &mut DaemonBatches,
+    compactor: Option<&compact::Compactor>,
+) -> Result<(), Error> {
     let interval = ctx.config.interval;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut out = DaemonBatches::default();
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -406,12 +422,15 @@ async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Er
             Attempt::RolledBack => continue,
             Attempt::Done => {}
         }
+        if let Some(c) = compactor {
+            c.poke();
+        }
         let took = started.elapsed();
         if took > interval {
             tracing::warn!(dataset = ds, took = ?took, interval = ?interval, "micro-batch took longer than the interval; the next one starts now");
         }
     }
-    Ok(out.reports)
+    Ok(())
 }
 
 /// The batches of a daemon mode (`micro-batch`, `continuous`): the committed reports, and the failures in a row

@@ -59,6 +59,41 @@ pub struct OptimizeOptions {
     pub row_group_rows: usize,
     /// Only partitions matching this.
     pub filter: PartitionFilter,
+    /// Which matching partitions are due (the CLI: every one with two small parts; the daemon: see [`Trigger`]).
+    pub trigger: Trigger,
+}
+
+/// When a partition is due for compaction: it has at least `min_parts` small parts and has gone quiet (no part
+/// added since `quiet_since_ms`), or it has `max_parts` small parts whatever its activity, so that a day that
+/// never goes quiet (files landing every second) still stays bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// Small parts a partition needs before it is compacted (at least 2: one part alone is never rewritten).
+    pub min_parts: usize,
+    /// A partition whose newest part (`add.modificationTime`, ms since the epoch) is later than this is not
+    /// quiet yet. `None`: every partition is quiet.
+    pub quiet_since_ms: Option<i64>,
+    /// Small parts at which a partition is compacted even when it is not quiet.
+    pub max_parts: usize,
+}
+
+impl Default for Trigger {
+    /// `lander table optimize`: every partition with two small parts or more.
+    fn default() -> Self {
+        Self {
+            min_parts: 2,
+            quiet_since_ms: None,
+            max_parts: usize::MAX,
+        }
+    }
+}
+
+impl Trigger {
+    /// Whether a partition with `small` small parts, the newest of all its parts added at `newest_ms`, is due.
+    fn due(&self, small: usize, newest_ms: i64) -> bool {
+        let quiet = self.quiet_since_ms.is_none_or(|t| newest_ms <= t);
+        small >= self.min_parts.max(2) && (quiet || small >= self.max_parts)
+    }
 }
 
 /// A conjunction of `column=value` equalities on partition columns (`year=2015 and month=1`). Values compare
@@ -154,19 +189,25 @@ fn dir_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-/// Groups the small parts of each matching partition (see the module doc).
+/// Groups the small parts of each matching partition that is due (see the module doc and [`Trigger`]).
 fn plan(files: &BTreeMap<String, Add>, opts: &OptimizeOptions) -> Vec<Plan> {
     let mut by_dir: BTreeMap<&str, Vec<&Add>> = BTreeMap::new();
+    let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
     for a in files.values() {
-        if (a.size as u64) < opts.min_file_bytes
-            && !a.partition_values.is_empty()
-            && opts.filter.matches(&a.partition_values)
-        {
+        if a.partition_values.is_empty() || !opts.filter.matches(&a.partition_values) {
+            continue;
+        }
+        let t = newest.entry(dir_of(&a.path)).or_insert(i64::MIN);
+        *t = (*t).max(a.modification_time);
+        if (a.size as u64) < opts.min_file_bytes {
             by_dir.entry(dir_of(&a.path)).or_default().push(a);
         }
     }
     let mut plans = Vec::new();
     for (dir, parts) in by_dir {
+        if !opts.trigger.due(parts.len(), newest[dir]) {
+            continue;
+        }
         let mut groups: Vec<Vec<Add>> = Vec::new();
         let mut size = 0u64;
         for a in parts {
@@ -209,7 +250,20 @@ pub async fn optimize(
     let Some(mut snap) = table.load().await? else {
         return Ok(Vec::new());
     };
-    table.check_writable(&snap)?;
+    optimize_snapshot(table, &mut snap, opts).await
+}
+
+/// [`optimize`] on `snap`, an up-to-date snapshot of `table` kept by the caller (the daemon's automatic
+/// compaction updates one snapshot instead of reading the log anew); `snap` is the table's state afterwards.
+///
+/// # Errors
+/// As [`optimize`].
+pub async fn optimize_snapshot(
+    table: &DeltaTable,
+    snap: &mut super::Snapshot,
+    opts: &OptimizeOptions,
+) -> Result<Vec<PartitionReport>, TableError> {
+    table.check_writable(snap)?;
     let mut reports = Vec::new();
     for p in plan(&snap.files, opts) {
         let token = format!("opt{}", &super::uuid_v4()[..8]);
@@ -236,11 +290,18 @@ pub async fn optimize(
         report.files_out = outputs.len();
         report.bytes_out = outputs.iter().map(|f| f.bytes).sum();
         report.rows = outputs.iter().map(|f| f.rows).sum();
-        // Tests stop here to commit a competing rewrite first.
+        // Tests stop here to commit a competing rewrite first, or kill the process (outputs written, no commit).
         #[cfg(feature = "failpoints")]
-        crate::faults::gate("optimize-commit").await;
-        report.outcome = match commit_partition(table, &mut snap, &p, &inputs, &outputs).await {
-            Ok(Rewritten::At(v)) => PartitionOutcome::Committed(v),
+        {
+            crate::faults::gate("optimize-commit").await;
+            crate::faults::abort_after("optimize-written");
+        }
+        report.outcome = match commit_partition(table, snap, &p, &inputs, &outputs).await {
+            Ok(Rewritten::At(v)) => {
+                #[cfg(feature = "failpoints")]
+                crate::faults::abort_after("optimize-committed");
+                PartitionOutcome::Committed(v)
+            }
             Ok(Rewritten::InputsGone(gone)) => {
                 discard(table, &p.dir, &token).await;
                 PartitionOutcome::Abandoned(gone)
@@ -353,23 +414,24 @@ async fn write_partition(
 
 /// The bytes of each part of `group`, in order.
 async fn fetch(table: &DeltaTable, group: &[Add]) -> Result<Vec<Bytes>, String> {
-    let bronze = &table.bronze;
-    futures::stream::iter(group.iter().map(|a| {
-        let rel = format!("{}/{}", table.root(), a.path);
-        async move {
-            let got = bronze.store.get(&bronze.path(&rel)).await;
-            let read = match got {
-                Ok(r) => r.bytes().await,
-                Err(e) => Err(e),
-            };
-            read.map_err(|e| match e {
-                object_store::Error::NotFound { .. } => format!(
-                    "{} is missing from storage (see `lander table check`)",
-                    bronze.describe(&rel)
-                ),
-                e => format!("failed to read {}: {e}", bronze.describe(&rel)),
-            })
-        }
+    // Each read owns what it needs, so the future is `Send` for any caller (the daemon spawns it).
+    let reads: Vec<(crate::store::StoreLocation, String)> = group
+        .iter()
+        .map(|a| (table.bronze.clone(), format!("{}/{}", table.root(), a.path)))
+        .collect();
+    futures::stream::iter(reads.into_iter().map(|(bronze, rel)| async move {
+        let got = bronze.store.get(&bronze.path(&rel)).await;
+        let read = match got {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        };
+        read.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => format!(
+                "{} is missing from storage (see `lander table check`)",
+                bronze.describe(&rel)
+            ),
+            e => format!("failed to read {}: {e}", bronze.describe(&rel)),
+        })
     }))
     .buffered(FETCH_CONCURRENCY)
     .try_collect()
@@ -569,6 +631,7 @@ mod tests {
             min_file_bytes: 100,
             row_group_rows: 10,
             filter: PartitionFilter::default(),
+            trigger: Trigger::default(),
         };
         let plans = plan(&files, &opts);
         let got: Vec<(String, Vec<usize>)> = plans

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per user-visible behaviour. They run the real `lander` binary.
 
+mod auto_compact;
 mod backends;
 mod binding;
 mod checkpoint_cmd;

@@ -42,6 +42,7 @@ pub(super) async fn run(a: OptimizeArgs) -> anyhow::Result<()> {
         min_file_bytes: a.min_file_bytes.unwrap_or(target),
         row_group_rows: config.row_group_rows,
         filter,
+        trigger: Default::default(),
     };
     let mut out = String::new();
     let (mut done, mut abandoned, mut failed) = (0usize, 0usize, 0usize);
