@@ -118,6 +118,12 @@ metrics! {
             "Records decoded before dedup, committed or not (progress)";
         listing_skipped: Counters = "listing_skipped_entries",
             "Landing entries skipped by listings (unrepresentable names, files outside a dataset directory, symlinks not followed, unreadable or special files)";
+        commit_conflicts: Counters = "commit_conflicts",
+            "Delta commit attempts that lost the version race to another writer (checked again and retried)";
+        cross_writer_redos: Counters = "cross_writer_redos",
+            "Batches rolled back and run again because another writer committed some of their keys first";
+        cross_check_duration: Seconds = "cross_check_duration_seconds",
+            "Time of the cross-writer check before a commit attempt that read the log", new: seconds_histogram;
         batch_duration: Seconds = "batch_duration_seconds",
             "Time from planning a batch to its commit", new: seconds_histogram;
         land_to_commit: Seconds = "land_to_commit_seconds",

@@ -282,6 +282,12 @@ pub async fn run_batch(
         match run_batch_once(ctx, dataset, files.clone()).await {
             Err(Error::CrossCheck(e)) if e.redo() => {
                 tracing::warn!(dataset, error = %e, "cross-writer check");
+                if matches!(e, super::cross_check::CrossCheckError::Conflict { .. }) {
+                    crate::metrics::get()
+                        .cross_writer_redos
+                        .get_or_create(&crate::metrics::ds(dataset))
+                        .inc();
+                }
                 recover(ctx, dataset).await?;
             }
             r => return r,

@@ -179,9 +179,17 @@ impl CrossCheck {
             if attempt == 0 {
                 hold_after_check().await;
             }
-            if let Some(done) = table.try_commit(snap, commit).await? {
+            let started = Instant::now();
+            let done = table.try_commit(snap, commit).await?;
+            tracing::debug!(dataset = %self.dataset, batch = self.batch_id, won = done.is_some(), ms = started.elapsed().as_secs_f64() * 1e3, "delta commit attempt");
+            if let Some(done) = done {
                 return Ok(done);
             }
+            crate::metrics::get()
+                .commit_conflicts
+                .get_or_create(&crate::metrics::ds(&self.dataset))
+                .inc();
+            tracing::info!(dataset = %self.dataset, batch = self.batch_id, latest = snap.version, "lost the delta version race to another writer; checking its commits before retrying");
         }
         Err(table.too_many_conflicts().into())
     }
@@ -264,6 +272,10 @@ impl CrossCheck {
                 .collect();
             prepared.rewrite_runs(ctx, runs).await?;
         }
+        crate::metrics::get()
+            .cross_check_duration
+            .get_or_create(&crate::metrics::ds(&self.dataset))
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             dataset = %self.dataset,
             batch = self.batch_id,

@@ -42,3 +42,4 @@ mod stray_quote;
 mod table_ops;
 mod table_optimize;
 mod workers;
+mod workers_kill;

@@ -13,7 +13,7 @@ use crate::run_once::{distinct_events, gz_lines};
 
 /// The assignment rule, written again here from its specification (not lander's code): FNV-1a 64 of the path
 /// relative to landing, mod N.
-fn owner(rel: &str, n: u64) -> u64 {
+pub(crate) fn owner(rel: &str, n: u64) -> u64 {
     let h = rel.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     });
@@ -35,7 +35,7 @@ print(json.dumps([len(keys), len(set(keys))]))
     v
 }
 
-fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     for l in lines {
         e.write_all(l).expect("gz");
@@ -45,7 +45,7 @@ fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// A name `copies/<stem>-copy-<k>.json.gz` (under the dataset) owned by worker `want` of `n`.
-fn copy_name(stem: &str, n: u64, want: u64) -> String {
+pub(crate) fn copy_name(stem: &str, n: u64, want: u64) -> String {
     (0..1000)
         .map(|k| format!("copies/{stem}-copy-{k}.json.gz"))
         .find(|name| owner(&format!("gharchive/{name}"), n) == want)
@@ -53,12 +53,12 @@ fn copy_name(stem: &str, n: u64, want: u64) -> String {
 }
 
 /// One worker's checkpoint (beside the shared landing and bronze of `w`).
-fn checkpoint_of(w: &Workdir, i: usize) -> PathBuf {
+pub(crate) fn checkpoint_of(w: &Workdir, i: usize) -> PathBuf {
     w.path().join(format!("state-w{i}"))
 }
 
 /// `run --mode available-now --max-files-per-batch 1 --worker I/N` over `w`'s landing and bronze.
-fn worker_args(w: &Workdir, i: usize, n: usize, extra: &[&str]) -> Vec<String> {
+pub(crate) fn worker_args(w: &Workdir, i: usize, n: usize, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "run",
         "--mode",
@@ -264,6 +264,10 @@ fn a_worker_held_between_check_and_commit_drops_what_another_committed_meanwhile
         let out = w0.wait_with_output().expect("wait worker 0");
         let log = std::fs::read_to_string(w.path().join("w0.err")).unwrap_or_default();
         assert!(out.status.success(), "{shape}: worker 0 failed:\n{log}");
+        assert!(
+            log.contains("lost the delta version race"),
+            "{shape}: worker 0 did not lose the version race:\n{log}"
+        );
         assert!(
             log.contains("another writer committed at table version"),
             "{shape}: worker 0 did not see the collision:\n{log}"
