@@ -15,7 +15,8 @@
 
 Usage: scripts/bench_redelivery.py
 Environment: LANDER_BIN (as bench_scale.py), BASE_BIN, FILES [16], REPS [3], FORMATS ["parquet delta"],
-KEEP_INPUT (as bench_scale.py).
+KEEP_INPUT (as bench_scale.py), SKIP_REDELIVERY (set: only (a)).
+Each repetition of (a) also times `gzip -dc` of the same files (the same-run baseline).
 """
 import os
 import re
@@ -62,11 +63,14 @@ def fresh(work, files):
 
 
 def chronological(base, lander, files, tmp, reps, fmt):
-    times = {"base": [], "new": []}
+    times = {"base": [], "new": [], "gzip": []}
     ratios = []
     for rep in range(reps):
         order = ["base", "new"] if rep % 2 == 0 else ["new", "base"]
         got = {}
+        # The same-run baseline: decompressing the same 16 files.
+        gz, _, _ = timed(["sh", "-c", "gzip -dc " + " ".join(files) + " > /dev/null"])
+        times["gzip"].append(gz)
         for who in order:
             work = os.path.join(tmp, f"chrono-{who}")
             fresh(work, files)
@@ -77,9 +81,10 @@ def chronological(base, lander, files, tmp, reps, fmt):
         times["base"].append(got["base"])
         times["new"].append(got["new"])
         ratios.append(got["new"] / got["base"])
-        print(f"  {fmt} rep {rep + 1}: main {got['base']:.2f} s, this {got['new']:.2f} s, "
+        print(f"  {fmt} rep {rep + 1}: gzip -dc {gz:.2f} s, main {got['base']:.2f} s, this {got['new']:.2f} s, "
               f"ratio {ratios[-1]:.3f}", flush=True)
-    print(f"(a) {fmt} {len(files)} files: main {statistics.median(times['base']):.2f} s, this "
+    print(f"(a) {fmt} {len(files)} files: gzip -dc {statistics.median(times['gzip']):.2f} s, main "
+          f"{statistics.median(times['base']):.2f} s, this "
           f"{statistics.median(times['new']):.2f} s, ratio median {statistics.median(ratios):.3f} "
           f"[{min(ratios):.3f}..{max(ratios):.3f}]", flush=True)
 
@@ -155,7 +160,8 @@ def main():
         for fmt in formats:
             if base:
                 chronological(os.path.abspath(base), lander, files, tmp, reps, fmt)
-            redelivery(lander, files, tmp, reps, fmt)
+            if not os.environ.get("SKIP_REDELIVERY"):
+                redelivery(lander, files, tmp, reps, fmt)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()}")

@@ -39,6 +39,17 @@ pub struct BenchStateArgs {
     /// Seed of the key generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A plain-Parquet bronze directory: the last --bronze-days days are written there instead of as dedup
+    /// runs (their batches list the parts as outputs), so those days are cold: `run --table-format parquet`
+    /// reads their keys back from bronze when a batch touches them.
+    #[arg(long)]
+    pub bronze: Option<PathBuf>,
+    /// Days (the last ones) written to --bronze as Parquet parts instead of dedup runs.
+    #[arg(long, default_value_t = 0)]
+    pub bronze_days: u32,
+    /// Parts per bronze day (a day of hourly batches writes 24).
+    #[arg(long, default_value_t = 24)]
+    pub bronze_parts: u32,
 }
 
 /// Runs `lander bench-dedup-state`.
@@ -57,10 +68,20 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
     let last_day = (a.last_day - epoch).num_days() as i32;
     for (n, day) in ((last_day - a.days as i32 + 1)..=last_day).enumerate() {
         let id = last + n as u64 + 1;
-        let keys: Vec<u128> = (0..per_day).map(|_| rng.random()).collect();
         let day_start = i64::from(day) * 86_400_000_000;
         let day_end = day_start + 86_400_000_000 - 1;
-        let runs = index.write_batch(&a.dataset, id, BTreeMap::from([(day, keys)]))?;
+        let (runs, outputs) = match a.bronze.as_deref() {
+            Some(bronze) if day > last_day - a.bronze_days as i32 => {
+                let first = 3_000_000_000 + n as u64 * per_day;
+                let outputs = write_bronze_day(&a, bronze, day, id, first, per_day)?;
+                (index.write_batch(&a.dataset, id, BTreeMap::new())?, outputs)
+            }
+            _ => {
+                let keys: Vec<u128> = (0..per_day).map(|_| rng.random()).collect();
+                let runs = index.write_batch(&a.dataset, id, BTreeMap::from([(day, keys)]))?;
+                (runs, Vec::new())
+            }
+        };
         let now = Utc::now();
         store.commit(&BatchCommit {
             batch: BatchRecord {
@@ -69,7 +90,7 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
                 started_at: now,
                 committed_at: now,
                 inputs: Vec::new(),
-                outputs: Vec::new(),
+                outputs,
                 rows: per_day,
                 duplicates: 0,
                 quarantined: 0,
@@ -92,4 +113,61 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
         stats.filter_bytes,
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Writes `keys` GH Archive-like event ids (decimal numbers from `first`) as the `event_key` column of
+/// --bronze-parts Parquet parts in day `day`'s partition of a plain-Parquet bronze, with bronze's writer
+/// properties. Only the key column is written: it is the only one a day load reads.
+fn write_bronze_day(
+    a: &BenchStateArgs,
+    bronze: &std::path::Path,
+    day: i32,
+    batch: u64,
+    first: u64,
+    keys: u64,
+) -> anyhow::Result<Vec<crate::checkpoint::OutputFile>> {
+    use arrow::array::StringBuilder;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let rel_dir = format!(
+        "{}/{}",
+        a.dataset,
+        crate::sink::partition::PartitionKey { days: day }.path()
+    );
+    std::fs::create_dir_all(bronze.join(&rel_dir))?;
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "event_key",
+        DataType::Utf8,
+        false,
+    )]));
+    let parts = u64::from(a.bronze_parts.max(1));
+    let mut outputs = Vec::new();
+    for p in 0..parts {
+        let (lo, hi) = (first + keys * p / parts, first + keys * (p + 1) / parts);
+        let rel = format!("{rel_dir}/part-b{batch:08}-{p:04}.parquet");
+        let file = std::fs::File::create(bronze.join(&rel))?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            file,
+            schema.clone(),
+            Some(crate::sink::writer::writer_properties(65_536)),
+        )?;
+        let mut k = lo;
+        while k < hi {
+            let end = hi.min(k + 65_536);
+            let mut b = StringBuilder::new();
+            (k..end).for_each(|id| b.append_value(id.to_string()));
+            w.write(&arrow::record_batch::RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(b.finish())],
+            )?)?;
+            k = end;
+        }
+        w.close()?;
+        outputs.push(crate::checkpoint::OutputFile {
+            bytes: std::fs::metadata(bronze.join(&rel))?.len(),
+            path: rel,
+            rows: hi - lo,
+        });
+    }
+    Ok(outputs)
 }

@@ -390,6 +390,15 @@ impl Decoder {
 
 /// 128-bit dedup key hash of `bytes` in the namespace `kind` (so an id and a content hash never collide).
 pub fn key_hash(kind: &[u8], bytes: &[u8]) -> u128 {
+    // One-shot over `kind 0 bytes` when it fits a stack buffer (the same digest as the streaming hasher, without
+    // its state set-up: most keys are short ids).
+    let n = kind.len() + 1 + bytes.len();
+    if n <= 128 {
+        let mut buf = [0u8; 128];
+        buf[..kind.len()].copy_from_slice(kind);
+        buf[kind.len() + 1..n].copy_from_slice(bytes);
+        return xxhash_rust::xxh3::xxh3_128(&buf[..n]);
+    }
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(kind);
     h.update(&[0]);
@@ -401,6 +410,18 @@ pub fn key_hash(kind: &[u8], bytes: &[u8]) -> u128 {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn key_hash_one_shot_equals_the_streaming_digest() {
+        for len in [0usize, 1, 10, 126, 127, 128, 300] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(b"id");
+            h.update(&[0]);
+            h.update(&bytes);
+            assert_eq!(key_hash(b"id", &bytes), h.digest128(), "len {len}");
+        }
+    }
 
     fn input(gzip: bool, limits: Limits) -> DecodeInput {
         DecodeInput {

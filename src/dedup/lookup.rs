@@ -16,12 +16,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::index::{date_of, DatasetRuns, DedupIndex, IndexError};
+use super::index::{date_of, DatasetRuns, DedupIndex, IndexError, KeySpill};
 
-/// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset; `None` when bronze
-/// cannot tell them (a part of the day has no key column).
+/// Reads the keys bronze holds for one UTC day (days since 1970-01-01) of the dataset into the spill; `false`
+/// when bronze cannot tell them (a part of the day has no key column).
 pub type DayLoader = Box<
-    dyn FnMut(i32) -> Result<Option<Vec<u128>>, Box<dyn std::error::Error + Send + Sync>> + Send,
+    dyn FnMut(i32, &mut KeySpill) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> + Send,
 >;
 
 /// The outcome of checking one record against the committed keys.
@@ -135,11 +135,12 @@ impl Lookup {
             return Ok(());
         };
         let started = Instant::now();
-        let keys = loader(day).map_err(|source| IndexError::Bronze {
+        let mut keys = self.index.key_spill(&self.dataset, day)?;
+        let loaded = loader(day, &mut keys).map_err(|source| IndexError::Bronze {
             day: date_of(day),
             source,
         })?;
-        let Some(keys) = keys else {
+        if !loaded {
             tracing::warn!(
                 dataset = %self.dataset,
                 day = %date_of(day),
@@ -147,8 +148,8 @@ impl Lookup {
             );
             self.unloadable.insert(day);
             return Ok(());
-        };
-        let n = keys.len() as u64;
+        }
+        let n = keys.len();
         self.runs = self
             .index
             .install_day(&self.dataset, day, self.last_committed, keys)?;
@@ -193,11 +194,11 @@ mod tests {
         idx.load("g", 0, None).expect("load");
         commit(&idx, 1, 5, &[1]);
         // Bronze: day 5 holds 1 and 2; day 6 has a part without the key column.
-        let loader: DayLoader = Box::new(|day| {
+        let loader: DayLoader = Box::new(|day, spill| {
             Ok(match day {
-                5 => Some(vec![1, 2]),
-                6 => None,
-                _ => Some(Vec::new()),
+                5 => spill.extend(&[1, 2]).map(|()| true)?,
+                6 => false,
+                _ => true,
             })
         });
         let mut l = Lookup::new(idx.clone(), "g", 1, Some(loader));

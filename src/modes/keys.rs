@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
@@ -313,12 +313,48 @@ impl ChunkReader for ChunkBytes {
 /// # Errors
 /// [`KeysError::Parquet`] when the chunk does not decode.
 pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Result<(), KeysError> {
+    let mut row = chunk.first_row;
+    decode_strings(chunk, |col| {
+        for v in col.iter() {
+            if let Some(v) = v {
+                each(row, v);
+            }
+            row += 1;
+        }
+    })
+}
+
+/// Decodes a chunk into the key hashes of its non-null values, appended to `out`, straight from the Arrow
+/// string buffers (no copy of a value, no allocation per key).
+///
+/// # Errors
+/// [`KeysError::Parquet`] when the chunk does not decode.
+fn decode_keys(
+    chunk: ColumnChunk,
+    key_of: crate::decode::KeyOfValue,
+    out: &mut Vec<u128>,
+) -> Result<(), KeysError> {
+    decode_strings(chunk, |col| {
+        if col.null_count() == 0 {
+            out.extend((0..col.len()).map(|i| key_of(col.value(i))));
+        } else {
+            out.extend(col.iter().flatten().map(key_of));
+        }
+    })
+}
+
+/// Decodes a chunk's values as strings, one Arrow batch (up to the row group's rows) at a time.
+fn decode_strings(
+    chunk: ColumnChunk,
+    mut each: impl FnMut(&arrow::array::StringArray),
+) -> Result<(), KeysError> {
     let err = |source| KeysError::Parquet {
         path: chunk.path.clone(),
         column: chunk.column_name.clone(),
         source,
     };
     let file_len = chunk.meta.file_metadata().num_rows().max(0) as u64;
+    let rows = chunk.meta.row_group(chunk.row_group).num_rows().max(1) as usize;
     let mask = ProjectionMask::leaves(chunk.meta.file_metadata().schema_descr(), [chunk.column]);
     let arrow_meta =
         ArrowReaderMetadata::try_new(chunk.meta.clone(), Default::default()).map_err(err)?;
@@ -331,18 +367,17 @@ pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Resu
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(input, arrow_meta)
         .with_projection(mask)
         .with_row_groups(vec![chunk.row_group])
+        .with_batch_size(rows.min(1 << 16))
         .build()
         .map_err(err)?;
-    let mut row = chunk.first_row;
     for batch in reader {
         let batch = batch.map_err(|e| err(e.into()))?;
-        let col =
-            arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| err(e.into()))?;
-        for v in col.as_string::<i32>().iter() {
-            if let Some(v) = v {
-                each(row, v);
-            }
-            row += 1;
+        let col = batch.column(0);
+        if col.data_type() == &DataType::Utf8 {
+            each(col.as_string::<i32>());
+        } else {
+            let col = arrow::compute::cast(col, &DataType::Utf8).map_err(|e| err(e.into()))?;
+            each(col.as_string::<i32>());
         }
     }
     Ok(())
@@ -441,10 +476,11 @@ pub(super) fn day_loader(
     let source = PartSource::of(ctx);
     let handle = tokio::runtime::Handle::current();
     let ds = dataset.to_string();
-    Some(Box::new(move |day| {
-        let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    Some(Box::new(move |day, spill| {
+        let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT + DECODERS);
         let (source, day_ds) = (source.clone(), ds.clone());
-        // The reads run on the runtime; this (blocking) thread decodes the chunks as they arrive.
+        // The reads run on the runtime; DECODERS threads decode the chunks as they arrive, and this (blocking)
+        // thread hands their keys to the spill.
         let task = handle.spawn(async move {
             match source.day_parts(&day_ds, day).await {
                 Ok(parts) => fetch_chunks(source.bronze, parts, column.to_string(), tx).await,
@@ -453,18 +489,72 @@ pub(super) fn day_loader(
                 }
             }
         });
-        let mut keys = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            match chunk {
-                Err(KeysError::MissingColumn { path, column }) => {
-                    task.abort();
-                    tracing::warn!(dataset = %ds, part = %path, column = %column, "dedup: a part of the day has no key column, so the day cannot be read back from bronze");
-                    return Ok(None);
-                }
-                chunk => decode_chunk(chunk?, |_, v| keys.push(key_of(v)))?,
+        let got = gather_keys(rx, key_of, spill);
+        task.abort();
+        match got {
+            Err(GatherError::Keys(KeysError::MissingColumn { path, column })) => {
+                tracing::warn!(dataset = %ds, part = %path, column = %column, "dedup: a part of the day has no key column, so the day cannot be read back from bronze");
+                Ok(false)
+            }
+            Err(GatherError::Keys(e)) => Err(e.into()),
+            Err(GatherError::Spill(e)) => Err(e.into()),
+            Ok(()) => Ok(true),
+        }
+    }))
+}
+
+/// Threads that decode and hash the key column chunks of a day load.
+const DECODERS: usize = 2;
+
+/// Why gathering a day's keys stopped.
+enum GatherError {
+    Keys(KeysError),
+    Spill(crate::dedup::index::IndexError),
+}
+
+/// Decodes the chunks `rx` delivers on [`DECODERS`] threads into `spill` (which bounds the memory: see
+/// [`crate::dedup::index::KeySpill`]). The first error (or missing column) stops the fetch.
+fn gather_keys(
+    rx: mpsc::Receiver<Result<ColumnChunk, KeysError>>,
+    key_of: crate::decode::KeyOfValue,
+    spill: &mut crate::dedup::index::KeySpill,
+) -> Result<(), GatherError> {
+    let rx = std::sync::Mutex::new(rx);
+    let next = || rx.lock().expect("never poisoned").blocking_recv();
+    let stop = || rx.lock().expect("never poisoned").close();
+    let (keys_tx, keys_rx) = std::sync::mpsc::sync_channel::<Vec<u128>>(DECODERS);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..DECODERS)
+            .map(|_| {
+                let keys_tx = keys_tx.clone();
+                s.spawn(move || -> Result<(), KeysError> {
+                    while let Some(chunk) = next() {
+                        let chunk = chunk.inspect_err(|_| stop())?;
+                        let rows = chunk.meta.row_group(chunk.row_group).num_rows().max(0);
+                        let mut out = Vec::with_capacity(rows as usize);
+                        decode_keys(chunk, key_of, &mut out).inspect_err(|_| stop())?;
+                        if keys_tx.send(out).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(keys_tx);
+        let mut spilled = Ok(());
+        for out in keys_rx {
+            spilled = spill.extend(&out);
+            if spilled.is_err() {
+                stop();
+                break;
             }
         }
-        task.abort();
-        Ok(Some(keys))
-    }))
+        for w in workers {
+            w.join()
+                .expect("decoders do not panic")
+                .map_err(GatherError::Keys)?;
+        }
+        spilled.map_err(GatherError::Spill)
+    })
 }

@@ -1,9 +1,14 @@
 //! One run file of the dedup index: its name, its format, writing it durably and looking keys up in it.
 //!
-//! File format: `LNDRUN02`, key count (u64 LE), filter descriptor (seed u64, three u32, LE), fingerprint length
-//! (u64 LE), fingerprints, padding to 16 bytes, fences (u128 BE: the first key of each block of 256 keys),
-//! padding to 4 KiB, keys (u128 BE, ascending). The filter and the fences are read into memory when a run is
-//! opened; an exact check reads one block of keys.
+//! File format: `LNDRUN03`, key count (u64 LE), 20 reserved bytes, filter length (u64 LE), the filter (a blocked
+//! Bloom filter: 512-bit blocks as u64 LE words), padding to 16 bytes, fences (u128 BE: the first key of each
+//! block of 256 keys), padding to 4 KiB, keys (u128 BE, ascending). The filter and the fences are read into
+//! memory when a run is opened; an exact check reads one block of keys.
+//!
+//! Runs written before (`LNDRUN02`) hold a binary fuse filter (descriptor: seed u64, three u32, LE, in the 20
+//! bytes) and are still read. The Bloom filter is built in one pass over the keys, with no memory beyond itself
+//! (a binary fuse builder needs about 25 bytes a key: 125 MB for a GH Archive day of 5M keys loaded from
+//! bronze).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,13 +20,21 @@ use xorf::{BinaryFuse8, Filter};
 use super::{io_err, IndexError, Result};
 use crate::dedup::fold;
 
-const MAGIC: &[u8; 8] = b"LNDRUN02";
+const MAGIC: &[u8; 8] = b"LNDRUN03";
+/// Runs with a binary fuse filter (read, no longer written).
+const MAGIC_FUSE: &[u8; 8] = b"LNDRUN02";
+/// Filter bits per key: with 7 probes in one 512-bit block, about 0.4% false positives.
+const BLOOM_BITS_PER_KEY: usize = 12;
+/// Bits probed per key, 9 bits of the key's high half each.
+const BLOOM_PROBES: u32 = 7;
+/// u64 words in a filter block (512 bits, one cache line).
+const BLOOM_BLOCK_WORDS: usize = 8;
 /// magic, key count, filter descriptor (seed u64, 3 × u32), fingerprint length.
 const HEADER_LEN: usize = 8 + 8 + 20 + 8;
 const KEY_LEN: usize = 16;
 /// Keys per block: one 4 KiB page, so an exact check after a filter hit reads a single page of keys (a plain
 /// binary search over a 70 MB run touches a dozen pages per check).
-const BLOCK_KEYS: usize = 256;
+pub(super) const BLOCK_KEYS: usize = 256;
 /// The key section starts on a page boundary so each block is exactly one page.
 const PAGE: usize = 4096;
 /// Days from 0001-01-01 (chrono's day count) to 1970-01-01.
@@ -60,7 +73,7 @@ pub struct Run {
     pub(super) hi: u64,
     pub(super) keys: u64,
     pub(super) path: PathBuf,
-    filter: BinaryFuse8,
+    filter: KeyFilter,
     fences: Vec<u128>,
     file: File,
     keys_at: usize,
@@ -76,6 +89,74 @@ impl std::fmt::Debug for Run {
     }
 }
 
+/// A run's filter: says "maybe" for every key of the run, and "no" for most others.
+enum KeyFilter {
+    /// Binary fuse filter over the folded keys (runs written before `LNDRUN03`).
+    Fuse(BinaryFuse8),
+    /// Blocked Bloom filter: the key's low half picks a 512-bit block, its high half the bits in it.
+    Bloom(Box<[u64]>),
+}
+
+impl KeyFilter {
+    fn contains(&self, key: u128) -> bool {
+        match self {
+            KeyFilter::Fuse(f) => f.contains(&fold(key)),
+            KeyFilter::Bloom(words) => {
+                let block = bloom_block(words.len(), key);
+                bloom_bits(key).all(|(w, bit)| words[block + w] & bit != 0)
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KeyFilter::Fuse(f) => f.fingerprints.len(),
+            KeyFilter::Bloom(words) => words.len() * 8,
+        }
+    }
+}
+
+/// The first word of `key`'s block in a filter of `words` words (keys are hashes: their halves are uniform).
+fn bloom_block(words: usize, key: u128) -> usize {
+    let blocks = (words / BLOOM_BLOCK_WORDS) as u128;
+    ((u128::from(key as u64) * blocks) >> 64) as usize * BLOOM_BLOCK_WORDS
+}
+
+/// The (word in the block, bit mask) pairs of `key`.
+fn bloom_bits(key: u128) -> impl Iterator<Item = (usize, u64)> {
+    let h = (key >> 64) as u64;
+    (0..BLOOM_PROBES).map(move |i| {
+        let bit = (h >> (i * 9)) & 511;
+        ((bit / 64) as usize, 1u64 << (bit % 64))
+    })
+}
+
+/// The Bloom filter of `keys`, in one pass.
+fn bloom_build(keys: &[u128]) -> Vec<u64> {
+    bloom_build_from(keys.len(), |add| {
+        keys.iter().for_each(|k| add(*k));
+        Ok(())
+    })
+    .expect("adding from memory does not fail")
+}
+
+/// The Bloom filter, sized for `n` keys, of the keys `keys` feeds to its argument.
+pub(super) fn bloom_build_from(
+    n: usize,
+    keys: impl FnOnce(&mut dyn FnMut(u128)) -> Result<()>,
+) -> Result<Vec<u64>> {
+    let blocks = (n * BLOOM_BITS_PER_KEY).div_ceil(512).max(1);
+    let mut words = vec![0u64; blocks * BLOOM_BLOCK_WORDS];
+    let len = words.len();
+    keys(&mut |k| {
+        let block = bloom_block(len, k);
+        for (w, bit) in bloom_bits(k) {
+            words[block + w] |= bit;
+        }
+    })?;
+    Ok(words)
+}
+
 /// Where the sections of a run with `keys` keys and `fp_len` fingerprint bytes start: (fences, keys, end).
 fn layout(keys: u64, fp_len: usize) -> Option<(usize, usize, usize)> {
     let keys = usize::try_from(keys).ok()?;
@@ -89,7 +170,7 @@ fn layout(keys: u64, fp_len: usize) -> Option<(usize, usize, usize)> {
 impl Run {
     /// Bytes of filter and fences this run keeps in memory.
     pub(super) fn memory_bytes(&self) -> u64 {
-        (self.filter.fingerprints.len() + self.fences.len() * KEY_LEN) as u64
+        (self.filter.bytes() + self.fences.len() * KEY_LEN) as u64
     }
 
     pub(super) fn open(path: &Path, lo: u64, hi: u64) -> Result<Run> {
@@ -105,7 +186,8 @@ impl Run {
             return Err(corrupt(format!("{len} bytes: shorter than the header")));
         }
         file.read_exact_at(&mut header, 0).map_err(io_err(path))?;
-        if &header[..8] != MAGIC {
+        let fuse = &header[..8] == MAGIC_FUSE;
+        if !fuse && &header[..8] != MAGIC {
             return Err(corrupt("not a lander dedup run (bad magic)".into()));
         }
         let u64_at =
@@ -139,15 +221,30 @@ impl Run {
             .map(|c| u128::from_be_bytes(c.try_into().expect("16 bytes")))
             .collect();
         debug_assert_eq!(end as u64, len);
+        let filter = if fuse {
+            KeyFilter::Fuse(BinaryFuse8 {
+                descriptor,
+                fingerprints: fingerprints.into_boxed_slice(),
+            })
+        } else {
+            if fp_len == 0 || fp_len % (BLOOM_BLOCK_WORDS * 8) != 0 {
+                return Err(corrupt(format!(
+                    "a {fp_len}-byte filter is not whole blocks"
+                )));
+            }
+            KeyFilter::Bloom(
+                fingerprints
+                    .chunks_exact(8)
+                    .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+                    .collect(),
+            )
+        };
         Ok(Run {
             lo,
             hi,
             keys,
             path: path.to_path_buf(),
-            filter: BinaryFuse8 {
-                descriptor,
-                fingerprints: fingerprints.into_boxed_slice(),
-            },
+            filter,
             fences,
             file,
             keys_at,
@@ -162,7 +259,7 @@ impl Run {
     /// [`IndexError::Io`] when the block cannot be read.
     pub fn contains(&self, key: u128) -> Result<bool> {
         use std::os::unix::fs::FileExt;
-        if !self.filter.contains(&fold(key)) {
+        if !self.filter.contains(key) {
             return Ok(false);
         }
         let block = self.fences.partition_point(|f| *f <= key);
@@ -215,14 +312,22 @@ impl Run {
 /// Writes `keys` (sorted, distinct) as a run at `path`: temp file, fsync, rename, directory fsync.
 pub(super) fn write_run(path: &Path, keys: &[u128]) -> Result<()> {
     debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-    let mut folded: Vec<u64> = keys.iter().map(|k| fold(*k)).collect();
-    folded.sort_unstable();
-    folded.dedup();
-    let filter = BinaryFuse8::try_from(&folded).map_err(|reason| IndexError::Filter {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    })?;
-    drop(folded);
+    let filter = bloom_build(keys);
+    let fences: Vec<u128> = keys.chunks(BLOCK_KEYS).map(|b| b[0]).collect();
+    write_run_with(path, keys.len() as u64, &filter, &fences, |out| {
+        keys.iter().try_for_each(|k| out(*k))
+    })
+}
+
+/// Writes a run of `n` keys (sorted, distinct) whose filter and fences are given and whose keys `keys` feeds to
+/// its argument in order: temp file, fsync, rename, directory fsync.
+pub(super) fn write_run_with(
+    path: &Path,
+    n: u64,
+    filter: &[u64],
+    fences: &[u128],
+    keys: impl FnOnce(&mut dyn FnMut(u128) -> Result<()>) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().expect("run paths have a parent directory");
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -232,35 +337,35 @@ pub(super) fn write_run(path: &Path, keys: &[u128]) -> Result<()> {
     ));
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let d = &filter.descriptor;
-    let fp = &filter.fingerprints;
+    let fp_len = filter.len() * 8;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    header.extend_from_slice(&d.seed.to_le_bytes());
-    header.extend_from_slice(&d.segment_length.to_le_bytes());
-    header.extend_from_slice(&d.segment_length_mask.to_le_bytes());
-    header.extend_from_slice(&d.segment_count_length.to_le_bytes());
-    header.extend_from_slice(&(fp.len() as u64).to_le_bytes());
+    header.extend_from_slice(&n.to_le_bytes());
+    header.extend_from_slice(&[0u8; 20]);
+    header.extend_from_slice(&(fp_len as u64).to_le_bytes());
     let (fences_at, keys_at, _) =
-        layout(keys.len() as u64, fp.len()).expect("a run that fits in memory has a layout");
-    let write = |w: &mut BufWriter<File>| -> std::io::Result<()> {
+        layout(n, fp_len).expect("a run that fits in memory has a layout");
+    debug_assert_eq!(fences.len() as u64, n.div_ceil(BLOCK_KEYS as u64));
+    let head = |w: &mut BufWriter<File>| -> std::io::Result<()> {
         w.write_all(&header)?;
-        w.write_all(fp)?;
-        w.write_all(&vec![0u8; fences_at - HEADER_LEN - fp.len()])?;
-        let mut at = fences_at;
-        for block in keys.chunks(BLOCK_KEYS) {
-            w.write_all(&block[0].to_be_bytes())?;
-            at += KEY_LEN;
+        for word in filter {
+            w.write_all(&word.to_le_bytes())?;
         }
-        w.write_all(&vec![0u8; keys_at - at])?;
-        for k in keys {
-            w.write_all(&k.to_be_bytes())?;
+        w.write_all(&vec![0u8; fences_at - HEADER_LEN - fp_len])?;
+        for f in fences {
+            w.write_all(&f.to_be_bytes())?;
         }
-        w.flush()?;
-        w.get_ref().sync_all()
+        w.write_all(&vec![0u8; keys_at - fences_at - fences.len() * KEY_LEN])
     };
-    write(&mut w).map_err(io_err(&tmp))?;
+    head(&mut w).map_err(io_err(&tmp))?;
+    let mut written = 0u64;
+    keys(&mut |k| {
+        written += 1;
+        w.write_all(&k.to_be_bytes()).map_err(io_err(&tmp))
+    })?;
+    debug_assert_eq!(written, n);
+    w.flush().map_err(io_err(&tmp))?;
+    w.get_ref().sync_all().map_err(io_err(&tmp))?;
     drop(w);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
     sync_dir(dir)
@@ -307,4 +412,63 @@ pub fn forget_days(dir: &Path, days: &[i32]) -> Result<usize> {
         remove(path)?;
     }
     Ok(doomed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: u64, salt: u64) -> Vec<u128> {
+        let mut k: Vec<u128> = (0..n)
+            .map(|i| crate::decode::key_hash(&salt.to_le_bytes(), &i.to_le_bytes()))
+            .collect();
+        k.sort_unstable();
+        k
+    }
+
+    #[test]
+    fn bloom_runs_find_every_key_and_few_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(run_name(5, 1, 1));
+        let ks = keys(100_000, 1);
+        write_run(&path, &ks).expect("write");
+        let run = Run::open(&path, 1, 1).expect("open");
+        assert!(ks.iter().all(|k| run.contains(*k).expect("read")));
+        let others = keys(100_000, 2);
+        let maybe = others.iter().filter(|k| run.filter.contains(**k)).count();
+        assert!(maybe < 1_000, "{maybe} false positives in 100k");
+        assert!(!others.iter().any(|k| run.contains(*k).expect("read")));
+    }
+
+    #[test]
+    fn runs_written_with_a_binary_fuse_filter_are_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(run_name(5, 1, 1));
+        let ks = keys(10_000, 3);
+        let folded: Vec<u64> = ks.iter().map(|k| fold(*k)).collect();
+        let f = BinaryFuse8::try_from(&folded).expect("filter");
+        let (fences_at, keys_at, _) =
+            layout(ks.len() as u64, f.fingerprints.len()).expect("layout");
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC_FUSE);
+        b.extend_from_slice(&(ks.len() as u64).to_le_bytes());
+        b.extend_from_slice(&f.descriptor.seed.to_le_bytes());
+        b.extend_from_slice(&f.descriptor.segment_length.to_le_bytes());
+        b.extend_from_slice(&f.descriptor.segment_length_mask.to_le_bytes());
+        b.extend_from_slice(&f.descriptor.segment_count_length.to_le_bytes());
+        b.extend_from_slice(&(f.fingerprints.len() as u64).to_le_bytes());
+        b.extend_from_slice(&f.fingerprints);
+        b.resize(fences_at, 0);
+        b.extend(ks.chunks(BLOCK_KEYS).flat_map(|c| c[0].to_be_bytes()));
+        b.resize(keys_at, 0);
+        b.extend(ks.iter().flat_map(|k| k.to_be_bytes()));
+        std::fs::write(&path, b).expect("write");
+        let run = Run::open(&path, 1, 1).expect("open");
+        assert!(matches!(run.filter, KeyFilter::Fuse(_)));
+        assert!(ks.iter().all(|k| run.contains(*k).expect("read")));
+        assert!(!keys(1_000, 4)
+            .iter()
+            .any(|k| run.contains(*k).expect("read")));
+        assert_eq!(run.read_keys().expect("keys"), ks);
+    }
 }
