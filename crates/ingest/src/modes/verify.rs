@@ -147,23 +147,7 @@ pub async fn verify(
     bronze: &StoreLocation,
     options: &VerifyOptions,
 ) -> Result<Report, VerifyError> {
-    let datasets: Vec<String> = match &options.dataset {
-        Some(d) => vec![d.clone()],
-        None => {
-            let s = checkpoint.clone();
-            let mut set: BTreeSet<String> =
-                blocking(move || s.datasets()).await?.into_iter().collect();
-            set.extend(
-                child_dirs(bronze, "")
-                    .await?
-                    .into_iter()
-                    .filter(|d| !d.starts_with('_') && !d.starts_with('.')),
-            );
-            set.extend(child_dirs(bronze, "_quarantine").await?);
-            set.into_iter().collect()
-        }
-    };
-
+    let datasets = datasets_to_check(&checkpoint, bronze, options).await?;
     let s = checkpoint.clone();
     let ds_list = datasets.clone();
     let (known, mut notes, files, batches) = blocking(move || {
@@ -179,26 +163,7 @@ pub async fn verify(
     .await?;
 
     // 1. Every committed output exists with its recorded size (and row count, from the Parquet footer).
-    let expected: Vec<Expected> = known
-        .iter()
-        .flat_map(|(ds, k)| {
-            k.outputs.iter().map(|(p, &(batch, rows, bytes))| Expected {
-                dataset: ds.clone(),
-                path: p.clone(),
-                batch,
-                rows,
-                bytes,
-            })
-        })
-        .collect();
-    let outputs_checked = expected.len() as u64;
-    let read_rows = options.read_rows;
-    let mut problems: Vec<Problem> = futures::stream::iter(expected)
-        .map(|e| async move { check_output(bronze, e, read_rows).await })
-        .buffer_unordered(VERIFY_CONCURRENCY)
-        .filter_map(|p| async move { p })
-        .collect()
-        .await;
+    let (outputs_checked, mut problems) = check_outputs(bronze, &known, options.read_rows).await;
 
     // 1b. Delta: the checkpoint against the logs of the data and quarantine tables (`super::verify_table`).
     // Files a log references are known (another checkpoint may append to the same table).
@@ -211,53 +176,17 @@ pub async fn verify(
         }
     }
 
-    // 2. No Parquet file in bronze (or file in its quarantine) unknown to the checkpoint.
-    let mut listed = 0u64;
-    let mut orphans: Vec<(String, String)> = Vec::new();
-    for ds in &datasets {
-        let mut all = BTreeSet::new();
-        for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
-            for rel in list_objects(bronze, &prefix).await? {
-                all.insert(rel.clone());
-                if !must_be_known(ds, &rel) {
-                    continue;
-                }
-                listed += 1;
-                if !is_known(&known, ds, &rel)
-                    && !in_tables.get(ds).is_some_and(|t| t.contains(&rel))
-                {
-                    orphans.push((ds.clone(), rel));
-                }
-            }
-        }
-        // 2b. Delta: every file a log references is in bronze.
-        if let Some(files) = in_tables.get(ds) {
-            let own = |f: &str| known.get(ds).is_some_and(|k| k.outputs.contains_key(f));
-            problems.extend(super::verify_table::dangling(ds, files, &all, own));
-        }
-    }
-    if !orphans.is_empty() && checkpoint.is_snapshot() {
-        // The daemon may have published and committed since the snapshot: check again against a fresh one.
-        let dir = checkpoint.dir().to_path_buf();
-        let ds_list = datasets.clone();
-        let (fresh, _) = blocking(move || {
-            let s = CheckpointStore::open_snapshot(&dir)?;
-            known_outputs(&s, &ds_list)
-        })
-        .await?;
-        orphans.retain(|(ds, rel)| !is_known(&fresh, ds, rel));
-    }
-    for (ds, rel) in orphans {
-        problems.push(Problem {
-            kind: ProblemKind::Orphan,
-            message: format!(
-                "{rel}: in bronze but unknown to the checkpoint (orphan: no committed batch of {ds} published it)"
-            ),
-            dataset: ds,
-            path: rel,
-            batch: None,
-        });
-    }
+    // 2. No Parquet file in bronze (or file in its quarantine) unknown to the checkpoint; with Delta, every file a
+    // log references is in bronze.
+    let listed = check_listing(
+        &checkpoint,
+        bronze,
+        &datasets,
+        &known,
+        &in_tables,
+        &mut problems,
+    )
+    .await?;
 
     // 3. No landed file ingested twice, and no file record naming a batch that does not exist.
     problems.extend(twice_problems(&files, &batches));
@@ -270,11 +199,116 @@ pub async fn verify(
         consistent: problems.is_empty(),
         datasets,
         outputs_checked,
-        row_counts_checked: read_rows,
+        row_counts_checked: options.read_rows,
         bronze_files_listed: listed,
         problems,
         notes,
     })
+}
+
+/// The dataset asked for, or every dataset the checkpoint or bronze (or its quarantine) knows.
+async fn datasets_to_check(
+    checkpoint: &CheckpointStore,
+    bronze: &StoreLocation,
+    options: &VerifyOptions,
+) -> Result<Vec<String>, VerifyError> {
+    if let Some(d) = &options.dataset {
+        return Ok(vec![d.clone()]);
+    }
+    let s = checkpoint.clone();
+    let mut set: BTreeSet<String> = blocking(move || s.datasets()).await?.into_iter().collect();
+    set.extend(
+        child_dirs(bronze, "")
+            .await?
+            .into_iter()
+            .filter(|d| !d.starts_with('_') && !d.starts_with('.')),
+    );
+    set.extend(child_dirs(bronze, "_quarantine").await?);
+    Ok(set.into_iter().collect())
+}
+
+/// Checks every committed output (size, and rows when `read_rows`), a few at a time: how many, and the problems.
+async fn check_outputs(
+    bronze: &StoreLocation,
+    known: &HashMap<String, Known>,
+    read_rows: bool,
+) -> (u64, Vec<Problem>) {
+    let expected: Vec<Expected> = known
+        .iter()
+        .flat_map(|(ds, k)| {
+            k.outputs.iter().map(|(p, &(batch, rows, bytes))| Expected {
+                dataset: ds.clone(),
+                path: p.clone(),
+                batch,
+                rows,
+                bytes,
+            })
+        })
+        .collect();
+    let checked = expected.len() as u64;
+    let problems = futures::stream::iter(expected)
+        .map(|e| async move { check_output(bronze, e, read_rows).await })
+        .buffer_unordered(VERIFY_CONCURRENCY)
+        .filter_map(|p| async move { p })
+        .collect()
+        .await;
+    (checked, problems)
+}
+
+/// Lists each dataset's bronze and quarantine files: those neither the checkpoint nor a table log knows are
+/// orphans; files a table log references that the listing lacks are dangling. Returns how many files it listed.
+async fn check_listing(
+    checkpoint: &CheckpointStore,
+    bronze: &StoreLocation,
+    datasets: &[String],
+    known: &HashMap<String, Known>,
+    in_tables: &HashMap<String, BTreeSet<String>>,
+    problems: &mut Vec<Problem>,
+) -> Result<u64, VerifyError> {
+    let mut listed = 0u64;
+    let mut orphans: Vec<(String, String)> = Vec::new();
+    for ds in datasets {
+        let mut all = BTreeSet::new();
+        for prefix in [ds.clone(), format!("_quarantine/{ds}")] {
+            for rel in list_objects(bronze, &prefix).await? {
+                all.insert(rel.clone());
+                if !must_be_known(ds, &rel) {
+                    continue;
+                }
+                listed += 1;
+                if !is_known(known, ds, &rel)
+                    && !in_tables.get(ds).is_some_and(|t| t.contains(&rel))
+                {
+                    orphans.push((ds.clone(), rel));
+                }
+            }
+        }
+        if let Some(files) = in_tables.get(ds) {
+            let own = |f: &str| known.get(ds).is_some_and(|k| k.outputs.contains_key(f));
+            problems.extend(super::verify_table::dangling(ds, files, &all, own));
+        }
+    }
+    if !orphans.is_empty() && checkpoint.is_snapshot() {
+        // The daemon may have published and committed since the snapshot: check again against a fresh one.
+        let dir = checkpoint.dir().to_path_buf();
+        let ds_list = datasets.to_vec();
+        let (fresh, _) = blocking(move || {
+            let s = CheckpointStore::open_snapshot(&dir)?;
+            known_outputs(&s, &ds_list)
+        })
+        .await?;
+        orphans.retain(|(ds, rel)| !is_known(&fresh, ds, rel));
+    }
+    problems.extend(orphans.into_iter().map(|(ds, rel)| Problem {
+        kind: ProblemKind::Orphan,
+        message: format!(
+            "{rel}: in bronze but unknown to the checkpoint (orphan: no committed batch of {ds} published it)"
+        ),
+        dataset: ds,
+        path: rel,
+        batch: None,
+    }));
+    Ok(listed)
 }
 
 fn known_outputs(

@@ -32,13 +32,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
 use super::fingerprint::{
-    fingerprint, kept_prefix, recalled_unchanged, remember_unchanged, PrefixHash,
+    fingerprint, kept_prefix, recalled_unchanged, remember_unchanged, FileFingerprint, PrefixHash,
 };
+use super::objects::list_objects;
 use super::SourceError;
 use crate::checkpoint::{CheckpointStore, FileRecord, FileStatus};
 use crate::store::StoreLocation;
@@ -227,31 +227,76 @@ pub enum SkipReason {
     Unreadable(String),
 }
 
+/// What one listing looks at and with which rules: the dataset's landing files, its checkpoint records.
+struct Scope<'a> {
+    landing: &'a StoreLocation,
+    checkpoint: &'a CheckpointStore,
+    dataset: &'a str,
+    /// The dataset has no committed batch yet (`max_file_age` applies).
+    fresh_checkpoint: bool,
+    opts: &'a PlanOptions,
+}
+
+/// Where a file stands against the clock: whether it has settled, and whether its end also ends its last line.
+struct Clock {
+    settled: bool,
+    line_final: bool,
+    settles_at: DateTime<Utc>,
+}
+
+impl Clock {
+    fn of(meta: &object_store::ObjectMeta, renamed_in: bool, opts: &PlanOptions) -> Self {
+        let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
+        // A file renamed into place is complete by the writer's own protocol: no need to wait for it to settle.
+        let settled = renamed_in || meta.last_modified + settle <= opts.now;
+        // Whether the end of a plain file also ends its last line (see the module docs).
+        let line_final = if opts.tailing {
+            let timeout = chrono::Duration::from_std(opts.partial_line_timeout)
+                .unwrap_or(chrono::Duration::MAX);
+            renamed_in || meta.last_modified + timeout <= opts.now
+        } else {
+            settled
+        };
+        let settles_at = meta
+            .last_modified
+            .checked_add_signed(settle)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Clock {
+            settled,
+            line_final,
+            settles_at,
+        }
+    }
+
+    fn not_ready(&self, meta: &object_store::ObjectMeta) -> Readiness {
+        Readiness::NotReady {
+            settles_at: self.settles_at,
+            modified: meta.last_modified,
+        }
+    }
+}
+
+/// Where reading a changed file starts.
+struct Resume {
+    change: Change,
+    offset: u64,
+    line: u64,
+    prefix: PrefixHash,
+    /// The bytes before `offset` end without a newline that was committed as a record's end.
+    continues_line: bool,
+}
+
 /// Decides what to do with one listed object.
-#[allow(clippy::too_many_arguments)]
 async fn evaluate(
-    landing: &StoreLocation,
-    checkpoint: &CheckpointStore,
-    dataset: &str,
+    scope: &Scope<'_>,
     meta: object_store::ObjectMeta,
     rel: String,
     renamed_in: bool,
-    fresh_checkpoint: bool,
-    opts: &PlanOptions,
 ) -> Result<Readiness, SourceError> {
-    let settle = chrono::Duration::from_std(opts.settle_time).unwrap_or(chrono::Duration::MAX);
-    // A file renamed into place is complete by the writer's own protocol: no need to wait for it to settle.
-    let settled = renamed_in || meta.last_modified + settle <= opts.now;
-    // Whether the end of a plain file also ends its last line (see the module docs).
-    let line_final = if opts.tailing {
-        let timeout =
-            chrono::Duration::from_std(opts.partial_line_timeout).unwrap_or(chrono::Duration::MAX);
-        renamed_in || meta.last_modified + timeout <= opts.now
-    } else {
-        settled
-    };
-    let prior = checkpoint.file(dataset, &rel)?;
-    if let (Some(age), None, true) = (opts.max_file_age, &prior, fresh_checkpoint) {
+    let (dataset, opts) = (scope.dataset, scope.opts);
+    let clock = Clock::of(&meta, renamed_in, opts);
+    let prior = scope.checkpoint.file(dataset, &rel)?;
+    if let (Some(age), None, true) = (opts.max_file_age, &prior, scope.fresh_checkpoint) {
         if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
             tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
             return Ok(Readiness::Skip(SkipReason::TooOld));
@@ -262,12 +307,12 @@ async fn evaluate(
     if let Some(p) = &prior {
         let untouched = p.size == meta.size && p.modified == meta.last_modified;
         let tail_now_final =
-            p.status == FileStatus::Partial && line_final && p.bytes_consumed < meta.size;
+            p.status == FileStatus::Partial && clock.line_final && p.bytes_consumed < meta.size;
         if untouched && !tail_now_final {
             return Ok(Readiness::Skip(SkipReason::Unchanged));
         }
     }
-    let fp = match fingerprint(landing, &meta.location, &rel, meta.size).await {
+    let fp = match fingerprint(scope.landing, &meta.location, &rel, meta.size).await {
         Ok(fp) => fp,
         Err(SourceError::Read {
             source: object_store::Error::NotFound { .. },
@@ -285,68 +330,25 @@ async fn evaluate(
         Err(e) => return Err(e),
     };
     let gzip = fp.gzip || rel.ends_with(".gz");
-    let settles_at = meta
-        .last_modified
-        .checked_add_signed(settle)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     // A gzip stream decodes only when complete. In a bounded run a plain file that is still changing waits to
     // settle too (the run waits for it, see `modes`), so that its end ends its last line: read now, a just-copied
     // CSV without a final newline would leave its last row for a second run. Tailing modes read up to the last
     // complete line instead.
-    if !settled && (gzip || !opts.tailing) {
-        return Ok(Readiness::NotReady {
-            settles_at,
-            modified: meta.last_modified,
-        });
+    if !clock.settled && (gzip || !opts.tailing) {
+        return Ok(clock.not_ready(&meta));
     }
-    let mut continues_line = false;
-    let (change, start_offset, start_line, prefix) = match &prior {
-        None => (Change::New, 0, 0, PrefixHash::new()),
-        Some(p) => {
-            let nothing_new = meta.size == p.bytes_consumed
-                && (gzip || !(line_final && p.status == FileStatus::Partial));
-            if nothing_new && recalled_unchanged(landing, &rel, &meta, p) {
-                return Ok(Readiness::Skip(SkipReason::Unchanged));
-            }
-            let kept = match kept_prefix(landing, &meta, &rel, p, gzip, &fp).await {
-                Ok(k) => k,
-                Err(e) => return prefix_read_fault(dataset, &rel, e),
-            };
-            match kept {
-                // A gzip file is read whole: its consumed prefix is all of it, so a kept prefix is no change.
-                Some(_) if gzip => {
-                    remember_unchanged(landing, &rel, &meta, p);
-                    return Ok(Readiness::Skip(SkipReason::Unchanged));
-                }
-                Some(h) => {
-                    if nothing_new {
-                        // Touched (same bytes, new modification time): nothing new.
-                        remember_unchanged(landing, &rel, &meta, p);
-                        return Ok(Readiness::Skip(SkipReason::Unchanged));
-                    }
-                    // (An emptied file, now refilled, has no last line.)
-                    if p.status == FileStatus::Ok
-                        && p.bytes_consumed > 0
-                        && !ends_a_line(landing, &meta.location, &fp, p.bytes_consumed).await
-                    {
-                        continues_line = true;
-                        tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
-                    }
-                    (Change::Appended, p.bytes_consumed, p.lines_consumed, h)
-                }
-                None if !settled => {
-                    // Rewritten in place and still changing: wait until it settles.
-                    return Ok(Readiness::NotReady {
-                        settles_at,
-                        modified: meta.last_modified,
-                    });
-                }
-                None => {
-                    tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (each record is checked against the keys bronze holds for its event day and dropped on a match; the batch line counts records not checked)");
-                    (Change::Replaced, 0, 0, PrefixHash::new())
-                }
-            }
-        }
+    let resume = match &prior {
+        None => Resume {
+            change: Change::New,
+            offset: 0,
+            line: 0,
+            prefix: PrefixHash::new(),
+            continues_line: false,
+        },
+        Some(p) => match resume(scope, &meta, &rel, p, &fp, gzip, &clock).await? {
+            Ok(r) => r,
+            Err(verdict) => return Ok(verdict),
+        },
     };
     Ok(Readiness::Read(Box::new(LandingFile {
         dataset: dataset.to_string(),
@@ -357,15 +359,76 @@ async fn evaluate(
         fingerprint: fp.fingerprint,
         head_hash: fp.head_hash,
         gzip,
-        start_offset,
-        start_line,
-        is_final: if gzip { settled } else { line_final },
+        start_offset: resume.offset,
+        start_line: resume.line,
+        is_final: if gzip {
+            clock.settled
+        } else {
+            clock.line_final
+        },
         prior,
-        change,
+        change: resume.change,
         limits: opts.limits,
-        continues_line,
-        prefix,
+        continues_line: resume.continues_line,
+        prefix: resume.prefix,
     })))
+}
+
+/// A file processed before (`p`) that changed: where reading it resumes (`Ok`), or what to do instead (`Err`:
+/// skip it as unchanged, or wait for it to settle).
+async fn resume(
+    scope: &Scope<'_>,
+    meta: &object_store::ObjectMeta,
+    rel: &str,
+    p: &FileRecord,
+    fp: &FileFingerprint,
+    gzip: bool,
+    clock: &Clock,
+) -> Result<Result<Resume, Readiness>, SourceError> {
+    let (landing, dataset) = (scope.landing, scope.dataset);
+    let nothing_new = meta.size == p.bytes_consumed
+        && (gzip || !(clock.line_final && p.status == FileStatus::Partial));
+    if nothing_new && recalled_unchanged(landing, rel, meta, p) {
+        return Ok(Err(Readiness::Skip(SkipReason::Unchanged)));
+    }
+    let kept = match kept_prefix(landing, meta, rel, p, gzip, fp).await {
+        Ok(k) => k,
+        Err(e) => return prefix_read_fault(dataset, rel, e).map(Err),
+    };
+    let Some(prefix) = kept else {
+        if !clock.settled {
+            // Rewritten in place and still changing: wait until it settles.
+            return Ok(Err(clock.not_ready(meta)));
+        }
+        tracing::warn!(dataset, path = %rel, consumed = p.bytes_consumed, size = meta.size, "file rewritten after it was processed (the bytes already read changed): ingesting the new version whole (each record is checked against the keys bronze holds for its event day and dropped on a match; the batch line counts records not checked)");
+        return Ok(Ok(Resume {
+            change: Change::Replaced,
+            offset: 0,
+            line: 0,
+            prefix: PrefixHash::new(),
+            continues_line: false,
+        }));
+    };
+    // A gzip file is read whole: its consumed prefix is all of it, so a kept prefix is no change. Otherwise a
+    // kept prefix with nothing after it was touched (same bytes, new modification time): nothing new.
+    if gzip || nothing_new {
+        remember_unchanged(landing, rel, meta, p);
+        return Ok(Err(Readiness::Skip(SkipReason::Unchanged)));
+    }
+    // (An emptied file, now refilled, has no last line.)
+    let continues_line = p.status == FileStatus::Ok
+        && p.bytes_consumed > 0
+        && !ends_a_line(landing, &meta.location, fp, p.bytes_consumed).await;
+    if continues_line {
+        tracing::warn!(dataset, path = %rel, line = p.lines_consumed, "file grew after its last line, which had no newline, was committed as a record: the bytes up to the next newline continue that line, so they are quarantined as its continuation instead of being read as a new record");
+    }
+    Ok(Ok(Resume {
+        change: Change::Appended,
+        offset: p.bytes_consumed,
+        line: p.lines_consumed,
+        prefix,
+        continues_line,
+    }))
 }
 
 /// A read of the consumed prefix failed: vanished files are skipped, unreadable ones skipped and reported (tried
@@ -454,8 +517,17 @@ pub async fn plan_listing(
     dataset: &str,
     opts: &PlanOptions,
 ) -> Result<Plan, SourceError> {
-    let fresh_checkpoint = checkpoint.next_batch_id(dataset)? == 1;
+    let scope = Scope {
+        landing,
+        checkpoint,
+        dataset,
+        fresh_checkpoint: checkpoint.next_batch_id(dataset)? == 1,
+        opts,
+    };
     let (listed, skipped) = list_objects(landing, dataset, opts.follow_symlinks).await;
+    for (path, reason) in &skipped {
+        report_fault(dataset, path, reason);
+    }
     let mut plan = Plan {
         skipped,
         ..Plan::default()
@@ -472,17 +544,7 @@ pub async fn plan_listing(
             plan.other_workers += 1;
             continue;
         }
-        let verdict = evaluate(
-            landing,
-            checkpoint,
-            dataset,
-            meta,
-            rel.clone(),
-            false,
-            fresh_checkpoint,
-            opts,
-        )
-        .await?;
+        let verdict = evaluate(&scope, meta, rel.clone(), false).await?;
         plan.add(verdict, rel.clone());
     }
     if !plan.not_ready.is_empty() {
@@ -502,121 +564,6 @@ pub async fn plan_listing(
         .get_or_create(&l)
         .set(plan.files.iter().map(|f| f.pending_bytes() as i64).sum());
     Ok(plan)
-}
-
-/// Every object below `<landing>/<dataset>/`, and the entries skipped (path, why). A local landing is walked by
-/// [`super::walk::list_local`] (symlink policy, faults skipped); other backends are listed through
-/// `object_store`, where an error ends the listing early: what was listed so far is returned, the rest waits for
-/// the next listing.
-async fn list_objects(
-    landing: &StoreLocation,
-    dataset: &str,
-    follow_symlinks: bool,
-) -> (Vec<object_store::ObjectMeta>, Vec<(String, String)>) {
-    if let Some(root) = landing.local_root.clone() {
-        let loc = landing.clone();
-        let ds = dataset.to_string();
-        let listed = tokio::task::spawn_blocking(move || {
-            super::walk::list_local(&loc, &root, &ds, follow_symlinks)
-        })
-        .await
-        .expect("listing landing does not panic");
-        let mut skipped = Vec::new();
-        for f in listed.faults {
-            let reason = f.reason.to_string();
-            report_fault(dataset, &f.path, &reason);
-            skipped.push((f.path, reason));
-        }
-        return (listed.files, skipped);
-    }
-    let prefix = landing.path(dataset);
-    let mut list = landing.store.list(Some(&prefix));
-    let mut out = Vec::new();
-    let mut skipped = Vec::new();
-    while let Some(meta) = list.next().await {
-        match meta {
-            Ok(m) => out.push(m),
-            // On S3 such a key fails its whole page: list the keys raw instead (every key, each one that no
-            // store path can hold reported).
-            Err(object_store::Error::InvalidPath { .. }) if landing.s3_keys.is_some() => {
-                match list_s3_raw(landing, dataset, &prefix).await {
-                    Ok(listed) => return listed,
-                    Err(source) => {
-                        tracing::warn!(dataset, error = %source, listed = out.len(), "listing landing failed part way; using what was listed, the rest waits for the next listing");
-                        break;
-                    }
-                }
-            }
-            // A name no store path can hold (a control character): said so, and the listing goes on (HDFS
-            // lists entry by entry).
-            Err(object_store::Error::InvalidPath { source }) => {
-                let (path, reason) = unrepresentable(landing, dataset, &source);
-                report_fault(dataset, &path, &reason);
-                skipped.push((path, reason));
-            }
-            // A file deleted between the directory read and its stat.
-            Err(object_store::Error::NotFound { path, .. }) => {
-                tracing::info!(%path, "file vanished while listing; skipped");
-            }
-            Err(source) => {
-                tracing::warn!(dataset, error = %source, listed = out.len(), "listing landing failed part way; using what was listed, the rest waits for the next listing");
-                break;
-            }
-        }
-    }
-    (out, skipped)
-}
-
-/// Every object below `prefix` on S3 from raw ListObjectsV2 pages ([`crate::store::s3_keys`]), and the keys no
-/// store path can hold, reported as skipped; ignored names are left to the planner as for any listing.
-async fn list_s3_raw(
-    landing: &StoreLocation,
-    dataset: &str,
-    prefix: &object_store::path::Path,
-) -> Result<(Vec<object_store::ObjectMeta>, Vec<(String, String)>), object_store::Error> {
-    let Some(keys) = &landing.s3_keys else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let listed = keys.list(&format!("{}/", prefix.as_ref())).await?;
-    let (mut out, mut skipped) = (Vec::new(), Vec::new());
-    for o in listed {
-        match object_store::path::Path::parse(&o.key) {
-            Ok(location) => out.push(object_store::ObjectMeta {
-                location,
-                last_modified: o.last_modified,
-                size: o.size,
-                e_tag: o.e_tag,
-                version: None,
-            }),
-            Err(e) => {
-                let (path, reason) = unrepresentable(landing, dataset, &e);
-                report_fault(dataset, &path, &reason);
-                skipped.push((path, reason));
-            }
-        }
-    }
-    Ok((out, skipped))
-}
-
-/// The landing-relative path and the reason of a listed name that no store path can hold.
-fn unrepresentable(
-    landing: &StoreLocation,
-    dataset: &str,
-    e: &object_store::path::Error,
-) -> (String, String) {
-    use object_store::path::Error as E;
-    let raw = match e {
-        E::BadSegment { path, .. } | E::EmptySegment { path } | E::NonUnicode { path, .. } => {
-            path.trim_start_matches('/')
-        }
-        _ => dataset,
-    };
-    let below = format!("{}/", landing.prefix.as_ref());
-    let rel = raw.strip_prefix(below.as_str()).unwrap_or(raw).to_string();
-    (
-        rel,
-        format!("no store path can name it ({e}); not read (rename the file)"),
-    )
 }
 
 /// Like [`plan_dataset`] for just these relative paths (from filesystem events); `renamed_in` lists those that
@@ -715,18 +662,16 @@ pub async fn evaluate_path(
             return Ok(Some(Readiness::Skip(SkipReason::Unreadable(reason))));
         }
     };
-    evaluate(
+    let scope = Scope {
         landing,
         checkpoint,
         dataset,
-        meta,
-        rel.to_string(),
-        renamed,
         fresh_checkpoint,
         opts,
-    )
-    .await
-    .map(Some)
+    };
+    evaluate(&scope, meta, rel.to_string(), renamed)
+        .await
+        .map(Some)
 }
 
 /// Splits files into batches of at most `max_files` files and `max_bytes` pending bytes (a single larger file

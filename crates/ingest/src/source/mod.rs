@@ -14,6 +14,7 @@ pub mod assign;
 pub mod fingerprint;
 pub mod listing;
 pub use lander_core::names;
+mod objects;
 pub mod top;
 pub mod walk;
 pub mod watch;

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -213,29 +212,9 @@ pub async fn convert(
             root: bronze.describe(root),
         });
     }
-    let listed: Vec<object_store::ObjectMeta> = bronze
-        .store
-        .list(Some(&bronze.path(root)))
-        .try_collect()
-        .await
-        .map_err(|source| TableError::Store {
-            action: "list",
-            path: bronze.describe(root),
-            source,
-        })?;
-    let prefix = format!("{root}/");
     let mut parts = BTreeMap::new();
     let mut skipped = Vec::new();
-    for m in listed {
-        let Some(rel) = bronze
-            .relative(&m.location)
-            .and_then(|r| r.strip_prefix(&prefix).map(String::from))
-        else {
-            continue;
-        };
-        if rel.starts_with("_delta_log/") {
-            continue;
-        }
+    for (rel, m) in super::vacuum::files_below(bronze, root).await? {
         if is_part(&rel, opts.partitioned) {
             parts.insert(rel, m);
         } else {

@@ -217,6 +217,19 @@ async fn data_files(
     bronze: &StoreLocation,
     root: &str,
 ) -> Result<BTreeMap<String, (u64, i64)>, TableError> {
+    Ok(files_below(bronze, root)
+        .await?
+        .into_iter()
+        .filter(|(rel, _)| rel.ends_with(".parquet"))
+        .map(|(rel, m)| (rel, (m.size, m.last_modified.timestamp_millis())))
+        .collect())
+}
+
+/// Every object below the table's `root` outside its `_delta_log/`, with its path relative to the root.
+pub(super) async fn files_below(
+    bronze: &StoreLocation,
+    root: &str,
+) -> Result<Vec<(String, object_store::ObjectMeta)>, TableError> {
     let listed: Vec<object_store::ObjectMeta> = bronze
         .store
         .list(Some(&bronze.path(root)))
@@ -231,11 +244,12 @@ async fn data_files(
     Ok(listed
         .into_iter()
         .filter_map(|m| {
-            let rel = bronze.relative(&m.location)?;
-            let rel = rel.strip_prefix(&prefix)?.to_string();
-            let keep =
-                rel.ends_with(".parquet") && !rel.starts_with("_delta_log/") && rel != "_delta_log";
-            keep.then(|| (rel, (m.size, m.last_modified.timestamp_millis())))
+            let rel = bronze
+                .relative(&m.location)?
+                .strip_prefix(&prefix)?
+                .to_string();
+            let log = rel.starts_with("_delta_log/") || rel == "_delta_log";
+            (!log).then_some((rel, m))
         })
         .collect())
 }

@@ -164,17 +164,7 @@ pub fn read_header(
     let Some(rec) = stream.next()? else {
         return Ok(None);
     };
-    if let Some(len) = rec.too_long {
-        return Err(header_err(format!(
-            "the header is {len} bytes, over max_record_bytes"
-        )));
-    }
-    rec.fields
-        .iter()
-        .map(|f| text.decode(f).map(|s| s.trim().to_string()))
-        .collect::<Option<Vec<_>>>()
-        .map(Some)
-        .ok_or_else(|| header_err("header is not valid text in the configured encoding".into()))
+    rec.header_names(&text).map(Some).map_err(header_err)
 }
 
 #[cfg(test)]

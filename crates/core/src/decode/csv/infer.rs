@@ -42,18 +42,7 @@ pub fn infer_schema_sampled(
         let rec = stream
             .next()?
             .ok_or_else(|| header_err("the file is empty (no header)".into()))?;
-        if let Some(len) = rec.too_long {
-            return Err(header_err(format!(
-                "the header is {len} bytes, over max_record_bytes"
-            )));
-        }
-        rec.fields
-            .iter()
-            .map(|f| text.decode(f).map(|s| s.trim().to_string()))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                header_err("header is not valid text in the configured encoding".into())
-            })?
+        rec.header_names(&text).map_err(header_err)?
     } else {
         Vec::new()
     };

@@ -396,6 +396,21 @@ pub(super) struct RawRecord {
     pub(super) line: u64,
 }
 
+impl RawRecord {
+    /// This record read as a header: its field names, trimmed. The error is the reason a header is refused (over
+    /// `max_record_bytes`, or not text in the configured encoding), for [`super::DecodeError::Header`].
+    pub(super) fn header_names(&self, text: &Text) -> Result<Vec<String>, String> {
+        if let Some(len) = self.too_long {
+            return Err(format!("the header is {len} bytes, over max_record_bytes"));
+        }
+        self.fields
+            .iter()
+            .map(|f| text.decode(f).map(|s| s.trim().to_string()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| "header is not valid text in the configured encoding".to_string())
+    }
+}
+
 /// Streams records with exact raw bytes, offsets and line numbers.
 pub(super) struct RecordStream {
     reader: csv::Reader<Recorder<Box<dyn BufRead + Send>>>,
