@@ -30,6 +30,6 @@ pub use lander_core::{decode, dedup, metrics, sink, store};
 pub use lander_fetch as fetch;
 #[cfg(feature = "failpoints")]
 pub use lander_ingest::faults;
-pub use lander_ingest::{checkpoint, config, modes, source, table, Error};
+pub use lander_ingest::{checkpoint, config, modes, source, table};
 
 pub mod cli;

@@ -72,8 +72,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return 2;
         }
-        if let Some(crate::Error::Config(_) | crate::Error::Binding(_)) =
-            cause.downcast_ref::<crate::Error>()
+        if let Some(crate::modes::RunError::Config(_) | crate::modes::RunError::Binding(_)) =
+            cause.downcast_ref::<crate::modes::RunError>()
         {
             return 2;
         }

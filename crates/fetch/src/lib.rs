@@ -214,7 +214,7 @@ pub enum FetchError {
     Source {
         /// The location as given.
         url: String,
-        /// The underlying error (boxed: keeps `lander::Error` small).
+        /// The underlying error (boxed: keeps `FetchError` small).
         source: Box<StoreError>,
     },
 }

@@ -33,7 +33,7 @@ pub(super) async fn stats(a: StatsArgs) -> anyhow::Result<()> {
 fn dedup_index_stats(
     store: &CheckpointStore,
     ds: &str,
-) -> Result<crate::dedup::index::IndexStats, crate::Error> {
+) -> Result<crate::dedup::index::IndexStats, crate::modes::RunError> {
     let last = store.last_batch_id(ds)?;
     let mut stats = crate::dedup::index::open_committed(store.dir(), ds, last)?.stats();
     // Keys an imported or old-layout store still keeps in sled, until the next run moves them into runs.
@@ -45,7 +45,7 @@ fn compute_stats(
     store: &CheckpointStore,
     only: Option<&str>,
     horizon: Duration,
-) -> Result<StatsJson, crate::Error> {
+) -> Result<StatsJson, crate::modes::RunError> {
     let mut datasets = Vec::new();
     for ds in store.datasets()? {
         if only.is_some_and(|o| o != ds) {

@@ -31,7 +31,7 @@ fn export_line(key: &[u8], value: &[u8]) -> ExportLine {
 pub(super) async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
     let store = open_read(&config).await?;
-    let entries = blocking(move || -> Result<_, crate::Error> {
+    let entries = blocking(move || -> Result<_, crate::modes::RunError> {
         let mut entries = store.export()?;
         // The dedup index lives in run files, not in sled: export its keys in the old sled layout, which an
         // import restores and the next run moves back into runs.
@@ -120,7 +120,7 @@ pub(super) async fn import(a: ImportArgs) -> anyhow::Result<()> {
         refuse_to_replace(&store, &config.checkpoint).await?;
     }
     let n = entries.len();
-    blocking(move || -> Result<(), crate::Error> {
+    blocking(move || -> Result<(), crate::modes::RunError> {
         store.import(&entries)?;
         // The import holds the whole dedup state (as old-layout keys, see `export`): run files of the store it
         // replaced no longer describe it.
@@ -151,7 +151,7 @@ pub(super) async fn import(a: ImportArgs) -> anyhow::Result<()> {
 /// [`UsageError`] (exit 2) naming what the checkpoint holds; checkpoint read failures.
 async fn refuse_to_replace(store: &CheckpointStore, dir: &std::path::Path) -> anyhow::Result<()> {
     let s = store.clone();
-    let (keys, files) = blocking(move || -> Result<_, crate::Error> {
+    let (keys, files) = blocking(move || -> Result<_, crate::modes::RunError> {
         // `meta/` keys (the format version) are in every store, even one that never ingested anything.
         let keys = s
             .export()?

@@ -51,11 +51,11 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{BatchIntent, CheckpointStore, IntentState};
 use crate::config::{CleanSource, Config};
 use crate::dedup::index::{keep_from_day, DedupIndex};
+use crate::modes::RunError;
 use crate::sink::parquet::{delete, delete_prefix, publish};
 use crate::sink::PartWriter;
 use crate::source::LandingFile;
 use crate::store::StoreLocation;
-use crate::Error;
 
 use super::commit::{commit, keeps_truncated, record_metrics, Totals};
 use super::stage::{discard_attempt, stage_batch, StagedBatch};
@@ -158,7 +158,7 @@ pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
 ///
 /// # Errors
 /// Checkpoint or bronze failures.
-pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, Error> {
+pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, RunError> {
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let intent = blocking(move || cp.intent(&ds)).await?;
@@ -219,12 +219,12 @@ async fn remove_log_temps(ctx: &Context, dataset: &str) -> usize {
 ///
 /// # Errors
 /// Checkpoint or dedup index failures.
-pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), Error> {
+pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), RunError> {
     let cp = ctx.checkpoint.clone();
     let index = ctx.dedup.clone();
     let ds = dataset.to_string();
     let horizon = ctx.config.dedup_horizon;
-    blocking(move || -> Result<(), Error> {
+    blocking(move || -> Result<(), RunError> {
         let last = cp.last_batch_id(&ds)?;
         let keep = keep_from_day(cp.watermark(&ds)?, horizon);
         let legacy = cp.legacy_dedup_keys(&ds)?;
@@ -277,10 +277,10 @@ pub async fn run_batch(
     ctx: &Context,
     dataset: &str,
     files: Vec<LandingFile>,
-) -> Result<Option<BatchReport>, Error> {
+) -> Result<Option<BatchReport>, RunError> {
     for _ in 0..super::cross_check::MAX_REDOS {
         match run_batch_once(ctx, dataset, files.clone()).await {
-            Err(Error::CrossCheck(e)) if e.redo() => {
+            Err(RunError::CrossCheck(e)) if e.redo() => {
                 tracing::warn!(dataset, error = %e, "cross-writer check");
                 if matches!(e, super::cross_check::CrossCheckError::Conflict { .. }) {
                     crate::metrics::get()
@@ -304,7 +304,7 @@ async fn run_batch_once(
     ctx: &Context,
     dataset: &str,
     files: Vec<LandingFile>,
-) -> Result<Option<BatchReport>, Error> {
+) -> Result<Option<BatchReport>, RunError> {
     let started = Instant::now();
     if !ctx.dedup.is_loaded(dataset) {
         load_dedup(ctx, dataset).await?;
@@ -391,7 +391,7 @@ async fn publish_and_commit(
     ctx: &Context,
     intent: BatchIntent,
     staged: &mut StagedBatch,
-) -> Result<(Totals, chrono::DateTime<Utc>), Error> {
+) -> Result<(Totals, chrono::DateTime<Utc>), RunError> {
     // 3-4. Publishing, then publish.
     let intent = BatchIntent {
         state: IntentState::Publishing,
@@ -408,14 +408,14 @@ async fn publish_and_commit(
 }
 
 /// Durably records the in-flight batch (steps 1 and 3).
-pub(super) async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), Error> {
+pub(super) async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), RunError> {
     let cp = ctx.checkpoint.clone();
     let i = intent.clone();
     Ok(blocking(move || cp.write_intent(&i)).await?)
 }
 
 /// Removes the in-flight batch of `dataset` (rolled back, abandoned, or empty).
-pub(super) async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), Error> {
+pub(super) async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), RunError> {
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     Ok(blocking(move || cp.clear_intent(&ds)).await?)

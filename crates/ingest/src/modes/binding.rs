@@ -8,9 +8,9 @@
 
 use crate::checkpoint::binding::{Binding, BindingError, Mismatch};
 use crate::checkpoint::CheckpointStore;
+use crate::modes::RunError;
 use crate::store::StoreLocation;
 use crate::table::{DeltaTable, TableFormat};
-use crate::Error;
 
 use super::batch::{blocking, Context};
 
@@ -29,7 +29,7 @@ async fn table_ids(
     bronze: &StoreLocation,
     datasets: &[String],
     format: TableFormat,
-) -> Result<Vec<(String, String, Option<String>)>, Error> {
+) -> Result<Vec<(String, String, Option<String>)>, RunError> {
     let mut out = Vec::new();
     if format != TableFormat::Delta {
         return Ok(out);
@@ -58,7 +58,7 @@ pub async fn mismatches(
     store: &CheckpointStore,
     datasets: &[String],
     format: TableFormat,
-) -> Result<Vec<Mismatch>, Error> {
+) -> Result<Vec<Mismatch>, RunError> {
     let cp = store.clone();
     let bound = blocking(move || cp.binding()).await?;
     let tables = table_ids(bronze, datasets, format).await?;
@@ -70,7 +70,7 @@ pub async fn mismatches(
 ///
 /// # Errors
 /// [`BindingError`] for a difference without `rebind`; checkpoint or table failures.
-pub async fn bind(ctx: &Context, datasets: &[String], rebind: bool) -> Result<(), Error> {
+pub async fn bind(ctx: &Context, datasets: &[String], rebind: bool) -> Result<(), RunError> {
     let cp = ctx.checkpoint.clone();
     let bound = blocking(move || cp.binding()).await?;
     let (landing, bronze) = (location_key(&ctx.landing), location_key(&ctx.bronze));

@@ -12,8 +12,8 @@ use crate::checkpoint::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,
 };
 use crate::dedup::index::{keep_from_day, StagedRuns};
+use crate::modes::RunError;
 use crate::source::{Change, LandingFile};
-use crate::Error;
 
 /// What a committed batch adds up to.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,7 +55,7 @@ impl Prepared {
         &mut self,
         ctx: &Context,
         mut keys_by_day: std::collections::BTreeMap<i32, Vec<u128>>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RunError> {
         if let Some(k) = self.keep {
             keys_by_day = keys_by_day.split_off(&k);
         }
@@ -79,7 +79,7 @@ pub(super) async fn commit(
     ctx: &Context,
     intent: &BatchIntent,
     staged: &mut StagedBatch,
-) -> Result<(Totals, DateTime<Utc>), Error> {
+) -> Result<(Totals, DateTime<Utc>), RunError> {
     let prepared = prepare(ctx, intent, staged).await?;
     let out = (prepared.totals, prepared.committed_at);
     finish(ctx, prepared).await?;
@@ -94,7 +94,7 @@ pub(super) async fn prepare(
     ctx: &Context,
     intent: &BatchIntent,
     staged: &mut StagedBatch,
-) -> Result<Prepared, Error> {
+) -> Result<Prepared, RunError> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     hash_unhashed_prefixes(ctx, staged).await;
     let committed_at = Utc::now();
@@ -130,7 +130,7 @@ pub(super) async fn prepare(
         let horizon = ctx.config.dedup_horizon;
         let max_time = staged.staged.max_time;
         let mut keys = std::mem::take(&mut staged.staged.new_keys);
-        blocking(move || -> Result<_, Error> {
+        blocking(move || -> Result<_, RunError> {
             let wm = match (cp.watermark(&ds)?, max_time) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -162,7 +162,7 @@ pub(super) async fn prepare(
 ///
 /// # Errors
 /// Checkpoint and dedup index failures.
-pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), Error> {
+pub(super) async fn finish(ctx: &Context, prepared: Prepared) -> Result<(), RunError> {
     let Prepared {
         commit,
         runs,

@@ -15,9 +15,9 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::compact::Compactor;
 use super::{plan_options, Attempt, BatchReport, Context, DaemonBatches, RunSummary};
+use crate::modes::RunError;
 use crate::source::listing::{plan_listing, plan_paths, split_batches};
 use crate::source::watch::{watch, WatchEvent};
-use crate::Error;
 
 /// When idle, a wake-up waits this long for further events of the same write (a rename or a close often
 /// produces several) before the batch starts.
@@ -36,7 +36,7 @@ enum Wake {
 ///
 /// # Errors
 /// The first fatal error of a dataset (the others are then stopped too).
-pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, Error> {
+pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, RunError> {
     let mut watcher = watch(&ctx.landing, ctx.config.follow_symlinks);
     let mut senders: HashMap<String, mpsc::Sender<Wake>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -109,7 +109,7 @@ async fn dataset_loop(
     ctx: &Context,
     ds: &str,
     rx: mpsc::Receiver<Wake>,
-) -> Result<Vec<BatchReport>, Error> {
+) -> Result<Vec<BatchReport>, RunError> {
     let compactor = Compactor::start(ctx, ds);
     let mut batches = DaemonBatches::default();
     let r = batch_loop(ctx, ds, rx, &mut batches, compactor.as_ref()).await;
@@ -125,7 +125,7 @@ async fn batch_loop(
     mut rx: mpsc::Receiver<Wake>,
     batches: &mut DaemonBatches,
     compactor: Option<&Compactor>,
-) -> Result<(), Error> {
+) -> Result<(), RunError> {
     let mut poll = tokio::time::interval(ctx.config.poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);

@@ -49,8 +49,8 @@ use super::commit::Prepared;
 use super::keys::{decode_chunk, fetch_chunks, KeysError, Part};
 use super::stage::StagedBatch;
 use crate::decode::KeyOfValue;
+use crate::modes::RunError;
 use crate::table::{Commit, Committed, DeltaTable, Snapshot};
-use crate::Error;
 
 /// Times a batch is rolled back and run again because of other writers' keys before the run fails: each time
 /// means another writer committed the same keys meanwhile, which a few files can cause only a few times.
@@ -141,7 +141,7 @@ impl CrossCheck {
         batch_id: u64,
         app: String,
         staged: &StagedBatch,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, RunError> {
         let cp = ctx.checkpoint.clone();
         let ds = dataset.to_string();
         let seen = blocking(move || cp.seen_version(&ds)).await?;
@@ -173,7 +173,7 @@ impl CrossCheck {
         snap: &mut Snapshot,
         commit: &Commit,
         prepared: &mut Prepared,
-    ) -> Result<Committed, Error> {
+    ) -> Result<Committed, RunError> {
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             self.check(ctx, table, snap, prepared).await?;
             if attempt == 0 {
@@ -198,7 +198,7 @@ impl CrossCheck {
     ///
     /// # Errors
     /// Checkpoint failures.
-    pub(super) async fn finish(&self, ctx: &Context, version: u64) -> Result<(), Error> {
+    pub(super) async fn finish(&self, ctx: &Context, version: u64) -> Result<(), RunError> {
         let cp = ctx.checkpoint.clone();
         let ds = self.dataset.clone();
         Ok(blocking(move || cp.set_seen_version(&ds, version)).await?)
@@ -210,7 +210,7 @@ impl CrossCheck {
         table: &DeltaTable,
         snap: &Snapshot,
         prepared: &mut Prepared,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RunError> {
         let from = self.seen.map_or(0, |v| v + 1);
         if from > snap.version {
             return Ok(());
@@ -291,7 +291,7 @@ impl CrossCheck {
     }
 
     /// Forgets `days` in the dedup index (durably), so their next touch reads them from bronze.
-    async fn forget(&self, ctx: &Context, days: Vec<i32>) -> Result<(), Error> {
+    async fn forget(&self, ctx: &Context, days: Vec<i32>) -> Result<(), RunError> {
         if days.is_empty() {
             return Ok(());
         }
@@ -306,7 +306,7 @@ impl CrossCheck {
 
     /// A commit file between the seen version and `latest` is gone: forget every held day, record `latest` as
     /// seen (nothing held can be stale now) and have the batch run again.
-    async fn log_gone(&self, ctx: &Context, latest: u64, missing: u64) -> Error {
+    async fn log_gone(&self, ctx: &Context, latest: u64, missing: u64) -> RunError {
         let days = ctx.dedup.complete_days(&self.dataset);
         if let Err(e) = self.forget(ctx, days).await {
             return e;
@@ -330,7 +330,7 @@ impl CrossCheck {
 ///
 /// # Errors
 /// Checkpoint, index or table failures.
-pub(super) async fn init_seen(ctx: &Context, dataset: &str) -> Result<(), Error> {
+pub(super) async fn init_seen(ctx: &Context, dataset: &str) -> Result<(), RunError> {
     if ctx.config.table_format != crate::table::TableFormat::Delta {
         return Ok(());
     }
@@ -350,7 +350,7 @@ pub(super) async fn init_seen(ctx: &Context, dataset: &str) -> Result<(), Error>
         ctx.checkpoint.clone(),
         dataset.to_string(),
     );
-    blocking(move || -> Result<(), Error> {
+    blocking(move || -> Result<(), RunError> {
         let days = index.complete_days(&ds);
         index.forget_days(&ds, &days)?;
         cp.set_seen_version(&ds, version)?;

@@ -43,9 +43,9 @@ use super::cross_check::CrossCheck;
 use super::quarantine;
 use super::stage::StagedBatch;
 use crate::checkpoint::{BatchIntent, IntentState};
+use crate::modes::RunError;
 use crate::table::actions::add_of;
 use crate::table::{app_id, Commit, Committed, DeltaTable};
-use crate::Error;
 
 /// Steps 3-7 of the Delta protocol for the staged batch `intent`. Returns the totals and the commit time.
 ///
@@ -56,7 +56,7 @@ pub(super) async fn commit_batch(
     ctx: &Context,
     intent: BatchIntent,
     staged: &mut StagedBatch,
-) -> Result<(Totals, DateTime<Utc>), Error> {
+) -> Result<(Totals, DateTime<Utc>), RunError> {
     let app = writer_app_id(ctx, &intent.dataset).await?;
     let mut check = CrossCheck::start(ctx, &intent.dataset, intent.id, app.clone(), staged).await?;
     let mut prepared = prepare(ctx, &intent, staged).await?;
@@ -88,7 +88,7 @@ pub(super) async fn commit_batch(
 }
 
 /// The `txn` app id of this checkpoint's commits to `dataset`.
-async fn writer_app_id(ctx: &Context, dataset: &str) -> Result<String, Error> {
+async fn writer_app_id(ctx: &Context, dataset: &str) -> Result<String, RunError> {
     let cp = ctx.checkpoint.clone();
     let writer = blocking(move || cp.writer_id()).await?;
     Ok(app_id(dataset, &writer))
@@ -102,7 +102,7 @@ async fn table_commit(
     staged: &StagedBatch,
     prepared: &mut Prepared,
     check: &mut CrossCheck,
-) -> Result<Option<u64>, Error> {
+) -> Result<Option<u64>, RunError> {
     let commit = &prepared.commit.clone();
     let ds = intent.dataset.as_str();
     let table = DeltaTable::new(&ctx.bronze, ds);
@@ -225,7 +225,10 @@ async fn table_commit(
 ///
 /// # Errors
 /// Table or checkpoint failures.
-pub(super) async fn finish_committed(ctx: &Context, intent: &BatchIntent) -> Result<bool, Error> {
+pub(super) async fn finish_committed(
+    ctx: &Context,
+    intent: &BatchIntent,
+) -> Result<bool, RunError> {
     let Some(commit) = intent.commit.clone() else {
         return Ok(false);
     };

@@ -24,6 +24,7 @@ pub mod compact;
 pub mod continuous;
 pub mod cross_check;
 mod delta;
+mod error;
 pub mod keys;
 mod quarantine;
 mod stage;
@@ -40,8 +41,8 @@ use chrono::Utc;
 use crate::config::Config;
 use crate::source::listing::{plan_listing, split_batches, PlanOptions};
 use crate::source::{plan_dataset, LandingFile};
-use crate::Error;
 pub use batch::{BatchReport, Context};
+pub use error::RunError;
 
 /// How `lander run` schedules batches.
 #[derive(
@@ -92,7 +93,7 @@ struct DatasetRun {
 ///
 /// # Errors
 /// [`crate::config::ConfigError::Invalid`] for a `--dataset` that is not configured.
-pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<String>, Error> {
+pub async fn datasets_in_landing(ctx: &Context, only: &[String]) -> Result<Vec<String>, RunError> {
     // Only used to warn about directories without a dataset: a failure here (a symlink loop or an unreadable
     // entry at the top of landing) must not stop the run, so it is logged and the configured datasets are used.
     let present: BTreeSet<String> = match ctx
@@ -159,7 +160,11 @@ pub fn plan_options(config: &Config, tailing: bool) -> PlanOptions {
 ///
 /// # Errors
 /// The first fatal error of any dataset (sink, checkpoint, listing).
-pub async fn run(ctx: Context, mode: RunMode, datasets: Vec<String>) -> Result<RunSummary, Error> {
+pub async fn run(
+    ctx: Context,
+    mode: RunMode,
+    datasets: Vec<String>,
+) -> Result<RunSummary, RunError> {
     for ds in &datasets {
         batch::recover(&ctx, ds).await?;
     }
@@ -227,7 +232,7 @@ const SETTLE_POLL: Duration = Duration::from_millis(250);
 ///
 /// # Errors
 /// Listing/checkpoint failures, as [`plan_listing`].
-async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, Error> {
+async fn plan_bounded(ctx: &Context, ds: &str) -> Result<Vec<LandingFile>, RunError> {
     let started = tokio::time::Instant::now();
     let deadline = started + ctx.config.settle_time * 2 + SETTLE_MARGIN;
     let mut waiting = false;
@@ -303,7 +308,7 @@ async fn modified_in_the_future(
     (future, changing)
 }
 
-async fn run_once(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {
+async fn run_once(ctx: &Context, ds: &str) -> Result<DatasetRun, RunError> {
     let files = plan_bounded(ctx, ds).await?;
     let planned = files.len() as u64;
     if ctx.cancel.is_cancelled() {
@@ -333,7 +338,7 @@ async fn run_once(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {
     Ok(out)
 }
 
-async fn run_available_now(ctx: &Context, ds: &str) -> Result<DatasetRun, Error> {
+async fn run_available_now(ctx: &Context, ds: &str) -> Result<DatasetRun, RunError> {
     let files = plan_bounded(ctx, ds).await?;
     let batches = split_batches(
         files,
@@ -379,7 +384,7 @@ async fn run_available_now(ctx: &Context, ds: &str) -> Result<DatasetRun, Error>
     Ok(out)
 }
 
-async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, Error> {
+async fn run_micro_batch(ctx: &Context, ds: &str) -> Result<Vec<BatchReport>, RunError> {
     let mut out = DaemonBatches::default();
     let compactor = compact::Compactor::start(ctx, ds);
     let r = micro_batches(ctx, ds, &mut out, compactor.as_ref()).await;
@@ -395,7 +400,7 @@ async fn micro_batches(
     ds: &str,
     out: &mut DaemonBatches,
     compactor: Option<&compact::Compactor>,
-) -> Result<(), Error> {
+) -> Result<(), RunError> {
     let interval = ctx.config.interval;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -490,7 +495,12 @@ fn retry_delay(failures: u32) -> std::time::Duration {
 /// with exponential backoff, rolls the batch back ([`batch::recover`]), and repeats until the rollback itself
 /// works (the fault has cleared); the caller then lists landing again and retries. Returns `false` when
 /// shutdown was requested meanwhile (the next start rolls back whatever is left).
-async fn recover_after_failure(ctx: &Context, ds: &str, error: &Error, failures: &mut u32) -> bool {
+async fn recover_after_failure(
+    ctx: &Context,
+    ds: &str,
+    error: &RunError,
+    failures: &mut u32,
+) -> bool {
     *failures += 1;
     let m = crate::metrics::get();
     m.batches_failed

@@ -10,8 +10,8 @@
 //! files (`files/…`) are not Parquet and stay outside the table (Delta readers ignore unreferenced files).
 
 use crate::checkpoint::OutputFile;
+use crate::modes::RunError;
 use crate::table::{Add, Commit, Committed, DeltaTable};
-use crate::Error;
 
 use super::batch::{blocking, Context};
 
@@ -43,7 +43,12 @@ fn adds(dataset: &str, outputs: &[OutputFile], now_ms: i64) -> Vec<Add> {
 ///
 /// # Errors
 /// Table read failures.
-pub(super) async fn has(ctx: &Context, dataset: &str, app: &str, id: u64) -> Result<bool, Error> {
+pub(super) async fn has(
+    ctx: &Context,
+    dataset: &str,
+    app: &str,
+    id: u64,
+) -> Result<bool, RunError> {
     let table = DeltaTable::new(&ctx.bronze, &root(dataset));
     Ok(table
         .load()
@@ -63,7 +68,7 @@ pub(super) async fn commit(
     app: &str,
     id: u64,
     outputs: &[OutputFile],
-) -> Result<(), Error> {
+) -> Result<(), RunError> {
     let adds = adds(dataset, outputs, chrono::Utc::now().timestamp_millis());
     if adds.is_empty() {
         return Ok(());

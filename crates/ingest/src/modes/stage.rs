@@ -27,7 +27,7 @@ use crate::table::TableFormat;
 
 mod copy_names;
 mod resolve;
-use crate::Error;
+use crate::modes::RunError;
 use copy_names::quarantine_copy_path;
 use resolve::resolve_decoder;
 
@@ -43,11 +43,11 @@ pub(super) enum AttemptError {
     /// Shutdown while staging.
     Cancelled,
     /// Sink/checkpoint failure: fatal.
-    Fatal(Error),
+    Fatal(RunError),
 }
 
-impl From<Error> for AttemptError {
-    fn from(e: Error) -> Self {
+impl From<RunError> for AttemptError {
+    fn from(e: RunError) -> Self {
         AttemptError::Fatal(e)
     }
 }
@@ -130,7 +130,7 @@ pub(super) async fn stage_batch(
     ctx: &Context,
     intent: &BatchIntent,
     mut files: Vec<LandingFile>,
-) -> Result<Option<StagedBatch>, Error> {
+) -> Result<Option<StagedBatch>, RunError> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
     let mut reject = |files: &mut Vec<LandingFile>, i: usize, e: DecodeError| {
@@ -274,7 +274,7 @@ async fn stage_quarantine(
     staged: &Staged,
     read: &[LandingFile],
     failed: &[(LandingFile, DecodeError)],
-) -> Result<Vec<WrittenFile>, Error> {
+) -> Result<Vec<WrittenFile>, RunError> {
     let (id, dataset) = (intent.id, intent.dataset.as_str());
     let mut outputs = staged.parts.clone();
     let mut quarantine = staged.quarantine.clone();
@@ -343,7 +343,7 @@ async fn copy_whole(
     leaf: String,
     f: &LandingFile,
     why: impl FnOnce(&str) -> String,
-) -> Result<(WrittenFile, QuarantineRecord), Error> {
+) -> Result<(WrittenFile, QuarantineRecord), RunError> {
     let dest = quarantine_copy_path(&intent.dataset, files_dir, &f.path);
     // A short staging name: the store's own temporary name for an upload adds a suffix to it (`#<n>` on local,
     // `.<name>.tmp.<n>` on HDFS), which must stay within the name limit too.
@@ -371,7 +371,7 @@ async fn copy_whole(
 }
 
 /// Streams a landing file into a bronze staging object (for the quarantine of failed files).
-async fn copy_to_bronze(ctx: &Context, f: &LandingFile, staging: &str) -> Result<(), Error> {
+async fn copy_to_bronze(ctx: &Context, f: &LandingFile, staging: &str) -> Result<(), RunError> {
     let store_err = |source| SinkError::Store {
         action: "copy to quarantine",
         path: f.path.clone(),

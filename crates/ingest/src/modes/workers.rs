@@ -14,8 +14,8 @@
 //! (`super::cross_check`) drops what the table already holds.
 
 use crate::checkpoint::binding::{BindingError, Mismatch};
+use crate::modes::RunError;
 use crate::source::assign::{AssignError, WorkerSpec};
-use crate::Error;
 
 use super::batch::{blocking, Context};
 
@@ -50,11 +50,11 @@ fn system_hostname() -> Option<String> {
 ///
 /// # Errors
 /// [`BindingError`], checkpoint failures.
-pub async fn bind_worker(ctx: &Context, datasets: &[String], rebind: bool) -> Result<(), Error> {
+pub async fn bind_worker(ctx: &Context, datasets: &[String], rebind: bool) -> Result<(), RunError> {
     let given = ctx.config.worker_spec()?.map(|w| w.to_string());
     let cp = ctx.checkpoint.clone();
     let ds = datasets.to_vec();
-    let (mut binding, used) = blocking(move || -> Result<_, Error> {
+    let (mut binding, used) = blocking(move || -> Result<_, RunError> {
         let used = ds
             .iter()
             .map(|d| cp.last_batch_id(d))

@@ -11,9 +11,9 @@ use crate::config::DatasetConfig;
 use crate::decode::csv::{CsvDecoder, CsvOptions, SchemaEvolution};
 use crate::decode::{DecodeError, Decoder, LineSource};
 use crate::modes::batch::{blocking, Context};
+use crate::modes::RunError;
 use crate::source::LandingFile;
 use crate::table::TableFormat;
-use crate::Error;
 
 /// The schema evolution mode of a CSV dataset: as configured, else `add_columns` on a Delta bronze (a new
 /// `metaData` in the batch's commit) and `fail` on a plain-Parquet one, whose readers would meet parts of
@@ -33,7 +33,7 @@ pub(super) async fn resolve_decoder(
     dataset: &str,
     files: &[LandingFile],
     added: &[String],
-) -> Result<Resolved, Error> {
+) -> Result<Resolved, RunError> {
     let opts = match ctx.config.datasets.get(dataset) {
         Some(DatasetConfig::Csv(o)) => o.clone(),
         _ => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
@@ -48,7 +48,7 @@ pub(super) async fn resolve_decoder(
     if !record_key {
         tracing::debug!(dataset, "bronze has no _record_key column (written by an older lander): days that leave the local dedup index cannot be read back, and their records are counted as unchecked");
     }
-    let build = |schema: &StoredSchema| -> Result<(Decoder, StoredSchema), Error> {
+    let build = |schema: &StoredSchema| -> Result<(Decoder, StoredSchema), RunError> {
         let evolved = crate::decode::csv::with_new_columns(schema, added, &opts).map_err(|e| {
             DecodeError::Schema {
                 dataset: dataset.to_string(),
@@ -134,7 +134,7 @@ async fn continuation_headers(
     dataset: &str,
     opts: &CsvOptions,
     files: &[LandingFile],
-) -> Result<Result<HashMap<String, Vec<String>>, (usize, DecodeError)>, Error> {
+) -> Result<Result<HashMap<String, Vec<String>>, (usize, DecodeError)>, RunError> {
     let mut headers = HashMap::new();
     if !opts.has_header {
         return Ok(Ok(headers));
