@@ -529,7 +529,7 @@ fn push_run_output(
     summary: &modes::RunSummary,
     report: Option<&summary::RunSummaryReport>,
 ) {
-    let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    let rows: u64 = summary.batches.iter().map(|b| b.counts.rows).sum();
     let skipped = crate::source::listing::skipped_entries_total();
     if skipped > 0 {
         out.push_str(&format!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)\n"));
