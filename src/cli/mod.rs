@@ -395,51 +395,13 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
     }
 }
 
+/// `lander run`: starts, ingests in the chosen mode (with `--fetch`, while following GH Archive), prints the
+/// batches and the summary, and writes the JSON summary of a bounded run.
 async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> anyhow::Result<()> {
     let started_at = chrono::Utc::now();
     let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
-    let (ctx, datasets) = match start(&args, cancel).await {
-        Ok(started) => started,
-        Err(e) => {
-            // A scheduler reads the summary of a run that could not start too (missing landing, bad config).
-            if let (true, Some(path)) = (bounded, &args.summary_json) {
-                let (landing, bronze) = match load_config(&args.locations) {
-                    Ok(c) => (c.landing, c.bronze),
-                    Err(_) => Default::default(),
-                };
-                let report = summary::RunSummaryReport::new(
-                    args.mode,
-                    landing,
-                    bronze,
-                    started_at,
-                    Err(exit::error_chain(e.as_ref())),
-                    None,
-                );
-                write_summary(&report, path)?;
-            }
-            return Err(e);
-        }
-    };
-    let fetcher = match args.fetch {
-        None => None,
-        Some(FetchSource::Gharchive) => {
-            let follow = follow_args(&args, &ctx.config)?;
-            crate::metrics::init_source("gharchive");
-            let cancel = ctx.cancel.clone();
-            let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
-            Some(tokio::spawn(async move {
-                let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
-                if let Err(e) = &r {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "fetching GH Archive stopped; stopping the run"
-                    );
-                    cancel.cancel();
-                }
-                r
-            }))
-        }
-    };
+    let (ctx, datasets) = start_or_report(&args, bounded, started_at, cancel).await?;
+    let fetcher = spawn_fetcher(&args, &ctx)?;
     let progress_done = CancellationToken::new();
     let progress = bounded.then(|| {
         tokio::spawn(progress::show(
@@ -481,24 +443,109 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     ctx.checkpoint
         .flush()
         .context("while flushing the checkpoint")?;
-    let rows: u64 = summary.batches.iter().map(|b| b.rows).sum();
+    let unread = summary.files_unread();
+    push_run_output(&mut out, &args, &ctx, &summary, report.as_ref());
+    let printed = checkpoint::emit(&out);
+    if unread > 0 {
+        // Interrupted before everything was read: the exit code says so even when stdout is gone.
+        return Err(exit::Interrupted {
+            signal: exit::shutdown_signal().unwrap_or(libc::SIGINT),
+            committed: summary.batches.iter().map(|b| b.files as u64).sum(),
+            unread,
+        }
+        .into());
+    }
+    printed
+}
+
+/// [`start`], and on failure the JSON summary of a bounded run that could not start.
+///
+/// # Errors
+/// [`start`]'s error, or failing to write that summary.
+async fn start_or_report(
+    args: &RunArgs,
+    bounded: bool,
+    started_at: chrono::DateTime<chrono::Utc>,
+    cancel: CancellationToken,
+) -> anyhow::Result<(Context, Vec<String>)> {
+    match start(args, cancel).await {
+        Ok(started) => Ok(started),
+        Err(e) => {
+            // A scheduler reads the summary of a run that could not start too (missing landing, bad config).
+            if let (true, Some(path)) = (bounded, &args.summary_json) {
+                let (landing, bronze) = match load_config(&args.locations) {
+                    Ok(c) => (c.landing, c.bronze),
+                    Err(_) => Default::default(),
+                };
+                let report = summary::RunSummaryReport::new(
+                    args.mode,
+                    landing,
+                    bronze,
+                    started_at,
+                    Err(exit::error_chain(e.as_ref())),
+                    None,
+                );
+                write_summary(&report, path)?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The `run --fetch` task following GH Archive into landing; its failure cancels the run.
+///
+/// # Errors
+/// The `--fetch-*` flags not parsing.
+fn spawn_fetcher(
+    args: &RunArgs,
+    ctx: &Context,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<crate::fetch::FetchSummary>>>> {
+    let Some(FetchSource::Gharchive) = args.fetch else {
+        return Ok(None);
+    };
+    let follow = follow_args(args, &ctx.config)?;
+    crate::metrics::init_source("gharchive");
+    let cancel = ctx.cancel.clone();
+    let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
+    Ok(Some(tokio::spawn(async move {
+        let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
+        if let Err(e) = &r {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "fetching GH Archive stopped; stopping the run"
+            );
+            cancel.cancel();
+        }
+        r
+    })))
+}
+
+/// Appends what a finished run prints on stdout: skipped landing entries, the batches and the summary table
+/// (bounded modes) or the one-line total (unbounded modes).
+fn push_run_output(
+    out: &mut String,
+    args: &RunArgs,
+    ctx: &Context,
+    summary: &modes::RunSummary,
+    report: Option<&summary::RunSummaryReport>,
+) {
+    let rows: u64 = summary.batches.iter().map(|b| b.counts.rows).sum();
     let skipped = crate::source::listing::skipped_entries_total();
     if skipped > 0 {
         out.push_str(&format!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)\n"));
     }
-    let unread = summary.files_unread();
     match args.mode {
         RunMode::Once | RunMode::AvailableNow => {
             for b in &summary.batches {
                 out.push_str(&format!("{b}\n"));
             }
-            if summary.batches.is_empty() && unread == 0 {
+            if summary.batches.is_empty() && summary.files_unread() == 0 {
                 out.push_str(&format!(
                     "nothing new to ingest in {}\n",
                     ctx.landing.display
                 ));
             } else {
-                if let Some(report) = &report {
+                if let Some(report) = report {
                     out.push_str(&format!("{}\n", report.table()));
                 }
                 out.push_str(&format!(
@@ -515,17 +562,6 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             ));
         }
     }
-    let printed = checkpoint::emit(&out);
-    if unread > 0 {
-        // Interrupted before everything was read: the exit code says so even when stdout is gone.
-        return Err(exit::Interrupted {
-            signal: exit::shutdown_signal().unwrap_or(libc::SIGINT),
-            committed: summary.batches.iter().map(|b| b.files as u64).sum(),
-            unread,
-        }
-        .into());
-    }
-    printed
 }
 
 /// Writes the JSON run summary for schedulers.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 use serde::Serialize;
 
-use crate::modes::{BatchReport, RunMode, RunSummary};
+use crate::modes::{BatchReport, RecordCounts, RunMode, RunSummary};
 
 /// What one dataset did in a run.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -18,14 +18,11 @@ pub struct DatasetSummary {
     pub files: u64,
     /// Files planned but left unread because the run was interrupted (the next run reads them).
     pub files_unread: u64,
-    /// Rows written to bronze.
-    pub rows: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records written without a dedup check (event day beyond `dedup_retention`, or not readable from bronze).
-    pub unchecked: u64,
-    /// Records quarantined (a failed file counts one).
-    pub quarantined: u64,
+    /// Rows written to bronze, duplicates dropped, records written without a dedup check (event day beyond
+    /// `dedup_retention`, or not readable from bronze), records quarantined (a failed file counts one).
+    /// Flattened: the JSON has `rows`, `duplicates`, `unchecked` and `quarantined` here, in that order.
+    #[serde(flatten)]
+    pub counts: RecordCounts,
     /// Files rejected whole.
     pub failed_files: u64,
     /// Parquet parts published.
@@ -42,10 +39,7 @@ impl DatasetSummary {
     fn add(&mut self, b: &BatchReport) {
         self.batches += 1;
         self.files += b.files as u64;
-        self.rows += b.rows;
-        self.duplicates += b.duplicates;
-        self.unchecked += b.unchecked;
-        self.quarantined += b.quarantined;
+        self.counts += b.counts;
         self.failed_files += b.failed_files as u64;
         self.parts += b.parts as u64;
         self.input_bytes += b.bytes;
@@ -165,7 +159,7 @@ impl RunSummaryReport {
             "seconds",
             "MB/s",
         ];
-        let unchecked = self.total.unchecked > 0;
+        let unchecked = self.total.counts.unchecked > 0;
         if unchecked {
             header.insert(5, "unchecked");
         }
@@ -178,9 +172,9 @@ impl RunSummaryReport {
                 name.to_string(),
                 d.batches.to_string(),
                 d.files.to_string(),
-                d.rows.to_string(),
-                d.duplicates.to_string(),
-                d.quarantined.to_string(),
+                d.counts.rows.to_string(),
+                d.counts.duplicates.to_string(),
+                d.counts.quarantined.to_string(),
                 d.failed_files.to_string(),
                 d.parts.to_string(),
                 indicatif::HumanBytes(d.input_bytes).to_string(),
@@ -188,7 +182,7 @@ impl RunSummaryReport {
                 format!("{:.1}", d.mb_per_s),
             ];
             if unchecked {
-                cells.insert(5, d.unchecked.to_string());
+                cells.insert(5, d.counts.unchecked.to_string());
             }
             if unread {
                 cells.insert(3, d.files_unread.to_string());

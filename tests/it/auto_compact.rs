@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::common::*;
-use crate::crash_kill::split_sample;
-use crate::delta::{duckdb_delta, files_on_disk};
-use crate::operate::{free_port, http_get, series_value};
-use crate::table_optimize::{assert_table_exact_keys, operations, table_ok, DAY};
+use crate::common::data::split_sample;
+use crate::common::delta::{duckdb_delta, files_on_disk};
+use crate::common::serve::{free_port, http_get, series_value};
+use crate::common::table::{assert_table_exact_keys, operations, table_ok, DAY};
 #[cfg(feature = "failpoints")]
-use crate::table_optimize::{land_all, read_rows, run_one_per_commit};
+use crate::common::table::{land_all, read_rows, run_one_per_commit};
+use crate::common::*;
 
 /// A `lander run --mode continuous` daemon with compaction settings, its stderr in a file; killed on drop.
 struct Daemon {

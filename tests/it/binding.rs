@@ -353,7 +353,7 @@ fn a_checkpoint_without_binding_is_bound_by_its_next_run() {
 /// `--rebind` binds the checkpoint to the table found.
 #[test]
 fn a_recreated_or_deleted_quarantine_table_is_refused_until_rebind() {
-    use crate::quarantine_table::sales_csv;
+    use crate::common::data::sales_csv;
     let w = Workdir::new();
     w.land_bytes("sales", "day1.csv", sales_csv(1, 3, 2).as_bytes());
     let (landing, bronze) = (w.landing(), w.bronze());

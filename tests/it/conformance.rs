@@ -1,5 +1,5 @@
 //! One conformance suite, run against every storage backend: the local filesystem, HDFS (a real
-//! MiniDFSCluster) and S3 (a real moto server); see `backends.rs`.
+//! MiniDFSCluster) and S3 (a real moto server); see `common/backends.rs`.
 //!
 //! With the cargo feature `hdrs` the suite also runs on the same cluster through `hdfs+jni://` (libhdfs over
 //! JNI) as `conformance::hdfs_jni::<behaviour>`.
@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::backends::{Kind, Target};
+use crate::common::backends::{Kind, Target};
+use crate::common::data::sales_lines;
 use crate::common::*;
-use crate::names::sales_lines;
 
 const G2011: &str = "2011-02-15-0.json.gz";
 const G2013: &str = "2013-02-15-0.json.gz";
@@ -223,7 +223,7 @@ fn fetch_into_the_backend(kind: Kind) {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = rt.block_on(crate::fetch::Server::start());
+    let server = rt.block_on(crate::common::fetch_server::Server::start());
     let served = server.serve_fixture("2015-01-01-0.json.gz");
     let fetch = |t: &Target| {
         let mut args = server.gharchive_args(&t.landing_url);
@@ -262,8 +262,8 @@ fn fetch_s3_into_the_backend(kind: Kind) {
     }
     use object_store::ObjectStoreExt;
     let t = Target::new(kind);
-    let src = crate::backends::unique_prefix("src");
-    let s3 = crate::backends::s3_store();
+    let src = crate::common::backends::unique_prefix("src");
+    let s3 = crate::common::backends::s3_store();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -348,8 +348,8 @@ fn every_name_is_ingested(kind: Kind) {
         248
     };
     let mut expected = BTreeMap::new();
-    for (i, name) in crate::names::hard_names(long).iter().enumerate() {
-        let (bytes, rows) = crate::names::content_for(i);
+    for (i, name) in crate::common::data::hard_names(long).iter().enumerate() {
+        let (bytes, rows) = crate::common::data::content_for(i);
         t.land_exact("sales", name, &bytes);
         expected.insert(format!("sales/{name}"), rows);
     }
@@ -391,11 +391,11 @@ fn hdfs_a_name_no_store_path_can_hold_is_reported_and_the_rest_lands() {
         return;
     }
     let t = Target::new(Kind::Hdfs);
-    let (bad, _) = crate::names::content_for(3);
+    let (bad, _) = crate::common::data::content_for(3);
     t.webhdfs_create("sales/a%0Abad.csv", &bad);
-    let (good, rows) = crate::names::content_for(4);
+    let (good, rows) = crate::common::data::content_for(4);
     t.land_exact("sales", "b_good.csv", &good);
-    let (more, more_rows) = crate::names::content_for(5);
+    let (more, more_rows) = crate::common::data::content_for(5);
     t.land_exact("sales", "c_more.csv", &more);
     let args = t.once_args(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -437,7 +437,7 @@ fn s3_a_key_no_store_path_can_hold_is_reported_and_the_rest_lands() {
         "sales/sub/\u{7f}del\tx.csv",
     ];
     for (i, key) in bad.iter().enumerate() {
-        let (bytes, _) = crate::names::content_for(10 + i);
+        let (bytes, _) = crate::common::data::content_for(10 + i);
         t.s3_put_raw(key, &bytes);
     }
     let mut rows = 0;
@@ -450,7 +450,7 @@ fn s3_a_key_no_store_path_can_hold_is_reported_and_the_rest_lands() {
     .iter()
     .enumerate()
     {
-        let (bytes, n) = crate::names::content_for(20 + i);
+        let (bytes, n) = crate::common::data::content_for(20 + i);
         t.land_exact("sales", name, &bytes);
         rows += n;
     }
@@ -571,7 +571,7 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
         .split("\n\n")
         .next()
         .expect("its block");
-    for (k, v) in crate::backends::HDFS_ENV {
+    for (k, v) in crate::common::backends::HDFS_ENV {
         assert!(
             env.lines().any(|l| l.trim() == format!("{k}: {v}")),
             "x-lander-env lacks {k}: {v}:\n{env}"
@@ -582,7 +582,7 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
 /// Writes `lander.toml` in the workdir with the moto endpoint and credentials in `[storage]`; returns its path.
 fn write_s3_storage_toml(t: &Target) -> std::path::PathBuf {
     let env: std::collections::HashMap<String, String> =
-        crate::backends::s3_env().into_iter().collect();
+        crate::common::backends::s3_env().into_iter().collect();
     let config = t.wd.path().join("lander.toml");
     std::fs::write(
         &config,
@@ -632,8 +632,8 @@ fn fetch_takes_storage_options_from_lander_toml() {
     }
     use object_store::ObjectStoreExt;
     let t = Target::new(Kind::S3);
-    let src = crate::backends::unique_prefix("cfgsrc");
-    let s3 = crate::backends::s3_store();
+    let src = crate::common::backends::unique_prefix("cfgsrc");
+    let s3 = crate::common::backends::s3_store();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -678,7 +678,7 @@ fn fetch_takes_storage_options_from_lander_toml() {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = server_rt.block_on(crate::fetch::Server::start());
+    let server = server_rt.block_on(crate::common::fetch_server::Server::start());
     let served = server.serve_fixture("2015-01-01-0.json.gz");
     write_s3_storage_toml(&t);
     let args = server.gharchive_args(&t.landing_url);
@@ -700,7 +700,7 @@ fn hdfs_name_service_and_default_fs_from_hadoop_conf_dir() {
     }
     let t = Target::new(Kind::Hdfs);
     t.land_bytes("sales", "ventas-1.csv", sales_slice(30));
-    let port = crate::backends::minidfs().namenode_port;
+    let port = crate::common::backends::minidfs().namenode_port;
     let authority = format!("hdfs://127.0.0.1:{port}/");
     let landing = t.landing_url.replace(&authority, "hdfs://lns/");
     let bronze = t.bronze_url.replace(&authority, "hdfs:///");

@@ -4,10 +4,10 @@
 //! a local soak run, e.g. `LANDER_KILLS=200 cargo test --features failpoints crash_kill -- --nocapture`).
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::data::split_sample;
 use crate::common::*;
 
 /// Kills per mode in CI.
@@ -30,36 +30,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
     }
-}
-
-/// The 2015-01-01-0 sample split into `n` gzip files of distinct events; returns (name, bytes) and the ids.
-pub(crate) fn split_sample(n: usize) -> (Vec<(String, Vec<u8>)>, HashSet<String>) {
-    use std::io::BufRead;
-    let f = std::fs::File::open(gharchive("2015-01-01-0.json.gz")).expect("open");
-    let lines: Vec<Vec<u8>> = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))
-        .split(b'\n')
-        .map(|l| l.expect("line"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut ids = HashSet::new();
-    for l in &lines {
-        let v: serde_json::Value = serde_json::from_slice(l).expect("json");
-        ids.insert(v["id"].as_str().expect("id").to_string());
-    }
-    let per = lines.len().div_ceil(n);
-    let files = lines
-        .chunks(per)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            for l in chunk {
-                e.write_all(l).expect("gz");
-                e.write_all(b"\n").expect("gz");
-            }
-            (format!("part-{i:03}.json.gz"), e.finish().expect("gz"))
-        })
-        .collect();
-    (files, ids)
 }
 
 fn spawn(w: &Workdir, mode: &str, extra: &[&str]) -> Child {

@@ -2,8 +2,8 @@
 //! metrics lander exports, and Prometheus scrapes the address the compose lander serves them on. (The check
 //! against a running lander's `/metrics` builds on [`dashboard_metric_names`].)
 
+use crate::common::serve::{dashboard_metric_names, docker_dir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 /// Every metric lander's `/metrics` exports, by base name (histograms without `_bucket`/`_sum`/`_count`).
 pub const EXPORTED_METRICS: [&str; 16] = [
@@ -28,72 +28,6 @@ pub const EXPORTED_METRICS: [&str; 16] = [
     "lander_fetch_failures_total",
     "lander_fetch_bytes_total",
 ];
-
-/// The histograms of [`EXPORTED_METRICS`]: a PromQL name `<histogram>_bucket|_sum|_count` refers to one of them.
-const HISTOGRAMS: [&str; 2] = [
-    "lander_batch_duration_seconds",
-    "lander_land_to_commit_seconds",
-];
-
-fn docker_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docker")
-}
-
-/// Every PromQL string of a Grafana dashboard: panel targets' `expr` and template variables' `query`/`definition`.
-fn promql_strings(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                match v {
-                    serde_json::Value::String(s)
-                        if matches!(k.as_str(), "expr" | "query" | "definition") =>
-                    {
-                        out.push(s.clone())
-                    }
-                    _ => promql_strings(v, out),
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| promql_strings(v, out)),
-        _ => {}
-    }
-}
-
-/// Every `lander_*` metric name the dashboard queries, with a histogram's `_bucket`/`_sum`/`_count` series mapped
-/// to the histogram's base name.
-pub fn dashboard_metric_names() -> BTreeSet<String> {
-    let path = docker_dir().join("grafana/dashboards/lander.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let json: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut exprs = Vec::new();
-    promql_strings(&json, &mut exprs);
-    let mut names = BTreeSet::new();
-    for expr in exprs {
-        let mut rest = expr.as_str();
-        while let Some(at) = rest.find("lander_") {
-            // A metric name starts the token: not the tail of a longer identifier.
-            let preceded = rest[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-            let tail = &rest[at..];
-            let len = tail
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                .unwrap_or(tail.len());
-            if !preceded {
-                let name = &tail[..len];
-                let base = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s).filter(|b| HISTOGRAMS.contains(b)))
-                    .unwrap_or(name);
-                names.insert(base.to_string());
-            }
-            rest = &tail[len..];
-        }
-    }
-    names
-}
 
 #[test]
 fn the_dashboard_queries_only_exported_metrics() {

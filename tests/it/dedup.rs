@@ -7,8 +7,8 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
+use crate::common::daemon::Daemon;
 use crate::common::*;
-use crate::modes::Daemon;
 
 /// Every value of `column` (any type, as text) below `dir`, sorted.
 fn column_text(dir: &Path, column: &str) -> Vec<String> {

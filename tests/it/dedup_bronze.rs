@@ -401,7 +401,7 @@ fn random_order_backfill_with_redeliveries_lands_each_key_once_in_every_mode() {
         ];
         let daemon = (mode == "continuous").then(|| {
             std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
-            crate::modes::Daemon::start(
+            crate::common::daemon::Daemon::start(
                 &w,
                 mode,
                 &[&extra[..], &["--poll-interval", "1s"]].concat(),

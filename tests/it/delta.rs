@@ -3,115 +3,16 @@
 //! checkpoints, and an abort after every commit step. Also, for `parquet`, part names that never collide across
 //! checkpoints (issue 19 §6).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
+use crate::common::data::distinct_events;
+use crate::common::data::split_sample;
+use crate::common::delta::{
+    assert_table_exact, delta_rs, duckdb_delta, expected_ids, expected_of, files_on_disk, found,
+    relative, Expected,
+};
 use crate::common::*;
-use crate::crash_kill::split_sample;
-use crate::run_once::distinct_events;
-
-/// Reads a Delta table with delta-rs (`deltalake` from PyPI, through its DataFusion query engine): prints
-/// `version`, the sorted event keys, and the table's file paths (relative to the table root).
-const DELTA_RS: &str = r#"
-import json, sys
-from deltalake import DeltaTable, QueryBuilder
-path = sys.argv[1]
-version = int(sys.argv[2]) if len(sys.argv) > 2 else None
-dt = DeltaTable(path, version=version) if version is not None else DeltaTable(path)
-t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
-keys = sorted(t.column("event_key").to_pylist())
-files = sorted(a for a in dt.file_uris())
-p = dt.protocol()
-print(json.dumps({"version": dt.version(), "keys": keys, "files": files,
-    "protocol": [p.min_reader_version, p.min_writer_version],
-    "partitions": list(dt.metadata().partition_columns)}))
-"#;
-
-/// What delta-rs read.
-pub(crate) struct DeltaRead {
-    pub(crate) version: u64,
-    pub(crate) keys: Vec<String>,
-    pub(crate) files: Vec<String>,
-    protocol: (i64, i64),
-    partitions: Vec<String>,
-}
-
-pub(crate) fn python(script: &str, args: &[&str], pythonpath: Option<&Path>) -> String {
-    let mut c = Command::new("python3");
-    c.arg("-c").arg(script).args(args);
-    if let Some(p) = pythonpath {
-        c.env("PYTHONPATH", p);
-    }
-    let out = c.output().expect("spawn python3");
-    assert!(
-        out.status.success(),
-        "python3 failed (this test needs `pip install deltalake` and, for DuckDB, duckdb 1.5.5 with \
-         duckdb-extension-delta 1.5.5 in $LANDER_DUCKDB_DELTA; scripts/test installs them): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// Reads `table` (at `version`, or the latest) with delta-rs.
-pub(crate) fn delta_rs(table: &Path, version: Option<u64>) -> DeltaRead {
-    let t = table.display().to_string();
-    let v = version.map(|v| v.to_string());
-    let mut args = vec![t.as_str()];
-    args.extend(v.as_deref());
-    let out = python(DELTA_RS, &args, None);
-    let j: serde_json::Value = serde_json::from_str(out.trim()).expect("json from delta-rs");
-    let strings = |k: &str| -> Vec<String> {
-        j[k].as_array()
-            .expect("array")
-            .iter()
-            .map(|s| s.as_str().expect("string").to_string())
-            .collect()
-    };
-    DeltaRead {
-        version: j["version"].as_u64().expect("version"),
-        keys: strings("keys"),
-        files: strings("files"),
-        protocol: (
-            j["protocol"][0].as_i64().expect("reader"),
-            j["protocol"][1].as_i64().expect("writer"),
-        ),
-        partitions: strings("partitions"),
-    }
-}
-
-/// Where duckdb 1.5.5 and its delta extension are installed (`pip install --target`), apart from the duckdb
-/// the other tests use.
-pub(crate) fn duckdb_delta_path() -> PathBuf {
-    std::env::var_os("LANDER_DUCKDB_DELTA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/lander-duckdb-delta")
-        })
-}
-
-/// Row count and distinct event keys of `table` read by DuckDB's delta extension (`delta_scan`), loaded from the
-/// file its PyPI package ships (it cannot download at run time).
-pub(crate) fn duckdb_delta(table: &Path) -> (u64, u64) {
-    let script = r#"
-import os, sys, duckdb, duckdb_extension_delta
-c = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
-ext = os.path.join(os.path.dirname(duckdb_extension_delta.__file__), "extensions", "v" + duckdb.__version__, "delta.duckdb_extension")
-c.execute(f"LOAD '{ext}'")
-n, k = c.execute("select count(*), count(distinct event_key) from delta_scan(?)", [sys.argv[1]]).fetchone()
-print(n, k)
-"#;
-    let out = python(
-        script,
-        &[&table.display().to_string()],
-        Some(&duckdb_delta_path()),
-    );
-    let v: Vec<u64> = out
-        .split_whitespace()
-        .map(|s| s.parse().expect("number"))
-        .collect();
-    (v[0], v[1])
-}
 
 /// Copies directory `from` to `to` (a checkpoint no process holds).
 fn copy_dir(from: &Path, to: &Path) {
@@ -126,100 +27,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Data files on disk below the table root (relative paths), the log excluded.
-pub(crate) fn files_on_disk(table: &Path) -> Vec<String> {
-    parquet_files(table)
-        .into_iter()
-        .map(|p| p.strip_prefix(table).expect("below").display().to_string())
-        .filter(|p| !p.starts_with("_delta_log"))
-        .collect()
-}
-
-/// The table's files as paths relative to its root.
-fn relative(table: &Path, uris: &[String]) -> Vec<String> {
-    let root = format!("{}/", table.display());
-    let mut v: Vec<String> = uris
-        .iter()
-        .map(|u| {
-            let p = u.strip_prefix("file://").unwrap_or(u);
-            p.strip_prefix(&root)
-                .unwrap_or_else(|| panic!("{p} is not below {root}"))
-                .to_string()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-/// What a table must hold, computed without lander: the distinct event ids, and how many distinct events in
-/// all (events without an id, the 2013 Timeline shape, are keyed by a hash of their line: `h:<hex>`).
-#[derive(Debug, PartialEq)]
-pub(crate) struct Expected {
-    ids: BTreeSet<String>,
-    total: usize,
-}
-
-impl Expected {
-    /// How many distinct events in all.
-    pub(crate) fn total_len(&self) -> usize {
-        self.total
-    }
-}
-
-pub(crate) fn expected_of(files: &[PathBuf]) -> Expected {
-    let mut ids = BTreeSet::new();
-    for f in files {
-        for l in crate::run_once::gz_lines(f) {
-            let v: serde_json::Value = serde_json::from_slice(&l).expect("json");
-            if let Some(id) = v["id"].as_str() {
-                ids.insert(id.to_string());
-            }
-        }
-    }
-    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    Expected {
-        ids,
-        total: distinct_events(&refs),
-    }
-}
-
-pub(crate) fn expected_ids(ids: &HashSet<String>) -> Expected {
-    Expected {
-        ids: ids.iter().cloned().collect(),
-        total: ids.len(),
-    }
-}
-
-/// The table's keys as an [`Expected`], after checking that none occurs twice.
-pub(crate) fn found(keys: &[String]) -> Expected {
-    let distinct: BTreeSet<&String> = keys.iter().collect();
-    assert_eq!(keys.len(), distinct.len(), "no event key twice");
-    Expected {
-        ids: keys
-            .iter()
-            .filter(|k| !k.starts_with("h:"))
-            .cloned()
-            .collect(),
-        total: keys.len(),
-    }
-}
-
 fn delta_once(w: &Workdir, extra: &[&str]) -> String {
     let mut a = vec!["--table-format", "delta"];
     a.extend(extra);
     w.run_once(&a)
-}
-
-/// The table holds every key once and exactly the files its log references.
-pub(crate) fn assert_table_exact(table: &Path, expected: &Expected) -> DeltaRead {
-    let r = delta_rs(table, None);
-    assert_eq!(&found(&r.keys), expected, "every event once");
-    assert_eq!(
-        relative(table, &r.files),
-        files_on_disk(table),
-        "no data file outside the log (an unreferenced part would be garbage)"
-    );
-    r
 }
 
 #[test]

@@ -14,16 +14,12 @@
 //! removed (lander now writes log entries on HDFS through `store::create_put`, which removes them:
 //! `stale_temps::put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses`). Every delta-rs read here has a deadline ([`READ_DEADLINE`]), so such a hang fails instead of blocking.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::backends::{s3_env, Kind, Target};
+use crate::common::backends::{Kind, Target};
+use crate::common::delta::{expected_of, found, Expected};
+use crate::common::delta::{python_with_deadline, table_url};
 use crate::common::*;
-use crate::delta::{expected_of, found, Expected};
-
-/// How long one delta-rs read may take before the test fails instead of hanging (the HDFS client it uses has
-/// no read timeout of its own).
-const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `once` runs per job in [`two_checkpoints_append_concurrently`].
 const CONCURRENT_BATCHES: usize = 50;
@@ -58,33 +54,6 @@ struct Read {
     history: u64,
 }
 
-/// The table `bronze/<dataset>` of `t` as delta-rs addresses it, with the storage options it needs.
-pub(crate) fn table_url(t: &Target, kind: Kind, dataset: &str) -> (String, serde_json::Value) {
-    let url = format!("{}/{dataset}", t.bronze_url);
-    match kind {
-        Kind::Local | Kind::Hdfs => (url, serde_json::json!({})),
-        // The same cluster: delta-rs has no JNI client, it reads with its native one.
-        #[cfg(feature = "hdrs")]
-        Kind::HdfsJni => (
-            url.replacen("hdfs+jni://", "hdfs://", 1),
-            serde_json::json!({}),
-        ),
-        Kind::S3 => {
-            let env: BTreeMap<String, String> = s3_env().into_iter().collect();
-            (
-                url,
-                serde_json::json!({
-                    "AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
-                    "AWS_ALLOW_HTTP": "true",
-                    "AWS_REGION": "us-east-1",
-                    "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
-                    "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
-                }),
-            )
-        }
-    }
-}
-
 /// Reads `bronze/gharchive` of `t` with delta-rs at `version` (or the latest).
 fn read(t: &Target, kind: Kind, version: Option<u64>) -> Read {
     let (url, opts) = table_url(t, kind, "gharchive");
@@ -107,44 +76,6 @@ fn read(t: &Target, kind: Kind, version: Option<u64>) -> Read {
         files: strings("files"),
         history: j["history"].as_u64().expect("history"),
     }
-}
-
-/// `python3 -c script args`, killed and failed after [`READ_DEADLINE`]; returns stdout.
-pub(crate) fn python_with_deadline(script: &str, args: &[&str]) -> String {
-    // Output to files, not pipes: the keys of a table fill a pipe, and nobody would read it while we wait.
-    let (stdout, stderr) = (
-        tempfile::tempfile().expect("tempfile"),
-        tempfile::tempfile().expect("tempfile"),
-    );
-    let mut child = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdout(stdout.try_clone().expect("clone"))
-        .stderr(stderr.try_clone().expect("clone"))
-        .spawn()
-        .expect("spawn python3");
-    let done = wait_until(READ_DEADLINE, || {
-        child.try_wait().expect("try_wait").is_some()
-    });
-    if !done {
-        let _ = child.kill();
-    }
-    let status = child.wait().expect("wait");
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut s = String::new();
-        f.rewind().expect("rewind");
-        f.read_to_string(&mut s).expect("utf-8");
-        s
-    };
-    let (out, err) = (read(stdout), read(stderr));
-    assert!(
-        done && status.success(),
-        "delta-rs (`pip install deltalake`) {} reading {args:?}: {err}",
-        if done { "failed" } else { "timed out" },
-    );
-    out
 }
 
 /// Data files stored below `bronze/gharchive` (relative to the table root), the log excluded.
@@ -171,7 +102,7 @@ fn stored_commits(t: &Target) -> u64 {
 /// 2015-01-01-0, named so that their sorted order is the order `available-now` takes them in.
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let read = |f: &str| std::fs::read(gharchive(f)).expect("read sample");
-    let (split, _) = crate::crash_kill::split_sample(2);
+    let (split, _) = crate::common::data::split_sample(2);
     let mut v = vec![
         (
             "a-2011-02-15-0.json.gz".to_string(),
@@ -330,7 +261,7 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     let r = read(t, kind, None);
     assert_eq!(
         found(&r.keys),
-        crate::delta::expected_ids(&ids),
+        crate::common::delta::expected_ids(&ids),
         "every event of both jobs once"
     );
     assert_eq!(
@@ -354,7 +285,7 @@ fn append_concurrently(
     Vec<(String, Vec<u8>)>,
     std::collections::HashSet<String>,
 ) {
-    let (files, ids) = crate::crash_kill::split_sample(2 * batches);
+    let (files, ids) = crate::common::data::split_sample(2 * batches);
     let jobs = [Target::new(kind), Target::new(kind)];
     let bronze = jobs[0].bronze_url.clone();
     std::thread::scope(|s| {

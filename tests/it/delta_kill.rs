@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::data::split_sample;
+use crate::common::delta::{assert_table_exact, delta_rs, expected_ids, files_on_disk};
 use crate::common::*;
-use crate::crash_kill::split_sample;
-use crate::delta::{assert_table_exact, delta_rs, expected_ids, files_on_disk};
 
 /// Files landed one per run, each run killed.
 const KILLS: usize = 10;

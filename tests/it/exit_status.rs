@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common::data::distinct_events;
 use crate::common::*;
-use crate::run_once::distinct_events;
 
 /// Copies of each sample hour: enough input (16 files, 41 MB) that a batch is still being staged when the
 /// signal lands.

@@ -3,28 +3,13 @@
 //! so these run on a plain clone.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
 
+use crate::common::data::{fixture_hour, fixture_lines};
 use crate::common::*;
-
-/// The bundled GH Archive fixture hour (first 1000 lines of the real 2015-01-01-0 sample).
-pub fn fixture_hour() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/landing/gharchive/2015-01-01-0.json.gz")
-}
-
-/// The decompressed lines of the fixture hour.
-pub fn fixture_lines() -> Vec<String> {
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(fixture_hour()).expect("open fixture"))
-        .read_to_string(&mut text)
-        .expect("gunzip fixture");
-    text.lines().map(str::to_string).collect()
-}
 
 /// Distinct event ids of the fixture hour, counted here from the JSON (not by lander).
 fn fixture_events() -> usize {

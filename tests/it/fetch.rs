@@ -3,14 +3,13 @@
 //! The server is hyper (HTTP/1.1, one request per connection) on 127.0.0.1: it serves the GH Archive fixtures under
 //! their archive names and injects faults per path: error statuses, 429 with `Retry-After`, connection resets and
 //! truncated bodies (a body stream that fails after a prefix), slow bodies (a stream with pauses), corrupt bytes,
-//! plus `Range` support (`fetch/server.rs`). It records every request, so tests can assert on retries, resumes and
+//! plus `Range` support (`common/fetch_server.rs`). It records every request, so tests can assert on retries, resumes and
 //! "the second run downloads nothing". `generate sales` is tested in `fetch/generate.rs`.
 //!
 //! Most tests call `lander::cli::fetch::run_fetch` in-process (the CLI's own entry, which reads the config file and
 //! the checkpoint for fetch); `binary_fetch_gharchive_lands_a_range` runs the real binary.
 
 mod generate;
-mod server;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +24,7 @@ use lander::fetch::FetchSummary;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use server::Server;
-use server::{fixture, Fault};
+use crate::common::fetch_server::{fixture, Fault, Server};
 
 const HOUR0: &str = "2015-01-01-0.json.gz";
 const HOUR1: &str = "2015-01-01-1.json.gz";

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
+use crate::common::data::{distinct_events, gz_lines, lander_toml};
 use crate::common::*;
-use crate::run_once::{distinct_events, gz_lines, lander_toml};
 
 const GHARCHIVE: [&str; 3] = [
     "2011-02-15-0.json.gz",

@@ -7,8 +7,8 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use crate::common::data::fixture_lines;
 use crate::common::*;
-use crate::explain::fixture_lines;
 
 /// Writes `lines` gzipped as `landing/gharchive/<name>`.
 fn land_hour(wd: &Workdir, name: &str, lines: &[String]) {

@@ -2,107 +2,15 @@
 //! real binary and checks that the run goes on, that good records of the same file land, that bad ones are in
 //! the quarantine with file, line/offset and a reason, and that the log says what happened.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::Output;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use serde_json::Value;
 
+use crate::common::daemon::Daemon;
+use crate::common::data::{checkpoint_files, quarantine, run_once_ok, sample_lines};
 use crate::common::*;
-use crate::modes::Daemon;
-
-/// One quarantined record, read back from `_quarantine/<dataset>/*.parquet`.
-#[derive(Debug, Clone)]
-pub struct QRow {
-    pub source_file: String,
-    pub line: i64,
-    pub offset: i64,
-    pub reason: String,
-    pub raw: Vec<u8>,
-}
-
-/// Every quarantine row of `dataset`, in file order.
-pub fn quarantine(w: &Workdir, dataset: &str) -> Vec<QRow> {
-    let dir = w.bronze().join("_quarantine").join(dataset);
-    let mut out = Vec::new();
-    for p in parquet_files(&dir) {
-        if p.strip_prefix(&dir).expect("below").starts_with("files") {
-            continue;
-        }
-        for b in read_parquet(&p) {
-            let s = |c: &str| b.column_by_name(c).expect(c).as_string::<i32>().clone();
-            let i = |c: &str| {
-                b.column_by_name(c)
-                    .expect(c)
-                    .as_primitive::<Int64Type>()
-                    .clone()
-            };
-            let (file, line, offset, reason) =
-                (s("source_file"), i("line"), i("offset"), s("reason"));
-            let raw = b
-                .column_by_name("raw")
-                .expect("raw")
-                .as_binary::<i32>()
-                .clone();
-            for r in 0..b.num_rows() {
-                out.push(QRow {
-                    source_file: file.value(r).to_string(),
-                    line: line.value(r),
-                    offset: offset.value(r),
-                    reason: reason.value(r).to_string(),
-                    raw: raw.value(r).to_vec(),
-                });
-            }
-        }
-    }
-    out
-}
-
-/// `lander run --mode once` with the workdir's locations and `extra`; returns the output whatever the status.
-pub fn run_once_raw(w: &Workdir, extra: &[&str]) -> Output {
-    let mut args = w.once_args();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    w.run(&refs)
-}
-
-/// Like [`run_once_raw`], asserting exit 0; returns (stdout, stderr).
-pub fn run_once_ok(w: &Workdir, extra: &[&str]) -> (String, String) {
-    let out = run_once_raw(w, extra);
-    assert_success(&out, extra, w.path());
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// `lander checkpoint list --json`, by path.
-pub fn checkpoint_files(w: &Workdir) -> BTreeMap<String, Value> {
-    let mut args = vec!["checkpoint".to_string(), "list".into(), "--json".into()];
-    args.extend(w.location_args());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let text = w.run_ok(&refs);
-    let v: Value = serde_json::from_str(&text).expect("list --json");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|f| (f["path"].as_str().expect("path").to_string(), f.clone()))
-        .collect()
-}
-
-/// The first `n` decompressed lines of a GH Archive sample.
-pub fn sample_lines(name: &str, n: usize) -> Vec<Vec<u8>> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(gharchive(name)).expect("open");
-    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f))
-        .split(b'\n')
-        .take(n)
-        .map(|l| l.expect("line"))
-        .collect()
-}
 
 fn ndjson(lines: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();

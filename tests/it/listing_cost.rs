@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backends::{Kind, Target};
+use crate::common::backends::{Kind, Target};
 
 const FILES: usize = 10_000;
 

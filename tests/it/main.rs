@@ -1,7 +1,7 @@
-//! Integration tests: one binary, one module per user-visible behaviour. They run the real `lander` binary.
+//! Integration tests: one binary, one module per user-visible behaviour, plus `common` (the harness and the helpers
+//! that more than one behaviour uses). They run the real `lander` binary.
 
 mod auto_compact;
-mod backends;
 mod binding;
 mod checkpoint_cmd;
 mod common;

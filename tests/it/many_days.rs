@@ -10,8 +10,8 @@ use arrow::array::AsArray;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{Datelike, NaiveDate};
 
+use crate::common::data::{gz_lines, lander_toml};
 use crate::common::*;
-use crate::run_once::{gz_lines, lander_toml};
 
 /// The day spreads of the generated files.
 const SPREADS: [i64; 4] = [1, 30, 1_000, 9_000];

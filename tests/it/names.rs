@@ -8,76 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde_json::Value;
 
+use crate::common::data::{content_for, hard_names};
 use crate::common::*;
-
-/// Names users give files (Spanish accents, spaces), every character object stores like to encode, a name
-/// that is already percent-encoded text, emoji, and names of 250 bytes; two in sub-directories with such
-/// names. `long`: the length of the two long names (250; HDFS clients write a file under `.<name>.tmp.<n>`
-/// first, so a name there must leave 7 bytes of the 255-byte limit). Shared with the conformance suite.
-pub fn hard_names(long: usize) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "ventas_año_2024.csv",
-        "acción á é í ó ú Ñ.csv",
-        "with spaces in name.csv",
-        "50%_off.csv",
-        "lit%C3%B1eral.csv",
-        "hash#tag.csv",
-        "star*.csv",
-        "question?.csv",
-        "back\\slash.csv",
-        "pipe|.csv",
-        "lt<gt>.csv",
-        "quote\"d.csv",
-        "emoji_📦🚀.csv",
-        "😀first.csv",
-        "four-byte 🚀 dir/𝄞 clef 𠀋.csv",
-        "semi;comma,eq=amp&plus+tilde~.csv",
-        "año 2024/dic#a/ventas.csv",
-        "100%/ñ ?.csv",
-    ]
-    .map(String::from)
-    .to_vec();
-    v.push(format!("{}.csv", "l".repeat(long - 4)));
-    v.push(format!(
-        "{}{}.csv",
-        "ñ".repeat((long - 4) / 2),
-        "n".repeat(long % 2)
-    ));
-    for n in &v[v.len() - 2..] {
-        assert_eq!(n.len(), long, "{n}");
-    }
-    v
-}
-
-/// The header plus data lines `skip..skip + n` of `transacciones_ventas.csv` (unique transaction ids).
-pub fn sales_lines(skip: usize, n: usize) -> Vec<u8> {
-    let text =
-        std::fs::read_to_string(sample("sales/transacciones_ventas.csv")).expect("sales csv");
-    assert!(
-        text.lines().count() > skip + n,
-        "the sales sample has fewer than {} rows",
-        skip + n
-    );
-    let mut lines = text.lines();
-    let mut out = String::new();
-    for line in lines.next().into_iter().chain(lines.skip(skip).take(n)) {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
-/// For the `i`-th name: its bytes (a disjoint slice of the sales CSV, of a different length per name) and its
-/// row count, computed from the lines themselves (all lines but the header).
-pub fn content_for(i: usize) -> (Vec<u8>, usize) {
-    let bytes = sales_lines(i * 40, 10 + i);
-    let rows = bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count()
-        - 1;
-    (bytes, rows)
-}
 
 /// Rows per `_source_file` in bronze `sales`.
 fn rows_by_source(w: &Workdir) -> BTreeMap<String, usize> {
@@ -244,7 +176,7 @@ fn a_corrupt_file_with_a_long_name_is_quarantined_and_later_runs_go_on() {
         assert_eq!(std::fs::read(c).expect("read"), b"this is not gzip\n");
         assert!(c.file_name().expect("name").len() <= 200, "{}", c.display());
     }
-    let q = crate::hostile::quarantine(&w, "sales");
+    let q = crate::common::data::quarantine(&w, "sales");
     let mut sources: Vec<&str> = q.iter().map(|r| r.source_file.as_str()).collect();
     sources.sort();
     let mut want = vec![format!("sales/{long_ascii}"), format!("sales/{long_utf8}")];

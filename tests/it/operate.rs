@@ -2,10 +2,11 @@
 //! of a running daemon: `/metrics` moves after a file lands and parses with the reference OpenMetrics parser,
 //! `/healthz` answers, `/readyz` turns unready while bronze storage fails.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use crate::common::serve::{free_port, http_get, series_value};
 use crate::common::*;
 
 /// A `lander run` daemon with its stderr in a file (a pipe nobody reads would block it), killed on drop.
@@ -75,41 +76,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// A plain HTTP/1.1 GET over a socket (the daemon's server is hyper; no client library needed for this).
-pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
-
-/// The value of the sample line `series` (exact name and labels) in a text exposition, 0 when absent.
-pub(crate) fn series_value(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0.0)
 }
 
 #[test]
@@ -263,7 +229,7 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
     assert_eq!(d.get("/nope").map(|r| r.0), Some(404));
 
     // A file with a corrupt line: the good line lands, the bad one is counted as quarantined.
-    let good = crate::hostile::sample_lines("2015-01-01-1.json.gz", 1);
+    let good = crate::common::data::sample_lines("2015-01-01-1.json.gz", 1);
     let mut bytes = good[0].clone();
     bytes.extend_from_slice(b"\n{not json\n");
     w.land_bytes("gharchive", "bad.json", &bytes);
@@ -457,7 +423,7 @@ fn every_metric_the_dashboard_queries_is_exported_by_a_running_daemon() {
     let d = Served::start(&w, "continuous", &[]);
     let (code, body) = d.get("/metrics").expect("metrics");
     assert_eq!(code, 200);
-    let names = crate::dashboard::dashboard_metric_names();
+    let names = crate::common::serve::dashboard_metric_names();
     assert!(names.len() >= 8, "{names:?}");
     for name in &names {
         // A histogram is queried by its base name: its `_bucket` series must be there.

@@ -3,8 +3,8 @@
 
 use std::io::Write as _;
 
+use crate::common::data::quarantine;
 use crate::common::*;
-use crate::hostile::quarantine;
 
 #[test]
 fn a_file_of_garbage_is_quarantined_in_bounded_parts_and_its_good_lines_land() {
@@ -14,7 +14,7 @@ fn a_file_of_garbage_is_quarantined_in_bounded_parts_and_its_good_lines_land() {
     let w = Workdir::new();
     let dir = w.landing().join("gharchive");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let good = crate::hostile::sample_lines("2015-01-01-0.json.gz", 3);
+    let good = crate::common::data::sample_lines("2015-01-01-0.json.gz", 3);
     const GARBAGE: usize = 600_000;
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(dir.join("mostly-garbage.json")).expect("create"),

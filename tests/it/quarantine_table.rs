@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::data::sales_csv;
 use crate::common::*;
 
 /// Reads column `argv[2]` of a Delta table with delta-rs (its DataFusion engine; no pyarrow needed): prints
@@ -74,26 +75,6 @@ fn txns(table: &Path) -> Vec<(String, i64)> {
         }
     }
     out
-}
-
-/// A sales CSV with `good` valid rows and `bad` rows whose quantity is not a number, ids from `first`.
-pub(crate) fn sales_csv(first: u64, good: u64, bad: u64) -> String {
-    let mut s = String::from(
-        "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status\n",
-    );
-    for i in 0..good + bad {
-        let q = if i < bad {
-            "uno".to_string()
-        } else {
-            "2".into()
-        };
-        s += &format!(
-            "{},2025-10-2{} 11:44:27,65{i},1468{i},Ropa,{q},10.5,21.0,Tarjeta,Completada\n",
-            first + i,
-            i % 5
-        );
-    }
-    s
 }
 
 fn once(w: &Workdir, fail_after: Option<&str>) -> std::process::Output {

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::common::data::{checkpoint_files, run_once_ok, sample_lines};
 use crate::common::*;
-use crate::hostile::{checkpoint_files, run_once_ok, sample_lines};
 
 /// The two tailed formats.
 #[derive(Debug, Clone, Copy)]
@@ -441,7 +441,7 @@ fn continuous_tails_appends_and_reads_a_rewrite_whole() {
     each_format(|f| {
         let w = Workdir::new();
         std::fs::create_dir_all(w.landing().join(f.dataset())).expect("mkdir");
-        let d = crate::modes::Daemon::start(
+        let d = crate::common::daemon::Daemon::start(
             &w,
             "continuous",
             &[
@@ -562,8 +562,8 @@ fn a_gzip_file_touched_is_unchanged_and_rewritten_is_a_new_version() {
     run(&w);
     // The events of each hour, counted here (the genuine 2011-02-15-0 holds 1,639, 2015-01-01-0 7,702: `run_once`
     // checks both; a plain clone reads their bundled prefixes).
-    let old_events = crate::run_once::gz_lines(&gharchive("2011-02-15-0.json.gz")).len();
-    let new_events = crate::run_once::gz_lines(&gharchive("2015-01-01-0.json.gz")).len();
+    let old_events = crate::common::data::gz_lines(&gharchive("2011-02-15-0.json.gz")).len();
+    let new_events = crate::common::data::gz_lines(&gharchive("2015-01-01-0.json.gz")).len();
     assert_eq!(count_rows(&w.bronze().join("gharchive")), old_events);
     touch(&path, 1);
     let (stdout, stderr) = run(&w);

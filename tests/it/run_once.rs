@@ -1,25 +1,16 @@
 //! `lander run --mode once` over the real samples: counts, partitions, payloads, reruns, quarantine, crashes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike};
 
+use crate::common::data::{distinct_events, gz_lines, lander_toml};
+use crate::common::data::{quarantine, run_once_ok};
 use crate::common::*;
-use crate::hostile::{quarantine, run_once_ok};
-
-/// Decompressed lines of a gzip file.
-pub fn gz_lines(path: &Path) -> Vec<Vec<u8>> {
-    let f = std::fs::File::open(path).expect("open");
-    let r = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f));
-    r.split(b'\n')
-        .map(|l| l.expect("line"))
-        .filter(|l| !l.is_empty())
-        .collect()
-}
 
 fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -28,33 +19,6 @@ fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
         e.write_all(b"\n").expect("gz");
     }
     e.finish().expect("gz")
-}
-
-/// Distinct event keys of GH Archive lines, computed independently of lander: the `id` when present, else
-/// the whole line.
-pub fn distinct_events(files: &[&Path]) -> usize {
-    let mut keys: HashSet<Vec<u8>> = HashSet::new();
-    for f in files {
-        for l in gz_lines(f) {
-            let v: serde_json::Value =
-                serde_json::from_slice(&l).expect("sample lines are valid JSON");
-            match v.get("id").and_then(|i| i.as_str()) {
-                Some(id) => keys.insert(format!("id:{id}").into_bytes()),
-                None => keys.insert([b"line:".as_slice(), l.trim_ascii()].concat()),
-            };
-        }
-    }
-    keys.len()
-}
-
-pub fn lander_toml(w: &Workdir) -> String {
-    let p = w.path().join("lander.toml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("lander.toml"),
-        &p,
-    )
-    .expect("copy lander.toml");
-    p.display().to_string()
 }
 
 #[test]

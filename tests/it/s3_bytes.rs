@@ -4,7 +4,7 @@
 //! Parquet parts and log entries stored at the end. With the Delta protocol parts go straight to their final
 //! keys and the commit is one small JSON object, so there is no `CopyObject` and no staging upload.
 
-use crate::backends::{moto, Kind, Target, BUCKET};
+use crate::common::backends::{moto, Kind, Target, BUCKET};
 use crate::common::*;
 
 /// `POST /moto-api/recorder/<action>` on the shared moto server.

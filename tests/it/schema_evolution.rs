@@ -9,8 +9,8 @@ use std::path::Path;
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
+use crate::common::delta::{duckdb_delta_path, python};
 use crate::common::*;
-use crate::delta::{duckdb_delta_path, python};
 
 /// Rows per landed slice.
 const ROWS: usize = 200;
@@ -647,8 +647,8 @@ print(json.dumps({"columns": [f.name for f in dt.schema().fields], "rows": [list
 
 /// `add_columns` on HDFS and S3: the evolving commit goes through the same put-if-absent log write as every
 /// other; delta-rs reads the evolved table there (rows per file as computed from the landed bytes).
-fn add_columns_on(kind: crate::backends::Kind) {
-    let t = crate::backends::Target::new(kind);
+fn add_columns_on(kind: crate::common::backends::Kind) {
+    let t = crate::common::backends::Target::new(kind);
     let config = write_config(&t.wd, None, "delta");
     let all = slices();
     // The landed bytes, also written locally for the independent computation.
@@ -671,8 +671,8 @@ fn add_columns_on(kind: crate::backends::Kind) {
         .trim(),
     )
     .expect("expected json");
-    let (url, opts) = crate::delta_conformance::table_url(&t, kind, "ventas");
-    let out = crate::delta_conformance::python_with_deadline(
+    let (url, opts) = crate::common::delta::table_url(&t, kind, "ventas");
+    let out = crate::common::delta::python_with_deadline(
         READ_REMOTE,
         &[&url, &opts.to_string(), PER_FILE],
     );
@@ -704,10 +704,10 @@ fn add_columns_on(kind: crate::backends::Kind) {
 
 #[test]
 fn add_columns_on_hdfs() {
-    add_columns_on(crate::backends::Kind::Hdfs)
+    add_columns_on(crate::common::backends::Kind::Hdfs)
 }
 
 #[test]
 fn add_columns_on_s3() {
-    add_columns_on(crate::backends::Kind::S3)
+    add_columns_on(crate::common::backends::Kind::S3)
 }

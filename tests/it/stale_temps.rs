@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::backends::{Kind, Target};
+use crate::common::backends::{Kind, Target};
 use crate::common::*;
 
 /// The names in landing below `sales/`.
@@ -42,12 +42,12 @@ fn fetch_removes_stale_client_temporaries_from_an_hdfs_landing() {
         );
     }
 
-    let src = crate::backends::unique_prefix("tmpsrc");
+    let src = crate::common::backends::unique_prefix("tmpsrc");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(crate::backends::s3_store().put(
+    rt.block_on(crate::common::backends::s3_store().put(
         &object_store::path::Path::from(format!("{src}/ventas-1.csv")),
         b"a,b\n3,4\n".to_vec().into(),
     ))
@@ -184,7 +184,7 @@ fn put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses() {
         .expect("runtime");
     let url = format!(
         "hdfs://127.0.0.1:{}",
-        crate::backends::minidfs().namenode_port
+        crate::common::backends::minidfs().namenode_port
     );
     let dir = t
         .bronze_url

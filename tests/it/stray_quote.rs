@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 
+use crate::common::data::{checkpoint_files, quarantine, run_once_ok};
 use crate::common::*;
-use crate::hostile::{checkpoint_files, quarantine, run_once_ok};
 
 const HEADER: &str = "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status";
 
@@ -462,7 +462,7 @@ fn a_file_with_a_record_kept_only_in_part_is_copied_whole_to_the_quarantine() {
     }
     let clean = generate("clean.csv", 90_000, 50, &[], None, "\n", true);
     w.land_bytes("sales", "clean.csv", &clean.data);
-    let lines = crate::explain::fixture_lines();
+    let lines = crate::common::data::fixture_lines();
     let long_json = format!("{{\"id\":\"x\",\"type\":\"PushEvent\",\"pad\":\"{long_field}\"}}");
     let gh = format!("{}\n{long_json}\n{}\n", lines[0], lines[1]);
     w.land_bytes("gharchive", "long.json", gh.as_bytes());

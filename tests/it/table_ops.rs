@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::common::delta::{delta_rs, duckdb_delta, expected_of, files_on_disk, found, python};
 use crate::common::*;
-use crate::delta::{delta_rs, duckdb_delta, expected_of, files_on_disk, found, python};
 
 /// `lander <sub...>` with the workdir's locations and `extra`; returns stdout (panics unless exit 0).
 fn lander(w: &Workdir, sub: &[&str], extra: &[&str]) -> String {

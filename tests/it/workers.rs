@@ -4,21 +4,12 @@
 //! its commit while another commits the same keys, and when N changes.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::common::data::{distinct_events, gz_lines};
+use crate::common::delta::python;
+use crate::common::workers::{checkpoint_of, copy_name, gzip, owner, worker_args};
 use crate::common::*;
-use crate::delta::python;
-use crate::run_once::{distinct_events, gz_lines};
-
-/// The assignment rule, written again here from its specification (not lander's code): FNV-1a 64 of the path
-/// relative to landing, mod N.
-pub(crate) fn owner(rel: &str, n: u64) -> u64 {
-    let h = rel.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    h % n
-}
 
 /// Rows and distinct `event_key`s of the Delta table `table`, read by delta-rs.
 fn table_counts(table: &Path) -> (usize, usize) {
@@ -33,53 +24,6 @@ print(json.dumps([len(keys), len(set(keys))]))
     let out = python(SCRIPT, &[&table.display().to_string()], None);
     let v: (usize, usize) = serde_json::from_str(out.trim()).expect("json from delta-rs");
     v
-}
-
-pub(crate) fn gzip(lines: &[Vec<u8>]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for l in lines {
-        e.write_all(l).expect("gz");
-        e.write_all(b"\n").expect("gz");
-    }
-    e.finish().expect("gz")
-}
-
-/// A name `copies/<stem>-copy-<k>.json.gz` (under the dataset) owned by worker `want` of `n`.
-pub(crate) fn copy_name(stem: &str, n: u64, want: u64) -> String {
-    (0..1000)
-        .map(|k| format!("copies/{stem}-copy-{k}.json.gz"))
-        .find(|name| owner(&format!("gharchive/{name}"), n) == want)
-        .expect("some name hashes to every worker")
-}
-
-/// One worker's checkpoint (beside the shared landing and bronze of `w`).
-pub(crate) fn checkpoint_of(w: &Workdir, i: usize) -> PathBuf {
-    w.path().join(format!("state-w{i}"))
-}
-
-/// `run --mode available-now --max-files-per-batch 1 --worker I/N` over `w`'s landing and bronze.
-pub(crate) fn worker_args(w: &Workdir, i: usize, n: usize, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "run",
-        "--mode",
-        "available-now",
-        "--settle-time",
-        "0s",
-        "--max-files-per-batch",
-        "1",
-        "--landing",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(w.landing().display().to_string());
-    args.extend(["--bronze".to_string(), w.bronze().display().to_string()]);
-    args.extend([
-        "--checkpoint".to_string(),
-        checkpoint_of(w, i).display().to_string(),
-    ]);
-    args.extend(["--worker".to_string(), format!("{i}/{n}")]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
 }
 
 /// Runs workers `0..n` at the same time; returns each one's log.
@@ -452,7 +396,7 @@ fn workers_n_takes_the_index_from_the_pod_name() {
 /// by delta-rs, with the same hours landed under names owned by different workers.
 #[test]
 fn three_workers_on_s3_and_hdfs_ingest_every_event_once() {
-    use crate::backends::{s3_env, Kind, Target};
+    use crate::common::backends::{s3_env, Kind, Target};
     let Some(_) = require_shared_data() else {
         return;
     };

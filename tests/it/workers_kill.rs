@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::backends::{s3_env, Kind, Target};
+use crate::common::backends::{s3_env, Kind, Target};
+use crate::common::data::{distinct_events, gz_lines};
+use crate::common::delta::python;
+use crate::common::workers::{checkpoint_of, copy_name, gzip, owner, worker_args};
 use crate::common::*;
-use crate::delta::python;
-use crate::run_once::{distinct_events, gz_lines};
-use crate::workers::{checkpoint_of, copy_name, gzip, owner, worker_args};
 
 /// How long one worker run may take before the test gives up on it (a stall is reported with its log).
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);

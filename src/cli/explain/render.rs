@@ -36,45 +36,49 @@ pub(super) fn verdict(x: &Explanation) -> String {
     format!("the checkpoint belongs to other locations ({}), so `run` refuses it here without --rebind; by its records: {v}", x.binding.join("; "))
 }
 
+/// What an ingested file's record says: its batch, rows and parts, quarantined, truncated and duplicate
+/// records, and rewrites.
+fn ingested_text(x: &Explanation, r: &FileRecord, last_batch: Option<u64>) -> String {
+    let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
+    let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
+    let mut s = format!(
+        "ingested in batch {batch} ({}",
+        plural(r.records_ok, "row", "rows")
+    );
+    if r.records_ok > 0 {
+        s += &format!(" in {}", plural(parts, "part", "parts"));
+    }
+    if r.records_quarantined > 0 {
+        s += &format!(
+            ", {} quarantined",
+            plural(r.records_quarantined, "line", "lines")
+        );
+    }
+    if r.records_truncated > 0 {
+        s += &format!(
+            ", {} over max_record_bytes kept only in part, so the file stays in landing",
+            plural(r.records_truncated, "record", "records")
+        );
+    }
+    if r.records_duplicate > 0 {
+        s += &format!(
+            ", {} dropped",
+            plural(r.records_duplicate, "duplicate", "duplicates")
+        );
+    }
+    if r.versions > 0 {
+        s += &format!(
+            "; rewritten {} since first ingested, this version read whole",
+            plural(u64::from(r.versions), "time", "times")
+        );
+    }
+    s + ")"
+}
+
 /// The verdict on the file alone.
 fn file_verdict(x: &Explanation) -> String {
     let last_batch = x.record.as_ref().and_then(|r| r.batches.last().copied());
-    let ingested = |r: &FileRecord| {
-        let parts = x.parts.iter().filter(|p| p.rows_of_file.is_some()).count() as u64;
-        let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
-        let mut s = format!(
-            "ingested in batch {batch} ({}",
-            plural(r.records_ok, "row", "rows")
-        );
-        if r.records_ok > 0 {
-            s += &format!(" in {}", plural(parts, "part", "parts"));
-        }
-        if r.records_quarantined > 0 {
-            s += &format!(
-                ", {} quarantined",
-                plural(r.records_quarantined, "line", "lines")
-            );
-        }
-        if r.records_truncated > 0 {
-            s += &format!(
-                ", {} over max_record_bytes kept only in part, so the file stays in landing",
-                plural(r.records_truncated, "record", "records")
-            );
-        }
-        if r.records_duplicate > 0 {
-            s += &format!(
-                ", {} dropped",
-                plural(r.records_duplicate, "duplicate", "duplicates")
-            );
-        }
-        if r.versions > 0 {
-            s += &format!(
-                "; rewritten {} since first ingested, this version read whole",
-                plural(u64::from(r.versions), "time", "times")
-            );
-        }
-        s + ")"
-    };
+    let ingested = |r: &FileRecord| ingested_text(x, r, last_batch);
     match (&x.readiness, x.checkpoint_state) {
         (ReadinessJson::Ignored { rule, segment }, _) => {
             if x.path.ends_with(segment.as_str()) {
@@ -143,26 +147,50 @@ fn file_verdict(x: &Explanation) -> String {
     }
 }
 
+/// Appends one `key: value` line of the report, the value in a column.
+fn line(s: &mut String, k: &str, v: String) {
+    s.push_str(&format!("{k:<14}{v}\n"));
+}
+
+/// The human-readable report of `lander explain`: the file, its readiness, checkpoint, batches, parts,
+/// quarantine and ownership, then the verdict.
 pub(super) fn render(x: &Explanation) -> String {
     let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
-    line("file:", x.path.clone());
-    line("location:", x.location.clone());
+    line(&mut s, "file:", x.path.clone());
+    line(&mut s, "location:", x.location.clone());
+    render_dataset(&mut s, x);
+    render_landing(&mut s, x);
+    line(&mut s, "readiness:", readiness_text(&x.readiness));
+    line(&mut s, "checkpoint:", checkpoint_text(x));
+    render_history(&mut s, x);
+    render_ownership(&mut s, x);
+    line(&mut s, "verdict:", x.verdict.clone());
+    s
+}
+
+/// The dataset lines: its name and, when configured, its decode rule, key and event time.
+fn render_dataset(s: &mut String, x: &Explanation) {
     match (&x.dataset, &x.rule) {
         (Some(d), Some(r)) => {
-            line("dataset:", d.clone());
-            line("  decode:", r.decode.clone());
-            line("  key:", r.key.clone());
+            line(s, "dataset:", d.clone());
+            line(s, "  decode:", r.decode.clone());
+            line(s, "  key:", r.key.clone());
             line(
+                s,
                 "  event time:",
                 format!("{} (partitions bronze by UTC day)", r.event_time),
             );
         }
-        (Some(d), None) => line("dataset:", format!("{d} (not configured)")),
-        (None, _) => line("dataset:", "none (file at the top of landing)".into()),
+        (Some(d), None) => line(s, "dataset:", format!("{d} (not configured)")),
+        (None, _) => line(s, "dataset:", "none (file at the top of landing)".into()),
     }
+}
+
+/// The `in landing:` line: size, modification time and fingerprint, or why it is absent.
+fn render_landing(s: &mut String, x: &Explanation) {
     match &x.file {
         Some(f) => line(
+            s,
             "in landing:",
             format!(
                 "{} ({} B), modified {} UTC, fingerprint {}",
@@ -173,11 +201,16 @@ pub(super) fn render(x: &Explanation) -> String {
             ),
         ),
         None => line(
+            s,
             "in landing:",
             "no (deleted, archived or never there)".into(),
         ),
     }
-    let readiness = match &x.readiness {
+}
+
+/// The value of the `readiness:` line.
+fn readiness_text(readiness: &ReadinessJson) -> String {
+    match readiness {
         ReadinessJson::Ignored { rule, segment } => format!("ignored: {rule} ({segment})"),
         ReadinessJson::NoDataset => "ignored: no dataset rule".into(),
         ReadinessJson::Settling { remaining_seconds } => {
@@ -207,9 +240,12 @@ pub(super) fn render(x: &Explanation) -> String {
         ReadinessJson::Unchanged => "unchanged since it was processed".into(),
         ReadinessJson::Unreadable { reason } => format!("unreadable: {reason}"),
         ReadinessJson::Missing => "not in landing".into(),
-    };
-    line("readiness:", readiness);
-    let cp = match &x.record {
+    }
+}
+
+/// The value of the `checkpoint:` line: the file's state and its record.
+fn checkpoint_text(x: &Explanation) -> String {
+    match &x.record {
         Some(r) => format!(
             "{} (status {}, fingerprint {}, {} of {} consumed, {} lines, processed {} UTC{})",
             x.checkpoint_state,
@@ -225,8 +261,11 @@ pub(super) fn render(x: &Explanation) -> String {
             }
         ),
         None => format!("{} (no record)", x.checkpoint_state),
-    };
-    line("checkpoint:", cp);
+    }
+}
+
+/// The `batch:`, `part:` and `quarantine:` lines: what the batches that read the file wrote.
+fn render_history(s: &mut String, x: &Explanation) {
     for b in &x.batches {
         let inputs: Vec<String> = b
             .inputs
@@ -239,6 +278,7 @@ pub(super) fn render(x: &Explanation) -> String {
             })
             .collect();
         line(
+            s,
             "batch:",
             format!(
                 "{} committed {} UTC: {}",
@@ -254,12 +294,17 @@ pub(super) fn render(x: &Explanation) -> String {
             (None, Some(e)) => e.clone(),
             (None, None) => "?".into(),
         };
-        line("part:", format!("{} ({rows})", p.path));
+        line(s, "part:", format!("{} ({rows})", p.path));
     }
     if x.quarantine.count > 0 {
-        line("quarantine:", plural(x.quarantine.count, "line", "lines"));
+        line(
+            s,
+            "quarantine:",
+            plural(x.quarantine.count, "line", "lines"),
+        );
         for q in &x.quarantine.lines {
             line(
+                s,
                 "",
                 format!(
                     "line {} (offset {}, batch {}): {}",
@@ -268,8 +313,12 @@ pub(super) fn render(x: &Explanation) -> String {
             );
         }
     }
+}
+
+/// The `binding:` and `worker:` lines: whose checkpoint and worker the file belongs to.
+fn render_ownership(s: &mut String, x: &Explanation) {
     for m in &x.binding {
-        line("binding:", format!("checkpoint mismatch: {m}"));
+        line(s, "binding:", format!("checkpoint mismatch: {m}"));
     }
     if let Some(w) = &x.worker {
         let who = if w.mine {
@@ -278,6 +327,7 @@ pub(super) fn render(x: &Explanation) -> String {
             "another worker"
         };
         line(
+            s,
             "worker:",
             format!(
                 "owned by worker {} ({who}; this checkpoint is worker {})",
@@ -285,6 +335,4 @@ pub(super) fn render(x: &Explanation) -> String {
             ),
         );
     }
-    line("verdict:", x.verdict.clone());
-    s
 }

@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{BatchIntent, CheckpointStore, IntentState};
 use crate::config::{CleanSource, Config};
 use crate::dedup::index::{keep_from_day, DedupIndex};
-use crate::modes::RunError;
+use crate::modes::{RecordCounts, RunError};
 use crate::sink::parquet::{delete, delete_prefix, publish};
 use crate::sink::PartWriter;
 use crate::source::LandingFile;
@@ -93,15 +93,8 @@ pub struct BatchReport {
     pub files: usize,
     /// Files that failed as a whole.
     pub failed_files: usize,
-    /// Rows written.
-    pub rows: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records written without a dedup check (their event day is beyond `dedup_retention`, or neither held
-    /// locally nor readable from bronze).
-    pub unchecked: u64,
-    /// Records quarantined.
-    pub quarantined: u64,
+    /// Rows written, duplicates dropped, records written unchecked, records quarantined.
+    pub counts: RecordCounts,
     /// Parquet data parts published.
     pub parts: usize,
     /// Input bytes read.
@@ -118,19 +111,19 @@ impl std::fmt::Display for BatchReport {
             self.dataset,
             self.id,
             self.files,
-            self.rows,
-            self.duplicates,
-            self.quarantined,
+            self.counts.rows,
+            self.counts.duplicates,
+            self.counts.quarantined,
             self.failed_files,
             self.parts,
             self.elapsed.as_secs_f64()
         )?;
-        if self.unchecked > 0 {
+        if self.counts.unchecked > 0 {
             // Said plainly: these records were not compared with anything.
             write!(
                 f,
                 "; {} record(s) NOT checked for duplicates (event day beyond dedup_retention, or not readable from bronze)",
-                self.unchecked
+                self.counts.unchecked
             )?;
         }
         Ok(())
@@ -361,10 +354,7 @@ async fn run_batch_once(
         id,
         files: staged.files.len() + failed_files,
         failed_files,
-        rows: totals.rows,
-        duplicates: totals.duplicates,
-        unchecked: totals.unchecked,
-        quarantined: totals.quarantined,
+        counts: totals.counts,
         parts: staged
             .staged
             .parts

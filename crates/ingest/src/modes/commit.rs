@@ -12,20 +12,15 @@ use crate::checkpoint::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,
 };
 use crate::dedup::index::{keep_from_day, StagedRuns};
-use crate::modes::RunError;
+use crate::modes::{RecordCounts, RunError};
 use crate::source::{Change, LandingFile};
 
 /// What a committed batch adds up to.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Totals {
-    /// Rows written to bronze.
-    pub(super) rows: u64,
-    /// Records dropped as duplicates.
-    pub(super) duplicates: u64,
-    /// Records written without a dedup check (beyond `dedup_retention`).
-    pub(super) unchecked: u64,
-    /// Records quarantined (a file rejected as a whole counts one).
-    pub(super) quarantined: u64,
+    /// Rows written, duplicates dropped, records written unchecked (beyond `dedup_retention`), records
+    /// quarantined (a file rejected as a whole counts one).
+    pub(super) counts: RecordCounts,
     /// Landing bytes read.
     pub(super) input_bytes: u64,
 }
@@ -114,9 +109,9 @@ pub(super) async fn prepare(
                 bytes: f.bytes,
             })
             .collect(),
-        rows: totals.rows,
-        duplicates: totals.duplicates,
-        quarantined: totals.quarantined,
+        rows: totals.counts.rows,
+        duplicates: totals.counts.duplicates,
+        quarantined: totals.counts.quarantined,
         min_event_time: staged.staged.min_time,
         max_event_time: staged.staged.max_time,
     };
@@ -241,10 +236,12 @@ fn records(
     for (f, o) in staged.files.iter().zip(&staged.staged.outcomes) {
         let start = if f.gzip { 0 } else { f.start_offset };
         let end = if f.gzip { f.size } else { o.end.end_offset };
-        totals.rows += o.ok;
-        totals.duplicates += o.duplicates;
-        totals.unchecked += o.unchecked;
-        totals.quarantined += o.quarantined;
+        totals.counts += RecordCounts {
+            rows: o.ok,
+            duplicates: o.duplicates,
+            unchecked: o.unchecked,
+            quarantined: o.quarantined,
+        };
         totals.input_bytes += end.saturating_sub(start);
         inputs.push(BatchInput {
             path: f.path.clone(),
@@ -262,7 +259,7 @@ fn records(
         records.push(file_record(f, id, committed_at, end, o, status));
     }
     for (f, e) in &staged.failed {
-        totals.quarantined += 1;
+        totals.counts.quarantined += 1;
         inputs.push(BatchInput {
             path: f.path.clone(),
             start: 0,
@@ -367,16 +364,16 @@ pub(super) fn record_metrics<'a>(
         m.land_to_commit.get_or_create(&l).observe(lag);
     }
     m.files_ingested.get_or_create(&l).inc_by(n as u64);
-    m.rows_written.get_or_create(&l).inc_by(totals.rows);
+    m.rows_written.get_or_create(&l).inc_by(totals.counts.rows);
     m.duplicates_dropped
         .get_or_create(&l)
-        .inc_by(totals.duplicates);
+        .inc_by(totals.counts.duplicates);
     m.records_quarantined
         .get_or_create(&l)
-        .inc_by(totals.quarantined);
+        .inc_by(totals.counts.quarantined);
     m.records_unchecked
         .get_or_create(&l)
-        .inc_by(totals.unchecked);
+        .inc_by(totals.counts.unchecked);
     m.input_bytes.get_or_create(&l).inc_by(totals.input_bytes);
     m.files_failed.get_or_create(&l).inc_by(failed_files as u64);
     m.batches_committed.get_or_create(&l).inc();

@@ -22,6 +22,7 @@ pub mod binding;
 mod commit;
 pub mod compact;
 pub mod continuous;
+mod counts;
 pub mod cross_check;
 mod delta;
 mod error;
@@ -42,6 +43,7 @@ use crate::config::Config;
 use crate::source::listing::{plan_listing, split_batches, PlanOptions};
 use crate::source::{plan_dataset, LandingFile};
 pub use batch::{BatchReport, Context};
+pub use counts::RecordCounts;
 pub use error::RunError;
 
 /// How `lander run` schedules batches.
@@ -532,22 +534,22 @@ pub(crate) fn log_report(r: &BatchReport) {
         dataset = %r.dataset,
         batch = r.id,
         files = r.files,
-        rows = r.rows,
-        duplicates = r.duplicates,
-        quarantined = r.quarantined,
+        rows = r.counts.rows,
+        duplicates = r.counts.duplicates,
+        quarantined = r.counts.quarantined,
         failed_files = r.failed_files,
         parts = r.parts,
         bytes = r.bytes,
         secs = r.elapsed.as_secs_f64(),
         "batch committed"
     );
-    if r.unchecked > 0 {
+    if r.counts.unchecked > 0 {
         tracing::warn!(
             dataset = %r.dataset,
             batch = r.id,
-            unchecked = r.unchecked,
+            unchecked = r.counts.unchecked,
             "{} record(s) NOT checked for duplicates: their event day is beyond dedup_retention, or neither held by the local dedup index nor readable from bronze (a CSV table written before _record_key), so they were written without looking for an earlier copy",
-            r.unchecked
+            r.counts.unchecked
         );
     }
 }

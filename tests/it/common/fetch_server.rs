@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A fault served instead of (or while serving) the file, once per request, in queue order.
 #[derive(Debug, Clone)]
-pub(super) enum Fault {
+pub(crate) enum Fault {
     /// An empty response with this status.
     Status(u16),
     /// 429 with `Retry-After: <secs>`.
@@ -44,10 +44,10 @@ pub(super) enum Fault {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Logged {
-    pub(super) path: String,
-    pub(super) range_start: Option<u64>,
-    pub(super) at: Instant,
+pub(crate) struct Logged {
+    pub(crate) path: String,
+    pub(crate) range_start: Option<u64>,
+    pub(crate) at: Instant,
 }
 
 #[derive(Default)]
@@ -114,7 +114,7 @@ impl Server {
         args
     }
 
-    pub(super) fn serve(&self, path: &str, content: Arc<Vec<u8>>) {
+    pub(crate) fn serve(&self, path: &str, content: Arc<Vec<u8>>) {
         self.lock().files.insert(path.to_string(), content);
     }
 
@@ -124,7 +124,7 @@ impl Server {
         content
     }
 
-    pub(super) fn fault(&self, path: &str, fault: Fault) {
+    pub(crate) fn fault(&self, path: &str, fault: Fault) {
         self.lock()
             .faults
             .entry(path.to_string())
@@ -133,11 +133,11 @@ impl Server {
     }
 
     /// Answers `code` to every request that has no fault of its own.
-    pub(super) fn fail_everything(&self, code: u16) {
+    pub(crate) fn fail_everything(&self, code: u16) {
         self.lock().fail_all = Some(code);
     }
 
-    pub(super) fn header(&self, path: &str, name: &str, value: &str) {
+    pub(crate) fn header(&self, path: &str, name: &str, value: &str) {
         self.lock()
             .headers
             .entry(path.to_string())
@@ -145,7 +145,7 @@ impl Server {
             .push((name.to_string(), value.to_string()));
     }
 
-    pub(super) fn requests(&self, path: &str) -> Vec<Logged> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Logged> {
         self.lock()
             .log
             .iter()
@@ -154,7 +154,7 @@ impl Server {
             .collect()
     }
 
-    pub(super) fn total_requests(&self) -> usize {
+    pub(crate) fn total_requests(&self) -> usize {
         self.lock().log.len()
     }
 

@@ -1,6 +1,19 @@
 //! Test harness: a temp workdir per test, the real `lander` binary, and readers for what it wrote.
+//!
+//! Helpers that more than one behaviour file uses live here, by topic: the storage backends, a background daemon,
+//! sample data, Delta table readers, the fetch tests' HTTP server, the `/metrics` endpoint, `lander table` and
+//! `--workers` helpers. A behaviour file keeps the helpers only it uses.
 
 #![allow(dead_code)]
+
+pub mod backends;
+pub mod daemon;
+pub mod data;
+pub mod delta;
+pub mod fetch_server;
+pub mod serve;
+pub mod table;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
