@@ -38,6 +38,7 @@ use render::{render, verdict};
 
 /// `lander explain`.
 #[derive(Debug, Args)]
+#[command(mut_args(crate::cli::defaults::settle_time_default))]
 pub struct ExplainArgs {
     /// Locations and config.
     #[command(flatten)]
@@ -45,7 +46,7 @@ pub struct ExplainArgs {
     /// The landing file: a local path (absolute or from the current directory) or a path relative to landing
     /// (`gharchive/2015-01-01-0.json.gz`).
     pub path: String,
-    /// Settle time, as for `lander run` [default: from the config, 1s].
+    /// Settle time, as for `lander run`.
     #[arg(long, value_parser = parse_duration)]
     pub settle_time: Option<Duration>,
     /// Quarantined lines shown.

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+pub use super::fetch_flags::{DownloadFlags, GharchiveFlags, S3Flags, SalesFlags, UrlFlags};
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::fetch::{self, FetchContext, FetchSummary, SalesSummary};
@@ -48,7 +49,7 @@ pub enum GenerateCommand {
 pub struct GharchiveCmd {
     /// What to fetch and how.
     #[command(flatten)]
-    pub args: fetch::GharchiveArgs,
+    pub args: GharchiveFlags,
     /// The checkpoint and config file.
     #[command(flatten)]
     pub pipeline: PipelineFiles,
@@ -59,7 +60,7 @@ pub struct GharchiveCmd {
 pub struct UrlCmd {
     /// What to fetch and how.
     #[command(flatten)]
-    pub args: fetch::UrlArgs,
+    pub args: UrlFlags,
     /// The checkpoint and config file.
     #[command(flatten)]
     pub pipeline: PipelineFiles,
@@ -70,7 +71,7 @@ pub struct UrlCmd {
 pub struct S3Cmd {
     /// What to copy.
     #[command(flatten)]
-    pub args: fetch::S3Args,
+    pub args: S3Flags,
     /// Config file (TOML) whose `[storage]` section configures a remote landing and the S3 source, as for `lander run`.
     /// Default: ./lander.toml when it exists.
     #[arg(long)]
@@ -82,7 +83,7 @@ pub struct S3Cmd {
 pub struct SalesCmd {
     /// What to generate.
     #[command(flatten)]
-    pub args: fetch::SalesArgs,
+    pub args: SalesFlags,
     /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
     /// Default: ./lander.toml when it exists.
     #[arg(long)]
@@ -126,15 +127,15 @@ pub async fn run_fetch(
     let summary = match cmd {
         FetchCommand::Gharchive(cmd) => {
             let context = cmd.pipeline.context().await?;
-            fetch::gharchive::run(cmd.args, context, cancel).await?
+            fetch::gharchive::run(cmd.args.into(), context, cancel).await?
         }
         FetchCommand::Url(cmd) => {
             let context = cmd.pipeline.context().await?;
-            fetch::url::run_urls(cmd.args, context, cancel).await?
+            fetch::url::run_urls(cmd.args.into(), context, cancel).await?
         }
         FetchCommand::S3(cmd) => {
             let storage = storage_options(cmd.config.as_deref()).await?;
-            fetch::s3::run(cmd.args, &storage, cancel).await?
+            fetch::s3::run(cmd.args.into(), &storage, cancel).await?
         }
     };
     Ok(summary)
@@ -168,7 +169,7 @@ pub async fn generate_sales(
     cancel: CancellationToken,
 ) -> anyhow::Result<SalesSummary> {
     let storage = storage_options(cmd.config.as_deref()).await?;
-    Ok(fetch::generate_sales(&cmd.args, &storage, cancel).await?)
+    Ok(fetch::generate_sales(&cmd.args.into(), &storage, cancel).await?)
 }
 
 /// Runs a `lander generate` subcommand and prints one line with the files written and the row counts.

@@ -9,9 +9,11 @@
 
 pub mod checkpoint;
 pub mod config_check;
+mod defaults;
 pub mod exit;
 pub mod explain;
 pub mod fetch;
+mod fetch_flags;
 pub mod gaps;
 pub mod progress;
 pub mod serve;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{parse_duration, Config};
+use crate::fetch::gharchive::{self, parse_hour_arg, HourArg};
 use crate::modes::{self, Context, RunMode};
 use crate::store::StoreLocation;
 
@@ -90,38 +93,40 @@ pub enum Command {
 
 /// Options shared by commands that open the pipeline's locations.
 #[derive(Debug, Clone, Args)]
+#[command(mut_args(defaults::location_defaults))]
 pub struct LocationArgs {
     /// Config file (TOML). Default: ./lander.toml when it exists.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
-    /// Landing zone: directory or URL [default: layers/landing].
+    /// Landing zone: directory or URL.
     #[arg(long)]
     pub landing: Option<String>,
-    /// Bronze layer: directory or URL [default: layers/bronze].
+    /// Bronze layer: directory or URL.
     #[arg(long)]
     pub bronze: Option<String>,
-    /// Checkpoint directory (sled store and lock) [default: checkpoints].
+    /// Checkpoint directory (sled store and lock).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
 }
 
 /// `lander run`.
 #[derive(Debug, Args)]
+#[command(mut_args(defaults::run_defaults))]
 pub struct RunArgs {
     /// How to schedule batches.
-    #[arg(long, value_enum, default_value_t = RunMode::Once)]
-    pub mode: RunMode,
+    #[arg(long, value_enum, default_value_t = RunModeFlag::Once)]
+    pub mode: RunModeFlag,
     /// Locations and config.
     #[command(flatten)]
     pub locations: LocationArgs,
     /// Only these datasets (repeatable) [default: all configured].
     #[arg(long = "dataset", short = 'd')]
     pub datasets: Vec<String>,
-    /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line [default: 1s].
+    /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line.
     #[arg(long, value_parser = parse_duration)]
     pub settle_time: Option<std::time::Duration>,
     /// How long behind the newest event a day's keys stay in the local dedup index (a cache bound; older days
-    /// are read back from bronze) [default: 35d].
+    /// are read back from bronze).
     #[arg(long, value_parser = parse_duration)]
     pub dedup_horizon: Option<std::time::Duration>,
     /// Records whose event day is older than this (before the batch's start) are not checked for duplicates,
@@ -129,28 +134,28 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub dedup_retention: Option<std::time::Duration>,
     /// Byte budget of a dataset's dedup index (disk + memory); cold days beyond it are evicted and read back
-    /// from bronze when touched, e.g. 256MiB [default: 4GiB].
+    /// from bronze when touched, e.g. 256MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub dedup_cache_bytes: Option<u64>,
-    /// Max files per batch (available-now, micro-batch, continuous) [default: 1000].
+    /// Max files per batch (available-now, micro-batch, continuous).
     #[arg(long)]
     pub max_files_per_batch: Option<usize>,
-    /// Max input bytes per batch, e.g. 1073741824, 500MB or 1GiB [default: 1GiB].
+    /// Max input bytes per batch, e.g. 1073741824, 500MB or 1GiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_bytes_per_batch: Option<u64>,
-    /// Micro-batch interval, e.g. 10s, 1m [default: 10s].
+    /// Micro-batch interval, e.g. 10s, 1m.
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<std::time::Duration>,
-    /// Continuous: wait this long for more events before cutting a batch [default: 50ms].
+    /// Continuous: wait this long for more events before cutting a batch.
     #[arg(long, value_parser = parse_duration)]
     pub max_batch_delay: Option<std::time::Duration>,
-    /// Full listing of landing as a safety net for lost events [default: 5s].
+    /// Full listing of landing as a safety net for lost events.
     #[arg(long, value_parser = parse_duration)]
     pub poll_interval: Option<std::time::Duration>,
     /// Files decoded in parallel [default: number of CPUs].
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// After commit: off, delete, or archive:<dir> (relative to landing) [default: off].
+    /// After commit: off, delete, or archive:<dir> (relative to landing).
     #[arg(long)]
     pub clean_source: Option<String>,
     /// On a new checkpoint, ignore files older than this, e.g. 7d.
@@ -159,7 +164,7 @@ pub struct RunArgs {
     /// Process the newest files first.
     #[arg(long)]
     pub latest_first: bool,
-    /// Roll to a new Parquet part beyond this many bytes, e.g. 256MiB [default: 268435456].
+    /// Roll to a new Parquet part beyond this many bytes, e.g. 256MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub target_file_bytes: Option<u64>,
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
@@ -176,28 +181,28 @@ pub struct RunArgs {
     /// Run as one of N workers, this one's index taken from a StatefulSet pod name `<name>-I` in $HOSTNAME.
     #[arg(long)]
     pub workers: Option<u32>,
-    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees) [default: delta].
+    /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
     pub table_format: Option<crate::config::TableFormat>,
-    /// Longest record (line/row) in bytes, e.g. 16MiB [default: 16777216].
+    /// Longest record (line/row) in bytes, e.g. 16MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_record_bytes: Option<u64>,
-    /// Largest landing file in bytes (e.g. 16GiB); larger ones are rejected whole [default: 17179869184].
+    /// Largest landing file in bytes (e.g. 16GiB); larger ones are rejected whole.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_file_bytes: Option<u64>,
-    /// Most decompressed bytes per gzip file, e.g. 32GiB [default: 34359738368].
+    /// Most decompressed bytes per gzip file, e.g. 32GiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub max_decompressed_bytes: Option<u64>,
-    /// Highest decompressed:compressed ratio of a gzip file [default: 100].
+    /// Highest decompressed:compressed ratio of a gzip file.
     #[arg(long)]
     pub max_decompression_ratio: Option<u64>,
-    /// Earliest accepted event time, YYYY-MM-DD or RFC 3339 [default: 2000-01-01].
+    /// Earliest accepted event time, YYYY-MM-DD or RFC 3339.
     #[arg(long)]
     pub event_time_min: Option<String>,
-    /// How far past now an event time may lie [default: 1d].
+    /// How far past now an event time may lie.
     #[arg(long, value_parser = parse_duration)]
     pub event_time_max_future: Option<std::time::Duration>,
-    /// Continuous/micro-batch: how long an unterminated last line waits for its newline [default: 10m].
+    /// Continuous/micro-batch: how long an unterminated last line waits for its newline.
     #[arg(long, value_parser = parse_duration)]
     pub partial_line_timeout: Option<std::time::Duration>,
     /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off].
@@ -210,15 +215,46 @@ pub struct RunArgs {
     /// (what `lander fetch gharchive --follow` does beside a daemon).
     #[arg(long, value_enum)]
     pub fetch: Option<FetchSource>,
-    /// With --fetch: first UTC hour to fetch, e.g. 2026-01-01T00 [default: the current hour minus 2h].
-    #[arg(long, requires = "fetch")]
-    pub fetch_from: Option<String>,
-    /// With --fetch: archive (or mirror) base URL [default: https://data.gharchive.org].
+    /// With --fetch: first UTC hour to fetch, e.g. 2026-01-01T00.
+    #[arg(long, requires = "fetch", value_parser = parse_hour_arg)]
+    pub fetch_from: Option<HourArg>,
+    /// With --fetch: archive (or mirror) base URL.
     #[arg(long, requires = "fetch")]
     pub fetch_base_url: Option<String>,
-    /// With --fetch: how often to check for an hour that is not published yet [default: 5m].
-    #[arg(long, requires = "fetch")]
-    pub fetch_poll_interval: Option<String>,
+    /// With --fetch: how often to check for an hour that is not published yet.
+    #[arg(long, requires = "fetch", value_parser = humantime::parse_duration)]
+    pub fetch_poll_interval: Option<std::time::Duration>,
+}
+
+impl RunArgs {
+    /// The run mode (`--mode`).
+    pub fn run_mode(&self) -> RunMode {
+        self.mode.into()
+    }
+}
+
+/// `lander run --mode`: clap's mirror of [`RunMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunModeFlag {
+    /// Everything new as one batch per dataset, then exit.
+    Once,
+    /// Everything new at start in bounded batches, then exit.
+    AvailableNow,
+    /// A bounded batch every `--interval`, forever.
+    MicroBatch,
+    /// React to each new file or appended bytes with low latency, forever.
+    Continuous,
+}
+
+impl From<RunModeFlag> for RunMode {
+    fn from(flag: RunModeFlag) -> Self {
+        match flag {
+            RunModeFlag::Once => RunMode::Once,
+            RunModeFlag::AvailableNow => RunMode::AvailableNow,
+            RunModeFlag::MicroBatch => RunMode::MicroBatch,
+            RunModeFlag::Continuous => RunMode::Continuous,
+        }
+    }
 }
 
 /// What `run --fetch` fetches.
@@ -228,39 +264,23 @@ pub enum FetchSource {
     Gharchive,
 }
 
-/// `fetch gharchive --follow` arguments for `run --fetch`, parsed by the `fetch` command's own parser so that
-/// defaults stay in one place. The run's store options and checkpoint are handed over by
-/// [`fetch::follow_gharchive`], not as flags.
-fn follow_args(a: &RunArgs, config: &Config) -> anyhow::Result<crate::fetch::GharchiveArgs> {
-    #[derive(Debug, Parser)]
-    struct Follow {
-        #[command(subcommand)]
-        cmd: FollowCommand,
+/// `fetch gharchive --follow` arguments for `run --fetch`: the fetch library's defaults, the run's landing and the
+/// `--fetch-*` flags. The run's store options and checkpoint are handed over by [`fetch::follow_gharchive`], not
+/// as arguments.
+fn follow_args(a: &RunArgs, config: &Config) -> gharchive::GharchiveArgs {
+    let mut args = gharchive::GharchiveArgs {
+        from: a.fetch_from,
+        follow: true,
+        ..Default::default()
+    };
+    if let Some(url) = &a.fetch_base_url {
+        args.base_url = url.clone();
     }
-    #[derive(Debug, Subcommand)]
-    enum FollowCommand {
-        Gharchive(crate::fetch::GharchiveArgs),
+    if let Some(interval) = a.fetch_poll_interval {
+        args.poll_interval = interval;
     }
-    let mut argv: Vec<String> = ["fetch", "gharchive", "--follow", "--landing"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    argv.push(config.landing.clone());
-    for (flag, v) in [
-        ("--from", &a.fetch_from),
-        ("--base-url", &a.fetch_base_url),
-        ("--poll-interval", &a.fetch_poll_interval),
-    ] {
-        if let Some(v) = v {
-            argv.extend([flag.to_string(), v.clone()]);
-        }
-    }
-    match Follow::try_parse_from(argv) {
-        Ok(Follow {
-            cmd: FollowCommand::Gharchive(args),
-        }) => Ok(args),
-        Err(e) => Err(UsageError(format!("--fetch: {e}")).into()),
-    }
+    args.download.landing = config.landing.clone();
+    args
 }
 
 /// Loads the config file and applies the location overrides.
@@ -399,9 +419,9 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
 /// batches and the summary, and writes the JSON summary of a bounded run.
 async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> anyhow::Result<()> {
     let started_at = chrono::Utc::now();
-    let bounded = matches!(args.mode, RunMode::Once | RunMode::AvailableNow);
+    let bounded = matches!(args.run_mode(), RunMode::Once | RunMode::AvailableNow);
     let (ctx, datasets) = start_or_report(&args, bounded, started_at, cancel).await?;
-    let fetcher = spawn_fetcher(&args, &ctx)?;
+    let fetcher = spawn_fetcher(&args, &ctx);
     let progress_done = CancellationToken::new();
     let progress = bounded.then(|| {
         tokio::spawn(progress::show(
@@ -410,7 +430,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
             progress_done.clone(),
         ))
     });
-    let result = modes::run(ctx.clone(), args.mode, datasets).await;
+    let result = modes::run(ctx.clone(), args.run_mode(), datasets).await;
     progress_done.cancel();
     // Everything this process prints on stdout, written at once at the end (a closed stdout is then one error,
     // which `main` treats as success: the data was committed before).
@@ -428,7 +448,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
     // The summary of a bounded run: printed as a table, and written as JSON for schedulers (also on failure).
     let report = bounded.then(|| {
         summary::RunSummaryReport::new(
-            args.mode,
+            args.run_mode(),
             ctx.landing.display.clone(),
             ctx.bronze.describe(""),
             started_at,
@@ -478,7 +498,7 @@ async fn start_or_report(
                     Err(_) => Default::default(),
                 };
                 let report = summary::RunSummaryReport::new(
-                    args.mode,
+                    args.run_mode(),
                     landing,
                     bronze,
                     started_at,
@@ -493,21 +513,18 @@ async fn start_or_report(
 }
 
 /// The `run --fetch` task following GH Archive into landing; its failure cancels the run.
-///
-/// # Errors
-/// The `--fetch-*` flags not parsing.
 fn spawn_fetcher(
     args: &RunArgs,
     ctx: &Context,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<crate::fetch::FetchSummary>>>> {
+) -> Option<tokio::task::JoinHandle<anyhow::Result<crate::fetch::FetchSummary>>> {
     let Some(FetchSource::Gharchive) = args.fetch else {
-        return Ok(None);
+        return None;
     };
-    let follow = follow_args(args, &ctx.config)?;
+    let follow = follow_args(args, &ctx.config);
     crate::metrics::init_source("gharchive");
     let cancel = ctx.cancel.clone();
     let (storage, checkpoint) = (ctx.config.storage.clone(), ctx.checkpoint.clone());
-    Ok(Some(tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let r = fetch::follow_gharchive(follow, storage, checkpoint, cancel.clone()).await;
         if let Err(e) = &r {
             tracing::error!(
@@ -517,7 +534,7 @@ fn spawn_fetcher(
             cancel.cancel();
         }
         r
-    })))
+    }))
 }
 
 /// Appends what a finished run prints on stdout: skipped landing entries, the batches and the summary table
@@ -534,7 +551,7 @@ fn push_run_output(
     if skipped > 0 {
         out.push_str(&format!("landing: {skipped} entr(ies) skipped (names no store path can hold, files outside a dataset directory, symlinks not followed, unreadable or special files; see the warnings)\n"));
     }
-    match args.mode {
+    match args.run_mode() {
         RunMode::Once | RunMode::AvailableNow => {
             for b in &summary.batches {
                 out.push_str(&format!("{b}\n"));
@@ -592,7 +609,7 @@ async fn start(
     config
         .validate()
         .context("while validating the configuration")?;
-    if args.fetch.is_some() && matches!(args.mode, RunMode::Once | RunMode::AvailableNow) {
+    if args.fetch.is_some() && matches!(args.run_mode(), RunMode::Once | RunMode::AvailableNow) {
         return Err(UsageError(
             "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
              backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
@@ -646,7 +663,7 @@ async fn start(
         .await
         .context("while checking which worker the checkpoint belongs to")?;
     tracing::info!(
-        mode = ?args.mode,
+        mode = ?args.run_mode(),
         landing = %ctx.landing.display,
         bronze = %ctx.bronze.display,
         checkpoint = %ctx.checkpoint.dir().display(),

@@ -20,3 +20,6 @@ pub mod names;
 pub mod sink;
 pub mod store;
 pub mod units;
+
+/// Default landing location: `lander run`'s (the configuration's default) and every fetch and generate command's.
+pub const DEFAULT_LANDING: &str = "layers/landing";

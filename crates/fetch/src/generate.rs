@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Value shapes follow the sample: sequential integer ids, `YYYY-MM-DD HH:MM:SS` timestamps within a window
-//! (default: the 30 days before 2025-10-27 12:00:00), customer ids 1000-9999, product ids 10001-99999, five Spanish
+//! (default: the [`sales_defaults::WINDOW`] before [`sales_defaults::END_TIME`]), customer ids 1000-9999, product ids 10001-99999, five Spanish
 //! categories each with its own price range, quantity 1-10, prices with at most two decimals written the way the
 //! sample writes them (`500.0`, `453.9`, `1125.18`), `total = quantity * unit_price` exactly (computed in cents), and
 //! three payment methods and statuses.
@@ -60,52 +60,75 @@ const DUPLICATE_POOL_ROWS: usize = 4096;
 const CHUNK_ROWS: u64 = 8192;
 /// Upload chunk size for generated files (the S3 minimum part size, see the fetch module).
 const UPLOAD_CHUNK_BYTES: usize = 5 * 1024 * 1024;
-/// Default end of the timestamp window: the end of the sample file, so output is reproducible with `--seed`.
-const DEFAULT_END_TIME: &str = "2025-10-27 12:00:00";
+
+/// Defaults of [`SalesArgs`], written the way `--help` shows them (the command line takes its defaults from here,
+/// and [`SalesArgs::default`] parses them).
+pub mod sales_defaults {
+    /// [`super::SalesArgs::files`].
+    pub const FILES: u64 = 1;
+    /// [`super::SalesArgs::dataset`].
+    pub const DATASET: &str = "sales";
+    /// [`super::SalesArgs::duplicate_share`].
+    pub const DUPLICATE_SHARE: f64 = 0.01;
+    /// [`super::SalesArgs::malformed_share`].
+    pub const MALFORMED_SHARE: f64 = 0.0;
+    /// [`super::SalesArgs::prefix`].
+    pub const PREFIX: &str = "ventas";
+    /// [`super::SalesArgs::end_time`]: the end of the sample file, so output is reproducible with a seed.
+    pub const END_TIME: &str = "2025-10-27 12:00:00";
+    /// [`super::SalesArgs::window`] (humantime).
+    pub const WINDOW: &str = "30days";
+}
 
 /// Arguments of `lander generate sales`.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct SalesArgs {
-    /// Total data rows to write (valid + duplicate + malformed), header lines not included.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Total data rows to write (valid + duplicate + malformed), header lines not included; at least 1.
     pub rows: u64,
-    /// Number of files to split the rows into (as evenly as possible). Ignored with --rate.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Number of files to split the rows into (as evenly as possible); at least 1. Ignored with `rate`.
     pub files: u64,
-    /// Trickle mode: write one file per second holding this many rows, until --rows are written or the command
-    /// is interrupted (for demos of continuous ingestion).
-    #[arg(long, value_name = "ROWS_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Trickle mode: write one file per second holding this many rows (at least 1), until `rows` are written or
+    /// the command is cancelled.
     pub rate: Option<u64>,
-    /// Random seed; the same seed and shares give the same rows. Default: a random seed (printed at the end).
-    #[arg(long)]
+    /// Random seed; the same seed and shares give the same rows. `None`: a random seed.
     pub seed: Option<u64>,
-    /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/.
-    #[arg(long, default_value = DEFAULT_LANDING)]
+    /// Landing zone. Files go to `<landing>/<dataset>/`.
     pub landing: String,
     /// Dataset directory under landing.
-    #[arg(long, default_value = "sales")]
     pub dataset: String,
     /// Share of rows (0.0-1.0) that repeat an earlier row exactly, same transaction_id.
-    #[arg(long, default_value_t = 0.01)]
     pub duplicate_share: f64,
-    /// Share of rows (0.0-1.0) that are malformed: non-numeric quantity or price, missing fields or an impossible
-    /// timestamp.
-    #[arg(long, default_value_t = 0.0)]
+    /// Share of rows (0.0-1.0) that are malformed.
     pub malformed_share: f64,
-    /// First transaction_id; use the previous run's next id to continue a sequence. Default: the start of a block
-    /// of 2^24 ids drawn from the seed (above every id of the bundled 100k-row sample), so runs with different seeds
-    /// do not collide with each other or with ids already in bronze.
-    #[arg(long)]
+    /// First transaction_id. `None`: the start of a block of 2^24 ids drawn from the seed.
     pub start_id: Option<u64>,
-    /// File name prefix; files are named <prefix>-<seed>-<nnnnn>.csv.
-    #[arg(long, default_value = "ventas")]
+    /// File name prefix; files are named `<prefix>-<seed>-<nnnnn>.csv`.
     pub prefix: String,
-    /// End of the timestamp window: `now`, RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC).
-    #[arg(long, default_value = DEFAULT_END_TIME, value_parser = parse_end_time)]
+    /// End of the timestamp window.
     pub end_time: EndTime,
-    /// Length of the timestamp window before --end-time.
-    #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
+    /// Length of the timestamp window before `end_time`.
     pub window: Duration,
+}
+
+impl Default for SalesArgs {
+    /// One file of 1 row with the defaults of `generate sales`.
+    fn default() -> Self {
+        use sales_defaults as d;
+        Self {
+            rows: 1,
+            files: d::FILES,
+            rate: None,
+            seed: None,
+            landing: DEFAULT_LANDING.to_string(),
+            dataset: d::DATASET.to_string(),
+            duplicate_share: d::DUPLICATE_SHARE,
+            malformed_share: d::MALFORMED_SHARE,
+            start_id: None,
+            prefix: d::PREFIX.to_string(),
+            end_time: parse_end_time(d::END_TIME).expect("the default end time parses"),
+            window: super::default_duration(d::WINDOW),
+        }
+    }
 }
 
 /// The end of the generated timestamps' window.

@@ -30,34 +30,49 @@ pub const PUBLICATION_WINDOW: TimeDelta = TimeDelta::hours(48);
 /// a week at a time.
 const FOLLOW_BATCH_HOURS: i64 = 24 * 7;
 
+/// Default of [`GharchiveArgs::base_url`]: the archive itself.
+pub const DEFAULT_BASE_URL: &str = "https://data.gharchive.org";
+
+/// Default of [`GharchiveArgs::dataset`].
+pub const DEFAULT_DATASET: &str = "gharchive";
+
+/// Default of [`GharchiveArgs::poll_interval`] (humantime, as `--help` shows it).
+pub const DEFAULT_POLL_INTERVAL: &str = "5m";
+
+/// With `follow` and no `from`: the first hour fetched is the current one minus this.
+pub const FOLLOW_START_BEHIND: TimeDelta = TimeDelta::hours(2);
+
 /// Arguments of `lander fetch gharchive`.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct GharchiveArgs {
-    /// First UTC hour to fetch: 2015-01-01T00, 2015-01-01T00:00Z, 2015-01-01-0 (archive style) or a date
-    /// 2015-01-01 (its hour 0). Minutes are truncated. Required unless --follow, which defaults to the current hour
-    /// minus 2h.
-    #[arg(long, value_parser = parse_hour_arg, required_unless_present = "follow")]
+    /// First UTC hour to fetch. Required unless `follow`, which defaults to the current hour minus 2h.
     pub from: Option<HourArg>,
-    /// Last UTC hour to fetch, inclusive; a date means its hour 23. Defaults to --from (the whole day when --from
-    /// is a date).
-    #[arg(long, value_parser = parse_hour_arg, conflicts_with = "follow")]
+    /// Last UTC hour to fetch, inclusive; a date means its hour 23. Defaults to `from`. Not with `follow`.
     pub to: Option<HourArg>,
-    /// After --from, keep fetching each next hour as it is published, until interrupted (SIGINT/SIGTERM). A recent
-    /// hour that is not published yet is retried every --poll-interval.
-    #[arg(long)]
+    /// After `from`, keep fetching each next hour as it is published, until cancelled.
     pub follow: bool,
-    /// With --follow: how often to check for an hour that is not published yet.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// With `follow`: how often to check for an hour that is not published yet.
     pub poll_interval: Duration,
-    /// Archive (or mirror) base URL; files are fetched from <base-url>/<YYYY-MM-DD-H>.json.gz.
-    #[arg(long, default_value = "https://data.gharchive.org")]
+    /// Archive (or mirror) base URL; files are fetched from `<base_url>/<YYYY-MM-DD-H>.json.gz`.
     pub base_url: String,
     /// Dataset directory under landing.
-    #[arg(long, default_value = "gharchive")]
     pub dataset: String,
     /// Download options.
-    #[command(flatten)]
     pub download: DownloadArgs,
+}
+
+impl Default for GharchiveArgs {
+    fn default() -> Self {
+        Self {
+            from: None,
+            to: None,
+            follow: false,
+            poll_interval: super::default_duration(DEFAULT_POLL_INTERVAL),
+            base_url: DEFAULT_BASE_URL.to_string(),
+            dataset: DEFAULT_DATASET.to_string(),
+            download: DownloadArgs::default(),
+        }
+    }
 }
 
 /// An hour given on the command line.
@@ -251,7 +266,7 @@ pub async fn run(
         let from = args
             .from
             .map(|f| f.hour)
-            .unwrap_or_else(|| floor_hour(now) - TimeDelta::hours(2));
+            .unwrap_or_else(|| floor_hour(now) - FOLLOW_START_BEHIND);
         let downloader = Downloader::new(&args.download, context, Progress::new(None)).await?;
         downloader.remove_stale_temps(&args.dataset).await?;
         let summary = follow(&downloader, &base, &args, from, &cancel).await;

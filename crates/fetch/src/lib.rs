@@ -18,9 +18,6 @@
 //! - **Per-file severity.** One file failing, missing or not yet published never stops the others; the
 //!   [`FetchSummary`] counts each outcome and the CLI exits non-zero when `failed > 0`.
 #![warn(missing_docs)]
-// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
-// meant literally, not as HTML or links.
-#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 mod body;
 mod download;
@@ -45,8 +42,8 @@ use names::validate_dataset;
 
 use lander_core::store::{StoreError, StoreLocation};
 
-/// Default landing location of every fetch and generate command.
-pub const DEFAULT_LANDING: &str = "layers/landing";
+/// Default landing location of every fetch and generate command: `lander run`'s.
+pub use lander_core::DEFAULT_LANDING;
 
 /// Errors of the fetch and generate commands.
 ///
@@ -219,66 +216,84 @@ pub enum FetchError {
     },
 }
 
-/// Download options shared by every `fetch` subcommand.
-#[derive(clap::Args, Debug, Clone)]
+/// Download options shared by every `fetch` subcommand (`lander fetch`'s flags of the same names).
+#[derive(Debug, Clone)]
 pub struct DownloadArgs {
-    /// Landing zone: a local directory, hdfs://host:port/path or s3://bucket/prefix. Files go to
-    /// <landing>/<dataset>/<name>.
-    #[arg(long, default_value = DEFAULT_LANDING)]
+    /// Landing zone: a local directory, `hdfs://` or `s3://` location. Files go to `<landing>/<dataset>/<name>`.
     pub landing: String,
-    /// Number of files downloaded in parallel.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Number of files downloaded in parallel (at least 1).
     pub concurrency: u16,
-    /// Retries per file after the first attempt, on connect errors, timeouts, HTTP 408/429/5xx, truncated bodies
-    /// and corrupt gzip data.
-    #[arg(long, default_value_t = 5)]
+    /// Retries per file after the first attempt.
     pub retries: u32,
-    /// First delay of the exponential backoff between retries; it doubles per retry (with jitter) up to 1 minute.
-    /// A Retry-After header from the server takes precedence.
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    /// First delay of the exponential backoff between retries.
     pub retry_backoff: Duration,
-    /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
-    /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-    #[arg(long, default_value = "4GiB", value_parser = lander_core::units::parse_byte_size)]
+    /// Largest file accepted, in bytes.
     pub max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
-    /// Abort a request when the server sends nothing for this long (the attempt is then retried).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    /// Abort a request when the server sends nothing for this long.
     pub timeout: Duration,
 }
 
+/// Defaults of [`DownloadArgs`], written the way `--help` shows them (the command line takes its defaults from
+/// here, and [`DownloadArgs::default`] parses them).
+pub mod download_defaults {
+    /// [`super::DownloadArgs::concurrency`].
+    pub const CONCURRENCY: u16 = 4;
+    /// [`super::DownloadArgs::retries`].
+    pub const RETRIES: u32 = 5;
+    /// [`super::DownloadArgs::retry_backoff`] (humantime).
+    pub const RETRY_BACKOFF: &str = "500ms";
+    /// [`super::DownloadArgs::max_file_bytes`] (a byte size, `lander_core::units::parse_byte_size`).
+    pub const MAX_FILE_BYTES: &str = "4GiB";
+    /// [`super::DownloadArgs::connect_timeout`] (humantime).
+    pub const CONNECT_TIMEOUT: &str = "10s";
+    /// [`super::DownloadArgs::timeout`] (humantime).
+    pub const TIMEOUT: &str = "60s";
+}
+
+/// Parses one of the duration defaults of this crate (a constant, so valid: the unit tests parse each).
+pub(crate) fn default_duration(value: &str) -> Duration {
+    humantime::parse_duration(value).expect("a default duration parses")
+}
+
+impl Default for DownloadArgs {
+    fn default() -> Self {
+        use download_defaults as d;
+        Self {
+            landing: DEFAULT_LANDING.to_string(),
+            concurrency: d::CONCURRENCY,
+            retries: d::RETRIES,
+            retry_backoff: default_duration(d::RETRY_BACKOFF),
+            max_file_bytes: lander_core::units::parse_byte_size(d::MAX_FILE_BYTES)
+                .expect("the default byte size parses"),
+            connect_timeout: default_duration(d::CONNECT_TIMEOUT),
+            timeout: default_duration(d::TIMEOUT),
+        }
+    }
+}
+
 /// Arguments of `lander fetch url`.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UrlArgs {
-    /// http(s) URLs to download. Each file is named after the URL's last path segment (percent-decoded and
-    /// sanitized), or after the server's Content-Disposition file name when the URL has none.
-    #[arg(required = true, value_name = "URL")]
+    /// http(s) URLs to download (at least one).
     pub urls: Vec<String>,
-    /// Prefer the server's Content-Disposition file name over the URL's last segment (like curl -J). Such files are
-    /// only found to be in landing already after a request.
-    #[arg(long)]
+    /// Prefer the server's Content-Disposition file name over the URL's last segment (like curl -J).
     pub remote_header_name: bool,
-    /// Dataset directory under landing (e.g. sales).
-    #[arg(long)]
+    /// Dataset directory under landing.
     pub dataset: String,
     /// Download options.
-    #[command(flatten)]
     pub download: DownloadArgs,
 }
 
 /// Arguments of `lander fetch s3`.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct S3Args {
-    /// Bucket and prefix to copy, as s3://bucket/prefix.
-    #[arg(value_name = "S3_URL")]
+    /// Bucket and prefix to copy, as `s3://bucket/prefix`.
     pub url: String,
-    /// Dataset directory under landing (e.g. sales).
-    #[arg(long)]
+    /// Dataset directory under landing.
     pub dataset: String,
-    /// Landing zone: a local directory, hdfs:// or s3:// location.
-    #[arg(long, default_value = DEFAULT_LANDING)]
+    /// Landing zone: a local directory, `hdfs://` or `s3://` location.
     pub landing: String,
 }
 
@@ -402,5 +417,17 @@ mod tests {
             "fetched 2 (2.00 KiB), skipped 1, missing 1, pending 0, failed 3"
         );
         assert_eq!(s.files(), 7);
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let download = DownloadArgs::default();
+        assert_eq!(download.max_file_bytes, 4 << 30);
+        assert_eq!(download.timeout, Duration::from_secs(60));
+        let gharchive = GharchiveArgs::default();
+        assert_eq!(gharchive.poll_interval, Duration::from_secs(300));
+        let sales = SalesArgs::default();
+        assert_eq!(sales.window, Duration::from_secs(30 * 86_400));
+        assert!(matches!(sales.end_time, generate::EndTime::At(_)));
     }
 }

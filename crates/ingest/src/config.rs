@@ -187,9 +187,11 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The defaults of every key. The decoding limits are [`crate::decode::Limits::default`]'s.
     fn default() -> Self {
+        let limits = crate::decode::Limits::default();
         Self {
-            landing: "layers/landing".into(),
+            landing: lander_core::DEFAULT_LANDING.into(),
             bronze: "layers/bronze".into(),
             checkpoint: PathBuf::from("checkpoints"),
             settle_time: Duration::from_secs(1),
@@ -211,12 +213,17 @@ impl Default for Config {
             latest_first: false,
             storage: BTreeMap::new(),
             follow_symlinks: false,
-            max_record_bytes: 16 << 20,
-            max_file_bytes: 16 << 30,
-            max_decompressed_bytes: 32 << 30,
-            max_decompression_ratio: 100,
-            event_time_min: "2000-01-01".into(),
-            event_time_max_future: Duration::from_secs(86_400),
+            max_record_bytes: limits.max_record_bytes,
+            max_file_bytes: limits.max_file_bytes,
+            max_decompressed_bytes: limits.max_decompressed_bytes,
+            max_decompression_ratio: limits.max_decompression_ratio,
+            // A date, as `lander.toml` spells it (`limits()` reads it back to the same instant).
+            event_time_min: chrono::DateTime::from_timestamp_micros(limits.min_event_time)
+                .map(|t| t.date_naive().to_string())
+                .unwrap_or_default(),
+            event_time_max_future: Duration::from_micros(
+                u64::try_from(limits.max_event_time_ahead).unwrap_or(0),
+            ),
             partial_line_timeout: Duration::from_secs(600),
             metrics_addr: None,
             table_format: TableFormat::Delta,

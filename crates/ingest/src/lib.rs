@@ -13,9 +13,6 @@
 //! It builds on `lander-core` (store, decode, dedup, sink, metrics), which is re-exported inside this crate under
 //! the same module names, and knows nothing of `lander-fetch` or the command line.
 #![warn(missing_docs)]
-// The doc comments of clap arguments are also their `--help` text, where `<landing>/<dataset>` and bare URLs are
-// meant literally, not as HTML or links.
-#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 pub(crate) use lander_core::{decode, dedup, metrics, sink, store};
 

@@ -126,11 +126,12 @@ pub struct StatsArgs {
 
 /// `lander checkpoint pending`.
 #[derive(Debug, Args)]
+#[command(mut_args(crate::cli::defaults::settle_time_default))]
 pub struct PendingArgs {
     /// Common options (uses --landing).
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Settle time, as for `lander run` [default: from the config, 1s].
+    /// Settle time, as for `lander run`.
     #[arg(long, value_parser = parse_duration)]
     pub settle_time: Option<Duration>,
 }

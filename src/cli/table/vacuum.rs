@@ -14,6 +14,7 @@ use crate::table::vacuum::{vacuum, Reason, VacuumError, VacuumOptions, VacuumRep
 
 /// `lander table vacuum`.
 #[derive(Debug, Args)]
+#[command(mut_arg("retain", crate::cli::defaults::retain_default))]
 pub struct VacuumArgs {
     /// Locations and config (uses --bronze).
     #[command(flatten)]
@@ -21,7 +22,7 @@ pub struct VacuumArgs {
     /// Only this dataset (its table and its quarantine table) [default: every configured dataset].
     #[arg(long, short = 'd')]
     pub dataset: Option<String>,
-    /// Keep every file that a version committed within this long needs, e.g. 7d, 36h [default: 7d].
+    /// Keep every file that a version committed within this long needs, e.g. 7d, 36h.
     #[arg(long, value_parser = parse_duration)]
     pub retain: Option<Duration>,
     /// Accept a retention under 1h: parts that running writers are uploading would be deleted, so use it only

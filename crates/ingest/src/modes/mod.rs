@@ -47,9 +47,7 @@ pub use counts::RecordCounts;
 pub use error::RunError;
 
 /// How `lander run` schedules batches.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunMode {
     /// Everything new as one batch per dataset, then exit.
