@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStoreExt;
 
-use super::batch::{blocking, clear_intent, Context};
+use super::context::{blocking, clear_intent, Context};
 use crate::checkpoint::{BatchIntent, StoredSchema};
 use crate::decode::{DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, QuarantineRecord};
 use crate::dedup::Deduper;

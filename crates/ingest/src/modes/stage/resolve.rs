@@ -10,7 +10,7 @@ use crate::checkpoint::StoredSchema;
 use crate::config::DatasetConfig;
 use crate::decode::csv::{CsvDecoder, CsvOptions, SchemaEvolution};
 use crate::decode::{DecodeError, Decoder, LineSource};
-use crate::modes::batch::{blocking, Context};
+use crate::modes::context::{blocking, Context};
 use crate::modes::RunError;
 use crate::source::LandingFile;
 use crate::table::TableFormat;
