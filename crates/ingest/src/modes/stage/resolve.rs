@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{decode_input, open_reader, Resolved};
+use super::read::{decode_input, open_reader};
+use super::Resolved;
 use crate::checkpoint::StoredSchema;
 use crate::config::DatasetConfig;
 use crate::decode::csv::{CsvDecoder, CsvOptions, SchemaEvolution};
