@@ -98,7 +98,7 @@ impl Downloader {
     }
 
     /// The attempt loop: skip what is already in landing, then attempt until complete, not found, fatal,
-    /// cancelled or out of retries (waiting [`RetryPolicy::backoff`] or the server's `Retry-After` in between).
+    /// cancelled or out of retries (waiting [`RetryPolicy::backoff`](super::retry::RetryPolicy::backoff) or the server's `Retry-After` in between).
     async fn fetch_inner(&self, job: &Job, cancel: &CancellationToken) -> Outcome {
         if cancel.is_cancelled() {
             return Outcome::Cancelled;

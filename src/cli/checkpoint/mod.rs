@@ -21,6 +21,8 @@
 //! - [`views`]: the JSON documents (a stable interface).
 //! - `show`: `list` and `show`; `stats`; `pending`; `verify`; `reset`; `transfer` (`export`, `import`).
 //! - `table`: aligned tables and key/value blocks, and the `--since` parser.
+//!
+//! [`CheckpointStore::open_snapshot`]: crate::checkpoint::CheckpointStore::open_snapshot
 
 mod pending;
 mod rebuild;
