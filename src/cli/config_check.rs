@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::{parser::ValueSource, Args, CommandFactory, Subcommand};
 use serde::Serialize;
 
-use super::checkpoint::{emit, emit_json};
+use super::output::{emit, emit_json};
 use super::{apply_run_overrides, load_config, Cli, RunArgs};
 use crate::config::keys;
 
@@ -193,7 +193,7 @@ const DURATION_KEYS: [&str; 10] = [
 fn show_value(key: &str, v: &toml::Value) -> String {
     match v.as_str().map(crate::config::parse_duration) {
         Some(Ok(d)) if DURATION_KEYS.contains(&key) => {
-            toml::Value::String(super::checkpoint::fmt_duration(d)).to_string()
+            toml::Value::String(super::output::fmt_duration(d)).to_string()
         }
         _ => v.to_string(),
     }

@@ -12,7 +12,7 @@ use std::fmt::Display;
 
 use clap::Arg;
 
-use super::checkpoint::fmt_duration;
+use super::output::fmt_duration;
 use crate::config::Config;
 use crate::fetch::gharchive;
 

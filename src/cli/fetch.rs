@@ -180,7 +180,7 @@ pub async fn run_generate(cmd: GenerateCommand, cancel: CancellationToken) -> an
     match cmd {
         GenerateCommand::Sales(cmd) => {
             let summary = generate_sales(cmd, cancel).await?;
-            super::checkpoint::emit(&format!("{summary}\n"))
+            super::output::emit(&format!("{summary}\n"))
         }
     }
 }

@@ -21,7 +21,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::checkpoint::{blocking, emit, emit_json, fmt_time, open_read};
+use super::output::{blocking, emit, emit_json, fmt_time, open_read};
 use super::{load_config, LocationArgs};
 use crate::checkpoint::{CheckpointStore, FileStatus};
 use crate::cli::UsageError;

@@ -4,7 +4,7 @@
 //! [`exit_code`] maps them to 0 (ok), 1 (runtime failure) or 2 (usage/configuration error).
 
 // println!/eprintln! panic when the other end of the pipe is gone (`lander run | head -1`): output goes through
-// `checkpoint::emit`, whose error `main` maps to exit 0, and notes through `writeln!` on stderr.
+// `output::emit`, whose error `main` maps to exit 0, and notes through `writeln!` on stderr.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod checkpoint;
@@ -15,6 +15,7 @@ pub mod explain;
 pub mod fetch;
 mod fetch_flags;
 pub mod gaps;
+mod output;
 pub mod progress;
 pub mod serve;
 pub mod summary;
@@ -399,7 +400,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> anyhow::Result<()> {
             let summary = fetch::run_fetch(cmd, cancel)
                 .await
                 .context("while fetching into landing")?;
-            checkpoint::emit(&format!("{summary}\n"))?;
+            output::emit(&format!("{summary}\n"))?;
             if summary.failed > 0 {
                 anyhow::bail!("{} download(s) failed", summary.failed);
             }

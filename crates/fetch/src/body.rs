@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use super::download::{Downloader, Job};
+use super::job::{Downloader, Job};
 use super::retry::AttemptError;
 use super::verify::GzipVerifier;
 use super::FetchError;

@@ -19,7 +19,6 @@
 //! catches a prefix that does not belong to the current file. A server that ignores the range (answers 200) gets
 //! the download restarted from byte zero.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -28,7 +27,7 @@ use indicatif::HumanBytes;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt as _, WriteMultipart};
 use reqwest::header::{self, HeaderMap};
-use reqwest::{StatusCode, Url};
+use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{TempSink, UPLOAD_CHUNK_BYTES};
@@ -36,111 +35,13 @@ use super::headers::{
     content_disposition_name, header_str, parse_content_range, parse_retry_after,
     response_validator,
 };
+use super::job::{is_gzip_name, temp_name, Attempt, Downloader, Job, Outcome};
 use super::names::sanitize_file_name;
-use super::progress::Progress;
-use super::retry::{AttemptError, RetryPolicy};
+use super::retry::AttemptError;
 use super::verify::GzipVerifier;
-use super::{open_landing, rename_no_clobber, DownloadArgs, FetchContext, FetchError};
-use lander_core::store::StoreLocation;
-
-/// Sent with every request so that mirror operators can identify the client.
-const USER_AGENT: &str = concat!("lander/", env!("CARGO_PKG_VERSION"));
-
-/// One file to download.
-#[derive(Debug, Clone)]
-pub(crate) struct Job {
-    /// Where to get it.
-    pub url: Url,
-    /// The dataset directory under landing.
-    pub dataset: String,
-    /// The final (already sanitized) name; `None` to take it from the server's `Content-Disposition`.
-    pub name: Option<String>,
-    /// With `name: None`: the (sanitized) name to use when the server sends no `Content-Disposition` file name.
-    pub fallback_name: Option<String>,
-}
-
-/// What happened to one [`Job`].
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Downloaded, verified and published.
-    Fetched {
-        /// The file size.
-        bytes: u64,
-    },
-    /// Already in landing; nothing downloaded.
-    Skipped,
-    /// The server answered 404 or 410; the caller decides whether that is missing, pending or failed.
-    NotFound {
-        /// The error, for messages.
-        error: FetchError,
-    },
-    /// Stopped by cancellation before it finished (a partial temporary file may be kept for a resume).
-    Cancelled,
-    /// Failed after retries, or refused.
-    Failed {
-        /// Why.
-        error: FetchError,
-    },
-}
-
-/// What a successful attempt left in the temporary object.
-pub(super) enum Attempt {
-    /// The complete, verified file is in the temporary object.
-    Complete { name: String, bytes: u64 },
-    /// The server named the file and that name is already in landing.
-    AlreadyPresent { name: String },
-}
-
-/// Downloads [`Job`]s into landing; see the module docs for the protocol.
-pub(crate) struct Downloader {
-    pub(super) client: reqwest::Client,
-    pub(super) landing: StoreLocation,
-    pub(super) policy: RetryPolicy,
-    pub(super) max_file_bytes: u64,
-    pub(super) concurrency: usize,
-    pub(super) progress: Progress,
-    /// Landing paths (`<dataset>/<name>`) already ingested ([`FetchContext::ingested`]).
-    ingested: HashSet<String>,
-}
+use super::{rename_no_clobber, FetchError};
 
 impl Downloader {
-    /// Opens landing with the context's store options and builds the HTTP client (rustls, connect and read
-    /// timeouts).
-    ///
-    /// # Errors
-    /// [`FetchError::Landing`] or [`FetchError::Client`].
-    pub(crate) async fn new(
-        args: &DownloadArgs,
-        context: FetchContext,
-        progress: Progress,
-    ) -> Result<Self, FetchError> {
-        let landing = open_landing(&args.landing, &context.storage).await?;
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(args.connect_timeout)
-            .read_timeout(args.timeout)
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(|source| FetchError::Client { source })?;
-        Ok(Self {
-            ingested: context.ingested,
-            client,
-            landing,
-            policy: RetryPolicy {
-                retries: args.retries,
-                base: args.retry_backoff,
-            },
-            max_file_bytes: args.max_file_bytes,
-            concurrency: usize::from(args.concurrency.max(1)),
-            progress,
-        })
-    }
-
-    /// The progress reporter, for callers' own log lines.
-    pub(crate) fn progress(&self) -> &Progress {
-        &self.progress
-    }
-
     /// Runs `jobs` with bounded concurrency; the outcomes are in the order of `jobs`.
     pub(crate) async fn fetch_all(
         &self,
@@ -196,74 +97,86 @@ impl Downloader {
         outcome
     }
 
-    /// Deletes the stale store-client temporaries of earlier interrupted fetches below `<dataset>/`
-    /// ([`super::temps`]).
-    ///
-    /// # Errors
-    /// [`FetchError::ObjectStore`].
-    pub(crate) async fn remove_stale_temps(&self, dataset: &str) -> Result<usize, FetchError> {
-        super::temps::remove_stale_temps(&self.landing, dataset).await
-    }
-
-    /// Whether `<dataset>/<name>` is already in landing (or already ingested, see [`FetchContext::ingested`]).
-    pub(super) async fn already_present(
-        &self,
-        dataset: &str,
-        name: &str,
-    ) -> Result<bool, FetchError> {
-        if self.ingested.contains(&format!("{dataset}/{name}")) {
-            return Ok(true);
+    /// The attempt loop: skip what is already in landing, then attempt until complete, not found, fatal,
+    /// cancelled or out of retries (waiting [`RetryPolicy::backoff`](super::retry::RetryPolicy::backoff) or the server's `Retry-After` in between).
+    async fn fetch_inner(&self, job: &Job, cancel: &CancellationToken) -> Outcome {
+        if cancel.is_cancelled() {
+            return Outcome::Cancelled;
         }
-        let location = self.landing.path(&format!("{dataset}/{name}"));
-        match self.landing.store.head(&location).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(source) => Err(FetchError::ObjectStore {
-                action: "check",
-                location: self.landing.describe(&format!("{dataset}/{name}")),
-                source,
-            }),
+        if let Some(name) = &job.name {
+            match self.already_present(&job.dataset, name).await {
+                Ok(true) => {
+                    tracing::debug!(file = %name, "skipped: already in landing");
+                    return Outcome::Skipped;
+                }
+                Ok(false) => {}
+                Err(error) => return Outcome::Failed { error },
+            }
         }
-    }
-
-    /// Length of the partial temporary object left by an earlier attempt (0 when there is none).
-    pub(super) async fn partial_len(&self, temp: &Path) -> Result<u64, FetchError> {
-        match self.landing.store.head(temp).await {
-            Ok(meta) => Ok(meta.size),
-            Err(object_store::Error::NotFound { .. }) => Ok(0),
-            Err(source) => Err(self.store_error("check", temp, source)),
-        }
-    }
-
-    /// Deletes the temporary object, ignoring "not found"; other errors are only logged (the name stays ignored by
-    /// the watcher, and the next attempt overwrites it).
-    pub(super) async fn discard(&self, temp: &Path) {
-        match self.landing.store.delete(temp).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => self.progress.log(|| {
-                tracing::warn!(location = %temp, "cannot delete temporary file: {e}");
-            }),
-        }
-    }
-
-    pub(super) fn store_error(
-        &self,
-        action: &'static str,
-        location: &Path,
-        source: object_store::Error,
-    ) -> FetchError {
-        FetchError::ObjectStore {
-            action,
-            location: self
-                .landing
-                .relative(location)
-                .map(|r| self.landing.describe(&r))
-                .unwrap_or_else(|| location.to_string()),
-            source,
+        let temp = self
+            .landing
+            .path(&format!("{}/{}", job.dataset, temp_name(job)));
+        let url = job.url.as_str();
+        let started = Instant::now();
+        let mut validator: Option<String> = None;
+        let mut retry = 0u32;
+        loop {
+            match self.attempt(job, &temp, &mut validator, cancel).await {
+                Ok(Attempt::Complete { name, bytes }) => {
+                    return self
+                        .publish(&job.dataset, &temp, name, bytes, started)
+                        .await;
+                }
+                Ok(Attempt::AlreadyPresent { name }) => {
+                    tracing::debug!(file = %name, "skipped: already in landing");
+                    return Outcome::Skipped;
+                }
+                Err(AttemptError::NotFound(error)) => return Outcome::NotFound { error },
+                Err(AttemptError::Fatal(error)) => return Outcome::Failed { error },
+                Err(AttemptError::Cancelled) => return Outcome::Cancelled,
+                Err(AttemptError::Retry { error, wait }) => {
+                    if retry >= self.policy.retries {
+                        return Outcome::Failed {
+                            error: FetchError::RetriesExhausted {
+                                url: url.to_string(),
+                                attempts: retry + 1,
+                                last: Box::new(error),
+                            },
+                        };
+                    }
+                    let delay =
+                        wait.unwrap_or_else(|| self.policy.backoff(retry, &mut rand::rng()));
+                    retry += 1;
+                    // One warning per download: its later retries are debug lines, and giving up is an error
+                    // line with the attempts and the last cause (a source that is down would otherwise print a
+                    // line per retry of every file in flight).
+                    if retry == 1 {
+                        self.progress.log(|| {
+                            tracing::warn!(
+                                %url,
+                                retries = self.policy.retries,
+                                delay = %humantime::format_duration(delay),
+                                "retrying download: {error}"
+                            );
+                        });
+                    } else {
+                        tracing::debug!(%url, retry, of = self.policy.retries, delay = %humantime::format_duration(delay), "retrying download: {error}");
+                    }
+                    tokio::select! {
+                        () = cancel.cancelled() => return Outcome::Cancelled,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
         }
     }
 
     /// One request: stream the body (after any kept prefix) into the temporary object and verify it.
+    ///
+    /// In order: [`Self::send`] (request, resuming a kept prefix), [`Self::resume_point`] (the status decides:
+    /// resume, start over, retry or give up), [`Self::final_name`], [`Self::expected_total`], then the body is
+    /// streamed into a [`TempSink`] ([`Self::stream_body`]) and the temporary object finished and verified
+    /// ([`Self::finish_temp`]).
     pub(super) async fn attempt(
         &self,
         job: &Job,
@@ -272,131 +185,22 @@ impl Downloader {
         cancel: &CancellationToken,
     ) -> Result<Attempt, AttemptError> {
         let url = job.url.as_str();
-        // Reuse a kept prefix only when a mismatch would be caught: If-Range with this run's validator, or the
-        // gzip check (for a prefix left by an earlier run).
-        let resumable = validator.is_some() || job.name.as_deref().is_some_and(is_gzip_name);
-        let have = if resumable {
-            self.partial_len(temp).await.map_err(AttemptError::Fatal)?
-        } else {
-            0
-        };
-        let mut request = self.client.get(job.url.clone());
-        if have > 0 {
-            request = request.header(header::RANGE, format!("bytes={have}-"));
-            if let Some(v) = validator.as_deref() {
-                request = request.header(header::IF_RANGE, v);
-            }
-        }
-        let response = tokio::select! {
-            () = cancel.cancelled() => return Err(AttemptError::Cancelled),
-            r = request.send() => r.map_err(|source| AttemptError::retry(FetchError::Request { url: url.to_string(), source }))?,
-        };
-        let status = response.status();
+        let (response, have) = self.send(job, temp, validator.as_deref(), cancel).await?;
         let headers = response.headers().clone();
-        let resume_from = match status {
-            StatusCode::OK => 0,
-            StatusCode::PARTIAL_CONTENT if have > 0 => {
-                let value = header_str(&headers, header::CONTENT_RANGE).unwrap_or_default();
-                match parse_content_range(&value) {
-                    Some(range) if range.start == have => have,
-                    _ => {
-                        // Not a continuation of what we have: start over from byte zero.
-                        self.discard(temp).await;
-                        return Err(AttemptError::Retry {
-                            error: FetchError::BadContentRange {
-                                url: url.to_string(),
-                                value,
-                                wanted: have,
-                            },
-                            wait: Some(Duration::ZERO),
-                        });
-                    }
-                }
-            }
-            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
-                // The kept prefix is as long as (or longer than) the file: it cannot be trusted; start over.
-                self.discard(temp).await;
-                return Err(AttemptError::Retry {
-                    error: FetchError::HttpStatus {
-                        url: url.to_string(),
-                        status: status.as_u16(),
-                    },
-                    wait: Some(Duration::ZERO),
-                });
-            }
-            StatusCode::NOT_FOUND | StatusCode::GONE => {
-                return Err(AttemptError::NotFound(FetchError::NotFound {
-                    url: url.to_string(),
-                    status: status.as_u16(),
-                }));
-            }
-            s if s == StatusCode::REQUEST_TIMEOUT
-                || s == StatusCode::TOO_MANY_REQUESTS
-                || s.is_server_error() =>
-            {
-                let wait = header_str(&headers, header::RETRY_AFTER)
-                    .and_then(|v| parse_retry_after(&v, Utc::now()));
-                return Err(AttemptError::Retry {
-                    error: FetchError::HttpStatus {
-                        url: url.to_string(),
-                        status: s.as_u16(),
-                    },
-                    wait,
-                });
-            }
-            s => {
-                return Err(AttemptError::Fatal(FetchError::HttpStatus {
-                    url: url.to_string(),
-                    status: s.as_u16(),
-                }));
-            }
-        };
+        let resume_from = self
+            .resume_point(url, temp, response.status(), &headers, have)
+            .await?;
         *validator = response_validator(&headers);
 
-        let name = match &job.name {
-            Some(name) => name.clone(),
-            None => {
-                let name = self
-                    .server_name(job, &headers)
-                    .map_err(AttemptError::Fatal)?;
-                if self
-                    .already_present(&job.dataset, &name)
-                    .await
-                    .map_err(AttemptError::Fatal)?
-                {
-                    return Ok(Attempt::AlreadyPresent { name });
-                }
-                name
-            }
-        };
-
-        let expected_total = if resume_from > 0 {
-            header_str(&headers, header::CONTENT_RANGE)
-                .and_then(|v| parse_content_range(&v))
-                .and_then(|r| r.total)
-        } else {
-            response.content_length()
-        };
-        if let Some(total) = expected_total.filter(|t| *t > self.max_file_bytes) {
-            self.discard(temp).await;
-            return Err(AttemptError::Fatal(FetchError::TooLarge {
-                url: url.to_string(),
-                limit_bytes: self.max_file_bytes,
-                size_bytes: total,
-            }));
+        let (name, present) = self.final_name(job, &headers).await?;
+        if present {
+            return Ok(Attempt::AlreadyPresent { name });
         }
+        let expected_total = self
+            .expected_total(url, temp, &response, &headers, resume_from)
+            .await?;
 
-        let upload = self
-            .landing
-            .store
-            .put_multipart(temp)
-            .await
-            .map_err(|e| AttemptError::Fatal(self.store_error("write", temp, e)))?;
-        let mut sink = TempSink {
-            upload: WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK_BYTES),
-            verifier: is_gzip_name(&name).then(GzipVerifier::spawn),
-            written: 0,
-        };
+        let mut sink = self.open_sink(temp, &name).await?;
         let expected_new = expected_total.map(|t| t.saturating_sub(resume_from));
         if let Some(n) = expected_new {
             self.progress.bar.inc_length(n);
@@ -413,18 +217,196 @@ impl Downloader {
             )
             .await;
         let received_new = sink.written.saturating_sub(resume_from);
-        match result {
-            Ok(()) => {}
-            Err(error) => {
-                // Undo this attempt's share of the bar; the next attempt adds its own.
-                if let Some(n) = expected_new {
-                    self.progress.bar.dec_length(n);
-                }
-                self.progress.bar.dec(received_new);
-                return Err(self.keep_or_drop(temp, sink, error).await);
+        if let Err(error) = result {
+            // Undo this attempt's share of the bar; the next attempt adds its own.
+            if let Some(n) = expected_new {
+                self.progress.bar.dec_length(n);
+            }
+            self.progress.bar.dec(received_new);
+            return Err(self.keep_or_drop(temp, sink, error).await);
+        }
+        let bytes = sink.written;
+        self.finish_temp(url, temp, sink).await?;
+        if expected_new.is_none() {
+            self.progress.bar.inc_length(received_new);
+        }
+        Ok(Attempt::Complete { name, bytes })
+    }
+
+    /// Sends the request for `job`, asking only for the rest (`Range`, guarded by `If-Range` with `validator`)
+    /// when a kept prefix of the temporary object can be trusted. Out: the response and the kept prefix's length
+    /// (0 when there is none or it is not reused).
+    async fn send(
+        &self,
+        job: &Job,
+        temp: &Path,
+        validator: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(reqwest::Response, u64), AttemptError> {
+        let url = job.url.as_str();
+        // Reuse a kept prefix only when a mismatch would be caught: If-Range with this run's validator, or the
+        // gzip check (for a prefix left by an earlier run).
+        let resumable = validator.is_some() || job.name.as_deref().is_some_and(is_gzip_name);
+        let have = if resumable {
+            self.partial_len(temp).await.map_err(AttemptError::Fatal)?
+        } else {
+            0
+        };
+        let mut request = self.client.get(job.url.clone());
+        if have > 0 {
+            request = request.header(header::RANGE, format!("bytes={have}-"));
+            if let Some(v) = validator {
+                request = request.header(header::IF_RANGE, v);
             }
         }
+        let response = tokio::select! {
+            () = cancel.cancelled() => return Err(AttemptError::Cancelled),
+            r = request.send() => r.map_err(|source| AttemptError::retry(FetchError::Request { url: url.to_string(), source }))?,
+        };
+        Ok((response, have))
+    }
 
+    /// What the response's `status` means for an attempt that kept `have` bytes. Out: the offset the body starts
+    /// at (`have` for a matching 206, 0 for a 200), or the attempt's error (a 206 or 416 that does not continue
+    /// the kept prefix discards it and retries at once).
+    async fn resume_point(
+        &self,
+        url: &str,
+        temp: &Path,
+        status: StatusCode,
+        headers: &HeaderMap,
+        have: u64,
+    ) -> Result<u64, AttemptError> {
+        match status {
+            StatusCode::OK => Ok(0),
+            StatusCode::PARTIAL_CONTENT if have > 0 => {
+                let value = header_str(headers, header::CONTENT_RANGE).unwrap_or_default();
+                match parse_content_range(&value) {
+                    Some(range) if range.start == have => Ok(have),
+                    _ => {
+                        // Not a continuation of what we have: start over from byte zero.
+                        self.discard(temp).await;
+                        Err(AttemptError::Retry {
+                            error: FetchError::BadContentRange {
+                                url: url.to_string(),
+                                value,
+                                wanted: have,
+                            },
+                            wait: Some(Duration::ZERO),
+                        })
+                    }
+                }
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+                // The kept prefix is as long as (or longer than) the file: it cannot be trusted; start over.
+                self.discard(temp).await;
+                Err(AttemptError::Retry {
+                    error: FetchError::HttpStatus {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                    },
+                    wait: Some(Duration::ZERO),
+                })
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                Err(AttemptError::NotFound(FetchError::NotFound {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                }))
+            }
+            s if s == StatusCode::REQUEST_TIMEOUT
+                || s == StatusCode::TOO_MANY_REQUESTS
+                || s.is_server_error() =>
+            {
+                let wait = header_str(headers, header::RETRY_AFTER)
+                    .and_then(|v| parse_retry_after(&v, Utc::now()));
+                Err(AttemptError::Retry {
+                    error: FetchError::HttpStatus {
+                        url: url.to_string(),
+                        status: s.as_u16(),
+                    },
+                    wait,
+                })
+            }
+            s => Err(AttemptError::Fatal(FetchError::HttpStatus {
+                url: url.to_string(),
+                status: s.as_u16(),
+            })),
+        }
+    }
+
+    /// The file's final name: the job's, or the server's ([`Self::server_name`]). Out: the name, and whether a
+    /// server-given name is already in landing (then nothing is downloaded).
+    async fn final_name(
+        &self,
+        job: &Job,
+        headers: &HeaderMap,
+    ) -> Result<(String, bool), AttemptError> {
+        if let Some(name) = &job.name {
+            return Ok((name.clone(), false));
+        }
+        let name = self
+            .server_name(job, headers)
+            .map_err(AttemptError::Fatal)?;
+        let present = self
+            .already_present(&job.dataset, &name)
+            .await
+            .map_err(AttemptError::Fatal)?;
+        Ok((name, present))
+    }
+
+    /// The whole file's length as the response announces it (`Content-Range` total when resuming from
+    /// `resume_from`, else `Content-Length`), if it does. A file announced over `max_file_bytes` is refused and
+    /// the temporary object discarded.
+    async fn expected_total(
+        &self,
+        url: &str,
+        temp: &Path,
+        response: &reqwest::Response,
+        headers: &HeaderMap,
+        resume_from: u64,
+    ) -> Result<Option<u64>, AttemptError> {
+        let expected_total = if resume_from > 0 {
+            header_str(headers, header::CONTENT_RANGE)
+                .and_then(|v| parse_content_range(&v))
+                .and_then(|r| r.total)
+        } else {
+            response.content_length()
+        };
+        if let Some(total) = expected_total.filter(|t| *t > self.max_file_bytes) {
+            self.discard(temp).await;
+            return Err(AttemptError::Fatal(FetchError::TooLarge {
+                url: url.to_string(),
+                limit_bytes: self.max_file_bytes,
+                size_bytes: total,
+            }));
+        }
+        Ok(expected_total)
+    }
+
+    /// Starts the multipart upload of the temporary object, with a gzip verifier when `name` is gzip.
+    async fn open_sink(&self, temp: &Path, name: &str) -> Result<TempSink, AttemptError> {
+        let upload = self
+            .landing
+            .store
+            .put_multipart(temp)
+            .await
+            .map_err(|e| AttemptError::Fatal(self.store_error("write", temp, e)))?;
+        Ok(TempSink {
+            upload: WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK_BYTES),
+            verifier: is_gzip_name(name).then(GzipVerifier::spawn),
+            written: 0,
+        })
+    }
+
+    /// After the whole body arrived: completes the upload, then waits for the gzip verdict (a corrupt file is
+    /// discarded and retried).
+    async fn finish_temp(
+        &self,
+        url: &str,
+        temp: &Path,
+        sink: TempSink,
+    ) -> Result<(), AttemptError> {
         sink.upload
             .finish()
             .await
@@ -438,13 +420,7 @@ impl Downloader {
                 }));
             }
         }
-        if expected_new.is_none() {
-            self.progress.bar.inc_length(received_new);
-        }
-        Ok(Attempt::Complete {
-            name,
-            bytes: sink.written,
-        })
+        Ok(())
     }
 
     /// The file name from `Content-Disposition` (sanitized), else the job's fallback name.
@@ -506,26 +482,4 @@ impl Downloader {
             },
         }
     }
-
-    /// Removes the progress bar.
-    pub(crate) fn finish(&self) {
-        self.progress.finish();
-    }
-}
-
-/// `.<name>.tmp`, or `.url-<hash>.tmp` when the name comes from the server.
-pub(super) fn temp_name(job: &Job) -> String {
-    match &job.name {
-        Some(name) => format!(".{name}.tmp"),
-        None => {
-            use sha2::Digest as _;
-            let digest = sha2::Sha256::digest(job.url.as_str().as_bytes());
-            format!(".url-{}.tmp", hex::encode(&digest[..8]))
-        }
-    }
-}
-
-/// Whether a file of this name is gzip, and so verified before publication.
-pub(super) fn is_gzip_name(name: &str) -> bool {
-    name.to_ascii_lowercase().ends_with(".gz")
 }

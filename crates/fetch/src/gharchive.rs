@@ -17,8 +17,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike as _, Utc};
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
-use super::download::{Downloader, Job, Outcome};
 use super::headers::parse_http_url;
+use super::job::{Downloader, Job, Outcome};
 use super::progress::Progress;
 use super::{validate_dataset, DownloadArgs, FetchContext, FetchError, FetchSummary};
 

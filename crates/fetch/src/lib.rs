@@ -24,6 +24,7 @@ mod download;
 pub mod generate;
 pub mod gharchive;
 mod headers;
+mod job;
 mod names;
 mod progress;
 mod retry;

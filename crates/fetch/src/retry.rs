@@ -1,11 +1,10 @@
-//! When and how a download is retried: the backoff policy and the attempt loop around [`Downloader::attempt`].
+//! When a download is retried: the backoff policy ([`RetryPolicy`]) and what a failed attempt says about
+//! retrying ([`AttemptError`]). The attempt loop that applies them is `download`'s `fetch_inner`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
-use tokio_util::sync::CancellationToken;
 
-use super::download::{temp_name, Attempt, Downloader, Job, Outcome};
 use super::FetchError;
 
 /// Upper bound of the exponential backoff, so that a long outage is polled at least once a minute.
@@ -52,80 +51,6 @@ pub(super) enum AttemptError {
 impl AttemptError {
     pub(super) fn retry(error: FetchError) -> Self {
         Self::Retry { error, wait: None }
-    }
-}
-
-impl Downloader {
-    pub(super) async fn fetch_inner(&self, job: &Job, cancel: &CancellationToken) -> Outcome {
-        if cancel.is_cancelled() {
-            return Outcome::Cancelled;
-        }
-        if let Some(name) = &job.name {
-            match self.already_present(&job.dataset, name).await {
-                Ok(true) => {
-                    tracing::debug!(file = %name, "skipped: already in landing");
-                    return Outcome::Skipped;
-                }
-                Ok(false) => {}
-                Err(error) => return Outcome::Failed { error },
-            }
-        }
-        let temp = self
-            .landing
-            .path(&format!("{}/{}", job.dataset, temp_name(job)));
-        let url = job.url.as_str();
-        let started = Instant::now();
-        let mut validator: Option<String> = None;
-        let mut retry = 0u32;
-        loop {
-            match self.attempt(job, &temp, &mut validator, cancel).await {
-                Ok(Attempt::Complete { name, bytes }) => {
-                    return self
-                        .publish(&job.dataset, &temp, name, bytes, started)
-                        .await;
-                }
-                Ok(Attempt::AlreadyPresent { name }) => {
-                    tracing::debug!(file = %name, "skipped: already in landing");
-                    return Outcome::Skipped;
-                }
-                Err(AttemptError::NotFound(error)) => return Outcome::NotFound { error },
-                Err(AttemptError::Fatal(error)) => return Outcome::Failed { error },
-                Err(AttemptError::Cancelled) => return Outcome::Cancelled,
-                Err(AttemptError::Retry { error, wait }) => {
-                    if retry >= self.policy.retries {
-                        return Outcome::Failed {
-                            error: FetchError::RetriesExhausted {
-                                url: url.to_string(),
-                                attempts: retry + 1,
-                                last: Box::new(error),
-                            },
-                        };
-                    }
-                    let delay =
-                        wait.unwrap_or_else(|| self.policy.backoff(retry, &mut rand::rng()));
-                    retry += 1;
-                    // One warning per download: its later retries are debug lines, and giving up is an error
-                    // line with the attempts and the last cause (a source that is down would otherwise print a
-                    // line per retry of every file in flight).
-                    if retry == 1 {
-                        self.progress.log(|| {
-                            tracing::warn!(
-                                %url,
-                                retries = self.policy.retries,
-                                delay = %humantime::format_duration(delay),
-                                "retrying download: {error}"
-                            );
-                        });
-                    } else {
-                        tracing::debug!(%url, retry, of = self.policy.retries, delay = %humantime::format_duration(delay), "retrying download: {error}");
-                    }
-                    tokio::select! {
-                        () = cancel.cancelled() => return Outcome::Cancelled,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
     }
 }
 

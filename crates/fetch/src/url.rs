@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use tokio_util::sync::CancellationToken;
 
-use super::download::{Downloader, Job, Outcome};
 use super::headers::{parse_http_url, percent_decode, url_file_name};
+use super::job::{Downloader, Job, Outcome};
 use super::names::sanitize_file_name;
 use super::progress::Progress;
 use super::{validate_dataset, FetchContext, FetchError, FetchSummary, UrlArgs};

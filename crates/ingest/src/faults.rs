@@ -192,7 +192,7 @@ pub fn checkpoint_commit(
 }
 
 /// `LANDER_FAIL_AFTER=<step>`: aborts the process (like a SIGKILL: no destructor, no flush) right after `step`.
-/// The steps are named where they are called: the batch protocol's (`crate::modes::batch::failpoint`) and
+/// The steps are named where they are called: the batch protocol's (`crate::modes::context::failpoint`) and
 /// compaction's (`optimize-written`: outputs written, not committed; `optimize-committed`).
 pub fn abort_after(step: &str) {
     if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use super::table::{fmt_time, human_bytes, Table};
-use super::{emit, emit_json, open_read, PendingArgs, PendingJson};
+use super::table::Table;
+use super::{PendingArgs, PendingJson};
 use crate::checkpoint::CheckpointStore;
 use crate::cli::load_config;
+use crate::cli::output::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
 use crate::source::listing::{
     plan_dataset, plan_listing, Change, PlanOptions, MODIFIED_IN_THE_FUTURE,
 };
@@ -226,7 +227,7 @@ async fn warn_other_landing(
     landing: &StoreLocation,
 ) -> anyhow::Result<()> {
     let cp = store.clone();
-    let bound = super::blocking(move || cp.binding())
+    let bound = blocking(move || cp.binding())
         .await
         .context("while reading the checkpoint's binding")?;
     let given = crate::modes::binding::location_key(landing);

@@ -27,10 +27,11 @@ use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 
-use super::{blocking, emit, open_write, RebuildArgs};
+use super::RebuildArgs;
 use crate::checkpoint::{
     BatchCommit, BatchInput, BatchRecord, CheckpointStore, FileRecord, FileStatus, OutputFile,
 };
+use crate::cli::output::{blocking, emit, open_write};
 use crate::cli::{load_config, UsageError};
 use crate::source::fingerprint::{fingerprint, hash_prefix};
 use crate::store::StoreLocation;

@@ -5,9 +5,10 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use anyhow::{bail, Context as _};
 
 use super::show::{file_table, resolve_file};
-use super::{blocking, emit, emit_json, file_json, open_read, open_write, ResetArgs, ResetJson};
+use super::{file_json, ResetArgs, ResetJson};
 use crate::checkpoint::{CheckpointError, CheckpointStore, FileRecord};
 use crate::cli::load_config;
+use crate::cli::output::{blocking, emit, emit_json, fmt_duration, open_read, open_write};
 
 pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
@@ -104,7 +105,7 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
             .dedup_retention
             .map(|r| format!(
                 " (records older than dedup_retention, {}, are written unchecked and counted)",
-                super::fmt_duration(r)
+                fmt_duration(r)
             ))
             .unwrap_or_default()
     ))

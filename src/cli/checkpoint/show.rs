@@ -4,14 +4,14 @@ use std::io::Write as _;
 
 use anyhow::{bail, Context as _};
 
-use super::table::{fmt_time, human_bytes, kv_block, Table};
+use super::table::{kv_block, Table};
 use super::views::outputs_of;
 use super::{
-    blocking, emit, emit_json, file_json, open_read, BatchJson, InputJson, ListArgs, OutputJson,
-    ShowArgs, ShowBatchJson, ShowFileJson,
+    file_json, BatchJson, InputJson, ListArgs, OutputJson, ShowArgs, ShowBatchJson, ShowFileJson,
 };
 use crate::checkpoint::{BatchRecord, CheckpointError, FileRecord, FileStatus};
 use crate::cli::load_config;
+use crate::cli::output::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
 
 pub(super) async fn list(a: ListArgs) -> anyhow::Result<()> {
     let config = load_config(&a.common.locations)?;

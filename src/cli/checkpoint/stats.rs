@@ -5,10 +5,13 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 
-use super::table::{fmt_duration, fmt_time, human_bytes, kv_block, Table};
-use super::{blocking, emit, emit_json, open_read, DatasetStatsJson, StatsArgs, StatsJson};
+use super::table::{kv_block, Table};
+use super::{DatasetStatsJson, StatsArgs, StatsJson};
 use crate::checkpoint::{CheckpointStore, FileStatus, SCHEMA_VERSION};
 use crate::cli::load_config;
+use crate::cli::output::{
+    blocking, emit, emit_json, fmt_duration, fmt_time, human_bytes, open_read,
+};
 
 pub(super) async fn stats(a: StatsArgs) -> anyhow::Result<()> {
     let config = load_config(&a.common.locations)?;

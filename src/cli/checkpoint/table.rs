@@ -1,5 +1,5 @@
-//! Text output of `lander checkpoint`: aligned tables, key/value blocks, times and byte sizes; and the `--since`
-//! parser.
+//! Text output of `lander checkpoint`: aligned tables and key/value blocks; and the `--since` parser. Times,
+//! durations and byte sizes are formatted by `crate::cli::output`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
@@ -24,39 +24,6 @@ pub(super) fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     Err(format!(
         "invalid time {s:?}: expected RFC 3339 (2025-01-31T12:00:00Z), a UTC date (2025-01-31) or a duration ago (90m, 2d)"
     ))
-}
-
-pub(in crate::cli) fn fmt_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-/// A duration the way an operator writes one: a count of the largest unit that holds it exactly (`35d`, `36h`,
-/// `90m`, `250ms`), as `lander.toml` and the flags accept it back. humantime's own format splits days into
-/// months of 30.44 days (`35d` would print as `1month 4days 13h 26m 24s`).
-pub(in crate::cli) fn fmt_duration(d: std::time::Duration) -> String {
-    const UNITS: [(&str, u128); 7] = [
-        ("d", 86_400_000_000_000),
-        ("h", 3_600_000_000_000),
-        ("m", 60_000_000_000),
-        ("s", 1_000_000_000),
-        ("ms", 1_000_000),
-        ("us", 1_000),
-        ("ns", 1),
-    ];
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".into();
-    }
-    let (unit, per) = UNITS
-        .iter()
-        .find(|(_, per)| nanos.is_multiple_of(*per))
-        .copied()
-        .unwrap_or(("ns", 1));
-    format!("{}{unit}", nanos / per)
-}
-
-pub(in crate::cli) fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
 }
 
 pub(super) fn kv_block(kv: &[(&str, String)]) -> String {
@@ -128,19 +95,5 @@ mod tests {
         assert!(parse_since("2025-01-31T12:00:00Z").is_ok());
         assert!(parse_since("2h").expect("ago") < Utc::now());
         assert!(parse_since("yesterday-ish").is_err());
-    }
-
-    #[test]
-    fn durations_print_as_written_and_parse_back() {
-        for written in [
-            "35d", "1d", "36h", "90m", "1s", "250ms", "50ms", "10m", "7d", "0s", "1500us",
-        ] {
-            let d = crate::config::parse_duration(written).expect("valid");
-            assert_eq!(fmt_duration(d), written);
-        }
-        // Written with several units: the largest exact one.
-        let d = crate::config::parse_duration("1h 30m").expect("valid");
-        assert_eq!(fmt_duration(d), "90m");
-        assert_eq!(crate::config::parse_duration(&fmt_duration(d)), Ok(d));
     }
 }

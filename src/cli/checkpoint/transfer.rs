@@ -4,8 +4,9 @@ use std::io::{BufRead, Write as _};
 
 use anyhow::{bail, Context as _};
 
-use super::{blocking, emit, open_read, open_write, ExportArgs, ExportLine, ImportArgs};
+use super::{ExportArgs, ExportLine, ImportArgs};
 use crate::checkpoint::{CheckpointStore, SCHEMA_VERSION};
+use crate::cli::output::{blocking, emit, open_read, open_write};
 use crate::cli::{load_config, UsageError};
 
 /// The export line of one key/value: JSON values are embedded verbatim when that round-trips byte for byte.

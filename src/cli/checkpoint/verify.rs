@@ -3,8 +3,9 @@
 
 use anyhow::{bail, Context as _};
 
-use super::{emit, emit_json, open_read, VerifyArgs};
+use super::VerifyArgs;
 use crate::cli::load_config;
+use crate::cli::output::{blocking, emit, emit_json, open_read};
 use crate::modes::verify::{verify as check, Problem, ProblemKind, Report, VerifyOptions};
 use crate::modes::verify_keys::KeyScan;
 use crate::store::StoreLocation;
@@ -66,7 +67,7 @@ async fn binding_problems(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let cp = store.clone();
-    let bound = super::blocking(move || cp.binding())
+    let bound = blocking(move || cp.binding())
         .await
         .context("while reading the checkpoint's binding")?;
     let landing = bound.landing.clone().unwrap_or_default();

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::checkpoint::CheckpointStore;
-use crate::cli::checkpoint::{emit, open_write};
+use crate::cli::output::{emit, open_write};
 use crate::cli::LocationArgs;
 use crate::table::check::{lost_inputs, missing_files, repair, MissingFile};
 use crate::table::{DeltaTable, Rewritten};

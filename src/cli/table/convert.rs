@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::datasets;
 use crate::checkpoint::{CheckpointStore, FileRecord};
-use crate::cli::checkpoint::{emit, emit_json, human_bytes};
+use crate::cli::output::{emit, emit_json, human_bytes};
 use crate::cli::{load_config, LocationArgs, UsageError};
 use crate::store::StoreLocation;
 use crate::table::app_id;
@@ -38,7 +38,7 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let cp = if CheckpointStore::exists(&config.checkpoint) {
-        Some(crate::cli::checkpoint::open_write(&config, "convert its bronze").await?)
+        Some(crate::cli::output::open_write(&config, "convert its bronze").await?)
     } else {
         None
     };
@@ -47,7 +47,7 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
         let (txn, inputs) = match &cp {
             Some(cp) => {
                 let (store, d) = (cp.clone(), ds.clone());
-                let (writer, last, files) = crate::cli::checkpoint::blocking(move || {
+                let (writer, last, files) = crate::cli::output::blocking(move || {
                     Ok::<_, crate::checkpoint::CheckpointError>((
                         store.writer_id()?,
                         store.last_batch_id(&d)?,
@@ -83,7 +83,7 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
                 Ok(r) => {
                     if let (Some(cp), true) = (&cp, partitioned) {
                         let (store, d, id) = (cp.clone(), ds.clone(), r.table_id.clone());
-                        crate::cli::checkpoint::blocking(move || store.bind_table(&d, &id))
+                        crate::cli::output::blocking(move || store.bind_table(&d, &id))
                             .await
                             .context("while binding the checkpoint to the new table")?;
                     }

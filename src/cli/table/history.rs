@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::datasets;
-use crate::cli::checkpoint::{emit, emit_json, fmt_time};
+use crate::cli::output::{emit, emit_json, fmt_time};
 use crate::cli::{load_config, LocationArgs};
 use crate::store::StoreLocation;
 use crate::table::history::{history, VersionSummary};

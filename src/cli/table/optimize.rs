@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::checkpoint::{emit, human_bytes};
+use crate::cli::output::{emit, human_bytes};
 use crate::cli::{LocationArgs, UsageError};
 use crate::table::optimize::{optimize, OptimizeOptions, PartitionFilter, PartitionOutcome};
 use crate::table::DeltaTable;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::datasets;
-use crate::cli::checkpoint::{emit, emit_json, fmt_duration, human_bytes};
+use crate::cli::output::{emit, emit_json, fmt_duration, human_bytes};
 use crate::cli::{load_config, LocationArgs, UsageError};
 use crate::config::parse_duration;
 use crate::store::StoreLocation;

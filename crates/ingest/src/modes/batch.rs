@@ -40,47 +40,23 @@
 //! Part names carry the intent's random token in both formats, so two checkpoints writing one bronze never
 //! overwrite each other's parts.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 use object_store::ObjectStoreExt;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{BatchIntent, CheckpointStore, IntentState};
-use crate::config::{CleanSource, Config};
-use crate::dedup::index::{keep_from_day, DedupIndex};
+use crate::checkpoint::{BatchIntent, IntentState};
+use crate::config::CleanSource;
+use crate::dedup::index::keep_from_day;
 use crate::modes::{RecordCounts, RunError};
 use crate::sink::parquet::{delete, delete_prefix, publish};
 use crate::sink::PartWriter;
 use crate::source::LandingFile;
-use crate::store::StoreLocation;
+use crate::table::TableFormat;
 
 use super::commit::{commit, keeps_truncated, record_metrics, Totals};
+use super::context::{blocking, clear_intent, failpoint, write_intent, Context};
 use super::stage::{discard_attempt, stage_batch, StagedBatch};
-use crate::table::{TableFormat, Tables};
-
-/// Everything a batch needs, shared by all batches of a run.
-#[derive(Clone)]
-pub struct Context {
-    /// Configuration.
-    pub config: Arc<Config>,
-    /// Landing.
-    pub landing: StoreLocation,
-    /// Bronze.
-    pub bronze: StoreLocation,
-    /// Checkpoint.
-    pub checkpoint: CheckpointStore,
-    /// Committed dedup keys (run files beside the checkpoint).
-    pub dedup: Arc<DedupIndex>,
-    /// Decode slots shared by all datasets (`parallelism`).
-    pub decode_slots: Arc<Semaphore>,
-    /// Fires on shutdown.
-    pub cancel: CancellationToken,
-    /// Snapshots of the Delta tables this run commits to (`table_format = "delta"`).
-    pub tables: Tables,
-}
 
 /// What a committed batch did.
 #[derive(Debug, Clone)]
@@ -128,22 +104,6 @@ impl std::fmt::Display for BatchReport {
         }
         Ok(())
     }
-}
-
-/// Test-only crash injection: with the `failpoints` feature, `LANDER_FAIL_AFTER=<step>` aborts the process
-/// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`; for Delta, see
-/// `super::delta`: `runs`, `publishing` (intent `Committing`), `published` (data table commit), `quarantined`
-/// (quarantine table commit), `committed`).
-pub fn failpoint(step: &str) {
-    #[cfg(feature = "failpoints")]
-    crate::faults::abort_after(step);
-    let _ = step;
-}
-
-pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking checkpoint/encode tasks do not panic")
 }
 
 /// Rolls back a batch of `dataset` that an earlier run left uncommitted, and removes stale staging objects.
@@ -395,20 +355,6 @@ async fn publish_and_commit(
 
     // 5-6. Dedup runs, then the commit.
     commit(ctx, &intent, staged).await
-}
-
-/// Durably records the in-flight batch (steps 1 and 3).
-pub(super) async fn write_intent(ctx: &Context, intent: &BatchIntent) -> Result<(), RunError> {
-    let cp = ctx.checkpoint.clone();
-    let i = intent.clone();
-    Ok(blocking(move || cp.write_intent(&i)).await?)
-}
-
-/// Removes the in-flight batch of `dataset` (rolled back, abandoned, or empty).
-pub(super) async fn clear_intent(ctx: &Context, dataset: &str) -> Result<(), RunError> {
-    let cp = ctx.checkpoint.clone();
-    let ds = dataset.to_string();
-    Ok(blocking(move || cp.clear_intent(&ds)).await?)
 }
 
 /// Deletes or archives landing files after their batch committed (`clean_source`), except those in `keep`

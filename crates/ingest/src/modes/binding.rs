@@ -12,7 +12,7 @@ use crate::modes::RunError;
 use crate::store::StoreLocation;
 use crate::table::{DeltaTable, TableFormat};
 
-use super::batch::{blocking, Context};
+use super::context::{blocking, Context};
 
 /// The string a location is bound by: its absolute local path, or its URL, without a trailing `/`.
 pub fn location_key(loc: &StoreLocation) -> String {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::batch::{blocking, failpoint, Context};
+use super::context::{blocking, failpoint, Context};
 use super::stage::{FileOutcome, StagedBatch};
 use crate::checkpoint::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,

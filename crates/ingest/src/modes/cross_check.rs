@@ -44,8 +44,8 @@ use chrono::NaiveDate;
 use object_store::ObjectStoreExt;
 use tokio::sync::mpsc;
 
-use super::batch::{blocking, Context};
 use super::commit::Prepared;
+use super::context::{blocking, Context};
 use super::keys::{decode_chunk, fetch_chunks, KeysError, Part};
 use super::stage::StagedBatch;
 use crate::decode::KeyOfValue;

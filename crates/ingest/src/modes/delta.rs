@@ -37,8 +37,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::batch::{blocking, failpoint, write_intent, Context};
 use super::commit::{finish, prepare, Prepared, Totals};
+use super::context::{blocking, failpoint, write_intent, Context};
 use super::cross_check::CrossCheck;
 use super::quarantine;
 use super::stage::StagedBatch;

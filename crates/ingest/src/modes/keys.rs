@@ -24,7 +24,7 @@ use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use tokio::sync::mpsc;
 
-use super::batch::{blocking, Context};
+use super::context::{blocking, Context};
 use super::verify::{footer_metadata, FooterError};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::sink::partition::PartitionKey;

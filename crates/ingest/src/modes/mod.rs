@@ -21,6 +21,7 @@ pub mod batch;
 pub mod binding;
 mod commit;
 pub mod compact;
+mod context;
 pub mod continuous;
 mod counts;
 pub mod cross_check;
@@ -42,7 +43,8 @@ use chrono::Utc;
 use crate::config::Config;
 use crate::source::listing::{plan_listing, split_batches, PlanOptions};
 use crate::source::{plan_dataset, LandingFile};
-pub use batch::{BatchReport, Context};
+pub use batch::BatchReport;
+pub use context::Context;
 pub use counts::RecordCounts;
 pub use error::RunError;
 

@@ -13,7 +13,7 @@ use crate::checkpoint::OutputFile;
 use crate::modes::RunError;
 use crate::table::{Add, Commit, Committed, DeltaTable};
 
-use super::batch::{blocking, Context};
+use super::context::{blocking, Context};
 
 /// The quarantine table's root (relative to bronze) of `dataset`.
 pub(super) fn root(dataset: &str) -> String {

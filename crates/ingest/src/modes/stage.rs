@@ -5,34 +5,29 @@ use arrow::array::AsArray;
 use arrow::compute::kernels::aggregate::{max, min};
 use arrow::datatypes::TimestampMicrosecondType;
 use futures::TryStreamExt;
-use object_store::{GetOptions, GetRange};
 use tokio::sync::mpsc;
-
-use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 use object_store::ObjectStoreExt;
 
-use super::batch::{blocking, clear_intent, Context};
+use super::context::{blocking, clear_intent, Context};
 use crate::checkpoint::{BatchIntent, StoredSchema};
-use crate::decode::{DecodeEnd, DecodeError, DecodeInput, DecodeItem, Decoder, QuarantineRecord};
+use crate::decode::{DecodeEnd, DecodeError, DecodeItem, Decoder, QuarantineRecord};
 use crate::dedup::Deduper;
 use crate::sink::parquet::{
     delete_matching, delete_prefix, encode_quarantine, put_staged, upload_parts,
 };
 use crate::sink::{PartEvent, PartWriter, SinkError, WrittenFile};
-use crate::source::fingerprint::ConsumedHasher;
 use crate::source::LandingFile;
-use crate::store::StoreLocation;
 use crate::table::TableFormat;
 
 mod copy_names;
+mod read;
 mod resolve;
 use crate::modes::RunError;
 use copy_names::quarantine_copy_path;
+use read::{spawn_decoders, FileMsg};
 use resolve::resolve_decoder;
-
-/// Decoded items of one file that may wait for the consumer: bounds memory per file in flight.
-const FILE_CHANNEL_CAPACITY: usize = 4;
 
 /// Encoded-part events that may wait for the uploader.
 const PART_CHANNEL_CAPACITY: usize = 16;
@@ -397,74 +392,6 @@ async fn copy_to_bronze(ctx: &Context, f: &LandingFile, staging: &str) -> Result
     Ok(())
 }
 
-enum FileMsg {
-    Item(DecodeItem),
-    /// The decoder's end, and the hash of the prefix it consumed.
-    End(Result<DecodeEnd, DecodeError>, Option<String>),
-}
-
-/// Opens a blocking reader over `[start_offset, size)` of a landing file; every byte read is also fed to
-/// `hasher`, if any.
-pub(super) async fn open_reader(
-    landing: &StoreLocation,
-    f: &LandingFile,
-    start: u64,
-    hasher: Option<Arc<Mutex<ConsumedHasher>>>,
-) -> Result<Box<dyn std::io::Read + Send>, DecodeError> {
-    if start >= f.size {
-        return Ok(Box::new(std::io::empty()));
-    }
-    let opts = GetOptions {
-        range: Some(GetRange::Bounded(start..f.size)),
-        ..Default::default()
-    };
-    let got = landing
-        .store
-        .get_opts(&f.location, opts)
-        .await
-        .map_err(|e| DecodeError::Read {
-            path: f.path.clone(),
-            source: std::io::Error::new(
-                match e {
-                    object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
-                    _ => std::io::ErrorKind::Other,
-                },
-                e.to_string(),
-            ),
-        })?;
-    let read = crate::metrics::get()
-        .read_bytes
-        .get_or_create(&crate::metrics::ds(&f.dataset))
-        .clone();
-    let stream = got
-        .into_stream()
-        .inspect_ok(move |b| {
-            read.inc_by(b.len() as u64);
-            if let Some(h) = &hasher {
-                if let Ok(mut h) = h.lock() {
-                    h.feed(b);
-                }
-            }
-        })
-        .map_err(std::io::Error::other);
-    let reader = tokio_util::io::StreamReader::new(stream);
-    Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
-}
-
-pub(super) fn decode_input(f: &LandingFile, ingested_at: i64) -> DecodeInput {
-    DecodeInput {
-        path: f.path.clone(),
-        start_offset: if f.gzip { 0 } else { f.start_offset },
-        start_line: if f.gzip { 0 } else { f.start_line },
-        gzip: f.gzip,
-        is_final: f.is_final,
-        ingested_at,
-        file_bytes: f.pending_bytes(),
-        limits: f.limits,
-        continues_line: f.continues_line && !f.gzip,
-    }
-}
-
 /// Quarantined records of one batch held in memory before they are written out as a quarantine part of their
 /// own (`_quarantine/<dataset>/part-b<batch>-q<n>.parquet`): a file of garbage cannot grow memory with its size.
 const QUARANTINE_SPILL_BYTES: usize = 16 << 20;
@@ -520,71 +447,72 @@ fn spill_quarantine(
 
 /// Stage 2 of the protocol: decode, dedup, partition, encode and upload under staging names (or, for Delta, at
 /// their final names).
+///
+/// Three tasks joined by two channels:
+/// 1. [`spawn_decoders`]: `files` in; out, one channel of [`FileMsg`]s per file (its decoded rows and
+///    quarantined records, then its end), the channels themselves sent in file order.
+/// 2. [`spawn_consumer`]: those channels in, read in file order (so the first occurrence of a key wins); dedup,
+///    split by day and encode; out, the [`PartEvent`]s of data and quarantine parts, and at the end what it
+///    kept ([`Consumed`]).
+/// 3. `upload_parts`: the part events in; out, the uploaded parts.
 pub(super) async fn stage(
     ctx: &Context,
     intent: &BatchIntent,
     files: &[LandingFile],
     decoder: &Decoder,
 ) -> Result<Staged, AttemptError> {
-    let (id, dataset) = (intent.id, intent.dataset.as_str());
     let ingested_at = intent.started_at.timestamp_micros();
-    let naming = (intent.token.clone(), in_place(ctx));
-    let (order_tx, mut order_rx) =
+    let (order_tx, order_rx) =
         mpsc::channel::<(usize, mpsc::Receiver<FileMsg>)>(ctx.config.parallelism.max(1));
     let (part_tx, part_rx) = mpsc::channel::<PartEvent>(PART_CHANNEL_CAPACITY);
+    let spawner = spawn_decoders(ctx, files, decoder, ingested_at, order_tx);
+    let consumer = spawn_consumer(ctx, intent, files, decoder, order_rx, part_tx)?;
+    let uploaded = upload_parts(&ctx.bronze, part_rx).await;
+    let consumed = consumer.await.expect("the consumer thread does not panic");
+    spawner.abort();
+    // A failed upload closes the consumer's channel, so its "writer stopped" error is only a symptom: report
+    // the upload's own error first.
+    let parts = uploaded?;
+    let consumed = consumed?;
+    Ok(Staged {
+        outcomes: consumed.outcomes,
+        quarantine: consumed.quarantine,
+        new_keys: consumed.new_keys,
+        parts,
+        min_time: consumed.min_time,
+        max_time: consumed.max_time,
+        schema: Some(decoder.schema()),
+        keys_in_bronze: decoder.bronze_key().is_some(),
+        bronze_key: decoder.bronze_key(),
+    })
+}
 
-    // Spawner: starts decoders in file order as decode slots free up (FIFO, so the file the consumer waits for
-    // always has a slot and nothing deadlocks).
-    let spawner = {
-        let files = files.to_vec();
-        let slots = ctx.decode_slots.clone();
-        let landing = ctx.landing.clone();
-        let decoder = decoder.clone();
-        tokio::spawn(async move {
-            for (i, f) in files.into_iter().enumerate() {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (tx, rx) = mpsc::channel::<FileMsg>(FILE_CHANNEL_CAPACITY);
-                if order_tx.send((i, rx)).await.is_err() {
-                    return;
-                }
-                let input = decode_input(&f, ingested_at);
-                // The hash of the consumed prefix, continued from the listing's hash of the bytes before the
-                // first one read (a gzip file is read, and hashed, whole).
-                let start_hash = if f.gzip {
-                    crate::source::fingerprint::PrefixHash::new()
-                } else {
-                    f.prefix.clone()
-                };
-                let hasher = (start_hash.len() == input.start_offset)
-                    .then(|| Arc::new(Mutex::new(ConsumedHasher::new(start_hash))));
-                match open_reader(&landing, &f, input.start_offset, hasher.clone()).await {
-                    Err(e) => {
-                        let _ = tx.send(FileMsg::End(Err(e), None)).await;
-                    }
-                    Ok(reader) => {
-                        let decoder = decoder.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let _permit = permit;
-                            let r = decoder.decode(reader, &input, &mut |item| {
-                                tx.blocking_send(FileMsg::Item(item)).is_ok()
-                            });
-                            let end = |e: &DecodeEnd| if f.gzip { f.size } else { e.end_offset };
-                            let hash = match (&r, &hasher) {
-                                (Ok(e), Some(h)) => {
-                                    h.lock().ok().and_then(|h| h.at(end(e))).map(|h| h.hex())
-                                }
-                                _ => None,
-                            };
-                            let _ = tx.blocking_send(FileMsg::End(r, hash));
-                        });
-                    }
-                }
-            }
-        })
-    };
+/// What the consumer leaves once every file is read.
+struct Consumed {
+    /// One per file, in file order.
+    outcomes: Vec<FileOutcome>,
+    /// Quarantined records not spilled into a part yet.
+    quarantine: Vec<QuarantineRecord>,
+    /// The batch's new keys, by UTC day.
+    new_keys: std::collections::BTreeMap<i32, Vec<u128>>,
+    /// Event-time range of the rows written.
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+}
 
+/// Step 2 of [`stage`], the consumer, on a blocking thread: the per-file channels in (from `order_rx`, in file
+/// order); dedup against this batch and the committed keys, partition and encode; [`PartEvent`]s out on
+/// `part_tx` (data parts as they are encoded, quarantine parts as they spill); [`Consumed`] when it is done.
+fn spawn_consumer(
+    ctx: &Context,
+    intent: &BatchIntent,
+    files: &[LandingFile],
+    decoder: &Decoder,
+    order_rx: mpsc::Receiver<(usize, mpsc::Receiver<FileMsg>)>,
+    part_tx: mpsc::Sender<PartEvent>,
+) -> Result<tokio::task::JoinHandle<Result<Consumed, AttemptError>>, AttemptError> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let ingested_at = intent.started_at.timestamp_micros();
     // The first day the local dedup index still holds (days behind the horizon were pruned from it).
     let held_from = crate::dedup::index::keep_from_day(
         ctx.checkpoint
@@ -592,155 +520,200 @@ pub(super) async fn stage(
             .map_err(|e| AttemptError::Fatal(e.into()))?,
         ctx.config.dedup_horizon,
     );
-    // Consumer: dedup + partition + encode, in file order, on a blocking thread.
-    let consumer = {
-        let schema = decoder.schema();
-        let mut committed = crate::dedup::lookup::Lookup::new(
-            ctx.dedup.clone(),
-            dataset,
-            id - 1,
-            super::keys::day_loader(ctx, dataset, decoder),
-        )
-        .with_cuts(
-            ctx.config.dedup_retention.map(|r| {
-                crate::dedup::index::day_of(
-                    ingested_at.saturating_sub(i64::try_from(r.as_micros()).unwrap_or(i64::MAX)),
-                )
+    let schema = decoder.schema();
+    let committed = crate::dedup::lookup::Lookup::new(
+        ctx.dedup.clone(),
+        dataset,
+        id - 1,
+        super::keys::day_loader(ctx, dataset, decoder),
+    )
+    .with_cuts(
+        ctx.config.dedup_retention.map(|r| {
+            crate::dedup::index::day_of(
+                ingested_at.saturating_sub(i64::try_from(r.as_micros()).unwrap_or(i64::MAX)),
+            )
+        }),
+        held_from,
+    );
+    let cancel = ctx.cancel.clone();
+    let ds = dataset.to_string();
+    let naming = (intent.token.clone(), in_place(ctx));
+    let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let row_group_rows = ctx.config.row_group_rows;
+    let target = ctx.config.target_file_bytes;
+    Ok(tokio::task::spawn_blocking(move || {
+        let records_read = crate::metrics::get()
+            .records_read
+            .get_or_create(&crate::metrics::ds(&ds))
+            .clone();
+        let consumer = Consumer {
+            writer: PartWriter::new(&ds, id, schema, row_group_rows, target)
+                .with_naming(&naming.0, naming.1),
+            deduper: Deduper::new(),
+            committed,
+            outcomes: vec![FileOutcome::default(); paths.len()],
+            quarantine: Vec::new(),
+            held: 0,
+            spilled: 0,
+            min_time: None,
+            max_time: None,
+            count_read: Box::new(move |n| {
+                records_read.inc_by(n);
             }),
-            held_from,
-        );
-        let cancel = ctx.cancel.clone();
-        let ds = dataset.to_string();
-        let n = files.len();
-        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
-        let row_group_rows = ctx.config.row_group_rows;
-        let target = ctx.config.target_file_bytes;
-        tokio::task::spawn_blocking(move || -> Result<_, AttemptError> {
-            let mut writer = PartWriter::new(&ds, id, schema, row_group_rows, target)
-                .with_naming(&naming.0, naming.1);
-            let mut deduper = Deduper::new();
-            let mut outcomes = vec![FileOutcome::default(); n];
-            let mut quarantine = Vec::new();
-            let mut events = Vec::new();
-            let (mut min_time, mut max_time): (Option<i64>, Option<i64>) = (None, None);
-            let send = |events: &mut Vec<PartEvent>| -> Result<(), AttemptError> {
-                for e in events.drain(..) {
-                    part_tx.blocking_send(e).map_err(|_| {
-                        AttemptError::Fatal(SinkError::Aborted { batch: id }.into())
-                    })?;
+            part_tx,
+            ds,
+            id,
+            naming,
+            ingested_at,
+        };
+        consumer.run(order_rx, &cancel, &paths)
+    }))
+}
+
+/// The consumer's state (see [`spawn_consumer`]).
+struct Consumer {
+    writer: PartWriter,
+    deduper: Deduper,
+    committed: crate::dedup::lookup::Lookup,
+    outcomes: Vec<FileOutcome>,
+    /// Quarantined records held in memory, and their size in bytes.
+    quarantine: Vec<QuarantineRecord>,
+    held: usize,
+    /// Quarantine parts already sent to the uploader.
+    spilled: u32,
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+    /// Counts records read (the `records_read` metric).
+    count_read: Box<dyn Fn(u64) + Send>,
+    part_tx: mpsc::Sender<PartEvent>,
+    ds: String,
+    id: u64,
+    naming: (String, bool),
+    ingested_at: i64,
+}
+
+impl Consumer {
+    /// Reads every file's channel in file order, then closes the last parts.
+    fn run(
+        mut self,
+        mut order_rx: mpsc::Receiver<(usize, mpsc::Receiver<FileMsg>)>,
+        cancel: &CancellationToken,
+        paths: &[String],
+    ) -> Result<Consumed, AttemptError> {
+        while let Some((i, rx)) = order_rx.blocking_recv() {
+            self.file(i, rx, cancel, &paths[i])?;
+        }
+        let (part_tx, id) = (self.part_tx, self.id);
+        self.writer.finish(&mut |e| {
+            part_tx
+                .blocking_send(e)
+                .map_err(|_| SinkError::Aborted { batch: id })
+        })?;
+        drop(part_tx);
+        Ok(Consumed {
+            outcomes: self.outcomes,
+            quarantine: self.quarantine,
+            new_keys: self.deduper.into_new_keys(),
+            min_time: self.min_time,
+            max_time: self.max_time,
+        })
+    }
+
+    /// File `i`'s messages, until its end: a failed file (or a decoder that vanished) fails the attempt.
+    fn file(
+        &mut self,
+        i: usize,
+        mut rx: mpsc::Receiver<FileMsg>,
+        cancel: &CancellationToken,
+        path: &str,
+    ) -> Result<(), AttemptError> {
+        loop {
+            if cancel.is_cancelled() {
+                return Err(AttemptError::Cancelled);
+            }
+            match rx.blocking_recv() {
+                Some(FileMsg::Item(DecodeItem::Rows(d))) => self.rows(i, d)?,
+                Some(FileMsg::Item(DecodeItem::Quarantine(q))) => self.quarantined(i, q)?,
+                Some(FileMsg::End(Ok(end), hash)) => {
+                    self.outcomes[i].end = end;
+                    self.outcomes[i].prefix_hash = hash;
+                    return Ok(());
                 }
-                Ok(())
-            };
-            // The data parts' events go to the uploader one by one, as they are encoded.
-            let mut emit = |e: PartEvent| -> Result<(), SinkError> {
-                part_tx
-                    .blocking_send(e)
-                    .map_err(|_| SinkError::Aborted { batch: id })
-            };
-            // Quarantined records held in memory (bytes) and quarantine parts already sent to the uploader.
-            let mut held = 0usize;
-            let mut spilled = 0u32;
-            let records_read = crate::metrics::get()
-                .records_read
-                .get_or_create(&crate::metrics::ds(&ds))
-                .clone();
-            while let Some((i, mut rx)) = order_rx.blocking_recv() {
-                loop {
-                    if cancel.is_cancelled() {
-                        return Err(AttemptError::Cancelled);
-                    }
-                    match rx.blocking_recv() {
-                        Some(FileMsg::Item(DecodeItem::Rows(d))) => {
-                            records_read.inc_by(d.batch.num_rows() as u64);
-                            let out = deduper
-                                .dedup(d, |k, day| committed.check(k, day))
-                                .map_err(|e| AttemptError::Fatal(e.into()))?;
-                            outcomes[i].duplicates += out.duplicates;
-                            outcomes[i].unchecked += out.unchecked;
-                            outcomes[i].ok += out.batch.num_rows() as u64;
-                            if out.batch.num_rows() == 0 {
-                                continue;
-                            }
-                            let tc = out.time_column;
-                            writer.set_time_column(tc);
-                            let times = out
-                                .batch
-                                .column(tc)
-                                .as_primitive::<TimestampMicrosecondType>();
-                            if let Some(m) = min(times) {
-                                min_time = Some(min_time.map_or(m, |x| x.min(m)));
-                            }
-                            if let Some(m) = max(times) {
-                                max_time = Some(max_time.map_or(m, |x| x.max(m)));
-                            }
-                            writer.write(&out.batch, tc, &mut emit)?;
-                        }
-                        Some(FileMsg::Item(DecodeItem::Quarantine(q))) => {
-                            outcomes[i].quarantined += q.len() as u64;
-                            held += q.iter().map(quarantine_bytes).sum::<usize>();
-                            quarantine.extend(q);
-                            if held >= QUARANTINE_SPILL_BYTES {
-                                spill_quarantine(
-                                    &ds,
-                                    id,
-                                    &naming,
-                                    ingested_at,
-                                    &mut spilled,
-                                    &mut quarantine,
-                                    &mut events,
-                                )?;
-                                held = 0;
-                                send(&mut events)?;
-                            }
-                        }
-                        Some(FileMsg::End(Ok(end), hash)) => {
-                            outcomes[i].end = end;
-                            outcomes[i].prefix_hash = hash;
-                            break;
-                        }
-                        Some(FileMsg::End(Err(e), _)) => {
-                            return Err(AttemptError::FileFailed(i, e))
-                        }
-                        None => {
-                            return Err(AttemptError::FileFailed(
-                                i,
-                                DecodeError::Read {
-                                    path: paths[i].clone(),
-                                    source: std::io::Error::other("decoder stopped unexpectedly"),
-                                },
-                            ))
-                        }
-                    }
+                Some(FileMsg::End(Err(e), _)) => return Err(AttemptError::FileFailed(i, e)),
+                None => {
+                    return Err(AttemptError::FileFailed(
+                        i,
+                        DecodeError::Read {
+                            path: path.to_string(),
+                            source: std::io::Error::other("decoder stopped unexpectedly"),
+                        },
+                    ))
                 }
             }
-            writer.finish(&mut emit)?;
-            drop(part_tx);
-            Ok((
-                outcomes,
-                quarantine,
-                deduper.into_new_keys(),
-                min_time,
-                max_time,
-            ))
-        })
-    };
+        }
+    }
 
-    let uploaded = upload_parts(&ctx.bronze, part_rx).await;
-    let consumed = consumer.await.expect("the consumer thread does not panic");
-    spawner.abort();
-    // A failed upload closes the consumer's channel, so its "writer stopped" error is only a symptom: report
-    // the upload's own error first.
-    let parts = uploaded?;
-    let (outcomes, quarantine, new_keys, min_time, max_time) = consumed?;
-    Ok(Staged {
-        outcomes,
-        quarantine,
-        new_keys,
-        parts,
-        min_time,
-        max_time,
-        schema: Some(decoder.schema()),
-        keys_in_bronze: decoder.bronze_key().is_some(),
-        bronze_key: decoder.bronze_key(),
-    })
+    /// Good rows of file `i`: dedup, then to the writer (whose data parts go to the uploader as encoded).
+    fn rows(&mut self, i: usize, d: crate::decode::Decoded) -> Result<(), AttemptError> {
+        (self.count_read)(d.batch.num_rows() as u64);
+        let committed = &mut self.committed;
+        let out = self
+            .deduper
+            .dedup(d, |k, day| committed.check(k, day))
+            .map_err(|e| AttemptError::Fatal(e.into()))?;
+        let outcome = &mut self.outcomes[i];
+        outcome.duplicates += out.duplicates;
+        outcome.unchecked += out.unchecked;
+        outcome.ok += out.batch.num_rows() as u64;
+        if out.batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let tc = out.time_column;
+        self.writer.set_time_column(tc);
+        let times = out
+            .batch
+            .column(tc)
+            .as_primitive::<TimestampMicrosecondType>();
+        if let Some(m) = min(times) {
+            self.min_time = Some(self.min_time.map_or(m, |x| x.min(m)));
+        }
+        if let Some(m) = max(times) {
+            self.max_time = Some(self.max_time.map_or(m, |x| x.max(m)));
+        }
+        let (part_tx, id) = (&self.part_tx, self.id);
+        self.writer.write(&out.batch, tc, &mut |e| {
+            part_tx
+                .blocking_send(e)
+                .map_err(|_| SinkError::Aborted { batch: id })
+        })?;
+        Ok(())
+    }
+
+    /// Bad records of file `i`: held, and spilled as a quarantine part once they pass
+    /// [`QUARANTINE_SPILL_BYTES`].
+    fn quarantined(&mut self, i: usize, q: Vec<QuarantineRecord>) -> Result<(), AttemptError> {
+        self.outcomes[i].quarantined += q.len() as u64;
+        self.held += q.iter().map(quarantine_bytes).sum::<usize>();
+        self.quarantine.extend(q);
+        if self.held < QUARANTINE_SPILL_BYTES {
+            return Ok(());
+        }
+        let mut events = Vec::new();
+        spill_quarantine(
+            &self.ds,
+            self.id,
+            &self.naming,
+            self.ingested_at,
+            &mut self.spilled,
+            &mut self.quarantine,
+            &mut events,
+        )?;
+        self.held = 0;
+        for e in events {
+            self.part_tx
+                .blocking_send(e)
+                .map_err(|_| AttemptError::Fatal(SinkError::Aborted { batch: self.id }.into()))?;
+        }
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use parquet::file::FOOTER_SIZE;
 use serde::Serialize;
 
-use super::batch::blocking;
+use super::context::blocking;
 use crate::checkpoint::{BatchInput, BatchRecord, CheckpointError, CheckpointStore, FileRecord};
 use crate::store::StoreLocation;
 

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use super::batch::blocking;
+use super::context::blocking;
 use super::quarantine;
 use super::verify::{Problem, ProblemKind, VerifyError};
 use crate::checkpoint::{BatchRecord, CheckpointStore};

@@ -17,7 +17,7 @@ use crate::checkpoint::binding::{BindingError, Mismatch};
 use crate::modes::RunError;
 use crate::source::assign::{AssignError, WorkerSpec};
 
-use super::batch::{blocking, Context};
+use super::context::{blocking, Context};
 
 /// The worker of `count` that this host is: from `$HOSTNAME` (set in every Kubernetes container to the pod
 /// name), else the system's host name.

@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{decode_input, open_reader, Resolved};
+use super::read::{decode_input, open_reader};
+use super::Resolved;
 use crate::checkpoint::StoredSchema;
 use crate::config::DatasetConfig;
 use crate::decode::csv::{CsvDecoder, CsvOptions, SchemaEvolution};
 use crate::decode::{DecodeError, Decoder, LineSource};
-use crate::modes::batch::{blocking, Context};
+use crate::modes::context::{blocking, Context};
 use crate::modes::RunError;
 use crate::source::LandingFile;
 use crate::table::TableFormat;
