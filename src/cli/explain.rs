@@ -24,7 +24,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;
 
-use super::checkpoint::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
+use super::output::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
 use super::{load_config, LocationArgs};
 use crate::checkpoint::{BatchRecord, CheckpointStore, FileRecord, FileStatus};
 use crate::cli::UsageError;

@@ -466,7 +466,7 @@ async fn run_pipeline(args: RunArgs, quiet: bool, cancel: CancellationToken) -> 
         .context("while flushing the checkpoint")?;
     let unread = summary.files_unread();
     push_run_output(&mut out, &args, &ctx, &summary, report.as_ref());
-    let printed = checkpoint::emit(&out);
+    let printed = output::emit(&out);
     if unread > 0 {
         // Interrupted before everything was read: the exit code says so even when stdout is gone.
         return Err(exit::Interrupted {

@@ -46,10 +46,6 @@ use crate::config::parse_duration;
 use table::parse_since;
 pub use views::*;
 
-// The toolbox's old paths, for `explain` and `run_pipeline` (being edited on another branch): switch them to
-// `super::output` after merging, then drop this line.
-pub(super) use super::output::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
-
 /// Options shared by the read commands.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
