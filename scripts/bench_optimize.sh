@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `lander table optimize` of one ~300 MB partition of small parts vs reading that partition (issue 23's target:
+# `lander table optimize` of one ~300 MB partition of small parts vs reading that partition (target:
 # optimize <= 1.5x the read). See BENCHMARKS.md for the figures.
 #
 # 1. Builds the partition with real lander commits: PARTS gzip NDJSON files of EVENTS GH Archive events each (the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Workers benchmark (issue 24): N lander workers writing one Delta table, and the serial commit rate of the log.
+"""Workers benchmark: N lander workers writing one Delta table, and the serial commit rate of the log.
 
 Part 1, throughput (local disk, the 16-file set of scripts/bench_scale.py: 16 hour-files of the two 2015 sample
 hours with rewritten ids, 15,129 events and 35.2 MB NDJSON each). Per repetition, in rotating order:

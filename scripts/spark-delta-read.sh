@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Spark 4 with Delta reads lander's Delta bronze on HDFS (issue 20).
+# Spark 4 with Delta reads lander's Delta bronze on HDFS.
 #
 # Starts the tests' MiniDFSCluster (tests/minidfs), runs `lander run --mode once --table-format delta` on the
 # repository's sample landing (tests/fixtures/landing, or LANDER_LANDING) into hdfs://.../bronze, then reads every

@@ -1,4 +1,4 @@
-//! Automatic compaction in `continuous` (issue 23), and `lander table optimize` killed with SIGKILL: a daemon
+//! Automatic compaction in `continuous`, and `lander table optimize` killed with SIGKILL: a daemon
 //! fed many small files into one day compacts them once the day goes quiet, counted in its metrics; a
 //! compaction held between its writes and its commit while batches commit beside it, then a compaction whose
 //! inputs `table optimize` took meanwhile (abandoned, outputs deleted); an optimize aborted after writing its

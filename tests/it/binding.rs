@@ -1,4 +1,4 @@
-//! The checkpoint is bound to its landing, its bronze and (Delta) each dataset's table (issue 20): another landing,
+//! The checkpoint is bound to its landing, its bronze and (Delta) each dataset's table: another landing,
 //! another bronze or a recreated table is refused with exit 2 naming both locations and `--rebind`, and nothing
 //! is ingested again; `--rebind` binds on purpose; a checkpoint from before bindings is bound by its next run;
 //! `checkpoint pending`, `checkpoint verify` and `explain` show the mismatch.

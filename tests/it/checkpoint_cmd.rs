@@ -539,7 +539,7 @@ fn export_then_import_round_trips_the_store() {
     let out = wd.run_ok(&refs);
     assert!(out.contains("nothing new"), "{out}");
     // The same keys; the run layout may differ (the original also holds the empty base run a first batch loads
-    // for a new day, issue 21; migrated keys are runs of the last batch, and their day is loaded again on touch).
+    // for a new day; migrated keys are runs of the last batch, and their day is loaded again on touch).
     let migrated = stats_of(&restored);
     assert_eq!(
         without_runs(migrated),

@@ -334,7 +334,7 @@ fn generate_into_the_backend(kind: Kind) {
     assert_eq!(t.count_rows("sales"), 300);
 }
 
-/// Every name a backend can store is ingested under its own name (issue 19): accents, spaces, `%`, `#`, `*`,
+/// Every name a backend can store is ingested under its own name: accents, spaces, `%`, `#`, `*`,
 /// `?`, `\`, `|`, `<`, `>`, `"`, emoji, text that is already percent-encoded and long names, each file a
 /// disjoint slice of the sales CSV whose rows are counted from its lines; a rerun reads nothing again.
 fn every_name_is_ingested(kind: Kind) {

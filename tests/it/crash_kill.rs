@@ -1,4 +1,4 @@
-//! Random crashes (issue 11): `lander run` is killed with SIGKILL at random moments, in `available-now` and in
+//! Random crashes: `lander run` is killed with SIGKILL at random moments, in `available-now` and in
 //! `continuous` (and aborted after every commit step), and restarted; at the end every event is in bronze exactly once, no staging or temp file is
 //! visible, and `lander checkpoint verify` is clean. The kill count is small for CI (`LANDER_KILLS` raises it for
 //! a local soak run, e.g. `LANDER_KILLS=200 cargo test --features failpoints crash_kill -- --nocapture`).
@@ -115,7 +115,7 @@ fn available_now_killed_at_random_moments_ends_exactly_once() {
     let (mut killed, mut mid_batch) = (0, 0);
     for i in 0..kills() {
         if i % 3 == 0 {
-            // The dedup index is a cache of bronze (issue 21): lose it, and re-deliver a file under a new name,
+            // The dedup index is a cache of bronze: lose it, and re-deliver a file under a new name,
             // so the next batches load their day from bronze mid-batch and must still drop every repeat.
             let _ = std::fs::remove_dir_all(w.checkpoint().join("dedup"));
             let (_, bytes) = &files[i % files.len()];

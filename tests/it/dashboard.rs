@@ -38,7 +38,7 @@ fn the_dashboard_queries_only_exported_metrics() {
         unknown.is_empty(),
         "the dashboard queries metrics lander does not export: {unknown:?}"
     );
-    // The panels issue 10 asks for: rows/s, land-to-commit latency, backlog, quarantine, last commit age; and
+    // The panels an operator needs: rows/s, land-to-commit latency, backlog, quarantine, last commit age; and
     // those operators need next to them: duplicates dropped and failed files.
     for needed in [
         "lander_rows_written_total",

@@ -195,7 +195,7 @@ fn u64_of(v: &Value, k: &str) -> u64 {
 
 /// A record seen in an earlier run is dropped in a later one with events days later; a shorter horizon prunes
 /// whole days from the local index (their run files go), and a repeat of a pruned day is still dropped: the
-/// day's keys are read back from bronze (issue 21).
+/// day's keys are read back from bronze.
 #[test]
 fn repeats_across_runs_days_apart_and_pruning_by_day() {
     let w = Workdir::new();

@@ -1,4 +1,4 @@
-//! Dedup whatever order files arrive in (issue 21): the keys of a day the dedup index does not hold are read back
+//! Dedup whatever order files arrive in: the keys of a day the dedup index does not hold are read back
 //! from bronze before a record of that day is accepted, on a Parquet and on a Delta bronze.
 
 use std::collections::HashSet;

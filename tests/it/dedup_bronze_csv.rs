@@ -1,4 +1,4 @@
-//! CSV datasets deduplicate from bronze too (issue 21): their rows carry `_record_key`, so a day that left the
+//! CSV datasets deduplicate from bronze too: their rows carry `_record_key`, so a day that left the
 //! local dedup index (evicted by `dedup_cache_bytes`, or its run files lost) is read back from bronze, and
 //! `checkpoint verify --keys` scans CSV tables. A table written before the column keeps its schema, and what can
 //! then not be checked is counted, never claimed.

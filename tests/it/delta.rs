@@ -1,7 +1,7 @@
-//! `table_format = "delta"` (issue 20): bronze datasets are Delta tables, read back by delta-rs' Python package
+//! `table_format = "delta"`: bronze datasets are Delta tables, read back by delta-rs' Python package
 //! (`deltalake`) and DuckDB's delta extension; time travel, concurrent writers with different checkpoints, log
 //! checkpoints, and an abort after every commit step. Also, for `parquet`, part names that never collide across
-//! checkpoints (issue 19 §6).
+//! checkpoints.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -369,8 +369,8 @@ fn log_checkpoints_are_written_and_read_by_every_reader() {
     assert_eq!(delta_rs(&table, None).version, 5);
 }
 
-/// `parquet` format: two checkpoints writing one bronze both start at batch 1; their parts never share a name
-/// (issue 19 §6), so neither overwrites the other's rows.
+/// `parquet` format: two checkpoints writing one bronze both start at batch 1; their parts never share a name,
+/// so neither overwrites the other's rows.
 #[test]
 fn two_checkpoints_on_one_parquet_bronze_never_overwrite_each_others_parts() {
     let Some(_) = require_shared_data() else {

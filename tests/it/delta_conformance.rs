@@ -1,4 +1,4 @@
-//! The Delta table on every backend (issue 20, "real readers, real servers"): lander writes bronze with
+//! The Delta table on every backend (real readers, real servers): lander writes bronze with
 //! `--table-format delta` on the local filesystem, HDFS (the MiniDFSCluster, natively and through `hdfs+jni://`)
 //! and S3 (moto), and delta-rs' Python package (`deltalake`, which reaches HDFS through its own `hdfs-native`
 //! client and S3 through its object store) reads it back there, at the latest version and by time travel.
@@ -306,7 +306,7 @@ fn append_concurrently(
     (jobs, files, ids)
 }
 
-/// `lander table optimize` then `lander table check --repair` on the backend (issue 23): the two 2015 slices'
+/// `lander table optimize` then `lander table check --repair` on the backend: the two 2015 slices'
 /// parts become one part with the same events (time travel to the version before still reads them); once that
 /// part is deleted from storage, `check` names it and exits 1, and `--repair` leaves a table delta-rs reads with
 /// exactly the other inputs' events.

@@ -1,4 +1,4 @@
-//! SIGKILL between the parts' upload and the Delta log write (issue 20): lander writes a batch's parts straight
+//! SIGKILL between the parts' upload and the Delta log write: lander writes a batch's parts straight
 //! to their final names, then the commit. Each run here is killed with a real SIGKILL the moment a new part
 //! appears in the table directory, which lands before the commit (the intent is flushed to sled in between)
 //! most of the time. The next run recovers: every event once, one commit per batch, and no part the log does

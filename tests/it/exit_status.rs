@@ -1,4 +1,4 @@
-//! Exit codes, summaries and messages a scheduler can trust (issue 22): a bounded run interrupted by a real
+//! Exit codes, summaries and messages a scheduler can trust: a bounded run interrupted by a real
 //! signal exits 128 + the signal and says what it left unread; `--summary-json` is written when a run cannot
 //! start; a closed stdout (`| head -1`) is not a failure; each cause of an error is printed once.
 

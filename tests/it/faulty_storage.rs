@@ -1,4 +1,4 @@
-//! Faulty bronze storage (issue 11), injected with `LANDER_FAIL_STORE` (feature `failpoints`; the wrapper sees
+//! Faulty bronze storage, injected with `LANDER_FAIL_STORE` (feature `failpoints`; the wrapper sees
 //! only the `ObjectStore` trait, so it serves any backend): a failed batch commits nothing and leaves no Parquet
 //! visible; `once` exits 1 and the next run recovers; `micro-batch` and `continuous` roll back and retry with
 //! backoff until the fault clears; `checkpoint verify` is clean afterwards. Tests of the Parquet protocol's own

@@ -800,7 +800,7 @@ fn warn_lines(stderr: &str) -> usize {
 }
 
 /// Following an archive from years back against a source that lacks every hour (404) or fails every request
-/// (503) neither storms it nor floods the log (issue 22): over a few seconds the requests stay within a few
+/// (503) neither storms it nor floods the log: over a few seconds the requests stay within a few
 /// rounds (a round is a week of hours; after a round that fetched nothing lander pauses 1 s, 2 s, ...; after
 /// `concurrency` failed downloads in a row it stops the round), and WARN/ERROR lines stay a handful (missing
 /// hours are one line per round, failures a few lines and a count). Both `run --fetch` and `fetch --follow`.

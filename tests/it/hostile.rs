@@ -1,4 +1,4 @@
-//! Hostile input (issue 11): listing faults, limits, event-time policy and malformed files. Each test runs the
+//! Hostile input: listing faults, limits, event-time policy and malformed files. Each test runs the
 //! real binary and checks that the run goes on, that good records of the same file land, that bad ones are in
 //! the quarantine with file, line/offset and a reason, and that the log says what happened.
 
@@ -452,7 +452,7 @@ fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
     assert!(!q.iter().any(|r| r.source_file == "gharchive/empty.json.gz"));
     assert!(stdout.contains("sales: batch 1 committed"), "{stdout}");
 
-    // CSV: too few, too many, and an unbalanced quote in row 4: only its own line is quarantined (issue 19), so
+    // CSV: too few, too many, and an unbalanced quote in row 4: only its own line is quarantined, so
     // rows 1 and 5 land.
     assert_eq!(count_rows(&w.bronze().join("sales")), 2);
     let s = quarantine(&w, "sales");

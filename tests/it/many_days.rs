@@ -1,4 +1,4 @@
-//! Memory does not grow with the number of event days in a batch (issue 19 §4): real GH Archive events and real
+//! Memory does not grow with the number of event days in a batch: real GH Archive events and real
 //! Superstore rows, their event times rewritten to spread over 1, 30, 1,000 and 9,000 UTC days, plus the real
 //! Superstore file, each land in one `once` run under 256 MB of peak RSS, every row once and in its own day's
 //! partition, in at most two parts per day; DuckDB reads the same rows back.
@@ -16,7 +16,7 @@ use crate::common::*;
 /// The day spreads of the generated files.
 const SPREADS: [i64; 4] = [1, 30, 1_000, 9_000];
 
-/// Peak RSS allowed for any of these runs (before issue 19: 2.9 GB, 1.8 GB and 796 MB).
+/// Peak RSS allowed for any of these runs (before days were written one at a time: 2.9 GB, 1.8 GB and 796 MB).
 const PEAK_RSS_KIB: u64 = 256 * 1024;
 
 /// Events taken from the 2015 sample hours: the shortest ones with distinct ids, so that 9,000 of them fit in

@@ -1,4 +1,4 @@
-//! File names (issue 19 §1): every name the filesystem can hold is ingested under its own name; a name that no
+//! File names: every name the filesystem can hold is ingested under its own name; a name that no
 //! store path can hold, and a file outside any dataset directory, is a warning naming it, listed by
 //! `checkpoint pending` and explained by `explain`; a corrupt file with a name near the 255-byte limit is
 //! quarantined and does not stop its dataset. The same names on HDFS and S3: `conformance::*::every_name_*`.

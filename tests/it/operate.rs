@@ -1,4 +1,4 @@
-//! Operating lander (issue 13): the run summary (`--summary-json`) against bronze, and the metrics endpoint
+//! Operating lander: the run summary (`--summary-json`) against bronze, and the metrics endpoint
 //! of a running daemon: `/metrics` moves after a file lands and parses with the reference OpenMetrics parser,
 //! `/healthz` answers, `/readyz` turns unready while bronze storage fails.
 

@@ -1,4 +1,4 @@
-//! lander's own state never sits inside landing (issue 19 §5): `run` refuses landing, bronze and checkpoint
+//! lander's own state never sits inside landing: `run` refuses landing, bronze and checkpoint
 //! locations that overlap (one inside another, or equal) with exit 2 and a message naming both, before it
 //! writes anything; separate locations that merely share a name prefix are fine.
 

@@ -1,5 +1,5 @@
 //! The quarantine of one batch does not grow memory with the input: a file that is mostly garbage is written
-//! out in quarantine parts of bounded size while it is read (issue 11), and its good records still land.
+//! out in quarantine parts of bounded size while it is read, and its good records still land.
 
 use std::io::Write as _;
 

@@ -1,6 +1,6 @@
 //! Delta bronze: `_quarantine/<dataset>` is a Delta table of its own, committed with the same `txn` (app id,
 //! batch id) as the batch's data commit; a crash between the two commits is made to agree by recovery, so the
-//! quarantine rows count once (issue 20). Read back with delta-rs' Python package (`deltalake`).
+//! quarantine rows count once. Read back with delta-rs' Python package (`deltalake`).
 
 use std::path::Path;
 use std::process::Command;

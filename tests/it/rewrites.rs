@@ -1,4 +1,4 @@
-//! A rewrite is told from an append exactly (issue 19, section 3): a file changed after it was processed is an
+//! A rewrite is told from an append exactly: a file changed after it was processed is an
 //! append only when the bytes already read are unchanged; any other change (same size, longer sharing head and
 //! tail, shorter, truncated to nothing then refilled) is a new version, read whole, with a warning naming the
 //! file, and `explain` says "rewritten". A `touch` is nothing new. Every shape runs on a plain CSV and on a plain

@@ -1,4 +1,4 @@
-//! S3 bytes written per batch (issue 20's target: no more than 1.05x the Parquet written, no copy). moto's
+//! S3 bytes written per batch (target: no more than 1.05x the Parquet written, no copy). moto's
 //! request recorder logs every request lander makes while the batches run; the bytes of every write below
 //! this test's bronze (puts, multipart parts and completions) are summed and compared with the sizes of the
 //! Parquet parts and log entries stored at the end. With the Delta protocol parts go straight to their final

@@ -1,4 +1,4 @@
-//! Schema evolution of a CSV dataset (issue 23): slices of the real sales file landed with a new column
+//! Schema evolution of a CSV dataset: slices of the real sales file landed with a new column
 //! (`channel`), a dropped column (`payment_method`), a reordered header and values of the wrong type, under
 //! `schema_evolution = "fail" | "add_columns" | "rescue"`. The Delta table is read back by delta-rs and DuckDB's
 //! delta extension and compared with an independent computation over the landed files (Python's csv module);

@@ -1,4 +1,4 @@
-//! One stray quote must not swallow a file (issue 19): wherever an unbalanced quote sits (first row, row 10, the
+//! One stray quote must not swallow a file: wherever an unbalanced quote sits (first row, row 10, the
 //! middle, the last row with and without a final newline, two in one file, next to a field that legitimately
 //! spans lines), only its line goes to the quarantine, with its exact bytes, and every other row lands; counts
 //! are checked against the generated input. `--clean-source delete` removes a file only when all its bytes are

@@ -1,4 +1,4 @@
-//! Operating the Delta tables (issue 23): `table vacuum`, `table history`, `table convert` and `checkpoint
+//! Operating the Delta tables: `table vacuum`, `table history`, `table convert` and `checkpoint
 //! rebuild --from-table`, run through the real binary on the sample data and read back by delta-rs and DuckDB.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! `lander table optimize` and `lander table check [--repair]` (issue 23): compaction of many small commits
+//! `lander table optimize` and `lander table check [--repair]`: compaction of many small commits
 //! into few parts with the same multiset of rows (read back by delta-rs and DuckDB, time travel included), a
 //! compaction racing a `run` and another compaction, and the repair of lost parts followed by re-ingestion that
 //! restores exactly the lost rows.

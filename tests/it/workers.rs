@@ -1,4 +1,4 @@
-//! N workers over one landing and one Delta bronze (issue 24): each takes the files whose FNV-1a 64 hash of
+//! N workers over one landing and one Delta bronze: each takes the files whose FNV-1a 64 hash of
 //! `<dataset>/<path>` mod N is its index, and the cross-writer check before every commit keeps each key once even
 //! when the same events arrive in files owned by different workers, when a worker is held between its check and
 //! its commit while another commits the same keys, and when N changes.

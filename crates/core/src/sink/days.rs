@@ -1,4 +1,4 @@
-//! Rows held in memory per UTC day until their day is written as a part (issue 19).
+//! Rows held in memory per UTC day until their day is written as a part.
 //!
 //! Takes the rows of decoded batches together with the day each row belongs to, and gives back one
 //! `RecordBatch` per day, with the day's rows in the order they were held. Pure and synchronous.

@@ -11,7 +11,7 @@
 //!   during the batch whenever 16 MiB of quarantined records pile up
 //!
 //! Two checkpoints writing one bronze both count batches from 1; the token keeps their parts from overwriting
-//! each other (issue 19 §6). For a Delta table ([`PartWriter::with_naming`] `in_place`) parts are uploaded at
+//! each other. For a Delta table ([`PartWriter::with_naming`] `in_place`) parts are uploaded at
 //! their final names directly: no Delta reader sees a part before a commit references it, so there is no
 //! staging name and no publish.
 //!

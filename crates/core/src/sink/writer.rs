@@ -239,8 +239,8 @@ impl PartWriter {
             tick: 0,
         }
     }
-    /// Names parts `part-b<batch>-<token>-<seq>.parquet` (unique across writers that share bronze, issue 19
-    /// §6) and, when `in_place`, uploads them at their final names instead of staging names.
+    /// Names parts `part-b<batch>-<token>-<seq>.parquet` (unique across writers that share
+    /// bronze) and, when `in_place`, uploads them at their final names instead of staging names.
     pub fn with_naming(mut self, token: &str, in_place: bool) -> Self {
         self.token = token.to_string();
         self.in_place = in_place;
