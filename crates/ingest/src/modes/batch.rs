@@ -264,19 +264,8 @@ async fn run_batch_once(
     }
 
     // 1. Intent.
-    let cp = ctx.checkpoint.clone();
-    let ds = dataset.to_string();
-    let id = blocking(move || cp.next_batch_id(&ds)).await?;
-    let intent = BatchIntent {
-        id,
-        dataset: dataset.to_string(),
-        state: IntentState::Writing,
-        staging_prefix: PartWriter::staging_prefix(dataset, id),
-        finals: Vec::new(),
-        started_at: Utc::now(),
-        token: format!("{:012x}", rand::random::<u64>() >> 16),
-        commit: None,
-    };
+    let intent = new_intent(ctx, dataset).await?;
+    let id = intent.id;
     write_intent(ctx, &intent).await?;
     failpoint("intent");
 
@@ -309,7 +298,46 @@ async fn run_batch_once(
         failed_files,
         started.elapsed(),
     );
-    let report = BatchReport {
+    let report = batch_report(dataset, id, &staged, totals, started.elapsed());
+    // A file with records kept only in part is not all in bronze or the quarantine: it stays in landing.
+    let truncated: Vec<&str> = staged
+        .files
+        .iter()
+        .zip(&staged.staged.outcomes)
+        .filter(|(f, o)| keeps_truncated(f, o))
+        .map(|(f, _)| f.path.as_str())
+        .collect();
+    clean_source(ctx, read(), &truncated).await;
+    Ok(Some(report))
+}
+
+/// Step 1's intent `{id, state: Writing, token}` for the next batch of `dataset` (not yet written).
+async fn new_intent(ctx: &Context, dataset: &str) -> Result<BatchIntent, RunError> {
+    let cp = ctx.checkpoint.clone();
+    let ds = dataset.to_string();
+    let id = blocking(move || cp.next_batch_id(&ds)).await?;
+    Ok(BatchIntent {
+        id,
+        dataset: dataset.to_string(),
+        state: IntentState::Writing,
+        staging_prefix: PartWriter::staging_prefix(dataset, id),
+        finals: Vec::new(),
+        started_at: Utc::now(),
+        token: format!("{:012x}", rand::random::<u64>() >> 16),
+        commit: None,
+    })
+}
+
+/// The report of committed batch `id`: files read, counts, data parts and bytes.
+fn batch_report(
+    dataset: &str,
+    id: u64,
+    staged: &StagedBatch,
+    totals: Totals,
+    elapsed: std::time::Duration,
+) -> BatchReport {
+    let failed_files = staged.failed.len();
+    BatchReport {
         dataset: dataset.to_string(),
         id,
         files: staged.files.len() + failed_files,
@@ -322,18 +350,8 @@ async fn run_batch_once(
             .filter(|p| !p.final_path.starts_with("_quarantine/"))
             .count(),
         bytes: totals.input_bytes,
-        elapsed: started.elapsed(),
-    };
-    // A file with records kept only in part is not all in bronze or the quarantine: it stays in landing.
-    let truncated: Vec<&str> = staged
-        .files
-        .iter()
-        .zip(&staged.staged.outcomes)
-        .filter(|(f, o)| keeps_truncated(f, o))
-        .map(|(f, _)| f.path.as_str())
-        .collect();
-    clean_source(ctx, read(), &truncated).await;
-    Ok(Some(report))
+        elapsed,
+    }
 }
 
 /// Steps 3-6 for a Parquet bronze: publishing, publish (rename each part), dedup runs, sled commit.

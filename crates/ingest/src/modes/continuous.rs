@@ -16,8 +16,9 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use super::compact::Compactor;
 use super::{plan_options, Attempt, BatchReport, Context, DaemonBatches, RunSummary};
 use crate::modes::RunError;
-use crate::source::listing::{plan_listing, plan_paths, split_batches};
+use crate::source::listing::{plan_listing, plan_paths, split_batches, Plan};
 use crate::source::watch::{watch, WatchEvent};
+use crate::source::LandingFile;
 
 /// When idle, a wake-up waits this long for further events of the same write (a rename or a close often
 /// produces several) before the batch starts.
@@ -119,6 +120,62 @@ async fn dataset_loop(
     r.map(|()| batches.reports)
 }
 
+/// Far enough in the future to mean "no recheck pending".
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// What the wake-ups of one round ask for: these paths (and which were renamed in), or a full listing.
+#[derive(Default)]
+struct Wakes {
+    paths: BTreeSet<String>,
+    renamed: BTreeSet<String>,
+    full: bool,
+}
+
+impl Wakes {
+    /// Adds one wake-up to the round.
+    fn add(&mut self, w: Wake) {
+        match w {
+            Wake::ListAll => self.full = true,
+            Wake::Path(e) => {
+                if e.renamed_in {
+                    self.renamed.insert(e.rel.clone());
+                }
+                self.paths.insert(e.rel);
+            }
+        }
+    }
+}
+
+/// Files to look at again (not ready yet, or growing), and when.
+struct Recheck {
+    paths: BTreeSet<String>,
+    at: Instant,
+    delay: Duration,
+}
+
+impl Recheck {
+    /// Moves the paths due for a recheck into `paths` and clears the timer.
+    fn take_into(&mut self, paths: &mut BTreeSet<String>) {
+        paths.append(&mut self.paths);
+        self.at = far();
+    }
+
+    /// Remembers the plan's files that were not ready, or not final (a tail held back), and sets the timer.
+    fn schedule(&mut self, not_ready: Vec<String>, files: &[LandingFile]) {
+        for p in not_ready {
+            self.paths.insert(p);
+        }
+        for f in files.iter().filter(|f| !f.is_final && !f.gzip) {
+            self.paths.insert(f.path.clone());
+        }
+        if !self.paths.is_empty() {
+            self.at = self.at.min(Instant::now() + self.delay);
+        }
+    }
+}
+
 async fn batch_loop(
     ctx: &Context,
     ds: &str,
@@ -128,76 +185,34 @@ async fn batch_loop(
 ) -> Result<(), RunError> {
     let mut poll = tokio::time::interval(ctx.config.poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut recheck_at = far();
-    let mut recheck: BTreeSet<String> = BTreeSet::new();
+    let mut recheck = Recheck {
+        paths: BTreeSet::new(),
+        at: far(),
+        delay: ctx.config.settle_time + Duration::from_millis(20),
+    };
     let mut last_batch_end: Option<Instant> = None;
-    let recheck_delay = ctx.config.settle_time + Duration::from_millis(20);
     let mut relist = false;
     loop {
-        let mut paths = BTreeSet::new();
-        let mut renamed = BTreeSet::new();
-        let mut full = false;
-        let add = |w: Wake,
-                   full: &mut bool,
-                   paths: &mut BTreeSet<String>,
-                   renamed: &mut BTreeSet<String>| match w {
-            Wake::ListAll => *full = true,
-            Wake::Path(e) => {
-                if e.renamed_in {
-                    renamed.insert(e.rel.clone());
-                }
-                paths.insert(e.rel);
-            }
-        };
+        let mut wakes = Wakes::default();
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
             _ = std::future::ready(()), if relist => {
                 relist = false;
-                full = true;
+                wakes.full = true;
             }
-            _ = poll.tick() => full = true,
-            _ = sleep_until(recheck_at) => {
-                paths.append(&mut recheck);
-                recheck_at = far();
-            }
+            _ = poll.tick() => wakes.full = true,
+            _ = sleep_until(recheck.at) => recheck.take_into(&mut wakes.paths),
             w = rx.recv() => match w {
                 None => break,
-                Some(w) => add(w, &mut full, &mut paths, &mut renamed),
+                Some(w) => wakes.add(w),
             },
         }
-        // Coalesce what follows: a quiet gap when idle, the whole max_batch_delay when busy.
-        let busy = last_batch_end.is_some_and(|t| t.elapsed() < ctx.config.max_batch_delay * 4);
-        let hard_deadline = Instant::now() + ctx.config.max_batch_delay;
-        loop {
-            let deadline = if busy {
-                hard_deadline
-            } else {
-                hard_deadline.min(Instant::now() + QUIET_GAP)
-            };
-            match timeout_at(deadline, rx.recv()).await {
-                Ok(Some(w)) => add(w, &mut full, &mut paths, &mut renamed),
-                _ => break,
-            }
-        }
+        coalesce(ctx, &mut rx, &mut wakes, last_batch_end).await;
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let opts = plan_options(&ctx.config, true);
-        let plan = if full {
-            plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?
-        } else {
-            plan_paths(&ctx.landing, &ctx.checkpoint, ds, &paths, &renamed, &opts).await?
-        };
-        for p in plan.not_ready {
-            recheck.insert(p);
-        }
-        for f in plan.files.iter().filter(|f| !f.is_final && !f.gzip) {
-            recheck.insert(f.path.clone());
-        }
-        if !recheck.is_empty() {
-            recheck_at = recheck_at.min(Instant::now() + recheck_delay);
-        }
+        let mut plan = plan_wakes(ctx, ds, &wakes).await?;
+        recheck.schedule(std::mem::take(&mut plan.not_ready), &plan.files);
         for files in split_batches(
             plan.files,
             ctx.config.max_files_per_batch,
@@ -223,4 +238,45 @@ async fn batch_loop(
         }
     }
     Ok(())
+}
+
+/// Adds the wake-ups that follow the first one of a round to `wakes`.
+async fn coalesce(
+    ctx: &Context,
+    rx: &mut mpsc::Receiver<Wake>,
+    wakes: &mut Wakes,
+    last_batch_end: Option<Instant>,
+) {
+    // Coalesce what follows: a quiet gap when idle, the whole max_batch_delay when busy.
+    let busy = last_batch_end.is_some_and(|t| t.elapsed() < ctx.config.max_batch_delay * 4);
+    let hard_deadline = Instant::now() + ctx.config.max_batch_delay;
+    loop {
+        let deadline = if busy {
+            hard_deadline
+        } else {
+            hard_deadline.min(Instant::now() + QUIET_GAP)
+        };
+        match timeout_at(deadline, rx.recv()).await {
+            Ok(Some(w)) => wakes.add(w),
+            _ => break,
+        }
+    }
+}
+
+/// Plans the round: a listing of the dataset when a full one was asked for, else only the paths woken.
+async fn plan_wakes(ctx: &Context, ds: &str, wakes: &Wakes) -> Result<Plan, RunError> {
+    let opts = plan_options(&ctx.config, true);
+    Ok(if wakes.full {
+        plan_listing(&ctx.landing, &ctx.checkpoint, ds, &opts).await?
+    } else {
+        plan_paths(
+            &ctx.landing,
+            &ctx.checkpoint,
+            ds,
+            &wakes.paths,
+            &wakes.renamed,
+            &opts,
+        )
+        .await?
+    })
 }

@@ -216,15 +216,7 @@ impl CrossCheck {
             return Ok(());
         }
         let started = Instant::now();
-        let mut foreign: Vec<(u64, i32, Part)> = Vec::new();
-        for v in from..=snap.version {
-            let Some(entry) = read_entry(ctx, table, v).await? else {
-                return Err(self.log_gone(ctx, snap.version, v).await);
-            };
-            if entry.app.as_deref() != Some(self.app.as_str()) {
-                foreign.extend(entry.adds.into_iter().map(|(d, p)| (v, d, p)));
-            }
-        }
+        let foreign = self.foreign_parts(ctx, table, snap, from).await?;
         let held = ctx.dedup.complete_days(&self.dataset);
         let cold: Vec<i32> = foreign
             .iter()
@@ -240,37 +232,8 @@ impl CrossCheck {
             .collect();
         let parts = touched.len();
         if let (Some((column, key_of)), false) = (self.key, touched.is_empty()) {
-            let keys = read_keys(ctx, &touched, column, key_of).await?;
-            let mut first: Option<u64> = None;
-            let mut dups = 0;
-            for (version, day, keys) in &keys {
-                let mine = &self.batch[day];
-                let n = keys.iter().filter(|k| mine.contains(k)).count();
-                if n > 0 {
-                    dups += n;
-                    first = Some(first.map_or(*version, |f: u64| f.min(*version)));
-                }
-            }
-            if let Some(version) = first {
-                let days: Vec<i32> = keys.iter().map(|(_, d, _)| *d).collect();
-                self.forget(ctx, days).await?;
-                return Err(CrossCheckError::Conflict {
-                    dataset: self.dataset.clone(),
-                    batch: self.batch_id,
-                    version,
-                    keys: dups,
-                }
-                .into());
-            }
-            for (_, day, k) in keys {
-                self.found.entry(day).or_default().extend(k);
-            }
-            let runs: BTreeMap<i32, Vec<u128>> = self
-                .found
-                .iter()
-                .map(|(d, f)| (*d, f.iter().chain(&self.batch[d]).copied().collect()))
-                .collect();
-            prepared.rewrite_runs(ctx, runs).await?;
+            self.check_keys(ctx, &touched, column, key_of, prepared)
+                .await?;
         }
         crate::metrics::get()
             .cross_check_duration
@@ -287,6 +250,70 @@ impl CrossCheck {
             "cross-writer check"
         );
         self.seen = Some(snap.version);
+        Ok(())
+    }
+
+    /// The parts of the commits `from ..= snap.version` that other writers made, with their version and day.
+    async fn foreign_parts(
+        &self,
+        ctx: &Context,
+        table: &DeltaTable,
+        snap: &Snapshot,
+        from: u64,
+    ) -> Result<Vec<(u64, i32, Part)>, RunError> {
+        let mut foreign: Vec<(u64, i32, Part)> = Vec::new();
+        for v in from..=snap.version {
+            let Some(entry) = read_entry(ctx, table, v).await? else {
+                return Err(self.log_gone(ctx, snap.version, v).await);
+            };
+            if entry.app.as_deref() != Some(self.app.as_str()) {
+                foreign.extend(entry.adds.into_iter().map(|(d, p)| (v, d, p)));
+            }
+        }
+        Ok(foreign)
+    }
+
+    /// Step 3 for the foreign parts of days the batch touches: fails on a key of the batch among theirs,
+    /// otherwise adds their keys to the batch's dedup runs.
+    async fn check_keys(
+        &mut self,
+        ctx: &Context,
+        touched: &[(u64, i32, Part)],
+        column: &'static str,
+        key_of: KeyOfValue,
+        prepared: &mut Prepared,
+    ) -> Result<(), RunError> {
+        let keys = read_keys(ctx, touched, column, key_of).await?;
+        let mut first: Option<u64> = None;
+        let mut dups = 0;
+        for (version, day, keys) in &keys {
+            let mine = &self.batch[day];
+            let n = keys.iter().filter(|k| mine.contains(k)).count();
+            if n > 0 {
+                dups += n;
+                first = Some(first.map_or(*version, |f: u64| f.min(*version)));
+            }
+        }
+        if let Some(version) = first {
+            let days: Vec<i32> = keys.iter().map(|(_, d, _)| *d).collect();
+            self.forget(ctx, days).await?;
+            return Err(CrossCheckError::Conflict {
+                dataset: self.dataset.clone(),
+                batch: self.batch_id,
+                version,
+                keys: dups,
+            }
+            .into());
+        }
+        for (_, day, k) in keys {
+            self.found.entry(day).or_default().extend(k);
+        }
+        let runs: BTreeMap<i32, Vec<u128>> = self
+            .found
+            .iter()
+            .map(|(d, f)| (*d, f.iter().chain(&self.batch[d]).copied().collect()))
+            .collect();
+        prepared.rewrite_runs(ctx, runs).await?;
         Ok(())
     }
 

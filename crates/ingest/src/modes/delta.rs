@@ -42,10 +42,10 @@ use super::context::{blocking, failpoint, write_intent, Context};
 use super::cross_check::CrossCheck;
 use super::quarantine;
 use super::stage::StagedBatch;
-use crate::checkpoint::{BatchIntent, IntentState};
+use crate::checkpoint::{BatchCommit, BatchIntent, IntentState};
 use crate::modes::RunError;
 use crate::table::actions::add_of;
-use crate::table::{app_id, Commit, Committed, DeltaTable};
+use crate::table::{app_id, Commit, Committed, DeltaTable, Snapshot};
 
 /// Steps 3-7 of the Delta protocol for the staged batch `intent`. Returns the totals and the commit time.
 ///
@@ -107,21 +107,8 @@ async fn table_commit(
     let ds = intent.dataset.as_str();
     let table = DeltaTable::new(&ctx.bronze, ds);
     let schema = staged.staged.schema.clone();
-    let mut snap = match (ctx.tables.take(&table).await?, &schema) {
-        (Some(s), _) => s,
-        (None, Some(schema)) => {
-            let snap = table.create(schema).await?;
-            // The checkpoint belongs to this table from now on (`super::binding`); a crash before this line
-            // leaves the dataset unbound, and the next start binds it to the table it finds.
-            let (cp, ds, id) = (
-                ctx.checkpoint.clone(),
-                ds.to_string(),
-                snap.metadata.id.clone(),
-            );
-            blocking(move || cp.bind_table(&ds, &id)).await?;
-            snap
-        }
-        (None, None) => return Ok(None),
+    let Some(mut snap) = open_or_create(ctx, &table, ds, schema.as_deref()).await? else {
+        return Ok(None);
     };
     // Columns the batch adds (CSV schema evolution) go into the commit's `metaData`; anything else that differs
     // fails the batch.
@@ -138,6 +125,73 @@ async fn table_commit(
         .map(|f| add_of(ds, f, now))
         .collect::<Result<Vec<_>, _>>()?;
     let app = writer_app_id(ctx, ds).await?;
+    let info = commit_info(ctx, intent, commit, &app, &added);
+    let batch_schema = match (&schema, added.is_empty()) {
+        (Some(s), false) => Some(crate::table::actions::schema_string(s)?),
+        _ => None,
+    };
+    let c = Commit {
+        adds,
+        txn: (app, intent.id as i64),
+        info,
+        schema: batch_schema,
+    };
+    let committed = check.commit(ctx, &table, &mut snap, &c, prepared).await?;
+    let version = match committed {
+        Committed::At(v) => {
+            tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit");
+            Some(v)
+        }
+        Committed::Already => {
+            tracing::warn!(
+                dataset = ds,
+                batch = intent.id,
+                "the delta table already had this batch"
+            );
+            None
+        }
+    };
+    log_checkpoint(ctx, &table, &mut snap, ds).await;
+    ctx.tables.keep(&table, snap).await;
+    Ok(version)
+}
+
+/// The table's snapshot, creating the table (and binding the checkpoint to it) on its first batch; `None` when
+/// there is no table and the batch has no schema to create one with.
+async fn open_or_create(
+    ctx: &Context,
+    table: &DeltaTable,
+    ds: &str,
+    schema: Option<&arrow::datatypes::Schema>,
+) -> Result<Option<Snapshot>, RunError> {
+    Ok(match (ctx.tables.take(table).await?, schema) {
+        (Some(s), _) => Some(s),
+        (None, Some(schema)) => {
+            let snap = table.create(schema).await?;
+            // The checkpoint belongs to this table from now on (`super::binding`); a crash before this line
+            // leaves the dataset unbound, and the next start binds it to the table it finds.
+            let (cp, ds, id) = (
+                ctx.checkpoint.clone(),
+                ds.to_string(),
+                snap.metadata.id.clone(),
+            );
+            blocking(move || cp.bind_table(&ds, &id)).await?;
+            Some(snap)
+        }
+        (None, None) => None,
+    })
+}
+
+/// The `commitInfo` of the batch's commit: lander's version, the worker, the landing, each input's path,
+/// fingerprint and byte range, and the columns the batch adds (logged).
+fn commit_info(
+    ctx: &Context,
+    intent: &BatchIntent,
+    commit: &BatchCommit,
+    app: &str,
+    added: &[String],
+) -> serde_json::Value {
+    let ds = intent.dataset.as_str();
     let fingerprints: std::collections::HashMap<&str, &str> = commit
         .files
         .iter()
@@ -175,33 +229,13 @@ async fn table_commit(
         info["lander"]["addedColumns"] = serde_json::json!(added);
         tracing::info!(dataset = ds, batch = intent.id, columns = ?added, "the delta table's schema evolves in this commit");
     }
-    let batch_schema = match (&schema, added.is_empty()) {
-        (Some(s), false) => Some(crate::table::actions::schema_string(s)?),
-        _ => None,
-    };
-    let c = Commit {
-        adds,
-        txn: (app, intent.id as i64),
-        info,
-        schema: batch_schema,
-    };
-    let committed = check.commit(ctx, &table, &mut snap, &c, prepared).await?;
-    let version = match committed {
-        Committed::At(v) => {
-            tracing::debug!(dataset = ds, batch = intent.id, version = v, "delta commit");
-            Some(v)
-        }
-        Committed::Already => {
-            tracing::warn!(
-                dataset = ds,
-                batch = intent.id,
-                "the delta table already had this batch"
-            );
-            None
-        }
-    };
+    info
+}
+
+/// Writes a log checkpoint when `delta_checkpoint_interval` says so; a failure is only a warning.
+async fn log_checkpoint(ctx: &Context, table: &DeltaTable, snap: &mut Snapshot, ds: &str) {
     match table
-        .maybe_checkpoint(&mut snap, ctx.config.delta_checkpoint_interval)
+        .maybe_checkpoint(snap, ctx.config.delta_checkpoint_interval)
         .await
     {
         Ok(true) => tracing::info!(
@@ -214,8 +248,6 @@ async fn table_commit(
             tracing::warn!(dataset = ds, error = %e, "could not write the delta log checkpoint; the log stays readable without it")
         }
     }
-    ctx.tables.keep(&table, snap).await;
-    Ok(version)
 }
 
 /// Recovery of an intent in state `Committing`: when the data table or the quarantine table has the batch

@@ -126,34 +126,60 @@ pub(super) async fn stage_batch(
     intent: &BatchIntent,
     mut files: Vec<LandingFile>,
 ) -> Result<Option<StagedBatch>, RunError> {
-    let (id, dataset) = (intent.id, intent.dataset.as_str());
+    let dataset = intent.dataset.as_str();
     let mut failed: Vec<(LandingFile, DecodeError)> = Vec::new();
+    let Some((staged, schema)) = stage_attempts(ctx, intent, &mut files, &mut failed).await? else {
+        return Ok(None);
+    };
+    drop_vanished(dataset, &mut failed);
+    if files.is_empty() && failed.is_empty() {
+        clear_intent(ctx, dataset).await?;
+        return Ok(None);
+    }
+    let outputs = stage_quarantine(ctx, intent, &staged, &files, &failed).await?;
+    Ok(Some(StagedBatch {
+        files,
+        failed,
+        staged,
+        schema,
+        outputs,
+    }))
+}
+
+/// Stages `files` until an attempt succeeds, moving each file that fails as a whole to `failed` and decoding
+/// again with the columns a header adds. Returns the staged attempt (the default when no file is left) and the
+/// CSV schema it inferred or evolved; `None`, with the intent cleared, when shutdown came first.
+async fn stage_attempts(
+    ctx: &Context,
+    intent: &BatchIntent,
+    files: &mut Vec<LandingFile>,
+    failed: &mut Vec<(LandingFile, DecodeError)>,
+) -> Result<Option<(Staged, Option<StoredSchema>)>, RunError> {
+    let (id, dataset) = (intent.id, intent.dataset.as_str());
     let mut reject = |files: &mut Vec<LandingFile>, i: usize, e: DecodeError| {
         let f = files.remove(i);
         tracing::warn!(dataset, path = %f.path, error = %e, "file rejected as a whole; re-running the batch without it");
         failed.push((f, e));
     };
-    // The staged attempt, with the CSV schema it inferred or evolved.
-    let mut staged = None;
     // Header names of the columns that files of this batch add to the schema (`add_columns`).
     let mut added: Vec<String> = Vec::new();
     while !files.is_empty() {
-        let resolved = resolve_decoder(ctx, dataset, &files, &added).await?;
+        let resolved = resolve_decoder(ctx, dataset, files, &added).await?;
         let (decoder, inferred, provisional) = match resolved {
             Resolved::Ready(decoder, inferred) => (decoder, inferred, false),
             Resolved::Provisional(decoder) => (decoder, None, true),
             Resolved::FileFailed(i, e) => {
-                reject(&mut files, i, e);
+                reject(files, i, e);
                 continue;
             }
         };
-        match stage(ctx, intent, &files, &decoder).await {
+        match stage(ctx, intent, files, &decoder).await {
             Ok(mut s) => {
                 if provisional && s.parts.is_empty() {
                     s.schema = None;
                 }
-                staged = Some((s, inferred));
-                break;
+                // The staged attempt, with the CSV schema it inferred or evolved.
+                return Ok(Some((s, inferred)));
             }
             // A header with new columns: decode the whole batch again with them in the schema, so every part
             // of the batch has the one schema its commit gives the table.
@@ -171,7 +197,7 @@ pub(super) async fn stage_batch(
             }
             Err(AttemptError::FileFailed(i, e)) => {
                 discard_attempt(ctx, intent).await?;
-                reject(&mut files, i, e);
+                reject(files, i, e);
             }
             Err(AttemptError::Cancelled) => {
                 discard_attempt(ctx, intent).await?;
@@ -191,7 +217,11 @@ pub(super) async fn stage_batch(
             }
         }
     }
-    let (staged, schema) = staged.unwrap_or_default();
+    Ok(Some(Default::default()))
+}
+
+/// Drops from `failed` the files that vanished (deleted before or while being read), with a warning each.
+fn drop_vanished(dataset: &str, failed: &mut Vec<(LandingFile, DecodeError)>) {
     // Vanished files (deleted before or while being read) are skipped without a record.
     failed.retain(|(f, e)| {
         let gone = matches!(e, DecodeError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
@@ -200,18 +230,6 @@ pub(super) async fn stage_batch(
         }
         !gone
     });
-    if files.is_empty() && failed.is_empty() {
-        clear_intent(ctx, dataset).await?;
-        return Ok(None);
-    }
-    let outputs = stage_quarantine(ctx, intent, &staged, &files, &failed).await?;
-    Ok(Some(StagedBatch {
-        files,
-        failed,
-        staged,
-        schema,
-        outputs,
-    }))
 }
 
 /// Whether the batch's outputs are written at their final names (Delta: a part no commit references is invisible)

@@ -49,23 +49,19 @@ pub(super) async fn resolve_decoder(
     if !record_key {
         tracing::debug!(dataset, "bronze has no _record_key column (written by an older lander): days that leave the local dedup index cannot be read back, and their records are counted as unchecked");
     }
-    let build = |schema: &StoredSchema| -> Result<(Decoder, StoredSchema), RunError> {
-        let evolved = crate::decode::csv::with_new_columns(schema, added, &opts).map_err(|e| {
-            DecodeError::Schema {
-                dataset: dataset.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
-        let dec = CsvDecoder::new(dataset, &opts, &evolved)?
-            .with_evolution(mode, headers.clone())
-            .with_record_key(record_key);
-        Ok((Decoder::Csv(Arc::new(dec)), evolved))
+    let csv = CsvBuild {
+        dataset,
+        opts: &opts,
+        added,
+        mode,
+        headers,
+        record_key,
     };
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let stored = blocking(move || cp.schema(&ds)).await?;
     if let Some(schema) = stored {
-        let (dec, evolved) = build(&schema)?;
+        let (dec, evolved) = csv.build(&schema)?;
         // The evolved schema is stored with the batch's commit, so the next batch starts from it.
         let store = (evolved != schema).then(|| {
             let cols: Vec<String> = evolved.columns[schema.columns.len()..]
@@ -77,6 +73,47 @@ pub(super) async fn resolve_decoder(
         });
         return Ok(Resolved::Ready(dec, store));
     }
+    infer_decoder(ctx, &csv, files).await
+}
+
+/// What a CSV decoder of the batch is built from, besides its schema.
+struct CsvBuild<'a> {
+    dataset: &'a str,
+    opts: &'a CsvOptions,
+    /// Header names of the columns that files of this batch add.
+    added: &'a [String],
+    mode: SchemaEvolution,
+    /// Headers of the files read from past their start, by path.
+    headers: HashMap<String, Vec<String>>,
+    record_key: bool,
+}
+
+impl CsvBuild<'_> {
+    /// The decoder for `schema` with the columns `added`, and that evolved schema.
+    fn build(&self, schema: &StoredSchema) -> Result<(Decoder, StoredSchema), RunError> {
+        let dataset = self.dataset;
+        let evolved =
+            crate::decode::csv::with_new_columns(schema, self.added, self.opts).map_err(|e| {
+                DecodeError::Schema {
+                    dataset: dataset.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let dec = CsvDecoder::new(dataset, self.opts, &evolved)?
+            .with_evolution(self.mode, self.headers.clone())
+            .with_record_key(self.record_key);
+        Ok((Decoder::Csv(Arc::new(dec)), evolved))
+    }
+}
+
+/// The decoder of a CSV dataset with no stored schema: inferred from the first file of `files` with rows, else
+/// provisional from a header-only one.
+async fn infer_decoder(
+    ctx: &Context,
+    csv: &CsvBuild<'_>,
+    files: &[LandingFile],
+) -> Result<Resolved, RunError> {
+    let dataset = csv.dataset;
     // The first file with rows fixes the schema; a header-only file would fix every undeclared column as text,
     // so its schema only decodes this batch (no rows) and is neither stored nor made the table's schema.
     let mut header_only = None;
@@ -86,7 +123,7 @@ pub(super) async fn resolve_decoder(
             Ok(r) => r,
             Err(e) => return Ok(Resolved::FileFailed(i, e)),
         };
-        let o = opts.clone();
+        let o = csv.opts.clone();
         let ds = dataset.to_string();
         let inferred = blocking(move || {
             let lines = LineSource::new(reader, &input)?;
@@ -98,7 +135,7 @@ pub(super) async fn resolve_decoder(
                 header_only.get_or_insert(s);
             }
             Ok((s, _)) => {
-                let (dec, s) = build(&s)?;
+                let (dec, s) = csv.build(&s)?;
                 let cols: Vec<String> = s
                     .columns
                     .iter()
@@ -124,7 +161,7 @@ pub(super) async fn resolve_decoder(
         dataset,
         "no rows yet to infer the CSV schema from; it is fixed from the first file with rows"
     );
-    let (dec, _) = build(&schema)?;
+    let (dec, _) = csv.build(&schema)?;
     Ok(Resolved::Provisional(dec))
 }
 
