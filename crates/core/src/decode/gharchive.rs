@@ -145,16 +145,9 @@ fn invalid(field: &'static str, e: serde_json::Error) -> RecordError {
     }
 }
 
-/// Parses and normalises one line.
-///
-/// # Errors
-/// Why the line is quarantined.
-pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
-    if let Err(e) = std::str::from_utf8(line) {
-        return Err(RecordError::NotUtf8 {
-            offset: e.valid_up_to(),
-        });
-    }
+/// Rejects a line that is valid JSON but not an object: a clearer reason than serde's "expected struct Event".
+#[inline]
+fn reject_non_object(line: &[u8]) -> Result<(), RecordError> {
     let kind = match line.trim_ascii_start().first() {
         Some(b'{') => None,
         Some(b'[') => Some("an array"),
@@ -165,41 +158,44 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
         _ => Some("not JSON"),
     };
     if let Some(found) = kind {
-        // Valid JSON that is not an object is a clearer reason than serde's "expected struct Event".
         if found != "not JSON" && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
             return Err(RecordError::NotAnObject { found });
         }
     }
-    let ev: Event<'_> =
-        serde_json::from_slice(line).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
-    let kind = ev.kind.ok_or(RecordError::MissingField("type"))?;
-    let created_raw = ev
-        .created_at
-        .ok_or(RecordError::MissingField("created_at"))?;
-    let created_at = parse_time(&created_raw)
-        .ok_or_else(|| RecordError::UnparseableTime(created_raw.to_string()))?;
-    let id = match ev.id {
-        None => None,
-        Some(raw) => {
-            let text = raw.get();
-            if let Some(stripped) = text.strip_prefix('"') {
-                // A JSON string id; ids never contain escapes, but decode properly if they do.
-                if stripped.contains('\\') {
-                    Some(Cow::Owned(
-                        serde_json::from_str::<String>(text).map_err(|e| invalid("id", e))?,
-                    ))
-                } else {
-                    Some(Cow::Borrowed(stripped.trim_end_matches('"')))
-                }
-            } else if text == "null" {
-                None
-            } else {
-                Some(Cow::Borrowed(text))
-            }
-        }
+    Ok(())
+}
+
+/// The source id of an event from its raw `id` value (a JSON string or number; `null` is none).
+#[inline]
+fn source_id(id: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, RecordError> {
+    let Some(raw) = id else {
+        return Ok(None);
     };
-    let (actor_id, actor_login) = match ev.actor {
-        None => (None, ev.actor_attributes.and_then(|a| a.login)),
+    let text = raw.get();
+    Ok(if let Some(stripped) = text.strip_prefix('"') {
+        // A JSON string id; ids never contain escapes, but decode properly if they do.
+        if stripped.contains('\\') {
+            Some(Cow::Owned(
+                serde_json::from_str::<String>(text).map_err(|e| invalid("id", e))?,
+            ))
+        } else {
+            Some(Cow::Borrowed(stripped.trim_end_matches('"')))
+        }
+    } else if text == "null" {
+        None
+    } else {
+        Some(Cow::Borrowed(text))
+    })
+}
+
+/// Actor id and login from `actor` (an object or a bare login), falling back to the old `actor_attributes`.
+#[inline]
+fn actor<'a>(
+    actor: Option<&'a RawValue>,
+    attributes: Option<Named<'a>>,
+) -> Result<(Option<i64>, Option<Cow<'a, str>>), RecordError> {
+    Ok(match actor {
+        None => (None, attributes.and_then(|a| a.login)),
         Some(raw) if raw.get().starts_with('{') => {
             let a: Named<'_> = serde_json::from_str(raw.get()).map_err(|e| invalid("actor", e))?;
             (a.id, a.login)
@@ -209,9 +205,17 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
                 serde_json::from_str(raw.get()).map_err(|e| invalid("actor", e))?;
             (None, Some(login))
         }
-        Some(_) => (None, ev.actor_attributes.and_then(|a| a.login)),
-    };
-    let (repo_id, repo_name, repo_org) = match (ev.repo, ev.repository) {
+        Some(_) => (None, attributes.and_then(|a| a.login)),
+    })
+}
+
+/// Repository id, `owner/name` and organisation login from `repo`, or else from the old `repository`.
+#[inline]
+fn repo<'a>(
+    repo: Option<Named<'a>>,
+    repository: Option<Repository<'a>>,
+) -> (Option<i64>, Option<Cow<'a, str>>, Option<Cow<'a, str>>) {
+    match (repo, repository) {
         (Some(r), _) => (r.id, r.name, None),
         (None, Some(r)) => {
             let name = match (r.owner, r.name) {
@@ -222,7 +226,31 @@ pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
             (r.id, name, r.organization)
         }
         (None, None) => (None, None, None),
-    };
+    }
+}
+
+/// Parses and normalises one line.
+///
+/// # Errors
+/// Why the line is quarantined.
+pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(RecordError::NotUtf8 {
+            offset: e.valid_up_to(),
+        });
+    }
+    reject_non_object(line)?;
+    let ev: Event<'_> =
+        serde_json::from_slice(line).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
+    let kind = ev.kind.ok_or(RecordError::MissingField("type"))?;
+    let created_raw = ev
+        .created_at
+        .ok_or(RecordError::MissingField("created_at"))?;
+    let created_at = parse_time(&created_raw)
+        .ok_or_else(|| RecordError::UnparseableTime(created_raw.to_string()))?;
+    let id = source_id(ev.id)?;
+    let (actor_id, actor_login) = actor(ev.actor, ev.actor_attributes)?;
+    let (repo_id, repo_name, repo_org) = repo(ev.repo, ev.repository);
     let (org_id, org_login) = match ev.org {
         Some(o) => (o.id, o.login),
         None => (None, repo_org),

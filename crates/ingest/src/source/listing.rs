@@ -286,6 +286,60 @@ struct Resume {
     continues_line: bool,
 }
 
+/// Why object `rel` is skipped without reading it, if it is: too old for a new checkpoint, or unchanged since
+/// it was last processed (`prior`).
+fn quick_skip(
+    scope: &Scope<'_>,
+    meta: &object_store::ObjectMeta,
+    rel: &str,
+    prior: Option<&FileRecord>,
+    clock: &Clock,
+) -> Option<SkipReason> {
+    let opts = scope.opts;
+    if let (Some(age), None, true) = (opts.max_file_age, prior, scope.fresh_checkpoint) {
+        if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
+            tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
+            return Some(SkipReason::TooOld);
+        }
+    }
+    // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
+    // last line was held back and which has now settled: its end now ends that line.
+    if let Some(p) = prior {
+        let untouched = p.size == meta.size && p.modified == meta.last_modified;
+        let tail_now_final =
+            p.status == FileStatus::Partial && clock.line_final && p.bytes_consumed < meta.size;
+        if untouched && !tail_now_final {
+            return Some(SkipReason::Unchanged);
+        }
+    }
+    None
+}
+
+/// Fingerprints object `rel` (`Ok`), or why it is skipped (`Err`): it vanished, or it cannot be read.
+async fn read_fingerprint(
+    scope: &Scope<'_>,
+    meta: &object_store::ObjectMeta,
+    rel: &str,
+) -> Result<Result<FileFingerprint, SkipReason>, SourceError> {
+    match fingerprint(scope.landing, &meta.location, rel, meta.size).await {
+        Ok(fp) => Ok(Ok(fp)),
+        Err(SourceError::Read {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }) => {
+            tracing::info!(path = %rel, "file vanished before it was read; skipped");
+            Ok(Err(SkipReason::Vanished))
+        }
+        Err(SourceError::Read { source, .. }) => {
+            // Unreadable (permissions, I/O error): skipped now, tried again at the next listing.
+            let reason = format!("cannot read it: {source}");
+            report_fault(scope.dataset, rel, &reason);
+            Ok(Err(SkipReason::Unreadable(reason)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Decides what to do with one listed object.
 async fn evaluate(
     scope: &Scope<'_>,
@@ -296,38 +350,12 @@ async fn evaluate(
     let (dataset, opts) = (scope.dataset, scope.opts);
     let clock = Clock::of(&meta, renamed_in, opts);
     let prior = scope.checkpoint.file(dataset, &rel)?;
-    if let (Some(age), None, true) = (opts.max_file_age, &prior, scope.fresh_checkpoint) {
-        if chrono::Duration::from_std(age).is_ok_and(|a| meta.last_modified + a < opts.now) {
-            tracing::debug!(path = %rel, "older than max_file_age on a new checkpoint; ignored");
-            return Ok(Readiness::Skip(SkipReason::TooOld));
-        }
+    if let Some(reason) = quick_skip(scope, &meta, &rel, prior.as_ref(), &clock) {
+        return Ok(Readiness::Skip(reason));
     }
-    // Quick path: unchanged since it was last processed. The one exception is a growing file whose partial
-    // last line was held back and which has now settled: its end now ends that line.
-    if let Some(p) = &prior {
-        let untouched = p.size == meta.size && p.modified == meta.last_modified;
-        let tail_now_final =
-            p.status == FileStatus::Partial && clock.line_final && p.bytes_consumed < meta.size;
-        if untouched && !tail_now_final {
-            return Ok(Readiness::Skip(SkipReason::Unchanged));
-        }
-    }
-    let fp = match fingerprint(scope.landing, &meta.location, &rel, meta.size).await {
+    let fp = match read_fingerprint(scope, &meta, &rel).await? {
         Ok(fp) => fp,
-        Err(SourceError::Read {
-            source: object_store::Error::NotFound { .. },
-            ..
-        }) => {
-            tracing::info!(path = %rel, "file vanished before it was read; skipped");
-            return Ok(Readiness::Skip(SkipReason::Vanished));
-        }
-        Err(SourceError::Read { source, .. }) => {
-            // Unreadable (permissions, I/O error): skipped now, tried again at the next listing.
-            let reason = format!("cannot read it: {source}");
-            report_fault(dataset, &rel, &reason);
-            return Ok(Readiness::Skip(SkipReason::Unreadable(reason)));
-        }
-        Err(e) => return Err(e),
+        Err(skip) => return Ok(Readiness::Skip(skip)),
     };
     let gzip = fp.gzip || rel.ends_with(".gz");
     // A gzip stream decodes only when complete. In a bounded run a plain file that is still changing waits to

@@ -176,48 +176,80 @@ pub fn list_local(
     dataset: &str,
     follow_symlinks: bool,
 ) -> LocalListing {
-    let mut out = LocalListing::default();
-    let mut fault = |path: String, reason: Skip| out.faults.push(Fault { path, reason });
-    let mut files = Vec::new();
-    let start = root.join(dataset);
+    let mut walk = Walk {
+        landing,
+        root,
+        follow_symlinks,
+        out: LocalListing::default(),
+        stack: Vec::new(),
+    };
+    walk.start(dataset);
     let mut visited: HashSet<PathBuf> = HashSet::new();
-    // (directory to read, its path relative to the landing root)
-    let mut stack: Vec<(PathBuf, String)> = Vec::new();
-    match std::fs::symlink_metadata(&start) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => fault(dataset.to_string(), Skip::Metadata(e)),
-        Ok(m) if m.is_dir() => stack.push((start, dataset.to_string())),
-        Ok(m) if m.file_type().is_symlink() => match resolve_link(root, &start, follow_symlinks) {
-            Ok(target) if target.is_dir() => stack.push((target, dataset.to_string())),
-            Ok(_) => fault(dataset.to_string(), Skip::DatasetLinkToFile),
-            Err(reason) => fault(dataset.to_string(), reason),
-        },
-        Ok(_) => fault(dataset.to_string(), Skip::DatasetIsFile),
-    }
-    while let Some((dir, rel_dir)) = stack.pop() {
+    while let Some((dir, rel_dir)) = walk.stack.pop() {
         let canonical = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
         if !visited.insert(canonical) {
             continue;
         }
-        let entries = match std::fs::read_dir(&dir) {
+        walk.read_dir(&dir, &rel_dir);
+    }
+    walk.out
+}
+
+/// One walk of [`list_local`]: its policy inputs, what it found so far, and the directories still to read.
+struct Walk<'a> {
+    landing: &'a StoreLocation,
+    root: &'a Path,
+    follow_symlinks: bool,
+    out: LocalListing,
+    /// (directory to read, its path relative to the landing root)
+    stack: Vec<(PathBuf, String)>,
+}
+
+impl Walk<'_> {
+    /// Records that `path` (relative to the landing root) was skipped for `reason`.
+    fn fault(&mut self, path: String, reason: Skip) {
+        self.out.faults.push(Fault { path, reason });
+    }
+
+    /// Queues `<root>/<dataset>` as the first directory to read, or records why the dataset cannot be walked.
+    fn start(&mut self, dataset: &str) {
+        let start = self.root.join(dataset);
+        match std::fs::symlink_metadata(&start) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => self.fault(dataset.to_string(), Skip::Metadata(e)),
+            Ok(m) if m.is_dir() => self.stack.push((start, dataset.to_string())),
+            Ok(m) if m.file_type().is_symlink() => {
+                match resolve_link(self.root, &start, self.follow_symlinks) {
+                    Ok(target) if target.is_dir() => self.stack.push((target, dataset.to_string())),
+                    Ok(_) => self.fault(dataset.to_string(), Skip::DatasetLinkToFile),
+                    Err(reason) => self.fault(dataset.to_string(), reason),
+                }
+            }
+            Ok(_) => self.fault(dataset.to_string(), Skip::DatasetIsFile),
+        }
+    }
+
+    /// Reads directory `dir` (`rel_dir` relative to the landing root) and sorts each entry not ignored by name.
+    fn read_dir(&mut self, dir: &Path, rel_dir: &str) {
+        let entries = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
-                fault(rel_dir.clone(), Skip::Directory(e));
-                continue;
+                self.fault(rel_dir.to_string(), Skip::Directory(e));
+                return;
             }
         };
         for entry in entries {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    fault(rel_dir.clone(), Skip::Entry(e));
+                    self.fault(rel_dir.to_string(), Skip::Entry(e));
                     continue;
                 }
             };
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
-                fault(
+                self.fault(
                     format!("{rel_dir}/{}", name.to_string_lossy()),
                     Skip::NotUtf8,
                 );
@@ -227,51 +259,49 @@ pub fn list_local(
                 continue;
             }
             let rel = format!("{rel_dir}/{name}");
-            let path = entry.path();
-            let file_type = match entry.file_type() {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    fault(rel, Skip::FileType(e));
-                    continue;
-                }
-            };
-            if file_type.is_dir() {
-                stack.push((path, rel));
-            } else if file_type.is_file() {
-                match std::fs::metadata(&path) {
-                    Ok(m) => match object_meta(landing, &rel, &m) {
-                        Ok(meta) => files.push(meta),
-                        Err(reason) => fault(rel, reason),
-                    },
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => fault(rel, Skip::Metadata(e)),
-                }
-            } else if file_type.is_symlink() {
-                let target = match resolve_link(root, &path, follow_symlinks) {
-                    Ok(t) => t,
-                    Err(reason) => {
-                        fault(rel, reason);
-                        continue;
-                    }
-                };
-                match std::fs::metadata(&target) {
-                    Ok(m) if m.is_dir() => stack.push((target, rel)),
-                    Ok(m) if m.is_file() => match object_meta(landing, &rel, &m) {
-                        Ok(meta) => files.push(meta),
-                        Err(reason) => fault(rel, reason),
-                    },
-                    Ok(_) => fault(rel, Skip::NotRegular),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => fault(rel, Skip::Metadata(e)),
-                }
-            } else {
-                fault(rel, Skip::NotRegular);
+            match entry.file_type() {
+                Ok(file_type) => self.entry(rel, entry.path(), file_type),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.fault(rel, Skip::FileType(e)),
             }
         }
     }
-    out.files = files;
-    out
+
+    /// Sorts entry `rel` at `path` by its type: a directory is queued, a regular file recorded, a symlink
+    /// resolved by the policy, anything else skipped.
+    fn entry(&mut self, rel: String, path: PathBuf, file_type: std::fs::FileType) {
+        if file_type.is_dir() {
+            self.stack.push((path, rel));
+        } else if file_type.is_file() {
+            match std::fs::metadata(&path) {
+                Ok(m) => self.file(rel, &m),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.fault(rel, Skip::Metadata(e)),
+            }
+        } else if file_type.is_symlink() {
+            let target = match resolve_link(self.root, &path, self.follow_symlinks) {
+                Ok(t) => t,
+                Err(reason) => return self.fault(rel, reason),
+            };
+            match std::fs::metadata(&target) {
+                Ok(m) if m.is_dir() => self.stack.push((target, rel)),
+                Ok(m) if m.is_file() => self.file(rel, &m),
+                Ok(_) => self.fault(rel, Skip::NotRegular),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.fault(rel, Skip::Metadata(e)),
+            }
+        } else {
+            self.fault(rel, Skip::NotRegular);
+        }
+    }
+
+    /// Records regular file `rel` from its metadata `m`, or why it is skipped.
+    fn file(&mut self, rel: String, m: &std::fs::Metadata) {
+        match object_meta(self.landing, &rel, m) {
+            Ok(meta) => self.out.files.push(meta),
+            Err(reason) => self.fault(rel, reason),
+        }
+    }
 }
 
 /// Resolves a symlink and applies the policy: `Ok(target)` only for a target outside landing with

@@ -636,6 +636,67 @@ impl RecordStream {
         })
     }
 
+    /// Parser position and parser line where a record cut by a quote runaway starts.
+    fn runaway_start(&self, fields: &csv::ByteRecord, more: bool) -> (u64, u64) {
+        match fields.position() {
+            Some(p) if more => (p.byte(), p.line()),
+            _ => (
+                self.end_pos,
+                (self.end_line as i64 - self.base_line as i64 - self.line_shift + 1).max(1) as u64,
+            ),
+        }
+    }
+
+    /// At the end of the parsed input: consumes the bytes after the last record when they are only line
+    /// terminators (the `\n` of a final CRLF belongs to the record before it) or when the stream is final.
+    fn consume_tail(&mut self) {
+        let tape = self.tape.borrow();
+        let total = tape.base + tape.data.len() as u64;
+        let rest = tape.slice(self.end_pos, total);
+        if self.is_final || rest.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            self.end_line += count_newlines(rest);
+            drop(tape);
+            self.end_offset = self.file_offset(total);
+            self.end_pos = total;
+        }
+    }
+
+    /// Marks everything up to parser position `end` (parser line `end_line`) as consumed.
+    #[inline]
+    fn consume_to(&mut self, end: u64, end_line: u64) {
+        self.end_pos = end;
+        self.end_offset = self.file_offset(end);
+        self.end_line = (self.base_line as i64 + end_line as i64 - 1 + self.line_shift) as u64;
+    }
+
+    /// Reports record `t`, cut short by the recorder, from its head, then shifts what follows by the bytes that
+    /// were skipped instead of parsed; the parser ended it at `end` on parser line `end_line`.
+    fn cut_short(
+        &mut self,
+        t: TooLong,
+        start: u64,
+        start_line: u64,
+        end: u64,
+        end_line: u64,
+    ) -> RawRecord {
+        let offset = self.file_offset(t.start.max(start));
+        let dropped = std::mem::take(&mut self.tape.borrow_mut().dropped_newlines);
+        let line = self.file_line(start_line) + dropped;
+        self.shift += t.skipped as i64 - t.synthetic as i64;
+        self.line_shift += t.skipped_newlines as i64 - 1;
+        self.tape.borrow_mut().discard_before(end);
+        self.consume_to(end, end_line);
+        self.truncated += 1;
+        RawRecord {
+            fields: csv::ByteRecord::new(),
+            raw: t.head,
+            too_long: Some(t.len),
+            unbalanced: None,
+            offset,
+            line,
+        }
+    }
+
     pub(super) fn next(&mut self) -> Result<Option<RawRecord>, DecodeError> {
         let mut fields = csv::ByteRecord::new();
         loop {
@@ -646,28 +707,11 @@ impl RecordStream {
             let runaway = self.tape.borrow_mut().runaway.take();
             if let Some(why) = runaway {
                 // The recorder ended the stream inside a quoted field that ran over a limit.
-                let (start, line) = match fields.position() {
-                    Some(p) if more => (p.byte(), p.line()),
-                    _ => (
-                        self.end_pos,
-                        (self.end_line as i64 - self.base_line as i64 - self.line_shift + 1).max(1)
-                            as u64,
-                    ),
-                };
+                let (start, line) = self.runaway_start(&fields, more);
                 return self.resync(start, line, why).map(Some);
             }
             if !more {
-                // At the end: bytes after the last record are consumed when they are only line terminators (the
-                // `\n` of a final CRLF belongs to the record before it) or when the stream is final.
-                let tape = self.tape.borrow();
-                let total = tape.base + tape.data.len() as u64;
-                let rest = tape.slice(self.end_pos, total);
-                if self.is_final || rest.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-                    self.end_line += count_newlines(rest);
-                    drop(tape);
-                    self.end_offset = self.file_offset(total);
-                    self.end_pos = total;
-                }
+                self.consume_tail();
                 return Ok(None);
             }
             let start = fields.position().map(|p| p.byte()).unwrap_or(0);
@@ -676,27 +720,13 @@ impl RecordStream {
             let end = end_pos.byte();
             let too_long = self.tape.borrow_mut().too_long.take();
             if let Some(t) = too_long {
-                // Cut short by the recorder: report it from its head, then shift what follows by the bytes
-                // that were skipped instead of parsed.
-                let offset = self.file_offset(t.start.max(start));
-                let dropped = std::mem::take(&mut self.tape.borrow_mut().dropped_newlines);
-                let line = self.file_line(start_line) + dropped;
-                self.shift += t.skipped as i64 - t.synthetic as i64;
-                self.line_shift += t.skipped_newlines as i64 - 1;
-                self.tape.borrow_mut().discard_before(end);
-                self.end_pos = end;
-                self.end_offset = self.file_offset(end);
-                self.end_line =
-                    (self.base_line as i64 + end_pos.line() as i64 - 1 + self.line_shift) as u64;
-                self.truncated += 1;
-                return Ok(Some(RawRecord {
-                    fields: csv::ByteRecord::new(),
-                    raw: t.head,
-                    too_long: Some(t.len),
-                    unbalanced: None,
-                    offset,
-                    line,
-                }));
+                return Ok(Some(self.cut_short(
+                    t,
+                    start,
+                    start_line,
+                    end,
+                    end_pos.line(),
+                )));
             }
             // Blank lines before the record may already be off the tape (see `Recorder`).
             let start = start.max(self.tape.borrow().base);
@@ -724,10 +754,7 @@ impl RecordStream {
                 std::mem::take(&mut tape.dropped_newlines)
             };
             let start = start + lead as u64;
-            self.end_pos = end;
-            self.end_offset = self.file_offset(end);
-            self.end_line =
-                (self.base_line as i64 + end_pos.line() as i64 - 1 + self.line_shift) as u64;
+            self.consume_to(end, end_pos.line());
             if raw.is_empty() {
                 continue; // blank line
             }
