@@ -572,6 +572,12 @@ fn the_compose_lander_service_runs_as_the_hdfs_tests_do() {
         .next()
         .expect("its block");
     for (k, v) in crate::common::backends::HDFS_ENV {
+        // The tests allow a starved MiniDFSCluster more time than a real cluster gets (`HDFS_ENV`'s doc).
+        let v = if k == "LANDER_STORE_TIMEOUT" {
+            "30s"
+        } else {
+            v
+        };
         assert!(
             env.lines().any(|l| l.trim() == format!("{k}: {v}")),
             "x-lander-env lacks {k}: {v}:\n{env}"
