@@ -264,8 +264,9 @@ fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing(
         .collect();
     assert_eq!(compacted.len(), 1, "{compacted:?}");
 
-    // A run appending to the same day while compactions commit: both commit, every event once.
-    land_all(&w, second);
+    // A run appending to the same day while a compaction commits: the compaction reads its snapshot, is held
+    // before its commit until the run has committed twice more, then commits over those appends (a lost version
+    // race it must rebase, not abandon); both succeed and every event is there once.
     let mut run_args: Vec<String> = [
         "run",
         "--mode",
@@ -280,32 +281,56 @@ fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing(
     .map(String::from)
     .to_vec();
     run_args.extend(w.location_args());
+    let commits_before = operations(&table).len();
+    land_all(&w, second);
     let run = Background::start(&w, "run", &run_args);
-    // Compact the run's small parts as they appear, until two compactions committed beside it.
-    let mut compactions = 0;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while compactions < 2 && std::time::Instant::now() < deadline {
-        let out = table_ok(&w, &["optimize", "--min-file-bytes", "200KiB"]);
-        compactions += usize::from(out.contains("1 partition(s) compacted"));
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(
+        wait_until(std::time::Duration::from_secs(60), || operations(&table)
+            .len()
+            >= commits_before + 3),
+        "the run committed its first small parts"
+    );
+    let gate2 = w.path().join("gate2");
+    std::fs::create_dir_all(&gate2).expect("mkdir");
+    let mut args: Vec<String> = vec![
+        "table".into(),
+        "optimize".into(),
+        "--min-file-bytes".into(),
+        "200KiB".into(),
+    ];
+    args.extend(w.location_args());
+    let racing = w
+        .cmd()
+        .args(&args)
+        .env("LANDER_TEST_GATE", &gate2)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lander");
+    assert!(
+        wait_until(std::time::Duration::from_secs(60), || gate2
+            .join("optimize-commit.waiting")
+            .exists()),
+        "the racing compaction reached its commit"
+    );
+    let at_gate = operations(&table).len();
+    let appended = wait_until(std::time::Duration::from_secs(60), || {
+        operations(&table).len() >= at_gate + 2
+    });
+    std::fs::write(gate2.join("optimize-commit.open"), b"").expect("open the gate");
+    let raced = racing.wait_with_output().expect("wait");
+    let raced_out = String::from_utf8_lossy(&raced.stdout);
+    assert!(raced.status.success(), "{raced_out}");
     let (status, _, log) = run.wait();
     assert!(status.success(), "{log}");
-    assert_eq!(
-        compactions, 2,
-        "compactions committed while the run appended"
-    );
-    // The log interleaves them: a run's commit came after a compaction's.
-    let ops = operations(&table);
-    let optimizes_before_last_write = ops.iter().rposition(|o| o == "WRITE").map(|last_write| {
-        ops[..last_write]
-            .iter()
-            .filter(|o| *o == "OPTIMIZE")
-            .count()
-    });
     assert!(
-        optimizes_before_last_write.is_some_and(|n| n >= 2),
-        "{ops:?}"
+        appended,
+        "the run finished before it committed twice beside the held compaction; ops: {:?}",
+        operations(&table)
+    );
+    assert!(
+        raced_out.contains("1 partition(s) compacted"),
+        "a compaction over concurrent appends commits: {raced_out}"
     );
     table_ok(&w, &["optimize"]);
     let r = assert_table_exact_keys(&table, &ids);
