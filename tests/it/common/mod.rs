@@ -494,12 +494,6 @@ impl Background {
         }
     }
 
-    /// Whether it has exited (its status is collected by [`Background::wait`]).
-    pub fn finished(&mut self) -> bool {
-        let child = self.child.as_mut().expect("running");
-        child.try_wait().expect("wait").is_some()
-    }
-
     /// Sends `signal` (`libc::SIGINT`, `libc::SIGTERM`).
     pub fn signal(&self, signal: i32) {
         let pid = self.child.as_ref().expect("running").id() as i32;
