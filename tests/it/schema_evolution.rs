@@ -48,8 +48,8 @@ fn write_config(w: &Workdir, mode: Option<&str>, format: &str) -> String {
 
 /// The sales file's header and rows (no field of it is quoted).
 fn sales() -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(sample("sales/transacciones_ventas.csv"))
-        .expect("sales csv");
+    let text =
+        std::fs::read_to_string(sample("sales/transacciones_ventas.csv")).expect("sales csv");
     let mut lines = text.lines();
     let split = |l: &str| l.split(',').map(String::from).collect::<Vec<_>>();
     let header = split(lines.next().expect("header"));
