@@ -15,8 +15,8 @@ use crate::common::delta::{
     assert_table_exact, delta_rs, duckdb_delta, expected_of, files_on_disk,
 };
 use crate::common::table::{
-    assert_table_exact_keys, land_all, operations, read_rows, run_one_per_commit, table_cmd,
-    table_ok, DAY,
+    assert_table_exact_keys, land_all, one_per_commit_args, operations, read_rows,
+    run_one_per_commit, table_cmd, table_ok, DAY,
 };
 use crate::common::*;
 
@@ -267,20 +267,7 @@ fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing(
     // A run appending to the same day while a compaction commits: the compaction reads its snapshot, is held
     // before its commit until the run has committed twice more, then commits over those appends (a lost version
     // race it must rebase, not abandon); both succeed and every event is there once.
-    let mut run_args: Vec<String> = [
-        "run",
-        "--mode",
-        "available-now",
-        "--max-files-per-batch",
-        "1",
-        "--settle-time",
-        "0s",
-        "--table-format",
-        "delta",
-    ]
-    .map(String::from)
-    .to_vec();
-    run_args.extend(w.location_args());
+    let run_args = one_per_commit_args(&w);
     let commits_before = operations(&table).len();
     land_all(&w, second);
     let run = Background::start(&w, "run", &run_args);

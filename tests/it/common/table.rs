@@ -78,6 +78,13 @@ pub fn table_ok(w: &Workdir, args: &[&str]) -> String {
 
 /// `run --mode available-now --max-files-per-batch 1`: one commit per landing file.
 pub fn run_one_per_commit(w: &Workdir) -> String {
+    let a = one_per_commit_args(w);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    w.run_ok(&refs)
+}
+
+/// The arguments of [`run_one_per_commit`], for a test that starts the run in the background.
+pub fn one_per_commit_args(w: &Workdir) -> Vec<String> {
     let mut a: Vec<String> = [
         "run",
         "--mode",
@@ -92,8 +99,7 @@ pub fn run_one_per_commit(w: &Workdir) -> String {
     .map(String::from)
     .to_vec();
     a.extend(w.location_args());
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    w.run_ok(&refs)
+    a
 }
 
 /// Lands `files` (name, gzip bytes) under `landing/gharchive/`.
