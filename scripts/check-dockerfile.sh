@@ -3,13 +3,13 @@
 #
 # It reads the COPY lines of the first stage (up to the next FROM), copies exactly those paths from the build
 # context (the repository root, as docker-compose.yml's `context: ..`) into a scratch directory laid out as the
-# stage's WORKDIR, and compiles the crate there (`cargo test --no-run --locked --lib --bins`): a file the stage forgets (build.rs,
-# a module outside src/, a file that include_str! reads) fails here as it fails `docker build`. `check` rather
-# than the stage's `cargo build --release`: it catches the same missing files and reuses the test build.
+# stage's WORKDIR, and builds the shipped binary there as the stage does (`cargo build --release --locked`): a
+# file the stage forgets (build.rs, a module outside src/, a file that include_str! reads) fails here as it fails
+# `docker build`, and a `cfg(feature)` gap of the featureless build fails too.
 #
 # Usage: scripts/check-dockerfile.sh [Dockerfile]   (default docker/Dockerfile)
 # The scratch directory lives under $CARGO_TARGET_DIR/dockerfile-check (default ~/.cache/lander-target); the build
-# shares $CARGO_TARGET_DIR with the test build (needs JAVA_HOME for the `hdrs` feature, as the tests do).
+# shares $CARGO_TARGET_DIR with the tests' release build (no JVM needed: the image has no `hdrs`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 context=$PWD
@@ -90,11 +90,12 @@ crate="$root${workdir%/}"
 [ -f "$crate/Cargo.toml" ] || fail "the build stage does not copy Cargo.toml into its WORKDIR $workdir"
 echo "check-dockerfile: $copies path(s) copied as $dockerfile's build stage does; building the crate in $crate"
 # No git repository around the copy (as in the image): build.rs must cope, and does (commit `unknown`).
-# The test build's own target directory and features (the README's test command): every dependency is already
-# compiled there, so only lander itself is (a separate target directory cost a cold build of every crate, ~25
-# minutes on 2 busy cores). `--lib --bins` in test mode builds no plain binary, so the binary the integration tests
-# run is never replaced by this copy's.
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lander-target}" cargo test --no-run --locked --quiet \
-  --features failpoints,hdrs --lib --bins --manifest-path "$crate/Cargo.toml" \
-  || fail "the crate does not compile from what $dockerfile copies (a file its build stage misses?)"
+# The stage's own build: release profile, no features. In the tests' target directory, whose dependencies the
+# release test build shares (scripts/test), so only lander's crates are compiled here (a separate target
+# directory cost a cold build of every crate, ~25 minutes on 2 busy cores). It leaves its binary at
+# $CARGO_TARGET_DIR/release/lander until the next build there (the tests' `cargo test --release`) links its own.
+target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/lander-target}"
+CARGO_TARGET_DIR="$target_dir" cargo build --release --locked --quiet --manifest-path "$crate/Cargo.toml" \
+  || fail "the crate does not build from what $dockerfile copies (a file its build stage misses?)"
+"$target_dir/release/lander" --version >/dev/null || fail "the shipped binary does not run"
 echo "check-dockerfile: ok"
