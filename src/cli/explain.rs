@@ -482,7 +482,7 @@ fn readiness_json(r: Option<Readiness>, now: DateTime<Utc>) -> ReadinessJson {
 
 fn rule_json(c: &DatasetConfig, gzip: bool) -> RuleJson {
     let (decode, key, event_time) = match c {
-        DatasetConfig::Gharchive {} => (
+        DatasetConfig::Gharchive { .. } => (
             format!(
                 "GH Archive NDJSON (Events-API and Timeline-API shapes){}",
                 if gzip {
@@ -494,7 +494,7 @@ fn rule_json(c: &DatasetConfig, gzip: bool) -> RuleJson {
             "id (a hash of the whole event when it has none)".to_string(),
             "created_at".to_string(),
         ),
-        DatasetConfig::Csv(o) => (
+        DatasetConfig::Csv { csv: o, .. } => (
             format!(
                 "CSV (delimiter {:?}, {}, {}, timestamps in {})",
                 o.delimiter,

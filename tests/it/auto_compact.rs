@@ -9,11 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::backends::{Kind, Target};
 use crate::common::data::split_sample;
-use crate::common::delta::{duckdb_delta, files_on_disk};
+use crate::common::delta::{duckdb_delta, files_on_disk, python_with_deadline, table_url};
 use crate::common::serve::{free_port, http_get, series_value};
 use crate::common::table::{assert_table_exact_keys, operations, table_ok, DAY};
 #[cfg(feature = "failpoints")]
@@ -29,12 +30,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(w: &Workdir, env: &[(&str, &str)]) -> Self {
+        Self::spawn(w.cmd(), w.location_args(), w.path(), env)
+    }
+
+    /// `cmd` (lander in its directory, with its backend's environment) as a continuous daemon over
+    /// `locations`, its log in `dir`.
+    fn spawn(mut cmd: Command, locations: Vec<String>, dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let log = w.path().join(format!("daemon-{port}.log"));
+        let log = dir.join(format!("daemon-{port}.log"));
         let mut args: Vec<String> = ["run", "--mode", "continuous", "--table-format", "delta"]
             .map(String::from)
             .to_vec();
-        args.extend(w.location_args());
+        args.extend(locations);
         for a in [
             "--settle-time",
             "0s",
@@ -45,7 +52,6 @@ impl Daemon {
         ] {
             args.push(a.to_string());
         }
-        let mut cmd = w.cmd();
         cmd.args(&args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -58,7 +64,7 @@ impl Daemon {
             log,
         };
         assert!(
-            wait_until(Duration::from_secs(30), || http_get(port, "/healthz")
+            wait_until(Duration::from_secs(120), || http_get(port, "/healthz")
                 .is_some_and(|(c, _)| c == 200)),
             "no /healthz; log:\n{}",
             d.log()
@@ -72,16 +78,26 @@ impl Daemon {
 
     /// The value of a `gharchive` series, e.g. `compactions_total` (0 when absent).
     fn metric(&self, name: &str) -> f64 {
-        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
-        series_value(&body, &format!("lander_{name}{{dataset=\"gharchive\"}}"))
+        self.metric_of("gharchive", name)
     }
 
-    /// Waits until `name` reaches `at_least`; panics with the log otherwise.
+    /// The value of a series of `dataset` (0 when absent).
+    fn metric_of(&self, dataset: &str, name: &str) -> f64 {
+        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
+        series_value(&body, &format!("lander_{name}{{dataset=\"{dataset}\"}}"))
+    }
+
+    /// Waits until `name` of `gharchive` reaches `at_least`; panics with the log otherwise.
     fn wait_metric(&self, name: &str, at_least: f64, timeout: Duration) {
-        if !wait_until(timeout, || self.metric(name) >= at_least) {
+        self.wait_metric_of("gharchive", name, at_least, timeout);
+    }
+
+    /// Waits until `name` of `dataset` reaches `at_least`; panics with the log otherwise.
+    fn wait_metric_of(&self, dataset: &str, name: &str, at_least: f64, timeout: Duration) {
+        if !wait_until(timeout, || self.metric_of(dataset, name) >= at_least) {
             panic!(
-                "lander_{name} stayed at {} (< {at_least}) for {timeout:?}; log:\n{}",
-                self.metric(name),
+                "lander_{name} of {dataset} stayed at {} (< {at_least}) for {timeout:?}; log:\n{}",
+                self.metric_of(dataset, name),
                 self.log()
             );
         }
@@ -132,9 +148,14 @@ fn live_parts(table: &Path) -> BTreeSet<String> {
 
 /// Live parts in the sample's day.
 fn parts_in_day(table: &Path) -> usize {
+    parts_in(table, DAY)
+}
+
+/// Live parts in `partition` (`year=.../month=.../day=...`) of `table`.
+fn parts_in(table: &Path, partition: &str) -> usize {
     live_parts(table)
         .iter()
-        .filter(|p| p.starts_with(&format!("{DAY}/")))
+        .filter(|p| p.starts_with(&format!("{partition}/")))
         .count()
 }
 
@@ -421,4 +442,224 @@ fn optimize_killed_before_or_after_its_commit_leaves_the_same_rows_and_vacuum_re
         r,
         "only the live parts are left on disk"
     );
+}
+
+/// `lander.toml` for [`each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is`]: the top level
+/// compacts at 4 parts after 10 minutes of quiet; `gharchive` takes its own quiet time (1 s) and the top level's
+/// `compact_min_files`; `sales` (redeclared as the CSV it is) has the same quiet time and `compact_min_files = 0`.
+const PER_DATASET_TOML: &str = r#"
+compact_min_files = 4
+compact_quiet = "10m"
+compact_max_files = 100000
+
+[datasets.gharchive]
+format = "gharchive"
+compact_quiet = "1s"
+
+[datasets.sales]
+format = "csv"
+key = ["transaction_id"]
+event_time = "timestamp"
+compact_quiet = "1s"
+compact_min_files = 0
+"#;
+
+/// The day of [`sales_day`]'s rows.
+const SALES_DAY: &str = "year=2025/month=10/day=20";
+
+/// A sales CSV of `n` rows with ids `first..first + n`, all on 2025-10-20.
+fn sales_day(first: u64, n: u64) -> Vec<u8> {
+    let mut s = String::from(
+        "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status\n",
+    );
+    for id in first..first + n {
+        s += &format!(
+            "{id},2025-10-20 11:{:02}:00,65,1468,Ropa,2,10.5,21.0,Tarjeta,Completada\n",
+            id % 60
+        );
+    }
+    s.into_bytes()
+}
+
+/// Rows and distinct `transaction_id`s of a table, read by delta-rs.
+fn sales_counts(table: &Path) -> (u64, u64) {
+    const SCRIPT: &str = r#"
+import json, sys
+from deltalake import DeltaTable, QueryBuilder
+dt = DeltaTable(sys.argv[1])
+t = QueryBuilder().register("t", dt).execute("select transaction_id from t").read_all()
+ids = t.column("transaction_id").to_pylist()
+print(json.dumps([len(ids), len(set(ids))]))
+"#;
+    let out = crate::common::delta::python(SCRIPT, &[&table.display().to_string()], None);
+    serde_json::from_str(out.trim()).expect("json from delta-rs")
+}
+
+/// Compaction keys in `[datasets.NAME]`: two datasets with one part per batch in one day each, and the same quiet
+/// time; only `gharchive` compacts (its own `compact_quiet`, the top level's `compact_min_files`), `sales` with
+/// `compact_min_files = 0` keeps every part. Part counts come from the Delta logs, rows from delta-rs against the
+/// landed rows.
+#[test]
+fn each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let w = Workdir::new();
+    // `./lander.toml` in the daemon's directory.
+    std::fs::write(w.path().join("lander.toml"), PER_DATASET_TOML).expect("write lander.toml");
+    let (gh_files, ids) = split_sample(6);
+    let (gh_table, sales_table) = (w.bronze().join("gharchive"), w.bronze().join("sales"));
+    let d = Daemon::start(&w, &[]);
+    // Sales first, one file per batch: its day is quiet before gharchive's, so it would be due first.
+    let sales_files = 6u64;
+    for i in 0..sales_files {
+        w.land_bytes("sales", &format!("s-{i}.csv"), &sales_day(i * 10, 10));
+        d.wait_metric_of(
+            "sales",
+            "files_ingested_total",
+            (i + 1) as f64,
+            Duration::from_secs(60),
+        );
+    }
+    for (i, (name, bytes)) in gh_files.iter().enumerate() {
+        w.land_bytes("gharchive", name, bytes);
+        d.wait_metric(
+            "files_ingested_total",
+            (i + 1) as f64,
+            Duration::from_secs(60),
+        );
+    }
+    assert_eq!(parts_in(&sales_table, SALES_DAY), sales_files as usize);
+    assert_eq!(
+        parts_in_day(&gh_table),
+        gh_files.len(),
+        "one part per batch"
+    );
+    d.wait_metric("compactions_total", 1.0, Duration::from_secs(60));
+    assert!(
+        wait_until(Duration::from_secs(60), || parts_in_day(&gh_table) == 1),
+        "gharchive's day falls to one part: {} left; log:\n{}",
+        parts_in_day(&gh_table),
+        d.log()
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("dataset=\"sales\" partition"),
+        "no compaction line for sales: {log}"
+    );
+    assert!(
+        !operations(&sales_table).iter().any(|o| o == "OPTIMIZE"),
+        "{:?}",
+        operations(&sales_table)
+    );
+    assert_eq!(
+        parts_in(&sales_table, SALES_DAY),
+        sales_files as usize,
+        "sales keeps one part per batch"
+    );
+    assert_eq!(
+        operations(&gh_table).last().map(String::as_str),
+        Some("OPTIMIZE")
+    );
+    let r = assert_table_exact_keys(&gh_table, &ids);
+    assert_eq!(r.iter().filter(|f| f.starts_with(DAY)).count(), 1, "{r:?}");
+    let rows = sales_files * 10;
+    assert_eq!(
+        sales_counts(&sales_table),
+        (rows, rows),
+        "every sales row once"
+    );
+}
+
+/// Reads `bronze/gharchive` of a backend with delta-rs: the operations of its history (oldest first), its event
+/// keys and the files of the latest version (relative to the table root).
+const HISTORY_AND_KEYS: &str = r#"
+import json, sys
+from deltalake import DeltaTable, QueryBuilder
+url, opts = sys.argv[1], json.loads(sys.argv[2])
+dt = DeltaTable(url, storage_options=opts or None)
+t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
+ops = [h.get("operation") for h in sorted(dt.history(), key=lambda h: h["version"])]
+root = url.rstrip("/") + "/"
+files = sorted(u.removeprefix(root) for u in dt.file_uris())
+print(json.dumps({"ops": ops, "keys": t.column("event_key").to_pylist(), "files": files}))
+"#;
+
+/// Automatic compaction of a `continuous` daemon with landing and bronze on `kind`: five one-file batches into
+/// one day, a threshold of four, one second of quiet. delta-rs reads an `OPTIMIZE` commit after the five writes,
+/// one part left in the day, and every event of the landed files exactly once.
+fn continuous_compacts_on(kind: Kind) {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let t = Target::new(kind);
+    let (files, ids) = split_sample(5);
+    let d = Daemon::spawn(
+        t.cmd(),
+        t.location_args(),
+        t.wd.path(),
+        &[
+            ("LANDER_COMPACT_MIN_FILES", "4"),
+            ("LANDER_COMPACT_QUIET", "1s"),
+            ("LANDER_COMPACT_MAX_FILES", "100000"),
+        ],
+    );
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        t.land_bytes("gharchive", name, bytes.clone());
+        d.wait_metric(
+            "files_ingested_total",
+            (i + 1) as f64,
+            Duration::from_secs(120),
+        );
+    }
+    d.wait_metric("compactions_total", 1.0, Duration::from_secs(120));
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("partition compacted"), "{log}");
+    let (url, opts) = table_url(&t, kind, "gharchive");
+    let out = python_with_deadline(HISTORY_AND_KEYS, &[&url, &opts.to_string()]);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).expect("json from delta-rs");
+    let ops: Vec<&str> = j["ops"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| o.as_str().unwrap_or_default())
+        .collect();
+    let writes = ops.iter().filter(|o| **o == "WRITE").count();
+    assert_eq!(writes, files.len(), "one commit per batch: {ops:?}");
+    assert_eq!(ops.last(), Some(&"OPTIMIZE"), "{ops:?}");
+    let in_day = j["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| {
+            f.as_str()
+                .is_some_and(|f| f.starts_with(&format!("{DAY}/")))
+        })
+        .count();
+    assert_eq!(
+        in_day, 1,
+        "the day's five parts fell below four: {}",
+        j["files"]
+    );
+    let keys: Vec<String> = j["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key").to_string())
+        .collect();
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(keys.len(), distinct.len(), "no event twice");
+    assert_eq!(distinct, ids.iter().collect::<BTreeSet<_>>(), "every event");
+}
+
+#[test]
+fn continuous_compacts_on_s3() {
+    continuous_compacts_on(Kind::S3);
+}
+
+#[test]
+fn continuous_compacts_on_hdfs() {
+    continuous_compacts_on(Kind::Hdfs);
 }

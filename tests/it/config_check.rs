@@ -296,3 +296,54 @@ fn redeclaring_gharchive_as_csv_is_refused_with_the_fix() {
     .expect("write");
     wd.run_ok(&["config", "check", "-c", "lander.toml"]);
 }
+
+/// Compaction keys in a dataset table: `config check` shows them in that dataset's table, a dataset's bad value
+/// is refused naming the dataset (the top-level rule, applied to its own values over the top level's), and a
+/// wrong type points at the key's line.
+#[test]
+fn dataset_compaction_keys_are_shown_and_checked() {
+    let wd = Workdir::new();
+    std::fs::write(
+        wd.path().join("lander.toml"),
+        "compact_min_files = 8\n\n[datasets.gharchive]\nformat = \"gharchive\"\ncompact_min_files = 0\n\
+         compact_quiet = \"2m\"\ntarget_file_bytes = 1048576\n",
+    )
+    .expect("write");
+    let out = wd.run_ok(&["config", "check", "--json", "-c", "lander.toml"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let gh = value(&v, "datasets.gharchive");
+    assert_eq!(gh["source"], "file");
+    let table: toml::Table =
+        toml::from_str(&format!("t = {}", gh["value"].as_str().expect("text"))).expect("toml");
+    assert_eq!(
+        table["t"]["compact_min_files"].as_integer(),
+        Some(0),
+        "{gh}"
+    );
+    assert_eq!(table["t"]["compact_quiet"].as_str(), Some("2m"), "{gh}");
+    assert_eq!(table["t"]["target_file_bytes"].as_integer(), Some(1048576));
+    assert_eq!(value(&v, "compact_min_files")["value"], "8");
+    // `sales` has no keys of its own: its table is the built-in one, without them.
+    let sales = value(&v, "datasets.sales")["value"].as_str().expect("text");
+    assert!(!sales.contains("compact"), "{sales}");
+
+    let err = refused(
+        "compact_max_files = 20\n[datasets.gharchive]\nformat = \"gharchive\"\ncompact_min_files = 30\n",
+    );
+    assert!(
+        err.contains(
+            "datasets.gharchive: compact_max_files (20) must be at least compact_min_files (30)"
+        ),
+        "{err}"
+    );
+    let err = refused("[datasets.gharchive]\nformat = \"gharchive\"\ncompact_min_files = 1\n");
+    assert!(
+        err.contains("datasets.gharchive: compact_min_files must be at least 2"),
+        "{err}"
+    );
+    let err = refused("[datasets.gharchive]\nformat = \"gharchive\"\ncompact_quiet = 5\n");
+    assert!(
+        err.contains("line 3: `datasets.gharchive.compact_quiet`: invalid type"),
+        "{err}"
+    );
+}

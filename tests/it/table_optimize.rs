@@ -219,6 +219,51 @@ fn optimize_where_and_target_size_choose_partitions_and_output_sizes() {
     assert!(ids.iter().all(|i| keys.contains(i)));
 }
 
+/// `target_file_bytes` in `[datasets.gharchive]` (600 KiB, the top level keeps 256 MiB) sizes `table optimize`'s
+/// outputs; `--target-file-bytes` still wins over it.
+#[test]
+fn optimize_takes_the_dataset_s_own_target_file_bytes() {
+    let Some(_) = require_shared_data() else {
+        return;
+    };
+    let w = Workdir::new();
+    // `./lander.toml` in the directory lander runs in.
+    std::fs::write(
+        w.path().join("lander.toml"),
+        "[datasets.gharchive]\nformat = \"gharchive\"\ntarget_file_bytes = 614400\n",
+    )
+    .expect("write lander.toml");
+    let (files, ids) = split_sample(24);
+    land_all(&w, &files);
+    run_one_per_commit(&w);
+    let table = w.bronze().join("gharchive");
+    let before = read_rows(&table, None);
+    assert_eq!(in_partition(&before.files, DAY).len(), files.len());
+
+    let out = table_ok(&w, &["optimize"]);
+    let after = read_rows(&table, None);
+    assert_eq!(after.rows, before.rows, "the same rows: {out}");
+    let parts = in_partition(&after.files, DAY);
+    // 24 parts of about 100 KiB each, packed into groups of at most 600 KiB (256 MiB would make one part).
+    assert!(parts.len() >= 3 && parts.len() <= 8, "{parts:?}\n{out}");
+    for p in &parts {
+        let size = std::fs::metadata(table.join(p)).expect("part").len();
+        assert!(size <= 700 * 1024, "{p} is {size} bytes, above the target");
+    }
+
+    let out = table_ok(&w, &["optimize", "--target-file-bytes", "256MiB"]);
+    let last = read_rows(&table, None);
+    assert_eq!(last.rows, before.rows, "the same rows: {out}");
+    assert_eq!(
+        in_partition(&last.files, DAY).len(),
+        1,
+        "the flag wins: {out}"
+    );
+    let keys: BTreeSet<&String> = last.rows.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ids.iter().collect::<BTreeSet<_>>(), "every event");
+    assert_eq!(last.rows.len(), ids.len(), "every event once");
+}
+
 #[test]
 fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing() {
     let Some(_) = require_shared_data() else {

@@ -116,7 +116,8 @@ pub struct Config {
     /// Continuous/micro-batch: full listing of landing as a safety net for lost events. Default `5s`.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// Roll to a new Parquet part when one exceeds this many bytes. Default 256 MiB.
+    /// Roll to a new Parquet part when one exceeds this many bytes. Default 256 MiB. A dataset's own key wins
+    /// ([`TableOverrides`]), as for the `compact_*` keys.
     pub target_file_bytes: u64,
     /// Rows per Parquet row group (upper bound). Default 65536.
     pub row_group_rows: usize,
@@ -170,7 +171,8 @@ pub struct Config {
     pub delta_checkpoint_interval: u64,
     /// `micro-batch`/`continuous` with `table_format = "delta"`: a partition with at least this many parts smaller
     /// than `target_file_bytes` is compacted automatically once it has gone quiet (`compact_quiet`), on a task
-    /// beside the batches (`crate::modes::compact`). `0` turns automatic compaction off. Default 16.
+    /// beside the batches (`crate::modes::compact`). `0` turns automatic compaction off. Default 16. A dataset's
+    /// own key wins ([`TableOverrides`]).
     pub compact_min_files: usize,
     /// How long a partition must go without a new part before it is compacted automatically. Default `10m`.
     #[serde(with = "humantime_serde")]
@@ -237,19 +239,96 @@ impl Default for Config {
     }
 }
 
-/// One dataset: how its files are decoded and deduplicated.
+/// One dataset: how its files are decoded and deduplicated, and its own table settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "format", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DatasetConfig {
     /// GH Archive hourly files: gzip (or plain) NDJSON in Events-API or Timeline-API shape.
-    Gharchive {},
+    Gharchive {
+        /// This dataset's own table settings.
+        #[serde(flatten)]
+        table: TableOverrides,
+    },
     /// Delimited text.
-    Csv(CsvOptions),
+    Csv {
+        /// How the files are read and typed.
+        #[serde(flatten)]
+        csv: CsvOptions,
+        /// This dataset's own table settings.
+        #[serde(flatten)]
+        table: TableOverrides,
+    },
+}
+
+impl DatasetConfig {
+    /// The built-in `gharchive` dataset.
+    pub fn gharchive() -> Self {
+        Self::Gharchive {
+            table: TableOverrides::default(),
+        }
+    }
+
+    /// A CSV dataset with `csv` options and no table settings of its own.
+    pub fn csv(csv: CsvOptions) -> Self {
+        Self::Csv {
+            csv,
+            table: TableOverrides::default(),
+        }
+    }
+
+    /// The CSV options, for a CSV dataset.
+    pub fn csv_options(&self) -> Option<&CsvOptions> {
+        match self {
+            Self::Csv { csv, .. } => Some(csv),
+            Self::Gharchive { .. } => None,
+        }
+    }
+
+    /// This dataset's own table settings (each unset one is the top-level key's: [`Config::table_settings`]).
+    pub fn table(&self) -> &TableOverrides {
+        match self {
+            Self::Gharchive { table } | Self::Csv { table, .. } => table,
+        }
+    }
+}
+
+/// Keys of a `[datasets.NAME]` table that every format takes: the size of the dataset's parts and its automatic
+/// compaction. Each key left out is the top-level key of the same name, so [`Config::default`] stays the one
+/// source of every default; [`Config::table_settings`] resolves them. `compact_min_files = 0` turns automatic
+/// compaction off for this dataset alone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableOverrides {
+    /// This dataset's `target_file_bytes` (its batches' parts, its compactions, `lander table optimize`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_file_bytes: Option<u64>,
+    /// This dataset's `compact_min_files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact_min_files: Option<usize>,
+    /// This dataset's `compact_quiet`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub compact_quiet: Option<Duration>,
+    /// This dataset's `compact_max_files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact_max_files: Option<usize>,
+}
+
+/// The table settings of one dataset, resolved: its own keys ([`TableOverrides`]), else the top-level ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSettings {
+    /// Roll to a new part, and compact parts into parts, of about this many bytes.
+    pub target_file_bytes: u64,
+    /// Compact a quiet partition with at least this many small parts; `0`: never automatically.
+    pub compact_min_files: usize,
+    /// How long a partition must go without a new part to be quiet.
+    pub compact_quiet: Duration,
+    /// Compact a partition with this many small parts even when it is not quiet.
+    pub compact_max_files: usize,
 }
 
 /// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
 pub fn builtin_sales() -> DatasetConfig {
-    DatasetConfig::Csv(CsvOptions::sales())
+    DatasetConfig::csv(CsvOptions::sales())
 }
 
 impl Config {
@@ -302,12 +381,37 @@ impl Config {
         config
             .datasets
             .entry("gharchive".into())
-            .or_insert(DatasetConfig::Gharchive {});
+            .or_insert_with(DatasetConfig::gharchive);
         config
             .datasets
             .entry("sales".into())
             .or_insert_with(builtin_sales);
         Ok(config)
+    }
+
+    /// The table settings of `dataset`: its own keys in `[datasets.NAME]`, else the top-level ones (also for a
+    /// dataset that is not configured).
+    pub fn table_settings(&self, dataset: &str) -> TableSettings {
+        let top = self.top_table_settings();
+        let Some(own) = self.datasets.get(dataset).map(DatasetConfig::table) else {
+            return top;
+        };
+        TableSettings {
+            target_file_bytes: own.target_file_bytes.unwrap_or(top.target_file_bytes),
+            compact_min_files: own.compact_min_files.unwrap_or(top.compact_min_files),
+            compact_quiet: own.compact_quiet.unwrap_or(top.compact_quiet),
+            compact_max_files: own.compact_max_files.unwrap_or(top.compact_max_files),
+        }
+    }
+
+    /// The top-level table settings (those of a dataset without keys of its own).
+    fn top_table_settings(&self) -> TableSettings {
+        TableSettings {
+            target_file_bytes: self.target_file_bytes,
+            compact_min_files: self.compact_min_files,
+            compact_quiet: self.compact_quiet,
+            compact_max_files: self.compact_max_files,
+        }
     }
 
     /// The parsed `metrics_addr`, if set.
@@ -346,15 +450,7 @@ impl Config {
         if self.delta_checkpoint_interval == 0 {
             return bad("delta_checkpoint_interval must be at least 1".into());
         }
-        if self.compact_min_files == 1 {
-            return bad("compact_min_files must be at least 2 (one part alone is never rewritten), or 0 to turn automatic compaction off".into());
-        }
-        if self.compact_max_files < self.compact_min_files {
-            return bad(format!(
-                "compact_max_files ({}) must be at least compact_min_files ({})",
-                self.compact_max_files, self.compact_min_files
-            ));
-        }
+        check_compaction("", &self.top_table_settings())?;
         if self.row_group_rows == 0 {
             return bad("row_group_rows must be at least 1".into());
         }
@@ -382,7 +478,8 @@ impl Config {
                     "dataset name {name:?} is not a directory name that landing is read from: {e}"
                 ));
             }
-            if let DatasetConfig::Csv(o) = ds {
+            check_compaction(&format!("datasets.{name}: "), &self.table_settings(name))?;
+            if let Some(o) = ds.csv_options() {
                 if !o.delimiter.is_ascii() || !o.quote.is_ascii() {
                     return bad(format!(
                         "datasets.{name}: delimiter and quote must be ASCII"
@@ -491,6 +588,21 @@ pub enum CleanSource {
     Archive(String),
 }
 
+/// Checks the compaction settings of the top level (`prefix` empty) or of one dataset (`prefix`
+/// `datasets.NAME: `).
+fn check_compaction(prefix: &str, t: &TableSettings) -> Result<(), ConfigError> {
+    if t.compact_min_files == 1 {
+        return Err(ConfigError::Invalid(format!("{prefix}compact_min_files must be at least 2 (one part alone is never rewritten), or 0 to turn automatic compaction off")));
+    }
+    if t.compact_max_files < t.compact_min_files {
+        return Err(ConfigError::Invalid(format!(
+            "{prefix}compact_max_files ({}) must be at least compact_min_files ({})",
+            t.compact_max_files, t.compact_min_files
+        )));
+    }
+    Ok(())
+}
+
 /// Parses durations like `10s`, `1m`, `7d`, `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
@@ -528,7 +640,7 @@ mod tests {
             crate::decode::Limits::default()
         );
         match &c.datasets["superstore"] {
-            DatasetConfig::Csv(o) => {
+            DatasetConfig::Csv { csv: o, .. } => {
                 assert_eq!(o.key, vec!["Row ID".to_string()]);
                 assert_eq!(o.delimiter, ',');
             }

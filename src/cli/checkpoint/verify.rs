@@ -119,8 +119,8 @@ async fn duplicate_keys(
             continue;
         }
         let column = match ds {
-            crate::config::DatasetConfig::Gharchive {} => "event_key",
-            crate::config::DatasetConfig::Csv(_) => crate::decode::RECORD_KEY,
+            crate::config::DatasetConfig::Gharchive { .. } => "event_key",
+            crate::config::DatasetConfig::Csv { .. } => crate::decode::RECORD_KEY,
         };
         let scan =
             crate::modes::verify_keys::duplicate_keys(bronze, config.table_format, name, column)

@@ -22,7 +22,8 @@ pub struct OptimizeArgs {
     /// Only partitions matching these equalities, e.g. 'year=2015 and month=1'.
     #[arg(long = "where")]
     pub filter: Option<String>,
-    /// Size the output parts aim at, e.g. 128MiB [default: the config's target_file_bytes].
+    /// Size the output parts aim at, e.g. 128MiB [default: the dataset's target_file_bytes in the config, else
+    /// the top-level one].
     #[arg(long, value_parser = crate::config::parse_byte_size)]
     pub target_file_bytes: Option<u64>,
     /// Parts smaller than this are compacted [default: --target-file-bytes].
@@ -36,18 +37,20 @@ pub(super) async fn run(a: OptimizeArgs) -> anyhow::Result<()> {
         None => PartitionFilter::default(),
     };
     let (config, bronze, datasets) = super::open(&a.locations, a.dataset.as_deref()).await?;
-    let target = a.target_file_bytes.unwrap_or(config.target_file_bytes);
-    let opts = OptimizeOptions {
-        target_file_bytes: target,
-        min_file_bytes: a.min_file_bytes.unwrap_or(target),
-        row_group_rows: config.row_group_rows,
-        filter,
-        trigger: Default::default(),
-    };
     let mut out = String::new();
     let (mut done, mut abandoned, mut failed) = (0usize, 0usize, 0usize);
     let (mut files_in, mut files_out, mut bytes_in, mut bytes_out, mut rows) = (0, 0, 0, 0, 0);
     for ds in &datasets {
+        let target = a
+            .target_file_bytes
+            .unwrap_or(config.table_settings(ds).target_file_bytes);
+        let opts = OptimizeOptions {
+            target_file_bytes: target,
+            min_file_bytes: a.min_file_bytes.unwrap_or(target),
+            row_group_rows: config.row_group_rows,
+            filter: filter.clone(),
+            trigger: Default::default(),
+        };
         let table = DeltaTable::new(&bronze, ds);
         let reports = optimize(&table, &opts)
             .await

@@ -3,11 +3,12 @@
 //!
 //! Takes a parsed TOML table (or the process environment) and produces [`ConfigError::UnknownKey`] with the
 //! closest known key, or the table with environment overrides applied. The key lists are the field lists serde
-//! derives for [`Config`] and [`CsvOptions`], so a new field is known here without any list to keep in step.
+//! derives for [`Config`], [`CsvOptions`] and [`TableOverrides`], so a new field is known here without any list
+//! to keep in step.
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::{Config, ConfigError, CsvOptions};
+use super::{Config, ConfigError, CsvOptions, TableOverrides};
 
 /// Prefix of the environment variables that override top-level keys (`LANDER_SETTLE_TIME` sets `settle_time`).
 pub const ENV_PREFIX: &str = "LANDER_";
@@ -90,12 +91,12 @@ pub fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Optio
 }
 
 /// Checks every key of a parsed `lander.toml`: top-level keys, and the keys of each `[datasets.NAME]` table
-/// (`format` plus the CSV options; `[storage]` takes any key).
+/// (`format`, the dataset's table settings, plus the CSV options for a CSV dataset; `[storage]` takes any key).
 ///
 /// # Errors
 /// [`ConfigError::UnknownKey`] for the first unknown key, with the closest known key as a hint;
 /// [`ConfigError::DatasetKey`] for an unknown `format`, a `gharchive` dataset redeclared with another format, or a
-/// CSV option of the wrong type (at the key's own line of `text`, the file's contents).
+/// CSV option or table setting of the wrong type (at the key's own line of `text`, the file's contents).
 pub fn check_keys(
     path: &std::path::Path,
     text: &str,
@@ -116,17 +117,21 @@ pub fn check_keys(
         return Ok(());
     };
     let csv = field_names::<CsvOptions>();
+    let table_keys = field_names::<TableOverrides>();
     for (name, ds) in datasets {
         let toml::Value::Table(ds) = ds else { continue };
         check_dataset(path, text, name, ds)?;
         let is_csv = ds.get("format").and_then(toml::Value::as_str) == Some("csv");
         let known: Vec<&str> = std::iter::once("format")
+            .chain(table_keys.iter().copied())
             .chain(csv.iter().copied().filter(|_| is_csv))
             .collect();
         for key in ds.keys() {
             if !known.contains(&key.as_str()) {
                 // A CSV option under another format is as wrong as a typo; hint among all keys either way.
-                let all = std::iter::once("format").chain(csv.iter().copied());
+                let all = std::iter::once("format")
+                    .chain(table_keys.iter().copied())
+                    .chain(csv.iter().copied());
                 return Err(unknown(format!("datasets.{name}.{key}"), suggest(key, all)));
             }
         }
@@ -137,8 +142,8 @@ pub fn check_keys(
 /// The formats a `[datasets.NAME]` table accepts.
 const FORMATS: [&str; 2] = ["csv", "gharchive"];
 
-/// Checks the `format` of one dataset table and the type of each CSV option, before serde's internally tagged
-/// enum buffers the table and loses every span but the table's own.
+/// Checks the `format` of one dataset table and the type of each table setting and CSV option, before serde's
+/// internally tagged enum buffers the table and loses every span but the table's own.
 fn check_dataset(
     path: &std::path::Path,
     text: &str,
@@ -180,13 +185,17 @@ fn check_dataset(
             ),
         ));
     }
-    if format != "csv" {
-        return Ok(());
-    }
     for (key, value) in ds.iter().filter(|(k, _)| *k != "format") {
         // Alone in a table, a key is checked against its own type; the other options take their defaults.
-        let single: toml::Table = std::iter::once((key.clone(), value.clone())).collect();
-        if let Err(e) = toml::Value::Table(single).try_into::<CsvOptions>() {
+        let single = toml::Value::Table(std::iter::once((key.clone(), value.clone())).collect());
+        let checked = if field_names::<TableOverrides>().contains(&key.as_str()) {
+            single.try_into::<TableOverrides>().map(drop)
+        } else if format == "csv" {
+            single.try_into::<CsvOptions>().map(drop)
+        } else {
+            continue;
+        };
+        if let Err(e) = checked {
             let message = e.message().lines().next().unwrap_or_default().to_string();
             if !message.starts_with("unknown field") {
                 return Err(err(key, message));
@@ -320,6 +329,32 @@ mod tests {
         let t: toml::Table = toml::from_str(text).expect("toml");
         let e = check_keys(std::path::Path::new("l.toml"), text, &t).expect_err("typo");
         assert!(e.to_string().contains("did you mean `event_time`?"), "{e}");
+    }
+
+    #[test]
+    fn every_format_takes_the_table_settings_checked_at_their_line() {
+        let path = std::path::Path::new("l.toml");
+        let ok = "[datasets.gharchive]\nformat = 'gharchive'\ncompact_min_files = 0\ncompact_quiet = '1m'\n\
+                  [datasets.s]\nformat = 'csv'\nevent_time = 't'\ntarget_file_bytes = 1000\n";
+        let t: toml::Table = toml::from_str(ok).expect("toml");
+        check_keys(path, ok, &t).expect("known keys");
+        let typo = "[datasets.gharchive]\nformat = 'gharchive'\ncompact_min_file = 4";
+        let t: toml::Table = toml::from_str(typo).expect("toml");
+        let e = check_keys(path, typo, &t).expect_err("typo");
+        assert!(
+            e.to_string().contains("did you mean `compact_min_files`?"),
+            "{e}"
+        );
+        for format in ["gharchive", "csv"] {
+            let bad = format!("[datasets.x]\nformat = '{format}'\ncompact_max_files = 'many'");
+            let t: toml::Table = toml::from_str(&bad).expect("toml");
+            let e = check_keys(path, &bad, &t).expect_err("wrong type");
+            assert!(
+                e.to_string()
+                    .contains("line 3: `datasets.x.compact_max_files`: invalid type"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

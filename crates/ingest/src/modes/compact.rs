@@ -5,10 +5,12 @@
 //! # When
 //! A partition is due when it has at least `compact_min_files` parts smaller than `target_file_bytes` and no
 //! part was added to it for `compact_quiet`, or when it has `compact_max_files` small parts whatever its
-//! activity (a day files keep landing in). The task looks after every committed batch (at most once per
-//! [`MIN_GAP`]) and every quarter of `compact_quiet` (between [`MIN_GAP`] and a minute), on a snapshot of the
-//! table it keeps up to date. `compact_min_files = 0` turns it off; so does `table_format = "parquet"` (no log
-//! to swap parts atomically in), and with `worker = "I/N"` only worker 0 compacts.
+//! activity (a day files keep landing in). Each of these is the dataset's own key in `[datasets.NAME]` when it
+//! has one, else the top-level key ([`Config::table_settings`]). The task looks after every committed batch (at
+//! most once per [`MIN_GAP`]) and every quarter of `compact_quiet` (between [`MIN_GAP`] and a minute), on a
+//! snapshot of the table it keeps up to date. `compact_min_files = 0` turns it off (for one dataset, or for all);
+//! so does `table_format = "parquet"` (no log to swap parts atomically in), and with `worker = "I/N"` only
+//! worker 0 compacts.
 //!
 //! # Beside the batches
 //! It never holds a batch up: it runs on its own task, its reads and writes are its own, and it meets the
@@ -52,7 +54,7 @@ pub(crate) struct Compactor {
 impl Compactor {
     /// Starts the compaction task of `ds`, or `None` when automatic compaction is off for it.
     pub(crate) fn start(ctx: &Context, ds: &str) -> Option<Self> {
-        if !enabled(&ctx.config) {
+        if !enabled(&ctx.config, ds) {
             return None;
         }
         let poke = Arc::new(Notify::new());
@@ -75,9 +77,9 @@ impl Compactor {
     }
 }
 
-/// Whether automatic compaction runs under `config`.
-pub fn enabled(config: &Config) -> bool {
-    config.compact_min_files > 0
+/// Whether automatic compaction of `dataset` runs under `config`.
+pub fn enabled(config: &Config, dataset: &str) -> bool {
+    config.table_settings(dataset).compact_min_files > 0
         && config.table_format == TableFormat::Delta
         && config
             .worker_spec()
@@ -91,22 +93,23 @@ fn idle_gap(quiet: Duration) -> Duration {
     (quiet / 4).clamp(MIN_GAP, MAX_GAP)
 }
 
-/// What decides which partitions are due, as of now.
-pub fn options(config: &Config) -> OptimizeOptions {
-    let quiet_ms = i64::try_from(config.compact_quiet.as_millis()).unwrap_or(i64::MAX);
+/// What decides which partitions of `dataset` are due, as of now.
+pub fn options(config: &Config, dataset: &str) -> OptimizeOptions {
+    let t = config.table_settings(dataset);
+    let quiet_ms = i64::try_from(t.compact_quiet.as_millis()).unwrap_or(i64::MAX);
     OptimizeOptions {
-        target_file_bytes: config.target_file_bytes,
-        min_file_bytes: config.target_file_bytes,
+        target_file_bytes: t.target_file_bytes,
+        min_file_bytes: t.target_file_bytes,
         row_group_rows: config.row_group_rows,
         filter: PartitionFilter::default(),
         trigger: Trigger {
-            min_parts: config.compact_min_files,
+            min_parts: t.compact_min_files,
             quiet_since_ms: Some(
                 chrono::Utc::now()
                     .timestamp_millis()
                     .saturating_sub(quiet_ms),
             ),
-            max_parts: config.compact_max_files,
+            max_parts: t.compact_max_files,
         },
     }
 }
@@ -114,7 +117,7 @@ pub fn options(config: &Config) -> OptimizeOptions {
 async fn run(ctx: Context, ds: String, poke: Arc<Notify>, stop: CancellationToken) {
     let table = DeltaTable::new(&ctx.bronze, &ds);
     let mut snap: Option<Snapshot> = None;
-    let idle = idle_gap(ctx.config.compact_quiet);
+    let idle = idle_gap(ctx.config.table_settings(&ds).compact_quiet);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -150,7 +153,7 @@ async fn look(
         },
     };
     let started = Instant::now();
-    let reports = optimize_snapshot(table, s, &options(&ctx.config)).await?;
+    let reports = optimize_snapshot(table, s, &options(&ctx.config, ds)).await?;
     for r in &reports {
         record(ds, r, started.elapsed());
     }
@@ -209,23 +212,63 @@ mod tests {
     #[test]
     fn off_when_zero_or_parquet_or_not_worker_zero() {
         let c = Config::default();
-        assert!(enabled(&c));
-        assert!(!enabled(&Config {
-            compact_min_files: 0,
-            ..c.clone()
-        }));
-        assert!(!enabled(&Config {
-            table_format: TableFormat::Parquet,
-            ..c.clone()
-        }));
-        assert!(!enabled(&Config {
-            worker: Some("1/2".into()),
-            ..c.clone()
-        }));
-        assert!(enabled(&Config {
-            worker: Some("0/2".into()),
-            ..c
-        }));
+        assert!(enabled(&c, "gharchive"));
+        assert!(!enabled(
+            &Config {
+                compact_min_files: 0,
+                ..c.clone()
+            },
+            "gharchive"
+        ));
+        assert!(!enabled(
+            &Config {
+                table_format: TableFormat::Parquet,
+                ..c.clone()
+            },
+            "gharchive"
+        ));
+        assert!(!enabled(
+            &Config {
+                worker: Some("1/2".into()),
+                ..c.clone()
+            },
+            "gharchive"
+        ));
+        assert!(enabled(
+            &Config {
+                worker: Some("0/2".into()),
+                ..c
+            },
+            "gharchive"
+        ));
+    }
+
+    #[test]
+    fn a_dataset_s_own_keys_win_over_the_top_level_ones() {
+        let text = r#"
+            compact_min_files = 0
+            compact_quiet = "5m"
+            [datasets.gharchive]
+            format = "gharchive"
+            compact_min_files = 4
+            target_file_bytes = 1000
+            [datasets.sales]
+            format = "csv"
+            event_time = "timestamp"
+        "#;
+        let c: Config = toml::from_str(text).expect("parse");
+        c.validate().expect("valid");
+        assert!(enabled(&c, "gharchive") && !enabled(&c, "sales"));
+        let o = options(&c, "gharchive");
+        assert_eq!((o.target_file_bytes, o.min_file_bytes), (1000, 1000));
+        assert_eq!((o.trigger.min_parts, o.trigger.max_parts), (4, 64));
+        let quiet_since = o.trigger.quiet_since_ms.expect("quiet");
+        let five_min_ago = chrono::Utc::now().timestamp_millis() - 300_000;
+        assert!((quiet_since - five_min_ago).abs() < 60_000, "{quiet_since}");
+        assert_eq!(
+            options(&c, "sales").target_file_bytes,
+            Config::default().target_file_bytes
+        );
     }
 
     #[test]

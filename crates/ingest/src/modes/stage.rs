@@ -558,7 +558,7 @@ fn spawn_consumer(
     let naming = (intent.token.clone(), in_place(ctx));
     let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
     let row_group_rows = ctx.config.row_group_rows;
-    let target = ctx.config.target_file_bytes;
+    let target = ctx.config.table_settings(dataset).target_file_bytes;
     Ok(tokio::task::spawn_blocking(move || {
         let records_read = crate::metrics::get()
             .records_read

@@ -35,9 +35,14 @@ pub(super) async fn resolve_decoder(
     files: &[LandingFile],
     added: &[String],
 ) -> Result<Resolved, RunError> {
-    let opts = match ctx.config.datasets.get(dataset) {
-        Some(DatasetConfig::Csv(o)) => o.clone(),
-        _ => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
+    let opts = match ctx
+        .config
+        .datasets
+        .get(dataset)
+        .and_then(DatasetConfig::csv_options)
+    {
+        Some(o) => o.clone(),
+        None => return Ok(Resolved::Ready(Decoder::Gharchive, None)),
     };
     let mode = evolution_mode(ctx.config.table_format, &opts);
     let headers = match continuation_headers(ctx, dataset, &opts, files).await? {
