@@ -46,8 +46,9 @@ pub fn hour_events(hours: &[&str]) -> usize {
 
 /// The gzip bytes of a GH Archive hour: the sample file's bytes when it can be had ([`gharchive`]: genuine or
 /// bundled); else, for the two hours with no bundled prefix, a stand-in made from a bundled hour: for
-/// `2012-02-15-0` the 2011 hour moved to 2012-02-15 (its events have no `id`, so the moved lines are new keys on
-/// another day), for `2015-01-01-1` the 2015-01-01-0 hour with every id prefixed by `1` (new keys, the same day). Tests that use it compute what they expect from these bytes ([`hour_events_of`]).
+/// `2012-02-15-0` the 2011 hour moved to 2012-02-15 with its ids prefixed by `2012-` (new keys on another day),
+/// for `2015-01-01-1` the 2015-01-01-0 hour with every id prefixed by `1` (new keys, the same day). Tests that
+/// use it compute what they expect from these bytes ([`hour_events_of`]).
 pub fn hour_bytes(name: &str) -> Vec<u8> {
     let path = gharchive(name);
     if path.is_file() {
@@ -62,26 +63,37 @@ pub fn hour_bytes(name: &str) -> Vec<u8> {
         }
         e.finish().expect("gz")
     };
+    // A new id: `prefix` before the event's own (the 2011 events carry string ids too, only not first).
+    let new_id = |l: String, prefix: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(&l).expect("sample lines are JSON");
+        match v["id"].as_str() {
+            Some(id) => l.replacen(
+                &format!(r#""id":"{id}""#),
+                &format!(r#""id":"{prefix}{id}""#),
+                1,
+            ),
+            None => l,
+        }
+    };
     match name {
         "2012-02-15-0.json.gz" => rewrite("2011-02-15-0.json.gz", &|l| {
-            l.replace(
+            new_id(l, "2012-").replace(
                 r#""created_at":"2011-02-15T"#,
                 r#""created_at":"2012-02-15T"#,
             )
         }),
-        "2015-01-01-1.json.gz" => rewrite("2015-01-01-0.json.gz", &|l| match l
-            .strip_prefix(r#"{"id":""#)
-        {
-            Some(rest) => format!(r#"{{"id":"1{rest}"#),
-            None => l,
-        }),
+        "2015-01-01-1.json.gz" => rewrite("2015-01-01-0.json.gz", &|l| new_id(l, "1")),
         _ => panic!("no sample {} and no stand-in for it", path.display()),
     }
 }
 
 /// Lands [`hour_bytes`] of `name` as `gharchive/<as_name>`; returns the landed path (for [`distinct_events`]).
 pub fn land_hour(w: &Workdir, name: &str, as_name: &str) -> PathBuf {
-    w.land_bytes("gharchive", as_name, &hour_bytes(name))
+    // Through a file of the workdir: `Workdir::land` makes the sub-directories of `as_name`.
+    let src = w.path().join("hours").join(name);
+    std::fs::create_dir_all(src.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&src, hour_bytes(name)).expect("write");
+    w.land(&src, "gharchive", as_name)
 }
 
 /// [`distinct_events`] of [`hour_bytes`] of each of `hours`.
