@@ -169,9 +169,9 @@ fn land_slowly(w: &Workdir, files: &[(String, Vec<u8>)], gap: Duration) {
 
 #[test]
 fn continuous_compacts_a_quiet_day_of_many_small_parts_with_every_row_once() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let (files, ids) = split_sample(60);
     let (first, second) = files.split_at(files.len() / 2);
@@ -234,9 +234,9 @@ fn continuous_compacts_a_quiet_day_of_many_small_parts_with_every_row_once() {
 
 #[test]
 fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_doubles_nothing() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let (files, ids) = split_sample(40);
     let (first, rest) = files.split_at(12);
@@ -371,9 +371,9 @@ fn optimize_killed_at(w: &Workdir, step: &str) {
 #[test]
 fn optimize_killed_before_or_after_its_commit_leaves_the_same_rows_and_vacuum_removes_its_outputs()
 {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let (files, ids) = split_sample(12);
     let (first, second) = files.split_at(8);

@@ -1,6 +1,6 @@
 //! `lander checkpoint`: list, show, stats, pending, verify, reset, export and import on a checkpoint made by a
-//! real `run --mode once` over the five GH Archive samples and `transacciones_ventas.csv`, plus `list` while a
-//! `--mode continuous` daemon holds the checkpoint.
+//! real `run --mode once` over three GH Archive samples and `transacciones_ventas.csv` (genuine, or their bundled
+//! prefixes on a plain clone), plus `list` while a `--mode continuous` daemon holds the checkpoint.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -10,22 +10,40 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// Distinct events in the five GH Archive samples (all distinct: no duplicates).
-const GH_EVENTS: u64 = 27_693;
-/// Rows of `transacciones_ventas.csv`.
-const SALES_ROWS: u64 = 100_000;
+/// The GH Archive hours [`ingested`] lands: those with a bundled prefix.
+const HOURS: [&str; 3] = [
+    "2011-02-15-0.json.gz",
+    "2013-02-15-0.json.gz",
+    "2015-01-01-0.json.gz",
+];
+/// Files [`ingested`] lands: the hours and the sales CSV.
+const FILES: usize = HOURS.len() + 1;
+
+/// Distinct events in [`HOURS`], computed from their lines.
+fn gh_events() -> u64 {
+    crate::common::data::hour_events(&HOURS) as u64
+}
+
+/// Distinct transaction ids of the sales CSV [`ingested`] lands.
+fn sales_rows() -> u64 {
+    let mut rdr = csv::Reader::from_path(sample("sales/transacciones_ventas.csv")).expect("csv");
+    let ids: std::collections::HashSet<String> = rdr
+        .records()
+        .map(|r| r.expect("row")[0].to_string())
+        .collect();
+    ids.len() as u64
+}
 /// The file that the reset test forgets.
 const RESET_FILE: &str = "gharchive/2015-01-01-0.json.gz";
 
-/// A workdir whose checkpoint and bronze come from one `run --mode once` over the five GH Archive files and the
-/// sales CSV.
+/// A workdir whose checkpoint and bronze come from one `run --mode once` over [`HOURS`] and the sales CSV.
 fn ingested() -> Workdir {
     let wd = Workdir::new();
-    for n in GHARCHIVE_FILES {
+    for n in HOURS {
         wd.land(&gharchive(n), "gharchive", n);
     }
     wd.land(
-        &shared_data().join("sales/transacciones_ventas.csv"),
+        &sample("sales/transacciones_ventas.csv"),
         "sales",
         "transacciones_ventas.csv",
     );
@@ -91,10 +109,11 @@ fn u(v: &Value, field: &str) -> u64 {
 
 #[test]
 fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let wd = ingested();
+    let (gh_events, sales_rows) = (gh_events(), sales_rows());
 
     // stats: the counts of the run.
     let stats = cp_json(&wd, &["stats"]);
@@ -103,7 +122,7 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
     assert!(u(&stats, "store_bytes") > 0);
     let gh = dataset(&stats, "gharchive");
     let sales = dataset(&stats, "sales");
-    for (d, files, rows) in [(gh, 5, GH_EVENTS), (sales, 1, SALES_ROWS)] {
+    for (d, files, rows) in [(gh, HOURS.len() as u64, gh_events), (sales, 1, sales_rows)] {
         assert_eq!(u(d, "files"), files, "{d}");
         assert_eq!(u(d, "files_ok"), files, "{d}");
         assert_eq!(u(d, "rows"), rows, "{d}");
@@ -117,9 +136,9 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
     }
     // Every sales row is a remembered key (the sample spans one month, inside the 35-day default horizon); the
     // GH Archive hours of 2011-2013 lie years behind the 2015 watermark, so only the 2015 keys are kept.
-    assert_eq!(u(sales, "dedup_keys"), SALES_ROWS);
-    assert!(u(gh, "dedup_keys") > 0 && u(gh, "dedup_keys") < GH_EVENTS);
-    let landed: u64 = GHARCHIVE_FILES
+    assert_eq!(u(sales, "dedup_keys"), sales_rows);
+    assert!(u(gh, "dedup_keys") > 0 && u(gh, "dedup_keys") < gh_events);
+    let landed: u64 = HOURS
         .iter()
         .map(|n| std::fs::metadata(gharchive(n)).expect("stat").len())
         .sum();
@@ -135,19 +154,19 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
     assert!(gh["last_event_time"]
         .as_str()
         .expect("time")
-        .starts_with("2015-01-01T01:"));
+        .starts_with("2015-01-01T"));
     assert_eq!(sales["csv_columns"], 10);
     assert!(gh["csv_columns"].is_null());
     let human = cp_ok(&wd, &["stats"]);
     assert!(
-        human.contains("27693") && human.contains("100000"),
+        human.contains(&gh_events.to_string()) && human.contains(&sales_rows.to_string()),
         "{human}"
     );
 
     // list: every documented field, newest first, filters.
     let list = cp_json(&wd, &["list"]);
     let list = list.as_array().expect("list --json is an array");
-    assert_eq!(list.len(), 6);
+    assert_eq!(list.len(), FILES);
     for f in list {
         for field in [
             "dataset",
@@ -179,7 +198,7 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
         .filter(|f| f["dataset"] == "gharchive")
         .map(|f| u(f, "records_ok"))
         .sum();
-    assert_eq!(ok, GH_EVENTS);
+    assert_eq!(ok, gh_events);
     let times: Vec<&str> = list
         .iter()
         .map(|f| f["processed_at"].as_str().expect("time"))
@@ -207,7 +226,7 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
             .as_array()
             .expect("array")
             .len()
-            == 6
+            == FILES
     );
     assert!(cp_json(&wd, &["list", "--since", "2999-01-01"])
         .as_array()
@@ -219,7 +238,7 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
         header.starts_with("PATH") && header.contains("QUARANTINED"),
         "{human}"
     );
-    assert_eq!(human.lines().count(), 7, "{human}");
+    assert_eq!(human.lines().count(), FILES + 1, "{human}");
     assert_fails(
         &cp(&wd, &["list", "--since", "someday"]),
         2,
@@ -243,7 +262,7 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
         .iter()
         .map(|o| u(o, "rows"))
         .sum();
-    assert_eq!(rows, GH_EVENTS, "outputs of gharchive batch 1");
+    assert_eq!(rows, gh_events, "outputs of gharchive batch 1");
     let human = cp_ok(&wd, &["show", "2015-01-01-0.json.gz"]);
     assert!(
         human.contains("fingerprint") && human.contains(&format!("0..{size}")),
@@ -261,12 +280,12 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
     let b = cp_json(&wd, &["show", "1", "--dataset", "gharchive"]);
     let b = &b["batches"][0];
     assert_eq!(b["id"], 1);
-    assert_eq!(u(b, "rows"), GH_EVENTS);
-    assert_eq!(b["inputs"].as_array().expect("inputs").len(), 5);
+    assert_eq!(u(b, "rows"), gh_events);
+    assert_eq!(b["inputs"].as_array().expect("inputs").len(), HOURS.len());
     assert!(u(b, "duration_ms") < 600_000);
     let human = cp_ok(&wd, &["show", "1", "--dataset", "sales"]);
     assert!(
-        human.contains("sales/transacciones_ventas.csv") && human.contains("100000"),
+        human.contains("sales/transacciones_ventas.csv") && human.contains(&sales_rows.to_string()),
         "{human}"
     );
     assert_fails(&cp(&wd, &["show", "7"]), 1, &["no dataset has a batch 7"]);
@@ -314,9 +333,9 @@ fn stats_list_show_pending_and_verify_describe_a_fresh_run() {
 
 #[test]
 fn verify_reports_a_missing_file_and_an_orphan_precisely() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let wd = ingested();
     cp_ok(&wd, &["verify"]);
     let victim = parquet_files(&wd.bronze().join("sales"))
@@ -374,14 +393,14 @@ fn verify_reports_a_missing_file_and_an_orphan_precisely() {
 
 #[test]
 fn reset_file_then_run_reingests_it_without_new_rows() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let wd = ingested();
     let before = rows_by_file(&wd.bronze());
     assert_eq!(
         before.values().sum::<usize>() as u64,
-        GH_EVENTS + SALES_ROWS
+        gh_events() + sales_rows()
     );
 
     // No confirmation possible (stdin is not a terminal): refused as a usage error, nothing changes.
@@ -401,12 +420,15 @@ fn reset_file_then_run_reingests_it_without_new_rows() {
         .expect("listed");
     let dry = cp_ok(&wd, &["reset", "--file", RESET_FILE, "--dry-run"]);
     assert!(dry.contains(RESET_FILE), "{dry}");
-    assert_eq!(cp_json(&wd, &["list"]).as_array().expect("array").len(), 6);
+    assert_eq!(
+        cp_json(&wd, &["list"]).as_array().expect("array").len(),
+        FILES
+    );
 
     let out = cp_ok(&wd, &["reset", "--file", RESET_FILE, "--yes"]);
     assert!(out.contains("forgot 1 file"), "{out}");
     let list = cp_json(&wd, &["list"]);
-    assert_eq!(list.as_array().expect("array").len(), 5);
+    assert_eq!(list.as_array().expect("array").len(), FILES - 1);
     assert!(list
         .as_array()
         .expect("array")
@@ -430,8 +452,8 @@ fn reset_file_then_run_reingests_it_without_new_rows() {
     cp_ok(&wd, &["verify"]);
     let stats = cp_json(&wd, &["stats", "--dataset", "gharchive"]);
     let gh = dataset(&stats, "gharchive");
-    assert_eq!(u(gh, "rows"), GH_EVENTS);
-    assert_eq!(u(gh, "files"), 5);
+    assert_eq!(u(gh, "rows"), gh_events());
+    assert_eq!(u(gh, "files"), HOURS.len() as u64);
     assert_eq!(u(gh, "batches"), 2);
     assert_eq!(
         u(gh, "duplicates"),
@@ -451,9 +473,9 @@ fn reset_file_then_run_reingests_it_without_new_rows() {
 
 #[test]
 fn export_then_import_round_trips_the_store() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let wd = ingested();
     let export = cp(&wd, &["export"]);
     assert_success(&export, &["checkpoint", "export"], wd.path());
@@ -472,7 +494,7 @@ fn export_then_import_round_trips_the_store() {
         .iter()
         .find(|l| l["key"] == "batch/gharchive/00000000000000000001")
         .expect("batch record exported");
-    assert_eq!(batch["value"]["rows"], GH_EVENTS);
+    assert_eq!(batch["value"]["rows"], gh_events());
     assert!(lines
         .iter()
         .any(|l| l["key_hex"] == true && l["value_hex"].is_string()));
@@ -555,7 +577,7 @@ fn export_then_import_round_trips_the_store() {
         if forget {
             cp_ok(&wd, &["reset", "--all", "--yes"]);
         }
-        let files = if forget { 0 } else { 6 };
+        let files = if forget { 0 } else { FILES };
         let by_file = cp(&wd, &["import", "--input", &input]);
         let mut args = vec!["checkpoint".to_string(), "import".into()];
         args.extend(wd.location_args());
@@ -593,7 +615,10 @@ fn export_then_import_round_trips_the_store() {
         out.contains(&format!("imported {} key(s)", lines.len())),
         "{out}"
     );
-    assert_eq!(cp_json(&wd, &["list"]).as_array().expect("array").len(), 6);
+    assert_eq!(
+        cp_json(&wd, &["list"]).as_array().expect("array").len(),
+        FILES
+    );
     cp_ok(&wd, &["verify"]);
 
     // Not an export: refused, nothing changed.
@@ -604,7 +629,10 @@ fn export_then_import_round_trips_the_store() {
         1,
         &["not a lander checkpoint export"],
     );
-    assert_eq!(cp_json(&wd, &["list"]).as_array().expect("array").len(), 6);
+    assert_eq!(
+        cp_json(&wd, &["list"]).as_array().expect("array").len(),
+        FILES
+    );
 }
 
 #[test]
@@ -626,9 +654,9 @@ fn a_missing_checkpoint_is_a_clear_error() {
 
 #[test]
 fn list_while_a_continuous_daemon_runs_reads_a_snapshot_and_reset_is_refused() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let wd = Workdir::new();
     wd.land(
         &gharchive("2011-02-15-0.json.gz"),
@@ -726,5 +754,8 @@ fn list_while_a_continuous_daemon_runs_reads_a_snapshot_and_reset_is_refused() {
     cp_ok(&wd, &["verify"]);
     let stats = cp_json(&wd, &["stats"]);
     assert_eq!(stats["snapshot"], false);
-    assert_eq!(u(dataset(&stats, "gharchive"), "rows"), 1_639);
+    assert_eq!(
+        u(dataset(&stats, "gharchive"), "rows"),
+        crate::common::data::hour_events(&["2011-02-15-0.json.gz"]) as u64
+    );
 }

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use crate::common::data::distinct_events;
 use crate::common::data::split_sample;
 use crate::common::delta::{
     assert_table_exact, delta_rs, duckdb_delta, expected_ids, expected_of, files_on_disk, found,
@@ -35,12 +34,13 @@ fn delta_once(w: &Workdir, extra: &[&str]) -> String {
 
 #[test]
 fn all_gharchive_samples_land_as_one_delta_commit_read_by_delta_rs_and_duckdb() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let hours = gharchive_hours();
     let w = Workdir::new();
     let mut paths = Vec::new();
-    for f in GHARCHIVE_FILES {
+    for f in &hours {
         w.land(&gharchive(f), "gharchive", f);
         paths.push(gharchive(f));
     }
@@ -69,7 +69,7 @@ fn all_gharchive_samples_land_as_one_delta_commit_read_by_delta_rs_and_duckdb() 
     // The commit names its inputs, and the txn its batch.
     let log = std::fs::read_to_string(table.join("_delta_log/00000000000000000001.json"))
         .expect("commit 1");
-    for f in GHARCHIVE_FILES {
+    for f in &hours {
         assert!(
             log.contains(&format!("\"path\":\"gharchive/{f}\"")),
             "{f} in {log}"
@@ -114,15 +114,16 @@ fn all_gharchive_samples_land_as_one_delta_commit_read_by_delta_rs_and_duckdb() 
 
 #[test]
 fn time_travel_to_version_n_gives_the_state_after_batch_n() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let hours = gharchive_hours();
     let w = Workdir::new();
     let mut landed = Vec::new();
     let mut after: Vec<Expected> = Vec::new();
     let old = w.path().join("state-before-last-batch");
-    for (i, f) in GHARCHIVE_FILES.iter().enumerate() {
-        if i + 1 == GHARCHIVE_FILES.len() {
+    for (i, f) in hours.iter().enumerate() {
+        if i + 1 == hours.len() {
             copy_dir(&w.checkpoint(), &old);
         }
         w.land(&gharchive(f), "gharchive", f);
@@ -153,14 +154,11 @@ fn time_travel_to_version_n_gives_the_state_after_batch_n() {
     let text = String::from_utf8_lossy(&behind.stdout);
     assert_eq!(behind.status.code(), Some(1), "{text}");
     assert!(
-        text.contains(&format!(
-            "has batch {} of this checkpoint",
-            GHARCHIVE_FILES.len()
-        )),
+        text.contains(&format!("has batch {} of this checkpoint", hours.len())),
         "{text}"
     );
     let table = w.bronze().join("gharchive");
-    assert_eq!(delta_rs(&table, None).version, GHARCHIVE_FILES.len() as u64);
+    assert_eq!(delta_rs(&table, None).version, hours.len() as u64);
     for (n, expected) in after.iter().enumerate() {
         let r = delta_rs(&table, Some(n as u64 + 1));
         assert_eq!(
@@ -178,9 +176,9 @@ fn time_travel_to_version_n_gives_the_state_after_batch_n() {
 /// versions 1..=50 once each), no commit is lost; about 9 s.
 #[test]
 fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     use std::sync::atomic::Ordering::Relaxed;
     const BATCHES: usize = 50;
     let (files, ids) = split_sample(2 * BATCHES);
@@ -265,9 +263,9 @@ fn two_checkpoints_appending_concurrently_keep_all_rows_of_both() {
 /// no unreferenced part, and `checkpoint verify` is clean.
 #[test]
 fn abort_after_every_delta_commit_step_recovers_exactly() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let (files, ids) = split_sample(14);
     let expected = expected_ids(&ids);
     let w = Workdir::new();
@@ -327,9 +325,9 @@ fn abort_after_every_delta_commit_step_recovers_exactly() {
 /// lander itself (its next commits and its rerun) read the table through it.
 #[test]
 fn log_checkpoints_are_written_and_read_by_every_reader() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let (files, ids) = split_sample(5);
     let w = Workdir::new();
     for (name, bytes) in &files {
@@ -373,18 +371,17 @@ fn log_checkpoints_are_written_and_read_by_every_reader() {
 /// so neither overwrites the other's rows.
 #[test]
 fn two_checkpoints_on_one_parquet_bronze_never_overwrite_each_others_parts() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let bronze = Workdir::new();
-    let mut expected = 0;
+    // The 2015-01-01-0 hour in two halves of distinct events, one per job: the same day, so the same partition.
+    let (halves, ids) = split_sample(2);
+    let expected = ids.len();
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, f) in ["2015-01-01-0.json.gz", "2015-01-01-1.json.gz"]
-        .iter()
-        .enumerate()
-    {
+    for (i, (f, bytes)) in halves.iter().enumerate() {
         let w = Workdir::new();
-        w.land(&gharchive(f), "gharchive", f);
+        w.land_bytes("gharchive", f, bytes);
         let mut args = w.once_args();
         let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
         args[b] = bronze.bronze().display().to_string();
@@ -394,7 +391,6 @@ fn two_checkpoints_on_one_parquet_bronze_never_overwrite_each_others_parts() {
             out.contains("gharchive: batch 1 committed"),
             "job {i}: {out}"
         );
-        expected += distinct_events(&[&gharchive(f)]);
         for p in parquet_files(&bronze.bronze().join("gharchive")) {
             *names
                 .entry(p.file_name().expect("name").to_string_lossy().into_owned())

@@ -311,9 +311,9 @@ fn append_concurrently(
 /// part is deleted from storage, `check` names it and exits 1, and `--repair` leaves a table delta-rs reads with
 /// exactly the other inputs' events.
 fn optimize_then_check_repair(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     let files = inputs();
     for (name, bytes) in &files {
@@ -386,9 +386,9 @@ fn optimize_then_check_repair(kind: Kind) {
 /// then the batch with its rows; a deleted checkpoint is rebuilt from the logs and the rerun reads nothing.
 #[cfg(feature = "failpoints")]
 fn table_operations(kind: Kind) {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let t = Target::new(kind);
     let files = inputs();
     let local = local_copies(&t.wd, &files);
@@ -557,9 +557,9 @@ fn s3_two_checkpoints_append_concurrently() {
 #[test]
 #[ignore = "HDFS reads of fresh log entries stall under concurrent commits; see the doc comment"]
 fn hdfs_two_checkpoints_append_concurrently() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let (jobs, files, ids) = append_concurrently(Kind::Hdfs, HDFS_CONCURRENT_BATCHES);
     let t = &jobs[0];
     assert_eq!(

@@ -10,6 +10,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::data::hour_events;
 use crate::common::*;
 
 fn verify_ok(w: &Workdir) {
@@ -32,13 +33,24 @@ fn checkpoint_paths(w: &Workdir) -> Vec<String> {
         .collect()
 }
 
-/// Lands the 2011 GH Archive hour (7,702 events, old schema) as `gharchive/2011-02-15-0.json.gz`.
+/// Lands the 2011 GH Archive hour (old schema; the genuine hour or its bundled prefix) as
+/// `gharchive/2011-02-15-0.json.gz`.
 fn land_2011_hour(w: &Workdir) {
     w.land(
         &gharchive("2011-02-15-0.json.gz"),
         "gharchive",
         "2011-02-15-0.json.gz",
     );
+}
+
+/// The distinct events of the 2011 hour that [`land_2011_hour`] lands, computed from its lines.
+fn events_2011() -> usize {
+    hour_events(&["2011-02-15-0.json.gz"])
+}
+
+/// Whether the 2011 hour can be had (genuine or bundled); prints `SKIPPED` if not.
+fn have_2011() -> bool {
+    require_samples(&["gharchive/2011-02-15-0.json.gz"])
 }
 
 /// `lander run --mode once` in `w` with `env` set; the output whatever the status.
@@ -68,9 +80,9 @@ fn assert_failed_cleanly(w: &Workdir, out: &std::process::Output, what: &str) {
 
 #[test]
 fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
-    let Some(_) = require_shared_data() else {
+    if !have_2011() {
         return;
-    };
+    }
     let w = Workdir::new();
     land_2011_hour(&w);
     // Staging fails on its first write; then publishing fails on its first rename (Parquet publishes by rename).
@@ -79,7 +91,7 @@ fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
         assert_failed_cleanly(&w, &out, "injected storage fault");
     }
     w.run_once(&["--table-format", "parquet"]);
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
     assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
     verify_ok(&w);
@@ -89,9 +101,9 @@ fn once_fails_cleanly_on_a_write_fault_and_the_next_run_recovers() {
 /// commit) fails the run cleanly, leaves no part on disk, and the next run lands every row once.
 #[test]
 fn delta_a_fault_on_any_write_of_a_batch_fails_cleanly_and_the_next_run_recovers() {
-    let Some(_) = require_shared_data() else {
+    if !have_2011() {
         return;
-    };
+    }
     let mut faulted = 0;
     for n in 1..=40 {
         let w = Workdir::new();
@@ -110,7 +122,11 @@ fn delta_a_fault_on_any_write_of_a_batch_fails_cleanly_and_the_next_run_recovers
             parquet_files(&w.bronze())
         );
         w.run_once(&["--table-format", "delta"]);
-        assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639, "{fault}");
+        assert_eq!(
+            count_rows(&w.bronze().join("gharchive")),
+            events_2011(),
+            "{fault}"
+        );
         assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
         verify_ok(&w);
     }
@@ -121,6 +137,12 @@ fn delta_a_fault_on_any_write_of_a_batch_fails_cleanly_and_the_next_run_recovers
         "a part, version 0 and the commit: {faulted} write(s)"
     );
 }
+
+/// The hours [`daemon_recovers`] lands (bundled prefixes on a plain clone).
+const DAEMON_HOURS: [&str; 2] = [
+    "gharchive/2011-02-15-0.json.gz",
+    "gharchive/2015-01-01-0.json.gz",
+];
 
 fn daemon_recovers(mode: &str, fault: &str, format: &str) {
     let w = Workdir::new();
@@ -152,12 +174,13 @@ fn daemon_recovers(mode: &str, fault: &str, format: &str) {
     std::thread::sleep(Duration::from_millis(300));
     land_2011_hour(&w);
     w.land(
-        &gharchive("2012-02-15-0.json.gz"),
+        &gharchive("2015-01-01-0.json.gz"),
         "gharchive",
-        "2012-02-15-0.json.gz",
+        "2015-01-01-0.json.gz",
     );
+    let expected = hour_events(&["2011-02-15-0.json.gz", "2015-01-01-0.json.gz"]);
     let landed = wait_until(Duration::from_secs(40), || {
-        count_rows(&w.bronze().join("gharchive")) == 1639 + 4074
+        count_rows(&w.bronze().join("gharchive")) == expected
     });
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -179,25 +202,25 @@ fn daemon_recovers(mode: &str, fault: &str, format: &str) {
 
 #[test]
 fn continuous_retries_with_backoff_until_a_write_fault_clears() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&DAEMON_HOURS) {
         return;
-    };
+    }
     daemon_recovers("continuous", "write:1-3", "delta");
 }
 
 #[test]
 fn micro_batch_retries_after_a_fault_in_the_middle_of_publishing() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&DAEMON_HOURS) {
         return;
-    };
+    }
     daemon_recovers("micro-batch", "rename:2-2", "parquet");
 }
 
 #[test]
 fn micro_batch_retries_after_a_fault_in_the_middle_of_a_delta_batch() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&DAEMON_HOURS) {
         return;
-    };
+    }
     // The second and third writes: past the first part, into the table's creation or commit.
     daemon_recovers("micro-batch", "write:2-3", "delta");
 }
@@ -245,9 +268,9 @@ impl Drop for Tmpfs {
 /// next run lands everything exactly once and `checkpoint verify` is clean.
 #[test]
 fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let Some(disk) = Tmpfs::mount(&w.bronze(), "256k") else {
         return;
@@ -263,7 +286,10 @@ fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
 
     disk.resize("64m");
     w.run_once(&[]);
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7702);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2015-01-01-0.json.gz"])
+    );
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
     assert_eq!(checkpoint_paths(&w), vec!["gharchive/2015-01-01-0.json.gz"]);
     verify_ok(&w);
@@ -274,9 +300,9 @@ fn a_full_bronze_disk_fails_the_batch_cleanly_and_the_next_run_recovers() {
 /// next run lands everything exactly once. `micro-batch` retries until the checkpoint works again.
 #[test]
 fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
-    let Some(_) = require_shared_data() else {
+    if !have_2011() {
         return;
-    };
+    }
     let w = Workdir::new();
     land_2011_hour(&w);
     let out = once_in(&w, "parquet", &[("LANDER_FAIL_CHECKPOINT", "commit:1-1")]);
@@ -287,7 +313,7 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
         parquet_files(&w.bronze())
     );
     w.run_once(&["--table-format", "parquet"]);
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     verify_ok(&w);
 
     // micro-batch: the first two commits fail, the third goes through; every row once.
@@ -335,7 +361,7 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
         2,
         "two failed commits, then success:\n{log}"
     );
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
     verify_ok(&w);
 }
@@ -346,9 +372,9 @@ fn a_failing_checkpoint_commit_takes_the_published_batch_back() {
 /// `micro-batch` ends the same way: its rollback finishes the records instead of reading the files again.
 #[test]
 fn delta_a_failing_checkpoint_commit_after_the_table_commit_counts_the_batch_once() {
-    let Some(_) = require_shared_data() else {
+    if !have_2011() {
         return;
-    };
+    }
     let commits = |w: &Workdir| {
         std::fs::read_dir(w.bronze().join("gharchive/_delta_log"))
             .expect("log")
@@ -364,13 +390,13 @@ fn delta_a_failing_checkpoint_commit_after_the_table_commit_counts_the_batch_onc
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("injected checkpoint fault"), "{stderr}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     let out = w.run_once(&["--table-format", "delta"]);
     assert!(
         out.contains("nothing new"),
         "the committed batch was read again: {out}"
     );
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     assert_eq!(commits(&w), 2, "version 0 and one commit of the batch");
     assert_eq!(checkpoint_paths(&w), vec!["gharchive/2011-02-15-0.json.gz"]);
     verify_ok(&w);
@@ -422,7 +448,7 @@ fn delta_a_failing_checkpoint_commit_after_the_table_commit_counts_the_batch_onc
         ),
         "{log}"
     );
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events_2011());
     assert_eq!(commits(&w), 2, "version 0 and one commit of the batch");
     verify_ok(&w);
 }

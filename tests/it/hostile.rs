@@ -10,6 +10,7 @@ use arrow::datatypes::Int64Type;
 
 use crate::common::daemon::Daemon;
 use crate::common::data::{checkpoint_files, quarantine, run_once_ok, sample_lines};
+use crate::common::data::{hour_bytes, hour_events, hour_events_of};
 use crate::common::*;
 
 fn ndjson(lines: &[Vec<u8>]) -> Vec<u8> {
@@ -62,9 +63,9 @@ fn unreadable_dir(dir: &Path) {
 /// the link out of landing is read, the others still are not.
 #[test]
 fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let outside = tempfile::tempdir().expect("tempdir");
     w.land(
@@ -84,7 +85,7 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
     std::os::unix::fs::symlink(gh.join("a.json"), gh.join("b.json")).expect("ln b");
     std::os::unix::fs::symlink(gh.join("nowhere.json"), gh.join("broken.json")).expect("ln");
     let out_file = outside.path().join("2012-02-15-0.json.gz");
-    std::fs::copy(gharchive("2012-02-15-0.json.gz"), &out_file).expect("copy");
+    std::fs::write(&out_file, hour_bytes("2012-02-15-0.json.gz")).expect("write");
     std::os::unix::fs::symlink(&out_file, gh.join("2012-02-15-0.json.gz")).expect("ln out");
     mkfifo(&gh.join("pipe.json"));
     std::fs::create_dir_all(gh.join("dir.json.gz")).expect("mkdir");
@@ -94,7 +95,10 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
     assert!(stdout.contains("gharchive: batch 1 committed"), "{stdout}");
     // loop, a.json, b.json, broken.json, the link out, pipe.json, the deep directory.
     assert!(stdout.contains("landing: 7 entr(ies) skipped"), "{stdout}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2011-02-15-0.json.gz"])
+    );
     assert_eq!(count_rows(&w.bronze().join("sales")), 1);
     for needle in [
         "gharchive/loop",
@@ -119,7 +123,10 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
     // Allowed by flag: only the link out of landing is read; loops and the FIFO are still skipped.
     let (stdout, _) = run_once_ok(&w, &["--follow-symlinks"]);
     assert!(stdout.contains("gharchive: batch 2 committed"), "{stdout}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639 + 4074);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2011-02-15-0.json.gz"]) + hour_events_of(&["2012-02-15-0.json.gz"])
+    );
     assert!(checkpoint_files(&w).contains_key("gharchive/2012-02-15-0.json.gz"));
     assert!(run_once_ok(&w, &["--follow-symlinks"])
         .0
@@ -130,9 +137,9 @@ fn listing_faults_are_logged_and_skipped_and_the_rest_lands() {
 /// the process never holds the line: its peak RSS stays far below the line's size.
 #[test]
 fn an_over_long_line_is_quarantined_without_being_buffered() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 3);
     let dir = w.landing().join("gharchive");
@@ -247,9 +254,9 @@ fn an_over_long_csv_record_is_quarantined_and_the_rows_after_it_land() {
 /// the reason); a file over `--max-file-bytes` too; the other files of the batch land.
 #[test]
 fn decompression_bombs_and_oversized_files_are_rejected_whole() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     // 2048 gzip members of 1 MiB of blanks each: ~2 MB that inflate to 2 GiB with no newline.
     let member = gzip(&vec![b' '; 1 << 20]);
@@ -272,7 +279,10 @@ fn decompression_bombs_and_oversized_files_are_rejected_whole() {
     );
     assert!(stdout.contains("1 failed file(s)"), "{stdout}");
     assert!(stderr.contains("max_decompression_ratio"), "{stderr}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2011-02-15-0.json.gz"])
+    );
     let copied = quarantined_copy(
         &w.bronze(),
         "gharchive",
@@ -326,9 +336,9 @@ fn decompression_bombs_and_oversized_files_are_rejected_whole() {
 /// of the same files land, and no `year=2999` partition appears.
 #[test]
 fn event_times_out_of_range_are_quarantined() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let mut lines = sample_lines("2015-01-01-0.json.gz", 4);
     let swap = |l: &[u8], to: &str| {
@@ -398,9 +408,9 @@ fn event_times_out_of_range_are_quarantined() {
 /// Empty, non-gzip and malformed files get clear, distinct outcomes.
 #[test]
 fn empty_non_gzip_and_malformed_records_have_clear_reasons() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let good = sample_lines("2015-01-01-0.json.gz", 2);
     w.land_bytes("gharchive", "empty.json.gz", b"");
@@ -484,9 +494,9 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// ends as a record (here: invalid JSON, so quarantined) once the file has been quiet that long.
 #[test]
 fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 6);
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
@@ -573,16 +583,16 @@ fn tailing_waits_for_a_paused_writer_to_finish_its_line() {
 /// version, with a warning, and dedup keeps bronze free of duplicates.
 #[test]
 fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
-    let mut bytes = std::fs::read(gharchive("2015-01-01-1.json.gz")).expect("read");
+    let mut bytes = std::fs::read(gharchive("2015-01-01-0.json.gz")).expect("read");
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 64] {
         *b ^= 0x5a;
     }
-    w.land_bytes("gharchive", "2015-01-01-1.json.gz", &bytes);
+    w.land_bytes("gharchive", "2015-01-01-0.json.gz", &bytes);
     w.land(
         &gharchive("2011-02-15-0.json.gz"),
         "gharchive",
@@ -600,9 +610,12 @@ fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
     w.land_bytes("sales", "day.csv", &csv);
     let (stdout, stderr) = run_once_ok(&w, &[]);
     assert!(stdout.contains("1 failed file(s)"), "{stdout}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 1639);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2011-02-15-0.json.gz"])
+    );
     let files = checkpoint_files(&w);
-    let reason = files["gharchive/2015-01-01-1.json.gz"]["reason"]
+    let reason = files["gharchive/2015-01-01-0.json.gz"]["reason"]
         .as_str()
         .expect("reason");
     assert!(
@@ -645,9 +658,9 @@ fn corrupt_gzip_wrong_encoding_and_rewritten_files() {
 /// (not as a garbage "line 3"), and the lines after them land with their true line numbers.
 #[test]
 fn growth_after_a_committed_unterminated_line_is_its_continuation() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let lines = sample_lines("2015-01-01-0.json.gz", 3);
     let cut = 40;

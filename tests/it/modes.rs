@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::common::daemon::Daemon;
+use crate::common::data::hour_events;
 use crate::common::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -21,11 +22,12 @@ fn lines_of(name: &str, n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn available_now_splits_into_bounded_batches() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let hours = gharchive_hours();
     let w = Workdir::new();
-    for f in GHARCHIVE_FILES {
+    for f in &hours {
         w.land(&gharchive(f), "gharchive", f);
     }
     let mut args = vec![
@@ -40,28 +42,36 @@ fn available_now_splits_into_bounded_batches() {
     let loc = w.location_args();
     args.extend(loc.iter().map(String::as_str));
     let out = w.run_ok(&args);
-    for id in 1..=3 {
+    let batches = hours.len().div_ceil(2);
+    for id in 1..=batches {
         assert!(
             out.contains(&format!("gharchive: batch {id} committed")),
             "{out}"
         );
     }
-    assert!(!out.contains("batch 4"), "{out}");
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 27_693);
+    assert!(!out.contains(&format!("batch {}", batches + 1)), "{out}");
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&hours)
+    );
     let again = w.run_ok(&args);
     assert!(again.contains("nothing new"), "{again}");
 }
 
 #[test]
 fn micro_batch_picks_up_a_file_landed_after_start() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let (first, second) = (
+        hour_events(&["2013-02-15-0.json.gz"]),
+        hour_events(&["2011-02-15-0.json.gz"]),
+    );
     let w = Workdir::new();
     w.land(
-        &gharchive("2012-02-15-0.json.gz"),
+        &gharchive("2013-02-15-0.json.gz"),
         "gharchive",
-        "2012-02-15-0.json.gz",
+        "2013-02-15-0.json.gz",
     );
     let d = Daemon::start(
         &w,
@@ -69,7 +79,7 @@ fn micro_batch_picks_up_a_file_landed_after_start() {
         &["--interval", "1s", "--settle-time", "0s"],
     );
     assert!(
-        wait_until(DEADLINE, || count_rows(&w.bronze()) == 4074),
+        wait_until(DEADLINE, || count_rows(&w.bronze()) == first),
         "first file not ingested"
     );
     let landed = std::time::Instant::now();
@@ -79,7 +89,7 @@ fn micro_batch_picks_up_a_file_landed_after_start() {
         "2011-02-15-0.json.gz",
     );
     assert!(
-        wait_until(DEADLINE, || count_rows(&w.bronze()) == 4074 + 1639),
+        wait_until(DEADLINE, || count_rows(&w.bronze()) == first + second),
         "second file not ingested"
     );
     // Within two intervals (plus generous slack for a loaded CI machine).
@@ -98,9 +108,10 @@ fn micro_batch_picks_up_a_file_landed_after_start() {
 
 #[test]
 fn continuous_renamed_file_new_dataset_dir_and_tailing() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let hour = hour_events(&["2011-02-15-0.json.gz"]);
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
     let d = Daemon::start(
@@ -118,7 +129,7 @@ fn continuous_renamed_file_new_dataset_dir_and_tailing() {
     );
     assert!(
         wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
-            == 1639),
+            == hour),
         "renamed-in file"
     );
 
@@ -147,13 +158,13 @@ fn continuous_renamed_file_new_dataset_dir_and_tailing() {
     f.flush().expect("flush");
     assert!(
         wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
-            == 1639 + 3),
+            == hour + 3),
         "first 3 lines"
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         count_rows(&w.bronze().join("gharchive")),
-        1639 + 3,
+        hour + 3,
         "the half line must wait"
     );
     f.write_all(&lines[3][half..]).expect("w");
@@ -165,7 +176,7 @@ fn continuous_renamed_file_new_dataset_dir_and_tailing() {
     f.flush().expect("flush");
     assert!(
         wait_until(DEADLINE, || count_rows(&w.bronze().join("gharchive"))
-            == 1639 + 6),
+            == hour + 6),
         "appended lines"
     );
     let ids = string_column(&w.bronze().join("gharchive"), "event_key");
@@ -181,15 +192,17 @@ fn continuous_renamed_file_new_dataset_dir_and_tailing() {
 
 #[test]
 fn sigterm_mid_run_then_restart_finishes_without_duplicates() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let hours = gharchive_hours();
+    let events = hour_events(&hours);
     let w = Workdir::new();
-    for f in GHARCHIVE_FILES {
+    for f in &hours {
         w.land(&gharchive(f), "gharchive", f);
     }
     // Copies with new names: more batches, all duplicates of the originals.
-    for f in GHARCHIVE_FILES {
+    for f in &hours {
         w.land(&gharchive(f), "gharchive", &format!("copy/{f}"));
     }
     let d = Daemon::start(
@@ -216,11 +229,11 @@ fn sigterm_mid_run_then_restart_finishes_without_duplicates() {
     );
     assert!(parquet_files(&w.bronze().join("_staging")).is_empty());
     w.run_once(&[]);
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 27_693);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events);
     let keys = string_column(&w.bronze().join("gharchive"), "event_key");
     assert_eq!(
         keys.iter().collect::<std::collections::HashSet<_>>().len(),
-        27_693
+        events
     );
 }
 

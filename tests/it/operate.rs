@@ -80,15 +80,15 @@ impl Drop for Served {
 
 #[test]
 fn summary_json_equals_what_bronze_holds() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     for name in ["2011-02-15-0.json.gz", "2013-02-15-0.json.gz"] {
         w.land(&gharchive(name), "gharchive", name);
     }
     // The same file twice under two names: the second copy's rows are all duplicates.
-    let csv = shared_data().join("sales/transacciones_ventas.csv");
+    let csv = sample("sales/transacciones_ventas.csv");
     w.land(&csv, "sales", "a.csv");
     w.land(&csv, "sales", "b.csv");
     let path = w.path().join("summary.json");
@@ -140,9 +140,10 @@ fn summary_json_equals_what_bronze_holds() {
 
 #[test]
 fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    let events = crate::common::data::hour_events(&["2011-02-15-0.json.gz"]) as f64;
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
     let d = Served::start(&w, "continuous", &[]);
@@ -155,8 +156,8 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
         "2011-02-15-0.json.gz",
     );
     assert!(
-        wait_until(Duration::from_secs(30), || d.value(rows) == 1639.0),
-        "rows never reached 1639; log:\n{}",
+        wait_until(Duration::from_secs(30), || d.value(rows) == events),
+        "rows never reached {events}; log:\n{}",
         d.log()
     );
     let (_, body) = d.get("/metrics").expect("metrics");
@@ -180,7 +181,7 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
     );
     assert_eq!(
         series_value(&body, &format!("lander_dedup_keys{l}")),
-        1639.0
+        events
     );
     assert_eq!(
         series_value(&body, &format!("lander_read_bytes_total{l}")),
@@ -229,7 +230,7 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
     assert_eq!(d.get("/nope").map(|r| r.0), Some(404));
 
     // A file with a corrupt line: the good line lands, the bad one is counted as quarantined.
-    let good = crate::common::data::sample_lines("2015-01-01-1.json.gz", 1);
+    let good = crate::common::data::sample_lines("2015-01-01-0.json.gz", 1);
     let mut bytes = good[0].clone();
     bytes.extend_from_slice(b"\n{not json\n");
     w.land_bytes("gharchive", "bad.json", &bytes);
@@ -240,7 +241,7 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
         d.value(q),
         d.log()
     );
-    assert_eq!(d.value(rows), 1640.0);
+    assert_eq!(d.value(rows), events + 1.0);
     assert_eq!(
         d.value("lander_files_ingested_total{dataset=\"gharchive\"}"),
         2.0
@@ -250,9 +251,9 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn readyz_turns_unready_while_bronze_fails() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
     let d = Served::start(
@@ -290,13 +291,16 @@ fn readyz_turns_unready_while_bronze_fails() {
 /// the same endpoint.
 #[test]
 fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     // No landing yet: `run --fetch` creates it, as `fetch` does.
     std::fs::remove_dir_all(w.landing()).expect("rm landing");
-    // Two ended hours, named as the archive names them, holding the two 2015 sample hours.
+    // Two ended hours, named as the archive names them, holding the two 2015 sample hours (on a plain clone the
+    // bundled 2015-01-01-0 prefix and its stand-in for hour 1, `data::hour_bytes`).
+    let samples = ["2015-01-01-0.json.gz", "2015-01-01-1.json.gz"];
+    let events = crate::common::data::hour_events_of(&samples);
     let mirror = w.path().join("mirror");
     std::fs::create_dir_all(&mirror).expect("mkdir");
     let now = chrono::Utc::now();
@@ -306,12 +310,12 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
             .to_string()
     };
     let first = now - chrono::TimeDelta::hours(3);
-    for (back, sample) in [(3, "2015-01-01-0.json.gz"), (2, "2015-01-01-1.json.gz")] {
-        std::fs::copy(
-            gharchive(sample),
+    for (back, sample) in [3, 2].into_iter().zip(samples) {
+        std::fs::write(
             mirror.join(format!("{}.json.gz", hour(back))),
+            crate::common::data::hour_bytes(sample),
         )
-        .expect("copy");
+        .expect("write");
     }
     let port = free_port();
     let mut server = std::process::Command::new("python3")
@@ -377,12 +381,12 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
     let rows = "lander_rows_written_total{dataset=\"gharchive\"}";
     assert!(
         wait_until(Duration::from_secs(60), || d.get("/metrics").is_some()
-            && d.value(rows) == (7702 + 7427) as f64),
+            && d.value(rows) == events as f64),
         "rows: {}; log:\n{}",
         d.value(rows),
         d.log()
     );
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7702 + 7427);
+    assert_eq!(count_rows(&w.bronze().join("gharchive")), events);
     for back in [3, 2] {
         assert!(w
             .landing()
@@ -394,9 +398,9 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         d.value("lander_fetch_downloads_total{source=\"gharchive\"}"),
         2.0
     );
-    let bytes: u64 = ["2015-01-01-0.json.gz", "2015-01-01-1.json.gz"]
+    let bytes: u64 = samples
         .iter()
-        .map(|s| std::fs::metadata(gharchive(s)).expect("stat").len())
+        .map(|s| crate::common::data::hour_bytes(s).len() as u64)
         .sum();
     assert_eq!(
         d.value("lander_fetch_bytes_total{source=\"gharchive\"}"),

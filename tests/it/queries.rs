@@ -119,7 +119,7 @@ fn parse_sales(texts: &[&str]) -> Vec<Sale> {
 
 /// Bronze built by the real binary from the sample plus the spike file, and the deduplicated raw rows.
 fn bronze_with_spike() -> (Workdir, Vec<Sale>) {
-    let sample_path = shared_data().join("sales/transacciones_ventas.csv");
+    let sample_path = crate::common::sample("sales/transacciones_ventas.csv");
     let sample = std::fs::read_to_string(&sample_path).expect("sales sample");
     let spike = spike_csv(&sample);
     let w = Workdir::new();
@@ -182,9 +182,9 @@ fn fmt_cents(c: i64) -> String {
 
 #[test]
 fn daily_top10_matches_the_raw_csv() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["sales/transacciones_ventas.csv"]) {
         return;
-    };
+    }
     let (w, sales) = bronze_with_spike();
     let by_day_product = revenue_by(&sales, |s| (s.day, s.product_id));
     let mut per_day: BTreeMap<NaiveDate, Vec<(i64, i64)>> = BTreeMap::new();
@@ -211,7 +211,12 @@ fn daily_top10_matches_the_raw_csv() {
                 .to_vec()
         })
         .collect();
-    assert_eq!(got.len(), 32 * 10, "32 days of data, 10 products each");
+    let days = sales.iter().map(|s| s.day).collect::<BTreeSet<_>>().len();
+    assert_eq!(
+        got.len(),
+        days * 10,
+        "{days} days of data (32 in the full sample), 10 products each"
+    );
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(g, w, "day, rank, product_id, revenue");
@@ -225,9 +230,9 @@ fn daily_top10_matches_the_raw_csv() {
 
 #[test]
 fn monthly_kpis_match_the_raw_csv() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["sales/transacciones_ventas.csv"]) {
         return;
-    };
+    }
     let (w, sales) = bronze_with_spike();
     type Kpi = (BTreeSet<i64>, usize, i64);
     let mut want: BTreeMap<(String, String), Kpi> = BTreeMap::new();
@@ -260,9 +265,9 @@ fn monthly_kpis_match_the_raw_csv() {
 
 #[test]
 fn outliers_match_the_raw_csv_and_find_the_spike_day() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["sales/transacciones_ventas.csv"]) {
         return;
-    };
+    }
     let (w, sales) = bronze_with_spike();
     let daily = revenue_by(&sales, |s| s.day);
     let mut want = Vec::new();

@@ -9,6 +9,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike};
 
 use crate::common::data::{distinct_events, gz_lines, lander_toml};
+use crate::common::data::{hour_bytes, hour_events, hour_events_of, land_hour};
 use crate::common::data::{quarantine, run_once_ok};
 use crate::common::*;
 
@@ -223,23 +224,25 @@ fn all_samples_land_once_with_the_expected_counts_partitions_and_payloads() {
 
 #[test]
 fn rerun_new_file_and_renamed_copy() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
+    // On a plain clone the bundled 2015-01-01-0 prefix and stand-ins for the other two hours (`hour_bytes`).
+    let (h15a, h12, h15b) = (
+        hour_events(&["2015-01-01-0.json.gz"]),
+        hour_events_of(&["2012-02-15-0.json.gz"]),
+        hour_events_of(&["2015-01-01-1.json.gz"]),
+    );
     let w = Workdir::new();
     w.land(
         &gharchive("2015-01-01-0.json.gz"),
         "gharchive",
         "2015-01-01-0.json.gz",
     );
-    w.land(
-        &gharchive("2012-02-15-0.json.gz"),
-        "gharchive",
-        "2012-02-15-0.json.gz",
-    );
+    land_hour(&w, "2012-02-15-0.json.gz", "2012-02-15-0.json.gz");
     w.run_once(&[]);
     let first = rows_by_file(&w.bronze());
-    assert_eq!(first.values().sum::<usize>(), 7702 + 4074);
+    assert_eq!(first.values().sum::<usize>(), h15a + h12);
 
     // A rerun with nothing new writes nothing and says so.
     let out = w.run_once(&[]);
@@ -247,24 +250,16 @@ fn rerun_new_file_and_renamed_copy() {
     assert_eq!(rows_by_file(&w.bronze()), first);
 
     // A new file adds exactly its rows.
-    w.land(
-        &gharchive("2015-01-01-1.json.gz"),
-        "gharchive",
-        "2015-01-01-1.json.gz",
-    );
+    land_hour(&w, "2015-01-01-1.json.gz", "2015-01-01-1.json.gz");
     w.run_once(&[]);
-    assert_eq!(count_rows(&w.bronze()), 7702 + 4074 + 7427);
+    assert_eq!(count_rows(&w.bronze()), h15a + h12 + h15b);
 
     // The same hour under another name adds zero rows (and leaves no empty part behind).
     let before = rows_by_file(&w.bronze());
-    w.land(
-        &gharchive("2015-01-01-1.json.gz"),
-        "gharchive",
-        "mirror/2015-01-01-1.json.gz",
-    );
+    land_hour(&w, "2015-01-01-1.json.gz", "mirror/2015-01-01-1.json.gz");
     let out = w.run_once(&[]);
     assert!(
-        out.contains("0 rows written, 7427 duplicates dropped"),
+        out.contains(&format!("0 rows written, {h15b} duplicates dropped")),
         "{out}"
     );
     assert_eq!(rows_by_file(&w.bronze()), before);
@@ -272,16 +267,16 @@ fn rerun_new_file_and_renamed_copy() {
 
 #[test]
 fn corrupt_lines_are_quarantined_and_the_rest_lands() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
-    let mut lines = gz_lines(&gharchive("2015-01-01-1.json.gz"));
+    let mut lines = gz_lines(&gharchive("2015-01-01-0.json.gz"));
     let total = lines.len();
     lines[10].truncate(40); // cut JSON
     lines[20] = b"\xff\xfe not utf-8 {".to_vec();
     lines[30] = br#"{"id":"x1","type":"PushEvent"}"#.to_vec(); // no created_at
-    w.land_bytes("gharchive", "2015-01-01-1.json.gz", &gzip(&lines));
+    w.land_bytes("gharchive", "2015-01-01-0.json.gz", &gzip(&lines));
     w.run_once(&[]);
     assert_eq!(count_rows(&w.bronze().join("gharchive")), total - 3);
     let q = parquet_files(&w.bronze().join("_quarantine/gharchive"));
@@ -308,14 +303,14 @@ fn corrupt_lines_are_quarantined_and_the_rest_lands() {
         .column_by_name("source_file")
         .expect("src")
         .as_string::<i32>();
-    assert_eq!(src.value(0), "gharchive/2015-01-01-1.json.gz");
+    assert_eq!(src.value(0), "gharchive/2015-01-01-0.json.gz");
 }
 
 #[test]
 fn truncated_gzip_is_rejected_whole_and_others_land() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let mut bytes = Vec::new();
     std::fs::File::open(gharchive("2015-01-01-0.json.gz"))
@@ -324,15 +319,14 @@ fn truncated_gzip_is_rejected_whole_and_others_land() {
         .expect("read");
     bytes.truncate(bytes.len() / 2);
     w.land_bytes("gharchive", "2015-01-01-0.json.gz", &bytes);
-    w.land(
-        &gharchive("2012-02-15-0.json.gz"),
-        "gharchive",
-        "2012-02-15-0.json.gz",
-    );
+    land_hour(&w, "2012-02-15-0.json.gz", "2012-02-15-0.json.gz");
     let out = w.run_once(&[]);
     assert!(out.contains("1 failed file(s)"), "{out}");
     // Nothing of the truncated file is in bronze; the other file is complete.
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 4074);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events_of(&["2012-02-15-0.json.gz"])
+    );
     let copied = quarantined_copy(
         &w.bronze(),
         "gharchive",
@@ -407,9 +401,9 @@ fn abort_after(w: &Workdir, step: &str, extra: &[&str]) {
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_after_publish_before_commit_recovers_exactly() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let clean = Workdir::new();
     let crashed = Workdir::new();
     for w in [&clean, &crashed] {
@@ -440,9 +434,9 @@ fn crash_after_publish_before_commit_recovers_exactly() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_after_the_delta_commit_before_the_sled_commit_counts_the_batch_once() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let clean = Workdir::new();
     let crashed = Workdir::new();
     for w in [&clean, &crashed] {
@@ -492,9 +486,9 @@ fn crash_after_the_delta_commit_before_the_sled_commit_counts_the_batch_once() {
 /// it).
 #[test]
 fn duckdb_reads_bronze_with_hive_partitioning() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     for f in ["2011-02-15-0.json.gz", "2015-01-01-0.json.gz"] {
         w.land(&gharchive(f), "gharchive", f);
@@ -507,7 +501,8 @@ fn duckdb_reads_bronze_with_hive_partitioning() {
         w.bronze().display()
     );
     let out = run_duckdb(&script, &[]);
-    assert_eq!(out.trim(), "9341,9341,2011,2015,2");
+    let n = hour_events(&["2011-02-15-0.json.gz", "2015-01-01-0.json.gz"]);
+    assert_eq!(out.trim(), format!("{n},{n},2011,2015,2"));
 }
 
 /// A mistyped landing path is a usage error naming it (exit 2), and nothing is created there.
@@ -547,16 +542,16 @@ fn a_missing_landing_is_a_usage_error() {
 /// "nothing new" and leaving it for a later run.
 #[test]
 fn once_waits_for_a_file_copied_just_before() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let dir = w.landing().join("gharchive");
     std::fs::create_dir_all(&dir).expect("mkdir");
     // A plain copy, not a rename into place: only the settle time says when it is complete.
     std::fs::copy(
-        gharchive("2015-01-01-1.json.gz"),
-        dir.join("2015-01-01-1.json.gz"),
+        gharchive("2015-01-01-0.json.gz"),
+        dir.join("2015-01-01-0.json.gz"),
     )
     .expect("copy");
     let mut args = vec!["run", "--mode", "once", "--settle-time", "1s"]
@@ -572,7 +567,10 @@ fn once_waits_for_a_file_copied_just_before() {
         stderr.contains("waiting for files that are still being written"),
         "{stderr}"
     );
-    assert_eq!(count_rows(&w.bronze().join("gharchive")), 7427);
+    assert_eq!(
+        count_rows(&w.bronze().join("gharchive")),
+        hour_events(&["2015-01-01-0.json.gz"])
+    );
 }
 
 /// A UTF-8 byte order mark before the first line of an NDJSON file (gzip or plain, every GH Archive shape) is
@@ -580,14 +578,22 @@ fn once_waits_for_a_file_copied_just_before() {
 /// and nothing is quarantined. A mark inside the file is data (quarantined as not JSON).
 #[test]
 fn a_bom_before_the_first_ndjson_line_is_skipped() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let land = |w: &Workdir, bom: &[u8]| {
         for (i, name) in GHARCHIVE_FILES.iter().enumerate().take(4) {
-            let mut lines = gz_lines(&gharchive(name));
-            lines.truncate(4);
+            // The 2012 hour is a stand-in made from the 2011 one on a plain clone (`hour_bytes`).
+            let lines: Vec<Vec<u8>> = std::io::BufRead::split(
+                std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+                    hour_bytes(name).as_slice(),
+                )),
+                b'\n',
+            )
+            .take(4)
+            .map(|l| l.expect("line"))
+            .collect();
             let first = [bom, &lines[0]].concat();
             w.land_bytes(
                 "gharchive",

@@ -95,9 +95,9 @@ fn vacuum_json(w: &Workdir, extra: &[&str]) -> Vec<(String, String)> {
 
 #[test]
 fn vacuum_deletes_exactly_what_no_retained_version_needs() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let files = [
         "2011-02-15-0.json.gz",
@@ -235,13 +235,13 @@ fn vacuum_deletes_exactly_what_no_retained_version_needs() {
 
 #[test]
 fn history_shows_each_batch_with_the_rows_the_checkpoint_recorded() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let files = [
         "2011-02-15-0.json.gz",
-        "2012-02-15-0.json.gz",
+        "2013-02-15-0.json.gz",
         "2015-01-01-0.json.gz",
     ];
     for f in files {
@@ -341,22 +341,21 @@ print(t.column("n").to_pylist()[0], t.column("k").to_pylist()[0])
 
 #[test]
 fn convert_makes_a_parquet_bronze_a_delta_table_that_the_next_run_appends_to() {
-    let Some(data) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) || !require_samples(&["sales/Sample - Superstore.csv"]) {
         return;
-    };
+    }
     let w = Workdir::new();
-    let first = [
-        "2011-02-15-0.json.gz",
-        "2013-02-15-0.json.gz",
-        "2015-01-01-0.json.gz",
-    ];
+    // The 2015-01-01-0 hour in two halves of distinct events: the first lands before the conversion, the second
+    // is what the next run appends.
+    let (halves, _) = crate::common::data::split_sample(2);
     let mut landed: Vec<PathBuf> = Vec::new();
-    for f in first {
+    for f in ["2011-02-15-0.json.gz", "2013-02-15-0.json.gz"] {
         w.land(&gharchive(f), "gharchive", f);
         landed.push(gharchive(f));
     }
+    landed.push(w.land_bytes("gharchive", "2015-01-01-0-a.json.gz", &halves[0].1));
     for f in ["transacciones_ventas.csv", "Sample - Superstore.csv"] {
-        w.land(&data.join("sales").join(f), "sales", f);
+        w.land(&sample(&format!("sales/{f}")), "sales", f);
     }
     w.run_once(&["--table-format", "parquet"]);
     // A crashed writer's temporary beside the parts is not a part.
@@ -411,12 +410,7 @@ fn convert_makes_a_parquet_bronze_a_delta_table_that_the_next_run_appends_to() {
     );
 
     // The checkpoint that wrote the Parquet bronze goes on with the Delta table: a run appends, nothing twice.
-    w.land(
-        &gharchive("2015-01-01-1.json.gz"),
-        "gharchive",
-        "2015-01-01-1.json.gz",
-    );
-    landed.push(gharchive("2015-01-01-1.json.gz"));
+    landed.push(w.land_bytes("gharchive", "2015-01-01-0-b.json.gz", &halves[1].1));
     let out = w.run_once(&["--table-format", "delta"]);
     assert!(out.contains("gharchive: batch 2 committed"), "{out}");
     let r = delta_rs(&gh, None);
@@ -436,16 +430,16 @@ fn convert_makes_a_parquet_bronze_a_delta_table_that_the_next_run_appends_to() {
 
 #[test]
 fn rebuild_after_deleting_the_checkpoint_reingests_nothing() {
-    let Some(data) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) || !require_samples(&["sales/Sample - Superstore.csv"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     for f in ["2011-02-15-0.json.gz", "2013-02-15-0.json.gz"] {
         w.land(&gharchive(f), "gharchive", f);
         w.run_once(&[]);
     }
     for f in ["transacciones_ventas.csv", "Sample - Superstore.csv"] {
-        w.land(&data.join("sales").join(f), "sales", f);
+        w.land(&sample(&format!("sales/{f}")), "sales", f);
     }
     w.run_once(&[]);
     // What a file record says about the file's identity and progress (the lines consumed, the per-file

@@ -7,7 +7,7 @@
 //! before the operation, never from lander's output.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::common::data::gz_lines;
 use crate::common::data::split_sample;
@@ -266,9 +266,9 @@ fn optimize_takes_the_dataset_s_own_target_file_bytes() {
 
 #[test]
 fn optimize_racing_a_run_and_another_optimize_loses_nothing_and_doubles_nothing() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let (files, ids) = split_sample(160);
     let (first, second) = files.split_at(60);
@@ -399,19 +399,24 @@ fn reingest(w: &Workdir, files: &BTreeSet<String>) {
 
 #[test]
 fn check_repair_then_reingest_restores_a_deleted_partition_exactly() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&[
+        "gharchive/2011-02-15-0.json.gz",
+        "gharchive/2015-01-01-0.json.gz",
+    ]) {
         return;
-    };
+    }
     let w = Workdir::new();
-    let names = [
-        "2012-02-15-0.json.gz",
-        "2015-01-01-0.json.gz",
-        "2015-01-01-1.json.gz",
-    ];
-    let landed: Vec<PathBuf> = names
-        .iter()
-        .map(|n| w.land(&gharchive(n), "gharchive", n))
-        .collect();
+    // Another day (the 2011 hour), and the day that is lost as two files of distinct events (the 2015-01-01-0
+    // hour in halves): two parts in its partition.
+    let mut landed = vec![w.land(
+        &gharchive("2011-02-15-0.json.gz"),
+        "gharchive",
+        "2011-02-15-0.json.gz",
+    )];
+    let (halves, _) = split_sample(2);
+    for (i, (_, bytes)) in halves.iter().enumerate() {
+        landed.push(w.land_bytes("gharchive", &format!("2015-01-01-0-{i}.json.gz"), bytes));
+    }
     run_one_per_commit(&w);
     let table = w.bronze().join("gharchive");
     let lost: Vec<String> = files_on_disk(&table)
@@ -429,15 +434,15 @@ fn check_repair_then_reingest_restores_a_deleted_partition_exactly() {
     }
     let repaired = table_ok(&w, &["check", "--repair"]);
     assert!(repaired.contains("repaired"), "{repaired}");
-    // The rows that remain: exactly the 2012 file's.
+    // The rows that remain: exactly the 2011 file's.
     assert_table_exact(&table, &expected_of(&landed[..1]));
     assert!(table_ok(&w, &["check"]).contains("all present"));
     let resets = reset_files(&repaired);
     assert_eq!(
         resets,
         [
-            "gharchive/2015-01-01-0.json.gz",
-            "gharchive/2015-01-01-1.json.gz"
+            "gharchive/2015-01-01-0-0.json.gz",
+            "gharchive/2015-01-01-0-1.json.gz"
         ]
         .map(String::from)
         .into(),
@@ -449,9 +454,9 @@ fn check_repair_then_reingest_restores_a_deleted_partition_exactly() {
 
 #[test]
 fn check_repair_then_reingest_restores_lost_compacted_parts_beside_parts_that_remain() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&["gharchive/2015-01-01-0.json.gz"]) {
         return;
-    };
+    }
     let w = Workdir::new();
     let (files, ids) = split_sample(10);
     let (first, second) = files.split_at(8);

@@ -62,6 +62,17 @@ fn assert_verify_keys(w: &Workdir, i: usize) {
     ]);
 }
 
+/// The GH Archive hour `name` as a file of `w` (`hours/<name>`): the sample's bytes, or on a plain clone the
+/// bundled prefix or the stand-in `data::hour_bytes` makes.
+fn hour_file(w: &Workdir, name: &str) -> PathBuf {
+    let p = w.path().join("hours").join(name);
+    if !p.is_file() {
+        std::fs::create_dir_all(p.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&p, crate::common::data::hour_bytes(name)).expect("write");
+    }
+    p
+}
+
 /// Lands the five sample hours under their names, and for each one a copy (same bytes) under a name owned by
 /// each other worker of `n`, plus a "scaled" file: the first half of 2015-01-01-0 followed by all of
 /// 2015-01-01-1, owned by a worker other than both hours' owners when there is one. Returns the originals.
@@ -75,7 +86,7 @@ fn land_with_cross_worker_copies(w: &Workdir, n: u64) -> Vec<PathBuf> {
     ];
     let mut originals = Vec::new();
     for name in names {
-        let src = gharchive(name);
+        let src = hour_file(w, name);
         w.land(&src, "gharchive", name);
         let mine = owner(&format!("gharchive/{name}"), n);
         let stem = name.trim_end_matches(".json.gz");
@@ -84,8 +95,8 @@ fn land_with_cross_worker_copies(w: &Workdir, n: u64) -> Vec<PathBuf> {
         }
         originals.push(src);
     }
-    let a = gz_lines(&gharchive("2015-01-01-0.json.gz"));
-    let b = gz_lines(&gharchive("2015-01-01-1.json.gz"));
+    let a = gz_lines(&hour_file(w, "2015-01-01-0.json.gz"));
+    let b = gz_lines(&hour_file(w, "2015-01-01-1.json.gz"));
     let mixed: Vec<Vec<u8>> = a[..a.len() / 2].iter().chain(&b).cloned().collect();
     w.land_bytes("gharchive", "mixed-2015-01-01.json.gz", &gzip(&mixed));
     originals
@@ -93,9 +104,9 @@ fn land_with_cross_worker_copies(w: &Workdir, n: u64) -> Vec<PathBuf> {
 
 #[test]
 fn three_workers_ingest_every_event_once_when_copies_land_with_different_workers() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let originals = land_with_cross_worker_copies(&w, 3);
     let refs: Vec<&Path> = originals.iter().map(PathBuf::as_path).collect();
@@ -165,11 +176,12 @@ fn walkdir(dir: &Path) -> Vec<String> {
 /// shapes: a whole copy (every key collides) and a file sharing half its events (some collide).
 #[test]
 fn a_worker_held_between_check_and_commit_drops_what_another_committed_meanwhile() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
-    let hour0 = gharchive("2015-01-01-0.json.gz");
-    let hour1 = gharchive("2015-01-01-1.json.gz");
+    }
+    let hours = Workdir::new();
+    let hour0 = hour_file(&hours, "2015-01-01-0.json.gz");
+    let hour1 = hour_file(&hours, "2015-01-01-1.json.gz");
     let a = gz_lines(&hour0);
     let b = gz_lines(&hour1);
     let half: Vec<Vec<u8>> = a[a.len() / 2..].iter().chain(&b).cloned().collect();
@@ -231,16 +243,20 @@ fn a_worker_held_between_check_and_commit_drops_what_another_committed_meanwhile
 /// move to another worker are read again by it and nothing is doubled; without --rebind a worker refuses.
 #[test]
 fn going_from_three_workers_to_two_keeps_every_event_once() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     let w = Workdir::new();
     let originals = land_with_cross_worker_copies(&w, 3);
     run_workers(&w, 3, &[]);
     // More files arrive, then the group shrinks to two.
     let extra = ["2015-01-01-1.json.gz", "2013-02-15-0.json.gz"];
     for (k, name) in extra.iter().enumerate() {
-        w.land(&gharchive(name), "gharchive", &format!("late/{k}-{name}"));
+        w.land(
+            &hour_file(&w, name),
+            "gharchive",
+            &format!("late/{k}-{name}"),
+        );
     }
     let args = worker_args(&w, 0, 2, &[]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -397,9 +413,9 @@ fn workers_n_takes_the_index_from_the_pod_name() {
 #[test]
 fn three_workers_on_s3_and_hdfs_ingest_every_event_once() {
     use crate::common::backends::{s3_env, Kind, Target};
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     const SCRIPT: &str = r#"
 import json, sys
 from deltalake import DeltaTable, QueryBuilder
@@ -417,7 +433,7 @@ print(json.dumps([len(keys), len(set(keys))]))
         ];
         let mut originals = Vec::new();
         for name in names {
-            let src = gharchive(name);
+            let src = hour_file(&t.wd, name);
             t.land(&src, "gharchive", name);
             let mine = owner(&format!("gharchive/{name}"), 3);
             let stem = name.trim_end_matches(".json.gz");
@@ -490,9 +506,9 @@ print(json.dumps([len(keys), len(set(keys))]))
 /// while workers 0 and 2 ingest copies of its files, then restarts: every event once.
 #[test]
 fn a_worker_aborted_at_every_commit_step_restarts_and_every_event_stays_once() {
-    let Some(_) = require_shared_data() else {
+    if !require_samples(&STANDARD_SAMPLES) {
         return;
-    };
+    }
     for step in [
         "runs",
         "publishing",

@@ -65,8 +65,8 @@ pub fn gharchive(name: &str) -> PathBuf {
 
 /// The bundled prefixes of the full samples (tests/fixtures/README.md): each is the first lines of the genuine
 /// file of that name (GH Archive: the first 800 lines of 2011, 1,000 of 2013 and of 2015-01-01-0; sales: the
-/// first 3,000 rows).
-const BUNDLED: [(&str, &str); 4] = [
+/// first 3,000 rows; Superstore: the first 1,000 rows).
+const BUNDLED: [(&str, &str); 5] = [
     (
         "gharchive/2011-02-15-0.json.gz",
         "gharchive/2011-02-15-0.json.gz",
@@ -83,9 +83,14 @@ const BUNDLED: [(&str, &str); 4] = [
         "sales/transacciones_ventas.csv",
         "sales/transacciones_ventas-sample.csv",
     ),
+    (
+        "sales/Sample - Superstore.csv",
+        "superstore/Sample - Superstore-sample.csv",
+    ),
 ];
 
-/// A sample by its path under the full samples (`gharchive/<hour>.json.gz`, `sales/transacciones_ventas.csv`):
+/// A sample by its path under the full samples (`gharchive/<hour>.json.gz`, `sales/transacciones_ventas.csv`,
+/// `sales/Sample - Superstore.csv`):
 /// the genuine file when the full samples are present, else its bundled prefix when there is one (a plain clone).
 /// Tests that use it compute what they expect from the bytes they get, never from fixed counts.
 pub fn sample(rel: &str) -> PathBuf {
@@ -125,6 +130,15 @@ pub const GHARCHIVE_FILES: [&str; 5] = [
     "2015-01-01-0.json.gz",
     "2015-01-01-1.json.gz",
 ];
+
+/// The GH Archive sample hours at hand, in [`GHARCHIVE_FILES`] order: all five with the full samples, the three
+/// with a bundled prefix on a plain clone. For tests that land "every hour" and compute what they expect from them.
+pub fn gharchive_hours() -> Vec<&'static str> {
+    GHARCHIVE_FILES
+        .into_iter()
+        .filter(|f| gharchive(f).is_file())
+        .collect()
+}
 
 /// The lander binary under test.
 pub fn lander_bin() -> &'static str {
