@@ -33,7 +33,7 @@ use object_store::ObjectStoreExt;
 use super::RebuildArgs;
 use crate::checkpoint::{
     BatchCommit, BatchInput, BatchRecord, CheckpointStore, FileRecord, FileStatus, OutputFile,
-    StoredSchema,
+    StoredCounts, StoredSchema,
 };
 use crate::cli::output::{blocking, emit, open_write};
 use crate::cli::{load_config, UsageError};
@@ -46,9 +46,7 @@ use crate::table::history::{read_log, LogCommit};
 struct FileAcc {
     fingerprint: String,
     end: u64,
-    records_ok: u64,
-    records_quarantined: u64,
-    records_duplicate: u64,
+    counts: StoredCounts,
     /// The file's state after its newest read, from commits that hold it (else 0 and empty).
     lines_consumed: u64,
     records_truncated: u64,
@@ -288,9 +286,11 @@ fn batch_input(i: &serde_json::Value) -> (BatchInput, bool) {
         path: i["path"].as_str().unwrap_or_default().to_string(),
         start: count("start").unwrap_or(0),
         end: count("end").unwrap_or(0),
-        records_ok: count("recordsOk").unwrap_or(0),
-        records_quarantined: count("recordsQuarantined").unwrap_or(0),
-        records_duplicate: count("recordsDuplicate").unwrap_or(0),
+        counts: StoredCounts {
+            rows: count("recordsOk").unwrap_or(0),
+            duplicates: count("recordsDuplicate").unwrap_or(0),
+            quarantined: count("recordsQuarantined").unwrap_or(0),
+        },
     };
     let known = count("recordsQuarantined").is_some() && count("recordsDuplicate").is_some();
     (input, known)
@@ -340,7 +340,7 @@ fn batch_record(
     // file rejected whole then counts 0, not 1).
     let duplicates = lander["duplicates"]
         .as_u64()
-        .unwrap_or_else(|| inputs.iter().map(|i| i.records_duplicate).sum());
+        .unwrap_or_else(|| inputs.iter().map(|i| i.counts.duplicates).sum());
     let quarantined = lander["quarantined"]
         .as_u64()
         .unwrap_or_else(|| quarantine.iter().map(|o| o.rows).sum());
@@ -350,12 +350,14 @@ fn batch_record(
         started_at: at,
         committed_at: at,
         inputs,
-        rows: lander["rows"]
-            .as_u64()
-            .unwrap_or_else(|| outputs.iter().map(|o| o.rows).sum()),
+        counts: StoredCounts {
+            rows: lander["rows"]
+                .as_u64()
+                .unwrap_or_else(|| outputs.iter().map(|o| o.rows).sum()),
+            duplicates,
+            quarantined,
+        },
         outputs,
-        duplicates,
-        quarantined,
         min_event_time: lo,
         max_event_time: hi,
     };
@@ -436,13 +438,9 @@ fn accumulate(files: &mut BTreeMap<String, FileAcc>, c: &LogCommit, batch: &Batc
         if !acc.batches.is_empty() && input.start == 0 {
             // Read from the start again: a new version of the file.
             acc.versions += 1;
-            acc.records_ok = 0;
-            acc.records_quarantined = 0;
-            acc.records_duplicate = 0;
+            acc.counts = StoredCounts::default();
         }
-        acc.records_ok += input.records_ok;
-        acc.records_quarantined += input.records_quarantined;
-        acc.records_duplicate += input.records_duplicate;
+        acc.counts += input.counts;
         acc.end = input.end;
         acc.fingerprint = info["fingerprint"].as_str().unwrap_or_default().to_string();
         acc.lines_consumed = info["fileLinesConsumed"].as_u64().unwrap_or(0);
@@ -521,9 +519,11 @@ async fn quarantine_batches(
             started_at: at,
             committed_at: at,
             inputs: Vec::new(),
-            rows: 0,
-            duplicates: 0,
-            quarantined: outputs.iter().map(|o| o.rows).sum(),
+            counts: StoredCounts {
+                rows: 0,
+                duplicates: 0,
+                quarantined: outputs.iter().map(|o| o.rows).sum(),
+            },
             outputs,
             min_event_time: None,
             max_event_time: None,
@@ -562,7 +562,7 @@ async fn rebuild_dataset(
         let copy = q
             .copies
             .get(&(last_batch, path.clone()))
-            .filter(|_| acc.records_ok == 0)
+            .filter(|_| acc.counts.rows == 0)
             .map(|(c, _)| bronze.describe(c));
         let r = file_record(landing, ds, &path, acc, copy, &mut tally).await?;
         records.push(r);
@@ -597,9 +597,7 @@ async fn file_record(
         bytes_consumed: acc.end,
         prefix_hash: None,
         lines_consumed: acc.lines_consumed,
-        records_ok: acc.records_ok,
-        records_quarantined: acc.records_quarantined,
-        records_duplicate: acc.records_duplicate,
+        counts: acc.counts,
         batches: acc.batches,
         versions: acc.versions,
         status: match copy {
@@ -652,4 +650,57 @@ async fn file_record(
     }
     tally.unchanged += 1;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_of_older_commits_rebuild_with_their_counts_unknown() {
+        let old = serde_json::json!({"path": "g/a", "fingerprint": "f", "start": 0, "end": 9, "recordsOk": 3});
+        let (input, known) = batch_input(&old);
+        assert!(!known);
+        assert_eq!(
+            (input.end, input.counts),
+            (
+                9,
+                StoredCounts {
+                    rows: 3,
+                    ..Default::default()
+                }
+            )
+        );
+        let mut new = old.clone();
+        new["recordsQuarantined"] = 1.into();
+        new["recordsDuplicate"] = 2.into();
+        let (input, known) = batch_input(&new);
+        assert!(known);
+        assert_eq!(
+            input.counts,
+            StoredCounts {
+                rows: 3,
+                duplicates: 2,
+                quarantined: 1
+            }
+        );
+        let t = Tally {
+            batches: 1,
+            counts_unknown: 1,
+            ..Default::default()
+        };
+        let text = summary("sales", &t, true);
+        assert!(text.contains("sales: 1 commit(s) written by an older lander do not hold the per-file quarantined and duplicate counts"), "{text}");
+        assert!(
+            text.contains("sales: no commit holds the CSV column types"),
+            "{text}"
+        );
+        let t = Tally {
+            batches: 1,
+            schema: true,
+            ..Default::default()
+        };
+        assert!(!summary("sales", &t, true).contains("older lander"));
+        assert!(!summary("gharchive", &Tally::default(), false).contains("older lander"));
+    }
 }

@@ -145,9 +145,9 @@ fn inputs_of(files: &[FileRecord]) -> Vec<serde_json::Value> {
                 "fingerprint": f.fingerprint,
                 "start": 0,
                 "end": f.bytes_consumed,
-                "recordsOk": f.records_ok,
-                "recordsQuarantined": f.records_quarantined,
-                "recordsDuplicate": f.records_duplicate,
+                "recordsOk": f.counts.rows,
+                "recordsQuarantined": f.counts.quarantined,
+                "recordsDuplicate": f.counts.duplicates,
             })
         })
         .collect()

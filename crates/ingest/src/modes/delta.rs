@@ -208,9 +208,9 @@ fn commit_info(
                 "fingerprint": file.map(|f| &f.fingerprint),
                 "start": i.start,
                 "end": i.end,
-                "recordsOk": i.records_ok,
-                "recordsQuarantined": i.records_quarantined,
-                "recordsDuplicate": i.records_duplicate,
+                "recordsOk": i.counts.rows,
+                "recordsQuarantined": i.counts.quarantined,
+                "recordsDuplicate": i.counts.duplicates,
             });
             // The file's state after this read, where it is not a sum of the reads' counts.
             if let Some(f) = file {
@@ -234,9 +234,9 @@ fn commit_info(
             "worker": ctx.config.worker,
             "landing": ctx.landing.describe(""),
             "inputs": inputs,
-            "rows": commit.batch.rows,
-            "duplicates": commit.batch.duplicates,
-            "quarantined": commit.batch.quarantined,
+            "rows": commit.batch.counts.rows,
+            "duplicates": commit.batch.counts.duplicates,
+            "quarantined": commit.batch.counts.quarantined,
         }
     });
     if let Some(schema) = &commit.schema {
