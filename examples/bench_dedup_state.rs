@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use rand::{Rng, SeedableRng};
 
-use lander::checkpoint::{BatchCommit, BatchRecord, CheckpointStore};
+use lander::checkpoint::{BatchCommit, BatchRecord, CheckpointStore, StoredCounts};
 use lander::dedup::index::DedupIndex;
 
 /// Arguments of `lander bench-dedup-state`.
@@ -92,9 +92,11 @@ pub fn run(a: BenchStateArgs) -> anyhow::Result<()> {
                 committed_at: now,
                 inputs: Vec::new(),
                 outputs,
-                rows: per_day,
-                duplicates: 0,
-                quarantined: 0,
+                counts: StoredCounts {
+                    rows: per_day,
+                    duplicates: 0,
+                    quarantined: 0,
+                },
                 min_event_time: Some(day_start),
                 max_event_time: Some(day_end),
             },

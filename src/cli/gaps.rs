@@ -203,7 +203,7 @@ pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
             }
             s.recorded = true;
             s.landed = s.landed.or(Some(f.modified)).min(Some(f.modified));
-            s.quarantined += f.records_quarantined;
+            s.quarantined += f.counts.quarantined;
             if let FileStatus::Failed { reason } = &f.status {
                 s.failed = Some(reason.clone());
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::common::data::{sales_csv, sales_lines};
 use crate::common::delta::{delta_rs, duckdb_delta, expected_of, files_on_disk, found, python};
 use crate::common::*;
 
@@ -442,36 +443,84 @@ fn rebuild_after_deleting_the_checkpoint_reingests_nothing() {
         w.land(&sample(&format!("sales/{f}")), "sales", f);
     }
     w.run_once(&[]);
-    // What a file record says about the file's identity and progress (the lines consumed, the per-file
-    // quarantine and duplicate counts and the failure's wording are not in the table).
+    // A later CSV file with 4 rows bronze already holds, 2 whose quantity is not a number and 1 new one.
+    let bad_and_new: String = [sales_csv(900_000, 0, 2), sales_csv(900_010, 1, 0)]
+        .iter()
+        .flat_map(|c| c.lines().skip(1).map(|l| format!("{l}\n")))
+        .collect();
+    let mut again = sales_lines(0, 4);
+    again.extend_from_slice(bad_and_new.as_bytes());
+    w.land_bytes("sales", "again.csv", &again);
+    w.run_once(&[]);
+    // Every field of every file record but the commit time (the table keeps it to the millisecond) and a failed
+    // file's reason (its wording is not in the table).
     let list = |w: &Workdir| -> Vec<serde_json::Value> {
         let v: serde_json::Value =
             serde_json::from_str(&lander(w, &["checkpoint", "list", "--json"], &[])).expect("json");
-        v.as_array()
-            .expect("records")
+        let mut records = v.as_array().expect("records").clone();
+        for r in &mut records {
+            let o = r.as_object_mut().expect("a record");
+            o.remove("processed_at");
+            o.remove("reason");
+        }
+        records.sort_by_key(|r| r["path"].as_str().map(String::from));
+        records
+    };
+    // Each dataset's totals (`checkpoint stats`), and the stored CSV column types (`checkpoint export`).
+    let stats = |w: &Workdir| -> Vec<serde_json::Value> {
+        let v: serde_json::Value =
+            serde_json::from_str(&lander(w, &["checkpoint", "stats", "--json"], &[]))
+                .expect("json");
+        v["datasets"]
+            .as_array()
+            .expect("datasets")
             .iter()
-            .map(|r| {
-                let mut o = serde_json::Map::new();
-                for k in [
-                    "path",
+            .map(|d| {
+                let keys = [
                     "dataset",
-                    "status",
-                    "size",
-                    "modified",
-                    "bytes_consumed",
-                    "fingerprint",
-                    "head_hash",
-                    "prefix_hash",
-                    "records_ok",
+                    "files",
+                    "files_ok",
+                    "files_failed",
+                    "bytes",
+                    "rows",
+                    "quarantined",
+                    "duplicates",
                     "batches",
-                ] {
-                    o.insert(k.into(), r[k].clone());
-                }
-                serde_json::Value::Object(o)
+                    "last_batch",
+                    "csv_columns",
+                ];
+                serde_json::Value::Object(
+                    keys.iter()
+                        .map(|k| (k.to_string(), d[*k].clone()))
+                        .collect(),
+                )
             })
             .collect()
     };
+    let stored_types = |w: &Workdir| -> serde_json::Value {
+        lander(w, &["checkpoint", "export"], &[])
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an export line"))
+            .find(|l| l["key"] == "schema/sales")
+            .map(|l| l["value"].clone())
+            .expect("the sales dataset's stored schema")
+    };
     let before = list(&w);
+    let counts = |p: &str| {
+        let r = before.iter().find(|r| r["path"] == p).expect(p);
+        [
+            &r["records_ok"],
+            &r["records_quarantined"],
+            &r["records_duplicate"],
+        ]
+        .map(|v| v.as_u64())
+    };
+    assert_eq!(counts("sales/again.csv"), [Some(1), Some(2), Some(4)]);
+    let (stats_before, types_before) = (stats(&w), stored_types(&w));
+    assert!(
+        types_before["columns"][0]["source"] == "transaction_id",
+        "{types_before}"
+    );
     let gh = w.bronze().join("gharchive");
     let rows_before = delta_rs(&gh, None);
     let sales_before = delta_rs_count(&w.bronze().join("sales"), "transaction_id");
@@ -486,11 +535,14 @@ fn rebuild_after_deleting_the_checkpoint_reingests_nothing() {
         out.contains("1 rejected whole"),
         "the superstore file was rejected whole: {out}"
     );
+    assert!(!out.contains("older lander"), "{out}");
     assert_eq!(
         list(&w),
         before,
         "the same file records as the lost checkpoint"
     );
+    assert_eq!(stats(&w), stats_before, "the same totals");
+    assert_eq!(stored_types(&w), types_before, "the same stored CSV types");
     // Rebuilding over records is refused.
     let mut again: Vec<String> = ["checkpoint", "rebuild", "--from-table"]
         .map(String::from)

@@ -79,7 +79,7 @@ impl StatusFilter {
     fn matches(self, f: &FileRecord) -> bool {
         match self {
             StatusFilter::Ok => f.status == FileStatus::Ok,
-            StatusFilter::Quarantined => f.records_quarantined > 0,
+            StatusFilter::Quarantined => f.counts.quarantined > 0,
             StatusFilter::Partial => f.status == FileStatus::Partial,
             StatusFilter::Failed => matches!(f.status, FileStatus::Failed { .. }),
             StatusFilter::Truncated => f.records_truncated > 0,

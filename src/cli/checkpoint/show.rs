@@ -60,9 +60,9 @@ pub(super) fn file_table(files: &[FileRecord]) -> Table {
             f.status_label(),
             human_bytes(f.size),
             human_bytes(f.bytes_consumed),
-            f.records_ok.to_string(),
-            f.records_quarantined.to_string(),
-            f.records_duplicate.to_string(),
+            f.counts.rows.to_string(),
+            f.counts.quarantined.to_string(),
+            f.counts.duplicates.to_string(),
             f.batches
                 .last()
                 .map_or_else(|| "-".into(), |b| b.to_string()),
@@ -202,7 +202,7 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
             "records",
             format!(
                 "{} ok, {} quarantined ({} of them truncated), {} duplicates",
-                f.records_ok, f.records_quarantined, f.records_truncated, f.records_duplicate
+                f.counts.rows, f.counts.quarantined, f.records_truncated, f.counts.duplicates
             ),
         ),
         ("versions", f.versions.to_string()),
@@ -230,9 +230,9 @@ fn render_file(f: &FileRecord, reads: &[InputJson], outputs: &[OutputJson]) -> S
         t.row(vec![
             r.batch.to_string(),
             format!("{}..{}", r.input.start, r.input.end),
-            r.input.records_ok.to_string(),
-            r.input.records_quarantined.to_string(),
-            r.input.records_duplicate.to_string(),
+            r.input.counts.rows.to_string(),
+            r.input.counts.quarantined.to_string(),
+            r.input.counts.duplicates.to_string(),
             fmt_time(r.committed_at),
         ]);
     }
@@ -271,9 +271,9 @@ fn render_batch(b: &BatchRecord) -> String {
         ("started", fmt_time(b.started_at)),
         ("committed", fmt_time(b.committed_at)),
         ("duration", format!("{:.2}s", j.duration_ms as f64 / 1000.0)),
-        ("rows", b.rows.to_string()),
-        ("duplicates", b.duplicates.to_string()),
-        ("quarantined", b.quarantined.to_string()),
+        ("rows", b.counts.rows.to_string()),
+        ("duplicates", b.counts.duplicates.to_string()),
+        ("quarantined", b.counts.quarantined.to_string()),
         ("event time", times),
     ];
     let mut s = kv_block(&kv);
@@ -289,9 +289,9 @@ fn render_batch(b: &BatchRecord) -> String {
         t.row(vec![
             i.path.clone(),
             format!("{}..{}", i.start, i.end),
-            i.records_ok.to_string(),
-            i.records_quarantined.to_string(),
-            i.records_duplicate.to_string(),
+            i.counts.rows.to_string(),
+            i.counts.quarantined.to_string(),
+            i.counts.duplicates.to_string(),
         ]);
     }
     s.push_str(&t.render_indented("  "));

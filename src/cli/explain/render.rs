@@ -43,15 +43,15 @@ fn ingested_text(x: &Explanation, r: &FileRecord, last_batch: Option<u64>) -> St
     let batch = last_batch.map_or_else(|| "?".into(), |b| b.to_string());
     let mut s = format!(
         "ingested in batch {batch} ({}",
-        plural(r.records_ok, "row", "rows")
+        plural(r.counts.rows, "row", "rows")
     );
-    if r.records_ok > 0 {
+    if r.counts.rows > 0 {
         s += &format!(" in {}", plural(parts, "part", "parts"));
     }
-    if r.records_quarantined > 0 {
+    if r.counts.quarantined > 0 {
         s += &format!(
             ", {} quarantined",
-            plural(r.records_quarantined, "line", "lines")
+            plural(r.counts.quarantined, "line", "lines")
         );
     }
     if r.records_truncated > 0 {
@@ -60,10 +60,10 @@ fn ingested_text(x: &Explanation, r: &FileRecord, last_batch: Option<u64>) -> St
             plural(r.records_truncated, "record", "records")
         );
     }
-    if r.records_duplicate > 0 {
+    if r.counts.duplicates > 0 {
         s += &format!(
             ", {} dropped",
-            plural(r.records_duplicate, "duplicate", "duplicates")
+            plural(r.counts.duplicates, "duplicate", "duplicates")
         );
     }
     if r.versions > 0 {
@@ -273,7 +273,7 @@ fn render_history(s: &mut String, x: &Explanation) {
             .map(|i| {
                 format!(
                     "bytes {}..{}: {} ok, {} quarantined, {} duplicates",
-                    i.start, i.end, i.records_ok, i.records_quarantined, i.records_duplicate
+                    i.start, i.end, i.counts.rows, i.counts.quarantined, i.counts.duplicates
                 )
             })
             .collect();

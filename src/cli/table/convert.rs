@@ -44,26 +44,27 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     };
     let mut reports: Vec<ConvertReport> = Vec::new();
     for ds in datasets(&config, a.dataset.as_deref()) {
-        let (txn, inputs) = match &cp {
+        let (txn, inputs, schema) = match &cp {
             Some(cp) => {
                 let (store, d) = (cp.clone(), ds.clone());
-                let (writer, last, files) = crate::cli::output::blocking(move || {
+                let (writer, last, files, schema) = crate::cli::output::blocking(move || {
                     Ok::<_, crate::checkpoint::CheckpointError>((
                         store.writer_id()?,
                         store.last_batch_id(&d)?,
                         store.files(Some(&d))?,
+                        store.schema(&d)?,
                     ))
                 })
                 .await
                 .context("while reading the checkpoint")?;
                 let txn = (last > 0).then(|| (app_id(&ds, &writer), last as i64));
-                (txn, inputs_of(&files))
+                (txn, inputs_of(&files), schema)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         // Like a batch's commit: the landing and what was read from it (the checkpoint's file records), so that
-        // `checkpoint rebuild --from-table` can recreate these records too.
-        let info = serde_json::json!({"lander": {
+        // `checkpoint rebuild --from-table` can recreate these records (and a CSV dataset's stored schema) too.
+        let mut info = serde_json::json!({"lander": {
             "version": env!("CARGO_PKG_VERSION"),
             "operation": "convert",
             "dataset": ds,
@@ -72,6 +73,9 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
             "landing": landing.describe(""),
             "inputs": inputs,
         }});
+        if let Some(schema) = schema {
+            info["lander"]["csvSchema"] = serde_json::json!(schema);
+        }
         for (root, partitioned) in [(ds.clone(), true), (format!("_quarantine/{ds}"), false)] {
             let opts = ConvertOptions {
                 partitioned,
@@ -141,7 +145,9 @@ fn inputs_of(files: &[FileRecord]) -> Vec<serde_json::Value> {
                 "fingerprint": f.fingerprint,
                 "start": 0,
                 "end": f.bytes_consumed,
-                "recordsOk": f.records_ok,
+                "recordsOk": f.counts.rows,
+                "recordsQuarantined": f.counts.quarantined,
+                "recordsDuplicate": f.counts.duplicates,
             })
         })
         .collect()

@@ -39,10 +39,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod binding;
+mod counts;
 mod lock;
 mod records;
 mod seen;
 
+pub use counts::StoredCounts;
 pub use records::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, IntentState,
     OutputFile,
@@ -649,9 +651,11 @@ mod tests {
             committed_at: Utc::now(),
             inputs: vec![],
             outputs: vec![],
-            rows: 0,
-            duplicates: 0,
-            quarantined: 0,
+            counts: StoredCounts {
+                rows: 0,
+                duplicates: 0,
+                quarantined: 0,
+            },
             min_event_time: None,
             max_event_time: max,
         }

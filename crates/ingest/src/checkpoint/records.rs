@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::counts::{records_spelling, StoredCounts};
 use super::StoredSchema;
 
 /// The state of one landing file.
@@ -55,12 +56,10 @@ pub struct FileRecord {
     pub prefix_hash: Option<String>,
     /// Lines (NDJSON) or records (CSV) consumed, for line numbers of appended data.
     pub lines_consumed: u64,
-    /// Records written to bronze.
-    pub records_ok: u64,
-    /// Records sent to quarantine.
-    pub records_quarantined: u64,
-    /// Records dropped as duplicates.
-    pub records_duplicate: u64,
+    /// Records written to bronze (`records_ok`), sent to quarantine (`records_quarantined`) and dropped as
+    /// duplicates (`records_duplicate`).
+    #[serde(flatten, with = "records_spelling")]
+    pub counts: StoredCounts,
     /// Batches that read this file, oldest first.
     pub batches: Vec<u64>,
     /// How many times a new version (replaced content) was ingested.
@@ -105,12 +104,10 @@ pub struct BatchInput {
     pub start: u64,
     /// One past the last byte read.
     pub end: u64,
-    /// Records written.
-    pub records_ok: u64,
-    /// Records quarantined.
-    pub records_quarantined: u64,
-    /// Duplicates dropped.
-    pub records_duplicate: u64,
+    /// Records written (`records_ok`), quarantined (`records_quarantined`) and dropped as duplicates
+    /// (`records_duplicate`) from this range.
+    #[serde(flatten, with = "records_spelling")]
+    pub counts: StoredCounts,
 }
 
 /// One Parquet file a batch published.
@@ -139,12 +136,10 @@ pub struct BatchRecord {
     pub inputs: Vec<BatchInput>,
     /// Bronze data files (and quarantine files) published.
     pub outputs: Vec<OutputFile>,
-    /// Rows written to bronze.
-    pub rows: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records quarantined.
-    pub quarantined: u64,
+    /// Rows written to bronze (`rows`), duplicates dropped (`duplicates`) and records quarantined
+    /// (`quarantined`; a file rejected whole counts one).
+    #[serde(flatten)]
+    pub counts: StoredCounts,
     /// Oldest event time written (µs since epoch, UTC).
     pub min_event_time: Option<i64>,
     /// Newest event time written (µs since epoch, UTC).

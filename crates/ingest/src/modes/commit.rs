@@ -10,6 +10,7 @@ use super::context::{blocking, failpoint, Context};
 use super::stage::{FileOutcome, StagedBatch};
 use crate::checkpoint::{
     BatchCommit, BatchInput, BatchIntent, BatchRecord, FileRecord, FileStatus, OutputFile,
+    StoredCounts,
 };
 use crate::dedup::index::{keep_from_day, StagedRuns};
 use crate::modes::{RecordCounts, RunError};
@@ -109,9 +110,7 @@ pub(super) async fn prepare(
                 bytes: f.bytes,
             })
             .collect(),
-        rows: totals.counts.rows,
-        duplicates: totals.counts.duplicates,
-        quarantined: totals.counts.quarantined,
+        counts: totals.counts.into(),
         min_event_time: staged.staged.min_time,
         max_event_time: staged.staged.max_time,
     };
@@ -236,20 +235,13 @@ fn records(
     for (f, o) in staged.files.iter().zip(&staged.staged.outcomes) {
         let start = if f.gzip { 0 } else { f.start_offset };
         let end = if f.gzip { f.size } else { o.end.end_offset };
-        totals.counts += RecordCounts {
-            rows: o.ok,
-            duplicates: o.duplicates,
-            unchecked: o.unchecked,
-            quarantined: o.quarantined,
-        };
+        totals.counts += o.counts;
         totals.input_bytes += end.saturating_sub(start);
         inputs.push(BatchInput {
             path: f.path.clone(),
             start,
             end,
-            records_ok: o.ok,
-            records_quarantined: o.quarantined,
-            records_duplicate: o.duplicates,
+            counts: o.counts.into(),
         });
         let status = if f.gzip || (f.is_final && end >= f.size) {
             FileStatus::Ok
@@ -264,9 +256,7 @@ fn records(
             path: f.path.clone(),
             start: 0,
             end: f.size,
-            records_ok: 0,
-            records_quarantined: 0,
-            records_duplicate: 0,
+            counts: StoredCounts::default(),
         });
         let nothing = FileOutcome::default();
         let status = FileStatus::Failed {
@@ -288,17 +278,12 @@ fn file_record(
     status: FileStatus,
 ) -> FileRecord {
     let appended = f.change == Change::Appended;
-    let (base_ok, base_q, base_d, mut batches, versions) = match (&f.prior, appended) {
-        (Some(p), true) => (
-            p.records_ok,
-            p.records_quarantined,
-            p.records_duplicate,
-            p.batches.clone(),
-            p.versions,
-        ),
-        (Some(p), false) => (0, 0, 0, p.batches.clone(), p.versions + 1),
-        (None, _) => (0, 0, 0, Vec::new(), 0),
+    let (mut counts, mut batches, versions) = match (&f.prior, appended) {
+        (Some(p), true) => (p.counts, p.batches.clone(), p.versions),
+        (Some(p), false) => (StoredCounts::default(), p.batches.clone(), p.versions + 1),
+        (None, _) => (StoredCounts::default(), Vec::new(), 0),
     };
+    counts += o.counts.into();
     batches.push(batch);
     let base_truncated = match (&f.prior, appended) {
         (Some(p), true) => p.records_truncated,
@@ -321,9 +306,7 @@ fn file_record(
         bytes_consumed: end_offset,
         prefix_hash: o.prefix_hash.clone(),
         lines_consumed: o.end.end_line,
-        records_ok: base_ok + o.ok,
-        records_quarantined: base_q + o.quarantined,
-        records_duplicate: base_d + o.duplicates,
+        counts,
         batches,
         versions,
         status,

@@ -2,12 +2,15 @@
 
 use serde::Serialize;
 
+use crate::checkpoint::StoredCounts;
+
 /// What happened to the records read: written, dropped as duplicates, written unchecked, quarantined.
 ///
 /// One type for [`BatchReport`](super::BatchReport), a commit's totals and the run summary's
-/// `DatasetSummary` (where it is `#[serde(flatten)]`, so the JSON keeps its four fields in this order). The
-/// checkpoint's stored records (`FileRecord`, `BatchInput`: `records_ok`, `records_duplicate`, ...;
-/// `BatchRecord`: no `unchecked`) keep their own fields: their JSON is the stored format.
+/// `DatasetSummary` (where it is `#[serde(flatten)]`, so the JSON keeps its four fields in this order) and the
+/// stage's per-file outcome. The checkpoint's stored records (`FileRecord`, `BatchInput`, `BatchRecord`) keep
+/// its stored sibling [`StoredCounts`] (without `unchecked`; `.into()` converts), whose JSON is the stored
+/// format.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RecordCounts {
     /// Rows written to bronze.
@@ -27,5 +30,16 @@ impl std::ops::AddAssign for RecordCounts {
         self.duplicates += o.duplicates;
         self.unchecked += o.unchecked;
         self.quarantined += o.quarantined;
+    }
+}
+
+impl From<RecordCounts> for StoredCounts {
+    /// The counts a stored record keeps (`unchecked` is not one of them).
+    fn from(c: RecordCounts) -> Self {
+        Self {
+            rows: c.rows,
+            duplicates: c.duplicates,
+            quarantined: c.quarantined,
+        }
     }
 }

@@ -15,7 +15,8 @@
 //!    the batch; recovery deletes the listed outputs and the runs, and the files are read again.
 //! 5. **Table commit = publish.** One put-if-absent commit file: `add` for every data part (`numRecords`, min/max
 //!    of the event time), `txn {appId: lander-<dataset>-<checkpoint writer id>, version: id}` and `commitInfo`
-//!    (lander's version, the worker, the landing location, each input's path, fingerprint and byte range).
+//!    (lander's version, the worker, the landing location, each input's path, fingerprint, byte range and
+//!    record counts, and the CSV schema the batch fixed: what `checkpoint rebuild --from-table` reads back).
 //!    Before every attempt the batch's keys are checked against what other writers committed since this
 //!    checkpoint last looked (`super::cross_check`); a lost version race re-reads the log, checks the new
 //!    versions and retries at the next version (failpoint `published` after it). *Crash here:*
@@ -42,7 +43,7 @@ use super::context::{blocking, failpoint, write_intent, Context};
 use super::cross_check::CrossCheck;
 use super::quarantine;
 use super::stage::StagedBatch;
-use crate::checkpoint::{BatchCommit, BatchIntent, IntentState};
+use crate::checkpoint::{BatchCommit, BatchIntent, FileRecord, IntentState};
 use crate::modes::RunError;
 use crate::table::actions::add_of;
 use crate::table::{app_id, Commit, Committed, DeltaTable, Snapshot};
@@ -183,7 +184,9 @@ async fn open_or_create(
 }
 
 /// The `commitInfo` of the batch's commit: lander's version, the worker, the landing, each input's path,
-/// fingerprint and byte range, and the columns the batch adds (logged).
+/// fingerprint, byte range and record counts (with the file's lines consumed, records kept in part and continued
+/// lines after it), the batch's counts, the CSV schema when the batch fixed or evolved it, and the columns the
+/// batch adds (logged). `checkpoint rebuild --from-table` reads it back.
 fn commit_info(
     ctx: &Context,
     intent: &BatchIntent,
@@ -192,23 +195,34 @@ fn commit_info(
     added: &[String],
 ) -> serde_json::Value {
     let ds = intent.dataset.as_str();
-    let fingerprints: std::collections::HashMap<&str, &str> = commit
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.fingerprint.as_str()))
-        .collect();
+    let files: std::collections::HashMap<&str, &FileRecord> =
+        commit.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let inputs: Vec<serde_json::Value> = commit
         .batch
         .inputs
         .iter()
         .map(|i| {
-            serde_json::json!({
+            let file = files.get(i.path.as_str());
+            let mut v = serde_json::json!({
                 "path": i.path,
-                "fingerprint": fingerprints.get(i.path.as_str()),
+                "fingerprint": file.map(|f| &f.fingerprint),
                 "start": i.start,
                 "end": i.end,
-                "recordsOk": i.records_ok,
-            })
+                "recordsOk": i.counts.rows,
+                "recordsQuarantined": i.counts.quarantined,
+                "recordsDuplicate": i.counts.duplicates,
+            });
+            // The file's state after this read, where it is not a sum of the reads' counts.
+            if let Some(f) = file {
+                v["fileLinesConsumed"] = f.lines_consumed.into();
+                if f.records_truncated > 0 {
+                    v["fileRecordsTruncated"] = f.records_truncated.into();
+                }
+                if !f.continued_lines.is_empty() {
+                    v["fileContinuedLines"] = serde_json::json!(f.continued_lines);
+                }
+            }
+            v
         })
         .collect();
     let mut info = serde_json::json!({
@@ -220,9 +234,16 @@ fn commit_info(
             "worker": ctx.config.worker,
             "landing": ctx.landing.describe(""),
             "inputs": inputs,
-            "rows": commit.batch.rows,
+            "rows": commit.batch.counts.rows,
+            "duplicates": commit.batch.counts.duplicates,
+            "quarantined": commit.batch.counts.quarantined,
         }
     });
+    if let Some(schema) = &commit.schema {
+        // The CSV schema this batch fixed or evolved, as the checkpoint stores it: the table's own schema cannot
+        // give it back (header names are normalized into column names, and lineage columns are added).
+        info["lander"]["csvSchema"] = serde_json::json!(schema);
+    }
     if !added.is_empty() {
         // Which file brought them: the inputs of this batch whose header has them (the decoder knows; the
         // commit names the batch's inputs, the columns, and the schema they make).

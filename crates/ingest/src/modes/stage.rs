@@ -24,7 +24,7 @@ use crate::table::TableFormat;
 mod copy_names;
 mod read;
 mod resolve;
-use crate::modes::RunError;
+use crate::modes::{RecordCounts, RunError};
 use copy_names::quarantine_copy_path;
 use read::{spawn_decoders, FileMsg};
 use resolve::resolve_decoder;
@@ -56,11 +56,9 @@ impl From<SinkError> for AttemptError {
 #[derive(Debug, Default, Clone)]
 pub(super) struct FileOutcome {
     pub(super) end: DecodeEnd,
-    pub(super) ok: u64,
-    pub(super) duplicates: u64,
-    /// Records written without a check against the committed keys (beyond `dedup_retention`).
-    pub(super) unchecked: u64,
-    pub(super) quarantined: u64,
+    /// Rows written, duplicates dropped, records written without a check against the committed keys (beyond
+    /// `dedup_retention`) and records quarantined.
+    pub(super) counts: RecordCounts,
     /// Hex hash of the file's bytes `0..end` (a gzip file: all of it), computed while reading; `None` when the
     /// reader could not tell it (the commit then reads the prefix again).
     pub(super) prefix_hash: Option<String>,
@@ -680,9 +678,12 @@ impl Consumer {
             .dedup(d, |k, day| committed.check(k, day))
             .map_err(|e| AttemptError::Fatal(e.into()))?;
         let outcome = &mut self.outcomes[i];
-        outcome.duplicates += out.duplicates;
-        outcome.unchecked += out.unchecked;
-        outcome.ok += out.batch.num_rows() as u64;
+        outcome.counts += RecordCounts {
+            rows: out.batch.num_rows() as u64,
+            duplicates: out.duplicates,
+            unchecked: out.unchecked,
+            quarantined: 0,
+        };
         if out.batch.num_rows() == 0 {
             return Ok(());
         }
@@ -710,7 +711,7 @@ impl Consumer {
     /// Bad records of file `i`: held, and spilled as a quarantine part once they pass
     /// [`QUARANTINE_SPILL_BYTES`].
     fn quarantined(&mut self, i: usize, q: Vec<QuarantineRecord>) -> Result<(), AttemptError> {
-        self.outcomes[i].quarantined += q.len() as u64;
+        self.outcomes[i].counts.quarantined += q.len() as u64;
         self.held += q.iter().map(quarantine_bytes).sum::<usize>();
         self.quarantine.extend(q);
         if self.held < QUARANTINE_SPILL_BYTES {

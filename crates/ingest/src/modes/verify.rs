@@ -597,7 +597,7 @@ fn twice_problems(files: &[FileRecord], batches: &[BatchRecord]) -> Vec<Problem>
         for (n, (b1, r1)) in list.iter().enumerate() {
             for (b2, r2) in &list[n + 1..] {
                 let overlap = r1.start < r2.end && r2.start < r1.end;
-                if overlap && r1.records_ok > 0 && r2.records_ok > 0 {
+                if overlap && r1.counts.rows > 0 && r2.counts.rows > 0 {
                     problems.push(Problem {
                         kind: ProblemKind::IngestedTwice,
                         dataset: ds.to_string(),
@@ -605,7 +605,7 @@ fn twice_problems(files: &[FileRecord], batches: &[BatchRecord]) -> Vec<Problem>
                         batch: Some(*b2),
                         message: format!(
                             "{path}: landing file ingested twice: {ds} batch {b1} read bytes {}..{} ({} rows) and batch {b2} read bytes {}..{} ({} rows)",
-                            r1.start, r1.end, r1.records_ok, r2.start, r2.end, r2.records_ok
+                            r1.start, r1.end, r1.counts.rows, r2.start, r2.end, r2.counts.rows
                         ),
                     });
                 }

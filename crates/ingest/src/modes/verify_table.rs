@@ -237,7 +237,7 @@ pub(super) fn dangling(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::OutputFile;
+    use crate::checkpoint::{OutputFile, StoredCounts};
 
     #[test]
     fn quarantine_parts_are_the_parquet_files_at_the_root() {
@@ -258,9 +258,11 @@ mod tests {
                 o("_quarantine/g/files/b00000001-x/g/a.json.gz"),
                 o("_quarantine/gh/part-b00000001-x-q.parquet"),
             ],
-            rows: 1,
-            duplicates: 0,
-            quarantined: 1,
+            counts: StoredCounts {
+                rows: 1,
+                duplicates: 0,
+                quarantined: 1,
+            },
             min_event_time: None,
             max_event_time: None,
         };

@@ -458,7 +458,7 @@ mod tests {
 
         use super::*;
         use crate::checkpoint::{
-            BatchCommit, BatchRecord, CheckpointStore, FileRecord, FileStatus,
+            BatchCommit, BatchRecord, CheckpointStore, FileRecord, FileStatus, StoredCounts,
         };
         use crate::source::listing::{plan_dataset, Change, PlanOptions};
 
@@ -501,9 +501,11 @@ mod tests {
                 bytes_consumed: consumed.len() as u64,
                 prefix_hash: with_hash.then(|| hex_of(consumed)),
                 lines_consumed: 0,
-                records_ok: 0,
-                records_quarantined: 0,
-                records_duplicate: 0,
+                counts: StoredCounts {
+                    rows: 0,
+                    duplicates: 0,
+                    quarantined: 0,
+                },
                 records_truncated: 0,
                 batches: vec![1],
                 versions: 0,
@@ -518,9 +520,11 @@ mod tests {
                 committed_at: now,
                 inputs: vec![],
                 outputs: vec![],
-                rows: 0,
-                duplicates: 0,
-                quarantined: 0,
+                counts: StoredCounts {
+                    rows: 0,
+                    duplicates: 0,
+                    quarantined: 0,
+                },
                 min_event_time: None,
                 max_event_time: None,
             };
