@@ -388,23 +388,7 @@ pub async fn generate_sales(
     storage: &BTreeMap<String, String>,
     cancel: CancellationToken,
 ) -> Result<SalesSummary, FetchError> {
-    validate_dataset(&args.dataset)?;
-    validate_share("--duplicate-share", args.duplicate_share)?;
-    validate_share("--malformed-share", args.malformed_share)?;
-    if args.duplicate_share + args.malformed_share > 1.0 {
-        return Err(FetchError::InvalidArgument {
-            name: "--malformed-share",
-            value: args.malformed_share.to_string(),
-            reason: "--duplicate-share plus --malformed-share must not exceed 1".to_string(),
-        });
-    }
-    if args.rate.is_none() && args.files > args.rows {
-        return Err(FetchError::InvalidArgument {
-            name: "--files",
-            value: args.files.to_string(),
-            reason: format!("is more than --rows {}", args.rows),
-        });
-    }
+    validate_sales_args(args)?;
     let prefix = super::names::sanitize_file_name(&args.prefix, "--prefix")?;
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let start_id = args.start_id.unwrap_or_else(|| seeded_start_id(seed));
@@ -426,16 +410,7 @@ pub async fn generate_sales(
     let (mut counts, mut next_id) = (generator.counts(), generator.next_id());
     let mut files = Vec::new();
 
-    let plan: Vec<u64> = match args.rate {
-        None => split_rows(args.rows, args.files),
-        Some(rate) => {
-            let mut plan = vec![rate; usize::try_from(args.rows / rate).unwrap_or(usize::MAX)];
-            if !args.rows.is_multiple_of(rate) {
-                plan.push(args.rows % rate);
-            }
-            plan
-        }
-    };
+    let plan = rows_per_file(args);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for (index, rows) in plan.into_iter().enumerate() {
@@ -471,6 +446,43 @@ pub async fn generate_sales(
         first_id: start_id,
         next_id,
     })
+}
+
+/// Refuses an invalid dataset name, shares outside 0..=1 or adding up to more than 1, and more files than rows.
+fn validate_sales_args(args: &SalesArgs) -> Result<(), FetchError> {
+    validate_dataset(&args.dataset)?;
+    validate_share("--duplicate-share", args.duplicate_share)?;
+    validate_share("--malformed-share", args.malformed_share)?;
+    if args.duplicate_share + args.malformed_share > 1.0 {
+        return Err(FetchError::InvalidArgument {
+            name: "--malformed-share",
+            value: args.malformed_share.to_string(),
+            reason: "--duplicate-share plus --malformed-share must not exceed 1".to_string(),
+        });
+    }
+    if args.rate.is_none() && args.files > args.rows {
+        return Err(FetchError::InvalidArgument {
+            name: "--files",
+            value: args.files.to_string(),
+            reason: format!("is more than --rows {}", args.rows),
+        });
+    }
+    Ok(())
+}
+
+/// The rows of each file: `--rows` split into `--files` near-equal parts, or with `--rate`, `rate` rows per file
+/// (the last one holding the rest).
+fn rows_per_file(args: &SalesArgs) -> Vec<u64> {
+    match args.rate {
+        None => split_rows(args.rows, args.files),
+        Some(rate) => {
+            let mut plan = vec![rate; usize::try_from(args.rows / rate).unwrap_or(usize::MAX)];
+            if !args.rows.is_multiple_of(rate) {
+                plan.push(args.rows % rate);
+            }
+            plan
+        }
+    }
 }
 
 /// Ids per seed-derived block: more rows than one `generate` run writes in practice (16.7 million).
