@@ -9,7 +9,7 @@
 //!   `$HADOOP_CONF_DIR` (else `$HADOOP_HOME/etc/hadoop`), so name services, ViewFS and Kerberos settings work;
 //!   the user is `$HADOOP_USER_NAME` or the OS user;
 //! - `hdfs+jni://host:port/path` (cargo feature `hdrs` only; `hdfs+jni:///path` for `fs.defaultFS`): the same
-//!   HDFS through libhdfs (JNI), see [`hdrs`]; a build without the feature refuses the scheme;
+//!   HDFS through libhdfs (JNI), see the `hdrs` module; a build without the feature refuses the scheme;
 //! - `s3://bucket/prefix` (also `s3a://`): object_store's `AmazonS3`, configured from the usual `AWS_*`
 //!   variables: `AWS_ENDPOINT_URL` (MinIO, Ceph, moto), `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, and
