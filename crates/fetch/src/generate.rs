@@ -219,24 +219,21 @@ impl fmt::Display for SalesSummary {
 
 /// Settings of a [`SalesGenerator`].
 #[derive(Debug, Clone, Copy)]
-pub struct GeneratorConfig {
-    /// The random seed.
-    pub seed: u64,
+pub(crate) struct GeneratorConfig {
+    pub(crate) seed: u64,
     /// The first transaction_id.
-    pub start_id: u64,
-    /// Share of duplicate rows.
-    pub duplicate_share: f64,
-    /// Share of malformed rows.
-    pub malformed_share: f64,
+    pub(crate) start_id: u64,
+    pub(crate) duplicate_share: f64,
+    pub(crate) malformed_share: f64,
     /// Latest timestamp.
-    pub end: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
     /// Timestamps fall in `(end - window, end]`.
-    pub window: Duration,
+    pub(crate) window: Duration,
 }
 
 /// Deterministic generator of sales CSV rows (synchronous and pure; run it off the reactor).
 #[derive(Debug)]
-pub struct SalesGenerator {
+pub(crate) struct SalesGenerator {
     rng: StdRng,
     config: GeneratorConfig,
     window_seconds: i64,
@@ -247,7 +244,7 @@ pub struct SalesGenerator {
 
 impl SalesGenerator {
     /// A generator starting at `config.start_id`.
-    pub fn new(config: GeneratorConfig) -> Self {
+    pub(crate) fn new(config: GeneratorConfig) -> Self {
         let window_seconds = i64::try_from(config.window.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
@@ -262,17 +259,17 @@ impl SalesGenerator {
     }
 
     /// Rows written so far, by kind.
-    pub fn counts(&self) -> RowCounts {
+    pub(crate) fn counts(&self) -> RowCounts {
         self.counts
     }
 
     /// The next unused transaction_id.
-    pub fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u64 {
         self.next_id
     }
 
     /// Appends `rows` CSV lines (each ending in `\n`) to `out`.
-    pub fn write_rows(&mut self, rows: u64, out: &mut String) {
+    pub(crate) fn write_rows(&mut self, rows: u64, out: &mut String) {
         for _ in 0..rows {
             self.write_row(out);
             out.push('\n');
@@ -360,7 +357,7 @@ impl SalesGenerator {
 
 /// Formats cents the way the sample file does (Python's float repr): at least one decimal, no trailing zero
 /// beyond it (`50000` -> `500.0`, `45390` -> `453.9`, `112518` -> `1125.18`).
-pub fn format_amount(cents: u64) -> String {
+pub(crate) fn format_amount(cents: u64) -> String {
     let (units, rest) = (cents / 100, cents % 100);
     if rest % 10 == 0 {
         format!("{units}.{}", rest / 10)

@@ -5,7 +5,7 @@
 //! (`https://data.gharchive.org/2015-01-01-15.json.gz`).
 //!
 //! An hour is published a few minutes after it ends, and the archive has real gaps (outages in 2011-2016). So a 404
-//! means "not published yet" for an hour that ended less than [`PUBLICATION_WINDOW`] ago (pending: retried by
+//! means "not published yet" for an hour that ended less than `PUBLICATION_WINDOW` ago (pending: retried by
 //! `--follow`, reported by a range fetch) and "missing" for an older hour. Hours that have not ended are pending
 //! without a request. Neither fails the other hours. Downloads, retries, verification and atomic publication are
 //! those of every fetch (see [`crate`]).
@@ -26,7 +26,7 @@ use follow::follow;
 
 /// Age (since the hour ended) after which a 404 means the archive lacks the hour rather than "not published yet".
 /// GH Archive normally publishes within minutes; two days leaves room for its occasional backfills.
-pub const PUBLICATION_WINDOW: TimeDelta = TimeDelta::hours(48);
+pub(crate) const PUBLICATION_WINDOW: TimeDelta = TimeDelta::hours(48);
 
 /// Hours fetched per round in `--follow` catch-up, so a `--from` far in the past is worked through (and reported)
 /// a week at a time.
@@ -147,17 +147,17 @@ pub fn parse_hour_arg(value: &str) -> Result<HourArg, FetchError> {
 }
 
 /// The start of the UTC hour containing `t`.
-pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     let seconds = t.timestamp();
     DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(t)
 }
 
 /// The archive's file name for `hour`: `YYYY-MM-DD-H.json.gz`, hour without leading zero.
-pub fn hour_file_name(hour: DateTime<Utc>) -> String {
+pub(crate) fn hour_file_name(hour: DateTime<Utc>) -> String {
     format!("{}-{}.json.gz", hour.format("%Y-%m-%d"), hour.hour())
 }
 
-/// The hour an archive file name stands for (the inverse of [`hour_file_name`]).
+/// The hour an archive file name stands for (the inverse of `hour_file_name`).
 pub fn parse_hour_file_name(name: &str) -> Option<DateTime<Utc>> {
     let stem = name.strip_suffix(".json.gz")?;
     let (date, hour) = (stem.get(..10)?, stem.get(10..)?.strip_prefix('-')?);
@@ -194,7 +194,7 @@ pub fn hour_range(
 
 /// How to read a 404 for an hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unavailable {
+pub(crate) enum Unavailable {
     /// The hour ended long ago: the archive does not have it.
     Missing,
     /// Not published yet: try again later.
@@ -202,7 +202,7 @@ pub enum Unavailable {
 }
 
 /// Classifies a 404 (or an hour not ended yet) at time `now`; see [`PUBLICATION_WINDOW`].
-pub fn classify_unavailable(hour: DateTime<Utc>, now: DateTime<Utc>) -> Unavailable {
+pub(crate) fn classify_unavailable(hour: DateTime<Utc>, now: DateTime<Utc>) -> Unavailable {
     let ended = hour + TimeDelta::hours(1);
     if now - ended > PUBLICATION_WINDOW {
         Unavailable::Missing
