@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::output::{emit, emit_json};
 use super::{apply_run_overrides, load_config, Cli, RunArgs};
-use crate::config::keys;
+use crate::config::{keys, Config};
 
 /// Longest value shown whole in the text table.
 const TEXT_VALUE_CHARS: usize = 60;
@@ -93,43 +93,45 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         None => toml::Table::new(),
     };
+    let values = effective_values(&config, &file_table, file.as_ref())?;
+    let warnings: Vec<String> = keys::unknown_env_vars()
+        .into_iter()
+        .map(|(var, hint)| match hint {
+            Some(h) => format!("{var} sets nothing (did you mean {h}?)"),
+            None => format!("{var} sets nothing"),
+        })
+        .collect();
+    let report = ConfigReport {
+        config_file: file,
+        values,
+        warnings,
+    };
+    for w in &report.warnings {
+        // A failed warning must not fail the command.
+        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    }
+    if a.json {
+        return emit_json(&report);
+    }
+    emit(&render(&report))
+}
+
+/// Every key's effective value and where it came from (`file_table`: the config file `file` as parsed), in the
+/// order of [`keys::top_level_keys`]; one entry per dataset and per storage option.
+fn effective_values(
+    config: &Config,
+    file_table: &toml::Table,
+    file: Option<&PathBuf>,
+) -> anyhow::Result<Vec<ValueJson>> {
     let flags = command_line_flags();
     let env = keys::env_overrides();
-    let effective = toml::Table::try_from(&config).context("while encoding the configuration")?;
-    let file_origin = file.as_ref().map(|p| p.display().to_string());
+    let effective = toml::Table::try_from(config).context("while encoding the configuration")?;
+    let file_origin = file.map(|p| p.display().to_string());
     let mut values = Vec::new();
     for key in keys::top_level_keys() {
         match *key {
-            "datasets" => {
-                let in_file = file_table.get("datasets").and_then(toml::Value::as_table);
-                for (name, ds) in &config.datasets {
-                    let from_file = in_file.is_some_and(|t| t.contains_key(name));
-                    values.push(ValueJson {
-                        key: format!("datasets.{name}"),
-                        value: toml::Value::try_from(ds)
-                            .map_or_else(|e| e.to_string(), |v| v.to_string()),
-                        source: if from_file { "file" } else { "built-in" },
-                        origin: from_file.then(|| file_origin.clone()).flatten(),
-                    });
-                }
-            }
-            "storage" => {
-                for (k, v) in &config.storage {
-                    let secret = ["secret", "password", "token", "key_id"]
-                        .iter()
-                        .any(|s| k.to_ascii_lowercase().contains(s));
-                    values.push(ValueJson {
-                        key: format!("storage.{k}"),
-                        value: if secret {
-                            "\"***\"".into()
-                        } else {
-                            toml::Value::String(v.clone()).to_string()
-                        },
-                        source: "file",
-                        origin: file_origin.clone(),
-                    });
-                }
-            }
+            "datasets" => dataset_values(config, file_table, &file_origin, &mut values),
+            "storage" => storage_values(config, &file_origin, &mut values),
             key => {
                 let value = effective
                     .get(key)
@@ -152,26 +154,45 @@ fn check(a: ConfigCheckArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let warnings: Vec<String> = keys::unknown_env_vars()
-        .into_iter()
-        .map(|(var, hint)| match hint {
-            Some(h) => format!("{var} sets nothing (did you mean {h}?)"),
-            None => format!("{var} sets nothing"),
-        })
-        .collect();
-    let report = ConfigReport {
-        config_file: file,
-        values,
-        warnings,
-    };
-    for w in &report.warnings {
-        // A failed warning must not fail the command.
-        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    Ok(values)
+}
+
+/// One entry per dataset: from the config file, or built in.
+fn dataset_values(
+    config: &Config,
+    file_table: &toml::Table,
+    file_origin: &Option<String>,
+    values: &mut Vec<ValueJson>,
+) {
+    let in_file = file_table.get("datasets").and_then(toml::Value::as_table);
+    for (name, ds) in &config.datasets {
+        let from_file = in_file.is_some_and(|t| t.contains_key(name));
+        values.push(ValueJson {
+            key: format!("datasets.{name}"),
+            value: toml::Value::try_from(ds).map_or_else(|e| e.to_string(), |v| v.to_string()),
+            source: if from_file { "file" } else { "built-in" },
+            origin: from_file.then(|| file_origin.clone()).flatten(),
+        });
     }
-    if a.json {
-        return emit_json(&report);
+}
+
+/// One entry per storage option (from the config file), secrets masked.
+fn storage_values(config: &Config, file_origin: &Option<String>, values: &mut Vec<ValueJson>) {
+    for (k, v) in &config.storage {
+        let secret = ["secret", "password", "token", "key_id"]
+            .iter()
+            .any(|s| k.to_ascii_lowercase().contains(s));
+        values.push(ValueJson {
+            key: format!("storage.{k}"),
+            value: if secret {
+                "\"***\"".into()
+            } else {
+                toml::Value::String(v.clone()).to_string()
+            },
+            source: "file",
+            origin: file_origin.clone(),
+        });
     }
-    emit(&render(&report))
 }
 
 /// Config keys whose value is a duration (`humantime_serde` in `Config`).

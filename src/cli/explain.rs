@@ -345,46 +345,11 @@ async fn explain(
 ) -> anyhow::Result<Explanation> {
     let dataset = rel.split_once('/').map(|(d, _)| d.to_string());
     let ds_config = dataset.as_ref().and_then(|d| config.datasets.get(d));
-    let (record, mut batches) = match &dataset {
-        Some(ds) => {
-            let (s, d, p) = (store.clone(), ds.clone(), rel.to_string());
-            blocking(move || -> anyhow::Result<_> {
-                let record = s.file(&d, &p)?;
-                let batches: Vec<BatchRecord> = s
-                    .batches(Some(&d))?
-                    .into_iter()
-                    .filter(|b| b.inputs.iter().any(|i| i.path == p))
-                    .collect();
-                Ok((record, batches))
-            })
-            .await
-            .context("while reading the checkpoint")?
-        }
+    let (record, batches) = match &dataset {
+        Some(ds) => records_of(store, ds, rel).await?,
         None => (None, Vec::new()),
     };
-    for b in &mut batches {
-        b.inputs.retain(|i| i.path == rel);
-    }
-    // The file in landing now (a name that no store path can hold is judged by the listing below).
-    let head = match landing.exact_path(rel) {
-        Ok(location) => landing.store.head(&location).await.ok(),
-        Err(_) => None,
-    };
-    let file = match head {
-        Some(meta) => {
-            let location = meta.location.clone();
-            let fp = fingerprint(landing, &location, rel, meta.size)
-                .await
-                .with_context(|| format!("while fingerprinting {rel}"))?;
-            Some(FileNow {
-                size: meta.size,
-                modified: meta.last_modified,
-                gzip: fp.gzip || rel.ends_with(".gz"),
-                fingerprint: fp.fingerprint,
-            })
-        }
-        None => None,
-    };
+    let file = file_now(landing, rel).await?;
     let ignored = rel
         .split('/')
         .find_map(|seg| ignored_rule(seg).map(|r| (r, seg)));
@@ -393,36 +358,10 @@ async fn explain(
             rule: rule.to_string(),
             segment: seg.to_string(),
         },
-        (None, Some(ds), Some(_)) => {
-            let opts = crate::source::listing::PlanOptions {
-                latest_first: false,
-                ..crate::modes::plan_options(config, false)
-            };
-            let fresh = store.next_batch_id(ds)? == 1;
-            let r = evaluate_path(landing, store, ds, rel, false, fresh, &opts)
-                .await
-                .with_context(|| format!("while judging {rel}"))?;
-            readiness_json(r, opts.now)
-        }
+        (None, Some(ds), Some(_)) => judge(config, landing, store, ds, rel).await?,
         _ => ReadinessJson::NoDataset,
     };
-    let checkpoint_state = match (&record, &file, &readiness) {
-        (None, None, _) => "unknown",
-        (None, Some(_), _) if batches.is_empty() => "new",
-        (None, Some(_), _) => "reset",
-        (Some(r), _, _) if matches!(r.status, FileStatus::Failed { .. }) => "failed",
-        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "rewritten" => "rewritten",
-        (Some(r), _, _) if r.status == FileStatus::Partial => "partial",
-        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
-        // A processed plain file waits to settle only when its consumed prefix changed; a gzip file waits after
-        // any change.
-        (
-            Some(r),
-            Some(f),
-            ReadinessJson::Settling { .. } | ReadinessJson::ModifiedInTheFuture { .. },
-        ) if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size => "rewritten",
-        (Some(_), _, _) => "processed",
-    };
+    let checkpoint_state = checkpoint_state(record.as_ref(), file.as_ref(), &readiness, &batches);
     let (parts, quarantine) = match &dataset {
         Some(ds) => read_outputs(bronze, ds, rel, &batches, max_lines).await,
         None => (Vec::new(), QuarantineJson::default()),
@@ -443,6 +382,97 @@ async fn explain(
         worker: None,
         verdict: String::new(),
     })
+}
+
+/// The checkpoint record of `rel` in dataset `ds`, and the batches that read it (with `inputs` narrowed to it).
+async fn records_of(
+    store: &CheckpointStore,
+    ds: &str,
+    rel: &str,
+) -> anyhow::Result<(Option<FileRecord>, Vec<BatchRecord>)> {
+    let (s, d, p) = (store.clone(), ds.to_string(), rel.to_string());
+    let (record, mut batches) = blocking(move || -> anyhow::Result<_> {
+        let record = s.file(&d, &p)?;
+        let batches: Vec<BatchRecord> = s
+            .batches(Some(&d))?
+            .into_iter()
+            .filter(|b| b.inputs.iter().any(|i| i.path == p))
+            .collect();
+        Ok((record, batches))
+    })
+    .await
+    .context("while reading the checkpoint")?;
+    for b in &mut batches {
+        b.inputs.retain(|i| i.path == rel);
+    }
+    Ok((record, batches))
+}
+
+/// The file in landing now, with its fingerprint; `None` when it is not there (a name that no store path can
+/// hold is judged by the listing).
+async fn file_now(landing: &StoreLocation, rel: &str) -> anyhow::Result<Option<FileNow>> {
+    let head = match landing.exact_path(rel) {
+        Ok(location) => landing.store.head(&location).await.ok(),
+        Err(_) => None,
+    };
+    let Some(meta) = head else {
+        return Ok(None);
+    };
+    let location = meta.location.clone();
+    let fp = fingerprint(landing, &location, rel, meta.size)
+        .await
+        .with_context(|| format!("while fingerprinting {rel}"))?;
+    Ok(Some(FileNow {
+        size: meta.size,
+        modified: meta.last_modified,
+        gzip: fp.gzip || rel.ends_with(".gz"),
+        fingerprint: fp.fingerprint,
+    }))
+}
+
+/// The listing's decision on `rel` (not ignored by name) of configured dataset `ds`.
+async fn judge(
+    config: &crate::config::Config,
+    landing: &StoreLocation,
+    store: &CheckpointStore,
+    ds: &str,
+    rel: &str,
+) -> anyhow::Result<ReadinessJson> {
+    let opts = crate::source::listing::PlanOptions {
+        latest_first: false,
+        ..crate::modes::plan_options(config, false)
+    };
+    let fresh = store.next_batch_id(ds)? == 1;
+    let r = evaluate_path(landing, store, ds, rel, false, fresh, &opts)
+        .await
+        .with_context(|| format!("while judging {rel}"))?;
+    Ok(readiness_json(r, opts.now))
+}
+
+/// `Explanation::checkpoint_state`: the file's record against the file now and the listing's decision.
+fn checkpoint_state(
+    record: Option<&FileRecord>,
+    file: Option<&FileNow>,
+    readiness: &ReadinessJson,
+    batches: &[BatchRecord],
+) -> &'static str {
+    match (record, file, readiness) {
+        (None, None, _) => "unknown",
+        (None, Some(_), _) if batches.is_empty() => "new",
+        (None, Some(_), _) => "reset",
+        (Some(r), _, _) if matches!(r.status, FileStatus::Failed { .. }) => "failed",
+        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "rewritten" => "rewritten",
+        (Some(r), _, _) if r.status == FileStatus::Partial => "partial",
+        (Some(_), _, ReadinessJson::Ready { change, .. }) if *change == "appended" => "appended",
+        // A processed plain file waits to settle only when its consumed prefix changed; a gzip file waits after
+        // any change.
+        (
+            Some(r),
+            Some(f),
+            ReadinessJson::Settling { .. } | ReadinessJson::ModifiedInTheFuture { .. },
+        ) if !f.gzip || r.fingerprint != f.fingerprint || r.size != f.size => "rewritten",
+        (Some(_), _, _) => "processed",
+    }
 }
 
 fn readiness_json(r: Option<Readiness>, now: DateTime<Utc>) -> ReadinessJson {

@@ -25,7 +25,7 @@ use super::output::{blocking, emit, emit_json, fmt_time, open_read};
 use super::{load_config, LocationArgs};
 use crate::checkpoint::{CheckpointStore, FileStatus};
 use crate::cli::UsageError;
-use crate::config::parse_duration;
+use crate::config::{parse_duration, Config};
 use crate::fetch::gharchive::{hour_range, parse_hour_arg, parse_hour_file_name, HourArg};
 use crate::source::listing::is_ignored_path;
 use crate::store::StoreLocation;
@@ -158,8 +158,26 @@ pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
     }
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
+    let mut seen = hours_in_landing(&landing, &a.dataset).await?;
+    if CheckpointStore::exists(&config.checkpoint) {
+        hours_in_checkpoint(&config, &a.dataset, &mut seen).await?;
+    }
+    let (from, to) = hour_bounds(&a, &landing, &seen)?;
+    let hours = hour_range(from, to).map_err(|e| UsageError(e.to_string()))?;
+    let report = build(&a, &config.landing, from, to, &hours, &seen);
+    if a.json {
+        return emit_json(&report);
+    }
+    emit(&render(&report))
+}
+
+/// The hourly files of `dataset` in landing, by hour.
+async fn hours_in_landing(
+    landing: &StoreLocation,
+    dataset: &str,
+) -> anyhow::Result<BTreeMap<DateTime<Utc>, Seen>> {
     let mut seen: BTreeMap<DateTime<Utc>, Seen> = BTreeMap::new();
-    let prefix = landing.path(&a.dataset);
+    let prefix = landing.path(dataset);
     let mut list = landing.store.list(Some(&prefix));
     while let Some(meta) = list.next().await {
         let meta = meta.context("while listing landing")?;
@@ -175,45 +193,65 @@ pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
         s.landed = Some(meta.last_modified);
         s.paths.push(rel);
     }
-    if CheckpointStore::exists(&config.checkpoint) {
-        let store = open_read(&config).await?;
-        let ds = a.dataset.clone();
-        let (files, batches) = blocking(move || -> anyhow::Result<_> {
-            Ok((store.files(Some(&ds))?, store.batches(Some(&ds))?))
-        })
-        .await
-        .context("while reading the checkpoint")?;
-        let mut first_commit: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
-        for b in &batches {
-            for i in &b.inputs {
-                let t = first_commit
-                    .entry(i.path.as_str())
-                    .or_insert(b.committed_at);
-                *t = (*t).min(b.committed_at);
-            }
-        }
-        for f in &files {
-            let name = f.path.rsplit('/').next().unwrap_or_default();
-            let Some(hour) = parse_hour_file_name(name) else {
-                continue;
-            };
-            let s = seen.entry(hour).or_default();
-            if !s.paths.contains(&f.path) {
-                s.paths.push(f.path.clone());
-            }
-            s.recorded = true;
-            s.landed = s.landed.or(Some(f.modified)).min(Some(f.modified));
-            s.quarantined += f.counts.quarantined;
-            if let FileStatus::Failed { reason } = &f.status {
-                s.failed = Some(reason.clone());
-            }
-            let committed = first_commit
-                .get(f.path.as_str())
-                .copied()
-                .unwrap_or(f.processed_at);
-            s.committed = Some(s.committed.map_or(committed, |c| c.min(committed)));
+    Ok(seen)
+}
+
+/// Adds to `seen` the checkpoint's records of `dataset`'s hourly files: their state, quarantined lines, and when
+/// the first batch that read each committed.
+async fn hours_in_checkpoint(
+    config: &Config,
+    dataset: &str,
+    seen: &mut BTreeMap<DateTime<Utc>, Seen>,
+) -> anyhow::Result<()> {
+    let store = open_read(config).await?;
+    let ds = dataset.to_string();
+    let (files, batches) = blocking(move || -> anyhow::Result<_> {
+        Ok((store.files(Some(&ds))?, store.batches(Some(&ds))?))
+    })
+    .await
+    .context("while reading the checkpoint")?;
+    let mut first_commit: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for b in &batches {
+        for i in &b.inputs {
+            let t = first_commit
+                .entry(i.path.as_str())
+                .or_insert(b.committed_at);
+            *t = (*t).min(b.committed_at);
         }
     }
+    for f in &files {
+        let name = f.path.rsplit('/').next().unwrap_or_default();
+        let Some(hour) = parse_hour_file_name(name) else {
+            continue;
+        };
+        let s = seen.entry(hour).or_default();
+        if !s.paths.contains(&f.path) {
+            s.paths.push(f.path.clone());
+        }
+        s.recorded = true;
+        s.landed = s.landed.or(Some(f.modified)).min(Some(f.modified));
+        s.quarantined += f.counts.quarantined;
+        if let FileStatus::Failed { reason } = &f.status {
+            s.failed = Some(reason.clone());
+        }
+        let committed = first_commit
+            .get(f.path.as_str())
+            .copied()
+            .unwrap_or(f.processed_at);
+        s.committed = Some(s.committed.map_or(committed, |c| c.min(committed)));
+    }
+    Ok(())
+}
+
+/// The first and last hour of the report: `--from`/`--to`, else the first/last hour seen.
+///
+/// # Errors
+/// [`UsageError`] when there is no hour to start or end at, or the range is longer than [`MAX_HOURS`].
+fn hour_bounds(
+    a: &GapsArgs,
+    landing: &StoreLocation,
+    seen: &BTreeMap<DateTime<Utc>, Seen>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let from = a
         .from
         .map(|h| h.hour)
@@ -242,12 +280,7 @@ pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let hours = hour_range(from, to).map_err(|e| UsageError(e.to_string()))?;
-    let report = build(&a, &config.landing, from, to, &hours, &seen);
-    if a.json {
-        return emit_json(&report);
-    }
-    emit(&render(&report))
+    Ok((from, to))
 }
 
 fn build(
@@ -286,28 +319,46 @@ fn build(
             }
             continue;
         };
+        r.count_hour(hour, s, late_after);
+    }
+    r.ranges = missing_ranges(&missing_runs, a.max_gap);
+    for g in &r.ranges {
+        if g.kind == "missing" {
+            r.missing += g.hours;
+        } else {
+            r.not_expected += g.hours;
+        }
+    }
+    r.expected -= r.not_expected;
+    r.fetch_commands = fetch_commands(&r.ranges, landing, &a.dataset);
+    r
+}
+
+impl GapsJson {
+    /// Counts an hour with a file or record (`s`), and lists it in `hours` unless it was simply ingested on time.
+    fn count_hour(&mut self, hour: DateTime<Utc>, s: &Seen, late_after: TimeDelta) {
         let state = match (&s.failed, s.recorded) {
             (Some(_), _) => "failed",
             (None, true) => "ingested",
             (None, false) => "pending",
         };
         match state {
-            "failed" => r.failed += 1,
-            "ingested" => r.ingested += 1,
-            _ => r.pending += 1,
+            "failed" => self.failed += 1,
+            "ingested" => self.ingested += 1,
+            _ => self.pending += 1,
         }
         let late_by = s
             .committed
             .map(|c| c - (hour + TimeDelta::hours(1)))
             .filter(|d| *d > late_after);
         if late_by.is_some() {
-            r.late += 1;
+            self.late += 1;
         }
         if s.quarantined > 0 {
-            r.quarantined += 1;
+            self.quarantined += 1;
         }
         if state != "ingested" || late_by.is_some() || s.quarantined > 0 {
-            r.hours.push(HourJson {
+            self.hours.push(HourJson {
                 hour,
                 state,
                 paths: s.paths.clone(),
@@ -319,16 +370,13 @@ fn build(
             });
         }
     }
-    let mut extra = String::new();
-    if landing != crate::config::Config::default().landing {
-        let _ = write!(extra, " --landing {}", shell_word(landing));
-    }
-    if a.dataset != "gharchive" {
-        let _ = write!(extra, " --dataset {}", shell_word(&a.dataset));
-    }
-    let max_gap = TimeDelta::from_std(a.max_gap).unwrap_or(TimeDelta::MAX);
-    r.ranges = missing_runs
-        .iter()
+}
+
+/// The runs of missing hours (first, last), each a gap (`missing`) or, when longer than `max_gap`, a span never
+/// expected (`not_expected`).
+fn missing_ranges(runs: &[(DateTime<Utc>, DateTime<Utc>)], max_gap: Duration) -> Vec<RangeJson> {
+    let max_gap = TimeDelta::from_std(max_gap).unwrap_or(TimeDelta::MAX);
+    runs.iter()
         .map(|&(from, to)| {
             let n = (to - from).num_hours() + 1;
             let kind = if TimeDelta::hours(n) > max_gap {
@@ -343,17 +391,20 @@ fn build(
                 kind,
             }
         })
-        .collect();
-    for g in &r.ranges {
-        if g.kind == "missing" {
-            r.missing += g.hours;
-        } else {
-            r.not_expected += g.hours;
-        }
+        .collect()
+}
+
+/// The `lander fetch gharchive` commands that fetch the gaps among `ranges` again (with `--landing` and
+/// `--dataset` when they are not the defaults).
+fn fetch_commands(ranges: &[RangeJson], landing: &str, dataset: &str) -> Vec<String> {
+    let mut extra = String::new();
+    if landing != crate::config::Config::default().landing {
+        let _ = write!(extra, " --landing {}", shell_word(landing));
     }
-    r.expected -= r.not_expected;
-    r.fetch_commands = r
-        .ranges
+    if dataset != "gharchive" {
+        let _ = write!(extra, " --dataset {}", shell_word(dataset));
+    }
+    ranges
         .iter()
         .filter(|g| g.kind == "missing")
         .map(|g| (g.from, g.to))
@@ -364,8 +415,7 @@ fn build(
                 e.format("%Y-%m-%dT%H")
             )
         })
-        .collect();
-    r
+        .collect()
 }
 
 /// `s` quoted for a POSIX shell when it needs it.

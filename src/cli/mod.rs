@@ -598,37 +598,8 @@ async fn start(
     args: &RunArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<(Context, Vec<String>)> {
-    let mut config = load_config(&args.locations)?;
-    apply_run_overrides(&mut config, args);
-    if let Some(n) = args.workers {
-        config.worker = Some(
-            crate::modes::workers::worker_from_host(n)
-                .map_err(|e| UsageError(e.to_string()))?
-                .to_string(),
-        );
-    }
-    config
-        .validate()
-        .context("while validating the configuration")?;
-    if args.fetch.is_some() && matches!(args.run_mode(), RunMode::Once | RunMode::AvailableNow) {
-        return Err(UsageError(
-            "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
-             backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
-                .into(),
-        )
-        .into());
-    }
-    // `fetch`, `generate` and `run --fetch` write into landing, so they create it; a plain `run` only reads it,
-    // and a landing that does not exist is a mistyped path, not something to create.
-    match (args.fetch.is_some(), local_landing(&config.landing)) {
-        (true, Some(dir)) => std::fs::create_dir_all(dir)
-            .with_context(|| format!("while creating landing {dir} for --fetch"))?,
-        _ => require_local_landing(&config.landing)?,
-    }
-    if let Some(dir) = local_landing(&config.bronze) {
-        require_creatable_dir("bronze", std::path::Path::new(dir))?;
-    }
-    require_creatable_dir("checkpoint", &config.checkpoint)?;
+    let config = run_config(args)?;
+    require_run_dirs(args, &config)?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let bronze = StoreLocation::open_with(&config.bronze, &config.storage)
@@ -674,18 +645,68 @@ async fn start(
     datasets
         .iter()
         .for_each(|d| crate::metrics::init_dataset(d));
+    serve_metrics(&ctx, &datasets).await?;
+    Ok((ctx, datasets))
+}
+
+/// The configuration of `run`: the file, variables and flags, with `--workers` resolved, validated.
+///
+/// # Errors
+/// Configuration errors; a usage error for `--fetch` with a bounded mode.
+fn run_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let mut config = load_config(&args.locations)?;
+    apply_run_overrides(&mut config, args);
+    if let Some(n) = args.workers {
+        config.worker = Some(
+            crate::modes::workers::worker_from_host(n)
+                .map_err(|e| UsageError(e.to_string()))?
+                .to_string(),
+        );
+    }
+    config
+        .validate()
+        .context("while validating the configuration")?;
+    if args.fetch.is_some() && matches!(args.run_mode(), RunMode::Once | RunMode::AvailableNow) {
+        return Err(UsageError(
+            "--fetch follows the archive forever: use it with --mode continuous or micro-batch (for a \
+             backfill, run `lander fetch gharchive --from .. --to ..` and then `run --mode once`)"
+                .into(),
+        )
+        .into());
+    }
+    Ok(config)
+}
+
+/// Checks (or, for `--fetch`, creates) the local landing, and that local bronze and the checkpoint can be created.
+fn require_run_dirs(args: &RunArgs, config: &Config) -> anyhow::Result<()> {
+    // `fetch`, `generate` and `run --fetch` write into landing, so they create it; a plain `run` only reads it,
+    // and a landing that does not exist is a mistyped path, not something to create.
+    match (args.fetch.is_some(), local_landing(&config.landing)) {
+        (true, Some(dir)) => std::fs::create_dir_all(dir)
+            .with_context(|| format!("while creating landing {dir} for --fetch"))?,
+        _ => require_local_landing(&config.landing)?,
+    }
+    if let Some(dir) = local_landing(&config.bronze) {
+        require_creatable_dir("bronze", std::path::Path::new(dir))?;
+    }
+    require_creatable_dir("checkpoint", &config.checkpoint)?;
+    Ok(())
+}
+
+/// Starts the metrics endpoint when one is configured.
+async fn serve_metrics(ctx: &Context, datasets: &[String]) -> anyhow::Result<()> {
     if let Some(addr) = ctx.config.metrics_socket()? {
         let ready = Arc::new(serve::Readiness {
             landing: ctx.landing.clone(),
             bronze: ctx.bronze.clone(),
-            datasets: datasets.clone(),
+            datasets: datasets.to_vec(),
         });
         let bound = serve::start(addr, ready, ctx.cancel.clone())
             .await
             .with_context(|| format!("while binding the metrics endpoint to {addr}"))?;
         tracing::info!("metrics on http://{bound}/metrics (health: /healthz, /readyz)");
     }
-    Ok((ctx, datasets))
+    Ok(())
 }
 
 /// A mistake in how a command was invoked (a path that does not exist, a flag that does not fit the mode, a

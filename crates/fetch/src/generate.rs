@@ -219,24 +219,21 @@ impl fmt::Display for SalesSummary {
 
 /// Settings of a [`SalesGenerator`].
 #[derive(Debug, Clone, Copy)]
-pub struct GeneratorConfig {
-    /// The random seed.
-    pub seed: u64,
+pub(crate) struct GeneratorConfig {
+    pub(crate) seed: u64,
     /// The first transaction_id.
-    pub start_id: u64,
-    /// Share of duplicate rows.
-    pub duplicate_share: f64,
-    /// Share of malformed rows.
-    pub malformed_share: f64,
+    pub(crate) start_id: u64,
+    pub(crate) duplicate_share: f64,
+    pub(crate) malformed_share: f64,
     /// Latest timestamp.
-    pub end: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
     /// Timestamps fall in `(end - window, end]`.
-    pub window: Duration,
+    pub(crate) window: Duration,
 }
 
 /// Deterministic generator of sales CSV rows (synchronous and pure; run it off the reactor).
 #[derive(Debug)]
-pub struct SalesGenerator {
+pub(crate) struct SalesGenerator {
     rng: StdRng,
     config: GeneratorConfig,
     window_seconds: i64,
@@ -247,7 +244,7 @@ pub struct SalesGenerator {
 
 impl SalesGenerator {
     /// A generator starting at `config.start_id`.
-    pub fn new(config: GeneratorConfig) -> Self {
+    pub(crate) fn new(config: GeneratorConfig) -> Self {
         let window_seconds = i64::try_from(config.window.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
@@ -262,17 +259,17 @@ impl SalesGenerator {
     }
 
     /// Rows written so far, by kind.
-    pub fn counts(&self) -> RowCounts {
+    pub(crate) fn counts(&self) -> RowCounts {
         self.counts
     }
 
     /// The next unused transaction_id.
-    pub fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u64 {
         self.next_id
     }
 
     /// Appends `rows` CSV lines (each ending in `\n`) to `out`.
-    pub fn write_rows(&mut self, rows: u64, out: &mut String) {
+    pub(crate) fn write_rows(&mut self, rows: u64, out: &mut String) {
         for _ in 0..rows {
             self.write_row(out);
             out.push('\n');
@@ -360,7 +357,7 @@ impl SalesGenerator {
 
 /// Formats cents the way the sample file does (Python's float repr): at least one decimal, no trailing zero
 /// beyond it (`50000` -> `500.0`, `45390` -> `453.9`, `112518` -> `1125.18`).
-pub fn format_amount(cents: u64) -> String {
+pub(crate) fn format_amount(cents: u64) -> String {
     let (units, rest) = (cents / 100, cents % 100);
     if rest % 10 == 0 {
         format!("{units}.{}", rest / 10)
@@ -388,23 +385,7 @@ pub async fn generate_sales(
     storage: &BTreeMap<String, String>,
     cancel: CancellationToken,
 ) -> Result<SalesSummary, FetchError> {
-    validate_dataset(&args.dataset)?;
-    validate_share("--duplicate-share", args.duplicate_share)?;
-    validate_share("--malformed-share", args.malformed_share)?;
-    if args.duplicate_share + args.malformed_share > 1.0 {
-        return Err(FetchError::InvalidArgument {
-            name: "--malformed-share",
-            value: args.malformed_share.to_string(),
-            reason: "--duplicate-share plus --malformed-share must not exceed 1".to_string(),
-        });
-    }
-    if args.rate.is_none() && args.files > args.rows {
-        return Err(FetchError::InvalidArgument {
-            name: "--files",
-            value: args.files.to_string(),
-            reason: format!("is more than --rows {}", args.rows),
-        });
-    }
+    validate_sales_args(args)?;
     let prefix = super::names::sanitize_file_name(&args.prefix, "--prefix")?;
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let start_id = args.start_id.unwrap_or_else(|| seeded_start_id(seed));
@@ -426,16 +407,7 @@ pub async fn generate_sales(
     let (mut counts, mut next_id) = (generator.counts(), generator.next_id());
     let mut files = Vec::new();
 
-    let plan: Vec<u64> = match args.rate {
-        None => split_rows(args.rows, args.files),
-        Some(rate) => {
-            let mut plan = vec![rate; usize::try_from(args.rows / rate).unwrap_or(usize::MAX)];
-            if !args.rows.is_multiple_of(rate) {
-                plan.push(args.rows % rate);
-            }
-            plan
-        }
-    };
+    let plan = rows_per_file(args);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for (index, rows) in plan.into_iter().enumerate() {
@@ -471,6 +443,43 @@ pub async fn generate_sales(
         first_id: start_id,
         next_id,
     })
+}
+
+/// Refuses an invalid dataset name, shares outside 0..=1 or adding up to more than 1, and more files than rows.
+fn validate_sales_args(args: &SalesArgs) -> Result<(), FetchError> {
+    validate_dataset(&args.dataset)?;
+    validate_share("--duplicate-share", args.duplicate_share)?;
+    validate_share("--malformed-share", args.malformed_share)?;
+    if args.duplicate_share + args.malformed_share > 1.0 {
+        return Err(FetchError::InvalidArgument {
+            name: "--malformed-share",
+            value: args.malformed_share.to_string(),
+            reason: "--duplicate-share plus --malformed-share must not exceed 1".to_string(),
+        });
+    }
+    if args.rate.is_none() && args.files > args.rows {
+        return Err(FetchError::InvalidArgument {
+            name: "--files",
+            value: args.files.to_string(),
+            reason: format!("is more than --rows {}", args.rows),
+        });
+    }
+    Ok(())
+}
+
+/// The rows of each file: `--rows` split into `--files` near-equal parts, or with `--rate`, `rate` rows per file
+/// (the last one holding the rest).
+fn rows_per_file(args: &SalesArgs) -> Vec<u64> {
+    match args.rate {
+        None => split_rows(args.rows, args.files),
+        Some(rate) => {
+            let mut plan = vec![rate; usize::try_from(args.rows / rate).unwrap_or(usize::MAX)];
+            if !args.rows.is_multiple_of(rate) {
+                plan.push(args.rows % rate);
+            }
+            plan
+        }
+    }
 }
 
 /// Ids per seed-derived block: more rows than one `generate` run writes in practice (16.7 million).

@@ -5,12 +5,11 @@
 //! (`https://data.gharchive.org/2015-01-01-15.json.gz`).
 //!
 //! An hour is published a few minutes after it ends, and the archive has real gaps (outages in 2011-2016). So a 404
-//! means "not published yet" for an hour that ended less than [`PUBLICATION_WINDOW`] ago (pending: retried by
+//! means "not published yet" for an hour that ended less than `PUBLICATION_WINDOW` ago (pending: retried by
 //! `--follow`, reported by a range fetch) and "missing" for an older hour. Hours that have not ended are pending
 //! without a request. Neither fails the other hours. Downloads, retries, verification and atomic publication are
 //! those of every fetch (see [`crate`]).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike as _, Utc};
@@ -22,9 +21,12 @@ use super::job::{Downloader, Job, Outcome};
 use super::progress::Progress;
 use super::{validate_dataset, DownloadArgs, FetchContext, FetchError, FetchSummary};
 
+mod follow;
+use follow::follow;
+
 /// Age (since the hour ended) after which a 404 means the archive lacks the hour rather than "not published yet".
 /// GH Archive normally publishes within minutes; two days leaves room for its occasional backfills.
-pub const PUBLICATION_WINDOW: TimeDelta = TimeDelta::hours(48);
+pub(crate) const PUBLICATION_WINDOW: TimeDelta = TimeDelta::hours(48);
 
 /// Hours fetched per round in `--follow` catch-up, so a `--from` far in the past is worked through (and reported)
 /// a week at a time.
@@ -145,17 +147,17 @@ pub fn parse_hour_arg(value: &str) -> Result<HourArg, FetchError> {
 }
 
 /// The start of the UTC hour containing `t`.
-pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     let seconds = t.timestamp();
     DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(t)
 }
 
 /// The archive's file name for `hour`: `YYYY-MM-DD-H.json.gz`, hour without leading zero.
-pub fn hour_file_name(hour: DateTime<Utc>) -> String {
+pub(crate) fn hour_file_name(hour: DateTime<Utc>) -> String {
     format!("{}-{}.json.gz", hour.format("%Y-%m-%d"), hour.hour())
 }
 
-/// The hour an archive file name stands for (the inverse of [`hour_file_name`]).
+/// The hour an archive file name stands for (the inverse of `hour_file_name`).
 pub fn parse_hour_file_name(name: &str) -> Option<DateTime<Utc>> {
     let stem = name.strip_suffix(".json.gz")?;
     let (date, hour) = (stem.get(..10)?, stem.get(10..)?.strip_prefix('-')?);
@@ -192,7 +194,7 @@ pub fn hour_range(
 
 /// How to read a 404 for an hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unavailable {
+pub(crate) enum Unavailable {
     /// The hour ended long ago: the archive does not have it.
     Missing,
     /// Not published yet: try again later.
@@ -200,7 +202,7 @@ pub enum Unavailable {
 }
 
 /// Classifies a 404 (or an hour not ended yet) at time `now`; see [`PUBLICATION_WINDOW`].
-pub fn classify_unavailable(hour: DateTime<Utc>, now: DateTime<Utc>) -> Unavailable {
+pub(crate) fn classify_unavailable(hour: DateTime<Utc>, now: DateTime<Utc>) -> Unavailable {
     let ended = hour + TimeDelta::hours(1);
     if now - ended > PUBLICATION_WINDOW {
         Unavailable::Missing
@@ -332,6 +334,45 @@ async fn fetch_hours(
     cancel: &CancellationToken,
     trip_after: Option<usize>,
 ) -> Vec<(DateTime<Utc>, HourOutcome)> {
+    let (mut outcomes, requested, jobs) = hour_jobs(downloader, base, dataset, hours, now);
+    let results = downloader
+        .fetch_all_while_up(jobs, cancel, trip_after)
+        .await;
+    let (mut missing, mut failed) = (Vec::new(), 0usize);
+    for (index, outcome) in requested.into_iter().zip(results) {
+        let hour = hours[index];
+        let classified = match outcome {
+            Outcome::Fetched { bytes } => HourOutcome::Fetched(bytes),
+            Outcome::Skipped => HourOutcome::Skipped,
+            Outcome::Cancelled => HourOutcome::Cancelled,
+            Outcome::NotFound { .. } => not_found(downloader, hour, now, &mut missing),
+            Outcome::Failed { error } => {
+                failed += 1;
+                if failed <= LOGGED_PER_ROUND {
+                    downloader.progress().log(|| tracing::error!("{error}"));
+                }
+                HourOutcome::Failed
+            }
+        };
+        outcomes[index] = Some(classified);
+    }
+    log_round(downloader, &missing, failed, &outcomes, trip_after, cancel);
+    hours
+        .iter()
+        .zip(outcomes)
+        .map(|(hour, outcome)| (*hour, outcome.unwrap_or(HourOutcome::Cancelled)))
+        .collect()
+}
+
+/// The download jobs of the ended hours of `hours`, with the index in `hours` of each (`requested`), and the
+/// outcomes known without a request (hours not ended are pending; an hour with no valid URL failed).
+fn hour_jobs(
+    downloader: &Downloader,
+    base: &Url,
+    dataset: &str,
+    hours: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> (Vec<Option<HourOutcome>>, Vec<usize>, Vec<Job>) {
     let mut outcomes: Vec<Option<HourOutcome>> = vec![None; hours.len()];
     let mut requested = Vec::new();
     let mut jobs = Vec::new();
@@ -367,44 +408,28 @@ async fn fetch_hours(
             );
         });
     }
-    let results = downloader
-        .fetch_all_while_up(jobs, cancel, trip_after)
-        .await;
-    let (mut missing, mut failed) = (Vec::new(), 0usize);
-    for (index, outcome) in requested.into_iter().zip(results) {
-        let hour = hours[index];
-        let classified = match outcome {
-            Outcome::Fetched { bytes } => HourOutcome::Fetched(bytes),
-            Outcome::Skipped => HourOutcome::Skipped,
-            Outcome::Cancelled => HourOutcome::Cancelled,
-            Outcome::NotFound { .. } => match classify_unavailable(hour, now) {
-                Unavailable::Missing => {
-                    missing.push(hour);
-                    HourOutcome::Missing
-                }
-                Unavailable::Pending => {
-                    downloader.progress().log(|| {
-                        tracing::info!(file = %hour_file_name(hour), "not published yet (404 for a recent hour)");
-                    });
-                    HourOutcome::Pending
-                }
-            },
-            Outcome::Failed { error } => {
-                failed += 1;
-                if failed <= LOGGED_PER_ROUND {
-                    downloader.progress().log(|| tracing::error!("{error}"));
-                }
-                HourOutcome::Failed
-            }
-        };
-        outcomes[index] = Some(classified);
+    (outcomes, requested, jobs)
+}
+
+/// A 404 for `hour`: missing from the archive (added to `missing`, logged per round) or not published yet.
+fn not_found(
+    downloader: &Downloader,
+    hour: DateTime<Utc>,
+    now: DateTime<Utc>,
+    missing: &mut Vec<DateTime<Utc>>,
+) -> HourOutcome {
+    match classify_unavailable(hour, now) {
+        Unavailable::Missing => {
+            missing.push(hour);
+            HourOutcome::Missing
+        }
+        Unavailable::Pending => {
+            downloader.progress().log(|| {
+                tracing::info!(file = %hour_file_name(hour), "not published yet (404 for a recent hour)");
+            });
+            HourOutcome::Pending
+        }
     }
-    log_round(downloader, &missing, failed, &outcomes, trip_after, cancel);
-    hours
-        .iter()
-        .zip(outcomes)
-        .map(|(hour, outcome)| (*hour, outcome.unwrap_or(HourOutcome::Cancelled)))
-        .collect()
 }
 
 /// The aggregated warnings of one round of [`fetch_hours`].
@@ -454,123 +479,6 @@ fn log_round(
             )
         });
     }
-}
-
-/// The pause after a `--follow` round that fetched nothing while hours failed or were missing: doubles from
-/// [`IDLE_BACKOFF_BASE`] per such round, up to the poll interval, so that a mirror that is down or lacks a
-/// range is not asked for hour after hour in a tight loop. Any fetched hour resets it.
-const IDLE_BACKOFF_BASE: Duration = Duration::from_secs(1);
-
-/// How long `--follow` keeps retrying an hour whose download failed (in later rounds, after the pause above)
-/// before it counts it as failed and moves past it.
-const FOLLOW_GIVE_UP: TimeDelta = TimeDelta::hours(1);
-
-/// `--follow`: fetch from `from` on, hour after hour, until `cancel` fires.
-///
-/// Each round fetches every ended hour not yet resolved (at most [`FOLLOW_BATCH_HOURS`]), then sleeps
-/// `--poll-interval` when it is caught up or waiting for an unpublished hour. The summary counts each resolved hour
-/// once; `pending` is the number of hours still waited for when it stops.
-async fn follow(
-    downloader: &Downloader,
-    base: &Url,
-    args: &GharchiveArgs,
-    from: DateTime<Utc>,
-    cancel: &CancellationToken,
-) -> FetchSummary {
-    let mut summary = FetchSummary::default();
-    let mut next = floor_hour(from);
-    // Hours after `next` that are already resolved (fetched while an earlier hour was still pending).
-    let mut resolved: BTreeSet<DateTime<Utc>> = BTreeSet::new();
-    // Rounds in a row that fetched nothing while hours failed or were missing (see [`IDLE_BACKOFF_BASE`]).
-    let mut idle_rounds = 0u32;
-    let trip_after = Some(downloader.concurrency.max(2));
-    // When each hour that failed first failed: it is tried again in later rounds until FOLLOW_GIVE_UP has passed
-    // (a source that is down for a while loses no hour; a file that is broken for good is given up).
-    let mut first_failed: std::collections::HashMap<DateTime<Utc>, DateTime<Utc>> =
-        std::collections::HashMap::new();
-    downloader.progress().log(|| {
-        tracing::info!(from = %hour_file_name(next), base_url = %base, "following GH Archive");
-    });
-    loop {
-        let now = Utc::now();
-        let last_ended = floor_hour(now) - TimeDelta::hours(1);
-        let batch_end = last_ended.min(next + TimeDelta::hours(FOLLOW_BATCH_HOURS - 1));
-        let batch: Vec<DateTime<Utc>> = if next <= batch_end {
-            hour_range(next, batch_end)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|h| !resolved.contains(h))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut waiting = 0;
-        let (mut progressed, mut unlucky, mut unpublished) = (false, false, 0);
-        for (hour, outcome) in fetch_hours(
-            downloader,
-            base,
-            &args.dataset,
-            &batch,
-            now,
-            cancel,
-            trip_after,
-        )
-        .await
-        {
-            match outcome {
-                HourOutcome::Fetched(_) | HourOutcome::Skipped => progressed = true,
-                HourOutcome::Missing | HourOutcome::Failed | HourOutcome::Cancelled => {
-                    unlucky = true
-                }
-                HourOutcome::Pending => unpublished += 1,
-            }
-            let retry_later = outcome == HourOutcome::Failed
-                && now - *first_failed.entry(hour).or_insert(now) < FOLLOW_GIVE_UP;
-            if outcome.is_resolved() && !retry_later {
-                outcome.count(&mut summary);
-                resolved.insert(hour);
-                first_failed.remove(&hour);
-            } else {
-                waiting += 1;
-            }
-        }
-        while resolved.remove(&next) {
-            next += TimeDelta::hours(1);
-        }
-        summary.pending = waiting;
-        if cancel.is_cancelled() {
-            break;
-        }
-        idle_rounds = if progressed || !unlucky {
-            0
-        } else {
-            idle_rounds + 1
-        };
-        if idle_rounds > 0 && !(unpublished > 0 || next > last_ended) {
-            let pause = IDLE_BACKOFF_BASE
-                .saturating_mul(2u32.saturating_pow(idle_rounds.min(20) - 1))
-                .min(args.poll_interval);
-            tracing::debug!(pause = %humantime::format_duration(pause), "nothing fetched this round; pausing");
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
-        if unpublished > 0 || next > last_ended {
-            downloader.progress().log(|| {
-                tracing::info!(
-                    next = %hour_file_name(next),
-                    poll_in = %humantime::format_duration(args.poll_interval),
-                    "waiting for the next hour to be published"
-                );
-            });
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(args.poll_interval) => {}
-            }
-        }
-    }
-    summary
 }
 
 /// `<base>/<name>`, keeping any path of a mirror's base URL.

@@ -29,7 +29,7 @@ mod names;
 mod progress;
 mod retry;
 pub mod s3;
-pub mod temps;
+pub(crate) mod temps;
 pub mod url;
 mod verify;
 

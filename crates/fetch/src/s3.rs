@@ -123,13 +123,6 @@ async fn copy_one(
 ) -> Result<Copied, FetchError> {
     let started = Instant::now();
     let final_path = landing.path(target);
-    let store_err = |action: &'static str, location: String| {
-        move |source: object_store::Error| FetchError::ObjectStore {
-            action,
-            location,
-            source,
-        }
-    };
     match landing.store.head(&final_path).await {
         Ok(_) => return Ok(Copied::Skipped),
         Err(object_store::Error::NotFound { .. }) => {}
@@ -140,43 +133,7 @@ async fn copy_one(
     let src = source.describe(&source.relative(&meta.location).unwrap_or_default());
 
     // Crash or failure while copying: only the hidden temporary object exists; the next run overwrites it.
-    let upload = landing
-        .store
-        .put_multipart(&temp)
-        .await
-        .map_err(store_err("write", landing.describe(target)))?;
-    let mut upload = WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
-    let copied = async {
-        let mut body = source
-            .store
-            .get(&meta.location)
-            .await
-            .map_err(store_err("read", src.clone()))?
-            .into_stream();
-        let mut bytes = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk: Bytes = chunk.map_err(store_err("read", src.clone()))?;
-            bytes += chunk.len() as u64;
-            upload
-                .wait_for_capacity(2)
-                .await
-                .map_err(store_err("write", landing.describe(target)))?;
-            upload.put(chunk);
-        }
-        Ok::<u64, FetchError>(bytes)
-    }
-    .await;
-    let bytes = match copied {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-    };
-    upload
-        .finish()
-        .await
-        .map_err(store_err("write", landing.describe(target)))?;
+    let bytes = copy_to_temp(source, landing, meta, &temp, target, &src).await?;
 
     let published = rename_no_clobber(landing, &temp, &final_path).await;
     match published {
@@ -198,6 +155,68 @@ async fn copy_one(
             delete_quietly(landing, &temp).await;
             Err(store_err("publish", landing.describe(target))(e))
         }
+    }
+}
+
+/// Streams the object `meta` (described as `src`) into the temporary object `temp` of landing (for `target`), in
+/// multipart chunks; aborts the upload when the copy fails. Returns the bytes copied.
+async fn copy_to_temp(
+    source: &StoreLocation,
+    landing: &StoreLocation,
+    meta: &ObjectMeta,
+    temp: &Path,
+    target: &str,
+    src: &str,
+) -> Result<u64, FetchError> {
+    let upload = landing
+        .store
+        .put_multipart(temp)
+        .await
+        .map_err(store_err("write", landing.describe(target)))?;
+    let mut upload = WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
+    let copied = async {
+        let mut body = source
+            .store
+            .get(&meta.location)
+            .await
+            .map_err(store_err("read", src.to_string()))?
+            .into_stream();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk: Bytes = chunk.map_err(store_err("read", src.to_string()))?;
+            bytes += chunk.len() as u64;
+            upload
+                .wait_for_capacity(2)
+                .await
+                .map_err(store_err("write", landing.describe(target)))?;
+            upload.put(chunk);
+        }
+        Ok::<u64, FetchError>(bytes)
+    }
+    .await;
+    let bytes = match copied {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+    };
+    upload
+        .finish()
+        .await
+        .map_err(store_err("write", landing.describe(target)))?;
+    Ok(bytes)
+}
+
+/// Turns an object store error into [`FetchError::ObjectStore`] for `action` on `location`.
+fn store_err(
+    action: &'static str,
+    location: String,
+) -> impl FnOnce(object_store::Error) -> FetchError {
+    move |source| FetchError::ObjectStore {
+        action,
+        location,
+        source,
     }
 }
 

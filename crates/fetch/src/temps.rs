@@ -29,11 +29,11 @@ use lander_core::store::{Backend, StoreLocation};
 /// Age after which an inner temporary of fetch is stale even when its file is not in landing: longer than any
 /// one upload (a 4 GiB file at 2 MB/s takes 35 minutes), and HDFS's own lease hard limit, after which the
 /// NameNode closes a file its writer abandoned.
-pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// The fetch temporary (`.<name>.tmp`) that a store client's inner temporary `.<owner>.tmp.<n>` belongs to, or
 /// `None` when `file_name` is not such an inner temporary of fetch.
-pub fn fetch_temp_owner(file_name: &str) -> Option<&str> {
+pub(crate) fn fetch_temp_owner(file_name: &str) -> Option<&str> {
     let (owner, n) = file_name.strip_prefix('.')?.rsplit_once(".tmp.")?;
     let is_fetch_temp = owner.len() >= ".x.tmp".len()
         && owner.starts_with('.')
@@ -44,7 +44,7 @@ pub fn fetch_temp_owner(file_name: &str) -> Option<&str> {
 
 /// Whether the inner temporary at `rel` (relative to landing), modified at `modified`, is stale at `now`, given
 /// the set of relative paths present in landing.
-pub fn is_stale(
+pub(crate) fn is_stale(
     rel: &str,
     modified: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -76,7 +76,7 @@ pub fn is_stale(
 /// # Errors
 /// [`FetchError::ObjectStore`] when landing cannot be listed or a temporary cannot be deleted (a temporary that
 /// vanished meanwhile is fine).
-pub async fn remove_stale_temps(
+pub(crate) async fn remove_stale_temps(
     landing: &StoreLocation,
     dataset: &str,
 ) -> Result<usize, FetchError> {

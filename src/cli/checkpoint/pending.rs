@@ -12,8 +12,9 @@ use super::{PendingArgs, PendingJson};
 use crate::checkpoint::CheckpointStore;
 use crate::cli::load_config;
 use crate::cli::output::{blocking, emit, emit_json, fmt_time, human_bytes, open_read};
+use crate::config::Config;
 use crate::source::listing::{
-    plan_dataset, plan_listing, Change, PlanOptions, MODIFIED_IN_THE_FUTURE,
+    plan_dataset, plan_listing, Change, LandingFile, PlanOptions, MODIFIED_IN_THE_FUTURE,
 };
 use crate::store::StoreLocation;
 
@@ -22,16 +23,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     if let Some(s) = a.settle_time {
         config.settle_time = s;
     }
-    let datasets: Vec<String> = match &a.common.dataset {
-        Some(d) if !config.datasets.contains_key(d) => {
-            return Err(crate::cli::UsageError(format!(
-                "--dataset {d}: no such dataset is configured"
-            )))
-            .context("while choosing datasets")
-        }
-        Some(d) => vec![d.clone()],
-        None => config.datasets.keys().cloned().collect(),
-    };
+    let datasets = chosen_datasets(&config, a.common.dataset.as_ref())?;
     let landing = StoreLocation::open_with(&config.landing, &config.storage)
         .context("while opening landing")?;
     let store = open_read(&config).await?;
@@ -40,68 +32,115 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
     // A worker's checkpoint lists only its own files: the assignment it is bound to, else the configured one.
     let worker =
         crate::modes::workers::bound_worker(&store).or_else(|| config.worker_spec().ok().flatten());
-    let opts = |settle_time| PlanOptions {
-        settle_time,
+    let no_settle = PlanOptions {
+        settle_time: Duration::ZERO,
         latest_first: false,
         now,
         worker,
         ..crate::modes::plan_options(&config, false)
     };
-    let mut other_workers = 0;
-    let mut rows = Vec::new();
-    // (dataset, path, why): entries never read until fixed; files at the top of landing belong to no dataset.
-    let mut skipped: Vec<(String, String, String)> = Vec::new();
+    let mut found = Found::default();
     if a.common.dataset.is_none() {
         for name in crate::source::top::report_stray_files(&landing).await {
-            skipped.push((String::new(), name, crate::source::top::STRAY_REASON.into()));
+            found
+                .skipped
+                .push((String::new(), name, crate::source::top::STRAY_REASON.into()));
         }
     }
     for ds in &datasets {
-        // Everything the next runs will read, then what a run now would read: the difference is still settling.
-        let plan = plan_listing(&landing, &store, ds, &opts(Duration::ZERO))
+        found
+            .list_dataset(&landing, &store, ds, &no_settle, config.settle_time)
+            .await?;
+    }
+    if let (Some(w), true) = (worker, found.other_workers > 0) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} file(s) in landing belong to other workers (this checkpoint is worker {w}) and are not listed",
+            found.other_workers
+        );
+    }
+    if a.common.json {
+        return emit_json(&found.into_json());
+    }
+    print_skipped(found.skipped)?;
+    print_rows(&found.rows, &landing)
+}
+
+/// The datasets `--dataset` names (refused when it is not configured), else every configured one.
+fn chosen_datasets(config: &Config, dataset: Option<&String>) -> anyhow::Result<Vec<String>> {
+    Ok(match dataset {
+        Some(d) if !config.datasets.contains_key(d) => {
+            return Err(crate::cli::UsageError(format!(
+                "--dataset {d}: no such dataset is configured"
+            )))
+            .context("while choosing datasets")
+        }
+        Some(d) => vec![d.clone()],
+        None => config.datasets.keys().cloned().collect(),
+    })
+}
+
+/// What `checkpoint pending` found in landing so far.
+#[derive(Default)]
+struct Found {
+    /// Files the next runs will read (ready, settling, or modified in the future).
+    rows: Vec<PendingJson>,
+    /// (dataset, path, why): entries never read until fixed; files at the top of landing belong to no dataset.
+    skipped: Vec<(String, String, String)>,
+    /// Files listed but left to other workers.
+    other_workers: usize,
+}
+
+impl Found {
+    /// Lists dataset `ds`: everything the next runs will read (`no_settle`), then what a run now would read
+    /// (`settle_time`): the difference is still settling.
+    async fn list_dataset(
+        &mut self,
+        landing: &StoreLocation,
+        store: &CheckpointStore,
+        ds: &str,
+        no_settle: &PlanOptions,
+        settle_time: Duration,
+    ) -> anyhow::Result<()> {
+        let plan = plan_listing(landing, store, ds, no_settle)
             .await
             .with_context(|| format!("while listing {ds} in landing"))?;
-        skipped.extend(plan.skipped.into_iter().map(|(p, r)| (ds.clone(), p, r)));
-        other_workers += plan.other_workers;
+        self.skipped.extend(
+            plan.skipped
+                .into_iter()
+                .map(|(p, r)| (ds.to_string(), p, r)),
+        );
+        self.other_workers += plan.other_workers;
         // With no settle time, only a file modified in the future is not ready: say so, as `run` does.
-        rows.extend(modified_in_the_future(&landing, &store, ds, plan.not_ready, now).await);
+        self.rows.extend(
+            modified_in_the_future(landing, store, ds, plan.not_ready, no_settle.now).await,
+        );
         let all = plan.files;
         if all.is_empty() {
-            continue;
+            return Ok(());
         }
-        let ready: HashSet<String> = plan_dataset(&landing, &store, ds, &opts(config.settle_time))
+        let settled = PlanOptions {
+            settle_time,
+            ..no_settle.clone()
+        };
+        let ready: HashSet<String> = plan_dataset(landing, store, ds, &settled)
             .await
             .with_context(|| format!("while listing {ds} in landing"))?
             .into_iter()
             .map(|f| f.path)
             .collect();
-        rows.extend(all.into_iter().map(|f| PendingJson {
-            ready: ready.contains(&f.path),
-            dataset: f.dataset.clone(),
-            change: match f.change {
-                Change::New => "new",
-                Change::Appended => "appended",
-                Change::Replaced => "rewritten",
-            },
-            size: f.size,
-            pending_bytes: f.pending_bytes(),
-            start_offset: f.start_offset,
-            modified: Some(f.modified),
-            path: f.path,
-            reason: None,
+        self.rows.extend(all.into_iter().map(|f| {
+            let ready = ready.contains(&f.path);
+            pending_row(f, ready)
         }));
+        Ok(())
     }
-    if let (Some(w), true) = (worker, other_workers > 0) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{other_workers} file(s) in landing belong to other workers (this checkpoint is worker {w}) and are not listed"
-        );
-    }
-    let future = rows.iter().filter(|r| r.reason.is_some()).count();
-    let never = skipped.len();
-    if a.common.json {
+
+    /// The rows of `--json`: the files, then the skipped entries.
+    fn into_json(self) -> Vec<PendingJson> {
+        let mut rows = self.rows;
         rows.extend(
-            skipped
+            self.skipped
                 .into_iter()
                 .map(|(dataset, path, reason)| PendingJson {
                     dataset,
@@ -115,29 +154,59 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
                     reason: Some(reason),
                 }),
         );
-        return emit_json(&rows);
+        rows
     }
-    if !skipped.is_empty() {
-        let mut t = Table::new(&[("SKIPPED (NEVER READ UNTIL FIXED)", false), ("WHY", false)]);
-        // A control character (often why it is skipped) would break the table.
-        let shown = |s: String| {
-            if s.chars().any(char::is_control) {
-                s.escape_debug().to_string()
-            } else {
-                s
-            }
-        };
-        for (_, path, reason) in skipped {
-            t.row(vec![shown(path), shown(reason)]);
+}
+
+/// The row of a file the next runs will read; `ready`: a run now would read it (it is not settling).
+fn pending_row(f: LandingFile, ready: bool) -> PendingJson {
+    PendingJson {
+        ready,
+        dataset: f.dataset.clone(),
+        change: match f.change {
+            Change::New => "new",
+            Change::Appended => "appended",
+            Change::Replaced => "rewritten",
+        },
+        size: f.size,
+        pending_bytes: f.pending_bytes(),
+        start_offset: f.start_offset,
+        modified: Some(f.modified),
+        path: f.path,
+        reason: None,
+    }
+}
+
+/// Prints the entries never read until fixed (a table on stdout, their count on stderr), if any.
+fn print_skipped(skipped: Vec<(String, String, String)>) -> anyhow::Result<()> {
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let never = skipped.len();
+    let mut t = Table::new(&[("SKIPPED (NEVER READ UNTIL FIXED)", false), ("WHY", false)]);
+    // A control character (often why it is skipped) would break the table.
+    let shown = |s: String| {
+        if s.chars().any(char::is_control) {
+            s.escape_debug().to_string()
+        } else {
+            s
         }
-        emit(&t.render())?;
-        let _ = writeln!(
-            std::io::stderr(),
-            "{never} entr{} in landing will not be read as {}",
-            if never == 1 { "y" } else { "ies" },
-            if never == 1 { "it is" } else { "they are" }
-        );
+    };
+    for (_, path, reason) in skipped {
+        t.row(vec![shown(path), shown(reason)]);
     }
+    emit(&t.render())?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{never} entr{} in landing will not be read as {}",
+        if never == 1 { "y" } else { "ies" },
+        if never == 1 { "it is" } else { "they are" }
+    );
+    Ok(())
+}
+
+/// Prints the files the next runs will read (a table on stdout, totals on stderr), or that nothing is pending.
+fn print_rows(rows: &[PendingJson], landing: &StoreLocation) -> anyhow::Result<()> {
     if rows.is_empty() {
         let _ = writeln!(
             std::io::stderr(),
@@ -146,6 +215,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let future = rows.iter().filter(|r| r.reason.is_some()).count();
     let mut t = Table::new(&[
         ("PATH", false),
         ("CHANGE", false),
@@ -154,7 +224,7 @@ pub(super) async fn pending(a: PendingArgs) -> anyhow::Result<()> {
         ("MODIFIED (UTC)", false),
         ("READY", false),
     ]);
-    for r in &rows {
+    for r in rows {
         t.row(vec![
             r.path.clone(),
             r.change.to_string(),

@@ -138,7 +138,7 @@ pub(super) async fn rebuild(a: RebuildArgs) -> anyhow::Result<()> {
         }
         let csv = matches!(
             config.datasets.get(ds),
-            Some(crate::config::DatasetConfig::Csv(_))
+            Some(crate::config::DatasetConfig::Csv { .. })
         );
         text.push_str(&summary(ds, &t, csv));
     }

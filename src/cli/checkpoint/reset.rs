@@ -1,6 +1,7 @@
 //! `checkpoint reset`: forget file records so that the next run ingests those files again.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
@@ -30,18 +31,7 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
     } else {
         open_write(&config, "reset it").await?
     };
-    let s = store.clone();
-    let (file, dataset, all) = (a.file.clone(), a.dataset.clone(), a.all);
-    let targets: Vec<FileRecord> = blocking(move || -> anyhow::Result<Vec<FileRecord>> {
-        let files = s.files(None)?;
-        Ok(match (file, dataset, all) {
-            (Some(f), _, _) => resolve_file(files, &f)?.into_iter().collect(),
-            (None, Some(d), _) => files.into_iter().filter(|f| f.dataset == d).collect(),
-            _ => files,
-        })
-    })
-    .await
-    .context("while reading the file records")?;
+    let targets = chosen_records(&store, &a).await?;
     if targets.is_empty() {
         if let Some(f) = &a.file {
             bail!("no landing file {f} in the checkpoint (already forgotten, or never processed)");
@@ -50,48 +40,12 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.dry_run {
-        if a.json {
-            return emit_json(&ResetJson {
-                dry_run: true,
-                files: targets.iter().map(file_json).collect(),
-            });
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "dry run: would forget {} file(s); nothing changed",
-            targets.len()
-        );
-        return emit(&file_table(&targets).render());
+        return print_dry_run(&targets, a.json);
     }
     if !a.yes {
-        let mut err = std::io::stderr();
-        let _ = write!(
-            err,
-            "forget {} file record(s) in {} so that the next run reads them again? [y/N] ",
-            targets.len(),
-            config.checkpoint.display()
-        );
-        let _ = err.flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .context("while reading the confirmation")?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("reset aborted: nothing changed");
-        }
+        confirm(targets.len(), &config.checkpoint)?;
     }
-    let s = store.clone();
-    let t = targets.clone();
-    let forgotten = blocking(move || -> Result<Vec<FileRecord>, CheckpointError> {
-        let mut out = Vec::new();
-        for f in &t {
-            out.extend(s.reset_files(Some(&f.dataset), Some(&f.path))?);
-        }
-        Ok(out)
-    })
-    .await
-    .context("while forgetting file records")?;
+    let forgotten = forget(&store, targets).await?;
     if a.json {
         return emit_json(&ResetJson {
             dry_run: false,
@@ -109,4 +63,73 @@ pub(super) async fn reset(a: ResetArgs) -> anyhow::Result<()> {
             ))
             .unwrap_or_default()
     ))
+}
+
+/// The file records `--file`, `--dataset` or `--all` choose.
+async fn chosen_records(store: &CheckpointStore, a: &ResetArgs) -> anyhow::Result<Vec<FileRecord>> {
+    let s = store.clone();
+    let (file, dataset, all) = (a.file.clone(), a.dataset.clone(), a.all);
+    blocking(move || -> anyhow::Result<Vec<FileRecord>> {
+        let files = s.files(None)?;
+        Ok(match (file, dataset, all) {
+            (Some(f), _, _) => resolve_file(files, &f)?.into_iter().collect(),
+            (None, Some(d), _) => files.into_iter().filter(|f| f.dataset == d).collect(),
+            _ => files,
+        })
+    })
+    .await
+    .context("while reading the file records")
+}
+
+/// `--dry-run`: prints the records that would be forgotten.
+fn print_dry_run(targets: &[FileRecord], json: bool) -> anyhow::Result<()> {
+    if json {
+        return emit_json(&ResetJson {
+            dry_run: true,
+            files: targets.iter().map(file_json).collect(),
+        });
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "dry run: would forget {} file(s); nothing changed",
+        targets.len()
+    );
+    emit(&file_table(targets).render())
+}
+
+/// Asks on the terminal before forgetting `count` records of `checkpoint`; an answer other than yes aborts.
+fn confirm(count: usize, checkpoint: &Path) -> anyhow::Result<()> {
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "forget {count} file record(s) in {} so that the next run reads them again? [y/N] ",
+        checkpoint.display()
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("while reading the confirmation")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("reset aborted: nothing changed");
+    }
+    Ok(())
+}
+
+/// Forgets the records `targets`; returns the records forgotten.
+async fn forget(
+    store: &CheckpointStore,
+    targets: Vec<FileRecord>,
+) -> anyhow::Result<Vec<FileRecord>> {
+    let s = store.clone();
+    blocking(move || -> Result<Vec<FileRecord>, CheckpointError> {
+        let mut out = Vec::new();
+        for f in &targets {
+            out.extend(s.reset_files(Some(&f.dataset), Some(&f.path))?);
+        }
+        Ok(out)
+    })
+    .await
+    .context("while forgetting file records")
 }

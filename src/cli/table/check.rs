@@ -11,8 +11,9 @@ use clap::Args;
 use crate::checkpoint::CheckpointStore;
 use crate::cli::output::{emit, open_write};
 use crate::cli::LocationArgs;
+use crate::store::StoreLocation;
 use crate::table::check::{lost_inputs, missing_files, repair, MissingFile};
-use crate::table::{DeltaTable, Rewritten};
+use crate::table::{DeltaTable, Rewritten, Snapshot};
 
 /// Repairs retried when another writer removes a missing file first.
 const REPAIR_ATTEMPTS: usize = 3;
@@ -66,35 +67,87 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
         else {
             continue;
         };
-        let mut missing = missing_files(&table, &snap)
-            .await
-            .with_context(|| format!("while checking {}", bronze.describe(ds)))?;
+        let missing = report_missing(&table, &snap, &bronze, ds, &mut out).await?;
         if missing.is_empty() {
-            let _ = writeln!(
-                out,
-                "{ds}: {} file(s) referenced at version {}, all present",
-                snap.files.len(),
-                snap.version
-            );
             continue;
-        }
-        let _ = writeln!(
-            out,
-            "{ds}: {} of {} file(s) referenced at version {} are missing from storage:",
-            missing.len(),
-            snap.files.len(),
-            snap.version
-        );
-        for m in &missing {
-            let _ = writeln!(out, "  {}", describe(m));
         }
         if !a.repair {
             unrepaired += missing.len();
             continue;
         }
+        let fix = DatasetRepair {
+            table: &table,
+            bronze: &bronze,
+            ds,
+        };
+        let Some(missing) = fix.commit(&mut snap, missing, &mut out).await? else {
+            continue;
+        };
+        if let Some(cp) = &checkpoint {
+            fix.forget_days(cp, &missing, &mut out).await?;
+        }
+        fix.advise_reingest(&missing, &mut out).await?;
+    }
+    emit(&out)?;
+    if unrepaired > 0 {
+        anyhow::bail!("{unrepaired} referenced file(s) missing from storage (repair: lander table check --repair)");
+    }
+    Ok(())
+}
+
+/// The files of `snap` that storage lacks, each written to `out` (or that all are present).
+async fn report_missing(
+    table: &DeltaTable,
+    snap: &Snapshot,
+    bronze: &StoreLocation,
+    ds: &str,
+    out: &mut String,
+) -> anyhow::Result<Vec<MissingFile>> {
+    let missing = missing_files(table, snap)
+        .await
+        .with_context(|| format!("while checking {}", bronze.describe(ds)))?;
+    if missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "{ds}: {} file(s) referenced at version {}, all present",
+            snap.files.len(),
+            snap.version
+        );
+        return Ok(missing);
+    }
+    let _ = writeln!(
+        out,
+        "{ds}: {} of {} file(s) referenced at version {} are missing from storage:",
+        missing.len(),
+        snap.files.len(),
+        snap.version
+    );
+    for m in &missing {
+        let _ = writeln!(out, "  {}", describe(m));
+    }
+    Ok(missing)
+}
+
+/// The repair of one dataset's table (`--repair`).
+struct DatasetRepair<'a> {
+    table: &'a DeltaTable,
+    bronze: &'a StoreLocation,
+    ds: &'a str,
+}
+
+impl DatasetRepair<'_> {
+    /// Removes the references to `missing` in one commit, retried while other writers remove some of them
+    /// first. Returns the references removed, or `None` when other writers removed them all.
+    async fn commit(
+        &self,
+        snap: &mut Snapshot,
+        mut missing: Vec<MissingFile>,
+        out: &mut String,
+    ) -> anyhow::Result<Option<Vec<MissingFile>>> {
+        let (table, bronze, ds) = (self.table, self.bronze, self.ds);
         let mut committed = None;
         for _ in 0..REPAIR_ATTEMPTS {
-            match repair(&table, &mut snap, &missing)
+            match repair(table, snap, &missing)
                 .await
                 .with_context(|| format!("while repairing {}", bronze.describe(ds)))?
             {
@@ -104,7 +157,7 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
                 }
                 // Another writer removed some of them first: check again on the table as it is now.
                 Rewritten::InputsGone(_) => {
-                    missing = missing_files(&table, &snap).await?;
+                    missing = missing_files(table, snap).await?;
                     if missing.is_empty() {
                         break;
                     }
@@ -119,40 +172,59 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
                     "{ds}: repaired: removed {} reference(s) ({rows} rows) in version {v}",
                     missing.len()
                 );
+                Ok(Some(missing))
             }
             None if missing.is_empty() => {
                 let _ = writeln!(
                     out,
                     "{ds}: another writer removed those references meanwhile; nothing to repair"
                 );
-                continue;
+                Ok(None)
             }
             None => anyhow::bail!(
                 "could not repair {}: other writers kept removing files",
                 bronze.describe(ds)
             ),
         }
+    }
+
+    /// Makes the checkpoint's dedup index forget the days of the removed files.
+    async fn forget_days(
+        &self,
+        cp: &CheckpointStore,
+        missing: &[MissingFile],
+        out: &mut String,
+    ) -> anyhow::Result<()> {
+        let ds = self.ds;
         let mut days: Vec<i32> = missing
             .iter()
             .filter_map(|m| day_of_path(&m.path))
             .collect();
         days.sort_unstable();
         days.dedup();
-        if let Some(cp) = &checkpoint {
-            let dir = cp.dir().join("dedup").join(ds);
-            let forgotten =
-                tokio::task::spawn_blocking(move || crate::dedup::index::forget_days(&dir, &days))
-                    .await
-                    .expect("forgetting dedup days does not panic")
-                    .context("while making the dedup index forget the repaired days")?;
-            if forgotten > 0 {
-                let _ = writeln!(out, "{ds}: the dedup index forgot the repaired day(s) ({forgotten} run file(s)); the next run reads their keys from the table");
-            }
+        let dir = cp.dir().join("dedup").join(ds);
+        let forgotten =
+            tokio::task::spawn_blocking(move || crate::dedup::index::forget_days(&dir, &days))
+                .await
+                .expect("forgetting dedup days does not panic")
+                .context("while making the dedup index forget the repaired days")?;
+        if forgotten > 0 {
+            let _ = writeln!(out, "{ds}: the dedup index forgot the repaired day(s) ({forgotten} run file(s)); the next run reads their keys from the table");
         }
+        Ok(())
+    }
+
+    /// Says how to restore the removed rows: the `checkpoint reset` of the landing files they came from.
+    async fn advise_reingest(
+        &self,
+        missing: &[MissingFile],
+        out: &mut String,
+    ) -> anyhow::Result<()> {
+        let ds = self.ds;
         let paths: Vec<String> = missing.iter().map(|m| m.path.clone()).collect();
-        let inputs = lost_inputs(&table, &paths)
+        let inputs = lost_inputs(self.table, &paths)
             .await
-            .with_context(|| format!("while reading the log of {}", bronze.describe(ds)))?;
+            .with_context(|| format!("while reading the log of {}", self.bronze.describe(ds)))?;
         if inputs.is_empty() {
             let _ = writeln!(out, "{ds}: no commit names the landing inputs of those rows; re-ingest the landing files of those days to restore them");
         } else {
@@ -165,12 +237,8 @@ pub(super) async fn run(a: CheckArgs) -> anyhow::Result<()> {
                 let _ = writeln!(out, "  lander checkpoint reset --yes --file {}", i.path);
             }
         }
+        Ok(())
     }
-    emit(&out)?;
-    if unrepaired > 0 {
-        anyhow::bail!("{unrepaired} referenced file(s) missing from storage (repair: lander table check --repair)");
-    }
-    Ok(())
 }
 
 fn describe(m: &MissingFile) -> String {

@@ -45,21 +45,7 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     let mut reports: Vec<ConvertReport> = Vec::new();
     for ds in datasets(&config, a.dataset.as_deref()) {
         let (txn, inputs, schema) = match &cp {
-            Some(cp) => {
-                let (store, d) = (cp.clone(), ds.clone());
-                let (writer, last, files, schema) = crate::cli::output::blocking(move || {
-                    Ok::<_, crate::checkpoint::CheckpointError>((
-                        store.writer_id()?,
-                        store.last_batch_id(&d)?,
-                        store.files(Some(&d))?,
-                        store.schema(&d)?,
-                    ))
-                })
-                .await
-                .context("while reading the checkpoint")?;
-                let txn = (last > 0).then(|| (app_id(&ds, &writer), last as i64));
-                (txn, inputs_of(&files), schema)
-            }
+            Some(cp) => checkpoint_txn(cp, &ds).await?,
             None => (None, Vec::new(), None),
         };
         // Like a batch's commit: the landing and what was read from it (the checkpoint's file records), so that
@@ -109,8 +95,39 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     if a.json {
         return emit_json(&reports);
     }
+    emit(&render(&reports))
+}
+
+/// What [`checkpoint_txn`] reads: the `txn` (app id, batch id), the `commitInfo` inputs, the stored CSV schema.
+type CheckpointTxn = (
+    Option<(String, i64)>,
+    Vec<serde_json::Value>,
+    Option<crate::checkpoint::StoredSchema>,
+);
+
+/// The `txn` version 0 of dataset `ds`'s table carries (the checkpoint writer's app id and the dataset's last
+/// batch id; none before a first batch), the `commitInfo` inputs of the files the checkpoint processed, and the
+/// dataset's stored CSV schema.
+async fn checkpoint_txn(cp: &CheckpointStore, ds: &str) -> anyhow::Result<CheckpointTxn> {
+    let (store, d) = (cp.clone(), ds.to_string());
+    let (writer, last, files, schema) = crate::cli::output::blocking(move || {
+        Ok::<_, crate::checkpoint::CheckpointError>((
+            store.writer_id()?,
+            store.last_batch_id(&d)?,
+            store.files(Some(&d))?,
+            store.schema(&d)?,
+        ))
+    })
+    .await
+    .context("while reading the checkpoint")?;
+    let txn = (last > 0).then(|| (app_id(ds, &writer), last as i64));
+    Ok((txn, inputs_of(&files), schema))
+}
+
+/// The text report: one line per converted table, then what to do next.
+fn render(reports: &[ConvertReport]) -> String {
     let mut text = String::new();
-    for r in &reports {
+    for r in reports {
         text.push_str(&format!(
             "{}: converted to a delta table (id {}): {} part(s), {} rows, {}",
             r.root,
@@ -132,7 +149,7 @@ pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {
     } else {
         text.push_str("from now on run with table_format = \"delta\" (or --table-format delta)\n");
     }
-    emit(&text)
+    text
 }
 
 /// The `commitInfo.lander.inputs` of the files a checkpoint processed (whole files, as one range each).

@@ -29,7 +29,7 @@ use super::{
 };
 
 /// Index of `created_at` in [`schema`].
-pub const TIME_COLUMN: usize = 3;
+pub(crate) const TIME_COLUMN: usize = 3;
 
 /// The bronze schema of the `gharchive` dataset.
 pub fn schema() -> SchemaRef {
@@ -131,7 +131,7 @@ pub struct Normalized<'a> {
 }
 
 /// Parses a GH Archive `created_at` to µs since epoch, UTC.
-pub fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y/%m/%d %H:%M:%S %z"))
         .ok()
@@ -458,7 +458,7 @@ pub fn decode(
 
 /// The dedup key hash of a bronze `event_key` value: the event id's hash, or for an event without an id the
 /// content hash it was written as (`h:` and 32 hex digits).
-pub fn key_of_event_key(value: &str) -> u128 {
+pub(crate) fn key_of_event_key(value: &str) -> u128 {
     value
         .strip_prefix("h:")
         .filter(|h| h.len() == 32)

@@ -85,7 +85,7 @@ pub(super) fn record_key_column(keys: &[u128]) -> ArrayRef {
 
 /// The dedup key hash of a bronze `_record_key` value. A value that is not 32 hex digits (bronze edited by
 /// hand) maps to a hash of its text, which matches no decoded record's key.
-pub fn key_of_record_key(value: &str) -> u128 {
+pub(crate) fn key_of_record_key(value: &str) -> u128 {
     Some(value)
         .filter(|v| v.len() == 32)
         .and_then(|v| u128::from_str_radix(v, 16).ok())

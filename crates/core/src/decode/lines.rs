@@ -11,7 +11,7 @@ use super::{
 };
 
 /// An `std::io::Error` that [`map_stream_error`] turns into [`DecodeError::Limit`] with `reason`.
-pub fn limit_error(reason: String) -> std::io::Error {
+pub(crate) fn limit_error(reason: String) -> std::io::Error {
     std::io::Error::other(LimitHit(reason))
 }
 
@@ -69,16 +69,16 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where a line starts, and whether it was too long to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineInfo {
+pub(crate) struct LineInfo {
     /// Offset of the line's first byte (file, or decompressed stream for gzip).
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// 1-based line number.
-    pub line: u64,
+    pub(crate) line: u64,
     /// `Some(length)` when the line is longer than `max_record_bytes`: the buffer then holds only its first
     /// [`TOO_LONG_HEAD_BYTES`] bytes.
-    pub too_long: Option<u64>,
+    pub(crate) too_long: Option<u64>,
     /// These bytes continue line `line`, which was committed before (see [`DecodeInput::continues_line`]).
-    pub continuation: bool,
+    pub(crate) continuation: bool,
 }
 
 /// A line-oriented view of a landing stream that tracks offsets and maps gzip errors to file-level errors.
@@ -185,7 +185,7 @@ impl LineSource {
     /// # Errors
     /// [`DecodeError::Incomplete`]/[`DecodeError::Corrupt`] for broken gzip, [`DecodeError::Limit`] for a gzip
     /// stream over its inflate limits, [`DecodeError::Read`] otherwise.
-    pub fn next_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<LineInfo>, DecodeError> {
+    pub(crate) fn next_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<LineInfo>, DecodeError> {
         buf.clear();
         // Room for the longest allowed line plus a CRLF terminator.
         let cap = self.max_record_bytes.saturating_add(2);
@@ -264,7 +264,7 @@ impl LineSource {
     }
 
     /// Whether the stream is gzip-compressed.
-    pub fn is_gzip(&self) -> bool {
+    pub(crate) fn is_gzip(&self) -> bool {
         self.gzip
     }
 
@@ -282,7 +282,12 @@ impl LineSource {
 
 /// Maps an I/O error of a landing stream to a file-level [`DecodeError`]: for gzip, an early end means the file
 /// is incomplete and invalid data means it is corrupt.
-pub fn map_stream_error(gzip: bool, path: &str, offset: u64, e: std::io::Error) -> DecodeError {
+pub(crate) fn map_stream_error(
+    gzip: bool,
+    path: &str,
+    offset: u64,
+    e: std::io::Error,
+) -> DecodeError {
     if let Some(hit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitHit>()) {
         return DecodeError::Limit {
             path: path.to_string(),

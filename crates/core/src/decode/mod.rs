@@ -11,7 +11,7 @@
 //! - for a plain (tailable) file that is not final, a last line without its newline is not consumed: it is left
 //!   for the next read, and [`DecodeEnd::end_offset`] stops before it;
 //! - memory is bounded by [`Limits`], whatever the input: a line (or CSV record) longer than `max_record_bytes`
-//!   is skipped to its end without being buffered and quarantined with its first [`TOO_LONG_HEAD_BYTES`] bytes
+//!   is skipped to its end without being buffered and quarantined with its first `TOO_LONG_HEAD_BYTES` bytes
 //!   and its length (counted in [`DecodeEnd::truncated`]: the quarantine does not hold that record whole); a
 //!   gzip stream that inflates beyond `max_decompressed_bytes` or `max_decompression_ratio` fails the file with
 //!   [`DecodeError::Limit`] as soon as the limit is crossed; a file over `max_file_bytes` fails before any byte
@@ -19,7 +19,7 @@
 //! - a CSV quoted field that runs past the end of its line into a malformed record (a stray quote) costs only
 //!   the line where it started: that line is quarantined and reading resumes at the next (see `csv`);
 //! - records whose event time lies before `min_event_time` or more than `max_event_time_ahead` after the
-//!   ingestion time are quarantined with the reason ([`Limits::check_event_time`]);
+//!   ingestion time are quarantined with the reason (`Limits::check_event_time`);
 //! - an empty file (also an empty `.gz`) is an empty stream, not a truncated one; bytes that are not gzip in a
 //!   file taken for gzip fail the file with [`DecodeError::NotGzip`].
 //!
@@ -31,8 +31,10 @@ mod lineage;
 mod lines;
 mod reason;
 
-pub use lineage::{key_of_record_key, RECORD_KEY};
-pub use lines::{limit_error, map_stream_error, LineInfo, LineSource};
+pub(crate) use lineage::key_of_record_key;
+pub use lineage::RECORD_KEY;
+pub use lines::LineSource;
+pub(crate) use lines::{limit_error, map_stream_error};
 pub use reason::{QuoteRunaway, RecordError};
 
 use std::io::Read;
@@ -51,18 +53,18 @@ pub const CHUNK_BYTES: usize = 4 << 20;
 
 /// Bytes of an over-long record that are kept in the quarantine (with its full length in the reason): enough to
 /// recognise it, bounded whatever the record.
-pub const TOO_LONG_HEAD_BYTES: usize = 4096;
+pub(crate) const TOO_LONG_HEAD_BYTES: usize = 4096;
 
 /// Quarantined records a decoder collects before handing them on, so that a file of bad lines does not pile up
 /// in the decoder.
-pub const QUARANTINE_CHUNK: usize = 1024;
+pub(crate) const QUARANTINE_CHUNK: usize = 1024;
 
 /// Raw bytes of quarantined records a decoder collects before handing them on (bad records can each be up to
 /// `max_record_bytes` long, so a count alone would not bound memory).
-pub const QUARANTINE_CHUNK_BYTES: usize = 64 << 20;
+pub(crate) const QUARANTINE_CHUNK_BYTES: usize = 64 << 20;
 
 /// Whether a decoder should hand its collected quarantine records on now.
-pub fn quarantine_full(bad: &[QuarantineRecord]) -> bool {
+pub(crate) fn quarantine_full(bad: &[QuarantineRecord]) -> bool {
     bad.len() >= QUARANTINE_CHUNK
         || bad.iter().map(|r| r.raw.len()).sum::<usize>() >= QUARANTINE_CHUNK_BYTES
 }
@@ -103,7 +105,7 @@ impl Emitter<'_> {
 /// The decompression ratio is only judged after this many decompressed bytes: the first blocks of a stream
 /// (headers, a repetitive preamble) can inflate far more than the stream as a whole, and below this size the
 /// output is harmless anyway.
-pub const RATIO_MIN_DECOMPRESSED_BYTES: u64 = 64 << 20;
+pub(crate) const RATIO_MIN_DECOMPRESSED_BYTES: u64 = 64 << 20;
 
 /// Limits and record policy applied while decoding one file. Every field has a config key of the same name
 /// (see `Config`), whose doc gives the default.
@@ -115,7 +117,7 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Most decompressed bytes per gzip file.
     pub max_decompressed_bytes: u64,
-    /// Highest ratio of decompressed to compressed bytes (judged after [`RATIO_MIN_DECOMPRESSED_BYTES`]).
+    /// Highest ratio of decompressed to compressed bytes (judged after `RATIO_MIN_DECOMPRESSED_BYTES`).
     pub max_decompression_ratio: u64,
     /// Earliest accepted event time, µs since epoch, UTC.
     pub min_event_time: i64,
@@ -142,7 +144,12 @@ impl Limits {
     ///
     /// # Errors
     /// [`RecordError::TooEarly`] or [`RecordError::TooLate`]: the record is quarantined.
-    pub fn check_event_time(&self, t: i64, now: i64, column: &str) -> Result<(), RecordError> {
+    pub(crate) fn check_event_time(
+        &self,
+        t: i64,
+        now: i64,
+        column: &str,
+    ) -> Result<(), RecordError> {
         if t < self.min_event_time {
             return Err(RecordError::TooEarly {
                 column: column.to_string(),
@@ -389,7 +396,7 @@ impl Decoder {
 }
 
 /// 128-bit dedup key hash of `bytes` in the namespace `kind` (so an id and a content hash never collide).
-pub fn key_hash(kind: &[u8], bytes: &[u8]) -> u128 {
+pub(crate) fn key_hash(kind: &[u8], bytes: &[u8]) -> u128 {
     // One-shot over `kind 0 bytes` when it fits a stack buffer (the same digest as the streaming hasher, without
     // its state set-up: most keys are short ids).
     let n = kind.len() + 1 + bytes.len();

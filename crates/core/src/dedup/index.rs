@@ -28,7 +28,7 @@
 //! - Lookups cost one filter probe per run in memory; an exact check costs one 4 KiB read and a binary search
 //!   in it.
 //! - Writing a batch costs O(keys of the batch): one sort and one file per event day it touched.
-//! - Runs of one day are merged when a day holds more than [`MAX_RUNS_PER_DAY`] (adjacent runs, so batch ranges
+//! - Runs of one day are merged when a day holds more than `MAX_RUNS_PER_DAY` (adjacent runs, so batch ranges
 //!   stay contiguous), and a day's runs are merged into one once a batch no longer touches it.
 //! - Pruning deletes whole day files.
 //!
@@ -52,7 +52,7 @@ pub use spill::KeySpill;
 /// Runs one day may hold before adjacent runs are merged. Each run costs one filter probe per lookup, so this
 /// bounds lookup cost on a day that keeps receiving small batches (a continuous daemon), while merging only
 /// every few batches keeps the write cost per batch small.
-pub const MAX_RUNS_PER_DAY: usize = 8;
+pub(crate) const MAX_RUNS_PER_DAY: usize = 8;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -132,7 +132,7 @@ pub struct DatasetRuns {
 impl DatasetRuns {
     /// Whether a committed batch already wrote a record with `key` on UTC event day `day`. Keys are per
     /// (dataset, key, day): a key on another day is another record. Only meaningful for a day that
-    /// [`DatasetRuns::is_complete`] says is held whole.
+    /// `DatasetRuns::is_complete` says is held whole.
     ///
     /// # Errors
     /// [`IndexError::Io`] when a run cannot be read.
@@ -148,14 +148,14 @@ impl DatasetRuns {
     /// Whether the runs of `day` hold every key bronze holds for it: one of them is a *base run* (batch range
     /// starting at 0, loaded from bronze by [`DedupIndex::install_day`], or a merge that includes one). Runs a
     /// batch wrote on a day that was never loaded (or that was evicted and touched again) are not enough.
-    pub fn is_complete(&self, day: i32) -> bool {
+    pub(crate) fn is_complete(&self, day: i32) -> bool {
         self.days
             .get(&day)
             .is_some_and(|runs| runs.iter().any(|r| r.lo == 0))
     }
 
     /// Bytes this dataset's runs cost: files on disk plus filters and fences in memory.
-    pub fn cost_bytes(&self) -> u64 {
+    pub(crate) fn cost_bytes(&self) -> u64 {
         self.days
             .values()
             .flatten()
@@ -342,7 +342,7 @@ impl DedupIndex {
     ///
     /// # Errors
     /// [`IndexError::Io`] when the directory cannot be created.
-    pub fn key_spill(&self, dataset: &str, day: i32) -> Result<KeySpill> {
+    pub(crate) fn key_spill(&self, dataset: &str, day: i32) -> Result<KeySpill> {
         let dir = self.dataset_dir(dataset);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(KeySpill::new(
@@ -357,7 +357,7 @@ impl DedupIndex {
     ///
     /// # Errors
     /// [`IndexError`] when the run cannot be written or an old run cannot be deleted.
-    pub fn install_day(
+    pub(crate) fn install_day(
         &self,
         dataset: &str,
         day: i32,
@@ -476,7 +476,7 @@ impl DedupIndex {
 
 impl DedupIndex {
     /// Evicts whole days of `dataset`, least recently written or loaded first (by the highest batch id among a
-    /// day's runs), until its runs cost at most `budget` bytes (disk plus memory, [`DatasetRuns::cost_bytes`]);
+    /// day's runs), until its runs cost at most `budget` bytes (disk plus memory, `DatasetRuns::cost_bytes`);
     /// days in `keep` stay. An evicted day is read back from bronze on its next touch. Returns the days evicted.
     ///
     /// # Errors

@@ -3,8 +3,8 @@
 //!
 //! Takes the index's snapshot of one dataset and a loader that reads the keys bronze holds for one day (the
 //! scheduler builds it: `dedup` knows nothing of Parquet, the checkpoint or the table). On the first record of a
-//! day the index does not hold whole ([`DatasetRuns::is_complete`]), the loader's keys become the day's base run
-//! ([`DedupIndex::install_day`]) before the record is checked, so a key that is anywhere in bronze is found
+//! day the index does not hold whole (`DatasetRuns::is_complete`), the loader's keys become the day's base run
+//! (`DedupIndex::install_day`) before the record is checked, so a key that is anywhere in bronze is found
 //! whatever was pruned, evicted or never seen by this checkpoint. Synchronous: the loader blocks its caller.
 //!
 //! Forgetting is explicit: a record whose day lies before the retention cut (`dedup_retention`) is not checked

@@ -33,7 +33,7 @@ struct Held {
 
 /// Rows of several days held in memory, until [`HeldRows::take_day`] hands a day's rows out as one batch.
 #[derive(Default)]
-pub struct HeldRows {
+pub(crate) struct HeldRows {
     slots: Vec<Option<Slot>>,
     days: BTreeMap<PartitionKey, Held>,
     bytes: usize,
@@ -43,7 +43,7 @@ impl HeldRows {
     /// Holds rows of `batch`: for each `(day, rows)` of `groups`, the listed row indices (ascending) belong to
     /// that day. Rows not listed are not held: when they are fewer than all, only the listed rows are copied
     /// (once, into one compact batch), so the rest of `batch` is not kept alive by them.
-    pub fn hold(&mut self, batch: &RecordBatch, groups: Vec<(PartitionKey, Vec<u32>)>) {
+    pub(crate) fn hold(&mut self, batch: &RecordBatch, groups: Vec<(PartitionKey, Vec<u32>)>) {
         let listed: usize = groups.iter().map(|(_, r)| r.len()).sum();
         if listed == 0 {
             return;
@@ -85,28 +85,29 @@ impl HeldRows {
     }
 
     /// Arrow bytes held (every batch rows are held from, counted once).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Estimated Arrow bytes of the rows held for `day` (0 when none are).
-    pub fn day_bytes(&self, day: PartitionKey) -> usize {
+    pub(crate) fn day_bytes(&self, day: PartitionKey) -> usize {
         self.days.get(&day).map_or(0, |h| h.bytes)
     }
 
     /// The days with rows held, in day order.
-    pub fn days(&self) -> Vec<PartitionKey> {
+    pub(crate) fn days(&self) -> Vec<PartitionKey> {
         self.days.keys().copied().collect()
     }
 
     /// Whether no row is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.days.is_empty()
     }
 
     /// Removes the rows held for `day` and returns them as one batch, in the order they were held; the
     /// batches they came from are released once no day holds rows of them.
-    pub fn take_day(&mut self, day: PartitionKey) -> Option<RecordBatch> {
+    pub(crate) fn take_day(&mut self, day: PartitionKey) -> Option<RecordBatch> {
         let held = self.days.remove(&day)?;
         // The slots this day uses, numbered densely for `interleave`.
         let mut dense: BTreeMap<usize, usize> = held.rows.iter().map(|(s, _)| (*s, 0)).collect();

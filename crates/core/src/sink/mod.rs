@@ -1,19 +1,19 @@
 //! Sink: partitioned, zstd-compressed Parquet parts written under staging names, published by rename.
 //!
 //! - [`partition`] splits batches by UTC day (pure).
-//! - [`days`] holds rows per UTC day in memory until their day is written (pure).
+//! - `days` holds rows per UTC day in memory until their day is written (pure).
 //! - [`writer`] encodes Parquet parts per UTC day (synchronously, on a blocking thread).
 //! - [`parquet`] uploads their bytes through `object_store` (asynchronously) to staging objects, or to their final
 //!   names for a Delta table, and publishes staged parts; it also encodes the quarantine.
 
-pub mod days;
+pub(crate) mod days;
 pub mod parquet;
 pub mod partition;
 pub mod writer;
 
 pub use self::parquet::{PartEvent, TimeRange, WrittenFile};
 pub use self::writer::PartWriter;
-pub use partition::{split_by_day, PartitionKey};
+pub use partition::PartitionKey;
 
 /// Sink failures: writing bronze failed. These stop the process (after the batch is abandoned).
 #[derive(Debug, thiserror::Error)]

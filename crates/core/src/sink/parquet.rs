@@ -48,16 +48,14 @@ use super::SinkError;
 use crate::decode::QuarantineRecord;
 use crate::store::StoreLocation;
 
-pub use super::writer::{
-    writer_properties, Emit, PartWriter, HELD_DAY_BYTES, MAX_OPEN_PARTS, STREAM_DAY_BYTES,
-};
+pub use super::writer::{writer_properties, PartWriter};
 
 /// Bytes of encoded Parquet accumulated before they are handed to the uploader: one multipart chunk.
 pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
 
 /// Upper bound of a row group's in-memory size before it is flushed, whatever its row count: keeps memory per
 /// open partition bounded for wide rows (GH Archive payloads).
-pub const ROW_GROUP_BYTES: usize = 32 << 20;
+pub(crate) const ROW_GROUP_BYTES: usize = 32 << 20;
 
 /// Part uploads completed concurrently (each is a write + fsync + rename on the local store).
 const FINISH_CONCURRENCY: usize = 16;

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{AsArray, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::array::AsArray;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, NaiveDate};
@@ -45,7 +44,10 @@ impl PartitionKey {
 }
 
 /// The row indices of `batch` per UTC day of column `time_column` (Timestamp µs), ascending within a day.
-pub fn rows_by_day(batch: &RecordBatch, time_column: usize) -> BTreeMap<PartitionKey, Vec<u32>> {
+pub(crate) fn rows_by_day(
+    batch: &RecordBatch,
+    time_column: usize,
+) -> BTreeMap<PartitionKey, Vec<u32>> {
     let times = batch
         .column(time_column)
         .as_primitive::<TimestampMicrosecondType>();
@@ -59,8 +61,13 @@ pub fn rows_by_day(batch: &RecordBatch, time_column: usize) -> BTreeMap<Partitio
     groups
 }
 
-/// Splits `batch` by the UTC day of column `time_column` (Timestamp µs).
-pub fn split_by_day(batch: &RecordBatch, time_column: usize) -> Vec<(PartitionKey, RecordBatch)> {
+/// Splits `batch` by the UTC day of column `time_column` (Timestamp µs): [`rows_by_day`] as batches (the tests'
+/// view of it).
+#[cfg(test)]
+fn split_by_day(batch: &RecordBatch, time_column: usize) -> Vec<(PartitionKey, RecordBatch)> {
+    use arrow::array::UInt32Array;
+    use arrow::compute::take_record_batch;
+
     let groups = rows_by_day(batch, time_column);
     if groups.len() == 1 {
         let (k, _) = groups.into_iter().next().expect("one group");

@@ -2,9 +2,9 @@
 //! hands out [`PartEvent`]s: open a part, bytes of a part, close a part; the uploader in [`super::parquet`] streams
 //! them to storage.
 //!
-//! Its memory does not grow with the number of days a batch spans: small days wait as rows ([`super::days`], under
-//! [`HELD_DAY_BYTES`]) and are written in one go, big days stream to at most [`MAX_OPEN_PARTS`] open parts. Part
-//! names are unique across writers (batch id plus the batch's token, see [`PartWriter::part_name`]).
+//! Its memory does not grow with the number of days a batch spans: small days wait as rows (`super::days`, under
+//! `HELD_DAY_BYTES`) and are written in one go, big days stream to at most `MAX_OPEN_PARTS` open parts. Part
+//! names are unique across writers (batch id plus the batch's token, see `PartWriter::part_name`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -173,24 +173,24 @@ pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
 /// they exceed this, every held day is written out as a part. Chosen so that the files a batch usually spans
 /// (a day of GH Archive hours, a CSV export of years) end as one part per day, while memory stays well under
 /// 256 MB whatever the spread of event times.
-pub const HELD_DAY_BYTES: usize = 64 << 20;
+pub(crate) const HELD_DAY_BYTES: usize = 64 << 20;
 
 /// A day whose held rows reach this many Arrow bytes gets a part of its own, open while its rows keep coming:
 /// big days stream to their part, small days wait in memory and are written in one go.
-pub const STREAM_DAY_BYTES: usize = 8 << 20;
+pub(crate) const STREAM_DAY_BYTES: usize = 8 << 20;
 
 /// Parts open at once for streaming days; beyond this the least recently written one is closed (its day's later
 /// rows go to another part). Each open part holds up to a row group ([`ROW_GROUP_BYTES`]) and a column writer per
 /// column, so this bounds the sink's memory together with [`HELD_DAY_BYTES`].
-pub const MAX_OPEN_PARTS: usize = 4;
+pub(crate) const MAX_OPEN_PARTS: usize = 4;
 
 /// Receives the [`PartEvent`]s of a [`PartWriter`] as they happen (normally a bounded channel to [`upload_parts`](super::parquet::upload_parts)),
 /// so that encoded bytes never pile up in memory; an error stops the writer.
-pub type Emit<'a> = dyn FnMut(PartEvent) -> Result<(), SinkError> + 'a;
+pub(crate) type Emit<'a> = dyn FnMut(PartEvent) -> Result<(), SinkError> + 'a;
 
 /// Encodes one batch's rows into Parquet parts per UTC day, with memory bounded whatever the number of days:
-/// rows of a day wait in memory (under [`HELD_DAY_BYTES`] across all days) and are written in one go as the
-/// day's part; a day that reaches [`STREAM_DAY_BYTES`] streams into a part of its own (at most [`MAX_OPEN_PARTS`]
+/// rows of a day wait in memory (under `HELD_DAY_BYTES` across all days) and are written in one go as the
+/// day's part; a day that reaches `STREAM_DAY_BYTES` streams into a part of its own (at most `MAX_OPEN_PARTS`
 /// open); a part rolls over to a new one when it reaches `target_file_bytes`.
 pub struct PartWriter {
     dataset: String,
@@ -256,7 +256,7 @@ impl PartWriter {
     }
 
     /// The file name of part `seq` of batch `batch_id` with unique component `token` (may be empty).
-    pub fn part_name(batch_id: u64, token: &str, seq: u32) -> String {
+    pub(crate) fn part_name(batch_id: u64, token: &str, seq: u32) -> String {
         if token.is_empty() {
             format!("part-b{batch_id:08}-{seq:04}.parquet")
         } else {

@@ -46,9 +46,9 @@ use object_store::{
 /// The JVM option (`-Xrs`, "reduce signal usage") that leaves SIGTERM, SIGINT and SIGHUP to lander: without it
 /// the JVM that libhdfs starts installs its own handlers, so a SIGTERM runs Hadoop's shutdown hooks (closing
 /// the client under lander's feet) and exits with 143 instead of letting lander finish its batch and exit 0.
-pub const JVM_KEEP_SIGNALS: &str = "-Xrs";
+pub(crate) const JVM_KEEP_SIGNALS: &str = "-Xrs";
 
-/// Adds [`JVM_KEEP_SIGNALS`] to `$LIBHDFS_OPTS`, the JVM options libhdfs starts its JVM with, unless present.
+/// Adds `JVM_KEEP_SIGNALS` to `$LIBHDFS_OPTS`, the JVM options libhdfs starts its JVM with, unless present.
 /// Call it at the start of `main`, before any other thread exists (it sets an environment variable).
 pub fn keep_signals_for_lander() {
     let opts = std::env::var("LIBHDFS_OPTS").unwrap_or_default();
@@ -69,7 +69,7 @@ const STORE: &str = "HDFS (JNI)";
 /// Errors of libhdfs calls, carried inside `object_store::Error::Generic` (not-found and already-exists map to
 /// `object_store`'s own variants so callers can match on them).
 #[derive(Debug, thiserror::Error)]
-pub enum HdrsError {
+pub(crate) enum HdrsError {
     /// The JVM could not start or the NameNode refused the connection.
     #[error("cannot connect to {namenode} through libhdfs: {source} (the process needs CLASSPATH listing the Hadoop client jars and libjvm.so on its library path)")]
     Connect {
@@ -81,27 +81,18 @@ pub enum HdrsError {
     /// A libhdfs call failed.
     #[error("libhdfs {operation} of {path} failed: {source}")]
     Call {
-        /// The call.
         operation: &'static str,
-        /// The HDFS path.
         path: String,
         /// errno as set by libhdfs.
         source: std::io::Error,
     },
     /// An overwriting rename found the target present after deleting it (another writer raced us).
     #[error("rename of {from} onto {to} failed: {to} exists")]
-    RenameRaced {
-        /// The source.
-        from: String,
-        /// The target.
-        to: String,
-    },
+    RenameRaced { from: String, to: String },
     /// The blocking task running a call panicked or was cancelled.
     #[error("blocking task for {operation} of {path} did not finish: {message}")]
     Task {
-        /// The call.
         operation: &'static str,
-        /// The HDFS path.
         path: String,
         /// The join error.
         message: String,
@@ -181,7 +172,7 @@ impl std::ops::Deref for Conn {
 
 /// An `ObjectStore` on one HDFS cluster through libhdfs. Connects (and starts the JVM) on the first call.
 #[derive(Debug, Clone)]
-pub struct HdrsStore {
+pub(crate) struct HdrsStore {
     inner: Arc<Inner>,
 }
 
@@ -194,7 +185,7 @@ impl std::fmt::Display for HdrsStore {
 impl HdrsStore {
     /// A store on `namenode` (`hdfs://host:port`, or `default` for `fs.defaultFS` from the `core-site.xml` on
     /// the CLASSPATH) with extra Hadoop configuration keys. Does no I/O.
-    pub fn new(namenode: String, config: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(namenode: String, config: Vec<(String, String)>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 namenode,

@@ -9,14 +9,14 @@
 //!   `$HADOOP_CONF_DIR` (else `$HADOOP_HOME/etc/hadoop`), so name services, ViewFS and Kerberos settings work;
 //!   the user is `$HADOOP_USER_NAME` or the OS user;
 //! - `hdfs+jni://host:port/path` (cargo feature `hdrs` only; `hdfs+jni:///path` for `fs.defaultFS`): the same
-//!   HDFS through libhdfs (JNI), see [`hdrs`]; a build without the feature refuses the scheme;
+//!   HDFS through libhdfs (JNI), see the `hdrs` module; a build without the feature refuses the scheme;
 //! - `s3://bucket/prefix` (also `s3a://`): object_store's `AmazonS3`, configured from the usual `AWS_*`
 //!   variables: `AWS_ENDPOINT_URL` (MinIO, Ceph, moto), `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint, and
 //!   `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true` to leave the default path-style requests.
 //!
-//! Remote stores (HDFS, S3) are wrapped in [`TimeoutStore`]: every call, every listed page, every read chunk and
-//! every uploaded part must finish within `$LANDER_STORE_TIMEOUT` (default [`DEFAULT_STORE_TIMEOUT`]), so an
+//! Remote stores (HDFS, S3) are wrapped in `TimeoutStore`: every call, every listed page, every read chunk and
+//! every uploaded part must finish within `$LANDER_STORE_TIMEOUT` (default `DEFAULT_STORE_TIMEOUT`), so an
 //! unreachable NameNode or endpoint is a clear error after seconds instead of a hang (the HDFS client retries
 //! connections for minutes on its own).
 //!
@@ -45,7 +45,7 @@ mod open;
 pub mod s3_keys;
 mod timeout;
 
-pub use timeout::TimeoutStore;
+pub(crate) use timeout::TimeoutStore;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,10 +55,10 @@ use object_store::ObjectStore;
 
 /// How long one remote store call may take when `$LANDER_STORE_TIMEOUT` is not set: long enough for an 8 MiB
 /// part over a slow link, short enough that an unreachable NameNode or endpoint fails a command in seconds.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that overrides [`DEFAULT_STORE_TIMEOUT`] (a humantime duration such as `5s`).
-pub const STORE_TIMEOUT_ENV: &str = "LANDER_STORE_TIMEOUT";
+pub(crate) const STORE_TIMEOUT_ENV: &str = "LANDER_STORE_TIMEOUT";
 
 /// Errors opening a storage location.
 #[derive(Debug, thiserror::Error)]

@@ -25,14 +25,14 @@ use super::StoreError;
 /// each part of an upload gets [`TimeoutStore::timeout`], after which it fails with [`StoreError::TimedOut`]
 /// (inside `object_store::Error::Generic`).
 #[derive(Debug)]
-pub struct TimeoutStore {
+pub(crate) struct TimeoutStore {
     inner: Arc<dyn ObjectStore>,
     limiter: Limiter,
 }
 
 impl TimeoutStore {
     /// Wraps `inner`; `backend` (`HDFS`, `S3`) and `base` (the store's URL) name it in errors.
-    pub fn new(
+    pub(crate) fn new(
         inner: Arc<dyn ObjectStore>,
         backend: &'static str,
         base: String,
@@ -44,11 +44,6 @@ impl TimeoutStore {
             timeout,
         };
         Self { inner, limiter }
-    }
-
-    /// The limit per call.
-    pub fn timeout(&self) -> Duration {
-        self.limiter.timeout
     }
 }
 

@@ -14,7 +14,7 @@ use crate::decode::{DecodeError, LineSource};
 /// The column that holds, in `rescue` mode, what did not fit the schema: a JSON object of header name -> text,
 /// or null when the whole row fit. Its leading underscore keeps it apart from normalized column names, which
 /// never start with one.
-pub const RESCUED_COLUMN: &str = "_rescued_data";
+pub(crate) const RESCUED_COLUMN: &str = "_rescued_data";
 
 /// How the fields of one file map onto the schema's columns.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,14 +5,9 @@ use super::types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, 
 use super::{CsvOptions, StoredColumn, StoredSchema};
 use crate::decode::{DecodeError, LineSource};
 
-/// Reads the header and up to `options.infer_rows` records of a first file and fixes the schema: declared
-/// types win, the event-time column is a timestamp, other columns get the narrowest type every sampled value
-/// fits and keeps exactly: `int64` (no leading zeros), `decimal(38,0)` for wider integers, `float64` when every
-/// value is finite and reads back as the same number, `bool` from `true`/`false` only, `timestamp`, else `string`.
-///
-/// # Errors
-/// [`DecodeError`] when the stream cannot be read or has no header.
-pub fn infer_schema(
+/// [`infer_schema_sampled`] without the count (the tests' shorthand).
+#[cfg(test)]
+pub(crate) fn infer_schema(
     lines: LineSource,
     options: &CsvOptions,
     dataset: &str,
@@ -20,11 +15,15 @@ pub fn infer_schema(
     infer_schema_sampled(lines, options, dataset).map(|(schema, _)| schema)
 }
 
-/// [`infer_schema`], with the number of records sampled: a schema from zero records (a header-only file) has
-/// every undeclared column as `string` and should not be fixed for the dataset.
+/// Reads the header and up to `options.infer_rows` records of a first file and fixes the schema: declared
+/// types win, the event-time column is a timestamp, other columns get the narrowest type every sampled value
+/// fits and keeps exactly: `int64` (no leading zeros), `decimal(38,0)` for wider integers, `float64` when every
+/// value is finite and reads back as the same number, `bool` from `true`/`false` only, `timestamp`, else `string`.
+/// Also returns the number of records sampled: a schema from zero records (a header-only file) has every
+/// undeclared column as `string` and should not be fixed for the dataset.
 ///
 /// # Errors
-/// As [`infer_schema`].
+/// [`DecodeError`] when the stream cannot be read or has no header.
 pub fn infer_schema_sampled(
     lines: LineSource,
     options: &CsvOptions,

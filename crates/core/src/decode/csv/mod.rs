@@ -4,11 +4,11 @@
 //! Latin-1/Windows-1252 text (decoded per field, so byte offsets stay those of the file), CRLF or LF line ends,
 //! quoted delimiters and newlines, several timestamp formats and a time zone for timestamps without an offset.
 //!
-//! Column types are declared in the config or inferred once from the first file ([`infer_schema`]); the result
+//! Column types are declared in the config or inferred once from the first file ([`infer_schema_sampled`]); the result
 //! is a [`StoredSchema`] that the checkpoint keeps, so later files cannot silently change the types. A header
 //! maps onto it by name; one that differs is handled by the dataset's [`SchemaEvolution`] mode (`evolve`): the
 //! file fails as a whole ([`DecodeError::Header`]), asks for new columns ([`DecodeError::NewColumns`]) or has
-//! what does not fit rescued into [`RESCUED_COLUMN`]. A row that does not fit (wrong field count, unparseable
+//! what does not fit rescued into `RESCUED_COLUMN`. A row that does not fit (wrong field count, unparseable
 //! value outside `rescue`, missing key or event time, invalid text) goes to the quarantine with its exact bytes.
 
 mod chunk;
@@ -33,15 +33,17 @@ use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use chunk::{Chunk, Value};
+pub(crate) use evolve::RESCUED_COLUMN;
 use evolve::{map_header, HeaderMap, HeaderMismatch};
-pub use evolve::{read_header, with_new_columns, RESCUED_COLUMN};
-pub use infer::{infer_schema, infer_schema_sampled};
-pub use options::{
-    CsvOptions, SchemaEvolution, StoredColumn, StoredSchema, DEFAULT_MAX_QUOTED_LINES,
-};
+pub use evolve::{read_header, with_new_columns};
+#[cfg(test)]
+pub(crate) use infer::infer_schema;
+pub use infer::infer_schema_sampled;
+pub use options::{CsvOptions, SchemaEvolution, StoredColumn, StoredSchema};
 use records::{RawRecord, RecordStream, Text};
-pub use types::{normalize_name, parse_timestamp, parse_timezone, ColumnType, TypeError, Zone};
+pub(crate) use types::parse_timestamp;
 use types::{parse_bool, parse_date};
+pub use types::{parse_timezone, ColumnType, TypeError, Zone};
 
 use super::lineage::{lineage_fields, record_key_column, record_key_field};
 use super::{
@@ -116,7 +118,7 @@ impl CsvDecoder {
     }
 
     /// Sets how headers that differ from the schema are met (the decoder of [`CsvDecoder::new`] is `fail`), and
-    /// the headers of the files that are read from past their start. `rescue` adds [`RESCUED_COLUMN`] (a
+    /// the headers of the files that are read from past their start. `rescue` adds `RESCUED_COLUMN` (a
     /// string) after the schema's columns.
     pub fn with_evolution(
         mut self,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Default `max_quoted_lines`: far more lines than a real multi-line field holds (addresses, notes), few enough
 /// that a stray quote costs a bounded amount of re-reading.
-pub const DEFAULT_MAX_QUOTED_LINES: u64 = 100;
+pub(crate) const DEFAULT_MAX_QUOTED_LINES: u64 = 100;
 
 /// How a CSV dataset is read and typed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

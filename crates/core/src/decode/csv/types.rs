@@ -155,7 +155,7 @@ fn localize(zone: Zone, naive: NaiveDateTime) -> Option<i64> {
 }
 
 /// Parses a timestamp with the first matching format; µs since epoch, UTC.
-pub fn parse_timestamp(s: &str, formats: &[String], zone: Zone) -> Option<i64> {
+pub(crate) fn parse_timestamp(s: &str, formats: &[String], zone: Zone) -> Option<i64> {
     for f in formats {
         if f.contains("%z") || f.contains("%:z") || f.contains("%#z") {
             if let Ok(d) = DateTime::parse_from_str(s, f) {
@@ -184,7 +184,7 @@ pub(super) fn parse_date(s: &str, formats: &[String]) -> Option<i32> {
 }
 
 /// `Order Date` -> `order_date`: lower snake case, safe for Spark, Hive and DuckDB.
-pub fn normalize_name(s: &str) -> String {
+pub(crate) fn normalize_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.trim().chars() {
         if c.is_alphanumeric() {

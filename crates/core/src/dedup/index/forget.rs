@@ -8,7 +8,7 @@ use super::run::{remove, Run};
 use super::{DatasetRuns, DedupIndex, Result};
 
 impl DedupIndex {
-    /// The UTC days of `dataset` held whole ([`DatasetRuns::is_complete`]).
+    /// The UTC days of `dataset` held whole (`DatasetRuns::is_complete`).
     pub fn complete_days(&self, dataset: &str) -> Vec<i32> {
         let snap = self.snapshot(dataset);
         snap.days

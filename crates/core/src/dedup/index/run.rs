@@ -68,7 +68,7 @@ pub(super) fn parse_run_name(name: &str) -> Option<(i32, u64, u64)> {
 }
 
 /// One immutable run: its filter and fences in memory, its keys on disk.
-pub struct Run {
+pub(super) struct Run {
     pub(super) lo: u64,
     pub(super) hi: u64,
     pub(super) keys: u64,
@@ -257,7 +257,7 @@ impl Run {
     ///
     /// # Errors
     /// [`IndexError::Io`] when the block cannot be read.
-    pub fn contains(&self, key: u128) -> Result<bool> {
+    pub(super) fn contains(&self, key: u128) -> Result<bool> {
         use std::os::unix::fs::FileExt;
         if !self.filter.contains(key) {
             return Ok(false);

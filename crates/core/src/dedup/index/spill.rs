@@ -13,7 +13,7 @@ use super::run::{bloom_build_from, write_run, write_run_with};
 use super::{io_err, Result};
 
 /// Keys held before a sorted chunk is spilled: 16 MB.
-pub const SPILL_KEYS: usize = 1 << 20;
+pub(crate) const SPILL_KEYS: usize = 1 << 20;
 const KEY_LEN: usize = 16;
 
 /// The keys of a day being loaded (see the module doc).

@@ -144,7 +144,7 @@ fn entry(info: &hdfsFileInfo) -> Entry {
 
 impl RawFs {
     /// Connects to `namenode` with the configuration keys `config` (applied as `hdrs::ClientBuilder` does).
-    pub fn connect(namenode: &str, config: &[(String, String)]) -> io::Result<Self> {
+    pub(super) fn connect(namenode: &str, config: &[(String, String)]) -> io::Result<Self> {
         let c =
             |s: &str| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
         let nn = c(namenode)?;
@@ -170,7 +170,7 @@ impl RawFs {
     }
 
     /// The entries of the directory `path` (any order). A missing directory is `NotFound`.
-    pub fn list(&self, path: &str) -> io::Result<Vec<Entry>> {
+    pub(super) fn list(&self, path: &str) -> io::Result<Vec<Entry>> {
         let p = jni_path(path);
         let mut n: c_int = 0;
         clear_errno();
@@ -196,7 +196,7 @@ impl RawFs {
     }
 
     /// The status of `path`.
-    pub fn info(&self, path: &str) -> io::Result<Entry> {
+    pub(super) fn info(&self, path: &str) -> io::Result<Entry> {
         let p = jni_path(path);
         clear_errno();
         // SAFETY: `p` outlives the call; the entry is freed below.
@@ -211,7 +211,7 @@ impl RawFs {
     }
 
     /// Reads `len` bytes of `path` from `offset` (fewer only if the file ends first: an `UnexpectedEof`).
-    pub fn read_range(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_range(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let p = jni_path(path);
         clear_errno();
         // SAFETY: `p` outlives the call; the file is closed below on every path.
@@ -256,7 +256,7 @@ impl RawFs {
     }
 
     /// Deletes the file `path`.
-    pub fn delete(&self, path: &str) -> io::Result<()> {
+    pub(super) fn delete(&self, path: &str) -> io::Result<()> {
         let p = jni_path(path);
         clear_errno();
         // SAFETY: `p` outlives the call.
@@ -267,7 +267,7 @@ impl RawFs {
     }
 
     /// Creates the directory `path` and its parents (present already is success).
-    pub fn create_dir(&self, path: &str) -> io::Result<()> {
+    pub(crate) fn create_dir(&self, path: &str) -> io::Result<()> {
         let p = jni_path(path);
         clear_errno();
         // SAFETY: `p` outlives the call.
@@ -278,7 +278,7 @@ impl RawFs {
     }
 
     /// Copies the file `from` to `to` (a client-side read and write).
-    pub fn copy(&self, from: &str, to: &str) -> io::Result<()> {
+    pub(super) fn copy(&self, from: &str, to: &str) -> io::Result<()> {
         let (f, t) = (jni_path(from), jni_path(to));
         clear_errno();
         // SAFETY: both strings outlive the call; source and target are on this file system.
@@ -289,7 +289,7 @@ impl RawFs {
     }
 
     /// Renames `from` to `to` (HDFS's old rename: refuses an existing target).
-    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+    pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let (f, t) = (jni_path(from), jni_path(to));
         clear_errno();
         // SAFETY: both strings outlive the call.
