@@ -33,34 +33,34 @@ pub enum ConfigCommand {
 pub struct ConfigCheckArgs {
     /// Every flag of `lander run`, checked and shown as a run would apply it.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
     /// Print one JSON document instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The report (`--json`).
 #[derive(Debug, Serialize)]
-pub struct ConfigReport {
+pub(crate) struct ConfigReport {
     /// The config file read, null when none (no `-c` and no `./lander.toml`).
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
     /// Every key, in file order of the schema.
-    pub values: Vec<ValueJson>,
+    pub(crate) values: Vec<ValueJson>,
     /// `LANDER_*` variables that set nothing (with a hint when one looks like a typo).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// One effective value.
 #[derive(Debug, Serialize)]
-pub struct ValueJson {
+pub(crate) struct ValueJson {
     /// The key (`settle_time`, `datasets.sales`, `storage.aws_region`).
-    pub key: String,
+    pub(crate) key: String,
     /// The value as TOML text (secrets in `storage` masked).
-    pub value: String,
+    pub(crate) value: String,
     /// `default`, `built-in`, `file`, `env` or `flag`.
-    pub source: &'static str,
+    pub(crate) source: &'static str,
     /// The variable or flag that set it, or the file.
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
 }
 
 /// Runs a `lander config` subcommand.

@@ -17,7 +17,7 @@ pub(crate) fn record_signal(signal: i32) {
 }
 
 /// The signal that requested shutdown, if one did.
-pub fn shutdown_signal() -> Option<i32> {
+pub(crate) fn shutdown_signal() -> Option<i32> {
     match SHUTDOWN_SIGNAL.load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),
@@ -25,7 +25,7 @@ pub fn shutdown_signal() -> Option<i32> {
 }
 
 /// The conventional name of the signals lander handles.
-pub fn signal_name(signal: i32) -> String {
+pub(crate) fn signal_name(signal: i32) -> String {
     match signal {
         libc::SIGINT => "SIGINT".into(),
         libc::SIGTERM => "SIGTERM".into(),
@@ -42,11 +42,11 @@ pub fn signal_name(signal: i32) -> String {
 )]
 pub struct Interrupted {
     /// The signal (`libc::SIGINT`, `libc::SIGTERM`).
-    pub signal: i32,
+    pub(crate) signal: i32,
     /// Files committed by this run before the signal.
-    pub committed: u64,
+    pub(crate) committed: u64,
     /// Files planned but not read (abandoned batches, batches not started).
-    pub unread: u64,
+    pub(crate) unread: u64,
 }
 
 impl Interrupted {

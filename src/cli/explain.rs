@@ -42,96 +42,96 @@ use render::{render, verdict};
 pub struct ExplainArgs {
     /// Locations and config.
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// The landing file: a local path (absolute or from the current directory) or a path relative to landing
     /// (`gharchive/2015-01-01-0.json.gz`).
-    pub path: String,
+    pub(crate) path: String,
     /// Settle time, as for `lander run`.
     #[arg(long, value_parser = parse_duration)]
-    pub settle_time: Option<Duration>,
+    pub(crate) settle_time: Option<Duration>,
     /// Quarantined lines shown.
     #[arg(long, default_value_t = 5)]
-    pub quarantine_lines: usize,
+    pub(crate) quarantine_lines: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The whole explanation (`--json`). Checkpoint records are embedded as stored.
 #[derive(Debug, Serialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     /// Path relative to landing (`<dataset>/...`).
-    pub path: String,
+    pub(crate) path: String,
     /// Where the file is (local path or URL).
-    pub location: String,
+    pub(crate) location: String,
     /// Dataset name (first directory level), null for a file at the top of landing.
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// The dataset rule, null when no dataset is configured for the directory.
-    pub rule: Option<RuleJson>,
+    pub(crate) rule: Option<RuleJson>,
     /// The file in landing now, null when it is not there (any more).
-    pub file: Option<FileNow>,
+    pub(crate) file: Option<FileNow>,
     /// The listing's decision.
-    pub readiness: ReadinessJson,
+    pub(crate) readiness: ReadinessJson,
     /// `new`, `processed`, `appended`, `rewritten`, `reset`, `failed`, `partial` or `unknown` (not in landing).
-    pub checkpoint_state: &'static str,
+    pub(crate) checkpoint_state: &'static str,
     /// The checkpoint record of the file, as stored.
-    pub record: Option<FileRecord>,
+    pub(crate) record: Option<FileRecord>,
     /// Batches that read the file (any version), as stored, with `inputs` narrowed to this file.
-    pub batches: Vec<BatchRecord>,
+    pub(crate) batches: Vec<BatchRecord>,
     /// Bronze parts of those batches holding rows of this file.
-    pub parts: Vec<PartJson>,
+    pub(crate) parts: Vec<PartJson>,
     /// Quarantined lines of this file.
-    pub quarantine: QuarantineJson,
+    pub(crate) quarantine: QuarantineJson,
     /// How the checkpoint's binding differs from these locations (empty when it belongs to them): the record
     /// above then describes another landing or bronze, and `run` refuses to use it here without `--rebind`.
-    pub binding: Vec<String>,
+    pub(crate) binding: Vec<String>,
     /// When the checkpoint is one of several workers': which worker owns this file.
-    pub worker: Option<WorkerJson>,
+    pub(crate) worker: Option<WorkerJson>,
     /// One-line verdict.
-    pub verdict: String,
+    pub(crate) verdict: String,
 }
 
 /// Which worker owns the file (`crate::source::assign`).
 #[derive(Debug, Serialize)]
-pub struct WorkerJson {
+pub(crate) struct WorkerJson {
     /// The checkpoint's worker, `I/N`.
-    pub this: String,
+    pub(crate) this: String,
     /// The index of the worker that owns the file, of the same `N`.
-    pub owner: u32,
+    pub(crate) owner: u32,
     /// Whether this checkpoint's worker reads it.
-    pub mine: bool,
+    pub(crate) mine: bool,
 }
 
 /// The dataset rule.
 #[derive(Debug, Serialize)]
-pub struct RuleJson {
+pub(crate) struct RuleJson {
     /// How records are decoded.
-    pub decode: String,
+    pub(crate) decode: String,
     /// Dedup key.
-    pub key: String,
+    pub(crate) key: String,
     /// Event-time column (partitions bronze by UTC day).
-    pub event_time: String,
+    pub(crate) event_time: String,
     /// The dataset's configuration, as in `lander.toml`.
-    pub config: DatasetConfig,
+    pub(crate) config: DatasetConfig,
 }
 
 /// The file as it is in landing now.
 #[derive(Debug, Serialize)]
-pub struct FileNow {
+pub(crate) struct FileNow {
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Modification time.
-    pub modified: DateTime<Utc>,
+    pub(crate) modified: DateTime<Utc>,
     /// Read as gzip (whole once settled).
-    pub gzip: bool,
+    pub(crate) gzip: bool,
     /// Content fingerprint, as the checkpoint stores it.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
 }
 
 /// The listing's readiness decision.
 #[derive(Debug, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum ReadinessJson {
+pub(crate) enum ReadinessJson {
     /// Never read: the rule names the name pattern and the segment it matched.
     Ignored {
         /// The rule.
@@ -177,41 +177,41 @@ pub enum ReadinessJson {
 
 /// One bronze part of a batch that read the file.
 #[derive(Debug, Serialize)]
-pub struct PartJson {
+pub(crate) struct PartJson {
     /// Batch id.
-    pub batch: u64,
+    pub(crate) batch: u64,
     /// Path relative to bronze.
-    pub path: String,
+    pub(crate) path: String,
     /// Rows in the part.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Rows of this file in the part (null when the part could not be read).
-    pub rows_of_file: Option<u64>,
+    pub(crate) rows_of_file: Option<u64>,
     /// Why the part could not be read.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The quarantined lines of the file.
 #[derive(Debug, Default, Serialize)]
-pub struct QuarantineJson {
+pub(crate) struct QuarantineJson {
     /// How many.
-    pub count: u64,
+    pub(crate) count: u64,
     /// The first few.
-    pub lines: Vec<QuarantinedLine>,
+    pub(crate) lines: Vec<QuarantinedLine>,
 }
 
 /// One quarantined line.
 #[derive(Debug, Serialize)]
-pub struct QuarantinedLine {
+pub(crate) struct QuarantinedLine {
     /// Batch id.
-    pub batch: u64,
+    pub(crate) batch: u64,
     /// 1-based line (record) number; 0 for a whole rejected file.
-    pub line: i64,
+    pub(crate) line: i64,
     /// Byte offset (in the decompressed stream for gzip).
-    pub offset: i64,
+    pub(crate) offset: i64,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
     /// The quarantine part (relative to bronze).
-    pub part: String,
+    pub(crate) part: String,
 }
 
 /// Runs `lander explain`.

@@ -49,10 +49,10 @@ pub enum GenerateCommand {
 pub struct GharchiveCmd {
     /// What to fetch and how.
     #[command(flatten)]
-    pub args: GharchiveFlags,
+    pub(crate) args: GharchiveFlags,
     /// The checkpoint and config file.
     #[command(flatten)]
-    pub pipeline: PipelineFiles,
+    pub(crate) pipeline: PipelineFiles,
 }
 
 /// `lander fetch url`.
@@ -60,10 +60,10 @@ pub struct GharchiveCmd {
 pub struct UrlCmd {
     /// What to fetch and how.
     #[command(flatten)]
-    pub args: UrlFlags,
+    pub(crate) args: UrlFlags,
     /// The checkpoint and config file.
     #[command(flatten)]
-    pub pipeline: PipelineFiles,
+    pub(crate) pipeline: PipelineFiles,
 }
 
 /// `lander fetch s3`.
@@ -71,11 +71,11 @@ pub struct UrlCmd {
 pub struct S3Cmd {
     /// What to copy.
     #[command(flatten)]
-    pub args: S3Flags,
+    pub(crate) args: S3Flags,
     /// Config file (TOML) whose `[storage]` section configures a remote landing and the S3 source, as for `lander run`.
     /// Default: ./lander.toml when it exists.
     #[arg(long)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// `lander generate sales`.
@@ -83,25 +83,25 @@ pub struct S3Cmd {
 pub struct SalesCmd {
     /// What to generate.
     #[command(flatten)]
-    pub args: SalesFlags,
+    pub(crate) args: SalesFlags,
     /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
     /// Default: ./lander.toml when it exists.
     #[arg(long)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// The pipeline files an HTTP fetch reads (`fetch gharchive`, `fetch url`).
 #[derive(Args, Debug, Clone)]
-pub struct PipelineFiles {
+pub(crate) struct PipelineFiles {
     /// Checkpoint of the `lander run` that ingests this landing: files it already recorded are not downloaded
     /// again (useful with `--clean-source`, which removes them from landing). Read through a snapshot, so a
     /// running daemon is not disturbed. Skipped when the directory holds no checkpoint.
     #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
     /// Config file (TOML) whose `[storage]` section configures a remote landing, as for `lander run`.
     /// Default: ./lander.toml when it exists.
     #[arg(long)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 impl PipelineFiles {
@@ -146,7 +146,7 @@ pub async fn run_fetch(
 ///
 /// # Errors
 /// As [`run_fetch`].
-pub async fn follow_gharchive(
+pub(crate) async fn follow_gharchive(
     args: fetch::GharchiveArgs,
     storage: BTreeMap<String, String>,
     checkpoint: CheckpointStore,
@@ -176,7 +176,10 @@ pub async fn generate_sales(
 ///
 /// # Errors
 /// As [`generate_sales`].
-pub async fn run_generate(cmd: GenerateCommand, cancel: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn run_generate(
+    cmd: GenerateCommand,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     match cmd {
         GenerateCommand::Sales(cmd) => {
             let summary = generate_sales(cmd, cancel).await?;

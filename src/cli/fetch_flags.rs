@@ -20,28 +20,28 @@ pub struct DownloadFlags {
     /// Landing zone: a local directory, hdfs://host:port/path or s3://bucket/prefix. Files go to
     /// <landing>/<dataset>/<name>.
     #[arg(long, default_value = DEFAULT_LANDING)]
-    pub landing: String,
+    pub(crate) landing: String,
     /// Number of files downloaded in parallel.
     #[arg(long, default_value_t = download_defaults::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    pub(crate) concurrency: u16,
     /// Retries per file after the first attempt, on connect errors, timeouts, HTTP 408/429/5xx, truncated bodies
     /// and corrupt gzip data.
     #[arg(long, default_value_t = download_defaults::RETRIES)]
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// First delay of the exponential backoff between retries; it doubles per retry (with jitter) up to 1 minute.
     /// A Retry-After header from the server takes precedence.
     #[arg(long, default_value = download_defaults::RETRY_BACKOFF, value_parser = humantime::parse_duration)]
-    pub retry_backoff: Duration,
+    pub(crate) retry_backoff: Duration,
     /// Largest file accepted; a bigger one is aborted and counted as failed. Accepts a plain byte count or a
     /// suffix: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
     #[arg(long, default_value = download_defaults::MAX_FILE_BYTES, value_parser = crate::config::parse_byte_size)]
-    pub max_file_bytes: u64,
+    pub(crate) max_file_bytes: u64,
     /// Time allowed to establish a connection (TCP and TLS).
     #[arg(long, default_value = download_defaults::CONNECT_TIMEOUT, value_parser = humantime::parse_duration)]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Abort a request when the server sends nothing for this long (the attempt is then retried).
     #[arg(long, default_value = download_defaults::TIMEOUT, value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl From<DownloadFlags> for fetch::DownloadArgs {
@@ -65,27 +65,27 @@ pub struct GharchiveFlags {
     /// 2015-01-01 (its hour 0). Minutes are truncated. Required unless --follow, which defaults to the current hour
     /// minus 2h.
     #[arg(long, value_parser = parse_hour_arg, required_unless_present = "follow")]
-    pub from: Option<HourArg>,
+    pub(crate) from: Option<HourArg>,
     /// Last UTC hour to fetch, inclusive; a date means its hour 23. Defaults to --from (the whole day when --from
     /// is a date).
     #[arg(long, value_parser = parse_hour_arg, conflicts_with = "follow")]
-    pub to: Option<HourArg>,
+    pub(crate) to: Option<HourArg>,
     /// After --from, keep fetching each next hour as it is published, until interrupted (SIGINT/SIGTERM). A recent
     /// hour that is not published yet is retried every --poll-interval.
     #[arg(long)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// With --follow: how often to check for an hour that is not published yet.
     #[arg(long, default_value = gharchive::DEFAULT_POLL_INTERVAL, value_parser = humantime::parse_duration)]
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Archive (or mirror) base URL; files are fetched from <base-url>/<YYYY-MM-DD-H>.json.gz.
     #[arg(long, default_value = gharchive::DEFAULT_BASE_URL)]
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// Dataset directory under landing.
     #[arg(long, default_value = gharchive::DEFAULT_DATASET)]
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Download options.
     #[command(flatten)]
-    pub download: DownloadFlags,
+    pub(crate) download: DownloadFlags,
 }
 
 impl From<GharchiveFlags> for fetch::GharchiveArgs {
@@ -108,17 +108,17 @@ pub struct UrlFlags {
     /// http(s) URLs to download. Each file is named after the URL's last path segment (percent-decoded and
     /// sanitized), or after the server's Content-Disposition file name when the URL has none.
     #[arg(required = true, value_name = "URL")]
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// Prefer the server's Content-Disposition file name over the URL's last segment (like curl -J). Such files are
     /// only found to be in landing already after a request.
     #[arg(long)]
-    pub remote_header_name: bool,
+    pub(crate) remote_header_name: bool,
     /// Dataset directory under landing (e.g. sales).
     #[arg(long)]
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Download options.
     #[command(flatten)]
-    pub download: DownloadFlags,
+    pub(crate) download: DownloadFlags,
 }
 
 impl From<UrlFlags> for fetch::UrlArgs {
@@ -137,13 +137,13 @@ impl From<UrlFlags> for fetch::UrlArgs {
 pub struct S3Flags {
     /// Bucket and prefix to copy, as s3://bucket/prefix.
     #[arg(value_name = "S3_URL")]
-    pub url: String,
+    pub(crate) url: String,
     /// Dataset directory under landing (e.g. sales).
     #[arg(long)]
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Landing zone: a local directory, hdfs:// or s3:// location.
     #[arg(long, default_value = DEFAULT_LANDING)]
-    pub landing: String,
+    pub(crate) landing: String,
 }
 
 impl From<S3Flags> for fetch::S3Args {
@@ -161,44 +161,44 @@ impl From<S3Flags> for fetch::S3Args {
 pub struct SalesFlags {
     /// Total data rows to write (valid + duplicate + malformed), header lines not included.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Number of files to split the rows into (as evenly as possible). Ignored with --rate.
     #[arg(long, default_value_t = sales_defaults::FILES, value_parser = clap::value_parser!(u64).range(1..))]
-    pub files: u64,
+    pub(crate) files: u64,
     /// Trickle mode: write one file per second holding this many rows, until --rows are written or the command
     /// is interrupted (for demos of continuous ingestion).
     #[arg(long, value_name = "ROWS_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
-    pub rate: Option<u64>,
+    pub(crate) rate: Option<u64>,
     /// Random seed; the same seed and shares give the same rows. Default: a random seed (printed at the end).
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Landing zone: a local directory or file:// URL. Files go to <landing>/<dataset>/.
     #[arg(long, default_value = DEFAULT_LANDING)]
-    pub landing: String,
+    pub(crate) landing: String,
     /// Dataset directory under landing.
     #[arg(long, default_value = sales_defaults::DATASET)]
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Share of rows (0.0-1.0) that repeat an earlier row exactly, same transaction_id.
     #[arg(long, default_value_t = sales_defaults::DUPLICATE_SHARE)]
-    pub duplicate_share: f64,
+    pub(crate) duplicate_share: f64,
     /// Share of rows (0.0-1.0) that are malformed: non-numeric quantity or price, missing fields or an impossible
     /// timestamp.
     #[arg(long, default_value_t = sales_defaults::MALFORMED_SHARE)]
-    pub malformed_share: f64,
+    pub(crate) malformed_share: f64,
     /// First transaction_id; use the previous run's next id to continue a sequence. Default: the start of a block
     /// of 2^24 ids drawn from the seed (above every id of the bundled 100k-row sample), so runs with different seeds
     /// do not collide with each other or with ids already in bronze.
     #[arg(long)]
-    pub start_id: Option<u64>,
+    pub(crate) start_id: Option<u64>,
     /// File name prefix; files are named <prefix>-<seed>-<nnnnn>.csv.
     #[arg(long, default_value = sales_defaults::PREFIX)]
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// End of the timestamp window: `now`, RFC 3339, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` (UTC).
     #[arg(long, default_value = sales_defaults::END_TIME, value_parser = parse_end_time)]
-    pub end_time: EndTime,
+    pub(crate) end_time: EndTime,
     /// Length of the timestamp window before --end-time.
     #[arg(long, default_value = sales_defaults::WINDOW, value_parser = humantime::parse_duration)]
-    pub window: Duration,
+    pub(crate) window: Duration,
 }
 
 impl From<SalesFlags> for fetch::SalesArgs {

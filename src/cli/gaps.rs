@@ -38,98 +38,98 @@ const MAX_HOURS: i64 = 100_000;
 pub struct GapsArgs {
     /// Locations and config (uses --landing and --checkpoint).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// The hourly dataset.
     #[arg(long, short = 'd', default_value = "gharchive")]
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// First hour (UTC): 2015-01-01T05, 2015-01-01-5 or 2015-01-01 [default: first hour seen].
     #[arg(long, value_parser = parse_hour_arg)]
-    pub from: Option<HourArg>,
+    pub(crate) from: Option<HourArg>,
     /// Last hour (UTC), inclusive; a date means its last hour [default: last hour seen].
     #[arg(long, value_parser = parse_hour_arg)]
-    pub to: Option<HourArg>,
+    pub(crate) to: Option<HourArg>,
     /// An hour committed more than this long after it ended counts as late.
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
-    pub late_after: Duration,
+    pub(crate) late_after: Duration,
     /// A run of missing hours longer than this is a span never expected (separate sample hours, not a series),
     /// reported without a fetch command; give a longer one to count such a span as a gap.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
-    pub max_gap: Duration,
+    pub(crate) max_gap: Duration,
     /// Print one JSON document instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The report (`--json`).
 #[derive(Debug, Serialize)]
-pub struct GapsJson {
+pub(crate) struct GapsJson {
     /// Dataset.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// First hour covered (UTC).
-    pub from: DateTime<Utc>,
+    pub(crate) from: DateTime<Utc>,
     /// Last hour covered (UTC), inclusive.
-    pub to: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
     /// Hours in the range, less the spans that are not expected.
-    pub expected: u64,
+    pub(crate) expected: u64,
     /// Hours in spans of missing hours longer than `max_gap_seconds` (never expected, not gaps).
-    pub not_expected: u64,
+    pub(crate) not_expected: u64,
     /// The longest run of missing hours that still counts as a gap.
-    pub max_gap_seconds: u64,
+    pub(crate) max_gap_seconds: u64,
     /// Hours ingested (committed, with or without quarantined lines).
-    pub ingested: u64,
+    pub(crate) ingested: u64,
     /// Hours with no file in landing and no checkpoint record.
-    pub missing: u64,
+    pub(crate) missing: u64,
     /// Hours in landing that are not ingested yet.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Hours whose file was rejected as a whole.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Hours ingested with quarantined lines.
-    pub quarantined: u64,
+    pub(crate) quarantined: u64,
     /// Hours committed more than `late_after_seconds` after they ended.
-    pub late: u64,
+    pub(crate) late: u64,
     /// The lateness threshold.
-    pub late_after_seconds: u64,
+    pub(crate) late_after_seconds: u64,
     /// Every hour with a file or record that is not simply ingested on time, oldest first (missing hours are in
     /// `ranges`).
-    pub hours: Vec<HourJson>,
+    pub(crate) hours: Vec<HourJson>,
     /// Runs of consecutive hours with no file and no record, oldest first.
-    pub ranges: Vec<RangeJson>,
+    pub(crate) ranges: Vec<RangeJson>,
     /// Commands that fetch the missing hours again.
-    pub fetch_commands: Vec<String>,
+    pub(crate) fetch_commands: Vec<String>,
 }
 
 /// One hour with something to report.
 #[derive(Debug, Serialize)]
-pub struct HourJson {
+pub(crate) struct HourJson {
     /// The hour (UTC).
-    pub hour: DateTime<Utc>,
+    pub(crate) hour: DateTime<Utc>,
     /// `pending`, `failed` or `ingested`.
-    pub state: &'static str,
+    pub(crate) state: &'static str,
     /// Landing path(s) of the hour (a dataset may hold one hour in several sub-directories).
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
     /// Modification time of the file in landing (or when it was processed, as recorded).
-    pub landed_at: Option<DateTime<Utc>>,
+    pub(crate) landed_at: Option<DateTime<Utc>>,
     /// When the first batch that read it committed.
-    pub committed_at: Option<DateTime<Utc>>,
+    pub(crate) committed_at: Option<DateTime<Utc>>,
     /// How long after the hour ended it was committed, when over the threshold.
-    pub late_by_seconds: Option<i64>,
+    pub(crate) late_by_seconds: Option<i64>,
     /// Quarantined lines.
-    pub quarantined: u64,
+    pub(crate) quarantined: u64,
     /// Why it failed.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// A run of consecutive hours with no file in landing and no checkpoint record.
 #[derive(Debug, Serialize)]
-pub struct RangeJson {
+pub(crate) struct RangeJson {
     /// First hour of the run (UTC).
-    pub from: DateTime<Utc>,
+    pub(crate) from: DateTime<Utc>,
     /// Last hour of the run (UTC), inclusive.
-    pub to: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
     /// Hours in the run.
-    pub hours: u64,
+    pub(crate) hours: u64,
     /// `missing` (a gap, fetched by a command of `fetch_commands`) or `not_expected` (longer than the max gap).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 #[derive(Default)]

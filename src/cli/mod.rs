@@ -56,7 +56,7 @@ pub struct Cli {
     pub quiet: bool,
     /// The subcommand.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Log output format.
@@ -98,16 +98,16 @@ pub enum Command {
 pub struct LocationArgs {
     /// Config file (TOML). Default: ./lander.toml when it exists.
     #[arg(long, short = 'c')]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Landing zone: directory or URL.
     #[arg(long)]
-    pub landing: Option<String>,
+    pub(crate) landing: Option<String>,
     /// Bronze layer: directory or URL.
     #[arg(long)]
-    pub bronze: Option<String>,
+    pub(crate) bronze: Option<String>,
     /// Checkpoint directory (sled store and lock).
     #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
 }
 
 /// `lander run`.
@@ -116,120 +116,120 @@ pub struct LocationArgs {
 pub struct RunArgs {
     /// How to schedule batches.
     #[arg(long, value_enum, default_value_t = RunModeFlag::Once)]
-    pub mode: RunModeFlag,
+    pub(crate) mode: RunModeFlag,
     /// Locations and config.
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only these datasets (repeatable) [default: all configured].
     #[arg(long = "dataset", short = 'd')]
-    pub datasets: Vec<String>,
+    pub(crate) datasets: Vec<String>,
     /// A file changed less than this long ago is not ready (gzip) or read only up to its last full line.
     #[arg(long, value_parser = parse_duration)]
-    pub settle_time: Option<std::time::Duration>,
+    pub(crate) settle_time: Option<std::time::Duration>,
     /// How long behind the newest event a day's keys stay in the local dedup index (a cache bound; older days
     /// are read back from bronze).
     #[arg(long, value_parser = parse_duration)]
-    pub dedup_horizon: Option<std::time::Duration>,
+    pub(crate) dedup_horizon: Option<std::time::Duration>,
     /// Records whose event day is older than this (before the batch's start) are not checked for duplicates,
     /// only counted [default: none, every record is checked].
     #[arg(long, value_parser = parse_duration)]
-    pub dedup_retention: Option<std::time::Duration>,
+    pub(crate) dedup_retention: Option<std::time::Duration>,
     /// Byte budget of a dataset's dedup index (disk + memory); cold days beyond it are evicted and read back
     /// from bronze when touched, e.g. 256MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub dedup_cache_bytes: Option<u64>,
+    pub(crate) dedup_cache_bytes: Option<u64>,
     /// Max files per batch (available-now, micro-batch, continuous).
     #[arg(long)]
-    pub max_files_per_batch: Option<usize>,
+    pub(crate) max_files_per_batch: Option<usize>,
     /// Max input bytes per batch, e.g. 1073741824, 500MB or 1GiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub max_bytes_per_batch: Option<u64>,
+    pub(crate) max_bytes_per_batch: Option<u64>,
     /// Micro-batch interval, e.g. 10s, 1m.
     #[arg(long, value_parser = parse_duration)]
-    pub interval: Option<std::time::Duration>,
+    pub(crate) interval: Option<std::time::Duration>,
     /// Continuous: wait this long for more events before cutting a batch.
     #[arg(long, value_parser = parse_duration)]
-    pub max_batch_delay: Option<std::time::Duration>,
+    pub(crate) max_batch_delay: Option<std::time::Duration>,
     /// Full listing of landing as a safety net for lost events.
     #[arg(long, value_parser = parse_duration)]
-    pub poll_interval: Option<std::time::Duration>,
+    pub(crate) poll_interval: Option<std::time::Duration>,
     /// Files decoded in parallel [default: number of CPUs].
     #[arg(long)]
-    pub parallelism: Option<usize>,
+    pub(crate) parallelism: Option<usize>,
     /// After commit: off, delete, or archive:<dir> (relative to landing).
     #[arg(long)]
-    pub clean_source: Option<String>,
+    pub(crate) clean_source: Option<String>,
     /// On a new checkpoint, ignore files older than this, e.g. 7d.
     #[arg(long, value_parser = parse_duration)]
-    pub max_file_age: Option<std::time::Duration>,
+    pub(crate) max_file_age: Option<std::time::Duration>,
     /// Process the newest files first.
     #[arg(long)]
-    pub latest_first: bool,
+    pub(crate) latest_first: bool,
     /// Roll to a new Parquet part beyond this many bytes, e.g. 256MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub target_file_bytes: Option<u64>,
+    pub(crate) target_file_bytes: Option<u64>,
     /// Follow symlinks whose target lies outside landing (default: log and skip them).
     #[arg(long)]
-    pub follow_symlinks: bool,
+    pub(crate) follow_symlinks: bool,
     /// Bind the checkpoint to this run's landing and bronze (and the Delta tables there) even when it is bound
     /// to others: a moved landing or bronze, a table recreated on purpose. Logged.
     #[arg(long)]
-    pub rebind: bool,
+    pub(crate) rebind: bool,
     /// Run as worker I of N sharing landing and bronze, e.g. 0/3: take only the landing files whose stable
     /// hash mod N is I (each worker needs its own checkpoint) [default: every file].
     #[arg(long, conflicts_with = "workers")]
-    pub worker: Option<String>,
+    pub(crate) worker: Option<String>,
     /// Run as one of N workers, this one's index taken from a StatefulSet pod name `<name>-I` in $HOSTNAME.
     #[arg(long)]
-    pub workers: Option<u32>,
+    pub(crate) workers: Option<u32>,
     /// How bronze is published: delta (a Delta Lake table per dataset) or parquet (hive-style files for readers without Delta, weaker guarantees).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["delta", "parquet"]).try_map(|s| s.parse::<crate::config::TableFormat>()))]
-    pub table_format: Option<crate::config::TableFormat>,
+    pub(crate) table_format: Option<crate::config::TableFormat>,
     /// Longest record (line/row) in bytes, e.g. 16MiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub max_record_bytes: Option<u64>,
+    pub(crate) max_record_bytes: Option<u64>,
     /// Largest landing file in bytes (e.g. 16GiB); larger ones are rejected whole.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub max_file_bytes: Option<u64>,
+    pub(crate) max_file_bytes: Option<u64>,
     /// Most decompressed bytes per gzip file, e.g. 32GiB.
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub max_decompressed_bytes: Option<u64>,
+    pub(crate) max_decompressed_bytes: Option<u64>,
     /// Highest decompressed:compressed ratio of a gzip file.
     #[arg(long)]
-    pub max_decompression_ratio: Option<u64>,
+    pub(crate) max_decompression_ratio: Option<u64>,
     /// Earliest accepted event time, YYYY-MM-DD or RFC 3339.
     #[arg(long)]
-    pub event_time_min: Option<String>,
+    pub(crate) event_time_min: Option<String>,
     /// How far past now an event time may lie.
     #[arg(long, value_parser = parse_duration)]
-    pub event_time_max_future: Option<std::time::Duration>,
+    pub(crate) event_time_max_future: Option<std::time::Duration>,
     /// Continuous/micro-batch: how long an unterminated last line waits for its newline.
     #[arg(long, value_parser = parse_duration)]
-    pub partial_line_timeout: Option<std::time::Duration>,
+    pub(crate) partial_line_timeout: Option<std::time::Duration>,
     /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off].
     #[arg(long, env = "LANDER_METRICS_ADDR")]
-    pub metrics_addr: Option<String>,
+    pub(crate) metrics_addr: Option<String>,
     /// once/available-now: write the run summary as JSON to this file (for schedulers).
     #[arg(long)]
-    pub summary_json: Option<PathBuf>,
+    pub(crate) summary_json: Option<PathBuf>,
     /// micro-batch/continuous: also fetch each GH Archive hour into landing as it is published, in this process
     /// (what `lander fetch gharchive --follow` does beside a daemon).
     #[arg(long, value_enum)]
-    pub fetch: Option<FetchSource>,
+    pub(crate) fetch: Option<FetchSource>,
     /// With --fetch: first UTC hour to fetch, e.g. 2026-01-01T00.
     #[arg(long, requires = "fetch", value_parser = parse_hour_arg)]
-    pub fetch_from: Option<HourArg>,
+    pub(crate) fetch_from: Option<HourArg>,
     /// With --fetch: archive (or mirror) base URL.
     #[arg(long, requires = "fetch")]
-    pub fetch_base_url: Option<String>,
+    pub(crate) fetch_base_url: Option<String>,
     /// With --fetch: how often to check for an hour that is not published yet.
     #[arg(long, requires = "fetch", value_parser = humantime::parse_duration)]
-    pub fetch_poll_interval: Option<std::time::Duration>,
+    pub(crate) fetch_poll_interval: Option<std::time::Duration>,
 }
 
 impl RunArgs {
     /// The run mode (`--mode`).
-    pub fn run_mode(&self) -> RunMode {
+    pub(crate) fn run_mode(&self) -> RunMode {
         self.mode.into()
     }
 }
@@ -288,7 +288,7 @@ fn follow_args(a: &RunArgs, config: &Config) -> gharchive::GharchiveArgs {
 ///
 /// # Errors
 /// Config errors (exit code 2).
-pub fn load_config(loc: &LocationArgs) -> anyhow::Result<Config> {
+pub(crate) fn load_config(loc: &LocationArgs) -> anyhow::Result<Config> {
     let mut config =
         Config::load(loc.config.as_deref()).context("while loading the configuration")?;
     if let Some(v) = &loc.landing {
@@ -351,7 +351,7 @@ fn apply_run_overrides(config: &mut Config, a: &RunArgs) {
 /// Installs SIGINT/SIGTERM handling: the first signal cancels `token` (finish or abandon the current batch,
 /// flush, exit 0, or 128 + the signal when a bounded run leaves files unread, see [`exit::Interrupted`]); a
 /// second one exits at once with 128 + its number (recovery on the next start makes that safe).
-pub fn install_signal_handlers(token: CancellationToken) {
+pub(crate) fn install_signal_handlers(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     // Register before returning, not inside the task: a SIGTERM that arrives before the task is first polled (a
     // loaded machine) would otherwise kill the process with the default action instead of a clean stop.
@@ -713,7 +713,7 @@ async fn serve_metrics(ctx: &Context, datasets: &[String]) -> anyhow::Result<()>
 /// dataset that is not configured): exit code 2, like a configuration error.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// The local directory a landing location names, if it is local (a path or a `file://` URL).
 pub(crate) fn local_landing(landing: &str) -> Option<&str> {

@@ -17,7 +17,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 /// Log-line interval when stderr is not a terminal.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Redraw interval of the bar.
 const TICK: Duration = Duration::from_millis(200);

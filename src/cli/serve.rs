@@ -23,16 +23,16 @@ use tokio_util::sync::CancellationToken;
 use crate::store::StoreLocation;
 
 /// How long `/readyz` waits for a storage listing before calling it unreachable.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `/readyz` checks.
 pub struct Readiness {
     /// Landing location.
-    pub landing: StoreLocation,
+    pub(crate) landing: StoreLocation,
     /// Bronze location.
-    pub bronze: StoreLocation,
+    pub(crate) bronze: StoreLocation,
     /// Datasets the run serves.
-    pub datasets: Vec<String>,
+    pub(crate) datasets: Vec<String>,
 }
 
 /// Binds `addr` and serves until `cancel` fires; returns the bound address (port 0 picks a free one).

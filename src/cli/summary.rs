@@ -11,28 +11,28 @@ use crate::modes::{BatchReport, RecordCounts, RunMode, RunSummary};
 
 /// What one dataset did in a run.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct DatasetSummary {
+pub(crate) struct DatasetSummary {
     /// Batches committed.
-    pub batches: u64,
+    pub(crate) batches: u64,
     /// Files read and committed (including failed ones).
-    pub files: u64,
+    pub(crate) files: u64,
     /// Files planned but left unread because the run was interrupted (the next run reads them).
-    pub files_unread: u64,
+    pub(crate) files_unread: u64,
     /// Rows written to bronze, duplicates dropped, records written without a dedup check (event day beyond
     /// `dedup_retention`, or not readable from bronze), records quarantined (a failed file counts one).
     /// Flattened: the JSON has `rows`, `duplicates`, `unchecked` and `quarantined` here, in that order.
     #[serde(flatten)]
-    pub counts: RecordCounts,
+    pub(crate) counts: RecordCounts,
     /// Files rejected whole.
-    pub failed_files: u64,
+    pub(crate) failed_files: u64,
     /// Parquet parts published.
-    pub parts: u64,
+    pub(crate) parts: u64,
     /// Landing bytes read.
-    pub input_bytes: u64,
+    pub(crate) input_bytes: u64,
     /// Seconds spent in this dataset's batches.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Input megabytes (10^6 bytes) per second of those batches.
-    pub mb_per_s: f64,
+    pub(crate) mb_per_s: f64,
 }
 
 impl DatasetSummary {
@@ -57,32 +57,32 @@ impl DatasetSummary {
 
 /// The whole run, as written by `--summary-json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunSummaryReport {
+pub(crate) struct RunSummaryReport {
     /// `ok`, `failed`, or `interrupted` (a signal stopped the run before it read every file: `files` were
     /// committed, `files_unread` were not).
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// The error, when `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The signal, when `interrupted` (`SIGINT`, `SIGTERM`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub interrupted_by: Option<String>,
+    pub(crate) interrupted_by: Option<String>,
     /// Run mode.
-    pub mode: RunMode,
+    pub(crate) mode: RunMode,
     /// Landing location.
-    pub landing: String,
+    pub(crate) landing: String,
     /// Bronze location.
-    pub bronze: String,
+    pub(crate) bronze: String,
     /// Start (UTC).
-    pub started_at: DateTime<Utc>,
+    pub(crate) started_at: DateTime<Utc>,
     /// End (UTC).
-    pub finished_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
     /// Wall seconds of the run.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Per dataset (datasets with nothing new appear with zeros).
-    pub datasets: BTreeMap<String, DatasetSummary>,
+    pub(crate) datasets: BTreeMap<String, DatasetSummary>,
     /// Sum over datasets (`seconds` and `mb_per_s` are the run's wall time and rate).
-    pub total: DatasetSummary,
+    pub(crate) total: DatasetSummary,
 }
 
 impl RunSummaryReport {
@@ -202,7 +202,7 @@ impl RunSummaryReport {
     ///
     /// # Errors
     /// The file cannot be written.
-    pub fn write_json(&self, path: &std::path::Path) -> std::io::Result<()> {
+    pub(crate) fn write_json(&self, path: &std::path::Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         let dir = path
             .parent()

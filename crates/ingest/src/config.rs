@@ -277,7 +277,7 @@ impl DatasetConfig {
     }
 
     /// The CSV options, for a CSV dataset.
-    pub fn csv_options(&self) -> Option<&CsvOptions> {
+    pub(crate) fn csv_options(&self) -> Option<&CsvOptions> {
         match self {
             Self::Csv { csv, .. } => Some(csv),
             Self::Gharchive { .. } => None,
@@ -301,16 +301,16 @@ impl DatasetConfig {
 pub struct TableOverrides {
     /// This dataset's `target_file_bytes` (its batches' parts, its compactions, `lander table optimize`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_file_bytes: Option<u64>,
+    pub(crate) target_file_bytes: Option<u64>,
     /// This dataset's `compact_min_files`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compact_min_files: Option<usize>,
+    pub(crate) compact_min_files: Option<usize>,
     /// This dataset's `compact_quiet`.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub compact_quiet: Option<Duration>,
+    pub(crate) compact_quiet: Option<Duration>,
     /// This dataset's `compact_max_files`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compact_max_files: Option<usize>,
+    pub(crate) compact_max_files: Option<usize>,
 }
 
 /// The table settings of one dataset, resolved: its own keys ([`TableOverrides`]), else the top-level ones.
@@ -319,15 +319,15 @@ pub struct TableSettings {
     /// Roll to a new part, and compact parts into parts, of about this many bytes.
     pub target_file_bytes: u64,
     /// Compact a quiet partition with at least this many small parts; `0`: never automatically.
-    pub compact_min_files: usize,
+    pub(crate) compact_min_files: usize,
     /// How long a partition must go without a new part to be quiet.
-    pub compact_quiet: Duration,
+    pub(crate) compact_quiet: Duration,
     /// Compact a partition with this many small parts even when it is not quiet.
-    pub compact_max_files: usize,
+    pub(crate) compact_max_files: usize,
 }
 
 /// The built-in `sales` dataset: the schema of `transacciones_ventas.csv`.
-pub fn builtin_sales() -> DatasetConfig {
+pub(crate) fn builtin_sales() -> DatasetConfig {
     DatasetConfig::csv(CsvOptions::sales())
 }
 
@@ -563,7 +563,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for anything but `off`, `delete`, `archive:<dir>`.
-    pub fn clean_source_action(&self) -> Result<CleanSource, ConfigError> {
+    pub(crate) fn clean_source_action(&self) -> Result<CleanSource, ConfigError> {
         match self.clean_source.as_str() {
             "off" => Ok(CleanSource::Off),
             "delete" => Ok(CleanSource::Delete),
@@ -579,7 +579,7 @@ impl Config {
 
 /// What happens to a landing file after its batch committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CleanSource {
+pub(crate) enum CleanSource {
     /// Leave it.
     Off,
     /// Delete it.

@@ -28,7 +28,7 @@ enum Op {
 
 /// An `ObjectStore` that fails a chosen range of calls of one kind.
 #[derive(Debug)]
-pub struct FaultyStore {
+pub(crate) struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     op: Op,
     first: u64,
@@ -82,7 +82,7 @@ fn spec_from_env() -> Option<(Op, u64, u64)> {
 }
 
 /// Wraps `store` when `LANDER_FAIL_STORE` is set; returns it unchanged otherwise.
-pub fn wrap_store_from_env(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+pub(crate) fn wrap_store_from_env(store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
     match spec_from_env() {
         Some((op, first, last)) => Arc::new(FaultyStore {
             inner: store,
@@ -164,7 +164,7 @@ static CHECKPOINT_COMMITS: AtomicU64 = AtomicU64::new(0);
 ///
 /// # Errors
 /// The injected [`crate::checkpoint::CheckpointError::Sled`].
-pub fn checkpoint_commit(
+pub(crate) fn checkpoint_commit(
     dir: &std::path::Path,
 ) -> std::result::Result<(), crate::checkpoint::CheckpointError> {
     let Ok(spec) = std::env::var("LANDER_FAIL_CHECKPOINT") else {

@@ -32,7 +32,7 @@ mod stats;
 mod table;
 mod transfer;
 mod verify;
-pub mod views;
+pub(crate) mod views;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,20 +44,20 @@ use super::LocationArgs;
 use crate::checkpoint::{FileRecord, FileStatus};
 use crate::config::parse_duration;
 use table::parse_since;
-pub use views::*;
+pub(crate) use views::*;
 
 /// Options shared by the read commands.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Locations and config (only --checkpoint, and --landing/--bronze where a command says so, are used).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset.
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Print one JSON document on stdout instead of tables (fields: see docs/operating.md).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// `list --status` values.
@@ -92,16 +92,16 @@ impl StatusFilter {
 pub struct ListArgs {
     /// Common options.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// Only files processed at or after this time: RFC 3339, a UTC date (2025-01-31), or a duration ago (90m, 2d).
     #[arg(long, value_parser = parse_since)]
-    pub since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Only files with this status (`quarantined`: files with at least one quarantined record).
     #[arg(long, value_enum)]
-    pub status: Option<StatusFilter>,
+    pub(crate) status: Option<StatusFilter>,
     /// At most this many files (the most recently processed ones; the list is newest first).
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// `lander checkpoint show`.
@@ -109,10 +109,10 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// Common options.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// A landing file (path relative to landing, e.g. gharchive/2015-01-01-0.json.gz, or a unique suffix of
     /// one) or a batch id (a number; every dataset's batch with that id unless --dataset is given).
-    pub target: String,
+    pub(crate) target: String,
 }
 
 /// `lander checkpoint stats`.
@@ -120,7 +120,7 @@ pub struct ShowArgs {
 pub struct StatsArgs {
     /// Common options.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
 }
 
 /// `lander checkpoint pending`.
@@ -129,10 +129,10 @@ pub struct StatsArgs {
 pub struct PendingArgs {
     /// Common options (uses --landing).
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// Settle time, as for `lander run`.
     #[arg(long, value_parser = parse_duration)]
-    pub settle_time: Option<Duration>,
+    pub(crate) settle_time: Option<Duration>,
 }
 
 /// `lander checkpoint verify`.
@@ -140,14 +140,14 @@ pub struct PendingArgs {
 pub struct VerifyArgs {
     /// Common options (uses --bronze).
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub(crate) common: CommonArgs,
     /// Skip reading Parquet footers (check existence and sizes only).
     #[arg(long)]
-    pub skip_row_counts: bool,
+    pub(crate) skip_row_counts: bool,
     /// Also scan bronze's key column, partition by partition, and report every key held more than once on one
     /// UTC day with its files and rows (exit 1 on any). Reads Parquet only, not the dedup index.
     #[arg(long)]
-    pub keys: bool,
+    pub(crate) keys: bool,
 }
 
 /// `lander checkpoint reset`.
@@ -156,25 +156,25 @@ pub struct VerifyArgs {
 pub struct ResetArgs {
     /// Locations and config (uses --checkpoint).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Forget one landing file (path relative to landing, e.g. gharchive/2015-01-01-0.json.gz).
     #[arg(long)]
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Forget every file of this dataset.
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Forget every file of every dataset.
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Only show what would be forgotten.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print the forgotten files as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// `lander checkpoint export`.
@@ -182,7 +182,7 @@ pub struct ResetArgs {
 pub struct ExportArgs {
     /// Locations and config (uses --checkpoint).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
 }
 
 /// `lander checkpoint import`.
@@ -190,13 +190,13 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// Locations and config (uses --checkpoint; the directory is created if missing).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Read the export from this file instead of stdin.
     #[arg(long)]
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     /// Replace a checkpoint that is not empty (everything it holds is lost: `export` it first to keep a copy).
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// `lander checkpoint rebuild`.
@@ -204,14 +204,14 @@ pub struct ImportArgs {
 pub struct RebuildArgs {
     /// Locations and config (uses --landing, --bronze and --checkpoint, which must be empty or absent).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Rebuild from the Delta tables' logs (`txn` and `commitInfo.lander` of each commit); required, the only
     /// source there is.
     #[arg(long)]
-    pub from_table: bool,
+    pub(crate) from_table: bool,
     /// Only this dataset [default: every configured dataset].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
 }
 
 /// Checkpoint subcommands.

@@ -10,7 +10,7 @@ use crate::checkpoint::{BatchInput, BatchRecord, FileRecord, FileStatus, OutputF
 /// One processed landing file as `list --json` prints it (`show --json` embeds one, `reset --json` lists them):
 /// the stored [`FileRecord`], field for field, except that `status` is its short name (`ok`, `partial` or
 /// `failed`), with `reason` (why a file failed, else null) and `batch` (the last batch that read it) beside it.
-pub fn file_json(f: &FileRecord) -> Value {
+pub(crate) fn file_json(f: &FileRecord) -> Value {
     let mut v =
         serde_json::to_value(f).expect("a file record is plain data and serializes to JSON");
     if let Some(map) = v.as_object_mut() {
@@ -30,14 +30,14 @@ pub fn file_json(f: &FileRecord) -> Value {
 /// [`BatchInput`] (`path`, `start`, `end`, `records_ok`, `records_quarantined`, `records_duplicate`) between the
 /// batch id and its commit time.
 #[derive(Debug, Serialize)]
-pub struct InputJson {
+pub(crate) struct InputJson {
     /// The batch.
-    pub batch: u64,
+    pub(crate) batch: u64,
     /// The byte range read and its counts, as stored.
     #[serde(flatten)]
-    pub input: BatchInput,
+    pub(crate) input: BatchInput,
     /// When the batch committed (RFC 3339, UTC).
-    pub committed_at: DateTime<Utc>,
+    pub(crate) committed_at: DateTime<Utc>,
 }
 
 impl InputJson {
@@ -54,43 +54,43 @@ impl InputJson {
 /// One file a batch published (`show --json`: `outputs`): the stored [`OutputFile`] (`path` relative to bronze,
 /// `rows`, `bytes`) with the batch id, and whether it is in the quarantine rather than a data part.
 #[derive(Debug, Serialize)]
-pub struct OutputJson {
+pub(crate) struct OutputJson {
     /// The batch.
-    pub batch: u64,
+    pub(crate) batch: u64,
     /// The file, as stored.
     #[serde(flatten)]
-    pub output: OutputFile,
+    pub(crate) output: OutputFile,
     /// Whether it is under `_quarantine/`.
-    pub quarantine: bool,
+    pub(crate) quarantine: bool,
 }
 
 /// One committed batch (`show --json <id>`: `batches`).
 #[derive(Debug, Serialize)]
-pub struct BatchJson {
+pub(crate) struct BatchJson {
     /// Dataset.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Batch id (increasing per dataset from 1).
-    pub id: u64,
+    pub(crate) id: u64,
     /// When it started (RFC 3339, UTC).
-    pub started_at: DateTime<Utc>,
+    pub(crate) started_at: DateTime<Utc>,
     /// When it committed (RFC 3339, UTC).
-    pub committed_at: DateTime<Utc>,
+    pub(crate) committed_at: DateTime<Utc>,
     /// Commit time minus start time, in milliseconds.
-    pub duration_ms: i64,
+    pub(crate) duration_ms: i64,
     /// Rows written to bronze.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Duplicates dropped.
-    pub duplicates: u64,
+    pub(crate) duplicates: u64,
     /// Records quarantined.
-    pub quarantined: u64,
+    pub(crate) quarantined: u64,
     /// Oldest event time written (RFC 3339, UTC), null when no rows.
-    pub min_event_time: Option<DateTime<Utc>>,
+    pub(crate) min_event_time: Option<DateTime<Utc>>,
     /// Newest event time written (RFC 3339, UTC), null when no rows.
-    pub max_event_time: Option<DateTime<Utc>>,
+    pub(crate) max_event_time: Option<DateTime<Utc>>,
     /// Byte ranges of landing files read.
-    pub inputs: Vec<InputJson>,
+    pub(crate) inputs: Vec<InputJson>,
     /// Files published.
-    pub outputs: Vec<OutputJson>,
+    pub(crate) outputs: Vec<OutputJson>,
 }
 
 impl From<&BatchRecord> for BatchJson {
@@ -125,147 +125,147 @@ pub(super) fn outputs_of(b: &BatchRecord) -> Vec<OutputJson> {
 
 /// `show --json` of a landing file.
 #[derive(Debug, Serialize)]
-pub struct ShowFileJson {
+pub(crate) struct ShowFileJson {
     /// Always `file`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The file record.
-    pub file: Value,
+    pub(crate) file: Value,
     /// Every read of this path by a committed batch (including reads from before a reset), oldest first.
-    pub reads: Vec<InputJson>,
+    pub(crate) reads: Vec<InputJson>,
     /// The files published by those batches (shared with the batches' other inputs).
-    pub outputs: Vec<OutputJson>,
+    pub(crate) outputs: Vec<OutputJson>,
 }
 
 /// `show --json` of a batch id.
 #[derive(Debug, Serialize)]
-pub struct ShowBatchJson {
+pub(crate) struct ShowBatchJson {
     /// Always `batch`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The batch with that id in each dataset that has one (one entry with `--dataset`).
-    pub batches: Vec<BatchJson>,
+    pub(crate) batches: Vec<BatchJson>,
 }
 
 /// `stats --json`.
 #[derive(Debug, Serialize)]
-pub struct StatsJson {
+pub(crate) struct StatsJson {
     /// The checkpoint directory.
-    pub checkpoint: String,
+    pub(crate) checkpoint: String,
     /// Whether these numbers come from a snapshot of a store locked by a running daemon.
-    pub snapshot: bool,
+    pub(crate) snapshot: bool,
     /// Format version of the store.
-    pub schema_version: u32,
+    pub(crate) schema_version: u32,
     /// Size of the store on disk in bytes.
-    pub store_bytes: u64,
+    pub(crate) store_bytes: u64,
     /// One entry per dataset with state, sorted by name.
-    pub datasets: Vec<DatasetStatsJson>,
+    pub(crate) datasets: Vec<DatasetStatsJson>,
 }
 
 /// One dataset in `stats --json`.
 #[derive(Debug, Serialize)]
-pub struct DatasetStatsJson {
+pub(crate) struct DatasetStatsJson {
     /// Dataset.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Landing files with a record.
-    pub files: u64,
+    pub(crate) files: u64,
     /// Of which `ok`.
-    pub files_ok: u64,
+    pub(crate) files_ok: u64,
     /// Of which `partial`.
-    pub files_partial: u64,
+    pub(crate) files_partial: u64,
     /// Of which `failed`.
-    pub files_failed: u64,
+    pub(crate) files_failed: u64,
     /// Landing bytes consumed (sum over file records).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Rows written to bronze (sum over batches).
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Records quarantined (sum over batches).
-    pub quarantined: u64,
+    pub(crate) quarantined: u64,
     /// Duplicates dropped (sum over batches).
-    pub duplicates: u64,
+    pub(crate) duplicates: u64,
     /// Committed batches.
-    pub batches: u64,
+    pub(crate) batches: u64,
     /// Id of the newest committed batch.
-    pub last_batch: Option<u64>,
+    pub(crate) last_batch: Option<u64>,
     /// When the newest batch committed (RFC 3339, UTC).
-    pub last_commit: Option<DateTime<Utc>>,
+    pub(crate) last_commit: Option<DateTime<Utc>>,
     /// Oldest event time in bronze (min over batches; RFC 3339, UTC).
-    pub first_event_time: Option<DateTime<Utc>>,
+    pub(crate) first_event_time: Option<DateTime<Utc>>,
     /// Newest event time in bronze (max over batches; RFC 3339, UTC).
-    pub last_event_time: Option<DateTime<Utc>>,
+    pub(crate) last_event_time: Option<DateTime<Utc>>,
     /// Bronze data parts published (quarantine files not included).
-    pub bronze_files: u64,
+    pub(crate) bronze_files: u64,
     /// Their total size in bytes.
-    pub bronze_bytes: u64,
+    pub(crate) bronze_bytes: u64,
     /// Files published under `_quarantine/<dataset>/`.
-    pub quarantine_files: u64,
+    pub(crate) quarantine_files: u64,
     /// Dedup keys remembered.
-    pub dedup_keys: u64,
+    pub(crate) dedup_keys: u64,
     /// Dedup run files (`<checkpoint>/dedup/<dataset>/`).
-    pub dedup_runs: u64,
+    pub(crate) dedup_runs: u64,
     /// Their size on disk in bytes.
-    pub dedup_bytes: u64,
+    pub(crate) dedup_bytes: u64,
     /// Bytes of their filters, which a running lander holds in memory.
-    pub dedup_filter_bytes: u64,
+    pub(crate) dedup_filter_bytes: u64,
     /// Newest event time seen, from which the dedup horizon counts back (RFC 3339, UTC).
-    pub dedup_watermark: Option<DateTime<Utc>>,
+    pub(crate) dedup_watermark: Option<DateTime<Utc>>,
     /// Dedup horizon from the configuration, e.g. `35d`.
-    pub dedup_horizon: String,
+    pub(crate) dedup_horizon: String,
     /// The same in seconds.
-    pub dedup_horizon_secs: u64,
+    pub(crate) dedup_horizon_secs: u64,
     /// Id of a batch that was started and not committed (in flight, or interrupted), if any.
-    pub in_flight_batch: Option<u64>,
+    pub(crate) in_flight_batch: Option<u64>,
     /// Columns of the fixed CSV schema (null for datasets without one).
-    pub csv_columns: Option<usize>,
+    pub(crate) csv_columns: Option<usize>,
 }
 
 /// One entry of `pending --json` (an array).
 #[derive(Debug, Serialize)]
-pub struct PendingJson {
+pub(crate) struct PendingJson {
     /// Dataset.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Path relative to landing.
-    pub path: String,
+    pub(crate) path: String,
     /// `new`, `appended` (a grown file: only the tail is read), `rewritten` (the bytes already read changed: read
     /// whole again) or `skipped` (never read as it is: see `reason`; size, offsets are 0 and `modified` null).
-    pub change: &'static str,
+    pub(crate) change: &'static str,
     /// Current size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Bytes the next run reads (size minus what was consumed).
-    pub pending_bytes: u64,
+    pub(crate) pending_bytes: u64,
     /// Where reading starts.
-    pub start_offset: u64,
+    pub(crate) start_offset: u64,
     /// Modification time (RFC 3339, UTC); null for a skipped entry.
-    pub modified: Option<DateTime<Utc>>,
+    pub(crate) modified: Option<DateTime<Utc>>,
     /// False while the file is still settling (a gzip file changed less than the settle time ago): a run now
     /// would leave it for later. Always false for a skipped entry.
-    pub ready: bool,
+    pub(crate) ready: bool,
     /// Why a `skipped` entry is never read until it is fixed, or why a file is not ready although it is not
     /// settling (its modification time lies in the future); absent otherwise. A file directly in landing is
     /// listed with an empty `dataset`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// `reset --json`.
 #[derive(Debug, Serialize)]
-pub struct ResetJson {
+pub(crate) struct ResetJson {
     /// Whether nothing was changed (`--dry-run`).
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// The file records forgotten (or that would be).
-    pub files: Vec<Value>,
+    pub(crate) files: Vec<Value>,
 }
 
 /// One line of `export` (and of the input of `import`).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ExportLine {
+pub(crate) struct ExportLine {
     /// The key: UTF-8 text, or lowercase hex when `key_hex` is true.
-    pub key: String,
+    pub(crate) key: String,
     /// Present and true when the key is not UTF-8 and `key` is hex.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub key_hex: bool,
+    pub(crate) key_hex: bool,
     /// The value when it is JSON (embedded verbatim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Box<serde_json::value::RawValue>>,
+    pub(crate) value: Option<Box<serde_json::value::RawValue>>,
     /// The value as lowercase hex when it is not JSON (binary dedup state, empty index values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_hex: Option<String>,
+    pub(crate) value_hex: Option<String>,
 }

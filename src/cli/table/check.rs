@@ -23,14 +23,14 @@ const REPAIR_ATTEMPTS: usize = 3;
 pub struct CheckArgs {
     /// Locations and config (--bronze, the config's datasets, and --checkpoint for --repair).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset [default: every configured dataset].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Remove the references to missing files in one commit (their rows leave the table), and make the
     /// checkpoint's dedup index forget the affected days.
     #[arg(long)]
-    pub repair: bool,
+    pub(crate) repair: bool,
 }
 
 /// The UTC day number (days since 1970-01-01) of a `year=/month=/day=` path.

@@ -22,13 +22,13 @@ use crate::table::convert::{convert, ConvertError, ConvertOptions, ConvertReport
 pub struct ConvertArgs {
     /// Locations and config (uses --bronze, and --checkpoint when it exists).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset [default: every configured dataset with Parquet parts].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Print one JSON document (a list of per-table reports).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 pub(super) async fn run(a: ConvertArgs) -> anyhow::Result<()> {

@@ -14,16 +14,16 @@ use crate::table::history::{history, VersionSummary};
 pub struct HistoryArgs {
     /// Locations and config (uses --bronze).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset [default: every configured dataset with a table].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// At most this many versions per table (the newest).
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Print one JSON document: dataset -> versions, newest first.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 pub(super) async fn run(a: HistoryArgs) -> anyhow::Result<()> {

@@ -15,20 +15,20 @@ use crate::table::DeltaTable;
 pub struct OptimizeArgs {
     /// Locations and config (only --bronze and the config's datasets are used).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset [default: every configured dataset].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Only partitions matching these equalities, e.g. 'year=2015 and month=1'.
     #[arg(long = "where")]
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// Size the output parts aim at, e.g. 128MiB [default: the dataset's target_file_bytes in the config, else
     /// the top-level one].
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub target_file_bytes: Option<u64>,
+    pub(crate) target_file_bytes: Option<u64>,
     /// Parts smaller than this are compacted [default: --target-file-bytes].
     #[arg(long, value_parser = crate::config::parse_byte_size)]
-    pub min_file_bytes: Option<u64>,
+    pub(crate) min_file_bytes: Option<u64>,
 }
 
 pub(super) async fn run(a: OptimizeArgs) -> anyhow::Result<()> {

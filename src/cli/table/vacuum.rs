@@ -18,23 +18,23 @@ use crate::table::vacuum::{vacuum, Reason, VacuumError, VacuumOptions, VacuumRep
 pub struct VacuumArgs {
     /// Locations and config (uses --bronze).
     #[command(flatten)]
-    pub locations: LocationArgs,
+    pub(crate) locations: LocationArgs,
     /// Only this dataset (its table and its quarantine table) [default: every configured dataset].
     #[arg(long, short = 'd')]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
     /// Keep every file that a version committed within this long needs, e.g. 7d, 36h.
     #[arg(long, value_parser = parse_duration)]
-    pub retain: Option<Duration>,
+    pub(crate) retain: Option<Duration>,
     /// Accept a retention under 1h: parts that running writers are uploading would be deleted, so use it only
     /// when no lander (or other writer) runs against these tables.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// List what would be deleted, delete nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print one JSON document (a list of per-table reports).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 pub(super) async fn run(a: VacuumArgs) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ use object_store::{
 use super::StoreError;
 
 /// Wraps a remote store so that no call can hang: each call, each page of a listing, each chunk of a read and
-/// each part of an upload gets [`TimeoutStore::timeout`], after which it fails with [`StoreError::TimedOut`]
+/// each part of an upload gets the store's timeout, after which it fails with [`StoreError::TimedOut`]
 /// (inside `object_store::Error::Generic`).
 #[derive(Debug)]
 pub(crate) struct TimeoutStore {

@@ -29,10 +29,10 @@ pub struct Binding {
     /// Per dataset, the `metaData.id` of its Delta table, and per quarantine table (key `_quarantine/<dataset>`)
     /// the id of that one (Delta bronze only).
     #[serde(default)]
-    pub tables: BTreeMap<String, String>,
+    pub(crate) tables: BTreeMap<String, String>,
     /// The worker (`I/N`) this checkpoint ingests as, when it is one of several (`crate::source::assign`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
+    pub(crate) worker: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,9 +132,9 @@ impl std::fmt::Display for Mismatch {
 )]
 pub struct BindingError {
     /// The checkpoint directory.
-    pub dir: String,
+    pub(crate) dir: String,
     /// Every difference found.
-    pub mismatches: Vec<Mismatch>,
+    pub(crate) mismatches: Vec<Mismatch>,
 }
 
 impl Binding {
@@ -195,7 +195,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`super::CheckpointError::Sled`].
-    pub fn set_binding(&self, binding: &Binding) -> Result<()> {
+    pub(crate) fn set_binding(&self, binding: &Binding) -> Result<()> {
         self.put_raw(KEY, &Self::encode(&BindingValue::V1(binding.clone())))?;
         self.flush()
     }

@@ -393,7 +393,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn write_intent(&self, intent: &BatchIntent) -> Result<()> {
+    pub(crate) fn write_intent(&self, intent: &BatchIntent) -> Result<()> {
         let key = format!("pending/{}", intent.dataset);
         self.put_raw(&key, &Self::encode(&IntentValue::V1(intent.clone())))?;
         self.flush()
@@ -434,7 +434,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn clear_intent(&self, dataset: &str) -> Result<()> {
+    pub(crate) fn clear_intent(&self, dataset: &str) -> Result<()> {
         self.db
             .remove(format!("pending/{dataset}").as_bytes())
             .map_err(self.sled_err())?;
@@ -476,7 +476,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`] / [`CheckpointError::Corrupt`] (a malformed key).
-    pub fn legacy_dedup_keys(&self, dataset: &str) -> Result<Vec<(u128, i64)>> {
+    pub(crate) fn legacy_dedup_keys(&self, dataset: &str) -> Result<Vec<(u128, i64)>> {
         let prefix = format!("dexp/{dataset}/");
         let mut out = Vec::new();
         for kv in self.db.scan_prefix(prefix.as_bytes()) {
@@ -518,7 +518,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn remove_legacy_dedup_keys(&self, dataset: &str) -> Result<usize> {
+    pub(crate) fn remove_legacy_dedup_keys(&self, dataset: &str) -> Result<usize> {
         let mut b = sled::Batch::default();
         let mut n = 0;
         for prefix in [format!("dexp/{dataset}/"), format!("dedup/{dataset}/")] {

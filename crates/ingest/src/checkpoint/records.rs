@@ -164,23 +164,23 @@ pub struct BatchIntent {
     /// Batch id.
     pub id: u64,
     /// Dataset.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Phase.
-    pub state: IntentState,
+    pub(crate) state: IntentState,
     /// Staging prefix (relative to bronze) holding this batch's parts.
-    pub staging_prefix: String,
+    pub(crate) staging_prefix: String,
     /// Final paths (relative to bronze) that the batch publishes; filled when entering `Publishing`.
-    pub finals: Vec<String>,
+    pub(crate) finals: Vec<String>,
     /// When it started.
-    pub started_at: DateTime<Utc>,
+    pub(crate) started_at: DateTime<Utc>,
     /// The unique component of the batch's output names (`part-b<id>-<token>-<seq>.parquet`): unique across
     /// checkpoints sharing one bronze, and what recovery looks for to delete the parts of an uncommitted batch.
     /// Empty in intents written before it existed.
     #[serde(default)]
-    pub token: String,
+    pub(crate) token: String,
     /// Delta, state `Committing`: the sled commit that follows the table commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<BatchCommit>,
+    pub(crate) commit: Option<BatchCommit>,
 }
 
 /// Everything one batch changes in the checkpoint, applied atomically by [`super::CheckpointStore::commit`].

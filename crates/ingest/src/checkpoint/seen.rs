@@ -13,7 +13,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`], or [`CheckpointError::Corrupt`] for a value that is not 8 bytes.
-    pub fn seen_version(&self, dataset: &str) -> Result<Option<u64>> {
+    pub(crate) fn seen_version(&self, dataset: &str) -> Result<Option<u64>> {
         let k = key(dataset);
         match self.get_raw(&k)? {
             None => Ok(None),
@@ -35,7 +35,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// [`CheckpointError::Sled`].
-    pub fn set_seen_version(&self, dataset: &str, version: u64) -> Result<()> {
+    pub(crate) fn set_seen_version(&self, dataset: &str, version: u64) -> Result<()> {
         self.put_raw(&key(dataset), &version.to_be_bytes())?;
         self.flush()
     }

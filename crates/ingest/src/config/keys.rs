@@ -11,7 +11,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use super::{Config, ConfigError, CsvOptions, TableOverrides};
 
 /// Prefix of the environment variables that override top-level keys (`LANDER_SETTLE_TIME` sets `settle_time`).
-pub const ENV_PREFIX: &str = "LANDER_";
+pub(crate) const ENV_PREFIX: &str = "LANDER_";
 
 /// `LANDER_*` variables that are not config keys (test and storage knobs read elsewhere); never reported as typos.
 const OTHER_ENV: [&str; 5] = [
@@ -64,7 +64,7 @@ pub fn top_level_keys() -> &'static [&'static str] {
 }
 
 /// Top-level keys that `LANDER_<KEY>` can set (all but the `storage` and `datasets` tables).
-pub fn env_keys() -> impl Iterator<Item = &'static str> {
+pub(crate) fn env_keys() -> impl Iterator<Item = &'static str> {
     top_level_keys()
         .iter()
         .copied()
@@ -72,12 +72,12 @@ pub fn env_keys() -> impl Iterator<Item = &'static str> {
 }
 
 /// The environment variable that overrides `key`.
-pub fn env_var(key: &str) -> String {
+pub(crate) fn env_var(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
 /// The closest of `known` to `key`, when it is close enough to be a typo of it.
-pub fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let key = key.to_ascii_lowercase();
     known
         .into_iter()
@@ -97,7 +97,7 @@ pub fn suggest<'a>(key: &str, known: impl IntoIterator<Item = &'a str>) -> Optio
 /// [`ConfigError::UnknownKey`] for the first unknown key, with the closest known key as a hint;
 /// [`ConfigError::DatasetKey`] for an unknown `format`, a `gharchive` dataset redeclared with another format, or a
 /// CSV option or table setting of the wrong type (at the key's own line of `text`, the file's contents).
-pub fn check_keys(
+pub(crate) fn check_keys(
     path: &std::path::Path,
     text: &str,
     table: &toml::Table,
@@ -261,7 +261,7 @@ pub fn unknown_env_vars() -> Vec<(String, Option<String>)> {
 ///
 /// # Errors
 /// [`ConfigError::Env`] naming the variable whose value does not fit its key.
-pub fn apply_env(
+pub(crate) fn apply_env(
     table: &mut toml::Table,
     overrides: &[(&'static str, String, String)],
 ) -> Result<Config, ConfigError> {

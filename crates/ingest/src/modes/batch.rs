@@ -64,7 +64,7 @@ pub struct BatchReport {
     /// Dataset.
     pub dataset: String,
     /// Batch id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Files read (including failed ones).
     pub files: usize,
     /// Files that failed as a whole.
@@ -172,7 +172,7 @@ async fn remove_log_temps(ctx: &Context, dataset: &str) -> usize {
 ///
 /// # Errors
 /// Checkpoint or dedup index failures.
-pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), RunError> {
+pub(crate) async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), RunError> {
     let cp = ctx.checkpoint.clone();
     let index = ctx.dedup.clone();
     let ds = dataset.to_string();
@@ -226,7 +226,7 @@ pub async fn load_dedup(ctx: &Context, dataset: &str) -> Result<(), RunError> {
 ///
 /// # Errors
 /// Sink and checkpoint failures (fatal). File-level failures are recorded, not returned.
-pub async fn run_batch(
+pub(crate) async fn run_batch(
     ctx: &Context,
     dataset: &str,
     files: Vec<LandingFile>,

@@ -39,7 +39,7 @@ use crate::table::{DeltaTable, Snapshot, TableError, TableFormat};
 
 /// Shortest pause between two looks at the table (a batch every few milliseconds must not mean a replay of
 /// the log every few milliseconds).
-pub const MIN_GAP: Duration = Duration::from_secs(1);
+pub(crate) const MIN_GAP: Duration = Duration::from_secs(1);
 
 /// Longest pause between two looks when no batch commits (a partition going quiet is noticed this late at most).
 const MAX_GAP: Duration = Duration::from_secs(60);
@@ -78,7 +78,7 @@ impl Compactor {
 }
 
 /// Whether automatic compaction of `dataset` runs under `config`.
-pub fn enabled(config: &Config, dataset: &str) -> bool {
+pub(crate) fn enabled(config: &Config, dataset: &str) -> bool {
     config.table_settings(dataset).compact_min_files > 0
         && config.table_format == TableFormat::Delta
         && config

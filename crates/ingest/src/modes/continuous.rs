@@ -22,7 +22,7 @@ use crate::source::LandingFile;
 
 /// When idle, a wake-up waits this long for further events of the same write (a rename or a close often
 /// produces several) before the batch starts.
-pub const QUIET_GAP: Duration = Duration::from_millis(10);
+pub(crate) const QUIET_GAP: Duration = Duration::from_millis(10);
 
 /// Wake-ups queued per dataset.
 const WAKE_CHANNEL_CAPACITY: usize = 4096;

@@ -54,7 +54,7 @@ use crate::table::{Commit, Committed, DeltaTable, Snapshot};
 
 /// Times a batch is rolled back and run again because of other writers' keys before the run fails: each time
 /// means another writer committed the same keys meanwhile, which a few files can cause only a few times.
-pub const MAX_REDOS: u32 = 8;
+pub(crate) const MAX_REDOS: u32 = 8;
 
 /// Commit attempts per batch: as the table's own retry loop (`DeltaTable::commit`), whose error is reported.
 const MAX_COMMIT_ATTEMPTS: u32 = 200;
@@ -105,7 +105,7 @@ pub enum CrossCheckError {
 
 impl CrossCheckError {
     /// Whether the scheduler rolls the batch back and runs it again.
-    pub fn redo(&self) -> bool {
+    pub(crate) fn redo(&self) -> bool {
         matches!(self, Self::Conflict { .. } | Self::LogGone { .. })
     }
 }

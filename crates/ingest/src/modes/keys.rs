@@ -84,9 +84,9 @@ pub enum KeysError {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Part {
     /// Path relative to bronze.
-    pub path: String,
+    pub(crate) path: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 /// Where a day's parts are listed: the bronze format and what it needs.
@@ -179,11 +179,11 @@ impl PartSource {
 }
 
 /// One row group's chunk of the key column of one part, fetched.
-pub struct ColumnChunk {
+pub(crate) struct ColumnChunk {
     /// The part.
-    pub path: String,
+    pub(crate) path: String,
     /// Row of the part at which this row group starts.
-    pub first_row: u64,
+    pub(crate) first_row: u64,
     meta: Arc<ParquetMetaData>,
     row_group: usize,
     column: usize,
@@ -312,7 +312,10 @@ impl ChunkReader for ChunkBytes {
 ///
 /// # Errors
 /// [`KeysError::Parquet`] when the chunk does not decode.
-pub fn decode_chunk(chunk: ColumnChunk, mut each: impl FnMut(u64, &str)) -> Result<(), KeysError> {
+pub(crate) fn decode_chunk(
+    chunk: ColumnChunk,
+    mut each: impl FnMut(u64, &str),
+) -> Result<(), KeysError> {
     let mut row = chunk.first_row;
     decode_strings(chunk, |col| {
         for v in col.iter() {

@@ -24,7 +24,7 @@ pub mod compact;
 mod context;
 pub mod continuous;
 mod counts;
-pub mod cross_check;
+pub(crate) mod cross_check;
 mod delta;
 mod error;
 pub mod keys;

@@ -26,11 +26,11 @@ use crate::table::{DeltaTable, Snapshot};
 #[derive(Default)]
 pub(super) struct TableCheck {
     /// Inconsistencies between sled and the logs.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
     /// Every file either log references, relative to bronze: known even when another checkpoint committed it.
-    pub files: BTreeSet<String>,
+    pub(crate) files: BTreeSet<String>,
     /// Whether the dataset has a Delta table (data or quarantine).
-    pub is_delta: bool,
+    pub(crate) is_delta: bool,
 }
 
 /// Checks the committed batches of `ds` in `batches` against its tables' logs.

@@ -25,7 +25,7 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The stable 64-bit FNV-1a hash of `bytes` (see the module doc).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(FNV_OFFSET, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
     })
@@ -35,7 +35,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerSpec {
     /// This worker's index, `0..count`.
-    pub index: u32,
+    pub(crate) index: u32,
     /// How many workers share landing.
     pub count: u32,
 }
@@ -74,7 +74,7 @@ impl WorkerSpec {
     ///
     /// # Errors
     /// [`AssignError::Hostname`] when `host` does not end in `-<ordinal>` with an ordinal below `count`.
-    pub fn from_hostname(host: &str, count: u32) -> Result<Self, AssignError> {
+    pub(crate) fn from_hostname(host: &str, count: u32) -> Result<Self, AssignError> {
         let err = || AssignError::Hostname {
             host: host.to_string(),
             count,

@@ -20,7 +20,7 @@ use crate::checkpoint::{FileRecord, FileStatus};
 use crate::store::StoreLocation;
 
 /// Bytes hashed at each end of a file.
-pub const FINGERPRINT_BYTES: u64 = 1024;
+pub(crate) const FINGERPRINT_BYTES: u64 = 1024;
 
 /// The identity of a file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +32,13 @@ pub struct FileFingerprint {
     /// Whether the content starts with the gzip magic bytes.
     pub gzip: bool,
     /// The first `min(size, FINGERPRINT_BYTES)` bytes.
-    pub head: bytes::Bytes,
+    pub(crate) head: bytes::Bytes,
 }
 
 impl FileFingerprint {
     /// The head hash over the first `len` bytes only: compares with a record made when the file was `len` bytes
     /// long (a small file that has grown since).
-    pub fn head_hash_of_prefix(&self, len: u64) -> String {
+    pub(crate) fn head_hash_of_prefix(&self, len: u64) -> String {
         let n = (len as usize).min(self.head.len());
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&self.head[..n]))
     }
@@ -88,7 +88,7 @@ pub async fn fingerprint(
 }
 
 /// The fingerprint of a file given its head and tail bytes.
-pub fn of_parts(head: &[u8], tail: &[u8], size: u64) -> FileFingerprint {
+pub(crate) fn of_parts(head: &[u8], tail: &[u8], size: u64) -> FileFingerprint {
     let head_hash = xxhash_rust::xxh3::xxh3_64(head);
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(head);
@@ -164,7 +164,7 @@ const MAX_HELD_BACK_BYTES: usize = 1 << 20;
 /// `MAX_HELD_BACK_BYTES`) until the next newline, so the hash at any end offset from the last newline on can be
 /// computed without reading the file again.
 #[derive(Debug, Clone)]
-pub struct ConsumedHasher {
+pub(crate) struct ConsumedHasher {
     folded: PrefixHash,
     held: Vec<u8>,
 }
@@ -179,7 +179,7 @@ impl ConsumedHasher {
     }
 
     /// Adds the next bytes read.
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         match chunk.iter().rposition(|b| *b == b'\n') {
             Some(p) => {
                 self.folded.update(&self.held);

@@ -62,34 +62,34 @@ pub struct LandingFile {
     /// Path relative to the landing root.
     pub path: String,
     /// Object-store location.
-    pub location: Path,
+    pub(crate) location: Path,
     /// Size at listing time; reading stops there.
     pub size: u64,
     /// Modification time at listing time.
     pub modified: DateTime<Utc>,
     /// Content fingerprint.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// Head hash.
-    pub head_hash: String,
+    pub(crate) head_hash: String,
     /// Whether it is gzip (read whole).
-    pub gzip: bool,
+    pub(crate) gzip: bool,
     /// Where reading starts.
     pub start_offset: u64,
     /// Lines already consumed before `start_offset`.
-    pub start_line: u64,
+    pub(crate) start_line: u64,
     /// Whether the end of the listed size ends the last record.
     pub is_final: bool,
     /// The checkpoint record, if any.
-    pub prior: Option<FileRecord>,
+    pub(crate) prior: Option<FileRecord>,
     /// Why it is read.
     pub change: Change,
     /// Limits and record policy to decode it with.
-    pub limits: crate::decode::Limits,
+    pub(crate) limits: crate::decode::Limits,
     /// The file grew after its unterminated last line was committed as a record: the bytes up to the next
     /// newline continue that line.
-    pub continues_line: bool,
+    pub(crate) continues_line: bool,
     /// The hash of bytes `0..start_offset` (of nothing for a file read whole), continued while it is read.
-    pub prefix: PrefixHash,
+    pub(crate) prefix: PrefixHash,
 }
 
 impl LandingFile {
@@ -138,7 +138,7 @@ pub fn skipped_entries_total() -> u64 {
 /// Logs a listing fault: a warning the first time this process sees it, then at debug level, so that a daemon
 /// listing every few seconds does not repeat the same warning forever; counts it once
 /// ([`skipped_entries_total`]).
-pub fn report_fault(dataset: &str, path: &str, reason: &str) {
+pub(crate) fn report_fault(dataset: &str, path: &str, reason: &str) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let key = format!("{path}\u{0}{reason}");
     let first = SEEN
@@ -599,7 +599,7 @@ pub async fn plan_listing(
 ///
 /// # Errors
 /// [`SourceError::Checkpoint`]. Unreadable paths are logged and skipped.
-pub async fn plan_paths(
+pub(crate) async fn plan_paths(
     landing: &StoreLocation,
     checkpoint: &CheckpointStore,
     dataset: &str,
@@ -704,7 +704,7 @@ pub async fn evaluate_path(
 
 /// Splits files into batches of at most `max_files` files and `max_bytes` pending bytes (a single larger file
 /// makes a batch of its own).
-pub fn split_batches(
+pub(crate) fn split_batches(
     files: Vec<LandingFile>,
     max_files: usize,
     max_bytes: u64,

@@ -15,7 +15,7 @@ pub const STRAY_REASON: &str =
     "a file directly in landing belongs to no dataset and is never read: move it into a dataset directory (<landing>/<dataset>/<file>)";
 
 /// The names of the files directly below the landing root, sorted; ignored names are left out.
-pub async fn stray_files(landing: &StoreLocation) -> Vec<String> {
+pub(crate) async fn stray_files(landing: &StoreLocation) -> Vec<String> {
     let mut names = match &landing.local_root {
         Some(root) => {
             let root = root.clone();

@@ -32,9 +32,9 @@ use crate::store::StoreLocation;
 #[derive(Debug)]
 pub struct Fault {
     /// Path relative to the landing root.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong.
-    pub reason: Skip,
+    pub(crate) reason: Skip,
 }
 
 /// What is wrong with a landing entry that a listing skips (the message is for the log).
@@ -90,17 +90,21 @@ pub enum Skip {
 
 /// What a local listing found.
 #[derive(Debug, Default)]
-pub struct LocalListing {
+pub(crate) struct LocalListing {
     /// Regular files, in no particular order.
-    pub files: Vec<ObjectMeta>,
+    pub(crate) files: Vec<ObjectMeta>,
     /// Entries that were skipped, with why.
-    pub faults: Vec<Fault>,
+    pub(crate) faults: Vec<Fault>,
 }
 
 /// Checks one path (from a filesystem event) against the same rules as [`list_local`]: `Ok(true)` when it is a
 /// regular file that may be read, `Ok(false)` when it is not a file at all (a directory; its files are listed on
 /// their own) or is gone, and `Err` with the reason when it must be skipped.
-pub fn check_local_path(root: &Path, rel: &str, follow_symlinks: bool) -> Result<bool, Skip> {
+pub(crate) fn check_local_path(
+    root: &Path,
+    rel: &str,
+    follow_symlinks: bool,
+) -> Result<bool, Skip> {
     let full = root.join(rel);
     let canonical = match std::fs::canonicalize(&full) {
         Ok(c) => c,
@@ -170,7 +174,7 @@ fn object_meta(
 
 /// Lists the regular files below `<root>/<dataset>/` of a local landing (`root` canonical), skipping and
 /// reporting every entry that cannot or must not be read. Blocking: call it on the blocking pool.
-pub fn list_local(
+pub(crate) fn list_local(
     landing: &StoreLocation,
     root: &Path,
     dataset: &str,

@@ -16,15 +16,15 @@ use tokio::sync::mpsc;
 use crate::store::StoreLocation;
 
 /// Events that may wait for the scheduler before new ones are dropped (a full listing then catches up).
-pub const WATCH_CHANNEL_CAPACITY: usize = 8192;
+pub(crate) const WATCH_CHANNEL_CAPACITY: usize = 8192;
 
 /// Something happened to a path in landing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchEvent {
     /// Path relative to the landing root.
-    pub rel: String,
+    pub(crate) rel: String,
     /// The file was renamed into place (complete by the writer's protocol).
-    pub renamed_in: bool,
+    pub(crate) renamed_in: bool,
 }
 
 /// A running watcher (or none, for backends without events).
@@ -33,17 +33,17 @@ pub struct LandingWatcher {
     _keep_open: Option<mpsc::Sender<WatchEvent>>,
     overflow: Arc<AtomicBool>,
     /// The events.
-    pub events: mpsc::Receiver<WatchEvent>,
+    pub(crate) events: mpsc::Receiver<WatchEvent>,
 }
 
 impl LandingWatcher {
     /// Whether events were dropped since the last call (then list everything).
-    pub fn overflowed(&self) -> bool {
+    pub(crate) fn overflowed(&self) -> bool {
         self.overflow.swap(false, Ordering::Relaxed)
     }
 
     /// Whether this watcher delivers events at all.
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self._watcher.is_some()
     }
 }

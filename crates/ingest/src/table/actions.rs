@@ -11,39 +11,39 @@ use super::TableError;
 use crate::sink::WrittenFile;
 
 /// The lowest reader version: every Delta reader (Spark 3.5+, DuckDB's delta extension, delta-rs) reads it.
-pub const MIN_READER_VERSION: i32 = 1;
+pub(crate) const MIN_READER_VERSION: i32 = 1;
 
 /// The lowest writer version that Spark 3.5+ and delta-rs write to without table features: lander honours what
 /// it requires (append-only and column invariants are never set on its tables).
-pub const MIN_WRITER_VERSION: i32 = 2;
+pub(crate) const MIN_WRITER_VERSION: i32 = 2;
 
 /// The partition columns of every bronze table: the UTC event day, as strings equal to the hive directories.
-pub const PARTITION_COLUMNS: [&str; 3] = ["year", "month", "day"];
+pub(crate) const PARTITION_COLUMNS: [&str; 3] = ["year", "month", "day"];
 
 /// `protocol`: which readers and writers may use the table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Protocol {
     /// Minimum reader version.
-    pub min_reader_version: i32,
+    pub(crate) min_reader_version: i32,
     /// Minimum writer version.
-    pub min_writer_version: i32,
+    pub(crate) min_writer_version: i32,
     /// Reader features (reader version 3 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reader_features: Option<Vec<String>>,
+    pub(crate) reader_features: Option<Vec<String>>,
     /// Writer features (writer version 7 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub writer_features: Option<Vec<String>>,
+    pub(crate) writer_features: Option<Vec<String>>,
 }
 
 /// `metaData.format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Format {
     /// Always `parquet`.
-    pub provider: String,
+    pub(crate) provider: String,
     /// Format options (none).
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub(crate) options: BTreeMap<String, String>,
 }
 
 /// `metaData`: the table's identity, schema and partitioning.
@@ -51,25 +51,25 @@ pub struct Format {
 #[serde(rename_all = "camelCase")]
 pub struct MetaData {
     /// The table's unique id (a UUID), fixed when the table is created.
-    pub id: String,
+    pub(crate) id: String,
     /// Optional name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Optional description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// The data files' format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// The schema as Delta's JSON schema, serialized.
-    pub schema_string: String,
+    pub(crate) schema_string: String,
     /// Partition columns, in order.
-    pub partition_columns: Vec<String>,
+    pub(crate) partition_columns: Vec<String>,
     /// Table properties.
     #[serde(default)]
-    pub configuration: BTreeMap<String, String>,
+    pub(crate) configuration: BTreeMap<String, String>,
     /// Creation time, ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_time: Option<i64>,
+    pub(crate) created_time: Option<i64>,
 }
 
 /// `add`: a data file joins the table.
@@ -77,18 +77,18 @@ pub struct MetaData {
 #[serde(rename_all = "camelCase")]
 pub struct Add {
     /// Path relative to the table root (a relative URI).
-    pub path: String,
+    pub(crate) path: String,
     /// Partition column -> value (as a string; `null` for a null partition).
-    pub partition_values: BTreeMap<String, Option<String>>,
+    pub(crate) partition_values: BTreeMap<String, Option<String>>,
     /// File size in bytes.
-    pub size: i64,
+    pub(crate) size: i64,
     /// When the file was written, ms since the epoch.
-    pub modification_time: i64,
+    pub(crate) modification_time: i64,
     /// Whether the commit changes the table's data (always for lander's appends).
-    pub data_change: bool,
+    pub(crate) data_change: bool,
     /// Statistics as a JSON string (`numRecords`, `minValues`, `maxValues`, `nullCount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<String>,
+    pub(crate) stats: Option<String>,
 }
 
 /// The Delta type of an Arrow type that lander writes, or `None` when Delta (without table features) has none.
@@ -115,7 +115,7 @@ fn delta_type(t: &DataType) -> Option<String> {
 ///
 /// # Errors
 /// [`TableError::UnsupportedType`] for a column type Delta cannot represent at the table's protocol.
-pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
+pub(crate) fn schema_string(schema: &Schema) -> Result<String, TableError> {
     schema_string_with(schema, &PARTITION_COLUMNS)
 }
 
@@ -123,7 +123,10 @@ pub fn schema_string(schema: &Schema) -> Result<String, TableError> {
 ///
 /// # Errors
 /// As [`schema_string`].
-pub fn schema_string_with(schema: &Schema, partitions: &[&str]) -> Result<String, TableError> {
+pub(crate) fn schema_string_with(
+    schema: &Schema,
+    partitions: &[&str],
+) -> Result<String, TableError> {
     let mut fields = Vec::new();
     for f in schema.fields() {
         let ty = delta_type(f.data_type()).ok_or_else(|| TableError::UnsupportedType {
@@ -148,7 +151,7 @@ pub fn schema_string_with(schema: &Schema, partitions: &[&str]) -> Result<String
 ///
 /// # Errors
 /// What makes the batch's schema no evolution of the table's, in words.
-pub fn new_columns(table: &str, batch: &str) -> Result<Vec<serde_json::Value>, String> {
+pub(crate) fn new_columns(table: &str, batch: &str) -> Result<Vec<serde_json::Value>, String> {
     let fields = |s: &str| -> Result<Vec<serde_json::Value>, String> {
         let v: serde_json::Value =
             serde_json::from_str(s).map_err(|e| format!("schema is not JSON: {e}"))?;
@@ -201,7 +204,7 @@ fn stat_time(micros: i64, round_up: bool) -> String {
 ///
 /// # Errors
 /// [`TableError::OutsideTable`] when the part does not lie below the table root.
-pub fn add_of(root: &str, f: &WrittenFile, now_ms: i64) -> Result<Add, TableError> {
+pub(crate) fn add_of(root: &str, f: &WrittenFile, now_ms: i64) -> Result<Add, TableError> {
     let rel = f
         .final_path
         .strip_prefix(root)

@@ -36,9 +36,9 @@ pub struct MissingFile {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LostInput {
     /// The table version that committed it.
-    pub version: u64,
+    pub(crate) version: u64,
     /// lander's batch id of that commit.
-    pub batch: Option<i64>,
+    pub(crate) batch: Option<i64>,
     /// The landing file, relative to its dataset's landing directory as the batch recorded it.
     pub path: String,
 }
@@ -203,7 +203,7 @@ async fn read_log(table: &DeltaTable) -> Result<Vec<(u64, Vec<u8>)>, TableError>
 ///
 /// # Errors
 /// [`TableError`] listing or reading the log.
-pub async fn removed_paths(table: &DeltaTable) -> Result<BTreeMap<String, u64>, TableError> {
+pub(crate) async fn removed_paths(table: &DeltaTable) -> Result<BTreeMap<String, u64>, TableError> {
     let mut removed = BTreeMap::new();
     for (v, body) in read_log(table).await? {
         for line in String::from_utf8_lossy(&body).lines() {

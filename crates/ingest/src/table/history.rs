@@ -26,9 +26,9 @@ pub struct FileAction {
     /// `numRecords` of its statistics, when the action carries them.
     pub rows: Option<u64>,
     /// `remove.deletionTimestamp` (ms since the epoch).
-    pub deletion_timestamp: Option<i64>,
+    pub(crate) deletion_timestamp: Option<i64>,
     /// `dataChange`.
-    pub data_change: bool,
+    pub(crate) data_change: bool,
     /// The statistics string (`add.stats`), verbatim.
     #[serde(skip)]
     pub stats: Option<String>,
@@ -40,17 +40,17 @@ pub struct LogCommit {
     /// The version.
     pub version: u64,
     /// `commitInfo`, or `Null` when the commit has none.
-    pub info: serde_json::Value,
+    pub(crate) info: serde_json::Value,
     /// `add` actions.
     pub adds: Vec<FileAction>,
     /// `remove` actions.
-    pub removes: Vec<FileAction>,
+    pub(crate) removes: Vec<FileAction>,
     /// `txn` actions: (appId, version).
     pub txns: Vec<(String, i64)>,
     /// `metaData.schemaString`, when the commit sets the metadata.
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// Whether the commit sets the protocol.
-    pub protocol: bool,
+    pub(crate) protocol: bool,
 }
 
 impl LogCommit {
@@ -195,11 +195,11 @@ pub struct VersionSummary {
     /// Files removed.
     pub files_removed: usize,
     /// Bytes added.
-    pub bytes_added: u64,
+    pub(crate) bytes_added: u64,
     /// Bytes removed (removes that state their size).
-    pub bytes_removed: u64,
+    pub(crate) bytes_removed: u64,
     /// The `txn` app id of the commit (lander: `lander-<dataset>-<checkpoint writer id>`).
-    pub app_id: Option<String>,
+    pub(crate) app_id: Option<String>,
     /// The `txn` version: for lander's commits, the batch id of that checkpoint.
     pub batch: Option<i64>,
     /// The landing files lander read (`commitInfo.lander.inputs[].path`).
@@ -304,7 +304,7 @@ fn operation(c: &LogCommit, schema_changed: bool) -> String {
 }
 
 /// The summaries of `log`'s versions, oldest first.
-pub fn summarize(log: &[LogCommit]) -> Vec<VersionSummary> {
+pub(crate) fn summarize(log: &[LogCommit]) -> Vec<VersionSummary> {
     let mut schema: Option<String> = None;
     let mut out = Vec::with_capacity(log.len());
     for c in log {

@@ -51,9 +51,9 @@ pub struct Snapshot {
     /// The version read.
     pub version: u64,
     /// The table's protocol.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// The table's metadata (id, schema, partitioning).
-    pub metadata: MetaData,
+    pub(crate) metadata: MetaData,
     /// Data files in the table, by path relative to the table root. Their `stats` hold `numRecords` (the kernel's
     /// scan does not hand back min/max); those lander committed through this snapshot keep all of theirs.
     pub files: BTreeMap<String, Add>,
@@ -79,7 +79,7 @@ impl Snapshot {
     /// checkpoint), if any. Asks the kernel (`Snapshot::get_app_id_version`: a read of the log since its newest
     /// checkpoint) unless this snapshot already knows; a log that cannot be read counts as "no version", which
     /// makes recovery roll a batch back and re-read its files rather than skip them.
-    pub fn app_version(&self, app_id: &str) -> Option<i64> {
+    pub(crate) fn app_version(&self, app_id: &str) -> Option<i64> {
         if let Some(v) = self.txns.get(app_id) {
             return Some(*v);
         }
@@ -147,16 +147,16 @@ fn metadata_of(kernel: &SnapshotRef) -> MetaData {
 #[derive(Debug, Clone)]
 pub struct Commit {
     /// `add` actions.
-    pub adds: Vec<Add>,
+    pub(crate) adds: Vec<Add>,
     /// `txn`: app id and version (the batch id).
-    pub txn: (String, i64),
+    pub(crate) txn: (String, i64),
     /// lander's fields of `commitInfo` (a JSON object: `{"lander": {...}}`), merged by the kernel with its own
     /// (timestamp, operation, engineInfo, ...).
-    pub info: serde_json::Value,
+    pub(crate) info: serde_json::Value,
     /// The Delta schema (`schemaString`) of the batch's parts, when it may add columns to the table's: the
     /// columns the table lacks are added, nullable, by a `metaData` action in the same commit (checked again
     /// on every attempt, against the snapshot it is built on). `None`: the parts have the table's schema.
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
 }
 
 /// How a commit ended.
@@ -322,7 +322,7 @@ impl DeltaTable {
     ///
     /// # Errors
     /// As [`DeltaTable::create`].
-    pub async fn create_with(
+    pub(crate) async fn create_with(
         &self,
         schema: &arrow::datatypes::Schema,
         partitions: &[&str],
@@ -390,7 +390,7 @@ impl DeltaTable {
     }
 
     /// Fails unless lander may write to a table with `snap`'s protocol.
-    pub fn check_writable(&self, snap: &Snapshot) -> Result<(), TableError> {
+    pub(crate) fn check_writable(&self, snap: &Snapshot) -> Result<(), TableError> {
         let p = &snap.protocol;
         if p.min_reader_version > MIN_READER_VERSION || p.min_writer_version > MIN_WRITER_VERSION {
             return Err(TableError::Protocol {
@@ -481,7 +481,7 @@ impl DeltaTable {
     }
 
     /// The error of a commit that lost `MAX_COMMIT_ATTEMPTS` races in a row.
-    pub fn too_many_conflicts(&self) -> TableError {
+    pub(crate) fn too_many_conflicts(&self) -> TableError {
         TableError::TooManyConflicts {
             root: self.describe(),
             attempts: MAX_COMMIT_ATTEMPTS,
@@ -494,7 +494,7 @@ impl DeltaTable {
     ///
     /// # Errors
     /// As [`DeltaTable::commit`].
-    pub async fn try_commit(
+    pub(crate) async fn try_commit(
         &self,
         snap: &mut Snapshot,
         commit: &Commit,
@@ -546,7 +546,7 @@ impl DeltaTable {
     ///
     /// # Errors
     /// [`TableError::SchemaMismatch`], or [`TableError::UnsupportedType`] for a type Delta cannot hold.
-    pub fn check_schema(
+    pub(crate) fn check_schema(
         &self,
         snap: &Snapshot,
         schema: &arrow::datatypes::Schema,
@@ -571,7 +571,7 @@ impl DeltaTable {
     ///
     /// # Errors
     /// [`TableError`] writing it (the table stays valid without it).
-    pub async fn maybe_checkpoint(
+    pub(crate) async fn maybe_checkpoint(
         &self,
         snap: &mut Snapshot,
         interval: u64,
@@ -625,7 +625,7 @@ pub(super) fn engine_info() -> String {
 }
 
 /// A random (version 4) UUID, for `metaData.id`.
-pub fn uuid_v4() -> String {
+pub(crate) fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -61,8 +61,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use actions::{Add, MetaData, Protocol};
-pub use log::{uuid_v4, Commit, Committed, DeltaTable, Snapshot};
-pub use rewrite::{Rewrite, RewriteKind, Rewritten};
+pub(crate) use log::uuid_v4;
+pub use log::{Commit, Committed, DeltaTable, Snapshot};
+pub use rewrite::Rewritten;
 
 /// How bronze is published (`table_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -69,12 +69,12 @@ pub struct OptimizeOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     /// Small parts a partition needs before it is compacted (at least 2: one part alone is never rewritten).
-    pub min_parts: usize,
+    pub(crate) min_parts: usize,
     /// A partition whose newest part (`add.modificationTime`, ms since the epoch) is later than this is not
     /// quiet yet. `None`: every partition is quiet.
-    pub quiet_since_ms: Option<i64>,
+    pub(crate) quiet_since_ms: Option<i64>,
     /// Small parts at which a partition is compacted even when it is not quiet.
-    pub max_parts: usize,
+    pub(crate) max_parts: usize,
 }
 
 impl Default for Trigger {
@@ -258,7 +258,7 @@ pub async fn optimize(
 ///
 /// # Errors
 /// As [`optimize`].
-pub async fn optimize_snapshot(
+pub(crate) async fn optimize_snapshot(
     table: &DeltaTable,
     snap: &mut super::Snapshot,
     opts: &OptimizeOptions,

@@ -25,7 +25,7 @@ use super::{kernel, Add, DeltaTable, Snapshot, TableError};
 
 /// What a rewrite is, for `commitInfo.operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RewriteKind {
+pub(crate) enum RewriteKind {
     /// `OPTIMIZE`: the same rows in fewer files (`dataChange=false`).
     Optimize,
     /// `FSCK`: references to files storage lost are removed, with their rows (`dataChange=true`), like
@@ -35,17 +35,17 @@ pub enum RewriteKind {
 
 /// One rewrite: files to remove, files to add, and lander's part of `commitInfo`.
 #[derive(Debug, Clone)]
-pub struct Rewrite {
+pub(crate) struct Rewrite {
     /// What it is.
-    pub kind: RewriteKind,
+    pub(crate) kind: RewriteKind,
     /// Paths (relative to the table root, as in the log) of the files to remove; all must be live.
-    pub removes: Vec<String>,
+    pub(crate) removes: Vec<String>,
     /// `add` actions of the files to add (their `dataChange` is the rewrite's).
-    pub adds: Vec<Add>,
+    pub(crate) adds: Vec<Add>,
     /// lander's fields of `commitInfo` (a JSON object such as `{"lander": {...}}`).
-    pub info: serde_json::Value,
+    pub(crate) info: serde_json::Value,
     /// `commitInfo.operationParameters`.
-    pub parameters: Vec<(String, String)>,
+    pub(crate) parameters: Vec<(String, String)>,
 }
 
 /// How a rewrite ended.
@@ -149,7 +149,7 @@ impl DeltaTable {
     /// # Errors
     /// [`TableError`]: the store failed (the commit may or may not exist: load the table again to know), or
     /// [`TableError::TooManyConflicts`].
-    pub async fn commit_rewrite(
+    pub(crate) async fn commit_rewrite(
         &self,
         snap: &mut Snapshot,
         rw: &Rewrite,

@@ -25,11 +25,11 @@ use crate::store::StoreLocation;
 
 /// Age after which a log temporary whose version exists is abandoned: a log entry is a few KiB, its put takes
 /// milliseconds; minutes cover a NameNode failover or a long GC pause of the writer.
-pub const STALE_LOG_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const STALE_LOG_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
 
 /// The version file (`<20 digits>.json`) a hidden log temporary `file_name` was written for, or `None` when the
 /// name is not such a temporary.
-pub fn temp_owner(file_name: &str) -> Option<&str> {
+pub(crate) fn temp_owner(file_name: &str) -> Option<&str> {
     let bare = file_name.trim_start_matches('.');
     if bare.len() == file_name.len() {
         return None;
@@ -50,7 +50,7 @@ pub fn temp_owner(file_name: &str) -> Option<&str> {
 /// # Errors
 /// [`TableError::Store`] when the log cannot be listed or a temporary cannot be deleted (one that vanished
 /// meanwhile is fine).
-pub async fn remove_stale_log_temps(
+pub(crate) async fn remove_stale_log_temps(
     bronze: &StoreLocation,
     root: &str,
     now: DateTime<Utc>,

@@ -34,7 +34,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The shortest retention accepted without `force`: a part being uploaded by a running batch or compaction
 /// stays unreferenced until its commit, which lander makes within seconds to minutes of writing it; an hour
 /// leaves a wide margin for a slow upload to HDFS or S3.
-pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
+pub(crate) const MIN_RETENTION: Duration = Duration::from_secs(3600);
 
 /// Vacuum failures.
 #[derive(Debug, thiserror::Error)]
