@@ -480,49 +480,56 @@ impl Config {
             }
             check_compaction(&format!("datasets.{name}: "), &self.table_settings(name))?;
             if let Some(o) = ds.csv_options() {
-                if !o.delimiter.is_ascii() || !o.quote.is_ascii() {
-                    return bad(format!(
-                        "datasets.{name}: delimiter and quote must be ASCII"
-                    ));
-                }
-                if o.event_time.is_empty() {
-                    return bad(format!("datasets.{name}: event_time (the column that partitions bronze) is required"));
-                }
-                if !matches!(
-                    o.encoding.to_ascii_lowercase().as_str(),
-                    "utf-8"
-                        | "utf8"
-                        | "latin-1"
-                        | "latin1"
-                        | "iso-8859-1"
-                        | "windows-1252"
-                        | "cp1252"
-                ) {
-                    return bad(format!(
-                        "datasets.{name}: encoding {:?} is not one of utf-8, latin-1, windows-1252",
-                        o.encoding
-                    ));
-                }
-                if o.timestamp_formats.is_empty() {
-                    return bad(format!(
-                        "datasets.{name}: timestamp_formats must not be empty"
-                    ));
-                }
-                crate::decode::csv::parse_timezone(&o.timezone)
-                    .map_err(|e| ConfigError::Invalid(format!("datasets.{name}: {e}")))?;
-                // Parts of a plain-Parquet bronze have no log to say which schema is current: a reader would
-                // meet parts of different schemas and must merge them itself.
-                if self.table_format == TableFormat::Parquet
-                    && o.schema_evolution == Some(crate::decode::csv::SchemaEvolution::AddColumns)
-                {
-                    return bad(format!("datasets.{name}: schema_evolution = \"add_columns\" needs table_format = \"delta\" (a plain-Parquet bronze cannot evolve its schema; use \"fail\" or \"rescue\")"));
-                }
-                for (col, ty) in &o.columns {
-                    crate::decode::csv::ColumnType::parse(ty).map_err(|e| {
-                        ConfigError::Invalid(format!("datasets.{name}.columns.{col}: {e}"))
-                    })?;
-                }
+                self.validate_csv(name, o)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The checks of CSV dataset `name`'s options (ASCII delimiter and quote, an event-time column, a known
+    /// encoding, timestamp formats, the time zone, schema evolution against the table format, column types).
+    fn validate_csv(
+        &self,
+        name: &str,
+        o: &crate::decode::csv::CsvOptions,
+    ) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !o.delimiter.is_ascii() || !o.quote.is_ascii() {
+            return bad(format!(
+                "datasets.{name}: delimiter and quote must be ASCII"
+            ));
+        }
+        if o.event_time.is_empty() {
+            return bad(format!(
+                "datasets.{name}: event_time (the column that partitions bronze) is required"
+            ));
+        }
+        if !matches!(
+            o.encoding.to_ascii_lowercase().as_str(),
+            "utf-8" | "utf8" | "latin-1" | "latin1" | "iso-8859-1" | "windows-1252" | "cp1252"
+        ) {
+            return bad(format!(
+                "datasets.{name}: encoding {:?} is not one of utf-8, latin-1, windows-1252",
+                o.encoding
+            ));
+        }
+        if o.timestamp_formats.is_empty() {
+            return bad(format!(
+                "datasets.{name}: timestamp_formats must not be empty"
+            ));
+        }
+        crate::decode::csv::parse_timezone(&o.timezone)
+            .map_err(|e| ConfigError::Invalid(format!("datasets.{name}: {e}")))?;
+        // Parts of a plain-Parquet bronze have no log to say which schema is current: a reader would
+        // meet parts of different schemas and must merge them itself.
+        if self.table_format == TableFormat::Parquet
+            && o.schema_evolution == Some(crate::decode::csv::SchemaEvolution::AddColumns)
+        {
+            return bad(format!("datasets.{name}: schema_evolution = \"add_columns\" needs table_format = \"delta\" (a plain-Parquet bronze cannot evolve its schema; use \"fail\" or \"rescue\")"));
+        }
+        for (col, ty) in &o.columns {
+            crate::decode::csv::ColumnType::parse(ty)
+                .map_err(|e| ConfigError::Invalid(format!("datasets.{name}.columns.{col}: {e}")))?;
         }
         Ok(())
     }

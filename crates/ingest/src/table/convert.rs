@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
 use serde::Serialize;
 
-use super::actions::{add_of, PARTITION_COLUMNS};
+use super::actions::{add_of, Add, PARTITION_COLUMNS};
 use super::log::{engine_info, now_ms, version_zero_actions};
 use super::{DeltaTable, TableError};
 use crate::sink::{TimeRange, WrittenFile};
@@ -212,19 +212,88 @@ pub async fn convert(
             root: bronze.describe(root),
         });
     }
+    let (parts, skipped) = list_parts(bronze, root, opts.partitioned).await?;
+    let scan = scan_parts(bronze, root, &parts, opts.time_stats).await?;
+    let Some((schema, _)) = scan.schema else {
+        return Err(ConvertError::NoParts {
+            root: bronze.describe(root),
+        });
+    };
+    let partitions: &[&str] = if opts.partitioned {
+        &PARTITION_COLUMNS
+    } else {
+        &[]
+    };
+    let (protocol, metadata) = version_zero_actions(&schema, partitions)?;
+    let mut lines = vec![
+        serde_json::json!({ "commitInfo": commit_info(opts, partitions, scan.adds.len()) }),
+        serde_json::json!({ "protocol": protocol }),
+        serde_json::json!({ "metaData": metadata }),
+    ];
+    if let Some((app, version)) = &opts.txn {
+        lines.push(
+            serde_json::json!({"txn": {"appId": app, "version": version, "lastUpdated": now_ms()}}),
+        );
+    }
+    lines.extend(scan.adds.iter().map(|a| serde_json::json!({ "add": a })));
+    if !table.put_version_zero(&lines).await? {
+        return Err(ConvertError::AlreadyDelta {
+            root: bronze.describe(root),
+        });
+    }
+    Ok(ConvertReport {
+        root: root.to_string(),
+        files: scan.adds.len(),
+        rows: scan.rows,
+        bytes: scan.bytes,
+        skipped,
+        table_id: metadata.id,
+    })
+}
+
+/// The files below `root`: the Parquet parts to convert (relative path -> listing entry), and the others (paths
+/// from bronze's root), which the report lists as skipped.
+async fn list_parts(
+    bronze: &StoreLocation,
+    root: &str,
+    partitioned: bool,
+) -> Result<(BTreeMap<String, ObjectMeta>, Vec<String>), ConvertError> {
     let mut parts = BTreeMap::new();
     let mut skipped = Vec::new();
     for (rel, m) in super::vacuum::files_below(bronze, root).await? {
-        if is_part(&rel, opts.partitioned) {
+        if is_part(&rel, partitioned) {
             parts.insert(rel, m);
         } else {
             skipped.push(format!("{root}/{rel}"));
         }
     }
-    let mut schema: Option<(Schema, String)> = None;
-    let mut adds = Vec::with_capacity(parts.len());
-    let (mut rows, mut bytes) = (0u64, 0u64);
-    for (rel, m) in &parts {
+    Ok((parts, skipped))
+}
+
+/// What the parts' footers say: the schema they share (with the first part's path), an `add` per part, and the
+/// totals.
+struct PartsScan {
+    schema: Option<(Schema, String)>,
+    adds: Vec<Add>,
+    rows: u64,
+    bytes: u64,
+}
+
+/// Reads every part's footer: its schema (all must match the first), rows, and with `time_stats` the event-time
+/// range for the `add`'s statistics.
+async fn scan_parts(
+    bronze: &StoreLocation,
+    root: &str,
+    parts: &BTreeMap<String, ObjectMeta>,
+    time_stats: bool,
+) -> Result<PartsScan, ConvertError> {
+    let mut scan = PartsScan {
+        schema: None,
+        adds: Vec::with_capacity(parts.len()),
+        rows: 0,
+        bytes: 0,
+    };
+    for (rel, m) in parts {
         let path = format!("{root}/{rel}");
         let meta = footer(bronze, &path, m.size).await?;
         let file_meta = meta.file_metadata();
@@ -236,8 +305,8 @@ pub async fn convert(
             path: bronze.describe(&path),
             source,
         })?;
-        match &schema {
-            None => schema = Some((arrow.clone(), path.clone())),
+        match &scan.schema {
+            None => scan.schema = Some((arrow.clone(), path.clone())),
             Some((first, first_path)) => {
                 if !same_fields(first, &arrow) {
                     return Err(ConvertError::SchemaDiffers {
@@ -248,8 +317,7 @@ pub async fn convert(
             }
         }
         let n = u64::try_from(file_meta.num_rows()).unwrap_or(0);
-        let time = opts
-            .time_stats
+        let time = time_stats
             .then(|| time_column(&arrow))
             .flatten()
             .and_then(|c| time_range(&meta, &c));
@@ -260,27 +328,22 @@ pub async fn convert(
             bytes: m.size,
             time_range: time,
         };
-        adds.push(add_of(root, &written, m.last_modified.timestamp_millis())?);
-        rows += n;
-        bytes += m.size;
+        scan.adds
+            .push(add_of(root, &written, m.last_modified.timestamp_millis())?);
+        scan.rows += n;
+        scan.bytes += m.size;
     }
-    let Some((schema, _)) = schema else {
-        return Err(ConvertError::NoParts {
-            root: bronze.describe(root),
-        });
-    };
-    let partitions: &[&str] = if opts.partitioned {
-        &PARTITION_COLUMNS
-    } else {
-        &[]
-    };
-    let (protocol, metadata) = version_zero_actions(&schema, partitions)?;
+    Ok(scan)
+}
+
+/// Version 0's `commitInfo`: a CONVERT of `files` parts, with the caller's `opts.info` merged in.
+fn commit_info(opts: &ConvertOptions, partitions: &[&str], files: usize) -> serde_json::Value {
     let mut info = serde_json::json!({
         "timestamp": now_ms(),
         "operation": "CONVERT",
         "operationParameters": {
             "partitionBy": serde_json::to_string(partitions).unwrap_or_default(),
-            "numFiles": adds.len(),
+            "numFiles": files,
         },
         "engineInfo": engine_info(),
         "isBlindAppend": true,
@@ -290,30 +353,7 @@ pub async fn convert(
             info[k] = v.clone();
         }
     }
-    let mut lines = vec![
-        serde_json::json!({ "commitInfo": info }),
-        serde_json::json!({ "protocol": protocol }),
-        serde_json::json!({ "metaData": metadata }),
-    ];
-    if let Some((app, version)) = &opts.txn {
-        lines.push(
-            serde_json::json!({"txn": {"appId": app, "version": version, "lastUpdated": now_ms()}}),
-        );
-    }
-    lines.extend(adds.iter().map(|a| serde_json::json!({ "add": a })));
-    if !table.put_version_zero(&lines).await? {
-        return Err(ConvertError::AlreadyDelta {
-            root: bronze.describe(root),
-        });
-    }
-    Ok(ConvertReport {
-        root: root.to_string(),
-        files: adds.len(),
-        rows,
-        bytes,
-        skipped,
-        table_id: metadata.id,
-    })
+    info
 }
 
 /// Same column names, types and nullability (field metadata aside).

@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
 
-use super::history::read_log;
+use super::history::{read_log, LogCommit};
 use super::{DeltaTable, TableError};
 use crate::store::StoreLocation;
 
@@ -144,24 +144,7 @@ pub async fn vacuum(
         return Ok(None);
     };
     let log = read_log(bronze, root).await?;
-    let mut keep: HashSet<String> = snap.files.keys().cloned().collect();
-    let mut referenced: HashSet<String> = keep.clone();
-    let mut removed_before_cutoff: HashSet<String> = HashSet::new();
-    for c in &log {
-        let at = c.timestamp();
-        for a in &c.adds {
-            referenced.insert(a.path.clone());
-        }
-        for r in &c.removes {
-            referenced.insert(r.path.clone());
-            let when = r.deletion_timestamp.max(at).unwrap_or(i64::MAX);
-            if when >= cutoff {
-                keep.insert(r.path.clone());
-            } else {
-                removed_before_cutoff.insert(r.path.clone());
-            }
-        }
-    }
+    let refs = References::of(snap.files.keys().cloned().collect(), &log, cutoff);
     let mut report = VacuumReport {
         root: root.to_string(),
         deleted: Vec::new(),
@@ -170,12 +153,12 @@ pub async fn vacuum(
         dry_run: opts.dry_run,
     };
     for (rel, (bytes, modified)) in files {
-        let reason = if keep.contains(&rel) {
+        let reason = if refs.keep.contains(&rel) {
             report.kept_referenced += 1;
             continue;
-        } else if removed_before_cutoff.contains(&rel) {
+        } else if refs.removed_before_cutoff.contains(&rel) {
             Reason::Removed
-        } else if referenced.contains(&rel) {
+        } else if refs.referenced.contains(&rel) {
             // Referenced by a commit whose remove this log does not show (it cannot be live: the snapshot
             // would list it); judged by its age like an unreferenced file.
             if modified >= cutoff {
@@ -196,19 +179,59 @@ pub async fn vacuum(
         });
     }
     if !opts.dry_run {
-        for v in &report.deleted {
-            match bronze.store.delete(&bronze.path(&v.path)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(source) => {
-                    return Err(VacuumError::Delete {
-                        path: bronze.describe(&v.path),
-                        source,
-                    })
+        delete_all(bronze, &report.deleted).await?;
+    }
+    Ok(Some(report))
+}
+
+/// What the log says of the data files: those to keep (live in the snapshot, or removed at or after `cutoff`),
+/// those removed before it, and every path any commit named.
+struct References {
+    keep: HashSet<String>,
+    removed_before_cutoff: HashSet<String>,
+    referenced: HashSet<String>,
+}
+
+impl References {
+    fn of(live: HashSet<String>, log: &[LogCommit], cutoff: i64) -> Self {
+        let mut refs = References {
+            referenced: live.clone(),
+            keep: live,
+            removed_before_cutoff: HashSet::new(),
+        };
+        for c in log {
+            let at = c.timestamp();
+            for a in &c.adds {
+                refs.referenced.insert(a.path.clone());
+            }
+            for r in &c.removes {
+                refs.referenced.insert(r.path.clone());
+                let when = r.deletion_timestamp.max(at).unwrap_or(i64::MAX);
+                if when >= cutoff {
+                    refs.keep.insert(r.path.clone());
+                } else {
+                    refs.removed_before_cutoff.insert(r.path.clone());
                 }
             }
         }
+        refs
     }
-    Ok(Some(report))
+}
+
+/// Deletes the vacuumed files; one already gone counts as deleted.
+async fn delete_all(bronze: &StoreLocation, deleted: &[Vacuumed]) -> Result<(), VacuumError> {
+    for v in deleted {
+        match bronze.store.delete(&bronze.path(&v.path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(VacuumError::Delete {
+                    path: bronze.describe(&v.path),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `*.parquet` files below `root`, outside `_delta_log/`: path relative to the root -> (size, last

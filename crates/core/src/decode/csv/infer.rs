@@ -45,19 +45,7 @@ pub fn infer_schema_sampled(
     } else {
         Vec::new()
     };
-    let mut samples: Vec<Vec<String>> = Vec::new();
-    while samples.len() < options.infer_rows {
-        match stream.next()? {
-            None => break,
-            Some(r) if r.too_long.is_some() => {}
-            Some(r) => samples.push(
-                r.fields
-                    .iter()
-                    .map(|f| text.decode(f).unwrap_or_default().into_owned())
-                    .collect(),
-            ),
-        }
-    }
+    let samples = read_samples(&mut stream, &text, options.infer_rows)?;
     let header = if options.has_header {
         header
     } else {
@@ -92,27 +80,60 @@ pub fn infer_schema_sampled(
                 zone,
             )
         };
-        let mut name = if options.normalize_names {
-            normalize_name(h)
-        } else {
-            h.clone()
-        };
-        if name.is_empty() {
-            name = format!("c{}", i + 1);
-        }
-        let mut unique = name.clone();
-        let mut n = 2;
-        while !used.insert(unique.clone()) {
-            unique = format!("{name}_{n}");
-            n += 1;
-        }
         columns.push(StoredColumn {
             source: h.clone(),
-            name: unique,
+            name: column_name(h, i, options.normalize_names, &mut used),
             ty: ty.name(),
         });
     }
     Ok((StoredSchema { columns }, samples.len()))
+}
+
+/// Up to `rows` records after the header, decoded to text (records over the length limit are left out).
+fn read_samples(
+    stream: &mut RecordStream,
+    text: &Text,
+    rows: usize,
+) -> Result<Vec<Vec<String>>, DecodeError> {
+    let mut samples: Vec<Vec<String>> = Vec::new();
+    while samples.len() < rows {
+        match stream.next()? {
+            None => break,
+            Some(r) if r.too_long.is_some() => {}
+            Some(r) => samples.push(
+                r.fields
+                    .iter()
+                    .map(|f| text.decode(f).unwrap_or_default().into_owned())
+                    .collect(),
+            ),
+        }
+    }
+    Ok(samples)
+}
+
+/// The bronze name of header column `h` (the `i`th, from 0): normalized when asked, `c<i+1>` when empty, and
+/// suffixed `_2`, `_3`, ... when an earlier column took it (`used` holds the names taken).
+fn column_name(
+    h: &str,
+    i: usize,
+    normalize: bool,
+    used: &mut std::collections::HashSet<String>,
+) -> String {
+    let mut name = if normalize {
+        normalize_name(h)
+    } else {
+        h.to_string()
+    };
+    if name.is_empty() {
+        name = format!("c{}", i + 1);
+    }
+    let mut unique = name.clone();
+    let mut n = 2;
+    while !used.insert(unique.clone()) {
+        unique = format!("{name}_{n}");
+        n += 1;
+    }
+    unique
 }
 
 fn infer_type<'a>(
