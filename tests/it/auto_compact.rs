@@ -9,114 +9,34 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::backends::{Kind, Target};
 use crate::common::data::split_sample;
-use crate::common::delta::{duckdb_delta, files_on_disk, python_with_deadline, table_url};
-use crate::common::serve::{free_port, http_get, series_value};
+use crate::common::delta::{
+    duckdb_delta, files_on_disk, local_rows_and_distinct, python_with_deadline, table_url,
+};
+use crate::common::serve::Served;
 use crate::common::table::{assert_table_exact_keys, operations, table_ok, DAY};
 #[cfg(feature = "failpoints")]
 use crate::common::table::{land_all, read_rows, run_one_per_commit};
 use crate::common::*;
 
-/// A `lander run --mode continuous` daemon with compaction settings, its stderr in a file; killed on drop.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// A `lander run --mode continuous --table-format delta` daemon over `w`, `env` added (compaction settings).
+fn start(w: &Workdir, env: &[(&str, &str)]) -> Served {
+    start_on(w.cmd(), w.location_args(), w.path(), env)
 }
 
-impl Daemon {
-    fn start(w: &Workdir, env: &[(&str, &str)]) -> Self {
-        Self::spawn(w.cmd(), w.location_args(), w.path(), env)
-    }
-
-    /// `cmd` (lander in its directory, with its backend's environment) as a continuous daemon over
-    /// `locations`, its log in `dir`.
-    fn spawn(mut cmd: Command, locations: Vec<String>, dir: &Path, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = dir.join(format!("daemon-{port}.log"));
-        let mut args: Vec<String> = ["run", "--mode", "continuous", "--table-format", "delta"]
-            .map(String::from)
-            .to_vec();
-        args.extend(locations);
-        for a in [
-            "--settle-time",
-            "0s",
-            "--poll-interval",
-            "200ms",
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-        ] {
-            args.push(a.to_string());
-        }
-        cmd.args(&args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let d = Self {
-            child: cmd.spawn().expect("spawn daemon"),
-            port,
-            log,
-        };
-        assert!(
-            wait_until(Duration::from_secs(120), || http_get(port, "/healthz")
-                .is_some_and(|(c, _)| c == 200)),
-            "no /healthz; log:\n{}",
-            d.log()
-        );
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The value of a `gharchive` series, e.g. `compactions_total` (0 when absent).
-    fn metric(&self, name: &str) -> f64 {
-        self.metric_of("gharchive", name)
-    }
-
-    /// The value of a series of `dataset` (0 when absent).
-    fn metric_of(&self, dataset: &str, name: &str) -> f64 {
-        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
-        series_value(&body, &format!("lander_{name}{{dataset=\"{dataset}\"}}"))
-    }
-
-    /// Waits until `name` of `gharchive` reaches `at_least`; panics with the log otherwise.
-    fn wait_metric(&self, name: &str, at_least: f64, timeout: Duration) {
-        self.wait_metric_of("gharchive", name, at_least, timeout);
-    }
-
-    /// Waits until `name` of `dataset` reaches `at_least`; panics with the log otherwise.
-    fn wait_metric_of(&self, dataset: &str, name: &str, at_least: f64, timeout: Duration) {
-        if !wait_until(timeout, || self.metric_of(dataset, name) >= at_least) {
-            panic!(
-                "lander_{name} of {dataset} stayed at {} (< {at_least}) for {timeout:?}; log:\n{}",
-                self.metric_of(dataset, name),
-                self.log()
-            );
-        }
-    }
-
-    /// SIGTERM, then the exit status and the log.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
-        (status, self.log())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `cmd` (lander in its directory, with its backend's environment) as a continuous daemon over `locations`, its
+/// log in `dir`.
+fn start_on(cmd: Command, locations: Vec<String>, dir: &Path, env: &[(&str, &str)]) -> Served {
+    let mut args: Vec<String> = ["run", "--mode", "continuous", "--table-format", "delta"]
+        .map(String::from)
+        .to_vec();
+    args.extend(locations);
+    args.extend(["--settle-time", "0s", "--poll-interval", "200ms"].map(String::from));
+    Served::spawn(cmd, &args, dir, env)
 }
 
 /// The live data files of `table`, by replaying the `add`s and `remove`s of its JSON commits in order.
@@ -176,7 +96,7 @@ fn continuous_compacts_a_quiet_day_of_many_small_parts_with_every_row_once() {
     let (files, ids) = split_sample(60);
     let (first, second) = files.split_at(files.len() / 2);
     let table = w.bronze().join("gharchive");
-    let d = Daemon::start(
+    let d = start(
         &w,
         &[
             ("LANDER_COMPACT_MIN_FILES", "8"),
@@ -184,15 +104,25 @@ fn continuous_compacts_a_quiet_day_of_many_small_parts_with_every_row_once() {
             ("LANDER_COMPACT_MAX_FILES", "100000"),
         ],
     );
-    assert_eq!(d.metric("compactions_total"), 0.0, "the series exists at 0");
+    assert_eq!(
+        d.metric_of("gharchive", "compactions_total"),
+        0.0,
+        "the series exists at 0"
+    );
     let mut peak = 0;
     for (wave, part) in [first, second].into_iter().enumerate() {
         land_slowly(&w, part, Duration::from_millis(40));
         let landed = (first.len() * wave + part.len()) as f64;
-        d.wait_metric("files_ingested_total", landed, Duration::from_secs(120));
+        d.wait_metric_of(
+            "gharchive",
+            "files_ingested_total",
+            landed,
+            Duration::from_secs(120),
+        );
         peak = peak.max(parts_in_day(&table));
         // Quiet for a second: the day is compacted into one part.
-        d.wait_metric(
+        d.wait_metric_of(
+            "gharchive",
             "compactions_total",
             (wave + 1) as f64,
             Duration::from_secs(60),
@@ -209,13 +139,13 @@ fn continuous_compacts_a_quiet_day_of_many_small_parts_with_every_row_once() {
         peak >= 8 && batch_parts >= 16,
         "many small batches: {batch_parts} commits, {peak} parts at most"
     );
-    let rewritten = d.metric("compaction_files_rewritten_total");
+    let rewritten = d.metric_of("gharchive", "compaction_files_rewritten_total");
     assert!(
         rewritten >= batch_parts as f64,
         "every batch's part was rewritten once at least: {rewritten} < {batch_parts}"
     );
-    assert!(d.metric("compaction_bytes_rewritten_total") > 0.0);
-    assert_eq!(d.metric("compactions_abandoned_total"), 0.0);
+    assert!(d.metric_of("gharchive", "compaction_bytes_rewritten_total") > 0.0);
+    assert_eq!(d.metric_of("gharchive", "compactions_abandoned_total"), 0.0);
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
     assert!(
@@ -248,7 +178,7 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
         gate.join("optimize-commit.waiting"),
         gate.join("optimize-commit.open"),
     );
-    let d = Daemon::start(
+    let d = start(
         &w,
         &[
             ("LANDER_COMPACT_MIN_FILES", "4"),
@@ -258,7 +188,8 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
         ],
     );
     land_slowly(&w, first, Duration::from_millis(40));
-    d.wait_metric(
+    d.wait_metric_of(
+        "gharchive",
         "files_ingested_total",
         first.len() as f64,
         Duration::from_secs(120),
@@ -272,7 +203,8 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
     let held_at = operations(&table).len();
     // ... while batches keep committing beside it: it does not hold them up.
     land_slowly(&w, second, Duration::from_millis(40));
-    d.wait_metric(
+    d.wait_metric_of(
+        "gharchive",
         "files_ingested_total",
         (first.len() + second.len()) as f64,
         Duration::from_secs(120),
@@ -281,7 +213,12 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
     assert!(operations(&table).len() > held_at, "batches committed");
     std::fs::write(&open, b"").expect("open the gate");
     // Appends do not conflict: the compaction commits on top of them.
-    d.wait_metric("compactions_total", 1.0, Duration::from_secs(60));
+    d.wait_metric_of(
+        "gharchive",
+        "compactions_total",
+        1.0,
+        Duration::from_secs(60),
+    );
     let ops = operations(&table);
     assert_eq!(ops.last().map(String::as_str), Some("OPTIMIZE"), "{ops:?}");
     assert!(ops[held_at..].iter().any(|o| o == "WRITE"), "{ops:?}");
@@ -295,15 +232,21 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
     let won = table_ok(&w, &["optimize"]);
     assert!(won.contains("1 partition(s) compacted"), "{won}");
     std::fs::write(&open, b"").expect("open the gate");
-    d.wait_metric("compactions_abandoned_total", 1.0, Duration::from_secs(60));
+    d.wait_metric_of(
+        "gharchive",
+        "compactions_abandoned_total",
+        1.0,
+        Duration::from_secs(60),
+    );
     assert_eq!(
-        d.metric("compactions_total"),
+        d.metric_of("gharchive", "compactions_total"),
         1.0,
         "never committed over the conflict"
     );
     // A third wave, compacted as usual once quiet.
     land_slowly(&w, third, Duration::from_millis(40));
-    d.wait_metric(
+    d.wait_metric_of(
+        "gharchive",
         "files_ingested_total",
         files.len() as f64,
         Duration::from_secs(120),
@@ -316,7 +259,12 @@ fn automatic_compaction_racing_batches_and_a_table_optimize_loses_nothing_and_do
             }
         }
     });
-    d.wait_metric("compactions_total", 2.0, Duration::from_secs(60));
+    d.wait_metric_of(
+        "gharchive",
+        "compactions_total",
+        2.0,
+        Duration::from_secs(60),
+    );
     opener.join().expect("opener");
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
@@ -481,20 +429,6 @@ fn sales_day(first: u64, n: u64) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// Rows and distinct `transaction_id`s of a table, read by delta-rs.
-fn sales_counts(table: &Path) -> (u64, u64) {
-    const SCRIPT: &str = r#"
-import json, sys
-from deltalake import DeltaTable, QueryBuilder
-dt = DeltaTable(sys.argv[1])
-t = QueryBuilder().register("t", dt).execute("select transaction_id from t").read_all()
-ids = t.column("transaction_id").to_pylist()
-print(json.dumps([len(ids), len(set(ids))]))
-"#;
-    let out = crate::common::delta::python(SCRIPT, &[&table.display().to_string()], None);
-    serde_json::from_str(out.trim()).expect("json from delta-rs")
-}
-
 /// Compaction keys in `[datasets.NAME]`: two datasets with one part per batch in one day each, and the same quiet
 /// time; only `gharchive` compacts (its own `compact_quiet`, the top level's `compact_min_files`), `sales` with
 /// `compact_min_files = 0` keeps every part. Part counts come from the Delta logs, rows from delta-rs against the
@@ -509,7 +443,7 @@ fn each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is() {
     std::fs::write(w.path().join("lander.toml"), PER_DATASET_TOML).expect("write lander.toml");
     let (gh_files, ids) = split_sample(6);
     let (gh_table, sales_table) = (w.bronze().join("gharchive"), w.bronze().join("sales"));
-    let d = Daemon::start(&w, &[]);
+    let d = start(&w, &[]);
     // Sales first, one file per batch: its day is quiet before gharchive's, so it would be due first.
     let sales_files = 6u64;
     for i in 0..sales_files {
@@ -523,7 +457,8 @@ fn each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is() {
     }
     for (i, (name, bytes)) in gh_files.iter().enumerate() {
         w.land_bytes("gharchive", name, bytes);
-        d.wait_metric(
+        d.wait_metric_of(
+            "gharchive",
             "files_ingested_total",
             (i + 1) as f64,
             Duration::from_secs(60),
@@ -535,7 +470,12 @@ fn each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is() {
         gh_files.len(),
         "one part per batch"
     );
-    d.wait_metric("compactions_total", 1.0, Duration::from_secs(60));
+    d.wait_metric_of(
+        "gharchive",
+        "compactions_total",
+        1.0,
+        Duration::from_secs(60),
+    );
     assert!(
         wait_until(Duration::from_secs(60), || parts_in_day(&gh_table) == 1),
         "gharchive's day falls to one part: {} left; log:\n{}",
@@ -564,9 +504,9 @@ fn each_dataset_compacts_by_its_own_settings_and_one_turned_off_never_is() {
     );
     let r = assert_table_exact_keys(&gh_table, &ids);
     assert_eq!(r.iter().filter(|f| f.starts_with(DAY)).count(), 1, "{r:?}");
-    let rows = sales_files * 10;
+    let rows = (sales_files * 10) as usize;
     assert_eq!(
-        sales_counts(&sales_table),
+        local_rows_and_distinct(&sales_table, "transaction_id"),
         (rows, rows),
         "every sales row once"
     );
@@ -595,7 +535,7 @@ fn continuous_compacts_on(kind: Kind) {
     }
     let t = Target::new(kind);
     let (files, ids) = split_sample(5);
-    let d = Daemon::spawn(
+    let d = start_on(
         t.cmd(),
         t.location_args(),
         t.wd.path(),
@@ -607,13 +547,19 @@ fn continuous_compacts_on(kind: Kind) {
     );
     for (i, (name, bytes)) in files.iter().enumerate() {
         t.land_bytes("gharchive", name, bytes.clone());
-        d.wait_metric(
+        d.wait_metric_of(
+            "gharchive",
             "files_ingested_total",
             (i + 1) as f64,
             Duration::from_secs(120),
         );
     }
-    d.wait_metric("compactions_total", 1.0, Duration::from_secs(120));
+    d.wait_metric_of(
+        "gharchive",
+        "compactions_total",
+        1.0,
+        Duration::from_secs(120),
+    );
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("partition compacted"), "{log}");

@@ -6,76 +6,24 @@ use std::io::Write as _;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::common::serve::{free_port, http_get, series_value};
+use crate::common::serve::{free_port, http_get, series_value, Served};
 use crate::common::*;
 
-/// A `lander run` daemon with its stderr in a file (a pipe nobody reads would block it), killed on drop.
-struct Served {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Served {
-    fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = w.path().join(format!("daemon-{port}.log"));
-        let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
-        args.extend(w.location_args());
-        args.extend(
-            [
-                "--settle-time",
-                "0s",
-                "--poll-interval",
-                "200ms",
-                "--interval",
-                "200ms",
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        let mut cmd = w.cmd();
-        cmd.args(&args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn daemon");
-        let s = Self { child, port, log };
-        assert!(
-            wait_until(Duration::from_secs(30), || s
-                .get("/healthz")
-                .is_some_and(|(c, _)| c == 200)),
-            "no /healthz on port {port}; log:\n{}",
-            s.log()
-        );
-        s
+/// A `lander run --mode <mode>` daemon over `w` with short poll intervals and `env`, serving metrics.
+fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Served {
+    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
+    args.extend(w.location_args());
+    for a in [
+        "--settle-time",
+        "0s",
+        "--poll-interval",
+        "200ms",
+        "--interval",
+        "200ms",
+    ] {
+        args.push(a.to_string());
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// GET `path`: (status, body), or None when nothing answers.
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.port, path)
-    }
-
-    /// The value of one series in `/metrics` (0 when absent).
-    fn value(&self, series: &str) -> f64 {
-        let (_, body) = self.get("/metrics").expect("metrics answer");
-        series_value(&body, series)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Served::spawn(w.cmd(), &args, w.path(), env)
 }
 
 #[test]
@@ -146,7 +94,7 @@ fn metrics_move_after_a_file_lands_and_parse_as_openmetrics() {
     let events = crate::common::data::hour_events(&["2011-02-15-0.json.gz"]) as f64;
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
-    let d = Served::start(&w, "continuous", &[]);
+    let d = start(&w, "continuous", &[]);
     let rows = "lander_rows_written_total{dataset=\"gharchive\"}";
     assert_eq!(d.value(rows), 0.0);
     assert_eq!(d.get("/readyz").map(|r| r.0), Some(200));
@@ -256,7 +204,7 @@ fn readyz_turns_unready_while_bronze_fails() {
     }
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
-    let d = Served::start(
+    let d = start(
         &w,
         "continuous",
         &[("LANDER_FAIL_STORE", "write:1-1000000")],
@@ -344,8 +292,6 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         "the mirror did not start"
     );
 
-    let metrics_port = free_port();
-    let log = w.path().join("daemon.log");
     let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "continuous".into()];
     args.extend(w.location_args());
     for a in [
@@ -361,23 +307,10 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         &format!("http://127.0.0.1:{port}"),
         "--fetch-poll-interval",
         "1s",
-        "--metrics-addr",
-        &format!("127.0.0.1:{metrics_port}"),
     ] {
         args.push(a.to_string());
     }
-    let child = w
-        .cmd()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
-    let d = Served {
-        child,
-        port: metrics_port,
-        log,
-    };
+    let d = Served::spawn(w.cmd(), &args, w.path(), &[]);
     let rows = "lander_rows_written_total{dataset=\"gharchive\"}";
     assert!(
         wait_until(Duration::from_secs(60), || d.get("/metrics").is_some()
@@ -424,7 +357,7 @@ fn fetch_with_a_bounded_mode_is_a_usage_error() {
 fn every_metric_the_dashboard_queries_is_exported_by_a_running_daemon() {
     let w = Workdir::new();
     std::fs::create_dir_all(w.landing().join("gharchive")).expect("mkdir");
-    let d = Served::start(&w, "continuous", &[]);
+    let d = start(&w, "continuous", &[]);
     let (code, body) = d.get("/metrics").expect("metrics");
     assert_eq!(code, 200);
     let names = crate::common::serve::dashboard_metric_names();

@@ -7,24 +7,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::common::data::{distinct_events, gz_lines};
-use crate::common::delta::python;
-use crate::common::workers::{checkpoint_of, copy_name, gzip, owner, worker_args};
+use crate::common::delta::{local_rows_and_distinct, rows_and_distinct, table_url};
+use crate::common::workers::{
+    checkpoint_of, copy_name, finish_on, gzip, owner, spawn_on, worker_args,
+};
 use crate::common::*;
-
-/// Rows and distinct `event_key`s of the Delta table `table`, read by delta-rs.
-fn table_counts(table: &Path) -> (usize, usize) {
-    const SCRIPT: &str = r#"
-import json, sys
-from deltalake import DeltaTable, QueryBuilder
-dt = DeltaTable(sys.argv[1])
-t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
-keys = t.column("event_key").to_pylist()
-print(json.dumps([len(keys), len(set(keys))]))
-"#;
-    let out = python(SCRIPT, &[&table.display().to_string()], None);
-    let v: (usize, usize) = serde_json::from_str(out.trim()).expect("json from delta-rs");
-    v
-}
 
 /// Runs workers `0..n` at the same time; returns each one's log.
 fn run_workers(w: &Workdir, n: usize, extra: &[&str]) -> Vec<String> {
@@ -140,7 +127,7 @@ fn three_workers_ingest_every_event_once_when_copies_land_with_different_workers
         "every file read once: {all:?} vs {landed:?}"
     );
     assert!(read_by.iter().all(|r| !r.is_empty()), "{read_by:?}");
-    let (rows, distinct) = table_counts(&w.bronze().join("gharchive"));
+    let (rows, distinct) = local_rows_and_distinct(&w.bronze().join("gharchive"), "event_key");
     assert_eq!(
         (rows, distinct),
         (expected, expected),
@@ -233,7 +220,7 @@ fn a_worker_held_between_check_and_commit_drops_what_another_committed_meanwhile
             sources.push(hour1.as_path());
         }
         let expected = distinct_events(&sources);
-        let (rows, distinct) = table_counts(&w.bronze().join("gharchive"));
+        let (rows, distinct) = local_rows_and_distinct(&w.bronze().join("gharchive"), "event_key");
         assert_eq!((rows, distinct), (expected, expected), "{shape}:\n{log}");
         assert_verify_keys(&w, 0);
     }
@@ -270,7 +257,7 @@ fn going_from_three_workers_to_two_keeps_every_event_once() {
     let logs = run_workers(&w, 2, &["--rebind"]);
     let refs: Vec<&Path> = originals.iter().map(PathBuf::as_path).collect();
     let expected = distinct_events(&refs);
-    let (rows, distinct) = table_counts(&w.bronze().join("gharchive"));
+    let (rows, distinct) = local_rows_and_distinct(&w.bronze().join("gharchive"), "event_key");
     assert_eq!(
         (rows, distinct),
         (expected, expected),
@@ -412,18 +399,10 @@ fn workers_n_takes_the_index_from_the_pod_name() {
 /// by delta-rs, with the same hours landed under names owned by different workers.
 #[test]
 fn three_workers_on_s3_and_hdfs_ingest_every_event_once() {
-    use crate::common::backends::{s3_env, Kind, Target};
+    use crate::common::backends::{Kind, Target};
     if !require_samples(&STANDARD_SAMPLES) {
         return;
     }
-    const SCRIPT: &str = r#"
-import json, sys
-from deltalake import DeltaTable, QueryBuilder
-dt = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None)
-t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
-keys = t.column("event_key").to_pylist()
-print(json.dumps([len(keys), len(set(keys))]))
-"#;
     for kind in [Kind::S3, Kind::Hdfs] {
         let t = Target::new(kind);
         let names = [
@@ -442,48 +421,14 @@ print(json.dumps([len(keys), len(set(keys))]))
             }
             originals.push(src);
         }
-        let children: Vec<(usize, std::process::Child)> = (0..3)
-            .map(|i| {
-                let mut args = worker_args(&t.wd, i, 3, &[]);
-                let at = |flag: &str| args.iter().position(|a| a == flag).expect(flag) + 1;
-                let (l, b) = (at("--landing"), at("--bronze"));
-                args[l] = t.landing_url.clone();
-                args[b] = t.bronze_url.clone();
-                let err =
-                    std::fs::File::create(t.wd.path().join(format!("w{i}.err"))).expect("log");
-                let child = t
-                    .cmd()
-                    .args(&args)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(err)
-                    .spawn()
-                    .expect("spawn");
-                (i, child)
-            })
+        let children: Vec<_> = (0..3)
+            .map(|i| (i, spawn_on(&t, i, 3, &[], &format!("w{i}"))))
             .collect();
-        for (i, mut c) in children {
-            let status = c.wait().expect("wait");
-            let log =
-                std::fs::read_to_string(t.wd.path().join(format!("w{i}.err"))).unwrap_or_default();
-            assert!(status.success(), "worker {i}/3 failed:\n{log}");
+        for (i, c) in children {
+            finish_on(&t, c, &format!("w{i}"));
         }
-        let opts = match kind {
-            Kind::S3 => {
-                let env: std::collections::BTreeMap<String, String> =
-                    s3_env().into_iter().collect();
-                serde_json::json!({
-                    "AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
-                    "AWS_ALLOW_HTTP": "true",
-                    "AWS_REGION": "us-east-1",
-                    "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
-                    "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
-                })
-            }
-            _ => serde_json::json!({}),
-        };
-        let url = format!("{}/gharchive", t.bronze_url);
-        let out = python(SCRIPT, &[&url, &opts.to_string()], None);
-        let counts: (usize, usize) = serde_json::from_str(out.trim()).expect("json from delta-rs");
+        let (url, opts) = table_url(&t, kind, "gharchive");
+        let counts = rows_and_distinct(&url, &opts, "event_key");
         let refs: Vec<&Path> = originals.iter().map(PathBuf::as_path).collect();
         let expected = distinct_events(&refs);
         assert_eq!(counts, (expected, expected));
@@ -543,7 +488,7 @@ fn a_worker_aborted_at_every_commit_step_restarts_and_every_event_stays_once() {
         let logs = run_workers(&w, 3, &[]);
         let refs: Vec<&Path> = originals.iter().map(PathBuf::as_path).collect();
         let expected = distinct_events(&refs);
-        let (rows, distinct) = table_counts(&w.bronze().join("gharchive"));
+        let (rows, distinct) = local_rows_and_distinct(&w.bronze().join("gharchive"), "event_key");
         assert_eq!(
             (rows, distinct),
             (expected, expected),

@@ -9,17 +9,17 @@
 //! `LANDER_WORKER_KILLS` changes the number of kills, 4 by default).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::common::backends::{s3_env, Kind, Target};
+use std::process::Child;
+use std::time::Duration;
+
+use crate::common::backends::{Kind, Target};
 use crate::common::data::{distinct_events, gz_lines};
-use crate::common::delta::python;
-use crate::common::workers::{checkpoint_of, copy_name, gzip, owner, worker_args};
+use crate::common::delta::{rows_and_distinct, table_url};
+use crate::common::workers::{checkpoint_of, copy_name, finish_on, gzip, log_on, owner, spawn_on};
 use crate::common::*;
 
 /// How long one worker run may take before the test gives up on it (a stall is reported with its log).
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// xorshift64*: deterministic kill moments, so a failure can be replayed from the printed seed.
 struct Rng(u64);
@@ -140,74 +140,6 @@ fn land_initial(l: &mut Landed) {
     }
 }
 
-/// Worker `i` of `n` over `t`'s landing and bronze, its stderr in `<tag>.err`.
-fn spawn(t: &Target, i: usize, n: usize, extra: &[&str], tag: &str) -> Child {
-    let mut args = worker_args(&t.wd, i, n, extra);
-    let at = |flag: &str| args.iter().position(|a| a == flag).expect(flag) + 1;
-    let (l, b) = (at("--landing"), at("--bronze"));
-    args[l] = t.landing_url.clone();
-    args[b] = t.bronze_url.clone();
-    let err = std::fs::File::create(t.wd.path().join(format!("{tag}.err"))).expect("log");
-    t.cmd()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("spawn lander")
-}
-
-fn log_of(t: &Target, tag: &str) -> String {
-    std::fs::read_to_string(t.wd.path().join(format!("{tag}.err"))).unwrap_or_default()
-}
-
-/// Waits for `child` (at most [`RUN_TIMEOUT`]; a stall is killed and reported with its log); asserts success.
-fn finish(t: &Target, mut child: Child, tag: &str) {
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{tag} still running after {RUN_TIMEOUT:?} (stalled):\n{}",
-                log_of(t, tag)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{tag} failed:\n{}", log_of(t, tag));
-}
-
-/// Rows and distinct `event_key`s of bronze `gharchive`, read by delta-rs.
-fn counts(t: &Target, kind: Kind) -> (usize, usize) {
-    const SCRIPT: &str = r#"
-import json, sys
-from deltalake import DeltaTable, QueryBuilder
-dt = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]) or None)
-t = QueryBuilder().register("t", dt).execute("select event_key from t").read_all()
-keys = t.column("event_key").to_pylist()
-print(json.dumps([len(keys), len(set(keys))]))
-"#;
-    let opts = match kind {
-        Kind::S3 => {
-            let env: std::collections::BTreeMap<String, String> = s3_env().into_iter().collect();
-            serde_json::json!({
-                "AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
-                "AWS_ALLOW_HTTP": "true",
-                "AWS_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
-                "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
-            })
-        }
-        _ => serde_json::json!({}),
-    };
-    let url = format!("{}/gharchive", t.bronze_url);
-    let out = python(SCRIPT, &[&url, &opts.to_string()], None);
-    serde_json::from_str(out.trim()).expect("json from delta-rs")
-}
-
 fn verify_keys(t: &Target, i: usize) {
     let cp = checkpoint_of(&t.wd, i).display().to_string();
     t.run_ok(&[
@@ -239,13 +171,13 @@ fn three_killed_then_two(kind: Kind) {
     );
     let others: Vec<(usize, Child)> = (0..3)
         .filter(|i| *i != victim)
-        .map(|i| (i, spawn(&t, i, 3, &[], &format!("w{i}-of-3"))))
+        .map(|i| (i, spawn_on(&t, i, 3, &[], &format!("w{i}-of-3"))))
         .collect();
     let mut landed_kills = 0;
     let mut moments = Vec::new();
     for k in 0..kills() {
         let tag = format!("w{victim}-of-3-run{k}");
-        let mut child = spawn(&t, victim, 3, &[], &tag);
+        let mut child = spawn_on(&t, victim, 3, &[], &tag);
         let ms = 300 + rng.below(2700);
         moments.push(ms);
         std::thread::sleep(Duration::from_millis(ms));
@@ -257,7 +189,7 @@ fn three_killed_then_two(kind: Kind) {
         assert!(
             status.success() || status.code().is_none(),
             "{kind:?} seed {seed}: run {k} of worker {victim} failed:\n{}",
-            log_of(&t, &tag)
+            log_on(&t, &tag)
         );
     }
     eprintln!(
@@ -268,10 +200,10 @@ fn three_killed_then_two(kind: Kind) {
         "{kind:?} seed {seed}: every kill came after the worker had finished: {moments:?}"
     );
     let tag = format!("w{victim}-of-3-last");
-    let last = spawn(&t, victim, 3, &[], &tag);
-    finish(&t, last, &tag);
+    let last = spawn_on(&t, victim, 3, &[], &tag);
+    finish_on(&t, last, &tag);
     for (i, c) in others {
-        finish(&t, c, &format!("w{i}-of-3"));
+        finish_on(&t, c, &format!("w{i}-of-3"));
     }
     // More files arrive (a new hour, a scaled copy, a repeat), then the group shrinks to two.
     for (name, src) in [
@@ -283,13 +215,14 @@ fn three_killed_then_two(kind: Kind) {
     let lines = rewrite_ids(&gz_lines(&gharchive("2015-01-01-0.json.gz")), "s3");
     landed.bytes("late/s3-h0.json.gz", gzip(&lines));
     let two: Vec<(usize, Child)> = (0..2)
-        .map(|i| (i, spawn(&t, i, 2, &["--rebind"], &format!("w{i}-of-2"))))
+        .map(|i| (i, spawn_on(&t, i, 2, &["--rebind"], &format!("w{i}-of-2"))))
         .collect();
     for (i, c) in two {
-        finish(&t, c, &format!("w{i}-of-2"));
+        finish_on(&t, c, &format!("w{i}-of-2"));
     }
     let expected = landed.events();
-    let (rows, distinct) = counts(&t, kind);
+    let (url, opts) = table_url(&t, kind, "gharchive");
+    let (rows, distinct) = rows_and_distinct(&url, &opts, "event_key");
     assert_eq!(
         (rows, distinct),
         (expected, expected),

@@ -199,13 +199,6 @@ fn remove_stale(prefix: &str) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
 /// Where the shared moto server's request recorder writes (see `s3_bytes`).
 pub fn recording_path() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -216,7 +209,7 @@ pub fn recording_path() -> PathBuf {
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         let started = Instant::now();
-        let port = free_port();
+        let port = crate::common::serve::free_port();
         remove_stale("moto-");
         let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(&log_dir).expect("mkdir");

@@ -12,8 +12,12 @@ use std::process::Output;
 
 /// Decompressed lines of a gzip file.
 pub fn gz_lines(path: &Path) -> Vec<Vec<u8>> {
-    let f = std::fs::File::open(path).expect("open");
-    let r = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(f));
+    gz_lines_of(&std::fs::read(path).expect("read"))
+}
+
+/// Decompressed lines of gzip bytes.
+pub fn gz_lines_of(gz: &[u8]) -> Vec<Vec<u8>> {
+    let r = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(gz));
     r.split(b'\n')
         .map(|l| l.expect("line"))
         .filter(|l| !l.is_empty())

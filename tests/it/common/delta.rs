@@ -230,6 +230,27 @@ pub fn table_url(t: &Target, kind: Kind, dataset: &str) -> (String, serde_json::
     }
 }
 
+/// Rows and distinct values of `column` in the Delta table at `url` (with its storage options, see
+/// [`table_url`]), read by delta-rs within [`READ_DEADLINE`].
+pub fn rows_and_distinct(url: &str, opts: &serde_json::Value, column: &str) -> (usize, usize) {
+    const SCRIPT: &str = r#"
+import json, sys
+from deltalake import DeltaTable, QueryBuilder
+url, opts, column = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+dt = DeltaTable(url, storage_options=opts or None)
+t = QueryBuilder().register("t", dt).execute(f'select "{column}" as c from t').read_all()
+values = t.column("c").to_pylist()
+print(json.dumps([len(values), len(set(values))]))
+"#;
+    let out = python_with_deadline(SCRIPT, &[url, &opts.to_string(), column]);
+    serde_json::from_str(out.trim()).expect("json from delta-rs")
+}
+
+/// [`rows_and_distinct`] of a local table.
+pub fn local_rows_and_distinct(table: &Path, column: &str) -> (usize, usize) {
+    rows_and_distinct(&table.display().to_string(), &serde_json::json!({}), column)
+}
+
 /// `python3 -c script args`, killed and failed after [`READ_DEADLINE`]; returns stdout.
 pub fn python_with_deadline(script: &str, args: &[&str]) -> String {
     // Output to files, not pipes: the keys of a table fill a pipe, and nobody would read it while we wait.

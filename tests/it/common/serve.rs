@@ -105,3 +105,89 @@ pub fn dashboard_metric_names() -> BTreeSet<String> {
     }
     names
 }
+
+/// A `lander` daemon serving `/metrics` on a free port, its stderr in a file (a pipe nobody reads would block
+/// it), killed on drop.
+pub struct Served {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Served {
+    /// Spawns `cmd` with `args`, `--metrics-addr` on a free port and `env`, its log in `<dir>/daemon-<port>.log`;
+    /// returns once `/healthz` answers 200 (panics with the log after two minutes).
+    pub fn spawn(
+        mut cmd: std::process::Command,
+        args: &[String],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("daemon-{port}.log"));
+        cmd.args(args)
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let s = Self {
+            child: cmd.spawn().expect("spawn daemon"),
+            port,
+            log,
+        };
+        assert!(
+            crate::common::wait_until(Duration::from_secs(120), || s
+                .get("/healthz")
+                .is_some_and(|(c, _)| c == 200)),
+            "no /healthz on port {port}; log:\n{}",
+            s.log()
+        );
+        s
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path`: (status, body), or None when nothing answers.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    /// The value of one series in `/metrics`, exact name and labels (0 when absent).
+    pub fn value(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics").expect("metrics answer");
+        series_value(&body, series)
+    }
+
+    /// The value of `lander_<name>{dataset="<dataset>"}` (0 when absent).
+    pub fn metric_of(&self, dataset: &str, name: &str) -> f64 {
+        self.value(&format!("lander_{name}{{dataset=\"{dataset}\"}}"))
+    }
+
+    /// Waits until `lander_<name>` of `dataset` reaches `at_least`; panics with the log otherwise.
+    pub fn wait_metric_of(&self, dataset: &str, name: &str, at_least: f64, timeout: Duration) {
+        if !crate::common::wait_until(timeout, || self.metric_of(dataset, name) >= at_least) {
+            panic!(
+                "lander_{name} of {dataset} stayed at {} (< {at_least}) for {timeout:?}; log:\n{}",
+                self.metric_of(dataset, name),
+                self.log()
+            );
+        }
+    }
+
+    /// SIGTERM, then the exit status and the log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        (status, self.log())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

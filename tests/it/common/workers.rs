@@ -1,8 +1,14 @@
 //! Helpers for `--workers`: which worker owns a file, each worker's checkpoint and arguments.
 
+use crate::common::backends::Target;
 use crate::common::*;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one worker run may take before it counts as stalled.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The assignment rule, written again here from its specification (not lander's code): FNV-1a 64 of the path
 /// relative to landing, mod N.
@@ -58,4 +64,45 @@ pub fn worker_args(w: &Workdir, i: usize, n: usize, extra: &[&str]) -> Vec<Strin
     args.extend(["--worker".to_string(), format!("{i}/{n}")]);
     args.extend(extra.iter().map(|s| s.to_string()));
     args
+}
+
+/// Worker `i` of `n` over `t`'s landing and bronze, its stderr in `<tag>.err`.
+pub fn spawn_on(t: &Target, i: usize, n: usize, extra: &[&str], tag: &str) -> Child {
+    let mut args = worker_args(&t.wd, i, n, extra);
+    let at = |flag: &str| args.iter().position(|a| a == flag).expect(flag) + 1;
+    let (l, b) = (at("--landing"), at("--bronze"));
+    args[l] = t.landing_url.clone();
+    args[b] = t.bronze_url.clone();
+    let err = std::fs::File::create(t.wd.path().join(format!("{tag}.err"))).expect("log");
+    t.cmd()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("spawn lander")
+}
+
+/// The log of the worker started as `tag` on `t`.
+pub fn log_on(t: &Target, tag: &str) -> String {
+    std::fs::read_to_string(t.wd.path().join(format!("{tag}.err"))).unwrap_or_default()
+}
+
+/// Waits for `child` (at most [`RUN_TIMEOUT`]; a stall is killed and reported with its log); asserts success.
+pub fn finish_on(t: &Target, mut child: Child, tag: &str) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{tag} still running after {RUN_TIMEOUT:?} (stalled):\n{}",
+                log_on(t, tag)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{tag} failed:\n{}", log_on(t, tag));
 }
