@@ -23,14 +23,14 @@ const TEXT_VALUE_CHARS: usize = 60;
 
 /// `lander config`.
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validate lander.toml, LANDER_* variables and flags; print the effective value of every key and its source.
     Check(Box<ConfigCheckArgs>),
 }
 
 /// `lander config check`.
 #[derive(Debug, Args)]
-pub struct ConfigCheckArgs {
+pub(crate) struct ConfigCheckArgs {
     /// Every flag of `lander run`, checked and shown as a run would apply it.
     #[command(flatten)]
     pub(crate) run: RunArgs,
@@ -67,7 +67,7 @@ pub(crate) struct ValueJson {
 ///
 /// # Errors
 /// Configuration errors (exit 2), stdout failures.
-pub async fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check(a) => check(*a),
     }

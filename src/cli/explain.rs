@@ -39,7 +39,7 @@ use render::{render, verdict};
 /// `lander explain`.
 #[derive(Debug, Args)]
 #[command(mut_args(crate::cli::defaults::settle_time_default))]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// Locations and config.
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -218,7 +218,7 @@ pub(crate) struct QuarantinedLine {
 ///
 /// # Errors
 /// Exit 2 for a path outside landing or unknown to both landing and the checkpoint; exit 1 for read failures.
-pub async fn run(a: ExplainArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(a: ExplainArgs) -> anyhow::Result<()> {
     let mut config = load_config(&a.locations)?;
     if let Some(s) = a.settle_time {
         config.settle_time = s;

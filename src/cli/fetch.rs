@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-pub use super::fetch_flags::{DownloadFlags, GharchiveFlags, S3Flags, SalesFlags, UrlFlags};
+pub(crate) use super::fetch_flags::{GharchiveFlags, S3Flags, SalesFlags, UrlFlags};
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::fetch::{self, FetchContext, FetchSummary, SalesSummary};

@@ -16,7 +16,7 @@ use crate::fetch::{self, download_defaults, DEFAULT_LANDING};
 
 /// Download options shared by every `fetch` subcommand.
 #[derive(Args, Debug, Clone)]
-pub struct DownloadFlags {
+pub(crate) struct DownloadFlags {
     /// Landing zone: a local directory, hdfs://host:port/path or s3://bucket/prefix. Files go to
     /// <landing>/<dataset>/<name>.
     #[arg(long, default_value = DEFAULT_LANDING)]
@@ -60,7 +60,7 @@ impl From<DownloadFlags> for fetch::DownloadArgs {
 
 /// Flags of `lander fetch gharchive`.
 #[derive(Args, Debug, Clone)]
-pub struct GharchiveFlags {
+pub(crate) struct GharchiveFlags {
     /// First UTC hour to fetch: 2015-01-01T00, 2015-01-01T00:00Z, 2015-01-01-0 (archive style) or a date
     /// 2015-01-01 (its hour 0). Minutes are truncated. Required unless --follow, which defaults to the current hour
     /// minus 2h.
@@ -104,7 +104,7 @@ impl From<GharchiveFlags> for fetch::GharchiveArgs {
 
 /// Flags of `lander fetch url`.
 #[derive(Args, Debug, Clone)]
-pub struct UrlFlags {
+pub(crate) struct UrlFlags {
     /// http(s) URLs to download. Each file is named after the URL's last path segment (percent-decoded and
     /// sanitized), or after the server's Content-Disposition file name when the URL has none.
     #[arg(required = true, value_name = "URL")]
@@ -134,7 +134,7 @@ impl From<UrlFlags> for fetch::UrlArgs {
 
 /// Flags of `lander fetch s3`.
 #[derive(Args, Debug, Clone)]
-pub struct S3Flags {
+pub(crate) struct S3Flags {
     /// Bucket and prefix to copy, as s3://bucket/prefix.
     #[arg(value_name = "S3_URL")]
     pub(crate) url: String,
@@ -158,7 +158,7 @@ impl From<S3Flags> for fetch::S3Args {
 
 /// Flags of `lander generate sales`.
 #[derive(Args, Debug, Clone)]
-pub struct SalesFlags {
+pub(crate) struct SalesFlags {
     /// Total data rows to write (valid + duplicate + malformed), header lines not included.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) rows: u64,

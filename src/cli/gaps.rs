@@ -35,7 +35,7 @@ const MAX_HOURS: i64 = 100_000;
 
 /// `lander checkpoint gaps`.
 #[derive(Debug, Args)]
-pub struct GapsArgs {
+pub(crate) struct GapsArgs {
     /// Locations and config (uses --landing and --checkpoint).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -147,7 +147,7 @@ struct Seen {
 ///
 /// # Errors
 /// Exit 2 for an unknown dataset or a range with no hours; exit 1 for listing or checkpoint failures.
-pub async fn run(a: GapsArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(a: GapsArgs) -> anyhow::Result<()> {
     let config = load_config(&a.locations)?;
     if !config.datasets.contains_key(&a.dataset) {
         return Err(UsageError(format!(

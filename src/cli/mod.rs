@@ -7,19 +7,19 @@
 // `output::emit`, whose error `main` maps to exit 0, and notes through `writeln!` on stderr.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod checkpoint;
-pub mod config_check;
+pub(crate) mod checkpoint;
+pub(crate) mod config_check;
 mod defaults;
 pub mod exit;
-pub mod explain;
+pub(crate) mod explain;
 pub mod fetch;
 mod fetch_flags;
-pub mod gaps;
+pub(crate) mod gaps;
 mod output;
 pub mod progress;
-pub mod serve;
-pub mod summary;
-pub mod table;
+pub(crate) mod serve;
+pub(crate) mod summary;
+pub(crate) mod table;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub enum LogFormat {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Ingest landing into bronze (modes: once, available-now, micro-batch, continuous).
     Run(Box<RunArgs>),
     /// Inspect, verify and repair the checkpoint.
@@ -95,7 +95,7 @@ pub enum Command {
 /// Options shared by commands that open the pipeline's locations.
 #[derive(Debug, Clone, Args)]
 #[command(mut_args(defaults::location_defaults))]
-pub struct LocationArgs {
+pub(crate) struct LocationArgs {
     /// Config file (TOML). Default: ./lander.toml when it exists.
     #[arg(long, short = 'c')]
     pub(crate) config: Option<PathBuf>,
@@ -113,7 +113,7 @@ pub struct LocationArgs {
 /// `lander run`.
 #[derive(Debug, Args)]
 #[command(mut_args(defaults::run_defaults))]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// How to schedule batches.
     #[arg(long, value_enum, default_value_t = RunModeFlag::Once)]
     pub(crate) mode: RunModeFlag,
@@ -236,7 +236,7 @@ impl RunArgs {
 
 /// `lander run --mode`: clap's mirror of [`RunMode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RunModeFlag {
+pub(crate) enum RunModeFlag {
     /// Everything new as one batch per dataset, then exit.
     Once,
     /// Everything new at start in bounded batches, then exit.
@@ -260,7 +260,7 @@ impl From<RunModeFlag> for RunMode {
 
 /// What `run --fetch` fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FetchSource {
+pub(crate) enum FetchSource {
     /// GH Archive hourly files, into `<landing>/gharchive/`.
     Gharchive,
 }

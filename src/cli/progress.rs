@@ -118,7 +118,7 @@ impl Accounting {
 }
 
 /// Shows progress until `done` fires. Returns at once with nothing shown when `quiet`.
-pub async fn show(datasets: Vec<String>, quiet: bool, done: CancellationToken) {
+pub(crate) async fn show(datasets: Vec<String>, quiet: bool, done: CancellationToken) {
     if quiet {
         return;
     }

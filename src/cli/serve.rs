@@ -26,7 +26,7 @@ use crate::store::StoreLocation;
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `/readyz` checks.
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Landing location.
     pub(crate) landing: StoreLocation,
     /// Bronze location.
@@ -39,7 +39,7 @@ pub struct Readiness {
 ///
 /// # Errors
 /// The address cannot be bound.
-pub async fn start(
+pub(crate) async fn start(
     addr: SocketAddr,
     ready: Arc<Readiness>,
     cancel: CancellationToken,

@@ -88,7 +88,7 @@ pub(crate) struct RunSummaryReport {
 impl RunSummaryReport {
     /// Builds the report of a run that ended with `result` (the error as printed, when it failed, start-up
     /// included); `signal` is the shutdown signal received, if any: a run that left files unread reports it.
-    pub fn new(
+    pub(crate) fn new(
         mode: RunMode,
         landing: String,
         bronze: String,
@@ -143,7 +143,7 @@ impl RunSummaryReport {
 
     /// The summary table (datasets as rows, plus a total row when there are several); an `unread` column when
     /// the run was interrupted.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let unread = self.total.files_unread > 0;
         let mut t = Table::new();
         let mut header = vec![

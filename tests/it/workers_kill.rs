@@ -19,8 +19,6 @@ use crate::common::delta::{rows_and_distinct, table_url};
 use crate::common::workers::{checkpoint_of, copy_name, finish_on, gzip, log_on, owner, spawn_on};
 use crate::common::*;
 
-/// How long one worker run may take before the test gives up on it (a stall is reported with its log).
-
 /// xorshift64*: deterministic kill moments, so a failure can be replayed from the printed seed.
 struct Rng(u64);
 

@@ -12,6 +12,8 @@
 //! This crate has no clap, no configuration file, no checkpoint and no Delta kernel: `lander-ingest` and
 //! `lander-fetch` build on it, and it cannot import from them (they are not its dependencies).
 #![warn(missing_docs)]
+// Docs are built with private items (`scripts/test`): public items may link to crate-private ones.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod decode;
 pub mod dedup;

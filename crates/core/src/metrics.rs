@@ -27,7 +27,7 @@ pub struct DatasetLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     /// What is fetched.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// Counters per dataset.

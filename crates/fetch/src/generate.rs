@@ -39,7 +39,7 @@ use super::{open_landing, validate_dataset, FetchError, DEFAULT_LANDING};
 use lander_core::store::StoreLocation;
 
 /// The header of `transacciones_ventas.csv`.
-pub const SALES_HEADER: &str =
+pub(crate) const SALES_HEADER: &str =
     "transaction_id,timestamp,customer_id,product_id,category,quantity,unit_price,total,payment_method,status";
 
 /// Categories and their unit price range in cents (inclusive), as observed in the sample file.
@@ -178,7 +178,7 @@ pub struct RowCounts {
 
 impl RowCounts {
     /// All data rows.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.valid + self.duplicate + self.malformed
     }
 }
@@ -187,7 +187,7 @@ impl RowCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SalesSummary {
     /// The directory (or URL) the files went to.
-    pub location: String,
+    pub(crate) location: String,
     /// The names of the files written, in order.
     pub files: Vec<String>,
     /// Rows written, by kind.
@@ -195,9 +195,9 @@ pub struct SalesSummary {
     /// The seed used.
     pub seed: u64,
     /// The first transaction_id.
-    pub first_id: u64,
+    pub(crate) first_id: u64,
     /// The next unused transaction_id (pass it as --start-id to continue the sequence).
-    pub next_id: u64,
+    pub(crate) next_id: u64,
 }
 
 impl fmt::Display for SalesSummary {

@@ -116,7 +116,7 @@ pub(crate) struct ContentRange {
     /// Last byte of the body (inclusive).
     pub end: u64,
     /// Length of the complete file, when the server knows it.
-    pub total: Option<u64>,
+    pub(crate) total: Option<u64>,
 }
 
 /// Parses a `Content-Range` header of a 206 response.

@@ -28,7 +28,7 @@ pub(crate) struct Job {
     /// The final (already sanitized) name; `None` to take it from the server's `Content-Disposition`.
     pub name: Option<String>,
     /// With `name: None`: the (sanitized) name to use when the server sends no `Content-Disposition` file name.
-    pub fallback_name: Option<String>,
+    pub(crate) fallback_name: Option<String>,
 }
 
 /// What happened to one [`Job`].

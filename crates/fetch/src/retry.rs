@@ -16,7 +16,7 @@ pub(crate) struct RetryPolicy {
     /// Retries after the first attempt.
     pub retries: u32,
     /// Delay before the first retry; doubled per retry.
-    pub base: Duration,
+    pub(crate) base: Duration,
 }
 
 impl RetryPolicy {

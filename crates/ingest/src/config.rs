@@ -262,14 +262,14 @@ pub enum DatasetConfig {
 
 impl DatasetConfig {
     /// The built-in `gharchive` dataset.
-    pub fn gharchive() -> Self {
+    pub(crate) fn gharchive() -> Self {
         Self::Gharchive {
             table: TableOverrides::default(),
         }
     }
 
     /// A CSV dataset with `csv` options and no table settings of its own.
-    pub fn csv(csv: CsvOptions) -> Self {
+    pub(crate) fn csv(csv: CsvOptions) -> Self {
         Self::Csv {
             csv,
             table: TableOverrides::default(),
@@ -285,7 +285,7 @@ impl DatasetConfig {
     }
 
     /// This dataset's own table settings (each unset one is the top-level key's: [`Config::table_settings`]).
-    pub fn table(&self) -> &TableOverrides {
+    pub(crate) fn table(&self) -> &TableOverrides {
         match self {
             Self::Gharchive { table } | Self::Csv { table, .. } => table,
         }

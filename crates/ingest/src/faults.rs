@@ -194,7 +194,7 @@ pub(crate) fn checkpoint_commit(
 /// `LANDER_FAIL_AFTER=<step>`: aborts the process (like a SIGKILL: no destructor, no flush) right after `step`.
 /// The steps are named where they are called: the batch protocol's (`crate::modes::context::failpoint`) and
 /// compaction's (`optimize-written`: outputs written, not committed; `optimize-committed`).
-pub fn abort_after(step: &str) {
+pub(crate) fn abort_after(step: &str) {
     if std::env::var("LANDER_FAIL_AFTER").is_ok_and(|s| s == step) {
         eprintln!("failpoint: aborting after {step}");
         std::process::abort();
@@ -205,7 +205,7 @@ pub fn abort_after(step: &str) {
 /// `<dir>/<name>.open` exists, so a test can run another writer at exactly that point (e.g. between a
 /// compaction's writes and its commit). Passing consumes both marks, so the next arrival waits for a new
 /// `.open` (a daemon reaches the gate once per compaction). Without the variable it returns at once.
-pub async fn gate(name: &str) {
+pub(crate) async fn gate(name: &str) {
     let Some(dir) = std::env::var_os("LANDER_TEST_GATE").map(std::path::PathBuf::from) else {
         return;
     };

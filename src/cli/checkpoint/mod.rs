@@ -48,7 +48,7 @@ pub(crate) use views::*;
 
 /// Options shared by the read commands.
 #[derive(Debug, Clone, Args)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// Locations and config (only --checkpoint, and --landing/--bronze where a command says so, are used).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -62,7 +62,7 @@ pub struct CommonArgs {
 
 /// `list --status` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusFilter {
+pub(crate) enum StatusFilter {
     /// Fully processed.
     Ok,
     /// Any status, with at least one record sent to the quarantine.
@@ -89,7 +89,7 @@ impl StatusFilter {
 
 /// `lander checkpoint list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Common options.
     #[command(flatten)]
     pub(crate) common: CommonArgs,
@@ -106,7 +106,7 @@ pub struct ListArgs {
 
 /// `lander checkpoint show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Common options.
     #[command(flatten)]
     pub(crate) common: CommonArgs,
@@ -117,7 +117,7 @@ pub struct ShowArgs {
 
 /// `lander checkpoint stats`.
 #[derive(Debug, Args)]
-pub struct StatsArgs {
+pub(crate) struct StatsArgs {
     /// Common options.
     #[command(flatten)]
     pub(crate) common: CommonArgs,
@@ -126,7 +126,7 @@ pub struct StatsArgs {
 /// `lander checkpoint pending`.
 #[derive(Debug, Args)]
 #[command(mut_args(crate::cli::defaults::settle_time_default))]
-pub struct PendingArgs {
+pub(crate) struct PendingArgs {
     /// Common options (uses --landing).
     #[command(flatten)]
     pub(crate) common: CommonArgs,
@@ -137,7 +137,7 @@ pub struct PendingArgs {
 
 /// `lander checkpoint verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Common options (uses --bronze).
     #[command(flatten)]
     pub(crate) common: CommonArgs,
@@ -153,7 +153,7 @@ pub struct VerifyArgs {
 /// `lander checkpoint reset`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["file", "dataset", "all"])))]
-pub struct ResetArgs {
+pub(crate) struct ResetArgs {
     /// Locations and config (uses --checkpoint).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -179,7 +179,7 @@ pub struct ResetArgs {
 
 /// `lander checkpoint export`.
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// Locations and config (uses --checkpoint).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -187,7 +187,7 @@ pub struct ExportArgs {
 
 /// `lander checkpoint import`.
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Locations and config (uses --checkpoint; the directory is created if missing).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -201,7 +201,7 @@ pub struct ImportArgs {
 
 /// `lander checkpoint rebuild`.
 #[derive(Debug, Args)]
-pub struct RebuildArgs {
+pub(crate) struct RebuildArgs {
     /// Locations and config (uses --landing, --bronze and --checkpoint, which must be empty or absent).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,
@@ -216,7 +216,7 @@ pub struct RebuildArgs {
 
 /// Checkpoint subcommands.
 #[derive(Debug, Subcommand)]
-pub enum CheckpointCommand {
+pub(crate) enum CheckpointCommand {
     /// List processed landing files, newest first: size, bytes consumed, records ok/quarantined/duplicate,
     /// last batch, time.
     List(ListArgs),
@@ -246,7 +246,7 @@ pub enum CheckpointCommand {
 /// # Errors
 /// A missing or unreadable checkpoint, a locked one for `reset`/`import`, listing failures, problems found by
 /// `verify`, and failures to write stdout (a broken pipe is mapped to exit code 0 by `main`).
-pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
     match cmd {
         CheckpointCommand::List(a) => show::list(a).await,
         CheckpointCommand::Show(a) => show::show(a).await,

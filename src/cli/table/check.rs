@@ -20,7 +20,7 @@ const REPAIR_ATTEMPTS: usize = 3;
 
 /// `lander table check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Locations and config (--bronze, the config's datasets, and --checkpoint for --repair).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,

@@ -19,7 +19,7 @@ use crate::table::convert::{convert, ConvertError, ConvertOptions, ConvertReport
 
 /// `lander table convert`.
 #[derive(Debug, Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// Locations and config (uses --bronze, and --checkpoint when it exists).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,

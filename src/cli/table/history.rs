@@ -11,7 +11,7 @@ use crate::table::history::{history, VersionSummary};
 
 /// `lander table history`.
 #[derive(Debug, Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// Locations and config (uses --bronze).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,

@@ -20,7 +20,7 @@ use crate::store::StoreLocation;
 
 /// `lander table` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum TableCommand {
+pub(crate) enum TableCommand {
     /// Compact small parts: per partition, rewrite parts smaller than --min-file-bytes into parts near
     /// --target-file-bytes (one commit per partition: remove + add, dataChange=false).
     Optimize(optimize::OptimizeArgs),
@@ -38,7 +38,7 @@ pub enum TableCommand {
 ///
 /// # Errors
 /// Any failure, with context.
-pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: TableCommand) -> anyhow::Result<()> {
     match cmd {
         TableCommand::Optimize(a) => optimize::run(a).await,
         TableCommand::Check(a) => check::run(a).await,

@@ -12,7 +12,7 @@ use crate::table::DeltaTable;
 
 /// `lander table optimize`.
 #[derive(Debug, Args)]
-pub struct OptimizeArgs {
+pub(crate) struct OptimizeArgs {
     /// Locations and config (only --bronze and the config's datasets are used).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,

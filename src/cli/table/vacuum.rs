@@ -15,7 +15,7 @@ use crate::table::vacuum::{vacuum, Reason, VacuumError, VacuumOptions, VacuumRep
 /// `lander table vacuum`.
 #[derive(Debug, Args)]
 #[command(mut_arg("retain", crate::cli::defaults::retain_default))]
-pub struct VacuumArgs {
+pub(crate) struct VacuumArgs {
     /// Locations and config (uses --bronze).
     #[command(flatten)]
     pub(crate) locations: LocationArgs,

@@ -32,7 +32,7 @@ use super::{
 pub(crate) const TIME_COLUMN: usize = 3;
 
 /// The bronze schema of the `gharchive` dataset.
-pub fn schema() -> SchemaRef {
+pub(crate) fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
@@ -105,29 +105,29 @@ struct Repository<'a> {
 
 /// One event in the normalised shape.
 #[derive(Debug, PartialEq)]
-pub struct Normalized<'a> {
+pub(crate) struct Normalized<'a> {
     /// Source id, if the event has one.
     pub id: Option<Cow<'a, str>>,
     /// Event type.
     pub kind: Cow<'a, str>,
     /// Event time, µs since epoch, UTC.
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// Actor id.
-    pub actor_id: Option<i64>,
+    pub(crate) actor_id: Option<i64>,
     /// Actor login.
-    pub actor_login: Option<Cow<'a, str>>,
+    pub(crate) actor_login: Option<Cow<'a, str>>,
     /// Repository id.
-    pub repo_id: Option<i64>,
+    pub(crate) repo_id: Option<i64>,
     /// `owner/name`.
-    pub repo_name: Option<Cow<'a, str>>,
+    pub(crate) repo_name: Option<Cow<'a, str>>,
     /// Organisation id.
-    pub org_id: Option<i64>,
+    pub(crate) org_id: Option<i64>,
     /// Organisation login.
-    pub org_login: Option<Cow<'a, str>>,
+    pub(crate) org_login: Option<Cow<'a, str>>,
     /// Public flag.
-    pub public: Option<bool>,
+    pub(crate) public: Option<bool>,
     /// Raw payload JSON text.
-    pub payload: Option<&'a str>,
+    pub(crate) payload: Option<&'a str>,
 }
 
 /// Parses a GH Archive `created_at` to µs since epoch, UTC.
@@ -233,7 +233,7 @@ fn repo<'a>(
 ///
 /// # Errors
 /// Why the line is quarantined.
-pub fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
+pub(crate) fn normalize(line: &[u8]) -> Result<Normalized<'_>, RecordError> {
     if let Err(e) = std::str::from_utf8(line) {
         return Err(RecordError::NotUtf8 {
             offset: e.valid_up_to(),
@@ -383,7 +383,7 @@ impl Builders {
 ///
 /// # Errors
 /// File-level failures of the stream (see [`DecodeError`]); [`DecodeError::Cancelled`] when `emit` says stop.
-pub fn decode(
+pub(crate) fn decode(
     lines: &mut LineSource,
     input: &DecodeInput,
     emit: &mut dyn FnMut(DecodeItem) -> bool,

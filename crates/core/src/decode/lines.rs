@@ -168,7 +168,7 @@ impl LineSource {
     }
 
     /// The landing path.
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
@@ -259,7 +259,7 @@ impl LineSource {
     }
 
     /// Whether the next line continues an already committed one (see [`DecodeInput::continues_line`]).
-    pub fn continues_line(&self) -> bool {
+    pub(crate) fn continues_line(&self) -> bool {
         self.continues_line
     }
 
@@ -269,13 +269,13 @@ impl LineSource {
     }
 
     /// The longest record allowed, in bytes.
-    pub fn max_record_bytes(&self) -> u64 {
+    pub(crate) fn max_record_bytes(&self) -> u64 {
         self.max_record_bytes
     }
 
     /// The underlying buffered reader (for the CSV parser) with the bookkeeping handed over:
     /// `(reader, offset, line, is_final)`.
-    pub fn into_parts(self) -> (Box<dyn BufRead + Send>, u64, u64, bool) {
+    pub(crate) fn into_parts(self) -> (Box<dyn BufRead + Send>, u64, u64, bool) {
         (self.inner, self.offset, self.line, self.is_final)
     }
 }

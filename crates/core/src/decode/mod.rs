@@ -26,7 +26,7 @@
 //! Everything here is synchronous and pure (no tokio): run it on a blocking thread.
 
 pub mod csv;
-pub mod gharchive;
+pub(crate) mod gharchive;
 mod lineage;
 mod lines;
 mod reason;
@@ -35,7 +35,7 @@ pub(crate) use lineage::key_of_record_key;
 pub use lineage::RECORD_KEY;
 pub use lines::LineSource;
 pub(crate) use lines::{limit_error, map_stream_error};
-pub use reason::{QuoteRunaway, RecordError};
+pub(crate) use reason::{QuoteRunaway, RecordError};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -45,11 +45,11 @@ use arrow::record_batch::RecordBatch;
 
 /// Rows per decoded chunk: big enough to amortise per-batch overhead in Parquet encoding, small enough that a
 /// handful of chunks in flight per file keeps memory in the tens of MB.
-pub const CHUNK_ROWS: usize = 4096;
+pub(crate) const CHUNK_ROWS: usize = 4096;
 
 /// Bytes of the widest column (GH Archive `payload`) after which a chunk is emitted whatever its row count: keeps
 /// chunk memory in the megabytes for wide rows and lets the builder be sized once, with no regrowth.
-pub const CHUNK_BYTES: usize = 4 << 20;
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
 
 /// Bytes of an over-long record that are kept in the quarantine (with its full length in the reason): enough to
 /// recognise it, bounded whatever the record.

@@ -3,7 +3,7 @@
 
 /// A record-level problem: the record is quarantined with this reason and the rest of the file still lands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     /// Longer than `max_record_bytes`; only the first `kept` bytes are kept in the quarantine.
     #[error("record is {len} bytes, over max_record_bytes ({max} bytes); only its first {kept} bytes are kept here")]
     TooLong {
@@ -113,7 +113,7 @@ pub enum RecordError {
 /// How a record made by a quoted field that runs past the end of its line is malformed (see
 /// [`RecordError::UnbalancedQuote`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuoteRunaway {
+pub(crate) enum QuoteRunaway {
     /// The record has another number of fields than the header.
     Fields {
         /// Fields of the header.

@@ -136,7 +136,7 @@ impl DatasetRuns {
     ///
     /// # Errors
     /// [`IndexError::Io`] when a run cannot be read.
-    pub fn contains(&self, key: u128, day: i32) -> Result<bool> {
+    pub(crate) fn contains(&self, key: u128, day: i32) -> Result<bool> {
         for r in self.days.get(&day).into_iter().flatten() {
             if r.contains(key)? {
                 return Ok(true);
@@ -195,9 +195,9 @@ pub struct IndexStats {
     /// Bytes of filters and block fences held in memory.
     pub filter_bytes: u64,
     /// Oldest day remembered.
-    pub first_day: Option<NaiveDate>,
+    pub(crate) first_day: Option<NaiveDate>,
     /// Newest day remembered.
-    pub last_day: Option<NaiveDate>,
+    pub(crate) last_day: Option<NaiveDate>,
 }
 
 /// Runs of one batch, durable on disk but not yet visible to lookups: returned by [`DedupIndex::write_batch`],
@@ -242,9 +242,9 @@ impl StagedRuns {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LoadReport {
     /// Runs deleted because no commit references them (their batch did not commit).
-    pub uncommitted: usize,
+    pub(crate) uncommitted: usize,
     /// Runs deleted because a merged run covers them, or because their day was pruned.
-    pub superseded: usize,
+    pub(crate) superseded: usize,
 }
 
 /// The dedup index of every dataset under one checkpoint directory.

@@ -37,9 +37,9 @@ pub enum Check {
 
 /// One day loaded from bronze during a batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DayLoad {
+pub(crate) struct DayLoad {
     /// The UTC day.
-    pub day: i32,
+    pub(crate) day: i32,
     /// Keys read (rows of the day's parts).
     pub keys: u64,
     /// Time spent reading them and writing the base run.
@@ -123,7 +123,7 @@ impl Lookup {
     ///
     /// # Errors
     /// [`IndexError::Bronze`] when the loader fails, other [`IndexError`]s when a run cannot be written or read.
-    pub fn contains(&mut self, key: u128, day: i32) -> Result<bool, IndexError> {
+    pub(crate) fn contains(&mut self, key: u128, day: i32) -> Result<bool, IndexError> {
         if !self.runs.is_complete(day) && !self.unloadable.contains(&day) {
             self.load_day(day)?;
         }
@@ -168,11 +168,6 @@ impl Lookup {
         self.loaded.push(load);
         Ok(())
     }
-
-    /// The days loaded from bronze so far.
-    pub fn loaded(&self) -> &[DayLoad] {
-        &self.loaded
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +201,7 @@ mod tests {
         assert_eq!(l.check(3, 5).expect("check"), Check::New);
         assert_eq!(l.check(9, 6).expect("check"), Check::Unchecked);
         assert_eq!(l.check(9, 7).expect("check"), Check::New, "an empty day");
-        assert_eq!(l.loaded().iter().map(|d| d.day).collect::<Vec<_>>(), [5, 7]);
+        assert_eq!(l.loaded.iter().map(|d| d.day).collect::<Vec<_>>(), [5, 7]);
         // No loader (a table without a key column): days behind the local cut are unchecked, unless a key
         // held locally is found there; days the index holds are checked.
         commit(&idx, 2, 6, &[4]);

@@ -74,16 +74,6 @@ impl Deduper {
         Self::default()
     }
 
-    /// Keys kept so far in this batch.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no key was kept yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     fn key_at(keys: &[Vec<u128>], i: u32) -> u128 {
         let i = i as usize;
         keys[i / SEGMENT_KEYS][i % SEGMENT_KEYS]
@@ -241,7 +231,7 @@ mod tests {
             .dedup(chunk(&[2, 4]), |_, _| Ok::<_, ()>(lookup::Check::Unchecked))
             .expect("ok");
         assert_eq!((out.duplicates, out.unchecked), (1, 1));
-        assert_eq!(d.len(), 3);
+        assert_eq!(d.len, 3);
         // Event times are tiny (µs), so every key is on day 0.
         assert_eq!(d.into_new_keys(), BTreeMap::from([(0, vec![1, 2, 4])]));
     }

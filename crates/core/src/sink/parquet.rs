@@ -1,6 +1,6 @@
 //! The upload/publish of parts, and the quarantine's encoding.
 //!
-//! [`PartWriter`] ([`super::writer`]) hands out [`PartEvent`]s: open a part, bytes of a part, close a part.
+//! [`PartWriter`](super::writer::PartWriter) ([`super::writer`]) hands out [`PartEvent`]s: open a part, bytes of a part, close a part.
 //! [`upload_parts`] (async) streams those bytes into multipart uploads at *staging* names (or final names, for a
 //! Delta table). [`publish`] renames staged parts to their final names.
 //!
@@ -11,7 +11,7 @@
 //!   during the batch whenever 16 MiB of quarantined records pile up
 //!
 //! Two checkpoints writing one bronze both count batches from 1; the token keeps their parts from overwriting
-//! each other. For a Delta table ([`PartWriter::with_naming`] `in_place`) parts are uploaded at
+//! each other. For a Delta table ([`PartWriter::with_naming`](super::writer::PartWriter::with_naming) `in_place`) parts are uploaded at
 //! their final names directly: no Delta reader sees a part before a commit references it, so there is no
 //! staging name and no publish.
 //!
@@ -48,10 +48,10 @@ use super::SinkError;
 use crate::decode::QuarantineRecord;
 use crate::store::StoreLocation;
 
-pub use super::writer::{writer_properties, PartWriter};
+pub(crate) use super::writer::writer_properties;
 
 /// Bytes of encoded Parquet accumulated before they are handed to the uploader: one multipart chunk.
-pub const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
+pub(crate) const UPLOAD_CHUNK_BYTES: usize = 8 << 20;
 
 /// Upper bound of a row group's in-memory size before it is flushed, whatever its row count: keeps memory per
 /// open partition bounded for wide rows (GH Archive payloads).

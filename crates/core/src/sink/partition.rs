@@ -25,7 +25,7 @@ impl PartitionKey {
     }
 
     /// The calendar date.
-    pub fn date(&self) -> NaiveDate {
+    pub(crate) fn date(&self) -> NaiveDate {
         NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a valid date")
             + chrono::Days::new(0)
             + chrono::TimeDelta::days(i64::from(self.days))

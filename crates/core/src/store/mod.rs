@@ -42,7 +42,7 @@ pub mod create_put;
 #[cfg(feature = "hdrs")]
 pub mod hdrs;
 mod open;
-pub mod s3_keys;
+pub(crate) mod s3_keys;
 mod timeout;
 
 pub(crate) use timeout::TimeoutStore;
@@ -115,7 +115,7 @@ pub enum StoreError {
 #[error("its name segment {segment:?} holds a control character (or is . or ..), which no store path can name")]
 pub struct UnrepresentableName {
     /// The offending segment.
-    pub segment: String,
+    pub(crate) segment: String,
 }
 
 /// Which kind of store a location is on.

@@ -54,7 +54,11 @@ fn generic(message: String) -> object_store::Error {
 
 impl S3Keys {
     /// A client for the bucket of `s3`, built from the same `builder` options (endpoint, region).
-    pub fn new(builder: &object_store::aws::AmazonS3Builder, s3: AmazonS3, bucket: &str) -> Self {
+    pub(crate) fn new(
+        builder: &object_store::aws::AmazonS3Builder,
+        s3: AmazonS3,
+        bucket: &str,
+    ) -> Self {
         use object_store::aws::AmazonS3ConfigKey as K;
         let region = builder
             .get_config_value(&K::Region)

@@ -111,7 +111,7 @@ impl std::fmt::Display for BatchReport {
 ///
 /// # Errors
 /// Checkpoint or bronze failures.
-pub async fn recover(ctx: &Context, dataset: &str) -> Result<usize, RunError> {
+pub(crate) async fn recover(ctx: &Context, dataset: &str) -> Result<usize, RunError> {
     let cp = ctx.checkpoint.clone();
     let ds = dataset.to_string();
     let intent = blocking(move || cp.intent(&ds)).await?;

@@ -94,7 +94,7 @@ fn idle_gap(quiet: Duration) -> Duration {
 }
 
 /// What decides which partitions of `dataset` are due, as of now.
-pub fn options(config: &Config, dataset: &str) -> OptimizeOptions {
+pub(crate) fn options(config: &Config, dataset: &str) -> OptimizeOptions {
     let t = config.table_settings(dataset);
     let quiet_ms = i64::try_from(t.compact_quiet.as_millis()).unwrap_or(i64::MAX);
     OptimizeOptions {

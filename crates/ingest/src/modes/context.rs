@@ -39,7 +39,7 @@ pub struct Context {
 /// right after `step` (`intent`, `staged`, `publishing`, `published`, `runs`, `committed`; for Delta, see
 /// `super::delta`: `runs`, `publishing` (intent `Committing`), `published` (data table commit), `quarantined`
 /// (quarantine table commit), `committed`).
-pub fn failpoint(step: &str) {
+pub(crate) fn failpoint(step: &str) {
     #[cfg(feature = "failpoints")]
     crate::faults::abort_after(step);
     let _ = step;

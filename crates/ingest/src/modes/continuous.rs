@@ -37,7 +37,7 @@ enum Wake {
 ///
 /// # Errors
 /// The first fatal error of a dataset (the others are then stopped too).
-pub async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, RunError> {
+pub(crate) async fn run(ctx: Context, datasets: Vec<String>) -> Result<RunSummary, RunError> {
     let mut watcher = watch(&ctx.landing, ctx.config.follow_symlinks);
     let mut senders: HashMap<String, mpsc::Sender<Wake>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();

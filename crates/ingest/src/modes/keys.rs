@@ -82,7 +82,7 @@ pub enum KeysError {
 
 /// One Parquet part of bronze.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Part {
+pub(crate) struct Part {
     /// Path relative to bronze.
     pub(crate) path: String,
     /// Size in bytes.

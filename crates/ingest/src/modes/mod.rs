@@ -17,17 +17,17 @@
 //! cancellation token) is checked between batches; a batch in progress is finished or abandoned by
 //! [`batch::run_batch`].
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod binding;
 mod commit;
-pub mod compact;
+pub(crate) mod compact;
 mod context;
-pub mod continuous;
+pub(crate) mod continuous;
 mod counts;
 pub(crate) mod cross_check;
 mod delta;
 mod error;
-pub mod keys;
+pub(crate) mod keys;
 mod quarantine;
 mod stage;
 pub mod verify;

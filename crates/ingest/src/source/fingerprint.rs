@@ -123,7 +123,7 @@ impl std::fmt::Debug for PrefixHash {
 
 impl PrefixHash {
     /// The hash of no bytes.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: xxhash_rust::xxh3::Xxh3::new(),
             len: 0,
@@ -131,19 +131,14 @@ impl PrefixHash {
     }
 
     /// Adds the next bytes of the file.
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.state.update(bytes);
         self.len += bytes.len() as u64;
     }
 
     /// How many bytes are hashed.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether no byte is hashed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The digest as stored in the checkpoint: 32 hex digits.
@@ -171,7 +166,7 @@ pub(crate) struct ConsumedHasher {
 
 impl ConsumedHasher {
     /// Continues `prefix` (the hash of the bytes before the first byte this reader reads).
-    pub fn new(prefix: PrefixHash) -> Self {
+    pub(crate) fn new(prefix: PrefixHash) -> Self {
         Self {
             folded: prefix,
             held: Vec::new(),
@@ -196,7 +191,7 @@ impl ConsumedHasher {
     }
 
     /// The hash of bytes `0..end`, when `end` lies between the last folded newline and the last byte read.
-    pub fn at(&self, end: u64) -> Option<PrefixHash> {
+    pub(crate) fn at(&self, end: u64) -> Option<PrefixHash> {
         let from = self.folded.len();
         let n = usize::try_from(end.checked_sub(from)?).ok()?;
         let held = self.held.get(..n)?;

@@ -16,10 +16,10 @@ pub mod listing;
 pub use lander_core::names;
 mod objects;
 pub mod top;
-pub mod walk;
-pub mod watch;
+pub(crate) mod walk;
+pub(crate) mod watch;
 
-pub use listing::{plan_dataset, Change, LandingFile};
+pub(crate) use listing::{plan_dataset, Change, LandingFile};
 pub use names::{check_name, is_ignored_name, is_ignored_path, NameError};
 
 /// Listing and reading failures of landing.

@@ -65,7 +65,7 @@ pub(super) async fn list_objects(
     (out, skipped)
 }
 
-/// Every object below `prefix` on S3 from raw ListObjectsV2 pages ([`crate::store::s3_keys`]), and the keys no
+/// Every object below `prefix` on S3 from raw ListObjectsV2 pages (the store's `s3_keys` lister), and the keys no
 /// store path can hold, reported as skipped; ignored names are left to the planner as for any listing.
 async fn list_s3_raw(
     landing: &StoreLocation,

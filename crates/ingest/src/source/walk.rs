@@ -30,7 +30,7 @@ use crate::store::StoreLocation;
 
 /// Why an entry of landing was skipped by a listing.
 #[derive(Debug)]
-pub struct Fault {
+pub(crate) struct Fault {
     /// Path relative to the landing root.
     pub(crate) path: String,
     /// What is wrong.
@@ -39,7 +39,7 @@ pub struct Fault {
 
 /// What is wrong with a landing entry that a listing skips (the message is for the log).
 #[derive(Debug, thiserror::Error)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// A symlink whose target does not exist.
     #[error("broken symlink (its target does not exist); skipped")]
     BrokenLink,

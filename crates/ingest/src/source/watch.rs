@@ -20,7 +20,7 @@ pub(crate) const WATCH_CHANNEL_CAPACITY: usize = 8192;
 
 /// Something happened to a path in landing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchEvent {
+pub(crate) struct WatchEvent {
     /// Path relative to the landing root.
     pub(crate) rel: String,
     /// The file was renamed into place (complete by the writer's protocol).
@@ -28,7 +28,7 @@ pub struct WatchEvent {
 }
 
 /// A running watcher (or none, for backends without events).
-pub struct LandingWatcher {
+pub(crate) struct LandingWatcher {
     _watcher: Option<notify::RecommendedWatcher>,
     _keep_open: Option<mpsc::Sender<WatchEvent>>,
     overflow: Arc<AtomicBool>,
@@ -52,7 +52,7 @@ impl LandingWatcher {
 /// only with `follow_symlinks` (the listing applies the full symlink policy to every event's path anyway). For a
 /// non-local landing, or if the OS refuses the watch, returns an inactive watcher and logs why: polling alone
 /// then finds new files.
-pub fn watch(landing: &StoreLocation, follow_symlinks: bool) -> LandingWatcher {
+pub(crate) fn watch(landing: &StoreLocation, follow_symlinks: bool) -> LandingWatcher {
     let (tx, rx) = mpsc::channel(WATCH_CHANNEL_CAPACITY);
     let overflow = Arc::new(AtomicBool::new(false));
     let Some(root) = landing.local_root.clone() else {

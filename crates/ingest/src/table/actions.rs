@@ -23,7 +23,7 @@ pub(crate) const PARTITION_COLUMNS: [&str; 3] = ["year", "month", "day"];
 /// `protocol`: which readers and writers may use the table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Protocol {
+pub(crate) struct Protocol {
     /// Minimum reader version.
     pub(crate) min_reader_version: i32,
     /// Minimum writer version.
@@ -38,7 +38,7 @@ pub struct Protocol {
 
 /// `metaData.format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Format {
+pub(crate) struct Format {
     /// Always `parquet`.
     pub(crate) provider: String,
     /// Format options (none).
@@ -49,7 +49,7 @@ pub struct Format {
 /// `metaData`: the table's identity, schema and partitioning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetaData {
+pub(crate) struct MetaData {
     /// The table's unique id (a UUID), fixed when the table is created.
     pub(crate) id: String,
     /// Optional name.

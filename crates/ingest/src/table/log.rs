@@ -189,7 +189,7 @@ impl DeltaTable {
     }
 
     /// The table root, relative to bronze.
-    pub fn root(&self) -> &str {
+    pub(crate) fn root(&self) -> &str {
         &self.root
     }
 
@@ -287,7 +287,7 @@ impl DeltaTable {
     ///
     /// # Errors
     /// [`TableError`] reading the log.
-    pub async fn update(&self, snap: &mut Snapshot) -> Result<(), TableError> {
+    pub(crate) async fn update(&self, snap: &mut Snapshot) -> Result<(), TableError> {
         let old = snap.kernel.clone();
         let next = self
             .blocking("read", move |engine| {
@@ -314,7 +314,10 @@ impl DeltaTable {
     ///
     /// # Errors
     /// [`TableError`]: the store failed, or the schema has a type Delta cannot hold at protocol 1/2.
-    pub async fn create(&self, schema: &arrow::datatypes::Schema) -> Result<Snapshot, TableError> {
+    pub(crate) async fn create(
+        &self,
+        schema: &arrow::datatypes::Schema,
+    ) -> Result<Snapshot, TableError> {
         self.create_with(schema, &PARTITION_COLUMNS).await
     }
 
@@ -467,7 +470,7 @@ impl DeltaTable {
     /// # Errors
     /// [`TableError`]: the store failed (the commit may or may not exist: the caller asks the table again), or
     /// [`TableError::TooManyConflicts`].
-    pub async fn commit(
+    pub(crate) async fn commit(
         &self,
         snap: &mut Snapshot,
         commit: &Commit,

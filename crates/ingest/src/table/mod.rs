@@ -46,21 +46,21 @@
 //! lander enables the kernel's `internal-api` feature (no extra crates) only to read `metaData` (the table id,
 //! the schema string) and `protocol` of a snapshot, which 0.30.1 exposes nowhere else.
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod check;
 pub mod convert;
 pub mod history;
 mod kernel;
 mod log;
 pub mod optimize;
-pub mod rewrite;
-pub mod temps;
+pub(crate) mod rewrite;
+pub(crate) mod temps;
 pub mod vacuum;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use actions::{Add, MetaData, Protocol};
+pub(crate) use actions::Add;
 pub(crate) use log::uuid_v4;
 pub use log::{Commit, Committed, DeltaTable, Snapshot};
 pub use rewrite::Rewritten;
@@ -185,7 +185,7 @@ impl Tables {
     ///
     /// # Errors
     /// [`TableError`] reading the log.
-    pub async fn take(&self, table: &DeltaTable) -> Result<Option<Snapshot>, TableError> {
+    pub(crate) async fn take(&self, table: &DeltaTable) -> Result<Option<Snapshot>, TableError> {
         let cached = self.0.lock().await.remove(table.root());
         match cached {
             Some(mut s) => {
@@ -197,7 +197,7 @@ impl Tables {
     }
 
     /// Keeps `snap` as the latest known snapshot of `table`.
-    pub async fn keep(&self, table: &DeltaTable, snap: Snapshot) {
+    pub(crate) async fn keep(&self, table: &DeltaTable, snap: Snapshot) {
         self.0.lock().await.insert(table.root().to_string(), snap);
     }
 }

@@ -134,7 +134,7 @@ impl PartitionFilter {
     }
 
     /// Whether a file with `values` matches every term (a column the file lacks does not match).
-    pub fn matches(&self, values: &BTreeMap<String, Option<String>>) -> bool {
+    pub(crate) fn matches(&self, values: &BTreeMap<String, Option<String>>) -> bool {
         self.0.iter().all(|(k, want)| {
             let Some(Some(have)) = values.get(k) else {
                 return false;

@@ -181,12 +181,12 @@ impl CsvDecoder {
     }
 
     /// Whether bronze rows carry `_record_key`.
-    pub fn record_key(&self) -> bool {
+    pub(crate) fn record_key(&self) -> bool {
         self.record_key
     }
 
     /// The bronze schema.
-    pub fn schema(&self) -> SchemaRef {
+    pub(crate) fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
 
@@ -232,7 +232,7 @@ impl CsvDecoder {
     ///
     /// # Errors
     /// File-level failures only (see [`DecodeError`]).
-    pub fn decode(
+    pub(crate) fn decode(
         &self,
         mut lines: LineSource,
         input: &DecodeInput,

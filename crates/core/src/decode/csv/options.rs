@@ -38,15 +38,15 @@ pub struct CsvOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
     /// Rows sampled for type inference. Default 1000.
-    pub infer_rows: usize,
+    pub(crate) infer_rows: usize,
     /// Rewrite column names to lower snake_case in bronze (`Order Date` -> `order_date`), so that Spark and Hive
     /// accept them. Default true.
-    pub normalize_names: bool,
+    pub(crate) normalize_names: bool,
     /// Most lines one record may span through quoted fields. Default 100. A quoted field that runs past the end
     /// of its line into a record that is malformed (another field count than the header, over
     /// `max_record_bytes`, or over this many lines) is taken for a stray quote: only the line where it started
     /// is quarantined, and reading resumes at the next line.
-    pub max_quoted_lines: u64,
+    pub(crate) max_quoted_lines: u64,
 }
 
 impl Default for CsvOptions {
@@ -117,16 +117,7 @@ pub enum SchemaEvolution {
     Rescue,
 }
 
-impl SchemaEvolution {
-    /// The name in `lander.toml`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Fail => "fail",
-            Self::AddColumns => "add_columns",
-            Self::Rescue => "rescue",
-        }
-    }
-}
+impl SchemaEvolution {}
 
 /// A fixed CSV schema: ordered (bronze column name, header name, type).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -139,7 +130,7 @@ pub struct StoredSchema {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredColumn {
     /// Name in the source header.
-    pub source: String,
+    pub(crate) source: String,
     /// Name in bronze.
     pub name: String,
     /// Type (`int64`, `decimal(12,2)`, ...).

@@ -83,7 +83,7 @@ impl ColumnType {
     }
 
     /// The canonical name (inverse of [`ColumnType::parse`]).
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Self::String => "string".into(),
             Self::Int64 => "int64".into(),

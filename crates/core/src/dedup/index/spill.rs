@@ -38,7 +38,7 @@ impl std::fmt::Debug for KeySpill {
 
 impl KeySpill {
     /// An empty set of keys whose chunks, if any, go to the temporary file `path` (deleted on drop).
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             file: None,
@@ -50,13 +50,8 @@ impl KeySpill {
     }
 
     /// Keys added so far (with repeats).
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.spilled + self.buf.len() as u64
-    }
-
-    /// Whether no key was added.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Adds `keys`.

@@ -28,7 +28,7 @@ pub(super) struct Entry {
     /// The last segment of the path (the file or directory name).
     pub name: String,
     /// Whether it is a directory.
-    pub is_dir: bool,
+    pub(crate) is_dir: bool,
     /// Size in bytes.
     pub size: u64,
     /// Modification time (libhdfs reports whole seconds).
