@@ -9,20 +9,19 @@ use std::time::Duration;
 use crate::common::serve::{free_port, http_get, series_value, Served};
 use crate::common::*;
 
-/// A `lander run --mode <mode>` daemon over `w` with short poll intervals and `env`, serving metrics.
-fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Served {
+/// `run --mode <mode>` over `w`'s locations with no settle time and a 200 ms poll interval.
+fn run_args(w: &Workdir, mode: &str) -> Vec<String> {
     let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
     args.extend(w.location_args());
-    for a in [
-        "--settle-time",
-        "0s",
-        "--poll-interval",
-        "200ms",
-        "--interval",
-        "200ms",
-    ] {
-        args.push(a.to_string());
-    }
+    args.extend(["--settle-time", "0s", "--poll-interval", "200ms"].map(String::from));
+    args
+}
+
+/// A `lander run --mode <mode>` daemon over `w` ([`run_args`], a 200 ms micro-batch interval) with `env`, serving
+/// metrics.
+fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Served {
+    let mut args = run_args(w, mode);
+    args.extend(["--interval", "200ms"].map(String::from));
     Served::spawn(w.cmd(), &args, w.path(), env)
 }
 
@@ -292,13 +291,8 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         "the mirror did not start"
     );
 
-    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), "continuous".into()];
-    args.extend(w.location_args());
+    let mut args = run_args(&w, "continuous");
     for a in [
-        "--settle-time",
-        "0s",
-        "--poll-interval",
-        "200ms",
         "--fetch",
         "gharchive",
         "--fetch-from",
