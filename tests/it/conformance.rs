@@ -115,6 +115,7 @@ fn crash_at_every_failpoint_recovers(kind: Kind) {
     }
     let t = Target::new(kind);
     land_standard(&t);
+    let mut last = String::new();
     for step in ["intent", "staged", "publishing", "published"] {
         let args = t.once_args(&[]);
         let out = t
@@ -123,16 +124,18 @@ fn crash_at_every_failpoint_recovers(kind: Kind) {
             .env("LANDER_FAIL_AFTER", step)
             .output()
             .expect("spawn");
+        // At the failpoint, not on some other error (which would leave the steps below nothing to recover).
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !out.status.success(),
-            "failpoint {step} should abort: {}",
-            String::from_utf8_lossy(&out.stderr)
+            !out.status.success() && stderr.contains(&format!("failpoint: aborting after {step}")),
+            "failpoint {step} should abort there: {stderr}"
         );
+        last = stderr.into_owned();
     }
     // Datasets run concurrently: the first one to publish aborts the process with its parts visible.
     assert!(
         t.count_rows("") > 0,
-        "the crash after publishing left visible parts behind"
+        "the crash after publishing left visible parts behind; its log:\n{last}"
     );
     // This run recovers, commits a batch, then dies: that commit must stand, the rest is done by the next run.
     let args = t.once_args(&[]);
