@@ -17,7 +17,7 @@ use crate::common::data::split_sample;
 use crate::common::delta::{
     duckdb_delta, files_on_disk, local_rows_and_distinct, python_with_deadline, table_url,
 };
-use crate::common::serve::Served;
+use crate::common::serve::{run_args, Served};
 use crate::common::table::{assert_table_exact_keys, operations, table_ok, DAY};
 #[cfg(feature = "failpoints")]
 use crate::common::table::{land_all, read_rows, run_one_per_commit};
@@ -31,11 +31,8 @@ fn start(w: &Workdir, env: &[(&str, &str)]) -> Served {
 /// `cmd` (lander in its directory, with its backend's environment) as a continuous daemon over `locations`, its
 /// log in `dir`.
 fn start_on(cmd: Command, locations: Vec<String>, dir: &Path, env: &[(&str, &str)]) -> Served {
-    let mut args: Vec<String> = ["run", "--mode", "continuous", "--table-format", "delta"]
-        .map(String::from)
-        .to_vec();
-    args.extend(locations);
-    args.extend(["--settle-time", "0s", "--poll-interval", "200ms"].map(String::from));
+    let mut args = run_args("continuous", locations);
+    args.extend(["--table-format", "delta"].map(String::from));
     Served::spawn(cmd, &args, dir, env)
 }
 

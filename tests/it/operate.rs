@@ -6,21 +6,13 @@ use std::io::Write as _;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::common::serve::{free_port, http_get, series_value, Served};
+use crate::common::serve::{free_port, http_get, run_args, series_value, Served};
 use crate::common::*;
-
-/// `run --mode <mode>` over `w`'s locations with no settle time and a 200 ms poll interval.
-fn run_args(w: &Workdir, mode: &str) -> Vec<String> {
-    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
-    args.extend(w.location_args());
-    args.extend(["--settle-time", "0s", "--poll-interval", "200ms"].map(String::from));
-    args
-}
 
 /// A `lander run --mode <mode>` daemon over `w` ([`run_args`], a 200 ms micro-batch interval) with `env`, serving
 /// metrics.
 fn start(w: &Workdir, mode: &str, env: &[(&str, &str)]) -> Served {
-    let mut args = run_args(w, mode);
+    let mut args = run_args(mode, w.location_args());
     args.extend(["--interval", "200ms"].map(String::from));
     Served::spawn(w.cmd(), &args, w.path(), env)
 }
@@ -291,7 +283,7 @@ fn continuous_with_fetch_gharchive_fetches_and_ingests_each_hour() {
         "the mirror did not start"
     );
 
-    let mut args = run_args(&w, "continuous");
+    let mut args = run_args("continuous", w.location_args());
     for a in [
         "--fetch",
         "gharchive",

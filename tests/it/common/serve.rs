@@ -106,6 +106,15 @@ pub fn dashboard_metric_names() -> BTreeSet<String> {
     names
 }
 
+/// `run --mode <mode>` over `locations` with no settle time and a 200 ms poll interval: a daemon that sees a landed
+/// file at once.
+pub fn run_args(mode: &str, locations: Vec<String>) -> Vec<String> {
+    let mut args: Vec<String> = vec!["run".into(), "--mode".into(), mode.into()];
+    args.extend(locations);
+    args.extend(["--settle-time", "0s", "--poll-interval", "200ms"].map(String::from));
+    args
+}
+
 /// A `lander` daemon serving `/metrics` on a free port, its stderr in a file (a pipe nobody reads would block
 /// it), killed on drop.
 pub struct Served {

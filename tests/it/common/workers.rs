@@ -5,7 +5,7 @@ use crate::common::*;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one worker run may take before it counts as stalled.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -89,20 +89,15 @@ pub fn log_on(t: &Target, tag: &str) -> String {
 
 /// Waits for `child` (at most [`RUN_TIMEOUT`]; a stall is killed and reported with its log); asserts success.
 pub fn finish_on(t: &Target, mut child: Child, tag: &str) {
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{tag} still running after {RUN_TIMEOUT:?} (stalled):\n{}",
-                log_on(t, tag)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let done = wait_until(RUN_TIMEOUT, || child.try_wait().expect("wait").is_some());
+    if !done {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    assert!(
+        done,
+        "{tag} still running after {RUN_TIMEOUT:?} (stalled):\n{}",
+        log_on(t, tag)
+    );
     assert!(status.success(), "{tag} failed:\n{}", log_on(t, tag));
 }
