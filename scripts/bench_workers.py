@@ -174,7 +174,9 @@ def free_port():
 
 def start_moto(scratch):
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    # moto with atomic conditional writes (tests/moto/server.py says why).
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "moto", "server.py")
+    p = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(port)],
                          stdout=open(os.path.join(scratch, "moto.log"), "w"), stderr=subprocess.STDOUT)
     ep = f"http://127.0.0.1:{port}"
     for _ in range(300):

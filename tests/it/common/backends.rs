@@ -215,14 +215,17 @@ pub fn moto() -> &'static Moto {
         std::fs::create_dir_all(&log_dir).expect("mkdir");
         let log_path = log_dir.join(format!("moto-{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("moto log");
-        // `python3 -m moto.server` ignores stdin, so a shell keeps it tied to ours: EOF (our exit) kills it.
+        // moto's server ignores stdin, so a shell keeps it tied to ours: EOF (our exit) kills it. It runs through
+        // `tests/moto/server.py`, which makes moto's conditional writes atomic as S3's are (see there).
+        let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/server.py");
         let child = Command::new("sh")
             .args([
                 "-c",
-                "python3 -m moto.server -H 127.0.0.1 -p \"$1\" & pid=$!; cat >/dev/null; kill $pid",
+                "python3 \"$2\" -H 127.0.0.1 -p \"$1\" & pid=$!; cat >/dev/null; kill $pid",
                 "sh",
             ])
             .arg(port.to_string())
+            .arg(launcher)
             // `POST /moto-api/recorder/start-recording` appends requests here (`s3_bytes`), not to the cwd.
             .env("MOTO_RECORDER_FILEPATH", recording_path())
             .stdin(Stdio::piped())
@@ -701,6 +704,14 @@ impl Target {
     /// The bytes of `landing/<rel>`.
     pub fn landing_bytes(&self, rel: &str) -> Bytes {
         let path = self.landing_path(rel);
+        self.rt
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .unwrap_or_else(|e| panic!("get {path}: {e}"))
+    }
+
+    /// The bytes of `bronze/<rel>`.
+    pub fn bronze_bytes(&self, rel: &str) -> Bytes {
+        let path = self.bronze_path(rel);
         self.rt
             .block_on(async { self.store.get(&path).await?.bytes().await })
             .unwrap_or_else(|e| panic!("get {path}: {e}"))

@@ -24,6 +24,15 @@ pub fn gz_lines_of(gz: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The `id`s of the events of a gzip NDJSON file (lines without one are left out).
+pub fn ids_of_gz(gz: &[u8]) -> Vec<String> {
+    gz_lines_of(gz)
+        .iter()
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Distinct event keys of GH Archive lines, computed independently of lander: the `id` when present, else
 /// the whole line.
 pub fn distinct_events(files: &[&Path]) -> usize {
