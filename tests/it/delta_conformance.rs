@@ -251,7 +251,8 @@ fn crash_before_the_log_write_recovers_exactly_once(kind: Kind) {
 
 /// Two jobs (own landing, own checkpoint) append to one Delta table on the backend at the same time, one file
 /// per `once` run, [`CONCURRENT_BATCHES`] runs each: the log's put-if-absent lets one writer take each version and
-/// the other retry, so delta-rs reads every event of both once, one commit per batch, no orphan part.
+/// the other retry, so delta-rs reads every event of both once, one commit per batch, no orphan part, and each
+/// job's `checkpoint verify` agrees.
 fn two_checkpoints_append_concurrently(kind: Kind) {
     if !require_samples(&STANDARD_SAMPLES) {
         return;
@@ -274,6 +275,7 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     assert_eq!(r.history, files.len() as u64 + 1);
     assert_eq!(stored_commits(t), files.len() as u64 + 1);
     assert_eq!(r.files, stored_parts(t), "no orphan part");
+    verify_each_job(&jobs);
 }
 
 /// What a failed [`two_checkpoints_append_concurrently`] needs to be understood: which input files lost events,
@@ -691,11 +693,17 @@ fn hdfs_two_checkpoints_append_concurrently() {
         .collect();
     assert!(temps.is_empty(), "temporaries left in the log: {temps:?}");
     assert_eq!(t.count_rows("gharchive"), ids.len(), "every event once");
-    for job in &jobs {
+    verify_each_job(&jobs);
+}
+
+/// Each job's `checkpoint verify` (its own checkpoint, the shared bronze of the first job) says ok: every part
+/// of every batch its checkpoint committed is referenced by the table's log (a lost commit would show here).
+fn verify_each_job(jobs: &[Target]) {
+    for job in jobs {
         let mut args = vec!["checkpoint".to_string(), "verify".into()];
         args.extend(job.location_args());
         let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
-        args[b] = t.bronze_url.clone();
+        args[b] = jobs[0].bronze_url.clone();
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = job.run_ok(&refs);
         assert!(out.starts_with("ok:"), "{out}");
