@@ -22,7 +22,11 @@ use crate::common::delta::{python_with_deadline, table_url};
 use crate::common::*;
 
 /// `once` runs per job in [`two_checkpoints_append_concurrently`].
-const CONCURRENT_BATCHES: usize = 50;
+const CONCURRENT_BATCHES: usize = 25;
+
+/// `delta_checkpoint_interval` of the concurrent jobs: log checkpoints are written under the race too (every
+/// tenth version, by whichever job committed it), and readers start from them.
+const CONCURRENT_CHECKPOINT_INTERVAL: u64 = 10;
 
 /// `once` runs per job in [`hdfs_two_checkpoints_append_concurrently`]: fewer than on S3, each run pays the HDFS
 /// client's connection set-up.
@@ -258,6 +262,14 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
         return;
     }
     let (jobs, files, ids, logs) = append_concurrently(kind, CONCURRENT_BATCHES);
+    let raced = logs
+        .iter()
+        .filter(|l| l.contains("lost the delta version race"))
+        .count();
+    eprintln!(
+        "{raced} of {} runs lost a version race and retried",
+        logs.len()
+    );
     let t = &jobs[0];
     let r = read(t, kind, None);
     let expected = crate::common::delta::expected_ids(&ids);
@@ -275,6 +287,19 @@ fn two_checkpoints_append_concurrently(kind: Kind) {
     assert_eq!(r.history, files.len() as u64 + 1);
     assert_eq!(stored_commits(t), files.len() as u64 + 1);
     assert_eq!(r.files, stored_parts(t), "no orphan part");
+    let checkpoints: Vec<String> = t
+        .bronze_objects("gharchive/_delta_log")
+        .into_iter()
+        .filter_map(|(p, _)| p.strip_suffix(".checkpoint.parquet").map(str::to_string))
+        .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+        .collect();
+    let every: Vec<String> = (1..=files.len() as u64 / CONCURRENT_CHECKPOINT_INTERVAL)
+        .map(|k| format!("{:020}", k * CONCURRENT_CHECKPOINT_INTERVAL))
+        .collect();
+    assert_eq!(
+        checkpoints, every,
+        "a log checkpoint every {CONCURRENT_CHECKPOINT_INTERVAL} versions"
+    );
     verify_each_job(&jobs);
 }
 
@@ -326,8 +351,9 @@ fn explain_missing(t: &Target, r: &Read, files: &[(String, Vec<u8>)], logs: &[St
     out
 }
 
-/// Two jobs land `batches` files each and run `once` per file against the first job's bronze, at the same time.
-/// Returns the jobs, the files, the ids of their events and each file's run's stdout and stderr.
+/// Two jobs land `batches` files each and run `once` per file against the first job's bronze, at the same time:
+/// each round both land a file, wait for each other, then start their runs together (so that their commits
+/// race). Returns the jobs, the files, the ids of their events and each file's run's stdout and stderr.
 #[allow(clippy::type_complexity)]
 fn append_concurrently(
     kind: Kind,
@@ -342,40 +368,63 @@ fn append_concurrently(
     let jobs = [Target::new(kind), Target::new(kind)];
     let bronze = jobs[0].bronze_url.clone();
     let mut logs = vec![String::new(); files.len()];
+    let round = std::sync::Barrier::new(jobs.len());
     std::thread::scope(|s| {
         let runs: Vec<_> = jobs
             .iter()
             .enumerate()
             .map(|(j, t)| {
-                let (files, bronze) = (&files, &bronze);
+                let (files, bronze, round) = (&files, &bronze, &round);
                 s.spawn(move || {
+                    let config = t.wd.path().join("lander.toml");
+                    let toml =
+                        format!("delta_checkpoint_interval = {CONCURRENT_CHECKPOINT_INTERVAL}\n");
+                    std::fs::write(&config, toml).expect("write lander.toml");
+                    let config = config.display().to_string();
                     let mut logs = Vec::new();
                     for (i, (name, bytes)) in files.iter().enumerate().skip(j).step_by(2) {
-                        t.land_bytes("gharchive", name, bytes.clone());
-                        let mut args = t.once_args(&["--table-format", "delta"]);
-                        let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
-                        args[b] = bronze.clone();
-                        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-                        let out = t.run(&refs);
-                        assert_success(&out, &refs, t.wd.path());
-                        let text = format!(
-                            "job {j}\n--- stdout\n{}--- stderr\n{}",
-                            String::from_utf8_lossy(&out.stdout),
-                            String::from_utf8_lossy(&out.stderr)
-                        );
-                        logs.push((i, text));
+                        // No panic between rounds: a job that stopped would leave the other at the barrier.
+                        let landed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            t.land_bytes("gharchive", name, bytes.clone())
+                        }));
+                        round.wait();
+                        let log = match landed {
+                            Ok(()) => {
+                                run_against(t, bronze, &config).map(|log| format!("job {j}\n{log}"))
+                            }
+                            Err(_) => Err(format!("job {j}: landing {name} failed (above)")),
+                        };
+                        logs.push((i, log));
                     }
                     logs
                 })
             })
             .collect();
         for run in runs {
-            for (i, text) in run.join().expect("a job's thread") {
-                logs[i] = text;
+            for (i, log) in run.join().expect("a job's thread") {
+                logs[i] = log.unwrap_or_else(|e| panic!("{e}"));
             }
         }
     });
     (jobs, files, ids, logs)
+}
+
+/// One `once` run of job `t` against `bronze` with `config`: its stdout and stderr, or why it failed.
+fn run_against(t: &Target, bronze: &str, config: &str) -> Result<String, String> {
+    let mut args = t.once_args(&["--table-format", "delta", "--config", config]);
+    let b = args.iter().position(|a| a == "--bronze").expect("--bronze") + 1;
+    args[b] = bronze.to_string();
+    let out = t.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let log = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(log)
+    } else {
+        Err(format!("lander {args:?} failed: {}\n{log}", out.status))
+    }
 }
 
 /// `lander table optimize` then `lander table check --repair` on the backend: the two 2015 slices'
