@@ -668,37 +668,20 @@ fn s3_two_checkpoints_append_concurrently() {
 /// The S3 server these tests run on gives each conditional put (`If-None-Match: *`, the Delta commit's
 /// put-if-absent) exactly one winner when many race for one key, as S3 does: plain moto did not (its check and
 /// write are not atomic; `tests/moto/server.py`), which once lost a commit in
-/// [`s3_two_checkpoints_append_concurrently`]. 8 clients race for each of 150 keys; with plain moto 4 keys of
-/// 200 had two winners.
+/// [`s3_two_checkpoints_append_concurrently`]. 8 clients race for each of 20 keys, which the launcher writes
+/// 20 ms after its check: with the lock one winner per key, without it all 8 win every key (plain moto on a loaded
+/// machine: two winners on 4 keys of 200; on an idle one, none).
 #[test]
 fn s3_conditional_puts_have_one_winner() {
-    use object_store::{ObjectStore, PutMode, PutOptions};
-    let store = std::sync::Arc::new(crate::common::backends::s3_store());
-    let prefix = crate::common::backends::unique_prefix("race");
+    use crate::common::backends::{racing_creates, s3_store, unique_prefix};
+    let store: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(s3_store());
+    let prefix = unique_prefix("race");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let doubles: Vec<(usize, usize)> = rt.block_on(async {
         let mut doubles = Vec::new();
-        for k in 0..150 {
+        for k in 0..20 {
             let path = object_store::path::Path::from(format!("{prefix}/{k:020}.json"));
-            let racers = (0..8).map(|i| {
-                let (store, path) = (store.clone(), path.clone());
-                tokio::spawn(async move {
-                    let opts = PutOptions {
-                        mode: PutMode::Create,
-                        ..Default::default()
-                    };
-                    let body = format!("{{\"writer\":{i}}}").into_bytes();
-                    store.put_opts(&path, body.into(), opts).await
-                })
-            });
-            let mut wins = 0;
-            for r in futures::future::join_all(racers).await {
-                match r.expect("join") {
-                    Ok(_) => wins += 1,
-                    Err(object_store::Error::AlreadyExists { .. }) => {}
-                    Err(e) => panic!("put {path}: {e}"),
-                }
-            }
+            let wins = racing_creates(store.clone(), &path, 8).await;
             if wins != 1 {
                 doubles.push((k, wins));
             }

@@ -175,7 +175,7 @@ fn run_removes_stale_temporaries_of_taken_versions_from_an_hdfs_delta_log() {
 #[test]
 fn put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses() {
     use lander::store::create_put::CreateByRename;
-    use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+    use object_store::{ObjectStore, ObjectStoreExt};
     let t = Target::new(Kind::Hdfs);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -203,26 +203,8 @@ fn put_if_absent_on_hdfs_leaves_no_temporary_when_it_loses() {
         let (mut wins, mut losses) = (0, 0);
         for version in 0..20u64 {
             let path = object_store::path::Path::from(format!("{dir}/{version:020}.json"));
-            let puts = (0..8).map(|w| {
-                let (store, path) = (store.clone(), path.clone());
-                tokio::spawn(async move {
-                    let opts = PutOptions {
-                        mode: PutMode::Create,
-                        ..Default::default()
-                    };
-                    store
-                        .put_opts(&path, format!("{{\"writer\":{w}}}\n").into(), opts)
-                        .await
-                })
-            });
-            let mut won = 0;
-            for p in futures::future::join_all(puts).await {
-                match p.expect("join") {
-                    Ok(_) => won += 1,
-                    Err(object_store::Error::AlreadyExists { .. }) => losses += 1,
-                    Err(e) => panic!("a put failed otherwise than losing: {e}"),
-                }
-            }
+            let won = crate::common::backends::racing_creates(store.clone(), &path, 8).await;
+            losses += 8 - won;
             assert_eq!(won, 1, "version {version}: one winner");
             wins += won;
             let body = store

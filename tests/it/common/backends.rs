@@ -331,6 +331,35 @@ pub fn s3_env() -> Vec<(String, String)> {
     ]
 }
 
+/// `racers` concurrent put-if-absent writes (`PutMode::Create`, the Delta commit's put) of `{"writer":<i>}` to
+/// `path`: how many won. Panics on any error but losing (`AlreadyExists`).
+pub async fn racing_creates(
+    store: Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+    racers: usize,
+) -> usize {
+    let puts = (0..racers).map(|i| {
+        let (store, path) = (store.clone(), path.clone());
+        tokio::spawn(async move {
+            let opts = object_store::PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            };
+            let body = format!("{{\"writer\":{i}}}\n").into_bytes();
+            store.put_opts(&path, body.into(), opts).await
+        })
+    });
+    let mut won = 0;
+    for p in futures::future::join_all(puts).await {
+        match p.expect("join") {
+            Ok(_) => won += 1,
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => panic!("a put of {path} failed otherwise than losing: {e}"),
+        }
+    }
+    won
+}
+
 /// A fresh prefix in [`BUCKET`] for test input.
 pub fn unique_prefix(tag: &str) -> String {
     let n = NEXT_ROOT.fetch_add(1, Ordering::Relaxed);
