@@ -1,14 +1,15 @@
 """moto's S3 server (`python3 -m moto.server`) with conditional writes made atomic, as they are on S3.
 
-moto 5.2 checks `If-None-Match: *` (and `If-Match`) on PutObject and CompleteMultipartUpload, then writes, with
-no lock between the two, on a threaded HTTP server: two concurrent conditional PUTs of one new key can both
-succeed, the second overwriting the first. Eight threads putting one key at once got two winners on 4 keys of
-200 here on a loaded machine (none on an idle one: the window is short). On S3 exactly one wins and the others
-get 412. A Delta commit is such a put (`_delta_log/<v>.json`, put-if-absent), so with plain moto two writers
-could both "win" a version and one commit would be lost with no error: that is what `delta_conformance::s3_two_checkpoints_append_concurrently` once saw in CI (events missing,
-none twice, every run exit 0). Here every conditional write runs under one lock (check and write together);
-unconditional requests are untouched. `delta_conformance::s3_conditional_puts_have_one_winner` checks it, on
-keys written slowly on purpose (below).
+moto 5.2 checks `If-None-Match: *` (and `If-Match`) on PutObject and CompleteMultipartUpload, then writes, with no
+lock between the two, on a threaded HTTP server: two concurrent conditional PUTs of one new key can both succeed,
+the second overwriting the first. Eight threads putting one key at once got two winners on 4 keys of 200 here on a
+loaded machine (none on an idle one: the window is short). On S3 exactly one wins and the others get 412. A Delta
+commit is such a put (`_delta_log/<v>.json`, put-if-absent), so with plain moto two writers could both "win" a
+version and one commit would be lost with no error: that is what
+`delta_conformance::s3_two_checkpoints_append_concurrently` once saw in CI (events missing, none twice, every run
+exit 0). Here every conditional write runs under one lock (check and write together); unconditional requests are
+untouched. `delta_conformance::s3_conditional_puts_have_one_winner` checks it, on keys written slowly on purpose
+(below).
 
 Usage: python3 server.py [moto.server arguments]
 """
