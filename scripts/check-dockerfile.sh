@@ -8,14 +8,18 @@
 # `docker build`, and a `cfg(feature)` gap of the featureless build fails too.
 #
 # Usage: scripts/check-dockerfile.sh [Dockerfile]   (default docker/Dockerfile)
-# The scratch directory lives under $CARGO_TARGET_DIR/dockerfile-check (default ~/.cache/lander-target); the build
-# shares $CARGO_TARGET_DIR with the tests' release build (no JVM needed: the image has no `hdrs`).
+# The scratch directory is a temporary directory, deleted at exit; the build shares $CARGO_TARGET_DIR (default
+# ~/.cache/lander-target) with the tests' release build (no JVM needed: the image has no `hdrs`). The scratch
+# directory must not lie inside $CARGO_TARGET_DIR: cargo records the sources of a build as paths relative to the
+# target directory when they lie inside it, and lander's crates hash the same wherever they are checked out, so a
+# later `cargo build --release` of the clone in the same target directory compared the scratch copy's files, not
+# the clone's, and kept the copy's binary after an edit (seen: an edited module built "Fresh").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 context=$PWD
 dockerfile=${1:-docker/Dockerfile}
-check_dir="${CARGO_TARGET_DIR:-$HOME/.cache/lander-target}/dockerfile-check"
-root="$check_dir/context"
+root="$(mktemp -d "${TMPDIR:-/tmp}/lander-dockerfile-check.XXXXXX")"
+trap 'rm -rf "$root"' EXIT
 
 fail() {
   echo "check-dockerfile: $*" >&2
@@ -23,8 +27,6 @@ fail() {
 }
 
 [ -f "$dockerfile" ] || fail "$dockerfile does not exist"
-rm -rf "$root"
-mkdir -p "$root"
 
 workdir=/
 stage=0
