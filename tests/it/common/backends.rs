@@ -732,17 +732,17 @@ impl Target {
 
     /// The bytes of `landing/<rel>`.
     pub fn landing_bytes(&self, rel: &str) -> Bytes {
-        let path = self.landing_path(rel);
-        self.rt
-            .block_on(async { self.store.get(&path).await?.bytes().await })
-            .unwrap_or_else(|e| panic!("get {path}: {e}"))
+        self.get(&self.landing_path(rel))
     }
 
     /// The bytes of `bronze/<rel>`.
     pub fn bronze_bytes(&self, rel: &str) -> Bytes {
-        let path = self.bronze_path(rel);
+        self.get(&self.bronze_path(rel))
+    }
+
+    fn get(&self, path: &Path) -> Bytes {
         self.rt
-            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .block_on(async { self.store.get(path).await?.bytes().await })
             .unwrap_or_else(|e| panic!("get {path}: {e}"))
     }
 

@@ -150,15 +150,10 @@ impl Expected {
 }
 
 pub fn expected_of(files: &[PathBuf]) -> Expected {
-    let mut ids = BTreeSet::new();
-    for f in files {
-        for l in crate::common::data::gz_lines(f) {
-            let v: serde_json::Value = serde_json::from_slice(&l).expect("json");
-            if let Some(id) = v["id"].as_str() {
-                ids.insert(id.to_string());
-            }
-        }
-    }
+    let ids: BTreeSet<String> = files
+        .iter()
+        .flat_map(|f| crate::common::data::ids_of_gz(&std::fs::read(f).expect("read sample")))
+        .collect();
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     Expected {
         ids,
